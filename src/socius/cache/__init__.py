@@ -1,0 +1,1 @@
+"""Implementations of the cache port: in-process (embedded) and Redis (clustered)."""

@@ -1,0 +1,1 @@
+"""Pure types and rules: no I/O, no framework, no other socius layer."""

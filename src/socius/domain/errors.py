@@ -1,0 +1,74 @@
+"""Errors a client can cause. Each has a stable ``code``; the API maps kinds to statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CacheUnavailable",
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "RateLimited",
+    "TooLarge",
+    "Unauthenticated",
+    "Unavailable",
+]
+
+
+class DomainError(Exception):
+    """Base of every error a client can cause. Never a bug."""
+
+    default_code = "error"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details = details or {}
+
+
+class InvalidInput(DomainError):
+    default_code = "invalid_input"
+
+
+class Unauthenticated(DomainError):
+    default_code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    default_code = "forbidden"
+
+
+class NotFound(DomainError):
+    default_code = "not_found"
+
+
+class Conflict(DomainError):
+    default_code = "conflict"
+
+
+class TooLarge(DomainError):
+    default_code = "too_large"
+
+
+class RateLimited(DomainError):
+    default_code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A dependency is down; the request may be retried."""
+
+    default_code = "unavailable"
+
+
+class CacheUnavailable(Exception):
+    """The cache did not answer. Not a client error: callers degrade to the database."""

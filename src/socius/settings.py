@@ -1,0 +1,175 @@
+"""Settings: the only place that reads the environment.
+
+Values come, lowest precedence first, from the defaults below, an optional TOML file
+(``SOCIUS_CONFIG_FILE``, keys as the field names), and ``SOCIUS_<FIELD>`` environment
+variables. A bad value fails at start with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "SOCIUS_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Every knob socius has. Field ``foo`` is set by ``SOCIUS_FOO``."""
+
+    # where and how to serve
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    public_url: str = ""
+    data_dir: str = "./socius-data"
+    node_id: int = -1  # 0..1023; -1 derives one from the process id
+
+    # persistence
+    database_url: str = ""  # empty: sqlite file in data_dir
+    database_replica_urls: list[str] = []
+    database_pool_size: int = 20
+    database_echo: bool = False
+    auto_migrate: bool = True
+    redis_url: str = ""  # empty: in-process cache, rate limits and revocations
+    redis_prefix: str = "socius:"
+    nats_url: str = ""
+
+    # identity
+    jwt_issuer: str = "socius"
+    jwt_audience: str = "socius-api"
+    access_token_ttl_seconds: int = 900
+    session_max_age_seconds: int = 30 * 24 * 3600
+    signing_key_refresh_seconds: int = 60
+    argon2_memory_kib: int = 65536
+    argon2_time_cost: int = 3
+    argon2_parallelism: int = 1
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 30
+    login_failure_window_seconds: int = 900
+    register_max_per_ip_per_hour: int = 100
+    trust_forwarded_for: bool = False
+
+    # operations
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+    otlp_endpoint: str = ""
+    max_body_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str, str]] = [
+            (1 <= self.port <= 65535, "port", "must be 1..65535"),
+            (1 <= self.workers <= 256, "workers", "must be 1..256"),
+            (-1 <= self.node_id <= 1023, "node_id", "must be 0..1023 (or -1 for automatic)"),
+            (self.database_pool_size >= 1, "database_pool_size", "must be >= 1"),
+            (self.access_token_ttl_seconds >= 30, "access_token_ttl_seconds", "must be >= 30"),
+            (self.session_max_age_seconds >= 60, "session_max_age_seconds", "must be >= 60"),
+            (self.argon2_memory_kib >= 1024, "argon2_memory_kib", "must be >= 1024"),
+            (self.argon2_time_cost >= 1, "argon2_time_cost", "must be >= 1"),
+            (self.argon2_parallelism >= 1, "argon2_parallelism", "must be >= 1"),
+            (self.max_body_bytes >= 1024, "max_body_bytes", "must be >= 1024"),
+            (
+                self.database_url == "" or _scheme(self.database_url) in _DB_SCHEMES,
+                "database_url",
+                "must start with sqlite:// or postgresql://",
+            ),
+            (
+                self.redis_url == "" or _scheme(self.redis_url) in {"redis", "rediss", "unix"},
+                "redis_url",
+                "must start with redis://, rediss:// or unix://",
+            ),
+            (
+                self.nats_url == "" or _scheme(self.nats_url) in {"nats", "tls"},
+                "nats_url",
+                "must start with nats:// or tls://",
+            ),
+        ]
+        checks += [
+            (_scheme(url) in _DB_SCHEMES, "database_replica_urls", "must be database URLs")
+            for url in self.database_replica_urls
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: {why}")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir) / 'socius.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated again."""
+        return msgspec.convert({**msgspec.structs.asdict(self), **changes}, Settings)
+
+
+_DB_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else ""
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    fields = {f.name: f for f in msgspec.structs.fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG_FILE":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name.startswith("test_"):
+            continue  # the test suite's own variables
+        if name not in fields:
+            raise SettingsError(f"{key}: unknown setting")
+        if fields[name].type == list[str]:
+            values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build settings from a TOML file, the environment and explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = env.get(ENV_PREFIX + "CONFIG_FILE")
+    if config_file:
+        try:
+            values.update(tomllib.loads(Path(config_file).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{ENV_PREFIX}CONFIG_FILE: cannot read {config_file}: {exc}") from exc
+    values.update(_from_env(env))
+    values.update(overrides)
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_the_setting(str(exc))) from exc
+
+
+def _name_the_setting(message: str) -> str:
+    # msgspec says "... - at `$.port`"; turn that into SOCIUS_PORT.
+    if "`$." in message:
+        text, _, where = message.partition(" - at `$.")
+        field = where.rstrip("`").split("[", 1)[0].split(".", 1)[0]
+        return f"{ENV_PREFIX}{field.upper()}: {text}"
+    if "Object contains unknown field" in message:
+        field = message.split("`")[1] if "`" in message else "?"
+        return f"{ENV_PREFIX}{field.upper()}: unknown setting"
+    return message

@@ -1,0 +1,78 @@
+"""Engines: the one place where SQLite and PostgreSQL are told apart.
+
+SQLite runs in WAL mode with foreign keys on. Its write transactions start with
+``BEGIN IMMEDIATE`` so that two writers queue on the lock (``busy_timeout``) instead of
+failing when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = ["WRITE_OPTION", "async_url", "make_engine"]
+
+WRITE_OPTION = "socius_write"
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy URL with the async driver for a plain ``sqlite://``/``postgresql://`` URL."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in {"postgresql", "postgres"}:
+        return f"postgresql+asyncpg://{rest}"
+    if scheme == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
+    full = async_url(url)
+    if full.startswith("sqlite"):
+        return _sqlite_engine(full, pool_size=pool_size, echo=echo)
+    return create_async_engine(
+        full,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        echo=echo,
+        connect_args={"server_settings": {"application_name": "socius"}},
+    )
+
+
+def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, echo=echo, connect_args={"timeout": 30}
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+        dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi_conn.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+            "PRAGMA cache_size=-32000",
+            "PRAGMA temp_store=MEMORY",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        opts: dict[str, Any] = dict(conn.get_execution_options())
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get(WRITE_OPTION) else "BEGIN")
+
+    return engine

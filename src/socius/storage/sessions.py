@@ -1,0 +1,129 @@
+"""The sessions repository: sessions and their rotating refresh tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
+from socius.storage.tables import refresh_tokens, sessions
+
+__all__ = ["SqlSessionRepository"]
+
+
+def _to_session(row: Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        user_agent=row.user_agent,
+        ip=row.ip,
+    )
+
+
+class SqlSessionRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, session: Session) -> None:
+        await self._conn.execute(
+            insert(sessions).values(
+                id=session.id,
+                user_id=session.user_id,
+                created_at=session.created_at,
+                last_used_at=session.last_used_at,
+                expires_at=session.expires_at,
+                revoked_at=session.revoked_at,
+                user_agent=session.user_agent,
+                ip=session.ip,
+            )
+        )
+
+    async def get(self, session_id: int) -> Session | None:
+        row = (await self._conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        return _to_session(row) if row else None
+
+    async def list_for_user(self, user_id: int) -> list[Session]:
+        rows = await self._conn.execute(
+            select(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.id.desc())
+        )
+        return [_to_session(row) for row in rows]
+
+    async def touch(self, session_id: int, when: datetime) -> None:
+        await self._conn.execute(
+            update(sessions).where(sessions.c.id == session_id).values(last_used_at=when)
+        )
+
+    async def revoke(self, session_id: int, when: datetime) -> bool:
+        result = await self._conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=when)
+        )
+        return bool(result.rowcount)
+
+    async def revoke_all(
+        self, user_id: int, when: datetime, *, except_id: int | None = None
+    ) -> list[int]:
+        stmt = (
+            update(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=when)
+            .returning(sessions.c.id)
+        )
+        if except_id is not None:
+            stmt = stmt.where(sessions.c.id != except_id)
+        return [row.id for row in await self._conn.execute(stmt)]
+
+    async def add_refresh_token(
+        self, token_hash: bytes, *, session_id: int, user_id: int, when: datetime
+    ) -> None:
+        await self._conn.execute(
+            insert(refresh_tokens).values(
+                token_hash=token_hash, session_id=session_id, user_id=user_id, created_at=when
+            )
+        )
+
+    async def spend_refresh_token(self, token_hash: bytes, when: datetime) -> RefreshSpend:
+        # The conditional UPDATE is the race arbiter: only one caller flips spent_at.
+        won = (
+            await self._conn.execute(
+                update(refresh_tokens)
+                .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.spent_at.is_(None))
+                .values(spent_at=when)
+                .returning(refresh_tokens.c.session_id, refresh_tokens.c.user_id)
+            )
+        ).first()
+        if won is not None:
+            return RefreshSpend(SpendOutcome.OK, won.session_id, won.user_id)
+        seen = (
+            await self._conn.execute(
+                select(refresh_tokens.c.session_id, refresh_tokens.c.user_id).where(
+                    refresh_tokens.c.token_hash == token_hash
+                )
+            )
+        ).first()
+        if seen is None:
+            return RefreshSpend(SpendOutcome.UNKNOWN)
+        return RefreshSpend(SpendOutcome.REUSED, seen.session_id, seen.user_id)
+
+    async def revoked_since(self, since: datetime) -> list[int]:
+        rows = await self._conn.execute(
+            select(sessions.c.id).where(sessions.c.revoked_at >= since)
+        )
+        return [row.id for row in rows]
+
+    async def purge(self, before: datetime) -> int:
+        ended = or_(sessions.c.expires_at < before, sessions.c.revoked_at < before)
+        dead = select(sessions.c.id).where(ended)
+        await self._conn.execute(delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(dead)))
+        result = await self._conn.execute(delete(sessions).where(ended))
+        return int(result.rowcount)

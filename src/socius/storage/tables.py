@@ -1,0 +1,90 @@
+"""The schema. Migrations in ``migrations/`` create exactly this (a test compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from socius.storage.types import UtcDateTime
+
+__all__ = ["metadata", "refresh_tokens", "sessions", "signing_keys", "users"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("username", String(32), nullable=False, unique=True),
+    Column("email", String(254), nullable=True, unique=True),
+    Column("display_name", String(64), nullable=False),
+    Column("bio", Text, nullable=False, default=""),
+    Column("avatar_url", String(2048), nullable=True),
+    Column("is_private", Boolean, nullable=False, default=False),
+    Column("dm_policy", String(16), nullable=False, default="everyone"),
+    Column("password_hash", String(255), nullable=False),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("settings", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column(
+        "user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True, index=True),
+    Column("user_agent", String(512), nullable=False, default=""),
+    Column("ip", String(64), nullable=False, default=""),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column(
+        "session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    Column(
+        "user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("spent_at", UtcDateTime, nullable=True),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(32), primary_key=True),
+    Column("private_key_pem", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("retired_at", UtcDateTime, nullable=True),
+)

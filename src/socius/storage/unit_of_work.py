@@ -1,0 +1,113 @@
+"""The SQL unit of work: one connection, one transaction, repositories bound to it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
+
+from socius.storage.engine import WRITE_OPTION, make_engine
+from socius.storage.sessions import SqlSessionRepository
+from socius.storage.signing_keys import SqlSigningKeyRepository
+from socius.storage.users import SqlUserRepository
+
+__all__ = ["Database", "SqlUnitOfWork"]
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class SqlUnitOfWork:
+    """Rolls back unless ``commit()`` is called; runs after-commit callbacks on success."""
+
+    users: SqlUserRepository
+    sessions: SqlSessionRepository
+    signing_keys: SqlSigningKeyRepository
+
+    def __init__(self, engine: AsyncEngine, *, write: bool) -> None:
+        self._engine = engine
+        self._write = write
+        self._conn: AsyncConnection | None = None
+        self._tx: AsyncTransaction | None = None
+        self._after: list[AfterCommit] = []
+
+    async def __aenter__(self) -> Self:
+        conn = await self._engine.connect()
+        if self._write:
+            conn = await conn.execution_options(**{WRITE_OPTION: True})
+        self._conn = conn
+        self._tx = await conn.begin()
+        self.users = SqlUserRepository(conn)
+        self.sessions = SqlSessionRepository(conn)
+        self.signing_keys = SqlSigningKeyRepository(conn)
+        return self
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after.append(callback)
+
+    async def commit(self) -> None:
+        assert self._tx is not None, "unit of work not entered"
+        await self._tx.commit()
+        self._tx = None
+        callbacks, self._after = self._after, []
+        for callback in callbacks:
+            await callback()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tx is not None and self._tx.is_active:
+                await self._tx.rollback()
+        finally:
+            self._after = []
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+
+
+class Database:
+    """The primary engine and any read replicas; makes units of work."""
+
+    def __init__(
+        self, url: str, *, replica_urls: list[str] | None = None, pool_size: int = 20,
+        echo: bool = False,
+    ) -> None:
+        self.url = url
+        self.primary = make_engine(url, pool_size=pool_size, echo=echo)
+        self.replicas = [
+            make_engine(r, pool_size=pool_size, echo=echo) for r in (replica_urls or [])
+        ]
+        self._next_replica = itertools.cycle(range(len(self.replicas) or 1))
+
+    @property
+    def dialect(self) -> str:
+        return self.primary.dialect.name
+
+    def __call__(self, *, write: bool = True, replica: bool = False) -> SqlUnitOfWork:
+        engine = self.primary
+        if replica and not write and self.replicas:
+            engine = self.replicas[next(self._next_replica)]
+        return SqlUnitOfWork(engine, write=write)
+
+    async def ping(self) -> None:
+        async with self.primary.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def pool_stats(self) -> dict[str, int]:
+        """Checked-out and idle connections of the primary pool."""
+        pool = self.primary.sync_engine.pool
+        checked_out = getattr(pool, "checkedout", lambda: 0)()
+        idle = getattr(pool, "checkedin", lambda: 0)()
+        return {"in_use": int(checked_out), "idle": int(idle)}
+
+    async def dispose(self) -> None:
+        await self.primary.dispose()
+        for engine in self.replicas:
+            await engine.dispose()

@@ -1,0 +1,158 @@
+"""The users repository."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Row, case, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.errors import Conflict
+from socius.domain.users import DmPolicy, User, UserStatus
+from socius.storage.tables import refresh_tokens, sessions, users
+
+__all__ = ["SqlUserRepository", "escape_like"]
+
+_UPDATABLE = {
+    "display_name", "bio", "avatar_url", "is_private", "dm_policy", "password_hash", "status",
+    "is_admin", "email", "settings", "updated_at",
+}
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _to_user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        display_name=row.display_name,
+        bio=row.bio,
+        avatar_url=row.avatar_url,
+        is_private=row.is_private,
+        dm_policy=DmPolicy(row.dm_policy),
+        password_hash=row.password_hash,
+        status=UserStatus(row.status),
+        is_admin=row.is_admin,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        settings=dict(row.settings or {}),
+    )
+
+
+def _conflict(exc: IntegrityError) -> Conflict:
+    text = str(exc.orig).lower()
+    if "email" in text:
+        return Conflict("that email is already registered", code="email_taken")
+    return Conflict("that username is taken", code="username_taken")
+
+
+class SqlUserRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, user: User) -> None:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    insert(users).values(
+                        id=user.id,
+                        username=user.username,
+                        email=user.email,
+                        display_name=user.display_name,
+                        bio=user.bio,
+                        avatar_url=user.avatar_url,
+                        is_private=user.is_private,
+                        dm_policy=user.dm_policy.value,
+                        password_hash=user.password_hash,
+                        status=user.status.value,
+                        is_admin=user.is_admin,
+                        settings=user.settings,
+                        created_at=user.created_at,
+                        updated_at=user.updated_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise _conflict(exc) from exc
+
+    async def get(self, user_id: int) -> User | None:
+        row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
+        return _to_user(row) if row else None
+
+    async def get_many(self, user_ids: list[int]) -> list[User]:
+        if not user_ids:
+            return []
+        rows = await self._conn.execute(select(users).where(users.c.id.in_(user_ids)))
+        return [_to_user(row) for row in rows]
+
+    async def get_by_username(self, username: str) -> User | None:
+        row = (
+            await self._conn.execute(select(users).where(users.c.username == username))
+        ).first()
+        return _to_user(row) if row else None
+
+    async def get_by_login(self, login: str) -> User | None:
+        column = users.c.email if "@" in login else users.c.username
+        row = (await self._conn.execute(select(users).where(column == login))).first()
+        return _to_user(row) if row else None
+
+    async def update(self, user_id: int, changes: Mapping[str, Any]) -> User | None:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = {k: (v.value if isinstance(v, DmPolicy | UserStatus) else v)
+                  for k, v in changes.items()}
+        try:
+            async with self._conn.begin_nested():
+                row = (
+                    await self._conn.execute(
+                        update(users).where(users.c.id == user_id).values(values)
+                        .returning(*users.c)
+                    )
+                ).first()
+        except IntegrityError as exc:
+            raise _conflict(exc) from exc
+        return _to_user(row) if row else None
+
+    async def delete(self, user_id: int) -> bool:
+        # Children first: correct whether or not the engine enforces ON DELETE CASCADE.
+        await self._conn.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+        await self._conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        result = await self._conn.execute(delete(users).where(users.c.id == user_id))
+        return bool(result.rowcount)
+
+    async def search(self, query: str, *, limit: int, offset: int) -> list[User]:
+        q = query.strip().lower()
+        prefix = escape_like(q) + "%"
+        contains = "%" + escape_like(q) + "%"
+        display = func.lower(users.c.display_name)
+        rank = case(
+            (users.c.username == q, 0),
+            (users.c.username.like(prefix, escape="\\"), 1),
+            (display.like(prefix, escape="\\"), 2),
+            else_=3,
+        )
+        stmt = (
+            select(users)
+            .where(users.c.status == UserStatus.ACTIVE.value)
+            .where(
+                or_(
+                    users.c.username.like(contains, escape="\\"),
+                    display.like(contains, escape="\\"),
+                )
+            )
+            .order_by(rank, func.length(users.c.username), users.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_to_user(row) for row in await self._conn.execute(stmt)]
+
+    async def list_page(self, *, limit: int, after_id: int | None) -> list[User]:
+        stmt = select(users).order_by(users.c.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(users.c.id > after_id)
+        return [_to_user(row) for row in await self._conn.execute(stmt)]
