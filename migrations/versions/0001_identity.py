@@ -26,6 +26,14 @@ def upgrade() -> None:
     sa.Column('retired_at', socius.storage.types.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('kid', name=op.f('pk_signing_keys'))
     )
+    op.create_table('revoked_sessions',
+    sa.Column('session_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('until', socius.storage.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('session_id', name=op.f('pk_revoked_sessions'))
+    )
+    with op.batch_alter_table('revoked_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_revoked_sessions_until'), ['until'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('username', sa.String(length=32), nullable=False),
@@ -90,3 +98,7 @@ def downgrade() -> None:
     op.drop_table('sessions')
     op.drop_table('users')
     op.drop_table('signing_keys')
+    with op.batch_alter_table('revoked_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_revoked_sessions_until'))
+
+    op.drop_table('revoked_sessions')

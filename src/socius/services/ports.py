@@ -75,7 +75,12 @@ class SessionRepository(Protocol):
     async def spend_refresh_token(self, token_hash: bytes, when: datetime) -> RefreshSpend:
         """Mark a refresh token spent; exactly one concurrent caller gets OK."""
 
-    async def revoked_since(self, since: datetime) -> list[int]: ...
+    async def record_revocations(self, session_ids: list[int], until: datetime) -> None:
+        """Remember revoked sessions until their last access token has expired."""
+
+    async def is_revoked(self, session_id: int, now: datetime) -> bool: ...
+
+    async def live_revocations(self, now: datetime) -> list[tuple[int, datetime]]: ...
 
     async def purge(self, before: datetime) -> int:
         """Delete sessions that ended before ``before``; how many."""

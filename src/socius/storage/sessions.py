@@ -9,7 +9,7 @@ from sqlalchemy import Row, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
-from socius.storage.tables import refresh_tokens, sessions
+from socius.storage.tables import refresh_tokens, revoked_sessions, sessions
 
 __all__ = ["SqlSessionRepository"]
 
@@ -115,15 +115,43 @@ class SqlSessionRepository:
             return RefreshSpend(SpendOutcome.UNKNOWN)
         return RefreshSpend(SpendOutcome.REUSED, seen.session_id, seen.user_id)
 
-    async def revoked_since(self, since: datetime) -> list[int]:
+    async def record_revocations(self, session_ids: list[int], until: datetime) -> None:
+        if not session_ids:
+            return
+        known = {
+            row.session_id
+            for row in await self._conn.execute(
+                select(revoked_sessions.c.session_id).where(
+                    revoked_sessions.c.session_id.in_(session_ids)
+                )
+            )
+        }
+        fresh = [{"session_id": sid, "until": until} for sid in session_ids if sid not in known]
+        if fresh:
+            await self._conn.execute(insert(revoked_sessions), fresh)
+
+    async def is_revoked(self, session_id: int, now: datetime) -> bool:
+        row = (
+            await self._conn.execute(
+                select(revoked_sessions.c.session_id).where(
+                    revoked_sessions.c.session_id == session_id, revoked_sessions.c.until > now
+                )
+            )
+        ).first()
+        return row is not None
+
+    async def live_revocations(self, now: datetime) -> list[tuple[int, datetime]]:
         rows = await self._conn.execute(
-            select(sessions.c.id).where(sessions.c.revoked_at >= since)
+            select(revoked_sessions.c.session_id, revoked_sessions.c.until).where(
+                revoked_sessions.c.until > now
+            )
         )
-        return [row.id for row in rows]
+        return [(row.session_id, row.until) for row in rows]
 
     async def purge(self, before: datetime) -> int:
         ended = or_(sessions.c.expires_at < before, sessions.c.revoked_at < before)
         dead = select(sessions.c.id).where(ended)
         await self._conn.execute(delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(dead)))
         result = await self._conn.execute(delete(sessions).where(ended))
+        await self._conn.execute(delete(revoked_sessions).where(revoked_sessions.c.until < before))
         return int(result.rowcount)

@@ -17,7 +17,9 @@ from sqlalchemy import (
 
 from socius.storage.types import UtcDateTime
 
-__all__ = ["metadata", "refresh_tokens", "sessions", "signing_keys", "users"]
+__all__ = [
+    "metadata", "refresh_tokens", "revoked_sessions", "sessions", "signing_keys", "users",
+]
 
 metadata = MetaData(
     naming_convention={
@@ -87,4 +89,13 @@ signing_keys = Table(
     Column("private_key_pem", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("retired_at", UtcDateTime, nullable=True),
+)
+
+# The durable revocation list. It names sessions only (no user), so it outlives an erased
+# account; a row is needed until every access token of that session has expired.
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("session_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("until", UtcDateTime, nullable=False, index=True),
 )

@@ -1,0 +1,1 @@
+"""Transports: REST (and later GraphQL and the WebSocket gateway). Parse, call one service, serialize."""

@@ -1,0 +1,93 @@
+"""The Litestar application: routes, error mapping, OpenAPI, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from typing import Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
+
+from socius import __version__
+from socius.api.dependencies import container_of, dependencies
+from socius.api.errors import exception_handlers
+from socius.api.rest import auth, me, ops, users
+from socius.observability.metrics import Metrics
+from socius.services.container import Container
+
+__all__ = ["build_litestar"]
+
+_DESCRIPTION = """socius: identity, a friend graph, conversations and real-time delivery.
+
+Authenticate with `Authorization: Bearer <access_token>`. Errors are
+`{"error": {"code", "message", "details"}}` with a stable `code`. Lists take `limit`
+(1-100, default 50) and `cursor`, and answer `{"items": [...], "next_cursor": ...}`.
+"""
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=True,
+     media_type=MediaType.TEXT)
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    metrics: Metrics = state.metrics
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@get("/openapi.json", summary="This API's OpenAPI document", tags=["operations"],
+     include_in_schema=False)
+async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
+    schema = request.app.openapi_schema.to_schema()
+    return Response(msgspec.json.encode(schema), media_type="application/vnd.oai.openapi+json")
+
+
+@get("/docs", summary="Interactive API documentation", tags=["operations"],
+     include_in_schema=False)
+async def docs() -> Redirect:
+    return Redirect("/openapi", status_code=HTTP_307_TEMPORARY_REDIRECT)
+
+
+def build_litestar(container: Container, metrics: Metrics, *, debug: bool = False) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        c = container_of(app.state)
+        for start in c.on_start:
+            await start()
+        try:
+            yield
+        finally:
+            for stop in reversed(c.on_stop):
+                await stop()
+
+    openapi = OpenAPIConfig(
+        title="socius",
+        version=__version__,
+        description=_DESCRIPTION,
+        path="/openapi",
+        render_plugins=[ScalarRenderPlugin(path="/")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
+                                         description="An access token from login or refresh")
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[ops.healthz, ops.readyz, metrics_endpoint, openapi_json, docs, auth.router, me.router,
+                        users.router],
+        dependencies=dependencies,
+        exception_handlers=exception_handlers,
+        openapi_config=openapi,
+        state=State({"container": container, "metrics": metrics}),
+        lifespan=[lifespan],
+        request_max_body_size=container.settings.max_body_bytes,
+        debug=debug,
+        logging_config=None,
+    )

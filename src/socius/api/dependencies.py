@@ -1,0 +1,55 @@
+"""Request-scoped values the routes ask for: the container, the caller, client info."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+
+from socius.domain.errors import Unauthenticated
+from socius.services.auth import ClientInfo, Principal
+from socius.services.container import Container
+
+__all__ = [
+    "Caller", "Requester", "container_of", "dependencies", "provide_client", "provide_principal",
+]
+
+
+Caller = NamedDependency[Principal]
+"""The authenticated caller; a route that asks for it needs a valid access token."""
+
+Requester = NamedDependency[ClientInfo]
+"""Where the request came from (IP, user agent)."""
+
+
+def container_of(state: State) -> Container:
+    container: Container = state.container
+    return container
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("an access token is required", code="missing_token")
+    principal = await container_of(request.app.state).auth.authenticate(token.strip())
+    request.scope["socius.user_id"] = principal.user_id  # type: ignore[typeddict-unknown-key]
+    return principal
+
+
+def provide_client(request: Request[Any, Any, Any]) -> ClientInfo:
+    container = container_of(request.app.state)
+    ip = request.client.host if request.client else ""
+    if container.settings.trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        if forwarded:
+            ip = forwarded.split(",", 1)[0].strip()
+    return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", ""))
+
+
+dependencies = {
+    "principal": Provide(provide_principal),
+    "client": Provide(provide_client, sync_to_thread=False),
+}

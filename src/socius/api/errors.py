@@ -1,0 +1,127 @@
+"""Every error leaves as ``{"error": {"code", "message", "details"}}`` with a stable code."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+from socius.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+
+__all__ = ["ERROR_STATUS", "error_response", "exception_handlers"]
+
+log = structlog.get_logger("socius.api")
+
+ERROR_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    RateLimited: 429,
+    Unavailable: 503,
+}
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+_WHERE = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def _domain(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, DomainError)
+    status = next((s for kind, s in ERROR_STATUS.items() if isinstance(exc, kind)), 400)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
+def _validation(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, ValidationException)
+    text = str(exc.detail)
+    if "malformed" in text.lower() or "decode" in text.lower():
+        return error_response(400, "invalid_json", "the request body is not valid JSON")
+    details: dict[str, Any] = {}
+    extra = exc.extra
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        text = str(first.get("message", text))
+        if first.get("key"):
+            details["field"] = first["key"]
+        if first.get("source"):
+            details["source"] = str(first["source"])
+    match = _WHERE.search(text)
+    if match:
+        details.setdefault("field", match.group(1))
+        text = _WHERE.sub("", text)
+    if "unknown field" in text:
+        details["field"] = text.split("`")[1] if text.count("`") >= 2 else details.get("field")
+        return error_response(422, "unknown_field", text, details)
+    return error_response(422, "validation_error", text, details)
+
+
+def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if status >= 500:
+        return _internal(request, exc)
+    code = _STATUS_CODES.get(status, f"http_{status}")
+    message = str(exc.detail) if exc.detail else code.replace("_", " ")
+    if status == 413:
+        message = "the request body is too large"
+    if status == 400 and "json is malformed" in message.lower():
+        code, message = "invalid_json", "the request body is not valid JSON"
+    return error_response(status, code, message, None, dict(exc.headers or {}) or None)
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred; it is a bug"
+    )
+
+
+exception_handlers: ExceptionHandlersMap = {
+    DomainError: _domain,
+    ValidationException: _validation,
+    NotAuthorizedException: _http,
+    HTTPException: _http,
+    Exception: _internal,
+}

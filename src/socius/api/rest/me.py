@@ -1,0 +1,107 @@
+"""/v1/me: the caller's own account, password, sessions, erasure and export."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Router, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from socius.api.dependencies import Caller, container_of
+from socius.api.rest.views import (
+    PrivateUserOut,
+    SessionsOut,
+    private_user_out,
+    session_out,
+)
+from socius.domain.errors import NotFound
+from socius.domain.ids import parse_id
+
+__all__ = ["router"]
+
+UNSET = msgspec.UNSET
+
+
+class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Only the fields present change. Unknown or read-only fields: 422 `unknown_field`."""
+
+    display_name: Annotated[str, msgspec.Meta(max_length=256)] | msgspec.UnsetType = UNSET
+    bio: Annotated[str, msgspec.Meta(max_length=4000)] | msgspec.UnsetType = UNSET
+    avatar_url: Annotated[str, msgspec.Meta(max_length=4096)] | None | msgspec.UnsetType = UNSET
+    is_private: bool | msgspec.UnsetType = UNSET
+    dm_policy: Literal["everyone", "friends"] | msgspec.UnsetType = UNSET
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class PasswordConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+@get("/", summary="Your private profile")
+async def read_me(state: State, principal: Caller) -> PrivateUserOut:
+    return private_user_out(await container_of(state).accounts.me(principal))
+
+
+@patch("/", summary="Update your profile",
+       description="Send only the fields to change. Unknown or read-only fields get 422.")
+async def update_me(data: JSONBody[ProfilePatch], state: State, principal: Caller) -> PrivateUserOut:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
+    return private_user_out(await container_of(state).accounts.update_me(principal, changes))
+
+
+@delete("/", status_code=HTTP_204_NO_CONTENT, summary="Erase your account",
+         description="Needs your password. Erases the profile, credentials, sessions and "
+         "everything else the account owns; every session ends at once.")
+async def delete_me(data: JSONBody[PasswordConfirm], state: State, principal: Caller) -> None:
+    await container_of(state).accounts.delete_account(principal, data.password)
+
+
+@post("/password", status_code=HTTP_204_NO_CONTENT, summary="Change your password",
+      description="Every other session is revoked; this one stays. 403 `invalid_password` "
+      "when the current password is wrong.")
+async def change_password(data: JSONBody[PasswordChange], state: State, principal: Caller) -> None:
+    await container_of(state).accounts.change_password(
+        principal, data.current_password, data.new_password
+    )
+
+
+@get("/sessions", summary="Your live sessions, newest first")
+async def list_sessions(state: State, principal: Caller) -> SessionsOut:
+    sessions = await container_of(state).auth.list_sessions(principal)
+    return SessionsOut(items=[session_out(s, current) for s, current in sessions])
+
+
+@delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke one of your sessions")
+async def revoke_session(session_id: FromPath[str], state: State, principal: Caller) -> None:
+    sid = parse_id(session_id)
+    if sid is None:
+        raise NotFound("no such session", code="session_not_found")
+    await container_of(state).auth.revoke_session(principal, sid)
+
+
+@delete("/sessions", status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke every session but this one")
+async def revoke_other_sessions(state: State, principal: Caller) -> None:
+    await container_of(state).auth.revoke_other_sessions(principal)
+
+
+@get("/export", summary="Everything stored about you, as JSON")
+async def export(state: State, principal: Caller) -> dict[str, Any]:
+    return await container_of(state).accounts.export(principal)
+
+
+router = Router(
+    path="/v1/me",
+    route_handlers=[read_me, update_me, delete_me, change_password, list_sessions,
+                    revoke_session, revoke_other_sessions, export],
+    tags=["identity"],
+    security=[{"bearer": []}],
+)

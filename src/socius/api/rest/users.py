@@ -1,0 +1,49 @@
+"""/v1/users: public profiles and search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Router, get
+from litestar.datastructures import State
+from litestar.params import FromPath, QueryParameter
+
+from socius.api.dependencies import Caller, container_of
+from socius.api.rest.views import Page, PublicUserOut, public_user_out
+from socius.domain.errors import NotFound
+from socius.domain.ids import parse_id
+
+__all__ = ["router"]
+
+
+@get("/search", summary="Find users by username or display name, best match first")
+async def search_users(
+    state: State,
+    principal: Caller,
+    q: Annotated[str, QueryParameter(max_length=64, description="text to look for")],
+    limit: Annotated[int | None, QueryParameter(ge=1, le=100, description="1-100, default 50")] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+) -> Page[PublicUserOut]:
+    page = await container_of(state).profiles.search(q, limit=limit, cursor=cursor)
+    return Page(items=[public_user_out(p) for p in page.items], next_cursor=page.next_cursor)
+
+
+@get("/by-username/{username:str}", summary="A public profile by username")
+async def user_by_username(username: FromPath[str], state: State, principal: Caller) -> PublicUserOut:
+    return public_user_out(await container_of(state).profiles.by_username(username))
+
+
+@get("/{user_id:str}", summary="A public profile by id")
+async def user_by_id(user_id: FromPath[str], state: State, principal: Caller) -> PublicUserOut:
+    uid = parse_id(user_id)
+    if uid is None:
+        raise NotFound("no such user", code="user_not_found")
+    return public_user_out(await container_of(state).profiles.get(uid))
+
+
+router = Router(
+    path="/v1/users",
+    route_handlers=[search_users, user_by_username, user_by_id],
+    tags=["identity"],
+    security=[{"bearer": []}],
+)

@@ -1,0 +1,138 @@
+"""How domain objects look on the wire: msgspec Structs and the functions that fill them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from socius.domain.sessions import Session
+from socius.domain.users import User
+from socius.services.auth import IssuedTokens
+from socius.services.profiles import Profile
+
+__all__ = [
+    "AuthOut",
+    "Page",
+    "PrivateUserOut",
+    "PublicUserOut",
+    "SessionOut",
+    "SessionsOut",
+    "auth_out",
+    "private_user_out",
+    "public_user_out",
+    "session_out",
+]
+
+T = TypeVar("T")
+
+
+class PublicUserOut(msgspec.Struct, kw_only=True):
+    """What anyone signed in may see of a user."""
+
+    id: str
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    is_private: bool
+    friends_count: int
+    followers_count: int
+    following_count: int
+    created_at: datetime
+
+
+class PrivateUserOut(PublicUserOut, kw_only=True):
+    """The caller's own profile: the public one plus private fields."""
+
+    email: str | None
+    dm_policy: str
+    settings: dict[str, Any]
+    updated_at: datetime
+
+
+class AuthOut(msgspec.Struct, kw_only=True):
+    """A fresh token pair and the account it belongs to."""
+
+    user: PrivateUserOut
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+class SessionOut(msgspec.Struct, kw_only=True):
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str
+    ip: str
+    current: bool
+
+
+class SessionsOut(msgspec.Struct, kw_only=True):
+    items: list[SessionOut]
+
+
+class Page(msgspec.Struct, Generic[T], kw_only=True):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def public_user_out(profile: Profile) -> PublicUserOut:
+    u = profile.user
+    return PublicUserOut(
+        id=str(u.id),
+        username=u.username,
+        display_name=u.display_name,
+        bio=u.bio,
+        avatar_url=u.avatar_url,
+        is_private=u.is_private,
+        friends_count=profile.friends_count,
+        followers_count=profile.followers_count,
+        following_count=profile.following_count,
+        created_at=u.created_at,
+    )
+
+
+def private_user_out(user: User, profile: Profile | None = None) -> PrivateUserOut:
+    p = profile or Profile(user)
+    return PrivateUserOut(
+        id=str(user.id),
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=user.avatar_url,
+        is_private=user.is_private,
+        friends_count=p.friends_count,
+        followers_count=p.followers_count,
+        following_count=p.following_count,
+        created_at=user.created_at,
+        email=user.email,
+        dm_policy=user.dm_policy.value,
+        settings=user.settings,
+        updated_at=user.updated_at,
+    )
+
+
+def auth_out(issued: IssuedTokens) -> AuthOut:
+    return AuthOut(
+        user=private_user_out(issued.user),
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+    )
+
+
+def session_out(session: Session, current: bool) -> SessionOut:
+    return SessionOut(
+        id=str(session.id),
+        created_at=session.created_at,
+        last_used_at=session.last_used_at,
+        user_agent=session.user_agent,
+        ip=session.ip,
+        current=current,
+    )

@@ -1,0 +1,223 @@
+"""The ``socius`` command: serve, migrate, worker, admin, bench, version."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socius import __version__
+from socius.bootstrap import Wiring, build
+from socius.domain.errors import DomainError
+from socius.domain.users import UserStatus
+from socius.settings import Settings, SettingsError, load_settings
+from socius.storage.migrate import current_revision, head_revision, upgrade
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(help="socius: a backend for social and communication apps.",
+                  no_args_is_help=True, add_completion=False)
+admin = typer.Typer(help="Administer accounts and keys.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+console = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        console.print(f"[red]bad setting[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _with_wiring(settings: Settings, work: Callable[[Wiring], Awaitable[T]]) -> T:
+    async def run() -> T:
+        wiring = build(settings)
+        try:
+            return await work(wiring)
+        finally:
+            await wiring.cache.close()
+            await wiring.database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.code}[/red]: {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def version() -> None:
+    """Print the socius version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest schema."""
+    settings = _settings()
+    url = settings.effective_database_url
+    before = asyncio.run(current_revision(url))
+    asyncio.run(upgrade(url))
+    console.print(f"database at revision {head_revision()} (was {before or 'empty'})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+) -> None:
+    """Run the HTTP and WebSocket server (Granian)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = _settings(host=host, port=port, workers=workers)
+    if settings.workers > 1 and not settings.redis_url:
+        console.print(
+            "[red]SOCIUS_WORKERS > 1 needs SOCIUS_REDIS_URL[/red]: revocations and rate "
+            "limits must be shared between worker processes."
+        )
+        raise typer.Exit(2)
+    if settings.auto_migrate:
+        asyncio.run(upgrade(settings.effective_database_url))
+    # Workers read their settings from the environment: pass the overrides on.
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"SOCIUS_{name}"] = str(value)
+    where = "embedded SQLite" if settings.is_embedded else "PostgreSQL"
+    console.print(
+        f"socius {__version__} on http://{settings.host}:{settings.port} "
+        f"({where}, {settings.workers} worker(s))"
+    )
+    Granian(
+        "socius.bootstrap:create_app",
+        address=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        interface=Interfaces.ASGI,
+        factory=True,
+        backlog=4096,
+        log_access=False,
+    ).serve()
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
+) -> None:
+    """Run background work: purge ended sessions and spent revocations."""
+    settings = _settings()
+
+    async def work(wiring: Wiring) -> None:
+        while True:
+            horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
+            async with wiring.database() as uow:
+                purged = await uow.sessions.purge(horizon)
+                await uow.commit()
+            console.print(f"purged {purged} ended session(s)")
+            if once:
+                return
+            await asyncio.sleep(interval)
+
+    _with_wiring(settings, work)
+
+
+@admin.command("create-user")
+def create_user(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    email: Annotated[str | None, typer.Option()] = None,
+    is_admin: Annotated[bool, typer.Option("--admin", help="an administrator")] = False,
+) -> None:
+    """Create an account."""
+
+    async def work(wiring: Wiring) -> None:
+        user = await wiring.container.accounts.admin_create_user(
+            username, password, email=email, is_admin=is_admin
+        )
+        console.print(f"created {user.username} ({user.id})")
+
+    _with_wiring(_settings(), work)
+
+
+def _set_status(username: str, status: UserStatus) -> None:
+    async def work(wiring: Wiring) -> None:
+        user = await wiring.container.accounts.admin_set_status(username, status)
+        console.print(f"{user.username} is now {user.status.value}")
+
+    _with_wiring(_settings(), work)
+
+
+@admin.command("disable-user")
+def disable_user(username: str) -> None:
+    """Disable an account and end all its sessions at once."""
+    _set_status(username, UserStatus.DISABLED)
+
+
+@admin.command("enable-user")
+def enable_user(username: str) -> None:
+    """Enable a disabled account."""
+    _set_status(username, UserStatus.ACTIVE)
+
+
+@admin.command("list-users")
+def list_users(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    after: Annotated[str | None, typer.Option(help="start after this user id")] = None,
+) -> None:
+    """List accounts, oldest first."""
+
+    async def work(wiring: Wiring) -> None:
+        users = await wiring.container.accounts.admin_list_users(
+            limit=limit, after_id=int(after) if after else None
+        )
+        table = Table("id", "username", "email", "status", "admin", "created")
+        for u in users:
+            table.add_row(str(u.id), u.username, u.email or "", u.status.value,
+                          "yes" if u.is_admin else "", u.created_at.isoformat(timespec="seconds"))
+        Console().print(table)
+
+    _with_wiring(_settings(), work)
+
+
+@admin.command("rotate-keys")
+def rotate_keys() -> None:
+    """Make a new token signing key; older keys verify until their tokens expire."""
+
+    async def work(wiring: Wiring) -> None:
+        kid = await wiring.container.tokens.rotate()
+        console.print(f"new signing key {kid}")
+
+    _with_wiring(_settings(), work)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context, workload: str) -> None:
+    """Run a benchmark workload from bench/ (w1..w5, see WORKLOADS.md)."""
+    root = Path.cwd()
+    while not (root / "bench" / "cli.py").is_file():
+        if root.parent == root:
+            console.print("[red]run socius bench from the socius source tree[/red]")
+            raise typer.Exit(2)
+        root = root.parent
+    sys.path.insert(0, str(root))
+    module = importlib.import_module("bench.cli")
+    raise typer.Exit(module.run(workload, list(ctx.args)))
+
+
+def main() -> None:
+    app()

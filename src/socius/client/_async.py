@@ -1,0 +1,294 @@
+"""The asynchronous client. `_sync.py` is generated from this file by scripts/unasync."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from socius.client._codec import decode, encode
+from socius.client._errors import ApiError
+from socius.client._http import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    clean_params,
+    segment,
+)
+from socius.client._models import AuthResult, Page, PrivateUser, PublicUser, SessionInfo
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A socius API client that keeps the caller's current tokens.
+
+    `http`: an existing httpx.AsyncClient (for example Litestar's AsyncTestClient) to send
+    through; it is used as it is (its base_url, if it has one, wins over `base_url`) and is
+    never closed by this client. Without it the client creates, and closes, its own.
+    """
+
+    access_token: str | None
+    refresh_token: str | None
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http: httpx.AsyncClient | None = None,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        user_agent: str = USER_AGENT,
+    ) -> None:
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self._base_url = base_url
+        self._timeout = timeout
+        self._user_agent = user_agent
+        self._owns_http = http is None
+        if http is None:
+            http = httpx.AsyncClient(
+                base_url=base_url,
+                timeout=timeout,
+                headers={"User-Agent": user_agent},
+            )
+            self._prefix = ""
+        else:
+            # A client without a base_url needs absolute URLs.
+            self._prefix = "" if str(http.base_url) else base_url.rstrip("/")
+        self._http = http
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The underlying httpx client."""
+        return self._http
+
+    def with_token(self, access_token: str | None) -> AsyncClient:
+        """Another client acting as `access_token`, sending through the same httpx client."""
+        return AsyncClient(
+            self._base_url,
+            http=self._http,
+            access_token=access_token,
+            timeout=self._timeout,
+            user_agent=self._user_agent,
+        )
+
+    async def aclose(self) -> None:
+        """Close the httpx client if this client created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- low level ---------------------------------------------------------------------------
+
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request and return the response whatever its status.
+
+        `json` is encoded with msgspec (None: no body); `content` sends bytes as they are.
+        Parameters set to None are left out. The Bearer header is sent when `auth` is true
+        and the client has an access token; `headers` are added last.
+        """
+        request_headers: dict[str, str] = {}
+        if not self._owns_http:
+            request_headers["User-Agent"] = self._user_agent
+        if auth and self.access_token is not None:
+            request_headers["Authorization"] = f"Bearer {self.access_token}"
+        if json is not None and content is None:
+            content = encode(json)
+            request_headers["Content-Type"] = "application/json"
+        if headers is not None:
+            request_headers.update(headers)
+        return await self._http.request(
+            method,
+            self._prefix + path,
+            content=content,
+            params=clean_params(params),
+            headers=request_headers,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Like `raw`, but raise ApiError when the status is 400 or more."""
+        response = await self.raw(
+            method,
+            path,
+            json=json,
+            params=params,
+            auth=auth,
+            content=content,
+            headers=headers,
+        )
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        return response
+
+    async def _get(
+        self,
+        tp: type[T],
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+    ) -> T:
+        response = await self.request("GET", path, params=params, auth=auth)
+        return decode(tp, response.content)
+
+    async def _authenticate(self, path: str, body: dict[str, Any]) -> AuthResult:
+        response = await self.request("POST", path, json=body, auth=False)
+        result = decode(AuthResult, response.content)
+        self.access_token = result.access_token
+        self.refresh_token = result.refresh_token
+        return result
+
+    # -- auth --------------------------------------------------------------------------------
+
+    async def register(
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str | None = None,
+        display_name: str | None = None,
+    ) -> AuthResult:
+        """Create an account and keep its tokens."""
+        body: dict[str, Any] = {"username": username, "password": password}
+        if email is not None:
+            body["email"] = email
+        if display_name is not None:
+            body["display_name"] = display_name
+        return await self._authenticate("/v1/auth/register", body)
+
+    async def login(self, username: str, password: str) -> AuthResult:
+        """Log in with a username or email and keep the new tokens."""
+        return await self._authenticate(
+            "/v1/auth/login",
+            {"username": username, "password": password},
+        )
+
+    async def refresh(self, refresh_token: str | None = None) -> AuthResult:
+        """Spend a refresh token (the stored one by default) and keep the new pair."""
+        token = refresh_token if refresh_token is not None else self.refresh_token
+        if token is None:
+            raise ValueError("no refresh token: log in first or pass one")
+        return await self._authenticate("/v1/auth/refresh", {"refresh_token": token})
+
+    async def logout(self) -> None:
+        """End this session; the stored tokens are forgotten."""
+        await self.request("POST", "/v1/auth/logout")
+        self.access_token = None
+        self.refresh_token = None
+
+    # -- me ----------------------------------------------------------------------------------
+
+    async def me(self) -> PrivateUser:
+        return await self._get(PrivateUser, "/v1/me")
+
+    async def update_me(self, **fields: Any) -> PrivateUser:
+        """PATCH exactly the given fields (the server answers 422 to unknown ones)."""
+        response = await self.request("PATCH", "/v1/me", json=fields)
+        return decode(PrivateUser, response.content)
+
+    async def change_password(self, current_password: str, new_password: str) -> None:
+        """Change the password; the server revokes every other session."""
+        await self.request(
+            "POST",
+            "/v1/me/password",
+            json={"current_password": current_password, "new_password": new_password},
+        )
+
+    async def sessions(self) -> list[SessionInfo]:
+        page = await self._get(Page[SessionInfo], "/v1/me/sessions")
+        return page.items
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self.request("DELETE", f"/v1/me/sessions/{segment(session_id)}")
+
+    async def revoke_other_sessions(self) -> None:
+        """Revoke every session but the current one."""
+        await self.request("DELETE", "/v1/me/sessions")
+
+    async def delete_me(self, password: str) -> None:
+        """Erase the account and everything it owns; the stored tokens are forgotten."""
+        await self.request("DELETE", "/v1/me", json={"password": password})
+        self.access_token = None
+        self.refresh_token = None
+
+    async def export(self) -> dict[str, Any]:
+        """A JSON archive of everything stored about the caller."""
+        return await self._get(dict[str, Any], "/v1/me/export")
+
+    # -- users -------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> PublicUser:
+        return await self._get(PublicUser, f"/v1/users/{segment(user_id)}")
+
+    async def get_user_by_username(self, username: str) -> PublicUser:
+        return await self._get(PublicUser, f"/v1/users/by-username/{segment(username)}")
+
+    async def search_users(
+        self,
+        q: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[PublicUser]:
+        """Users whose username or display name matches `q`, best first."""
+        return await self._get(
+            Page[PublicUser],
+            "/v1/users/search",
+            params={"q": q, "limit": limit, "cursor": cursor},
+        )
+
+    async def iter_search_users(
+        self,
+        q: str,
+        *,
+        limit: int | None = None,
+    ) -> AsyncIterator[PublicUser]:
+        """Every match of `search_users`, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.search_users(q, limit=limit, cursor=cursor)
+            for user in page.items:
+                yield user
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- operations --------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """GET /healthz: the process is up."""
+        return await self._get(dict[str, Any], "/healthz", auth=False)
+
+    async def ready(self) -> dict[str, Any]:
+        """GET /readyz: the dependencies are reachable (ApiError 503 when they are not)."""
+        return await self._get(dict[str, Any], "/readyz", auth=False)

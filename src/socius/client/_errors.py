@@ -1,0 +1,91 @@
+"""The one exception the SDK raises for an error answer from the server."""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import msgspec
+
+__all__ = ["ApiError"]
+
+
+class ApiError(Exception):
+    """The server answered with a status >= 400.
+
+    `code` is the stable snake_case code from the error body, or `http_<status>` when the
+    body is not `{"error": {"code", "message", "details"}}`. `retry_after` is the
+    `Retry-After` header in seconds (429, 503), or None.
+    """
+
+    status: int
+    code: str
+    message: str
+    details: dict[str, Any]
+    retry_after: float | None
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details if details is not None else {}
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.status, self.code, self.message, self.details, self.retry_after),
+        )
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        code = f"http_{status}"
+        message = response.reason_phrase or code
+        details: dict[str, Any] = {}
+        try:
+            body = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("code"), str):
+            code = error["code"]
+            if isinstance(error.get("message"), str):
+                message = error["message"]
+            if isinstance(error.get("details"), dict):
+                details = error["details"]
+        return cls(
+            status,
+            code,
+            message,
+            details,
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,79 @@
+"""Typed responses of the public API (see API.md), decoded with msgspec.
+
+Fields the contract lists are required, so a server that drifts from the contract fails
+loudly in tests; fields a newer server adds are ignored, so old clients keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+__all__ = [
+    "AuthResult",
+    "Page",
+    "PrivateUser",
+    "PublicUser",
+    "SessionInfo",
+    "TokenPair",
+]
+
+T = TypeVar("T")
+
+
+class PublicUser(msgspec.Struct, frozen=True, kw_only=True):
+    """A profile as anyone may see it."""
+
+    id: str
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    is_private: bool
+    friends_count: int
+    followers_count: int
+    following_count: int
+    created_at: datetime
+
+
+class PrivateUser(PublicUser, frozen=True, kw_only=True):
+    """The caller's own profile: the public one plus what only they may see."""
+
+    email: str | None
+    dm_policy: str
+    settings: dict[str, Any]
+    updated_at: datetime
+
+
+class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
+    """An access token and the refresh token that renews it."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class AuthResult(TokenPair, frozen=True, kw_only=True):
+    """What register, login and refresh answer: the user and a new token pair."""
+
+    user: PrivateUser
+
+
+class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One login on one device."""
+
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """One page of a list; pass `next_cursor` back to get the next one (None: no more)."""
+
+    items: list[T]
+    next_cursor: str | None = None

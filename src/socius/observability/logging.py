@@ -1,0 +1,211 @@
+"""Structured logging (structlog, stdlib routed through it), request ids and access logs.
+
+Secrets never reach the logs: the access log carries no headers, query strings or
+bodies, and the `redact` processor masks well-known secret keys in every event.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+__all__ = [
+    "REDACTED",
+    "RequestContextMiddleware",
+    "configure_logging",
+    "current_request_id",
+    "redact",
+    "request_id_var",
+]
+
+# Loose on purpose: servers pass plain dicts, Litestar types scopes and messages as
+# TypedDicts; both sides must fit (e.g. Litestar(middleware=[DefineMiddleware(...)])).
+_ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+REDACTED = "[redacted]"
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "new_password",
+        "current_password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "secret",
+    }
+)
+_HANDLER_NAME = "socius"
+# Libraries that log full URLs, query strings (and so tokens) included, below WARNING.
+_URL_LOGGERS = ("httpx", "httpcore")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS |= {"error": logging.ERROR, "critical": logging.CRITICAL}
+
+request_id_var: ContextVar[str | None] = ContextVar("socius_request_id", default=None)
+
+# fullmatch, not `$`: `$` would also accept a trailing newline.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+_REQUEST_ID_HEADER = b"x-request-id"
+
+
+def current_request_id() -> str | None:
+    """The id of the HTTP request being handled in this context, if any."""
+    return request_id_var.get()
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and k.lower() in _SECRET_KEYS else _redact_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v) for v in value)
+    return value
+
+
+def redact(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask the values of secret-looking keys, also in nested dicts."""
+    for key, value in event_dict.items():
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = REDACTED
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _redact_value(value)
+    return event_dict
+
+
+def configure_logging(level: str, json: bool, *, stream: TextIO | None = None) -> None:
+    """Configure structlog and route stdlib logging through the same processors.
+
+    `json` selects one JSON object per line (production) or a human console format.
+    httpx/httpcore are held at WARNING or above: below that they log full URLs.
+    Safe to call more than once: the previous socius handler is replaced, other root
+    handlers (e.g. pytest's) are left alone. `stream` defaults to stderr.
+    """
+    try:
+        level_no = _LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown log level {level!r}; expected one of {sorted(_LEVELS)}"
+        ) from None
+    out = stream if stream is not None else sys.stderr
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    final: list[Processor]
+    if json:
+        final = [
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        final = [structlog.dev.ConsoleRenderer(colors=out.isatty())]
+    renderer_chain = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final]
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        # Not cached: reconfiguring (tests build many apps) must reach existing loggers.
+        cache_logger_on_first_use=False,
+    )
+
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=renderer_chain)
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level_no)
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(max(level_no, logging.WARNING))
+
+
+def _request_id_from(headers: Any) -> str | None:
+    for name, value in headers:
+        if name == _REQUEST_ID_HEADER:
+            return value.decode("ascii") if _REQUEST_ID.fullmatch(value) else None
+    return None
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: request id, log context and one access log line per request.
+
+    The request id comes from a well-formed ``X-Request-ID`` request header, otherwise
+    it is generated; it is bound into structlog's context for the request, echoed as
+    the ``x-request-id`` response header and readable with `current_request_id()`.
+    The access line holds method, route template (or the path, never the query string),
+    status, duration_ms and client ip; never headers, query strings or bodies.
+    """
+
+    __slots__ = ("_logger", "app")
+
+    def __init__(self, app: _ASGIApp, *, logger_name: str = "socius.access") -> None:
+        self.app = app
+        self._logger = structlog.get_logger(logger_name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _request_id_from(scope.get("headers", ())) or uuid.uuid4().hex
+        header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
+        # Read before the app runs: routing may rewrite scope["path"] (mounts).
+        method: str = scope.get("method", "")
+        raw_path: str = scope.get("path", "")
+        client = scope.get("client")
+        status = 500
+
+        async def send_with_request_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    h for h in message.get("headers", ()) if h[0].lower() != _REQUEST_ID_HEADER
+                ]
+                headers.append(header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        var_token = request_id_var.set(request_id)
+        log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            duration_ms = round((time.perf_counter() - start) * 1000.0, 3)
+            log = self._logger.error if status >= 500 else self._logger.info
+            log(
+                "request",
+                method=method,
+                path=scope.get("path_template") or raw_path,
+                status=status,
+                duration_ms=duration_ms,
+                client_ip=client[0] if client else None,
+            )
+            structlog.contextvars.reset_contextvars(**log_tokens)
+            request_id_var.reset(var_token)

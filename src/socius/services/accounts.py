@@ -1,0 +1,206 @@
+"""Accounts: registration, the caller's own profile, password, erasure, export, admin."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from socius.domain.ids import IdGenerator
+from socius.domain.users import (
+    DmPolicy,
+    User,
+    UserStatus,
+    check_avatar_url,
+    check_bio,
+    check_display_name,
+    check_email,
+    check_username,
+)
+from socius.services.auth import AuthService, ClientInfo, IssuedTokens, Principal
+from socius.services.passwords import PasswordHasher, check_password_policy
+from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.revocation import Revocations
+from socius.services.throttle import Throttle
+
+__all__ = ["AccountService", "ProfileChanges"]
+
+ProfileChanges = Mapping[str, Any]
+_EDITABLE = {"display_name", "bio", "avatar_url", "is_private", "dm_policy"}
+
+
+def _wrong_password() -> Forbidden:
+    return Forbidden("the password is wrong", code="invalid_password")
+
+
+class AccountService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        hasher: PasswordHasher,
+        auth: AuthService,
+        revocations: Revocations,
+        *,
+        register_throttle: Throttle,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._ids = ids
+        self._hasher = hasher
+        self._auth = auth
+        self._revocations = revocations
+        self._register_throttle = register_throttle
+
+    async def _new_user(
+        self, username: str, password: str, *, email: str | None, display_name: str | None,
+        is_admin: bool = False,
+    ) -> User:
+        name = check_username(username)
+        check_password_policy(password, username=name)
+        now = self._clock()
+        return User(
+            id=self._ids.next_id(),
+            username=name,
+            email=check_email(email) if email else None,
+            display_name=check_display_name(display_name) if display_name else name,
+            bio="",
+            avatar_url=None,
+            is_private=False,
+            dm_policy=DmPolicy.EVERYONE,
+            password_hash=await self._hasher.hash(password),
+            status=UserStatus.ACTIVE,
+            is_admin=is_admin,
+            created_at=now,
+            updated_at=now,
+            settings={},
+        )
+
+    async def register(
+        self, username: str, password: str, *, email: str | None, display_name: str | None,
+        client: ClientInfo,
+    ) -> IssuedTokens:
+        await self._register_throttle.check(client.ip)
+        user = await self._new_user(username, password, email=email, display_name=display_name)
+        async with self._uow() as uow:
+            await uow.users.add(user)
+            issued = await self._auth.start_session(uow, user, client)
+            await uow.commit()
+        await self._register_throttle.hit(client.ip)
+        return issued
+
+    async def me(self, principal: Principal) -> User:
+        async with self._uow(write=False) as uow:
+            user = await uow.users.get(principal.user_id)
+        if user is None or not user.is_active:
+            raise Unauthenticated("the account no longer exists", code="account_gone")
+        return user
+
+    async def update_me(self, principal: Principal, changes: ProfileChanges) -> User:
+        unknown = set(changes) - _EDITABLE
+        if unknown:
+            raise InvalidInput(
+                "these fields cannot be changed here", code="unknown_fields",
+                details={"fields": sorted(unknown)},
+            )
+        values: dict[str, Any] = {}
+        if "display_name" in changes:
+            values["display_name"] = check_display_name(str(changes["display_name"]))
+        if "bio" in changes:
+            values["bio"] = check_bio(str(changes["bio"]))
+        if "avatar_url" in changes:
+            values["avatar_url"] = check_avatar_url(changes["avatar_url"])
+        if "is_private" in changes:
+            values["is_private"] = bool(changes["is_private"])
+        if "dm_policy" in changes:
+            values["dm_policy"] = DmPolicy(changes["dm_policy"])
+        if not values:
+            return await self.me(principal)
+        values["updated_at"] = self._clock()
+        async with self._uow() as uow:
+            user = await uow.users.update(principal.user_id, values)
+            if user is None:
+                raise Unauthenticated("the account no longer exists", code="account_gone")
+            await uow.commit()
+        return user
+
+    async def change_password(
+        self, principal: Principal, current_password: str, new_password: str
+    ) -> None:
+        user = await self.me(principal)
+        if not await self._hasher.verify(user.password_hash, current_password):
+            raise _wrong_password()
+        check_password_policy(new_password, username=user.username)
+        new_hash = await self._hasher.hash(new_password)
+        async with self._uow() as uow:
+            await uow.users.update(user.id, {"password_hash": new_hash,
+                                             "updated_at": self._clock()})
+            ended = await uow.sessions.revoke_all(
+                user.id, self._clock(), except_id=principal.session_id
+            )
+            await self._revocations.record(uow, ended)
+            await uow.commit()
+
+    async def delete_account(self, principal: Principal, password: str) -> None:
+        user = await self.me(principal)
+        if not await self._hasher.verify(user.password_hash, password):
+            raise _wrong_password()
+        await self._erase(user.id)
+
+    async def _erase(self, user_id: int) -> None:
+        async with self._uow() as uow:
+            ended = await uow.sessions.revoke_all(user_id, self._clock())
+            await self._revocations.record(uow, [*ended])
+            await uow.users.delete(user_id)
+            await uow.commit()
+
+    async def export(self, principal: Principal) -> dict[str, Any]:
+        """Everything stored about the caller, as plain JSON-able data."""
+        async with self._uow(write=False) as uow:
+            user = await uow.users.get(principal.user_id)
+            if user is None:
+                raise Unauthenticated("the account no longer exists", code="account_gone")
+            sessions = await uow.sessions.list_for_user(user.id)
+        profile = asdict(user)
+        profile.pop("password_hash")
+        return {
+            "format": "socius-export/1",
+            "exported_at": self._clock(),
+            "profile": profile,
+            "sessions": [asdict(s) for s in sessions],
+        }
+
+    # administration (CLI only) -------------------------------------------------------
+
+    async def admin_create_user(
+        self, username: str, password: str, *, email: str | None = None,
+        display_name: str | None = None, is_admin: bool = False,
+    ) -> User:
+        user = await self._new_user(
+            username, password, email=email, display_name=display_name, is_admin=is_admin
+        )
+        async with self._uow() as uow:
+            await uow.users.add(user)
+            await uow.commit()
+        return user
+
+    async def admin_set_status(self, username: str, status: UserStatus) -> User:
+        async with self._uow() as uow:
+            user = await uow.users.get_by_username(check_username(username))
+            if user is None:
+                raise NotFound("no such user", code="user_not_found")
+            if user.status is status:
+                raise Conflict(f"the user is already {status.value}", code="no_change")
+            user = await uow.users.update(user.id, {"status": status,
+                                                    "updated_at": self._clock()}) or user
+            if status is UserStatus.DISABLED:
+                ended = await uow.sessions.revoke_all(user.id, self._clock())
+                await self._revocations.record(uow, ended)
+            await uow.commit()
+        return user
+
+    async def admin_list_users(self, *, limit: int, after_id: int | None) -> list[User]:
+        async with self._uow(write=False) as uow:
+            return await uow.users.list_page(limit=limit, after_id=after_id)

@@ -1,0 +1,203 @@
+"""Logging in and staying logged in: sessions, refresh rotation, authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from socius.domain.errors import NotFound, Unauthenticated
+from socius.domain.ids import IdGenerator
+from socius.domain.sessions import Session, SpendOutcome
+from socius.domain.users import User, normalize_login
+from socius.services.passwords import PasswordHasher
+from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from socius.services.revocation import Revocations
+from socius.services.throttle import Throttle
+from socius.services.tokens import AccessTokens
+
+__all__ = ["AuthService", "ClientInfo", "IssuedTokens", "Principal", "hash_refresh_token"]
+
+log = structlog.get_logger("socius.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the user and the session their token belongs to."""
+
+    user_id: int
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    ip: str
+    user_agent: str
+
+
+def hash_refresh_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _bad_credentials() -> Unauthenticated:
+    return Unauthenticated("wrong username or password", code="invalid_credentials")
+
+
+def _bad_refresh(code: str = "invalid_refresh_token") -> Unauthenticated:
+    return Unauthenticated("the refresh token is not valid", code=code)
+
+
+class AuthService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        hasher: PasswordHasher,
+        tokens: AccessTokens,
+        revocations: Revocations,
+        *,
+        account_throttle: Throttle,
+        ip_throttle: Throttle,
+        session_max_age_seconds: int,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._ids = ids
+        self._hasher = hasher
+        self._tokens = tokens
+        self._revocations = revocations
+        self._account_throttle = account_throttle
+        self._ip_throttle = ip_throttle
+        self._session_max_age = timedelta(seconds=session_max_age_seconds)
+
+    # sessions ------------------------------------------------------------------------
+
+    async def start_session(self, uow: UnitOfWork, user: User, client: ClientInfo) -> IssuedTokens:
+        """Inside a write unit of work: a new session and its first token pair."""
+        now = self._clock()
+        session = Session(
+            id=self._ids.next_id(),
+            user_id=user.id,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + self._session_max_age,
+            revoked_at=None,
+            user_agent=client.user_agent[:512],
+            ip=client.ip[:64],
+        )
+        await uow.sessions.add(session)
+        return await self._new_pair(uow, user, session.id)
+
+    async def _new_pair(self, uow: UnitOfWork, user: User, session_id: int) -> IssuedTokens:
+        refresh = secrets.token_urlsafe(32)
+        await uow.sessions.add_refresh_token(
+            hash_refresh_token(refresh), session_id=session_id, user_id=user.id,
+            when=self._clock(),
+        )
+        return IssuedTokens(
+            user=user,
+            access_token=self._tokens.issue(user.id, session_id),
+            refresh_token=refresh,
+            expires_in=self._tokens.ttl_seconds,
+        )
+
+    async def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
+        name = normalize_login(login)
+        await self._ip_throttle.check(client.ip)
+        await self._account_throttle.check(name)
+        async with self._uow(write=False) as uow:
+            user = await uow.users.get_by_login(name) if name else None
+        if user is None:
+            await self._hasher.burn(password)
+            ok = False
+        else:
+            ok = await self._hasher.verify(user.password_hash, password) and user.is_active
+        if user is None or not ok:
+            await self._ip_throttle.hit(client.ip)
+            await self._account_throttle.hit(name)
+            raise _bad_credentials()
+        await self._account_throttle.reset(name)
+        async with self._uow() as uow:
+            if self._hasher.needs_rehash(user.password_hash):
+                new_hash = await self._hasher.hash(password)
+                user = await uow.users.update(
+                    user.id, {"password_hash": new_hash, "updated_at": self._clock()}
+                ) or user
+            issued = await self.start_session(uow, user, client)
+            await uow.commit()
+        return issued
+
+    async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
+        if not 20 <= len(refresh_token) <= 128:
+            raise _bad_refresh()
+        now = self._clock()
+        async with self._uow() as uow:
+            spend = await uow.sessions.spend_refresh_token(hash_refresh_token(refresh_token), now)
+            if spend.outcome is SpendOutcome.UNKNOWN:
+                raise _bad_refresh()
+            assert spend.session_id is not None and spend.user_id is not None
+            if spend.outcome is SpendOutcome.REUSED:
+                # A spent token came back: someone holds a copy. End the whole session.
+                await uow.sessions.revoke(spend.session_id, now)
+                await self._revocations.record(uow, [spend.session_id])
+                await uow.commit()
+                log.warning("refresh token reuse", session_id=spend.session_id)
+                raise _bad_refresh("refresh_token_reused")
+            session = await uow.sessions.get(spend.session_id)
+            user = await uow.users.get(spend.user_id)
+            if session is None or not session.is_live(now) or user is None or not user.is_active:
+                raise _bad_refresh("session_expired")
+            await uow.sessions.touch(session.id, now)
+            issued = await self._new_pair(uow, user, session.id)
+            await uow.commit()
+        return issued
+
+    async def logout(self, principal: Principal) -> None:
+        async with self._uow() as uow:
+            await uow.sessions.revoke(principal.session_id, self._clock())
+            await self._revocations.record(uow, [principal.session_id])
+            await uow.commit()
+
+    async def list_sessions(self, principal: Principal) -> list[tuple[Session, bool]]:
+        now = self._clock()
+        async with self._uow(write=False) as uow:
+            sessions = await uow.sessions.list_for_user(principal.user_id)
+        return [(s, s.id == principal.session_id) for s in sessions if s.is_live(now)]
+
+    async def revoke_session(self, principal: Principal, session_id: int) -> None:
+        async with self._uow() as uow:
+            session = await uow.sessions.get(session_id)
+            if session is None or session.user_id != principal.user_id:
+                raise NotFound("no such session", code="session_not_found")
+            if await uow.sessions.revoke(session_id, self._clock()):
+                await self._revocations.record(uow, [session_id])
+            await uow.commit()
+
+    async def revoke_other_sessions(self, principal: Principal) -> None:
+        async with self._uow() as uow:
+            ids = await uow.sessions.revoke_all(
+                principal.user_id, self._clock(), except_id=principal.session_id
+            )
+            await self._revocations.record(uow, ids)
+            await uow.commit()
+
+    # every request -------------------------------------------------------------------
+
+    async def authenticate(self, token: str) -> Principal:
+        claims = await self._tokens.verify(token)
+        if await self._revocations.is_revoked(claims.session_id):
+            self._tokens.forget(token)
+            raise Unauthenticated("the session has ended", code="session_revoked")
+        return Principal(user_id=claims.user_id, session_id=claims.session_id)

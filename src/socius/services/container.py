@@ -1,0 +1,30 @@
+"""The services of one running app, as bootstrap wired them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from socius.services.accounts import AccountService
+from socius.services.auth import AuthService
+from socius.services.profiles import ProfileService
+from socius.services.revocation import Revocations
+from socius.services.tokens import AccessTokens
+from socius.settings import Settings
+
+__all__ = ["Container"]
+
+Check = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Container:
+    settings: Settings
+    auth: AuthService
+    accounts: AccountService
+    profiles: ProfileService
+    tokens: AccessTokens
+    revocations: Revocations
+    readiness: dict[str, Check] = field(default_factory=dict)
+    on_start: list[Check] = field(default_factory=list)
+    on_stop: list[Check] = field(default_factory=list)

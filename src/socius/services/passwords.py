@@ -1,0 +1,71 @@
+"""Password hashing (argon2id) off the event loop, and the password policy."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from importlib import resources
+
+from argon2 import PasswordHasher as _Argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from socius.domain.errors import InvalidInput
+from socius.domain.users import PASSWORD_MAX, PASSWORD_MIN
+
+__all__ = ["PasswordHasher", "check_password_policy"]
+
+
+class PasswordHasher:
+    """argon2id with configurable cost; hashing runs in a worker thread."""
+
+    def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
+        self._argon = _Argon2(
+            memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism
+        )
+        self._dummy_hash: str | None = None
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._argon.hash, password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await asyncio.to_thread(self._verify, password_hash, password)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._argon.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._argon.check_needs_rehash(password_hash)
+
+    async def burn(self, password: str) -> None:
+        """Spend the time of a real verification: unknown users answer as slowly as known ones."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash("socius-dummy-password")
+        await self.verify(self._dummy_hash, password)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    text = resources.files("socius.services").joinpath("common_passwords.txt").read_text()
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line.strip() and line[0] != "#"
+    )
+
+
+def check_password_policy(password: str, *, username: str = "") -> None:
+    """Raise InvalidInput for a password too short, too long, common or the username."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(
+            f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters",
+            code="invalid_password",
+            details={"field": "password"},
+        )
+    lowered = password.lower()
+    if lowered in _common_passwords() or (username and username.lower() in lowered) or len(
+        set(password)
+    ) < 3:
+        raise InvalidInput(
+            "password is too easy to guess", code="weak_password", details={"field": "password"}
+        )

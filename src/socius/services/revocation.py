@@ -1,0 +1,82 @@
+"""The revocation list: sessions whose access tokens must stop working at once.
+
+Checked on every authenticated request in the cache (memory or Redis), never in SQL,
+unless the cache is down: then the database's ``revoked_sessions`` answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from socius.domain.errors import CacheUnavailable
+from socius.services.ports import Cache, Clock, UnitOfWork, UnitOfWorkFactory
+
+__all__ = ["Revocations"]
+
+log = structlog.get_logger("socius.revocation")
+
+
+class Revocations:
+    def __init__(
+        self,
+        cache: Cache,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        token_ttl_seconds: int,
+        on_cache_error: Callable[[str], None] = lambda op: None,
+    ) -> None:
+        self._cache = cache
+        self._uow = uow
+        self._clock = clock
+        self._ttl = token_ttl_seconds + 60  # outlive the last token, with skew to spare
+        self._on_cache_error = on_cache_error
+
+    def horizon(self) -> datetime:
+        """Until when a revocation made now must be remembered."""
+        return self._clock() + timedelta(seconds=self._ttl)
+
+    async def record(self, uow: UnitOfWork, session_ids: list[int]) -> None:
+        """Inside the revoking transaction: write it down, and publish it after commit."""
+        if not session_ids:
+            return
+        await uow.sessions.record_revocations(session_ids, self.horizon())
+        ids = list(session_ids)
+
+        async def publish() -> None:
+            await self._publish(ids, float(self._ttl))
+
+        uow.after_commit(publish)
+
+    async def _publish(self, session_ids: list[int], ttl: float) -> None:
+        try:
+            for sid in session_ids:
+                await self._cache.set(_key(sid), b"1", ttl=ttl)
+        except CacheUnavailable:
+            # Durable in the database; checks fall back to it while the cache is down.
+            self._on_cache_error("revocation_publish")
+            log.warning("revocation not cached", sessions=len(session_ids))
+
+    async def is_revoked(self, session_id: int) -> bool:
+        try:
+            return await self._cache.exists(_key(session_id))
+        except CacheUnavailable:
+            self._on_cache_error("revocation_check")
+        async with self._uow(write=False) as uow:
+            return await uow.sessions.is_revoked(session_id, self._clock())
+
+    async def warm(self) -> int:
+        """Load the live revocations into the cache (an in-process cache starts empty)."""
+        now = self._clock()
+        async with self._uow(write=False) as uow:
+            live = await uow.sessions.live_revocations(now)
+        for sid, until in live:
+            await self._cache.set(_key(sid), b"1", ttl=(until - now).total_seconds())
+        return len(live)
+
+
+def _key(session_id: int) -> str:
+    return f"revoked:{session_id}"

@@ -1,0 +1,199 @@
+"""Access tokens: EdDSA (Ed25519) JWTs with a ``kid``, keys shared through the database.
+
+The newest unretired key signs. Retired keys keep verifying until every token they
+signed has expired. Verified tokens are cached until they expire, so the hot path is a
+dictionary lookup; a revoked session is still refused because revocation is checked
+separately on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from socius.domain.errors import Unauthenticated
+from socius.domain.sessions import AccessClaims
+from socius.domain.signing_keys import SigningKeyRecord
+from socius.services.ports import Clock, UnitOfWorkFactory
+
+__all__ = ["AccessTokens"]
+
+_ALGORITHM = "EdDSA"
+_REQUIRED = ["exp", "iat", "nbf", "iss", "aud", "sub", "sid"]
+_LEEWAY = 5  # seconds of clock skew tolerated between nodes
+
+
+def _invalid(reason: str) -> Unauthenticated:
+    return Unauthenticated("the access token is not valid", code="invalid_token",
+                           details={"reason": reason})
+
+
+class AccessTokens:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        cache_size: int = 100_000,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl_seconds
+        self._signing: tuple[str, Ed25519PrivateKey] | None = None
+        self._verifying: dict[str, Ed25519PublicKey] = {}
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._cache_size = cache_size
+        self._last_reload = 0.0
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    # keys ----------------------------------------------------------------------------
+
+    async def load_keys(self) -> None:
+        """Read the keys from the database, creating the first one if there is none."""
+        async with self._reload_lock:
+            async with self._uow() as uow:
+                records = await uow.signing_keys.list_all()
+                if not any(r.retired_at is None for r in records):
+                    record = _new_key(self._clock())
+                    await uow.signing_keys.add(record)
+                    records.insert(0, record)
+                await uow.commit()
+            self._install(records)
+            self._last_reload = time.monotonic()
+
+    async def rotate(self) -> str:
+        """Make a new signing key and retire the others; returns the new ``kid``."""
+        now = self._clock()
+        record = _new_key(now)
+        async with self._uow() as uow:
+            await uow.signing_keys.add(record)
+            await uow.signing_keys.retire_all_except(record.kid, now)
+            await uow.signing_keys.delete_retired_before(now - timedelta(seconds=2 * self._ttl))
+            await uow.commit()
+        await self.load_keys()
+        return record.kid
+
+    def _install(self, records: list[SigningKeyRecord]) -> None:
+        now = self._clock()
+        verifying: dict[str, Ed25519PublicKey] = {}
+        signing: tuple[str, Ed25519PrivateKey] | None = None
+        for record in records:  # newest first
+            if record.retired_at is not None and record.retired_at + timedelta(
+                seconds=self._ttl + _LEEWAY
+            ) < now:
+                continue  # every token it signed has expired
+            private = serialization.load_pem_private_key(record.private_key_pem.encode(), None)
+            assert isinstance(private, Ed25519PrivateKey)
+            verifying[record.kid] = private.public_key()
+            if signing is None and record.retired_at is None:
+                signing = (record.kid, private)
+        self._verifying = verifying
+        self._signing = signing
+
+    async def _reload_for(self, kid: str) -> bool:
+        """Another node may have rotated: reload (at most once a second) and retry."""
+        if time.monotonic() - self._last_reload < 1.0:
+            return kid in self._verifying
+        await self.load_keys()
+        return kid in self._verifying
+
+    # tokens --------------------------------------------------------------------------
+
+    def issue(self, user_id: int, session_id: int) -> str:
+        if self._signing is None:
+            raise RuntimeError("signing keys not loaded: call load_keys() at start-up")
+        kid, key = self._signing
+        now = int(self._clock().timestamp())
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._ttl,
+            "jti": secrets.token_urlsafe(8),
+        }
+        return jwt.encode(claims, key, algorithm=_ALGORITHM, headers={"kid": kid, "typ": "at+jwt"})
+
+    async def verify(self, token: str) -> AccessClaims:
+        cached = self._verified.get(token)
+        now = self._clock().timestamp()
+        if cached is not None:
+            if cached.expires_at + _LEEWAY > now:
+                return cached
+            self._verified.pop(token, None)
+        claims = await self._verify_slow(token, now)
+        self._verified[token] = claims
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify_slow(self, token: str, now: float) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise _invalid("malformed") from exc
+        if header.get("alg") != _ALGORITHM:
+            raise _invalid("algorithm")
+        if header.get("typ") != "at+jwt":
+            raise _invalid("type")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise _invalid("kid")
+        key = self._verifying.get(kid)
+        if key is None:
+            if not await self._reload_for(kid):
+                raise _invalid("kid")
+            key = self._verifying[kid]
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[_ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=_LEEWAY,
+                options={"require": _REQUIRED, "verify_iat": True},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the access token has expired", code="token_expired") from exc
+        except jwt.PyJWTError as exc:
+            raise _invalid(type(exc).__name__) from exc
+        try:
+            return AccessClaims(
+                user_id=int(payload["sub"]),
+                session_id=int(payload["sid"]),
+                expires_at=int(payload["exp"]),
+                issued_at=int(payload["iat"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise _invalid("claims") from exc
+
+    def forget(self, token: str) -> None:
+        self._verified.pop(token, None)
+
+
+def _new_key(now: datetime) -> SigningKeyRecord:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return SigningKeyRecord(kid=secrets.token_hex(8), private_key_pem=pem, created_at=now,
+                            retired_at=None)
