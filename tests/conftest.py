@@ -27,10 +27,8 @@ from litestar.types import ASGIApp
 from sqlalchemy import event
 
 from socius.api.app import build_litestar
-from socius.bootstrap import Wiring, build
+from socius.bootstrap import Wiring, build, wrap
 from socius.client import AsyncClient, AuthResult, Client
-from socius.observability.logging import RequestContextMiddleware
-from socius.observability.metrics import MetricsMiddleware
 from socius.settings import Settings, load_settings
 from socius.storage.migrate import upgrade
 from socius.storage.tables import metadata
@@ -118,7 +116,10 @@ def stack(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def make_settings(
-    request: pytest.FixtureRequest, stack: str, tmp_path: Path, sqlite_template: Path,
+    request: pytest.FixtureRequest,
+    stack: str,
+    tmp_path: Path,
+    sqlite_template: Path,
     redis_prefix: str,
 ) -> Callable[..., Settings]:
     """Settings for this test's stack; keyword arguments override fields."""
@@ -126,8 +127,12 @@ def make_settings(
         database = request.getfixturevalue("postgres_database")
         require_service(REDIS_URL, "redis")
         database.truncate()
-        base = {"database_url": database.url, "redis_url": REDIS_URL,
-                "redis_prefix": redis_prefix, "database_pool_size": 5}
+        base = {
+            "database_url": database.url,
+            "redis_url": REDIS_URL,
+            "redis_prefix": redis_prefix,
+            "database_pool_size": 5,
+        }
     else:
         db = tmp_path / "socius.db"
         if not db.exists():
@@ -156,7 +161,7 @@ class App:
 def make_app(settings: Settings) -> App:
     wiring = build(settings)
     litestar = build_litestar(wiring.container, wiring.metrics)
-    return App(RequestContextMiddleware(MetricsMiddleware(litestar, wiring.metrics)), wiring)
+    return App(wrap(litestar, wiring, settings), wiring)
 
 
 @pytest.fixture

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import structlog
 from litestar.types import ASGIApp
 
 from socius.api.app import build_litestar
 from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
 from socius.domain.ids import IdGenerator
-from socius.observability.logging import RequestContextMiddleware
+from socius.observability.logging import RequestContextMiddleware, configure_logging
 from socius.observability.metrics import Metrics, MetricsMiddleware
+from socius.observability.tracing import TracingMiddleware, configure_tracing
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.container import Container
@@ -26,7 +30,11 @@ from socius.services.tokens import AccessTokens
 from socius.settings import Settings, load_settings
 from socius.storage.unit_of_work import Database
 
-__all__ = ["Wiring", "build", "create_app", "utc_now"]
+__all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
+
+log = structlog.get_logger("socius.bootstrap")
+_RESYNC_SECONDS = 5.0
+_TEN_YEARS = 10 * 365 * 24 * 3600.0
 
 
 def utc_now() -> datetime:
@@ -36,8 +44,9 @@ def utc_now() -> datetime:
 class Wiring:
     """Everything one app instance owns: the container, the metrics, the raw resources."""
 
-    def __init__(self, container: Container, metrics: Metrics, database: Database,
-                 cache: Cache) -> None:
+    def __init__(
+        self, container: Container, metrics: Metrics, database: Database, cache: Cache
+    ) -> None:
         self.container = container
         self.metrics = metrics
         self.database = database
@@ -74,33 +83,58 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         parallelism=settings.argon2_parallelism,
     )
     tokens = AccessTokens(
-        database, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        database,
+        clock,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     revocations = Revocations(
-        cache, database, clock, token_ttl_seconds=settings.access_token_ttl_seconds,
+        cache,
+        database,
+        clock,
+        token_ttl_seconds=settings.access_token_ttl_seconds,
         on_cache_error=cache_error,
     )
     window = settings.login_failure_window_seconds
     auth = AuthService(
-        database, clock, ids, hasher, tokens, revocations,
+        database,
+        clock,
+        ids,
+        hasher,
+        tokens,
+        revocations,
         account_throttle=Throttle(
-            cache, name="login_account", limit=settings.login_max_failures_per_account,
-            window_seconds=window, on_cache_error=cache_error,
+            cache,
+            name="login_account",
+            limit=settings.login_max_failures_per_account,
+            window_seconds=window,
+            on_cache_error=cache_error,
             on_refused=metrics.login_throttled_total.labels(scope="account").inc,
         ),
         ip_throttle=Throttle(
-            cache, name="login_ip", limit=settings.login_max_failures_per_ip,
-            window_seconds=window, on_cache_error=cache_error,
+            cache,
+            name="login_ip",
+            limit=settings.login_max_failures_per_ip,
+            window_seconds=window,
+            on_cache_error=cache_error,
             on_refused=metrics.login_throttled_total.labels(scope="ip").inc,
         ),
         session_max_age_seconds=settings.session_max_age_seconds,
     )
     accounts = AccountService(
-        database, clock, ids, hasher, auth, revocations,
+        database,
+        clock,
+        ids,
+        hasher,
+        auth,
+        revocations,
         register_throttle=Throttle(
-            cache, name="register_ip", limit=settings.register_max_per_ip_per_hour,
-            window_seconds=3600, on_cache_error=cache_error,
+            cache,
+            name="register_ip",
+            limit=settings.register_max_per_ip_per_hour,
+            window_seconds=3600,
+            on_cache_error=cache_error,
         ),
     )
     container = Container(
@@ -115,12 +149,20 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     if settings.redis_url:
         container.readiness["redis"] = cache.ping
 
+    background: list[asyncio.Task[None]] = []
+
     async def start() -> None:
+        if settings.node_id < 0 and settings.redis_url:
+            # Every process of the cluster gets its own node id, so ids never collide.
+            ids.set_node(await cache.incr("node_seq", ttl=_TEN_YEARS) % 1024)
         await tokens.load_keys()
-        if not settings.redis_url:
-            await revocations.warm()
+        await revocations.resync()
+        background.append(asyncio.create_task(_housekeeping(settings, tokens, revocations)))
 
     async def stop() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await cache.close()
         await database.dispose()
 
@@ -129,8 +171,33 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     return Wiring(container, metrics, database, cache)
 
 
+async def _housekeeping(settings: Settings, tokens: AccessTokens, revocations: Revocations) -> None:
+    """Pick up keys rotated by other nodes; refill the cache's revocations if it lost them."""
+    next_keys = time.monotonic() + settings.signing_key_refresh_seconds
+    while True:
+        await asyncio.sleep(_RESYNC_SECONDS)
+        try:
+            await revocations.resync()
+            if time.monotonic() >= next_keys:
+                await tokens.load_keys()
+                next_keys = time.monotonic() + settings.signing_key_refresh_seconds
+        except Exception:  # keep the loop alive; the next round tries again
+            log.exception("housekeeping failed")
+
+
+def wrap(app: ASGIApp, wiring: Wiring, settings: Settings) -> ASGIApp:
+    """The middleware around the Litestar app, outermost first: request context, tracing,
+    metrics. They sit outside routing so that unmatched requests are counted too."""
+    inner: ASGIApp = MetricsMiddleware(app, wiring.metrics)
+    provider = configure_tracing("socius", settings.otlp_endpoint)
+    if provider is not None:
+        inner = TracingMiddleware(inner, provider.get_tracer("socius"))
+    return RequestContextMiddleware(inner)
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
-    """The ASGI app Granian serves: Litestar wrapped in request-id and metrics middleware."""
-    wiring = build(settings or load_settings())
-    app = build_litestar(wiring.container, wiring.metrics)
-    return RequestContextMiddleware(MetricsMiddleware(app, wiring.metrics))
+    """The ASGI app Granian serves."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    wiring = build(settings)
+    return wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings)

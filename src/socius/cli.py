@@ -26,8 +26,11 @@ __all__ = ["app", "main"]
 
 T = TypeVar("T")
 
-app = typer.Typer(help="socius: a backend for social and communication apps.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="socius: a backend for social and communication apps.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 admin = typer.Typer(help="Administer accounts and keys.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 console = Console(stderr=True)
@@ -35,7 +38,7 @@ console = Console(stderr=True)
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        return load_settings(None, **{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         console.print(f"[red]bad setting[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -138,8 +141,7 @@ def worker(
 @admin.command("create-user")
 def create_user(
     username: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     email: Annotated[str | None, typer.Option()] = None,
     is_admin: Annotated[bool, typer.Option("--admin", help="an administrator")] = False,
 ) -> None:
@@ -187,8 +189,14 @@ def list_users(
         )
         table = Table("id", "username", "email", "status", "admin", "created")
         for u in users:
-            table.add_row(str(u.id), u.username, u.email or "", u.status.value,
-                          "yes" if u.is_admin else "", u.created_at.isoformat(timespec="seconds"))
+            table.add_row(
+                str(u.id),
+                u.username,
+                u.email or "",
+                u.status.value,
+                "yes" if u.is_admin else "",
+                u.created_at.isoformat(timespec="seconds"),
+            )
         Console().print(table)
 
     _with_wiring(_settings(), work)

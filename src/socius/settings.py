@@ -143,9 +143,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from a TOML file, the environment and explicit overrides."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -154,7 +152,9 @@ def load_settings(
         try:
             values.update(tomllib.loads(Path(config_file).read_text()))
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError(f"{ENV_PREFIX}CONFIG_FILE: cannot read {config_file}: {exc}") from exc
+            raise SettingsError(
+                f"{ENV_PREFIX}CONFIG_FILE: cannot read {config_file}: {exc}"
+            ) from exc
     values.update(_from_env(env))
     values.update(overrides)
     try:

@@ -1,1 +1,1 @@
-"""Transports: REST (and later GraphQL and the WebSocket gateway). Parse, call one service, serialize."""
+"""Transports: REST, later GraphQL and the WebSocket gateway. Parse, call a service, serialize."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
 from typing import Any
 
 import msgspec
@@ -33,23 +32,31 @@ Authenticate with `Authorization: Bearer <access_token>`. Errors are
 """
 
 
-@get("/metrics", summary="Prometheus metrics", tags=["operations"], include_in_schema=True,
-     media_type=MediaType.TEXT)
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    tags=["operations"],
+    include_in_schema=True,
+    media_type=MediaType.TEXT,
+)
 async def metrics_endpoint(state: State) -> Response[bytes]:
     metrics: Metrics = state.metrics
     body, content_type = metrics.render()
-    return Response(body, media_type=content_type)
+    return Response(body, headers={"content-type": content_type})
 
 
-@get("/openapi.json", summary="This API's OpenAPI document", tags=["operations"],
-     include_in_schema=False)
+@get(
+    "/openapi.json",
+    summary="This API's OpenAPI document",
+    tags=["operations"],
+    include_in_schema=False,
+)
 async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     schema = request.app.openapi_schema.to_schema()
     return Response(msgspec.json.encode(schema), media_type="application/vnd.oai.openapi+json")
 
 
-@get("/docs", summary="Interactive API documentation", tags=["operations"],
-     include_in_schema=False)
+@get("/docs", summary="Interactive API documentation", tags=["operations"], include_in_schema=False)
 async def docs() -> Redirect:
     return Redirect("/openapi", status_code=HTTP_307_TEMPORARY_REDIRECT)
 
@@ -74,14 +81,26 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
         render_plugins=[ScalarRenderPlugin(path="/")],
         components=Components(
             security_schemes={
-                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
-                                         description="An access token from login or refresh")
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="An access token from login or refresh",
+                )
             }
         ),
     )
     return Litestar(
-        route_handlers=[ops.healthz, ops.readyz, metrics_endpoint, openapi_json, docs, auth.router, me.router,
-                        users.router],
+        route_handlers=[
+            ops.healthz,
+            ops.readyz,
+            metrics_endpoint,
+            openapi_json,
+            docs,
+            auth.router,
+            me.router,
+            users.router,
+        ],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         openapi_config=openapi,

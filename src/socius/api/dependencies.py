@@ -13,7 +13,12 @@ from socius.services.auth import ClientInfo, Principal
 from socius.services.container import Container
 
 __all__ = [
-    "Caller", "Requester", "container_of", "dependencies", "provide_client", "provide_principal",
+    "Caller",
+    "Requester",
+    "container_of",
+    "dependencies",
+    "provide_client",
+    "provide_principal",
 ]
 
 
@@ -43,9 +48,10 @@ def provide_client(request: Request[Any, Any, Any]) -> ClientInfo:
     container = container_of(request.app.state)
     ip = request.client.host if request.client else ""
     if container.settings.trust_forwarded_for:
+        # The rightmost entry is the one our own proxy appended; the rest are the client's word.
         forwarded = request.headers.get("x-forwarded-for", "")
         if forwarded:
-            ip = forwarded.split(",", 1)[0].strip()
+            ip = forwarded.rsplit(",", 1)[-1].strip()
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent", ""))
 
 

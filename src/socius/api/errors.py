@@ -59,7 +59,10 @@ _WHERE = re.compile(r" - at `\$\.?([^`]*)`")
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     body = {"error": {"code": code, "message": message, "details": details or {}}}

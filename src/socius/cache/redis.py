@@ -18,7 +18,10 @@ T = TypeVar("T")
 class RedisCache:
     def __init__(self, url: str, *, prefix: str = "socius:", timeout: float = 0.5) -> None:
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=512,
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            max_connections=512,
             health_check_interval=0,
         )
         self._prefix = prefix
@@ -34,7 +37,9 @@ class RedisCache:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._call(lambda: self._redis.get(self._k(key)))
-        return value if value is None else bytes(value)
+        if value is None:
+            return None
+        return value.encode() if isinstance(value, str) else bytes(value)
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         await self._call(lambda: self._redis.set(self._k(key), value, px=max(1, int(ttl * 1000))))

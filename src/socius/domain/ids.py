@@ -31,6 +31,17 @@ class IdGenerator:
         self._seq = 0
         self._lock = threading.Lock()
 
+    @property
+    def node_id(self) -> int:
+        return self._node
+
+    def set_node(self, node_id: int) -> None:
+        """Take a node id handed out at start-up (before any id is made)."""
+        if not 0 <= node_id <= _MAX_NODE:
+            raise ValueError(f"node_id must be 0..{_MAX_NODE}")
+        with self._lock:
+            self._node = node_id
+
     def next_id(self) -> int:
         with self._lock:
             now = max(int(time.time() * 1000) - EPOCH_MS, self._last_ms)

@@ -19,8 +19,9 @@ def check_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be 1..{MAX_LIMIT}", code="invalid_limit",
-                           details={"field": "limit"})
+        raise InvalidInput(
+            f"limit must be 1..{MAX_LIMIT}", code="invalid_limit", details={"field": "limit"}
+        )
     return limit
 
 
@@ -37,9 +38,11 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not valid", code="invalid_cursor",
-                           details={"field": "cursor"}) from exc
+        raise InvalidInput(
+            "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+        ) from exc
     if not isinstance(value, dict):
-        raise InvalidInput("cursor is not valid", code="invalid_cursor",
-                           details={"field": "cursor"})
+        raise InvalidInput(
+            "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+        )
     return value

@@ -83,8 +83,9 @@ def check_username(value: str) -> str:
 def check_email(value: str) -> str:
     email = value.strip().lower()
     if len(email) > 254 or not EMAIL_RE.match(email):
-        raise InvalidInput("email is not a valid address", code="invalid_email",
-                           details={"field": "email"})
+        raise InvalidInput(
+            "email is not a valid address", code="invalid_email", details={"field": "email"}
+        )
     return email
 
 
@@ -101,19 +102,25 @@ def check_display_name(value: str) -> str:
 
 def check_bio(value: str) -> str:
     if len(value) > BIO_MAX:
-        raise InvalidInput(f"bio must be at most {BIO_MAX} characters", code="invalid_bio",
-                           details={"field": "bio"})
+        raise InvalidInput(
+            f"bio must be at most {BIO_MAX} characters",
+            code="invalid_bio",
+            details={"field": "bio"},
+        )
     return value
 
 
 def check_avatar_url(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) > AVATAR_URL_MAX or not value.startswith(("https://", "http://")) or any(
-        ch.isspace() for ch in value
+    if (
+        len(value) > AVATAR_URL_MAX
+        or not value.startswith(("https://", "http://"))
+        or any(ch.isspace() for ch in value)
     ):
         raise InvalidInput(
-            "avatar_url must be an http(s) URL", code="invalid_avatar_url",
+            "avatar_url must be an http(s) URL",
+            code="invalid_avatar_url",
             details={"field": "avatar_url"},
         )
     return value

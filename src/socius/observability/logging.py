@@ -44,6 +44,8 @@ _SECRET_KEYS = frozenset(
         "secret",
     }
 )
+# The usual event values; checked first because the Mapping ABC check is slow.
+_SCALARS = (str, int, float, bool, type(None))
 _HANDLER_NAME = "socius"
 # Libraries that log full URLs, query strings (and so tokens) included, below WARNING.
 _URL_LOGGERS = ("httpx", "httpcore")
@@ -68,8 +70,10 @@ def _redact_value(value: Any) -> Any:
             k: REDACTED if isinstance(k, str) and k.lower() in _SECRET_KEYS else _redact_value(v)
             for k, v in value.items()
         }
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_value(v) for v in value)
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_redact_value(v) for v in value)
     return value
 
 
@@ -78,7 +82,7 @@ def redact(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> 
     for key, value in event_dict.items():
         if key.lower() in _SECRET_KEYS:
             event_dict[key] = REDACTED
-        elif isinstance(value, Mapping | list | tuple):
+        elif not isinstance(value, _SCALARS) and isinstance(value, Mapping | list | tuple):
             event_dict[key] = _redact_value(value)
     return event_dict
 
@@ -161,11 +165,12 @@ class RequestContextMiddleware:
     status, duration_ms and client ip; never headers, query strings or bodies.
     """
 
-    __slots__ = ("_logger", "app")
+    __slots__ = ("_logger", "_stdlib_logger", "app")
 
     def __init__(self, app: _ASGIApp, *, logger_name: str = "socius.access") -> None:
         self.app = app
         self._logger = structlog.get_logger(logger_name)
+        self._stdlib_logger = logging.getLogger(logger_name)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -198,14 +203,18 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_request_id)
         finally:
             duration_ms = round((time.perf_counter() - start) * 1000.0, 3)
-            log = self._logger.error if status >= 500 else self._logger.info
-            log(
-                "request",
-                method=method,
-                path=scope.get("path_template") or raw_path,
-                status=status,
-                duration_ms=duration_ms,
-                client_ip=client[0] if client else None,
-            )
+            level = logging.ERROR if status >= 500 else logging.INFO
+            # An access logger explicitly set above INFO (to silence access lines) costs nothing;
+            # otherwise structlog's and stdlib's own filtering apply as for any event.
+            if self._stdlib_logger.level <= level:
+                self._logger.log(
+                    level,
+                    "request",
+                    method=method,
+                    path=scope.get("path_template") or raw_path,
+                    status=status,
+                    duration_ms=duration_ms,
+                    client_ip=client[0] if client else None,
+                )
             structlog.contextvars.reset_contextvars(**log_tokens)
             request_id_var.reset(var_token)

@@ -55,7 +55,12 @@ class AccountService:
         self._register_throttle = register_throttle
 
     async def _new_user(
-        self, username: str, password: str, *, email: str | None, display_name: str | None,
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str | None,
+        display_name: str | None,
         is_admin: bool = False,
     ) -> User:
         name = check_username(username)
@@ -79,7 +84,12 @@ class AccountService:
         )
 
     async def register(
-        self, username: str, password: str, *, email: str | None, display_name: str | None,
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str | None,
+        display_name: str | None,
         client: ClientInfo,
     ) -> IssuedTokens:
         await self._register_throttle.check(client.ip)
@@ -102,7 +112,8 @@ class AccountService:
         unknown = set(changes) - _EDITABLE
         if unknown:
             raise InvalidInput(
-                "these fields cannot be changed here", code="unknown_fields",
+                "these fields cannot be changed here",
+                code="unknown_fields",
                 details={"fields": sorted(unknown)},
             )
         values: dict[str, Any] = {}
@@ -135,8 +146,9 @@ class AccountService:
         check_password_policy(new_password, username=user.username)
         new_hash = await self._hasher.hash(new_password)
         async with self._uow() as uow:
-            await uow.users.update(user.id, {"password_hash": new_hash,
-                                             "updated_at": self._clock()})
+            await uow.users.update(
+                user.id, {"password_hash": new_hash, "updated_at": self._clock()}
+            )
             ended = await uow.sessions.revoke_all(
                 user.id, self._clock(), except_id=principal.session_id
             )
@@ -175,8 +187,13 @@ class AccountService:
     # administration (CLI only) -------------------------------------------------------
 
     async def admin_create_user(
-        self, username: str, password: str, *, email: str | None = None,
-        display_name: str | None = None, is_admin: bool = False,
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str | None = None,
+        display_name: str | None = None,
+        is_admin: bool = False,
     ) -> User:
         user = await self._new_user(
             username, password, email=email, display_name=display_name, is_admin=is_admin
@@ -193,8 +210,10 @@ class AccountService:
                 raise NotFound("no such user", code="user_not_found")
             if user.status is status:
                 raise Conflict(f"the user is already {status.value}", code="no_change")
-            user = await uow.users.update(user.id, {"status": status,
-                                                    "updated_at": self._clock()}) or user
+            user = (
+                await uow.users.update(user.id, {"status": status, "updated_at": self._clock()})
+                or user
+            )
             if status is UserStatus.DISABLED:
                 ended = await uow.sessions.revoke_all(user.id, self._clock())
                 await self._revocations.record(uow, ended)

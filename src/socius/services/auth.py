@@ -103,7 +103,9 @@ class AuthService:
     async def _new_pair(self, uow: UnitOfWork, user: User, session_id: int) -> IssuedTokens:
         refresh = secrets.token_urlsafe(32)
         await uow.sessions.add_refresh_token(
-            hash_refresh_token(refresh), session_id=session_id, user_id=user.id,
+            hash_refresh_token(refresh),
+            session_id=session_id,
+            user_id=user.id,
             when=self._clock(),
         )
         return IssuedTokens(
@@ -132,14 +134,17 @@ class AuthService:
         async with self._uow() as uow:
             if self._hasher.needs_rehash(user.password_hash):
                 new_hash = await self._hasher.hash(password)
-                user = await uow.users.update(
-                    user.id, {"password_hash": new_hash, "updated_at": self._clock()}
-                ) or user
+                user = (
+                    await uow.users.update(
+                        user.id, {"password_hash": new_hash, "updated_at": self._clock()}
+                    )
+                    or user
+                )
             issued = await self.start_session(uow, user, client)
             await uow.commit()
         return issued
 
-    async def refresh(self, refresh_token: str, client: ClientInfo) -> IssuedTokens:
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
         if not 20 <= len(refresh_token) <= 128:
             raise _bad_refresh()
         now = self._clock()
@@ -147,7 +152,8 @@ class AuthService:
             spend = await uow.sessions.spend_refresh_token(hash_refresh_token(refresh_token), now)
             if spend.outcome is SpendOutcome.UNKNOWN:
                 raise _bad_refresh()
-            assert spend.session_id is not None and spend.user_id is not None
+            assert spend.session_id is not None
+            assert spend.user_id is not None
             if spend.outcome is SpendOutcome.REUSED:
                 # A spent token came back: someone holds a copy. End the whole session.
                 await uow.sessions.revoke(spend.session_id, now)

@@ -19,9 +19,7 @@ class PasswordHasher:
     """argon2id with configurable cost; hashing runs in a worker thread."""
 
     def __init__(self, *, memory_kib: int, time_cost: int, parallelism: int) -> None:
-        self._argon = _Argon2(
-            memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism
-        )
+        self._argon = _Argon2(memory_cost=memory_kib, time_cost=time_cost, parallelism=parallelism)
         self._dummy_hash: str | None = None
 
     async def hash(self, password: str) -> str:
@@ -63,9 +61,11 @@ def check_password_policy(password: str, *, username: str = "") -> None:
             details={"field": "password"},
         )
     lowered = password.lower()
-    if lowered in _common_passwords() or (username and username.lower() in lowered) or len(
-        set(password)
-    ) < 3:
+    if (
+        lowered in _common_passwords()
+        or (username and username.lower() in lowered)
+        or len(set(password)) < 3
+    ):
         raise InvalidInput(
             "password is too easy to guess", code="weak_password", details={"field": "password"}
         )

@@ -100,9 +100,14 @@ class SigningKeyRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
-    users: UserRepository
-    sessions: SessionRepository
-    signing_keys: SigningKeyRepository
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def signing_keys(self) -> SigningKeyRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -27,13 +27,14 @@ class Revocations:
         clock: Clock,
         *,
         token_ttl_seconds: int,
-        on_cache_error: Callable[[str], None] = lambda op: None,
+        on_cache_error: Callable[[str], None] = lambda _op: None,
     ) -> None:
         self._cache = cache
         self._uow = uow
         self._clock = clock
         self._ttl = token_ttl_seconds + 60  # outlive the last token, with skew to spare
         self._on_cache_error = on_cache_error
+        self._dirty = False
 
     def horizon(self) -> datetime:
         """Until when a revocation made now must be remembered."""
@@ -56,7 +57,9 @@ class Revocations:
             for sid in session_ids:
                 await self._cache.set(_key(sid), b"1", ttl=ttl)
         except CacheUnavailable:
-            # Durable in the database; checks fall back to it while the cache is down.
+            # Durable in the database; checks fall back to it while the cache is down,
+            # and resync() copies it into the cache once the cache is back.
+            self._dirty = True
             self._on_cache_error("revocation_publish")
             log.warning("revocation not cached", sessions=len(session_ids))
 
@@ -69,13 +72,31 @@ class Revocations:
             return await uow.sessions.is_revoked(session_id, self._clock())
 
     async def warm(self) -> int:
-        """Load the live revocations into the cache (an in-process cache starts empty)."""
+        """Copy the live revocations from the database into the cache."""
         now = self._clock()
         async with self._uow(write=False) as uow:
             live = await uow.sessions.live_revocations(now)
         for sid, until in live:
             await self._cache.set(_key(sid), b"1", ttl=(until - now).total_seconds())
+        await self._cache.set(_SYNCED, b"1", ttl=365 * 24 * 3600)
         return len(live)
+
+    async def resync(self) -> bool:
+        """Warm the cache again if it lost revocations: a publish failed, or the cache
+        restarted empty (its marker key is gone). True when it warmed."""
+        try:
+            if not self._dirty and await self._cache.exists(_SYNCED):
+                return False
+            self._dirty = False
+            await self.warm()
+        except CacheUnavailable:
+            self._dirty = True
+            self._on_cache_error("revocation_resync")
+            return False
+        return True
+
+
+_SYNCED = "revoked:synced"
 
 
 def _key(session_id: int) -> str:

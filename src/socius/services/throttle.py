@@ -21,7 +21,7 @@ class Throttle:
         name: str,
         limit: int,
         window_seconds: int,
-        on_cache_error: Callable[[str], None] = lambda op: None,
+        on_cache_error: Callable[[str], None] = lambda _op: None,
         on_refused: Callable[[], None] = lambda: None,
     ) -> None:
         self._cache = cache

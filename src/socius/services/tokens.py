@@ -31,8 +31,9 @@ _LEEWAY = 5  # seconds of clock skew tolerated between nodes
 
 
 def _invalid(reason: str) -> Unauthenticated:
-    return Unauthenticated("the access token is not valid", code="invalid_token",
-                           details={"reason": reason})
+    return Unauthenticated(
+        "the access token is not valid", code="invalid_token", details={"reason": reason}
+    )
 
 
 class AccessTokens:
@@ -94,9 +95,10 @@ class AccessTokens:
         verifying: dict[str, Ed25519PublicKey] = {}
         signing: tuple[str, Ed25519PrivateKey] | None = None
         for record in records:  # newest first
-            if record.retired_at is not None and record.retired_at + timedelta(
-                seconds=self._ttl + _LEEWAY
-            ) < now:
+            if (
+                record.retired_at is not None
+                and record.retired_at + timedelta(seconds=self._ttl + _LEEWAY) < now
+            ):
                 continue  # every token it signed has expired
             private = serialization.load_pem_private_key(record.private_key_pem.encode(), None)
             assert isinstance(private, Ed25519PrivateKey)
@@ -139,13 +141,13 @@ class AccessTokens:
             if cached.expires_at + _LEEWAY > now:
                 return cached
             self._verified.pop(token, None)
-        claims = await self._verify_slow(token, now)
+        claims = await self._verify_slow(token)
         self._verified[token] = claims
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
         return claims
 
-    async def _verify_slow(self, token: str, now: float) -> AccessClaims:
+    async def _verify_slow(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -195,5 +197,6 @@ def _new_key(now: datetime) -> SigningKeyRecord:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    return SigningKeyRecord(kid=secrets.token_hex(8), private_key_pem=pem, created_at=now,
-                            retired_at=None)
+    return SigningKeyRecord(
+        kid=secrets.token_hex(8), private_key_pem=pem, created_at=now, retired_at=None
+    )

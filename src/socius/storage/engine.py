@@ -23,7 +23,7 @@ WRITE_OPTION = "socius_write"
 
 def async_url(url: str) -> str:
     """The SQLAlchemy URL with the async driver for a plain ``sqlite://``/``postgresql://`` URL."""
-    scheme, sep, rest = url.partition("://")
+    scheme, _, rest = url.partition("://")
     if scheme in {"postgresql", "postgres"}:
         return f"postgresql+asyncpg://{rest}"
     if scheme == "sqlite":
@@ -57,7 +57,7 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself.
-        dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+        dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         for pragma in (
             "PRAGMA journal_mode=WAL",

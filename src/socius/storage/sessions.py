@@ -46,7 +46,9 @@ class SqlSessionRepository:
         )
 
     async def get(self, session_id: int) -> Session | None:
-        row = (await self._conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        row = (
+            await self._conn.execute(select(sessions).where(sessions.c.id == session_id))
+        ).first()
         return _to_session(row) if row else None
 
     async def list_for_user(self, user_id: int) -> list[Session]:
@@ -97,7 +99,9 @@ class SqlSessionRepository:
         won = (
             await self._conn.execute(
                 update(refresh_tokens)
-                .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.spent_at.is_(None))
+                .where(
+                    refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.spent_at.is_(None)
+                )
                 .values(spent_at=when)
                 .returning(refresh_tokens.c.session_id, refresh_tokens.c.user_id)
             )
@@ -151,7 +155,9 @@ class SqlSessionRepository:
     async def purge(self, before: datetime) -> int:
         ended = or_(sessions.c.expires_at < before, sessions.c.revoked_at < before)
         dead = select(sessions.c.id).where(ended)
-        await self._conn.execute(delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(dead)))
+        await self._conn.execute(
+            delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(dead))
+        )
         result = await self._conn.execute(delete(sessions).where(ended))
         await self._conn.execute(delete(revoked_sessions).where(revoked_sessions.c.until < before))
         return int(result.rowcount)

@@ -18,7 +18,12 @@ from sqlalchemy import (
 from socius.storage.types import UtcDateTime
 
 __all__ = [
-    "metadata", "refresh_tokens", "revoked_sessions", "sessions", "signing_keys", "users",
+    "metadata",
+    "refresh_tokens",
+    "revoked_sessions",
+    "sessions",
+    "signing_keys",
+    "users",
 ]
 
 metadata = MetaData(
@@ -55,7 +60,10 @@ sessions = Table(
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column(
-        "user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
         index=True,
     ),
     Column("created_at", UtcDateTime, nullable=False),
@@ -71,11 +79,17 @@ refresh_tokens = Table(
     metadata,
     Column("token_hash", LargeBinary(32), primary_key=True),
     Column(
-        "session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False,
+        "session_id",
+        BigInteger,
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
         index=True,
     ),
     Column(
-        "user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
         index=True,
     ),
     Column("created_at", UtcDateTime, nullable=False),

@@ -76,7 +76,11 @@ class Database:
     """The primary engine and any read replicas; makes units of work."""
 
     def __init__(
-        self, url: str, *, replica_urls: list[str] | None = None, pool_size: int = 20,
+        self,
+        url: str,
+        *,
+        replica_urls: list[str] | None = None,
+        pool_size: int = 20,
         echo: bool = False,
     ) -> None:
         self.url = url

@@ -16,8 +16,17 @@ from socius.storage.tables import refresh_tokens, sessions, users
 __all__ = ["SqlUserRepository", "escape_like"]
 
 _UPDATABLE = {
-    "display_name", "bio", "avatar_url", "is_private", "dm_policy", "password_hash", "status",
-    "is_admin", "email", "settings", "updated_at",
+    "display_name",
+    "bio",
+    "avatar_url",
+    "is_private",
+    "dm_policy",
+    "password_hash",
+    "status",
+    "is_admin",
+    "email",
+    "settings",
+    "updated_at",
 }
 
 
@@ -90,9 +99,7 @@ class SqlUserRepository:
         return [_to_user(row) for row in rows]
 
     async def get_by_username(self, username: str) -> User | None:
-        row = (
-            await self._conn.execute(select(users).where(users.c.username == username))
-        ).first()
+        row = (await self._conn.execute(select(users).where(users.c.username == username))).first()
         return _to_user(row) if row else None
 
     async def get_by_login(self, login: str) -> User | None:
@@ -104,13 +111,16 @@ class SqlUserRepository:
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = {k: (v.value if isinstance(v, DmPolicy | UserStatus) else v)
-                  for k, v in changes.items()}
+        values = {
+            k: (v.value if isinstance(v, DmPolicy | UserStatus) else v) for k, v in changes.items()
+        }
         try:
             async with self._conn.begin_nested():
                 row = (
                     await self._conn.execute(
-                        update(users).where(users.c.id == user_id).values(values)
+                        update(users)
+                        .where(users.c.id == user_id)
+                        .values(values)
                         .returning(*users.c)
                     )
                 ).first()

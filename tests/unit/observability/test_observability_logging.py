@@ -231,6 +231,18 @@ async def test_the_access_log_uses_the_raw_path_from_before_routing() -> None:
     assert logs[0]["path"] == "/static/x.js"
 
 
+async def test_access_lines_can_be_silenced_by_the_access_logger_level() -> None:
+    access = logging.getLogger("socius.access")
+    access.setLevel(logging.WARNING)
+    try:
+        with capture_logs() as logs:
+            await call(RequestContextMiddleware(app_responding(200)), http_scope())
+            await call(RequestContextMiddleware(app_responding(503)), http_scope())
+    finally:
+        access.setLevel(logging.NOTSET)
+    assert [(e["status"], e["log_level"]) for e in logs] == [(503, "error")]
+
+
 @pytest.mark.parametrize("scope_type", ["websocket", "lifespan"])
 async def test_non_http_scopes_pass_through_untouched(scope_type: str) -> None:
     seen: list[tuple[Any, Any, Any]] = []

@@ -34,37 +34,57 @@ class RefreshIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
 
-@post("/register", status_code=HTTP_201_CREATED, summary="Create an account",
-      description="Creates the account and its first session. 409 `username_taken` or "
-      "`email_taken`; 422 for a bad username or a weak password.")
+@post(
+    "/register",
+    status_code=HTTP_201_CREATED,
+    summary="Create an account",
+    description="Creates the account and its first session. 409 `username_taken` or "
+    "`email_taken`; 422 for a bad username or a weak password.",
+)
 async def register(data: JSONBody[RegisterIn], state: State, client: Requester) -> AuthOut:
     issued = await container_of(state).accounts.register(
-        data.username, data.password, email=data.email, display_name=data.display_name,
+        data.username,
+        data.password,
+        email=data.email,
+        display_name=data.display_name,
         client=client,
     )
     return auth_out(issued)
 
 
-@post("/login", status_code=200, summary="Log in with username or email",
-      description="401 `invalid_credentials` for an unknown user or a wrong password alike; "
-      "429 `too_many_attempts` with Retry-After after repeated failures.")
+@post(
+    "/login",
+    status_code=200,
+    summary="Log in with username or email",
+    description="401 `invalid_credentials` for an unknown user or a wrong password alike; "
+    "429 `too_many_attempts` with Retry-After after repeated failures.",
+)
 async def login(data: JSONBody[LoginIn], state: State, client: Requester) -> AuthOut:
     return auth_out(await container_of(state).auth.login(data.username, data.password, client))
 
 
-@post("/refresh", status_code=200, summary="Trade a refresh token for a new pair",
-      description="The refresh token is spent. Presenting a spent one again revokes the whole "
-      "session (401 `refresh_token_reused`).")
-async def refresh(data: JSONBody[RefreshIn], state: State, client: Requester) -> AuthOut:
-    return auth_out(await container_of(state).auth.refresh(data.refresh_token, client))
+@post(
+    "/refresh",
+    status_code=200,
+    summary="Trade a refresh token for a new pair",
+    description="The refresh token is spent. Presenting a spent one again revokes the whole "
+    "session (401 `refresh_token_reused`).",
+)
+async def refresh(data: JSONBody[RefreshIn], state: State) -> AuthOut:
+    return auth_out(await container_of(state).auth.refresh(data.refresh_token))
 
 
-@post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End this session",
-      description="The session's access and refresh tokens stop working at once.",
-      security=[{"bearer": []}])
+@post(
+    "/logout",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="End this session",
+    description="The session's access and refresh tokens stop working at once.",
+    security=[{"bearer": []}],
+)
 async def logout(state: State, principal: Caller) -> None:
     await container_of(state).auth.logout(principal)
 
 
-router = Router(path="/v1/auth", route_handlers=[register, login, refresh, logout],
-                tags=["identity"])
+router = Router(
+    path="/v1/auth", route_handlers=[register, login, refresh, logout], tags=["identity"]
+)

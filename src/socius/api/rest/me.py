@@ -30,7 +30,7 @@ class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     display_name: Annotated[str, msgspec.Meta(max_length=256)] | msgspec.UnsetType = UNSET
     bio: Annotated[str, msgspec.Meta(max_length=4000)] | msgspec.UnsetType = UNSET
-    avatar_url: Annotated[str, msgspec.Meta(max_length=4096)] | None | msgspec.UnsetType = UNSET
+    avatar_url: Annotated[str, msgspec.Meta(max_length=4096)] | msgspec.UnsetType | None = UNSET
     is_private: bool | msgspec.UnsetType = UNSET
     dm_policy: Literal["everyone", "friends"] | msgspec.UnsetType = UNSET
 
@@ -49,23 +49,36 @@ async def read_me(state: State, principal: Caller) -> PrivateUserOut:
     return private_user_out(await container_of(state).accounts.me(principal))
 
 
-@patch("/", summary="Update your profile",
-       description="Send only the fields to change. Unknown or read-only fields get 422.")
-async def update_me(data: JSONBody[ProfilePatch], state: State, principal: Caller) -> PrivateUserOut:
+@patch(
+    "/",
+    summary="Update your profile",
+    description="Send only the fields to change. Unknown or read-only fields get 422.",
+)
+async def update_me(
+    data: JSONBody[ProfilePatch], state: State, principal: Caller
+) -> PrivateUserOut:
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
     return private_user_out(await container_of(state).accounts.update_me(principal, changes))
 
 
-@delete("/", status_code=HTTP_204_NO_CONTENT, summary="Erase your account",
-         description="Needs your password. Erases the profile, credentials, sessions and "
-         "everything else the account owns; every session ends at once.")
+@delete(
+    "/",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Erase your account",
+    description="Needs your password. Erases the profile, credentials, sessions and "
+    "everything else the account owns; every session ends at once.",
+)
 async def delete_me(data: JSONBody[PasswordConfirm], state: State, principal: Caller) -> None:
     await container_of(state).accounts.delete_account(principal, data.password)
 
 
-@post("/password", status_code=HTTP_204_NO_CONTENT, summary="Change your password",
-      description="Every other session is revoked; this one stays. 403 `invalid_password` "
-      "when the current password is wrong.")
+@post(
+    "/password",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Change your password",
+    description="Every other session is revoked; this one stays. 403 `invalid_password` "
+    "when the current password is wrong.",
+)
 async def change_password(data: JSONBody[PasswordChange], state: State, principal: Caller) -> None:
     await container_of(state).accounts.change_password(
         principal, data.current_password, data.new_password
@@ -78,8 +91,11 @@ async def list_sessions(state: State, principal: Caller) -> SessionsOut:
     return SessionsOut(items=[session_out(s, current) for s, current in sessions])
 
 
-@delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT,
-        summary="Revoke one of your sessions")
+@delete(
+    "/sessions/{session_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Revoke one of your sessions",
+)
 async def revoke_session(session_id: FromPath[str], state: State, principal: Caller) -> None:
     sid = parse_id(session_id)
     if sid is None:
@@ -87,8 +103,7 @@ async def revoke_session(session_id: FromPath[str], state: State, principal: Cal
     await container_of(state).auth.revoke_session(principal, sid)
 
 
-@delete("/sessions", status_code=HTTP_204_NO_CONTENT,
-        summary="Revoke every session but this one")
+@delete("/sessions", status_code=HTTP_204_NO_CONTENT, summary="Revoke every session but this one")
 async def revoke_other_sessions(state: State, principal: Caller) -> None:
     await container_of(state).auth.revoke_other_sessions(principal)
 
@@ -100,8 +115,16 @@ async def export(state: State, principal: Caller) -> dict[str, Any]:
 
 router = Router(
     path="/v1/me",
-    route_handlers=[read_me, update_me, delete_me, change_password, list_sessions,
-                    revoke_session, revoke_other_sessions, export],
+    route_handlers=[
+        read_me,
+        update_me,
+        delete_me,
+        change_password,
+        list_sessions,
+        revoke_session,
+        revoke_other_sessions,
+        export,
+    ],
     tags=["identity"],
     security=[{"bearer": []}],
 )

@@ -18,8 +18,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Every dependency answers", tags=["operations"],
-     description="200 when the database (and Redis, when configured) answer; 503 otherwise.")
+@get(
+    "/readyz",
+    summary="Every dependency answers",
+    tags=["operations"],
+    description="200 when the database (and Redis, when configured) answer; 503 otherwise.",
+)
 async def readyz(state: State) -> Response[dict[str, Any]]:
     checks = container_of(state).readiness
     results: dict[str, str] = {}

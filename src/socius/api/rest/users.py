@@ -21,7 +21,9 @@ async def search_users(
     state: State,
     principal: Caller,
     q: Annotated[str, QueryParameter(max_length=64, description="text to look for")],
-    limit: Annotated[int | None, QueryParameter(ge=1, le=100, description="1-100, default 50")] = None,
+    limit: Annotated[
+        int | None, QueryParameter(ge=1, le=100, description="1-100, default 50")
+    ] = None,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> Page[PublicUserOut]:
     page = await container_of(state).profiles.search(q, limit=limit, cursor=cursor)
@@ -29,7 +31,9 @@ async def search_users(
 
 
 @get("/by-username/{username:str}", summary="A public profile by username")
-async def user_by_username(username: FromPath[str], state: State, principal: Caller) -> PublicUserOut:
+async def user_by_username(
+    username: FromPath[str], state: State, principal: Caller
+) -> PublicUserOut:
     return public_user_out(await container_of(state).profiles.by_username(username))
 
 

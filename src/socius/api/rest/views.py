@@ -59,7 +59,7 @@ class AuthOut(msgspec.Struct, kw_only=True):
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
 
 
 class SessionOut(msgspec.Struct, kw_only=True):
