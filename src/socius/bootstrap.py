@@ -21,10 +21,14 @@ from socius.observability.tracing import TracingMiddleware, configure_tracing
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.container import Container
+from socius.services.graph import GraphService
+from socius.services.graph_cache import GraphCache
+from socius.services.lookaside import LookAside
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Cache
 from socius.services.profiles import ProfileService
 from socius.services.revocation import Revocations
+from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
 from socius.settings import Settings, load_settings
@@ -76,7 +80,15 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     def cache_error(op: str) -> None:
         metrics.cache_errors_total.labels(op=op).inc()
 
+    def cache_result(name: str, result: str) -> None:
+        metrics.cache_requests_total.labels(cache=name, result=result).inc()
+
+    def lookaside(name: str) -> LookAside:
+        return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error)
+
     ids = IdGenerator(_node_id(settings))
+    profiles = ProfileService(database, lookaside("profile"))
+    graph_cache = GraphCache(database, lookaside("graph"))
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
@@ -104,6 +116,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         hasher,
         tokens,
         revocations,
+        profiles,
         account_throttle=Throttle(
             cache,
             name="login_account",
@@ -129,6 +142,8 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         hasher,
         auth,
         revocations,
+        profiles,
+        graph_cache,
         register_throttle=Throttle(
             cache,
             name="register_ip",
@@ -141,7 +156,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         settings=settings,
         auth=auth,
         accounts=accounts,
-        profiles=ProfileService(database),
+        profiles=profiles,
+        graph=GraphService(database, clock, ids, profiles, graph_cache),
+        suggestions=SuggestionService(graph_cache, profiles, lookaside("suggestions")),
         tokens=tokens,
         revocations=revocations,
     )

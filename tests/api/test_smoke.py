@@ -1,3 +1,5 @@
+import pytest
+
 from socius.client import ApiError
 
 
@@ -10,10 +12,6 @@ def test_register_then_me(register):
 
 def test_wrong_password_is_401(register, sdk):
     alice = register()
-    try:
+    with pytest.raises(ApiError) as caught:
         sdk().login(alice.username, "not the password at all")
-    except ApiError as exc:
-        assert exc.status == 401
-        assert exc.code == "invalid_credentials"
-    else:
-        raise AssertionError("login with a wrong password succeeded")
+    assert (caught.value.status, caught.value.code) == (401, "invalid_credentials")

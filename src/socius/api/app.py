@@ -18,7 +18,7 @@ from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
 from socius import __version__
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
-from socius.api.rest import auth, me, ops, users
+from socius.api.rest import auth, friends, me, ops, people, relationships, users
 from socius.observability.metrics import Metrics
 from socius.services.container import Container
 
@@ -100,6 +100,9 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             auth.router,
             me.router,
             users.router,
+            people.router,
+            friends.router,
+            relationships.router,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers,

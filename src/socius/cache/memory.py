@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 __all__ = ["MemoryCache"]
 
+_LEASE = "lease:"
+
 
 class MemoryCache:
-    """Bounded LRU with per-key expiry. Not shared between processes."""
+    """Bounded LRU with per-key expiry. Not shared between processes.
+
+    Leases live beside the values as ``lease:<key>`` entries, as on Redis. Every method
+    runs without suspending, so each is atomic on the event loop: no locks are needed.
+    """
 
     def __init__(self, *, max_entries: int = 200_000) -> None:
         self._data: OrderedDict[str, tuple[float, bytes | int]] = OrderedDict()
@@ -30,12 +38,33 @@ class MemoryCache:
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
-    async def get(self, key: str) -> bytes | None:
+    def _read(self, key: str) -> bytes | None:
         entry = self._live(key)
         if entry is None:
             return None
         value = entry[1]
         return str(value).encode() if isinstance(value, int) else value
+
+    def _lease(self, key: str, ttl: float) -> str | None:
+        if self._live(_LEASE + key) is not None:
+            return None
+        token = secrets.token_hex(8)
+        self._put(_LEASE + key, time.monotonic() + ttl, token.encode())
+        return token
+
+    def _fill(self, key: str, value: bytes, ttl: float, token: str) -> bool:
+        lease = self._live(_LEASE + key)
+        if lease is None or lease[1] != token.encode():
+            return False
+        del self._data[_LEASE + key]
+        self._put(key, time.monotonic() + ttl, value)
+        return True
+
+    async def get(self, key: str) -> bytes | None:
+        return self._read(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._read(key) for key in keys]
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         self._put(key, time.monotonic() + ttl, value)
@@ -59,6 +88,24 @@ class MemoryCache:
     async def ttl(self, key: str) -> float:
         entry = self._live(key)
         return 0.0 if entry is None else max(0.0, entry[0] - time.monotonic())
+
+    async def lease(self, key: str, *, ttl: float) -> str | None:
+        return self._lease(key, ttl)
+
+    async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]:
+        return [self._lease(key, ttl) for key in keys]
+
+    async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
+        return self._fill(key, value, ttl, token)
+
+    async def fill_many(self, items: Sequence[tuple[str, bytes, str]], *, ttl: float) -> None:
+        for key, value, token in items:
+            self._fill(key, value, ttl, token)
+
+    async def invalidate(self, *keys: str) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+            self._data.pop(_LEASE + key, None)
 
     async def ping(self) -> None:
         return None

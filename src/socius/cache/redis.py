@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -13,6 +14,34 @@ from socius.domain.errors import CacheUnavailable
 __all__ = ["RedisCache"]
 
 T = TypeVar("T")
+
+_LEASE = "lease:"
+
+# KEYS: key1, lease1, key2, lease2, ...; ARGV: ttl in ms, value1, token1, value2, token2, ...
+# Stores each value whose lease still holds the caller's token, releases that lease, and
+# returns how many were stored. An invalidation deletes the lease, so a fill begun before
+# it stores nothing.
+_FILL = """
+local stored = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i + 1]) == ARGV[i + 2] then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+    redis.call('DEL', KEYS[i + 1])
+    stored = stored + 1
+  end
+end
+return stored
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 class RedisCache:
@@ -25,6 +54,7 @@ class RedisCache:
             health_check_interval=0,
         )
         self._prefix = prefix
+        self._fill_script = self._redis.register_script(_FILL)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -36,13 +66,16 @@ class RedisCache:
             raise CacheUnavailable(str(exc)) from exc
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._call(lambda: self._redis.get(self._k(key)))
-        if value is None:
-            return None
-        return value.encode() if isinstance(value, str) else bytes(value)
+        return _bytes(await self._call(lambda: self._redis.get(self._k(key))))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values = await self._call(lambda: self._redis.mget([self._k(k) for k in keys]))
+        return [_bytes(v) for v in values]
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
-        await self._call(lambda: self._redis.set(self._k(key), value, px=max(1, int(ttl * 1000))))
+        await self._call(lambda: self._redis.set(self._k(key), value, px=_ms(ttl)))
 
     async def delete(self, *keys: str) -> None:
         if keys:
@@ -66,6 +99,44 @@ class RedisCache:
     async def ttl(self, key: str) -> float:
         millis = await self._call(lambda: self._redis.pttl(self._k(key)))
         return max(0.0, int(millis) / 1000)
+
+    async def lease(self, key: str, *, ttl: float) -> str | None:
+        return (await self.lease_many([key], ttl=ttl))[0]
+
+    async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]:
+        if not keys:
+            return []
+        tokens = [secrets.token_hex(8) for _ in keys]
+        px = _ms(ttl)
+
+        async def run() -> list[bool | None]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, token in zip(keys, tokens, strict=True):
+                    pipe.set(self._k(_LEASE + key), token, nx=True, px=px)
+                return list(await pipe.execute())
+
+        taken = await self._call(run)
+        return [token if ok else None for token, ok in zip(tokens, taken, strict=True)]
+
+    async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
+        return await self._fill([(key, value, token)], ttl) == 1
+
+    async def fill_many(self, items: Sequence[tuple[str, bytes, str]], *, ttl: float) -> None:
+        if items:
+            await self._fill(items, ttl)
+
+    async def _fill(self, items: Sequence[tuple[str, bytes, str]], ttl: float) -> int:
+        keys: list[str] = []
+        args: list[bytes | str | int] = [_ms(ttl)]
+        for key, value, token in items:
+            keys += (self._k(key), self._k(_LEASE + key))
+            args += (value, token)
+        return int(await self._call(lambda: self._fill_script(keys=keys, args=args)))
+
+    async def invalidate(self, *keys: str) -> None:
+        if keys:
+            full = [k for key in keys for k in (self._k(key), self._k(_LEASE + key))]
+            await self._call(lambda: self._redis.delete(*full))
 
     async def ping(self) -> None:
         await self._call(lambda: self._redis.ping())

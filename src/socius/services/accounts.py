@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -19,15 +19,25 @@ from socius.domain.users import (
     check_username,
 )
 from socius.services.auth import AuthService, ClientInfo, IssuedTokens, Principal
+from socius.services.graph_cache import GraphCache
 from socius.services.passwords import PasswordHasher, check_password_policy
 from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
 
-__all__ = ["AccountService", "ProfileChanges"]
+__all__ = ["AccountService", "OwnAccount", "ProfileChanges"]
 
 ProfileChanges = Mapping[str, Any]
 _EDITABLE = {"display_name", "bio", "avatar_url", "is_private", "dm_policy"}
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAccount:
+    """The caller's account: private fields from ``user``, counts from ``profile``."""
+
+    user: User
+    profile: Profile
 
 
 def _wrong_password() -> Forbidden:
@@ -43,6 +53,8 @@ class AccountService:
         hasher: PasswordHasher,
         auth: AuthService,
         revocations: Revocations,
+        profiles: ProfileService,
+        graph_cache: GraphCache,
         *,
         register_throttle: Throttle,
     ) -> None:
@@ -53,6 +65,8 @@ class AccountService:
         self._auth = auth
         self._revocations = revocations
         self._register_throttle = register_throttle
+        self._profiles = profiles
+        self._graph_cache = graph_cache
 
     async def _new_user(
         self,
@@ -101,14 +115,18 @@ class AccountService:
         await self._register_throttle.hit(client.ip)
         return issued
 
-    async def me(self, principal: Principal) -> User:
+    async def _user(self, principal: Principal) -> User:
         async with self._uow(write=False) as uow:
             user = await uow.users.get(principal.user_id)
         if user is None or not user.is_active:
             raise Unauthenticated("the account no longer exists", code="account_gone")
         return user
 
-    async def update_me(self, principal: Principal, changes: ProfileChanges) -> User:
+    async def me(self, principal: Principal) -> OwnAccount:
+        user = await self._user(principal)
+        return OwnAccount(user, await self._profiles.get(user.id))
+
+    async def update_me(self, principal: Principal, changes: ProfileChanges) -> OwnAccount:
         unknown = set(changes) - _EDITABLE
         if unknown:
             raise InvalidInput(
@@ -134,13 +152,14 @@ class AccountService:
             user = await uow.users.update(principal.user_id, values)
             if user is None:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
+            uow.after_commit(lambda: self._profiles.invalidate(principal.user_id))
             await uow.commit()
-        return user
+        return OwnAccount(user, await self._profiles.get(user.id))
 
     async def change_password(
         self, principal: Principal, current_password: str, new_password: str
     ) -> None:
-        user = await self.me(principal)
+        user = await self._user(principal)
         if not await self._hasher.verify(user.password_hash, current_password):
             raise _wrong_password()
         check_password_policy(new_password, username=user.username)
@@ -156,7 +175,7 @@ class AccountService:
             await uow.commit()
 
     async def delete_account(self, principal: Principal, password: str) -> None:
-        user = await self.me(principal)
+        user = await self._user(principal)
         if not await self._hasher.verify(user.password_hash, password):
             raise _wrong_password()
         await self._erase(user.id)
@@ -165,7 +184,10 @@ class AccountService:
         async with self._uow() as uow:
             ended = await uow.sessions.revoke_all(user_id, self._clock())
             await self._revocations.record(uow, [*ended])
+            neighbors = await uow.edges.erase(user_id)
+            await uow.outbox.erase_user(user_id)
             await uow.users.delete(user_id)
+            uow.after_commit(lambda: self._graph_cache.user_erased(user_id, neighbors))
             await uow.commit()
 
     async def export(self, principal: Principal) -> dict[str, Any]:
@@ -217,6 +239,8 @@ class AccountService:
             if status is UserStatus.DISABLED:
                 ended = await uow.sessions.revoke_all(user.id, self._clock())
                 await self._revocations.record(uow, ended)
+            changed = user.id
+            uow.after_commit(lambda: self._profiles.invalidate(changed))
             await uow.commit()
         return user
 

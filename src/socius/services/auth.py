@@ -15,6 +15,7 @@ from socius.domain.sessions import Session, SpendOutcome
 from socius.domain.users import User, normalize_login
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
@@ -38,6 +39,7 @@ class IssuedTokens:
     access_token: str
     refresh_token: str
     expires_in: int
+    profile: Profile | None = None  # with the graph's counts; None for a brand-new account
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class AuthService:
         hasher: PasswordHasher,
         tokens: AccessTokens,
         revocations: Revocations,
+        profiles: ProfileService,
         *,
         account_throttle: Throttle,
         ip_throttle: Throttle,
@@ -78,6 +81,7 @@ class AuthService:
         self._hasher = hasher
         self._tokens = tokens
         self._revocations = revocations
+        self._profiles = profiles
         self._account_throttle = account_throttle
         self._ip_throttle = ip_throttle
         self._session_max_age = timedelta(seconds=session_max_age_seconds)
@@ -142,7 +146,13 @@ class AuthService:
                 )
             issued = await self.start_session(uow, user, client)
             await uow.commit()
-        return issued
+        return await self._with_profile(issued)
+
+    async def _with_profile(self, issued: IssuedTokens) -> IssuedTokens:
+        profile = await self._profiles.get(issued.user.id)
+        return IssuedTokens(
+            issued.user, issued.access_token, issued.refresh_token, issued.expires_in, profile
+        )
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         if not 20 <= len(refresh_token) <= 128:
@@ -168,7 +178,7 @@ class AuthService:
             await uow.sessions.touch(session.id, now)
             issued = await self._new_pair(uow, user, session.id)
             await uow.commit()
-        return issued
+        return await self._with_profile(issued)
 
     async def logout(self, principal: Principal) -> None:
         async with self._uow() as uow:

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
+from socius.services.graph import GraphService
 from socius.services.profiles import ProfileService
 from socius.services.revocation import Revocations
+from socius.services.suggestions import SuggestionService
 from socius.services.tokens import AccessTokens
 from socius.settings import Settings
 
@@ -23,6 +25,8 @@ class Container:
     auth: AuthService
     accounts: AccountService
     profiles: ProfileService
+    graph: GraphService
+    suggestions: SuggestionService
     tokens: AccessTokens
     revocations: Revocations
     readiness: dict[str, Check] = field(default_factory=dict)

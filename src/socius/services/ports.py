@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from socius.domain.events import Event
+from socius.domain.graph import EdgeRow, EdgeType
 from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.users import User
@@ -14,6 +16,8 @@ from socius.domain.users import User
 __all__ = [
     "Cache",
     "Clock",
+    "EdgeRepository",
+    "OutboxRepository",
     "RefreshSpend",
     "SessionRepository",
     "SigningKeyRecord",
@@ -97,6 +101,54 @@ class SigningKeyRepository(Protocol):
     async def delete_retired_before(self, when: datetime) -> int: ...
 
 
+class EdgeRepository(Protocol):
+    """The association store. Every write also writes the inverse edge and the counts."""
+
+    async def lock_pair(self, a: int, b: int) -> None:
+        """Serialize writers of the pair {a, b} until the transaction ends."""
+
+    async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]: ...
+
+    async def types_between_many(
+        self, src: int, dsts: Sequence[int]
+    ) -> dict[int, frozenset[EdgeType]]: ...
+
+    async def add(
+        self, src: int, type_: EdgeType, dst: int, *, pos: int, created_at: datetime
+    ) -> bool: ...
+
+    async def remove(self, src: int, type_: EdgeType, dst: int) -> bool: ...
+
+    async def range(
+        self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]: ...
+
+    async def time_range(
+        self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
+    ) -> list[EdgeRow]: ...
+
+    async def has(self, src: int, type_: EdgeType, dsts: Sequence[int]) -> set[int]: ...
+
+    async def counts(
+        self, srcs: Sequence[int], types: Sequence[EdgeType]
+    ) -> dict[int, dict[EdgeType, int]]: ...
+
+    async def mutual(
+        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]: ...
+
+    async def erase(self, user_id: int) -> set[int]:
+        """Remove every edge of the user; the users on the other ends."""
+
+
+class OutboxRepository(Protocol):
+    async def add(self, events: Sequence[Event], when: datetime) -> None: ...
+
+    async def for_user(self, user_id: int, *, after_id: int, limit: int) -> list[Event]: ...
+
+    async def erase_user(self, user_id: int) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -108,6 +160,12 @@ class UnitOfWork(Protocol):
 
     @property
     def signing_keys(self) -> SigningKeyRepository: ...
+
+    @property
+    def edges(self) -> EdgeRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
 
     async def commit(self) -> None: ...
 
@@ -145,6 +203,25 @@ class Cache(Protocol):
 
     async def ttl(self, key: str) -> float:
         """Seconds until ``key`` expires, 0 when it does not exist."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values in the order of ``keys`` (one round trip on Redis)."""
+
+    async def lease(self, key: str, *, ttl: float) -> str | None:
+        """Take the right to fill ``key``: a token, or None while someone else holds it."""
+
+    async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]: ...
+
+    async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
+        """Store ``value`` only if the lease ``token`` still holds (no invalidation came
+        in between), and release the lease. False when the value was not stored."""
+
+    async def fill_many(self, items: Sequence[tuple[str, bytes, str]], *, ttl: float) -> None:
+        """``fill`` for many (key, value, token) at once."""
+
+    async def invalidate(self, *keys: str) -> None:
+        """Delete ``keys`` and break their leases, so that a fill started before this
+        call cannot store a value read before the write that caused it."""
 
     async def ping(self) -> None: ...
 

@@ -1,25 +1,47 @@
-"""Public profiles: what anyone signed in may see of a user."""
+"""Public profiles: what anyone signed in may see of a user, with the graph's counts.
+
+Profiles are read through the look-aside cache (``p:<id>``); whatever changes a profile
+or its counts invalidates that key after commit.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
 
 from socius.domain.errors import NotFound
+from socius.domain.graph import EdgeType
 from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.domain.users import User, normalize_login
-from socius.services.ports import UnitOfWorkFactory
+from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.ports import UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["Profile", "ProfileService", "SearchPage"]
+__all__ = ["COUNTED", "Profile", "ProfileService", "SearchPage", "profile_key"]
 
 _SEARCH_MAX_OFFSET = 1000
+PROFILE_TTL = 300.0
+COUNTED = (EdgeType.FRIEND, EdgeType.FOLLOWED_BY, EdgeType.FOLLOWS)
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
-    user: User
+class Profile(msgspec.Struct, frozen=True, array_like=True):
+    """The public face of a user: no email, no credentials."""
+
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    is_private: bool
+    created_at: datetime
     friends_count: int = 0
     followers_count: int = 0
     following_count: int = 0
+
+
+_encode, _decode = msgpack_codec(Profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,27 +50,77 @@ class SearchPage:
     next_cursor: str | None
 
 
+def profile_key(user_id: int) -> str:
+    return f"p:{user_id}"
+
+
 def _not_found() -> NotFound:
     return NotFound("no such user", code="user_not_found")
 
 
+def _profile(user: User, counts: dict[EdgeType, int]) -> Profile:
+    return Profile(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        bio=user.bio,
+        avatar_url=user.avatar_url,
+        is_private=user.is_private,
+        created_at=user.created_at,
+        friends_count=counts.get(EdgeType.FRIEND, 0),
+        followers_count=counts.get(EdgeType.FOLLOWED_BY, 0),
+        following_count=counts.get(EdgeType.FOLLOWS, 0),
+    )
+
+
+async def load_profiles(uow: UnitOfWork, ids: Sequence[int]) -> dict[int, Profile]:
+    """Active users' profiles with their counts, read in two queries."""
+    users = [u for u in await uow.users.get_many(list(ids)) if u.is_active]
+    counts = await uow.edges.counts([u.id for u in users], COUNTED)
+    return {u.id: _profile(u, counts[u.id]) for u in users}
+
+
 class ProfileService:
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, cache: LookAside) -> None:
         self._uow = uow
+        self._cache = cache
+
+    async def _load_many(self, ids: list[int]) -> dict[int, Profile]:
+        async with self._uow(write=False, replica=True) as uow:
+            return await load_profiles(uow, ids)
 
     async def get(self, user_id: int) -> Profile:
-        async with self._uow(write=False, replica=True) as uow:
-            user = await uow.users.get(user_id)
-        if user is None or not user.is_active:
+        async def load() -> Profile | None:
+            return (await self._load_many([user_id])).get(user_id)
+
+        profile = await self._cache.get(
+            profile_key(user_id), load, ttl=PROFILE_TTL, encode=_encode, decode=_decode
+        )
+        if profile is None:
             raise _not_found()
-        return Profile(user)
+        return profile
+
+    async def get_many(self, ids: Sequence[int]) -> dict[int, Profile]:
+        """The profiles that exist among ``ids``."""
+        found = await self._cache.get_many(
+            ids,
+            self._load_many,
+            key=profile_key,
+            ttl=PROFILE_TTL,
+            encode=_encode,
+            decode=_decode,
+        )
+        return {p.id: p for p in found if p is not None}
 
     async def by_username(self, username: str) -> Profile:
         async with self._uow(write=False, replica=True) as uow:
             user = await uow.users.get_by_username(normalize_login(username))
         if user is None or not user.is_active:
             raise _not_found()
-        return Profile(user)
+        return await self.get(user.id)
+
+    async def invalidate(self, *user_ids: int) -> None:
+        await self._cache.invalidate(*(profile_key(u) for u in user_ids))
 
     async def search(self, query: str, *, limit: int | None, cursor: str | None) -> SearchPage:
         size = check_limit(limit)
@@ -61,8 +133,10 @@ class ProfileService:
             return SearchPage([], None)
         async with self._uow(write=False, replica=True) as uow:
             users = await uow.users.search(q[:64], limit=size + 1, offset=offset)
+            shown = users[:size]
+            profiles = await load_profiles(uow, [u.id for u in shown])
         more = len(users) > size and offset + size < _SEARCH_MAX_OFFSET
         return SearchPage(
-            [Profile(u) for u in users[:size]],
+            [profiles[u.id] for u in shown if u.id in profiles],
             encode_cursor({"o": offset + size}) if more else None,
         )

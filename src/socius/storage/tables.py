@@ -8,8 +8,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
+    Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -113,3 +116,40 @@ revoked_sessions = Table(
     Column("session_id", BigInteger, primary_key=True, autoincrement=False),
     Column("until", UtcDateTime, nullable=False, index=True),
 )
+
+# The association store: typed, directed edges, newest first by ``pos`` (a time-ordered
+# id shared by an edge and its inverse). No foreign keys: erasing a user removes their
+# edges explicitly and corrects the other side's counts.
+edges = Table(
+    "edges",
+    metadata,
+    Column("src", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", SmallInteger, primary_key=True, autoincrement=False),
+    Column("dst", BigInteger, primary_key=True, autoincrement=False),
+    Column("pos", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_edges_src_type_pos", edges.c.src, edges.c.type, edges.c.pos)
+
+# Stored counts, kept exact in the transaction that adds or removes an edge.
+edge_counts = Table(
+    "edge_counts",
+    metadata,
+    Column("src", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", SmallInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),
+)
+
+# Events for users, written in the transaction that caused them and relayed after commit.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("user_id", BigInteger, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_outbox_user_id_id", outbox.c.user_id, outbox.c.id)

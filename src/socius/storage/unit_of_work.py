@@ -10,7 +10,9 @@ from typing import Self
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import WRITE_OPTION, make_engine
+from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
@@ -26,6 +28,8 @@ class SqlUnitOfWork:
     users: SqlUserRepository
     sessions: SqlSessionRepository
     signing_keys: SqlSigningKeyRepository
+    edges: SqlEdgeRepository
+    outbox: SqlOutboxRepository
 
     def __init__(self, engine: AsyncEngine, *, write: bool) -> None:
         self._engine = engine
@@ -43,6 +47,8 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(conn)
         self.sessions = SqlSessionRepository(conn)
         self.signing_keys = SqlSigningKeyRepository(conn)
+        self.edges = SqlEdgeRepository(conn)
+        self.outbox = SqlOutboxRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

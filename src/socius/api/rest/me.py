@@ -46,7 +46,8 @@ class PasswordConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 @get("/", summary="Your private profile")
 async def read_me(state: State, principal: Caller) -> PrivateUserOut:
-    return private_user_out(await container_of(state).accounts.me(principal))
+    account = await container_of(state).accounts.me(principal)
+    return private_user_out(account.user, account.profile)
 
 
 @patch(
@@ -58,7 +59,8 @@ async def update_me(
     data: JSONBody[ProfilePatch], state: State, principal: Caller
 ) -> PrivateUserOut:
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
-    return private_user_out(await container_of(state).accounts.update_me(principal, changes))
+    account = await container_of(state).accounts.update_me(principal, changes)
+    return private_user_out(account.user, account.profile)
 
 
 @delete(

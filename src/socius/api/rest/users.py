@@ -30,19 +30,29 @@ async def search_users(
     return Page(items=[public_user_out(p) for p in page.items], next_cursor=page.next_cursor)
 
 
-@get("/by-username/{username:str}", summary="A public profile by username")
+@get(
+    "/by-username/{username:str}",
+    summary="A public profile by username",
+    description="404 for an unknown user, and across a block either way.",
+)
 async def user_by_username(
     username: FromPath[str], state: State, principal: Caller
 ) -> PublicUserOut:
-    return public_user_out(await container_of(state).profiles.by_username(username))
+    container = container_of(state)
+    found = await container.profiles.by_username(username)
+    return public_user_out(await container.graph.visible_profile(principal.user_id, found.id))
 
 
-@get("/{user_id:str}", summary="A public profile by id")
+@get(
+    "/{user_id:str}",
+    summary="A public profile by id",
+    description="404 for an unknown user, and across a block either way.",
+)
 async def user_by_id(user_id: FromPath[str], state: State, principal: Caller) -> PublicUserOut:
     uid = parse_id(user_id)
     if uid is None:
         raise NotFound("no such user", code="user_not_found")
-    return public_user_out(await container_of(state).profiles.get(uid))
+    return public_user_out(await container_of(state).graph.visible_profile(principal.user_id, uid))
 
 
 router = Router(

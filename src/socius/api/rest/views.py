@@ -82,24 +82,31 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
     next_cursor: str | None
 
 
-def public_user_out(profile: Profile) -> PublicUserOut:
-    u = profile.user
+def public_user_out(p: Profile) -> PublicUserOut:
     return PublicUserOut(
-        id=str(u.id),
-        username=u.username,
-        display_name=u.display_name,
-        bio=u.bio,
-        avatar_url=u.avatar_url,
-        is_private=u.is_private,
-        friends_count=profile.friends_count,
-        followers_count=profile.followers_count,
-        following_count=profile.following_count,
-        created_at=u.created_at,
+        id=str(p.id),
+        username=p.username,
+        display_name=p.display_name,
+        bio=p.bio,
+        avatar_url=p.avatar_url,
+        is_private=p.is_private,
+        friends_count=p.friends_count,
+        followers_count=p.followers_count,
+        following_count=p.following_count,
+        created_at=p.created_at,
     )
 
 
 def private_user_out(user: User, profile: Profile | None = None) -> PrivateUserOut:
-    p = profile or Profile(user)
+    p = profile or Profile(
+        user.id,
+        user.username,
+        user.display_name,
+        user.bio,
+        user.avatar_url,
+        user.is_private,
+        user.created_at,
+    )
     return PrivateUserOut(
         id=str(user.id),
         username=user.username,
@@ -120,7 +127,7 @@ def private_user_out(user: User, profile: Profile | None = None) -> PrivateUserO
 
 def auth_out(issued: IssuedTokens) -> AuthOut:
     return AuthOut(
-        user=private_user_out(issued.user),
+        user=private_user_out(issued.user, issued.profile),
         access_token=issued.access_token,
         refresh_token=issued.refresh_token,
         expires_in=issued.expires_in,

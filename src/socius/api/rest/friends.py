@@ -1,0 +1,129 @@
+"""/v1/friends: friends, friend requests and suggestions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Router, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from socius.api.dependencies import Caller, container_of
+from socius.api.rest.graph_views import (
+    RelationshipOut,
+    SuggestionsOut,
+    UserListOut,
+    relationship_out,
+    suggestion_out,
+    user_list_out,
+)
+from socius.api.rest.params import Cursor, Limit, user_id_or_404
+from socius.domain.graph import EdgeType
+
+__all__ = ["router"]
+
+
+class FriendRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+
+
+@get("/", summary="Your friends, newest first")
+async def list_friends(
+    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+) -> UserListOut:
+    page = await container_of(state).graph.list_own(
+        principal.user_id, EdgeType.FRIEND, limit=limit, cursor=cursor
+    )
+    return user_list_out(page)
+
+
+@delete("/{user_id:str}", status_code=200, summary="Unfriend")
+async def unfriend(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.unfriend(principal.user_id, user_id_or_404(user_id)))
+
+
+@post(
+    "/requests",
+    status_code=200,
+    summary="Send a friend request",
+    description="If they already asked you, you become friends. Idempotent; returns the "
+    "relationship. 403 `blocked` if you block them; 404 if they block you.",
+)
+async def send_request(
+    data: JSONBody[FriendRequestIn], state: State, principal: Caller
+) -> RelationshipOut:
+    graph = container_of(state).graph
+    other = user_id_or_404(data.user_id)
+    return relationship_out(await graph.send_friend_request(principal.user_id, other))
+
+
+@get("/requests", summary="Pending friend requests, newest first")
+async def list_requests(
+    state: State,
+    principal: Caller,
+    direction: Annotated[
+        Literal["incoming", "outgoing"], QueryParameter(description="which requests")
+    ] = "incoming",
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> UserListOut:
+    type_ = EdgeType.REQUEST_IN if direction == "incoming" else EdgeType.REQUEST_OUT
+    page = await container_of(state).graph.list_own(
+        principal.user_id, type_, limit=limit, cursor=cursor
+    )
+    return user_list_out(page)
+
+
+@post("/requests/{user_id:str}/accept", status_code=200, summary="Accept a friend request")
+async def accept(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    rel = await graph.accept_friend_request(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+@post("/requests/{user_id:str}/decline", status_code=200, summary="Decline a friend request")
+async def decline(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    rel = await graph.decline_friend_request(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+@delete("/requests/{user_id:str}", status_code=200, summary="Cancel your outgoing friend request")
+async def cancel(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    rel = await graph.cancel_friend_request(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+@get(
+    "/suggestions",
+    summary="People you may know",
+    description="Friends of friends ranked by mutual friends (Adamic-Adar); never you, a "
+    "friend, a pending request either way, or anyone blocked either way.",
+)
+async def suggestions(
+    state: State,
+    principal: Caller,
+    limit: Annotated[int, QueryParameter(ge=1, le=100, description="1-100, default 20")] = 20,
+) -> SuggestionsOut:
+    found = await container_of(state).suggestions.suggest(principal.user_id, limit=limit)
+    return SuggestionsOut(items=[suggestion_out(s) for s in found])
+
+
+router = Router(
+    path="/v1/friends",
+    route_handlers=[
+        list_friends,
+        suggestions,
+        list_requests,
+        send_request,
+        accept,
+        decline,
+        cancel,
+        unfriend,
+    ],
+    tags=["graph"],
+    security=[{"bearer": []}],
+)

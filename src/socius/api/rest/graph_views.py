@@ -1,0 +1,92 @@
+"""How the graph looks on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from socius.api.rest.views import PublicUserOut, public_user_out
+from socius.domain.graph import Relationship
+from socius.services.graph import EdgePage
+from socius.services.suggestions import Suggestion
+
+__all__ = [
+    "ListedUserOut",
+    "RelationshipOut",
+    "RelationshipsOut",
+    "SuggestionOut",
+    "SuggestionsOut",
+    "UserListOut",
+    "relationship_out",
+    "user_list_out",
+]
+
+
+class RelationshipOut(msgspec.Struct, kw_only=True):
+    """What a user is to the caller, from the caller's side."""
+
+    user_id: str
+    friend: bool
+    request_sent: bool
+    request_received: bool
+    following: bool
+    followed_by: bool
+    follow_requested: bool
+    blocking: bool
+    blocked_by: bool
+    muting: bool
+
+
+class RelationshipsOut(msgspec.Struct, kw_only=True):
+    items: list[RelationshipOut]
+
+
+class ListedUserOut(PublicUserOut, kw_only=True):
+    """A user in a list, and since when they are in it."""
+
+    since: datetime
+
+
+class UserListOut(msgspec.Struct, kw_only=True):
+    items: list[ListedUserOut]
+    next_cursor: str | None
+
+
+class SuggestionOut(msgspec.Struct, kw_only=True):
+    user: PublicUserOut
+    mutual_count: int
+    score: float
+
+
+class SuggestionsOut(msgspec.Struct, kw_only=True):
+    items: list[SuggestionOut]
+
+
+def relationship_out(rel: Relationship) -> RelationshipOut:
+    return RelationshipOut(
+        user_id=str(rel.user_id),
+        friend=rel.friend,
+        request_sent=rel.request_sent,
+        request_received=rel.request_received,
+        following=rel.following,
+        followed_by=rel.followed_by,
+        follow_requested=rel.follow_requested,
+        blocking=rel.blocking,
+        blocked_by=rel.blocked_by,
+        muting=rel.muting,
+    )
+
+
+def user_list_out(page: EdgePage) -> UserListOut:
+    items = []
+    for listed in page.items:
+        base = public_user_out(listed.profile)
+        items.append(ListedUserOut(**msgspec.structs.asdict(base), since=listed.since))
+    return UserListOut(items=items, next_cursor=page.next_cursor)
+
+
+def suggestion_out(s: Suggestion) -> SuggestionOut:
+    return SuggestionOut(
+        user=public_user_out(s.profile), mutual_count=s.mutual_count, score=s.score
+    )

@@ -1,0 +1,154 @@
+"""/v1/users/{id}/...: another user's lists, and following, blocking, muting them."""
+
+from __future__ import annotations
+
+from litestar import Router, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from socius.api.dependencies import Caller, container_of
+from socius.api.rest.graph_views import (
+    RelationshipOut,
+    UserListOut,
+    relationship_out,
+    user_list_out,
+)
+from socius.api.rest.params import Cursor, Limit, user_id_or_404
+from socius.domain.graph import EdgeType
+
+__all__ = ["router"]
+
+_PRIVATE = (
+    "Hidden from non-friends when the owner is private (403 `private_account`), "
+    "and across a block (404)."
+)
+
+
+@get("/{user_id:str}/friends", summary="A user's friends, newest first", description=_PRIVATE)
+async def friends_of(
+    user_id: FromPath[str],
+    state: State,
+    principal: Caller,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> UserListOut:
+    page = await container_of(state).graph.list_edges(
+        principal.user_id, user_id_or_404(user_id), EdgeType.FRIEND, limit=limit, cursor=cursor
+    )
+    return user_list_out(page)
+
+
+@get("/{user_id:str}/followers", summary="A user's followers, newest first", description=_PRIVATE)
+async def followers_of(
+    user_id: FromPath[str],
+    state: State,
+    principal: Caller,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> UserListOut:
+    page = await container_of(state).graph.list_edges(
+        principal.user_id,
+        user_id_or_404(user_id),
+        EdgeType.FOLLOWED_BY,
+        limit=limit,
+        cursor=cursor,
+    )
+    return user_list_out(page)
+
+
+@get("/{user_id:str}/following", summary="Whom a user follows, newest first", description=_PRIVATE)
+async def following_of(
+    user_id: FromPath[str],
+    state: State,
+    principal: Caller,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> UserListOut:
+    page = await container_of(state).graph.list_edges(
+        principal.user_id,
+        user_id_or_404(user_id),
+        EdgeType.FOLLOWS,
+        limit=limit,
+        cursor=cursor,
+    )
+    return user_list_out(page)
+
+
+@get("/{user_id:str}/mutual-friends", summary="Friends you share with a user", description=_PRIVATE)
+async def mutual_friends(
+    user_id: FromPath[str],
+    state: State,
+    principal: Caller,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> UserListOut:
+    page = await container_of(state).graph.mutual_friends(
+        principal.user_id, user_id_or_404(user_id), limit=limit, cursor=cursor
+    )
+    return user_list_out(page)
+
+
+@post(
+    "/{user_id:str}/follow",
+    status_code=200,
+    summary="Follow",
+    description="A follow request when they are private. Idempotent.",
+)
+async def follow(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.follow(principal.user_id, user_id_or_404(user_id)))
+
+
+@delete("/{user_id:str}/follow", status_code=200, summary="Unfollow (or withdraw a request)")
+async def unfollow(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.unfollow(principal.user_id, user_id_or_404(user_id)))
+
+
+@post(
+    "/{user_id:str}/block",
+    status_code=200,
+    summary="Block",
+    description="Ends friendship, requests and follows both ways and hides each from the "
+    "other. Unblocking restores nothing.",
+)
+async def block(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.block(principal.user_id, user_id_or_404(user_id)))
+
+
+@delete("/{user_id:str}/block", status_code=200, summary="Unblock")
+async def unblock(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.unblock(principal.user_id, user_id_or_404(user_id)))
+
+
+@post("/{user_id:str}/mute", status_code=200, summary="Mute")
+async def mute(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.mute(principal.user_id, user_id_or_404(user_id)))
+
+
+@delete("/{user_id:str}/mute", status_code=200, summary="Unmute")
+async def unmute(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    return relationship_out(await graph.unmute(principal.user_id, user_id_or_404(user_id)))
+
+
+router = Router(
+    path="/v1/users",
+    route_handlers=[
+        friends_of,
+        followers_of,
+        following_of,
+        mutual_friends,
+        follow,
+        unfollow,
+        block,
+        unblock,
+        mute,
+        unmute,
+    ],
+    tags=["graph"],
+    security=[{"bearer": []}],
+)

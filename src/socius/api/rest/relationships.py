@@ -1,0 +1,88 @@
+"""/v1/relationships, /v1/blocks, /v1/follow-requests."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Router, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, QueryParameter
+
+from socius.api.dependencies import Caller, container_of
+from socius.api.rest.graph_views import (
+    RelationshipOut,
+    RelationshipsOut,
+    UserListOut,
+    relationship_out,
+    user_list_out,
+)
+from socius.api.rest.params import Cursor, Limit, user_id_or_404
+from socius.domain.errors import InvalidInput
+from socius.domain.graph import EdgeType
+from socius.domain.ids import parse_id
+
+__all__ = ["router"]
+
+
+@get("/v1/relationships", summary="Relationship objects for up to 100 users")
+async def relationships(
+    state: State,
+    principal: Caller,
+    ids: Annotated[str, QueryParameter(max_length=2200, description="comma-separated user ids")],
+) -> RelationshipsOut:
+    parsed = []
+    for part in ids.split(","):
+        if not part.strip():
+            continue
+        value = parse_id(part.strip())
+        if value is None:
+            raise InvalidInput(
+                f"not a user id: {part.strip()[:24]!r}", code="invalid_id", details={"field": "ids"}
+            )
+        parsed.append(value)
+    found = await container_of(state).graph.relationships(principal.user_id, parsed)
+    return RelationshipsOut(items=[relationship_out(r) for r in found])
+
+
+@get("/v1/blocks", summary="Users you block, newest first")
+async def blocks(
+    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+) -> UserListOut:
+    page = await container_of(state).graph.list_own(
+        principal.user_id, EdgeType.BLOCKS, limit=limit, cursor=cursor
+    )
+    return user_list_out(page)
+
+
+@get("/v1/follow-requests", summary="Requests to follow you (private accounts)")
+async def follow_requests(
+    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+) -> UserListOut:
+    page = await container_of(state).graph.list_own(
+        principal.user_id, EdgeType.FOLLOW_REQUEST_IN, limit=limit, cursor=cursor
+    )
+    return user_list_out(page)
+
+
+@post("/v1/follow-requests/{user_id:str}/approve", status_code=200, summary="Let a user follow you")
+async def approve(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    rel = await graph.approve_follow_request(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+@post(
+    "/v1/follow-requests/{user_id:str}/reject", status_code=200, summary="Refuse a follow request"
+)
+async def reject(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+    graph = container_of(state).graph
+    rel = await graph.reject_follow_request(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+router = Router(
+    path="/",
+    route_handlers=[relationships, blocks, follow_requests, approve, reject],
+    tags=["graph"],
+    security=[{"bearer": []}],
+)

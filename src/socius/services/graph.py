@@ -1,0 +1,238 @@
+"""The friend/follow/block graph: mutations by the rules in domain.graph, and its lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from socius.domain.errors import Forbidden, InvalidInput, NotFound
+from socius.domain.events import Event
+from socius.domain.graph import (
+    EdgeRow,
+    EdgeType,
+    Plan,
+    Relationship,
+    check_not_self,
+    plan_accept_friend,
+    plan_approve_follow,
+    plan_block,
+    plan_cancel_friend_request,
+    plan_decline_friend,
+    plan_follow,
+    plan_friend_request,
+    plan_mute,
+    plan_reject_follow,
+    plan_unblock,
+    plan_unfollow,
+    plan_unfriend,
+    plan_unmute,
+)
+from socius.domain.ids import IdGenerator
+from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.users import User
+from socius.services.graph_cache import GraphCache
+from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.profiles import Profile, ProfileService
+
+__all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
+
+MAX_RELATIONSHIP_IDS = 100
+Planner = Callable[[Relationship, User], Plan]
+
+
+@dataclass(frozen=True, slots=True)
+class ListedUser:
+    profile: Profile
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EdgePage:
+    items: list[ListedUser]
+    next_cursor: str | None
+
+
+def _user_not_found() -> NotFound:
+    return NotFound("no such user", code="user_not_found")
+
+
+class GraphService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        profiles: ProfileService,
+        cache: GraphCache,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._ids = ids
+        self._profiles = profiles
+        self._cache = cache
+
+    # mutations -----------------------------------------------------------------------
+
+    async def _apply(self, actor: int, other: int, planner: Planner) -> Relationship:
+        check_not_self(actor, other)
+        async with self._uow() as uow:
+            target = await uow.users.get(other)
+            if target is None or not target.is_active:
+                raise _user_not_found()
+            await uow.edges.lock_pair(actor, other)
+            before = Relationship(other, await uow.edges.types_between(actor, other))
+            plan = planner(before, target)
+            if plan.changes_nothing:
+                return before
+            now = self._clock()
+            pos = self._ids.next_id()
+            for type_ in plan.remove:
+                await uow.edges.remove(actor, type_, other)
+            for type_ in plan.add:
+                await uow.edges.add(actor, type_, other, pos=pos, created_at=now)
+            await uow.outbox.add(_events(plan, actor, other), now)
+            changed = {*plan.add, *plan.remove}
+            uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
+            await uow.commit()
+        return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
+
+    async def send_friend_request(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_friend_request(rel))
+
+    async def accept_friend_request(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_accept_friend(rel))
+
+    async def decline_friend_request(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_decline_friend(rel))
+
+    async def cancel_friend_request(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_cancel_friend_request(rel))
+
+    async def unfriend(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_unfriend(rel))
+
+    async def follow(self, actor: int, other: int) -> Relationship:
+        return await self._apply(
+            actor, other, lambda rel, user: plan_follow(rel, other_is_private=user.is_private)
+        )
+
+    async def unfollow(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_unfollow(rel))
+
+    async def approve_follow_request(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_approve_follow(rel))
+
+    async def reject_follow_request(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_reject_follow(rel))
+
+    async def block(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_block(rel))
+
+    async def unblock(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_unblock(rel))
+
+    async def mute(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_mute(rel))
+
+    async def unmute(self, actor: int, other: int) -> Relationship:
+        return await self._apply(actor, other, lambda rel, _u: plan_unmute(rel))
+
+    # reads ---------------------------------------------------------------------------
+
+    async def relationship(self, viewer: int, other: int) -> Relationship:
+        return Relationship(other, await self._cache.relationship(viewer, other))
+
+    async def relationships(self, viewer: int, others: Sequence[int]) -> list[Relationship]:
+        if len(others) > MAX_RELATIONSHIP_IDS:
+            raise InvalidInput(
+                f"at most {MAX_RELATIONSHIP_IDS} ids",
+                code="too_many_ids",
+                details={"field": "ids"},
+            )
+        unique = list(dict.fromkeys(others))
+        found = await self._cache.relationships(viewer, unique)
+        return [Relationship(o, found[o]) for o in unique]
+
+    async def visible_profile(self, viewer: int, user_id: int) -> Profile:
+        """A profile, hidden (404) across a block either way."""
+        if viewer != user_id:
+            rel = await self._cache.relationship(viewer, user_id)
+            if EdgeType.BLOCKS in rel or EdgeType.BLOCKED_BY in rel:
+                raise _user_not_found()
+        return await self._profiles.get(user_id)
+
+    async def check_list_visible(self, viewer: int, owner: int) -> None:
+        """May ``viewer`` see ``owner``'s friend and follower lists?"""
+        if viewer == owner:
+            return
+        profile = await self.visible_profile(viewer, owner)
+        if profile.is_private:
+            rel = await self._cache.relationship(viewer, owner)
+            if EdgeType.FRIEND not in rel:
+                raise Forbidden("this account's lists are private", code="private_account")
+
+    async def list_edges(
+        self,
+        viewer: int,
+        owner: int,
+        type_: EdgeType,
+        *,
+        limit: int | None,
+        cursor: str | None,
+    ) -> EdgePage:
+        """One page of ``owner``'s edges of ``type_``, newest first, as profiles."""
+        await self.check_list_visible(viewer, owner)
+        return await self._page(owner, type_, limit, cursor)
+
+    async def list_own(
+        self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
+    ) -> EdgePage:
+        return await self._page(viewer, type_, limit, cursor)
+
+    async def _page(
+        self, owner: int, type_: EdgeType, limit: int | None, cursor: str | None
+    ) -> EdgePage:
+        size = check_limit(limit)
+        before = _position(cursor)
+        rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=before)
+        return await self._render(rows, size)
+
+    async def mutual_friends(
+        self, viewer: int, other: int, *, limit: int | None, cursor: str | None
+    ) -> EdgePage:
+        check_not_self(viewer, other)
+        await self.check_list_visible(viewer, other)
+        size = check_limit(limit)
+        async with self._uow(write=False, replica=True) as uow:
+            rows = await uow.edges.mutual(
+                viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
+            )
+        return await self._render(rows, size)
+
+    async def _render(self, rows: list[EdgeRow], size: int) -> EdgePage:
+        shown = rows[:size]
+        profiles = await self._profiles.get_many([r.dst for r in shown])
+        items = [ListedUser(profiles[r.dst], r.created_at) for r in shown if r.dst in profiles]
+        more = len(rows) > size
+        return EdgePage(items, encode_cursor({"p": shown[-1].pos}) if more and shown else None)
+
+
+def _position(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    value = position.get("p")
+    if not isinstance(value, int):
+        raise InvalidInput(
+            "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+        )
+    return value
+
+
+def _events(plan: Plan, actor: int, other: int) -> list[Event]:
+    events = []
+    for type_, to in plan.events:
+        recipient, about = (other, actor) if to == "other" else (actor, other)
+        events.append(Event(user_id=recipient, type=type_, payload={"user_id": str(about)}))
+    return events

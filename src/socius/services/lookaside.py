@@ -1,0 +1,320 @@
+"""Look-aside caching with leases: read the cache, on a miss load from the database.
+
+- One filler per key across the cluster: a miss takes a lease (``Cache.lease``) before
+  loading; whoever cannot get it waits briefly for the holder's value, then loads from
+  the database without filling.
+- One load per key inside the process: concurrent misses on one key share a future.
+- Writers call ``invalidate`` after commit: it deletes the value and breaks the lease,
+  so a fill that loaded the old row before the write stores nothing.
+- Absent rows are cached too (a negative entry, same ttl), so lookups of missing ids do
+  not reach the database each time.
+- A cache outage never fails a read: every ``CacheUnavailable`` is counted through
+  ``on_error`` and the value comes from the loader.
+
+Stored values are tagged by their first byte: ``b"\\x01" + encode(value)`` for a value,
+exactly ``b"\\x00"`` for an absent row. Anything else (an empty or foreign value, or one
+that no longer decodes after a schema change) is treated as a miss and refilled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import msgspec
+import structlog
+
+from socius.domain.errors import CacheUnavailable
+from socius.services.ports import Cache
+
+__all__ = ["LookAside", "msgpack_codec"]
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+log = structlog.get_logger("socius.cache")
+
+_ABSENT: Final = b"\x00"
+_PRESENT: Final = b"\x01"
+#: Seconds slept before each re-read while another node holds the lease (~35 ms in all).
+DEFAULT_WAITS: Final = (0.005, 0.01, 0.02)
+
+
+class _Miss:
+    """Nothing usable in the cache (distinct from a cached ``None``)."""
+
+
+_MISS: Final = _Miss()
+
+
+class _Retry:
+    """The flight's leader was cancelled; its waiters start over."""
+
+
+_RETRY: Final = _Retry()
+
+
+def msgpack_codec(type_: type[T]) -> tuple[Callable[[T], bytes], Callable[[bytes], T]]:
+    """``(encode, decode)`` for a msgspec Struct, dataclass or other msgspec type."""
+    encoder = msgspec.msgpack.Encoder()
+    decoder = msgspec.msgpack.Decoder(type_)
+    return encoder.encode, decoder.decode
+
+
+class LookAside:
+    """Look-aside reads over a ``Cache``, for one family of keys (``name`` labels metrics)."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        name: str,
+        on_result: Callable[[str, str], None] = lambda _cache, _result: None,
+        on_error: Callable[[str], None] = lambda _op: None,
+        lease_ttl: float = 3.0,
+        waits: Sequence[float] = DEFAULT_WAITS,
+    ) -> None:
+        self._cache = cache
+        self._name = name
+        self._on_result = on_result
+        self._on_error = on_error
+        self._lease_ttl = lease_ttl
+        self._waits = tuple(waits)
+        self._flights: dict[str, asyncio.Future[Any]] = {}
+
+    # ------------------------------------------------------------------ one key
+
+    async def get(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[T | None]],
+        *,
+        ttl: float,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+    ) -> T | None:
+        """The value for ``key``: from the cache, else from ``load`` (None = absent)."""
+        while True:
+            flight = self._flights.get(key)
+            if flight is None:
+                try:
+                    raw = await self._cache.get(key)
+                except CacheUnavailable:
+                    self._error("get")
+                    raw, cache_up = None, False
+                else:
+                    cache_up = True
+                if cache_up:
+                    cached = self._unpack(key, raw, decode)
+                    self._on_result(self._name, "miss" if cached is _MISS else "hit")
+                    if not isinstance(cached, _Miss):
+                        return cached
+                # Someone may have started a flight while we were reading.
+                flight = self._flights.get(key)
+                if flight is None:
+                    return await self._lead(key, load, ttl, encode, decode, cache_up)
+            result = await asyncio.shield(flight)
+            if not isinstance(result, _Retry):
+                return result  # type: ignore[no-any-return]
+
+    async def _lead(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[T | None]],
+        ttl: float,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+        cache_up: bool,
+    ) -> T | None:
+        flight: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight
+        try:
+            if cache_up:
+                value = await self._fetch(key, load, ttl, encode, decode)
+            else:
+                value = await load()
+        except Exception as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        except BaseException:
+            flight.set_result(_RETRY)  # the leader was cancelled, not its waiters: they retry
+            raise
+        else:
+            flight.set_result(value)
+            return value
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+    async def _fetch(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[T | None]],
+        ttl: float,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+    ) -> T | None:
+        """A miss: fill under a lease, or wait for the node that holds it."""
+        try:
+            token = await self._cache.lease(key, ttl=self._lease_ttl)
+        except CacheUnavailable:
+            self._error("lease")
+            return await load()
+        if token is None:
+            cached = await self._wait_for(key, decode)
+            if not isinstance(cached, _Miss):
+                return cached
+            return await load()
+        value = await load()
+        # If the loader raised, the lease stays until it expires; other nodes meanwhile
+        # load without filling, which is correct, only slower.
+        try:
+            await self._cache.fill(key, self._pack(value, encode), ttl=ttl, token=token)
+        except CacheUnavailable:
+            self._error("fill")
+        return value
+
+    async def _wait_for(self, key: str, decode: Callable[[bytes], T]) -> T | _Miss | None:
+        for delay in self._waits:
+            await asyncio.sleep(delay)
+            try:
+                raw = await self._cache.get(key)
+            except CacheUnavailable:
+                self._error("get")
+                return _MISS
+            cached = self._unpack(key, raw, decode)
+            if not isinstance(cached, _Miss):
+                return cached
+        return _MISS
+
+    # ------------------------------------------------------------------ many keys
+
+    async def get_many(
+        self,
+        ids: Sequence[K],
+        load_many: Callable[[list[K]], Awaitable[Mapping[K, T]]],
+        *,
+        key: Callable[[K], str],
+        ttl: float,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+    ) -> list[T | None]:
+        """The values for ``ids``, in their order (None for absent ones).
+
+        One multi-get; the misses are leased together, loaded with one ``load_many``
+        call (ids missing from its result are absent) and filled together.
+        """
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return []
+        keys = {i: key(i) for i in unique}
+        found: dict[K, T | None] = {}
+        try:
+            raws = await self._cache.get_many([keys[i] for i in unique])
+        except CacheUnavailable:
+            self._error("get_many")
+            loaded = await load_many(unique)
+            return [loaded.get(i) for i in ids]
+
+        missing: list[K] = []
+        for i, raw in zip(unique, raws, strict=True):
+            cached = self._unpack(keys[i], raw, decode)
+            if isinstance(cached, _Miss):
+                missing.append(i)
+            else:
+                found[i] = cached
+        for _ in found:
+            self._on_result(self._name, "hit")
+        for _ in missing:
+            self._on_result(self._name, "miss")
+
+        if missing:
+            try:
+                tokens = await self._cache.lease_many(
+                    [keys[i] for i in missing], ttl=self._lease_ttl
+                )
+            except CacheUnavailable:
+                self._error("lease")
+                tokens = [None] * len(missing)
+                others: list[K] = []  # nobody to wait for: load them all
+            else:
+                others = [i for i, t in zip(missing, tokens, strict=True) if t is None]
+            leased = {i: t for i, t in zip(missing, tokens, strict=True) if t is not None}
+            if others:
+                found.update(await self._wait_for_many(others, keys, decode))
+            to_load = [i for i in missing if i not in found]
+            if to_load:
+                loaded = await load_many(to_load)
+                fills: list[tuple[str, bytes, str]] = []
+                for i in to_load:
+                    value = loaded.get(i)
+                    found[i] = value
+                    if i in leased:
+                        fills.append((keys[i], self._pack(value, encode), leased[i]))
+                if fills:
+                    try:
+                        await self._cache.fill_many(fills, ttl=ttl)
+                    except CacheUnavailable:
+                        self._error("fill")
+        return [found.get(i) for i in ids]
+
+    async def _wait_for_many(
+        self, ids: list[K], keys: Mapping[K, str], decode: Callable[[bytes], T]
+    ) -> dict[K, T | None]:
+        found: dict[K, T | None] = {}
+        pending = list(ids)
+        for delay in self._waits:
+            await asyncio.sleep(delay)
+            try:
+                raws = await self._cache.get_many([keys[i] for i in pending])
+            except CacheUnavailable:
+                self._error("get_many")
+                break
+            still: list[K] = []
+            for i, raw in zip(pending, raws, strict=True):
+                cached = self._unpack(keys[i], raw, decode)
+                if isinstance(cached, _Miss):
+                    still.append(i)
+                else:
+                    found[i] = cached
+            pending = still
+            if not pending:
+                break
+        return found
+
+    # ------------------------------------------------------------------ writes
+
+    async def invalidate(self, *keys: str) -> None:
+        """After a commit: drop ``keys`` and break their leases. Never raises on outage."""
+        if not keys:
+            return
+        try:
+            await self._cache.invalidate(*keys)
+        except CacheUnavailable:
+            # Stale entries outlive the outage until their ttl: keep ttls short.
+            self._error("invalidate")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _error(self, op: str) -> None:
+        self._on_error(f"{self._name}_{op}")
+
+    @staticmethod
+    def _pack(value: T | None, encode: Callable[[T], bytes]) -> bytes:
+        return _ABSENT if value is None else _PRESENT + encode(value)
+
+    def _unpack(
+        self, key: str, raw: bytes | None, decode: Callable[[bytes], T]
+    ) -> T | _Miss | None:
+        if raw is None:
+            return _MISS
+        if raw == _ABSENT:
+            return None
+        if raw[:1] == _PRESENT:
+            try:
+                return decode(raw[1:])
+            except (msgspec.DecodeError, ValueError):
+                log.warning("cache_value_undecodable", cache=self._name, key=key)
+        return _MISS

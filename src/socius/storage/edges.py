@@ -1,0 +1,220 @@
+"""The association store: typed edges with their inverses and exact counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.graph import INVERSE, EdgeRow, EdgeType
+from socius.storage.tables import edge_counts, edges
+
+__all__ = ["SqlEdgeRepository"]
+
+
+def _pair_lock_key(a: int, b: int) -> int:
+    """A signed 64-bit advisory-lock key for the unordered pair {a, b}."""
+    lo, hi = (a, b) if a < b else (b, a)
+    mixed = (lo * 0x9E3779B97F4A7C15 ^ hi * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF
+    return mixed - (1 << 64) if mixed >= 1 << 63 else mixed
+
+
+class SqlEdgeRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._dialect = conn.dialect.name
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    async def lock_pair(self, a: int, b: int) -> None:
+        """Serialize writers of one pair until the transaction ends. SQLite writers are
+        already serialized by BEGIN IMMEDIATE."""
+        if self._dialect == "postgresql":
+            await self._conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _pair_lock_key(a, b)}
+            )
+
+    async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]:
+        rows = await self._conn.execute(
+            select(edges.c.type).where(edges.c.src == src, edges.c.dst == dst)
+        )
+        return frozenset(EdgeType(row.type) for row in rows)
+
+    async def types_between_many(
+        self, src: int, dsts: Sequence[int]
+    ) -> dict[int, frozenset[EdgeType]]:
+        found: dict[int, set[EdgeType]] = {d: set() for d in dsts}
+        if dsts:
+            rows = await self._conn.execute(
+                select(edges.c.dst, edges.c.type).where(
+                    edges.c.src == src, edges.c.dst.in_(list(dsts))
+                )
+            )
+            for row in rows:
+                found[row.dst].add(EdgeType(row.type))
+        return {d: frozenset(t) for d, t in found.items()}
+
+    async def add(
+        self, src: int, type_: EdgeType, dst: int, *, pos: int, created_at: datetime
+    ) -> bool:
+        """Add the edge and its inverse; False when it was already there."""
+        inverse = INVERSE[type_]
+        keys = [(src, int(type_), dst)]
+        if inverse is not None:
+            keys.append((dst, int(inverse), src))
+        added = False
+        for s, t, d in keys:  # separately: each insert's rowcount says whether it was new
+            result = await self._conn.execute(
+                self._insert(edges)
+                .values(src=s, type=t, dst=d, pos=pos, created_at=created_at)
+                .on_conflict_do_nothing()
+            )
+            added = added or bool(result.rowcount)
+        if added:
+            await self._bump([(s, t) for s, t, _ in keys], +1)
+        return added
+
+    async def remove(self, src: int, type_: EdgeType, dst: int) -> bool:
+        """Remove the edge and its inverse; False when it was not there."""
+        inverse = INVERSE[type_]
+        pairs = [(src, int(type_), dst)]
+        if inverse is not None:
+            pairs.append((dst, int(inverse), src))
+        result = await self._conn.execute(
+            delete(edges).where(tuple_(edges.c.src, edges.c.type, edges.c.dst).in_(pairs))
+        )
+        if not result.rowcount:
+            return False
+        await self._bump([(s, t) for s, t, _ in pairs], -1)
+        return True
+
+    async def _bump(self, keys: Iterable[tuple[int, int]], delta: int) -> None:
+        # Ascending key order: concurrent transactions lock count rows in the same order.
+        for src, type_ in sorted(keys):
+            stmt = self._insert(edge_counts).values(src=src, type=type_, count=max(delta, 0))
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[edge_counts.c.src, edge_counts.c.type],
+                set_={"count": edge_counts.c.count + delta},
+            )
+            await self._conn.execute(stmt)
+
+    async def range(
+        self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]:
+        """Newest first; ``before_pos`` continues after the last row of a previous page."""
+        stmt = (
+            select(edges.c.dst, edges.c.pos, edges.c.created_at)
+            .where(edges.c.src == src, edges.c.type == int(type_))
+            .order_by(edges.c.pos.desc(), edges.c.dst.desc())
+            .limit(limit)
+        )
+        if before_pos is not None:
+            stmt = stmt.where(edges.c.pos < before_pos)
+        return [EdgeRow(r.dst, r.pos, r.created_at) for r in await self._conn.execute(stmt)]
+
+    async def time_range(
+        self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
+    ) -> list[EdgeRow]:
+        stmt = (
+            select(edges.c.dst, edges.c.pos, edges.c.created_at)
+            .where(
+                edges.c.src == src,
+                edges.c.type == int(type_),
+                edges.c.created_at >= since,
+                edges.c.created_at < until,
+            )
+            .order_by(edges.c.pos.desc())
+            .limit(limit)
+        )
+        return [EdgeRow(r.dst, r.pos, r.created_at) for r in await self._conn.execute(stmt)]
+
+    async def has(self, src: int, type_: EdgeType, dsts: Sequence[int]) -> set[int]:
+        """Which of ``dsts`` the edge points to."""
+        if not dsts:
+            return set()
+        rows = await self._conn.execute(
+            select(edges.c.dst).where(
+                edges.c.src == src, edges.c.type == int(type_), edges.c.dst.in_(list(dsts))
+            )
+        )
+        return {row.dst for row in rows}
+
+    async def counts(
+        self, srcs: Sequence[int], types: Sequence[EdgeType]
+    ) -> dict[int, dict[EdgeType, int]]:
+        result: dict[int, dict[EdgeType, int]] = {s: dict.fromkeys(types, 0) for s in srcs}
+        if srcs:
+            rows = await self._conn.execute(
+                select(edge_counts.c.src, edge_counts.c.type, edge_counts.c.count).where(
+                    edge_counts.c.src.in_(list(srcs)),
+                    edge_counts.c.type.in_([int(t) for t in types]),
+                )
+            )
+            for src, type_, count in rows:
+                result[src][EdgeType(type_)] = int(count)
+        return result
+
+    async def mutual(
+        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]:
+        """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order."""
+        mine, theirs = edges.alias("mine"), edges.alias("theirs")
+        stmt = (
+            select(mine.c.dst, mine.c.pos, mine.c.created_at)
+            .join(
+                theirs,
+                and_(theirs.c.src == b, theirs.c.type == int(type_), theirs.c.dst == mine.c.dst),
+            )
+            .where(mine.c.src == a, mine.c.type == int(type_))
+            .order_by(mine.c.pos.desc(), mine.c.dst.desc())
+            .limit(limit)
+        )
+        if before_pos is not None:
+            stmt = stmt.where(mine.c.pos < before_pos)
+        return [EdgeRow(r.dst, r.pos, r.created_at) for r in await self._conn.execute(stmt)]
+
+    async def erase(self, user_id: int) -> set[int]:
+        """Remove every edge to or from ``user_id``, correct the others' counts, and return
+        the users whose edges changed."""
+        rows = (
+            await self._conn.execute(
+                select(edges.c.dst, edges.c.type).where(edges.c.src == user_id)
+            )
+        ).all()
+        decrements: dict[tuple[int, int], int] = {}
+        for row in rows:
+            inverse = INVERSE[EdgeType(row.type)]
+            if inverse is not None and row.dst != user_id:
+                key = (row.dst, int(inverse))
+                decrements[key] = decrements.get(key, 0) + 1
+        # Edges without an inverse (mutes) pointing at the user.
+        muters = (
+            await self._conn.execute(
+                select(edges.c.src, edges.c.type).where(
+                    edges.c.dst == user_id, edges.c.type == int(EdgeType.MUTES)
+                )
+            )
+        ).all()
+        for row in muters:
+            key = (row.src, int(row.type))
+            decrements[key] = decrements.get(key, 0) + 1
+        await self._conn.execute(
+            delete(edges).where((edges.c.src == user_id) | (edges.c.dst == user_id))
+        )
+        await self._conn.execute(delete(edge_counts).where(edge_counts.c.src == user_id))
+        for (src, type_), n in sorted(decrements.items()):
+            await self._conn.execute(
+                edge_counts.update()
+                .where(edge_counts.c.src == src, edge_counts.c.type == type_)
+                .values(
+                    count=func.max(edge_counts.c.count - n, 0)
+                    if self._dialect == "sqlite"
+                    else func.greatest(edge_counts.c.count - n, 0)
+                )
+            )
+        return {row.dst for row in rows} | {row.src for row in muters}
