@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from litestar.types import ASGIApp
 from socius.api.app import build_litestar
 from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
+from socius.domain.errors import CacheUnavailable
 from socius.domain.ids import IdGenerator
 from socius.observability.logging import RequestContextMiddleware, configure_logging
 from socius.observability.metrics import Metrics, MetricsMiddleware
@@ -38,6 +40,7 @@ __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
 
 log = structlog.get_logger("socius.bootstrap")
 _RESYNC_SECONDS = 5.0
+_POLL_SECONDS = 1.0
 _TEN_YEARS = 10 * 365 * 24 * 3600.0
 
 
@@ -171,7 +174,11 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     async def start() -> None:
         if settings.node_id < 0 and settings.redis_url:
             # Every process of the cluster gets its own node id, so ids never collide.
-            ids.set_node(await cache.incr("node_seq", ttl=_TEN_YEARS) % 1024)
+            try:
+                ids.set_node(await cache.incr("node_seq", ttl=_TEN_YEARS) % 1024)
+            except CacheUnavailable:
+                ids.set_node(secrets.randbelow(1024))
+                log.warning("redis down at start: random node id", node_id=ids.node_id)
         await tokens.load_keys()
         await revocations.resync()
         background.append(asyncio.create_task(_housekeeping(settings, tokens, revocations)))
@@ -189,12 +196,18 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
 
 
 async def _housekeeping(settings: Settings, tokens: AccessTokens, revocations: Revocations) -> None:
-    """Pick up keys rotated by other nodes; refill the cache's revocations if it lost them."""
+    """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
+    refill Redis if it lost them, or (embedded) poll revocations other processes made."""
     next_keys = time.monotonic() + settings.signing_key_refresh_seconds
+    next_resync = time.monotonic() + _RESYNC_SECONDS
     while True:
-        await asyncio.sleep(_RESYNC_SECONDS)
+        await asyncio.sleep(_POLL_SECONDS)
         try:
-            await revocations.resync()
+            if not settings.redis_url:
+                await revocations.poll()
+            elif time.monotonic() >= next_resync:
+                await revocations.resync()
+                next_resync = time.monotonic() + _RESYNC_SECONDS
             if time.monotonic() >= next_keys:
                 await tokens.load_keys()
                 next_keys = time.monotonic() + settings.signing_key_refresh_seconds

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
 from socius import __version__
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
+from socius.api.openapi import document_errors
 from socius.api.rest import auth, friends, me, ops, people, relationships, users
 from socius.observability.metrics import Metrics
 from socius.services.container import Container
@@ -90,7 +91,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             }
         ),
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             ops.healthz,
             ops.readyz,
@@ -113,3 +114,5 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
         debug=debug,
         logging_config=None,
     )
+    document_errors(app.openapi_schema)
+    return app

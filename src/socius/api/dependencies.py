@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 
 from socius.domain.errors import Unauthenticated
 from socius.services.auth import ClientInfo, Principal
@@ -34,14 +36,31 @@ def container_of(state: State) -> Container:
     return container
 
 
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    header = request.headers.get("authorization", "")
+_PRINCIPAL = "socius.principal"
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller of this request, verified once and remembered in the scope."""
+    known = connection.state.get(_PRINCIPAL)
+    if isinstance(known, Principal):
+        return known
+    header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("an access token is required", code="missing_token")
-    principal = await container_of(request.app.state).auth.authenticate(token.strip())
-    request.scope["socius.user_id"] = principal.user_id  # type: ignore[typeddict-unknown-key]
+    principal = await container_of(connection.app.state).auth.authenticate(token.strip())
+    connection.state[_PRINCIPAL] = principal
     return principal
+
+
+async def require_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: guards run before parameters are parsed, so a request without a valid
+    token gets 401 whatever else is wrong with it."""
+    await authenticate(connection)
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return await authenticate(request)
 
 
 def provide_client(request: Request[Any, Any, Any]) -> ClientInfo:

@@ -10,6 +10,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
+    SerializationException,
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -109,7 +110,9 @@ def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
     if status == 413:
         message = "the request body is too large"
-    if status == 400 and "json is malformed" in message.lower():
+    if status == 400 and (
+        isinstance(exc.__cause__, SerializationException) or "json is malformed" in message.lower()
+    ):
         code, message = "invalid_json", "the request body is not valid JSON"
     return error_response(status, code, message, None, dict(exc.headers or {}) or None)
 

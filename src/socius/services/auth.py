@@ -122,9 +122,11 @@ class AuthService:
     async def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
         name = normalize_login(login)
         await self._ip_throttle.check(client.ip)
-        await self._account_throttle.check(name)
         async with self._uow(write=False) as uow:
             user = await uow.users.get_by_login(name) if name else None
+        # Failures count against the account, whichever of its names was typed.
+        account_key = f"user:{user.id}" if user is not None else f"name:{name}"
+        await self._account_throttle.check(account_key)
         if user is None:
             await self._hasher.burn(password)
             ok = False
@@ -132,9 +134,9 @@ class AuthService:
             ok = await self._hasher.verify(user.password_hash, password) and user.is_active
         if user is None or not ok:
             await self._ip_throttle.hit(client.ip)
-            await self._account_throttle.hit(name)
+            await self._account_throttle.hit(account_key)
             raise _bad_credentials()
-        await self._account_throttle.reset(name)
+        await self._account_throttle.reset(account_key)
         async with self._uow() as uow:
             if self._hasher.needs_rehash(user.password_hash):
                 new_hash = await self._hasher.hash(password)

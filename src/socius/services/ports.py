@@ -84,7 +84,10 @@ class SessionRepository(Protocol):
 
     async def is_revoked(self, session_id: int, now: datetime) -> bool: ...
 
-    async def live_revocations(self, now: datetime) -> list[tuple[int, datetime]]: ...
+    async def live_revocations(
+        self, now: datetime, *, since: datetime | None = None
+    ) -> list[tuple[int, datetime]]:
+        """Revocations still in force (made at or after ``since``, by their ``until``)."""
 
     async def purge(self, before: datetime) -> int:
         """Delete sessions that ended before ``before``; how many."""

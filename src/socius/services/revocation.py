@@ -35,6 +35,7 @@ class Revocations:
         self._ttl = token_ttl_seconds + 60  # outlive the last token, with skew to spare
         self._on_cache_error = on_cache_error
         self._dirty = False
+        self._watermark: datetime | None = None
 
     def horizon(self) -> datetime:
         """Until when a revocation made now must be remembered."""
@@ -73,12 +74,24 @@ class Revocations:
 
     async def warm(self) -> int:
         """Copy the live revocations from the database into the cache."""
+        self._watermark = None
+        count = await self.poll()
+        await self._cache.set(_SYNCED, b"1", ttl=365 * 24 * 3600)
+        return count
+
+    async def poll(self) -> int:
+        """Copy revocations made since the last poll (by any process) into the cache.
+
+        An in-process cache is not shared with other processes on the same database (a
+        CLI command, say), so the embedded server polls the durable list every second.
+        """
         now = self._clock()
         async with self._uow(write=False) as uow:
-            live = await uow.sessions.live_revocations(now)
+            live = await uow.sessions.live_revocations(now, since=self._watermark)
         for sid, until in live:
             await self._cache.set(_key(sid), b"1", ttl=(until - now).total_seconds())
-        await self._cache.set(_SYNCED, b"1", ttl=365 * 24 * 3600)
+        if live:
+            self._watermark = max(until for _, until in live)
         return len(live)
 
     async def resync(self) -> bool:

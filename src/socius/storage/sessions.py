@@ -144,12 +144,15 @@ class SqlSessionRepository:
         ).first()
         return row is not None
 
-    async def live_revocations(self, now: datetime) -> list[tuple[int, datetime]]:
-        rows = await self._conn.execute(
-            select(revoked_sessions.c.session_id, revoked_sessions.c.until).where(
-                revoked_sessions.c.until > now
-            )
+    async def live_revocations(
+        self, now: datetime, *, since: datetime | None = None
+    ) -> list[tuple[int, datetime]]:
+        stmt = select(revoked_sessions.c.session_id, revoked_sessions.c.until).where(
+            revoked_sessions.c.until > now
         )
+        if since is not None:
+            stmt = stmt.where(revoked_sessions.c.until >= since)
+        rows = await self._conn.execute(stmt)
         return [(row.session_id, row.until) for row in rows]
 
     async def purge(self, before: datetime) -> int:

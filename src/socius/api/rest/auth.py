@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, Requester, container_of
+from socius.api.dependencies import Caller, Requester, container_of, require_auth
 from socius.api.rest.views import AuthOut, auth_out
 
 __all__ = ["router"]
@@ -80,6 +80,7 @@ async def refresh(data: JSONBody[RefreshIn], state: State) -> AuthOut:
     summary="End this session",
     description="The session's access and refresh tokens stop working at once.",
     security=[{"bearer": []}],
+    guards=[require_auth],
 )
 async def logout(state: State, principal: Caller) -> None:
     await container_of(state).auth.logout(principal)

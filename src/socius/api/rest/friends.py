@@ -9,7 +9,7 @@ from litestar import Router, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from socius.api.dependencies import Caller, container_of
+from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.rest.graph_views import (
     RelationshipOut,
     SuggestionsOut,
@@ -126,4 +126,5 @@ router = Router(
     ],
     tags=["graph"],
     security=[{"bearer": []}],
+    guards=[require_auth],
 )

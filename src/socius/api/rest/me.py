@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, container_of
+from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.rest.views import (
     PrivateUserOut,
     SessionsOut,
@@ -129,4 +129,5 @@ router = Router(
     ],
     tags=["identity"],
     security=[{"bearer": []}],
+    guards=[require_auth],
 )

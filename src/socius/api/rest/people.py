@@ -6,7 +6,7 @@ from litestar import Router, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from socius.api.dependencies import Caller, container_of
+from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
@@ -151,4 +151,5 @@ router = Router(
     ],
     tags=["graph"],
     security=[{"bearer": []}],
+    guards=[require_auth],
 )

@@ -8,7 +8,7 @@ from litestar import Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
-from socius.api.dependencies import Caller, container_of
+from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.rest.graph_views import (
     RelationshipOut,
     RelationshipsOut,
@@ -85,4 +85,5 @@ router = Router(
     route_handlers=[relationships, blocks, follow_requests, approve, reject],
     tags=["graph"],
     security=[{"bearer": []}],
+    guards=[require_auth],
 )

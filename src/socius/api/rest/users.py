@@ -8,7 +8,7 @@ from litestar import Router, get
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
-from socius.api.dependencies import Caller, container_of
+from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.rest.views import Page, PublicUserOut, public_user_out
 from socius.domain.errors import NotFound
 from socius.domain.ids import parse_id
@@ -60,4 +60,5 @@ router = Router(
     route_handlers=[search_users, user_by_username, user_by_id],
     tags=["identity"],
     security=[{"bearer": []}],
+    guards=[require_auth],
 )
