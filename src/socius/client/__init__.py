@@ -11,10 +11,13 @@ from socius.client._async import AsyncClient
 from socius.client._errors import ApiError
 from socius.client._models import (
     AuthResult,
+    ListedUser,
     Page,
     PrivateUser,
     PublicUser,
+    Relationship,
     SessionInfo,
+    Suggestion,
     TokenPair,
 )
 from socius.client._sync import Client
@@ -24,9 +27,12 @@ __all__ = [
     "AsyncClient",
     "AuthResult",
     "Client",
+    "ListedUser",
     "Page",
     "PrivateUser",
     "PublicUser",
+    "Relationship",
     "SessionInfo",
+    "Suggestion",
     "TokenPair",
 ]

@@ -77,3 +77,32 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+class Relationship(msgspec.Struct, frozen=True, kw_only=True):
+    """What a user is to the caller, from the caller's side."""
+
+    user_id: str
+    friend: bool
+    request_sent: bool
+    request_received: bool
+    following: bool
+    followed_by: bool
+    follow_requested: bool
+    blocking: bool
+    blocked_by: bool
+    muting: bool
+
+
+class ListedUser(PublicUser, frozen=True, kw_only=True):
+    """A user in a friend, follower or request list, and since when."""
+
+    since: datetime
+
+
+class Suggestion(msgspec.Struct, frozen=True, kw_only=True):
+    """Someone the caller may know."""
+
+    user: PublicUser
+    mutual_count: int
+    score: float

@@ -17,7 +17,16 @@ from socius.client._http import (
     clean_params,
     segment,
 )
-from socius.client._models import AuthResult, Page, PrivateUser, PublicUser, SessionInfo
+from socius.client._models import (
+    AuthResult,
+    ListedUser,
+    Page,
+    PrivateUser,
+    PublicUser,
+    Relationship,
+    SessionInfo,
+    Suggestion,
+)
 
 __all__ = ["Client"]
 
@@ -282,6 +291,117 @@ class Client:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # -- graph ---------------------------------------------------------------------------------
+
+    def _relate(self, method: str, path: str, body: Any = None) -> Relationship:
+        response = self.request(method, path, json=body)
+        return decode(Relationship, response.content)
+
+    def _list(
+        self, path: str, *, limit: int | None, cursor: str | None, **params: Any
+    ) -> Page[ListedUser]:
+        return self._get(
+            Page[ListedUser], path, params={"limit": limit, "cursor": cursor, **params}
+        )
+
+    def send_friend_request(self, user_id: str) -> Relationship:
+        """Ask to be friends; if they already asked you, you become friends."""
+        return self._relate("POST", "/v1/friends/requests", {"user_id": user_id})
+
+    def accept_friend_request(self, user_id: str) -> Relationship:
+        return self._relate("POST", f"/v1/friends/requests/{segment(user_id)}/accept")
+
+    def decline_friend_request(self, user_id: str) -> Relationship:
+        return self._relate("POST", f"/v1/friends/requests/{segment(user_id)}/decline")
+
+    def cancel_friend_request(self, user_id: str) -> Relationship:
+        return self._relate("DELETE", f"/v1/friends/requests/{segment(user_id)}")
+
+    def friend_requests(
+        self,
+        direction: str = "incoming",
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[ListedUser]:
+        return self._list("/v1/friends/requests", limit=limit, cursor=cursor, direction=direction)
+
+    def friends(self, *, limit: int | None = None, cursor: str | None = None) -> Page[ListedUser]:
+        """Your friends, newest first."""
+        return self._list("/v1/friends", limit=limit, cursor=cursor)
+
+    def unfriend(self, user_id: str) -> Relationship:
+        return self._relate("DELETE", f"/v1/friends/{segment(user_id)}")
+
+    def user_friends(
+        self, user_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ListedUser]:
+        return self._list(f"/v1/users/{segment(user_id)}/friends", limit=limit, cursor=cursor)
+
+    def followers(
+        self, user_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ListedUser]:
+        return self._list(f"/v1/users/{segment(user_id)}/followers", limit=limit, cursor=cursor)
+
+    def following(
+        self, user_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ListedUser]:
+        return self._list(f"/v1/users/{segment(user_id)}/following", limit=limit, cursor=cursor)
+
+    def mutual_friends(
+        self, user_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ListedUser]:
+        return self._list(
+            f"/v1/users/{segment(user_id)}/mutual-friends", limit=limit, cursor=cursor
+        )
+
+    def follow(self, user_id: str) -> Relationship:
+        """Follow; a follow request when they are private."""
+        return self._relate("POST", f"/v1/users/{segment(user_id)}/follow")
+
+    def unfollow(self, user_id: str) -> Relationship:
+        return self._relate("DELETE", f"/v1/users/{segment(user_id)}/follow")
+
+    def follow_requests(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ListedUser]:
+        return self._list("/v1/follow-requests", limit=limit, cursor=cursor)
+
+    def approve_follow_request(self, user_id: str) -> Relationship:
+        return self._relate("POST", f"/v1/follow-requests/{segment(user_id)}/approve")
+
+    def reject_follow_request(self, user_id: str) -> Relationship:
+        return self._relate("POST", f"/v1/follow-requests/{segment(user_id)}/reject")
+
+    def block(self, user_id: str) -> Relationship:
+        return self._relate("POST", f"/v1/users/{segment(user_id)}/block")
+
+    def unblock(self, user_id: str) -> Relationship:
+        return self._relate("DELETE", f"/v1/users/{segment(user_id)}/block")
+
+    def blocks(self, *, limit: int | None = None, cursor: str | None = None) -> Page[ListedUser]:
+        return self._list("/v1/blocks", limit=limit, cursor=cursor)
+
+    def mute(self, user_id: str) -> Relationship:
+        return self._relate("POST", f"/v1/users/{segment(user_id)}/mute")
+
+    def unmute(self, user_id: str) -> Relationship:
+        return self._relate("DELETE", f"/v1/users/{segment(user_id)}/mute")
+
+    def relationships(self, user_ids: list[str]) -> list[Relationship]:
+        """Relationship objects for up to 100 users."""
+        page = self._get(
+            dict[str, list[Relationship]], "/v1/relationships", params={"ids": ",".join(user_ids)}
+        )
+        return page["items"]
+
+    def suggestions(self, *, limit: int | None = None) -> list[Suggestion]:
+        """People you may know."""
+        page = self._get(
+            dict[str, list[Suggestion]], "/v1/friends/suggestions", params={"limit": limit}
+        )
+        return page["items"]
 
     # -- operations --------------------------------------------------------------------------
 

@@ -19,10 +19,13 @@ def test_all() -> None:
         "AsyncClient",
         "AuthResult",
         "Client",
+        "ListedUser",
         "Page",
         "PrivateUser",
         "PublicUser",
+        "Relationship",
         "SessionInfo",
+        "Suggestion",
         "TokenPair",
     ]
     for name in socius.client.__all__:
