@@ -1,0 +1,400 @@
+"""Identity contract: register, login, refresh, logout, login throttling, rehash on login."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from litestar.testing import TestClient
+
+from conftest import PASSWORD, make_app, unique_name
+from socius.client import ApiError, Client
+
+PRIVATE_USER_KEYS = {
+    "id",
+    "username",
+    "display_name",
+    "bio",
+    "avatar_url",
+    "is_private",
+    "friends_count",
+    "followers_count",
+    "following_count",
+    "created_at",
+    "email",
+    "dm_policy",
+    "settings",
+    "updated_at",
+}
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The response is the contract's error envelope with this status (and code)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"])
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert isinstance(error["details"], dict)
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def api_error(call, *args, **kwargs) -> ApiError:
+    with pytest.raises(ApiError) as info:
+        call(*args, **kwargs)
+    return info.value
+
+
+def register_raw(http, **body):
+    body.setdefault("username", unique_name())
+    body.setdefault("password", PASSWORD)
+    return http.post("/v1/auth/register", json=body)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# ------------------------------------------------------------------------------- register
+
+
+def test_register_answers_201_with_user_and_token_pair(http):
+    response = register_raw(
+        http, username="Reg_Shape_1", email="Shape1@Example.org", display_name="Shape One"
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert {"user", "access_token", "refresh_token", "expires_in"} <= set(body)
+    user = body["user"]
+    assert set(user) >= PRIVATE_USER_KEYS
+    assert "password_hash" not in user
+    assert "password" not in user
+    assert user["username"] == "reg_shape_1"
+    assert user["email"] == "shape1@example.org"
+    assert user["display_name"] == "Shape One"
+    assert isinstance(user["id"], str)
+    assert user["id"].isdigit()
+    assert isinstance(body["expires_in"], int)
+    assert body["expires_in"] > 0
+    assert body["access_token"] != body["refresh_token"]
+    me = http.get("/v1/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.json()["id"] == user["id"]
+
+
+def test_display_name_defaults_to_the_username(register):
+    alice = register(username="Default_Dn_1")
+    assert alice.auth.user.display_name == "default_dn_1"
+
+
+def test_username_is_unique_case_insensitively(register, sdk):
+    register(username="Case_Taken_1")
+    error = api_error(sdk().register, "CASE_TAKEN_1", PASSWORD)
+    assert (error.status, error.code) == (409, "username_taken")
+    error = api_error(sdk().register, "case_taken_1", PASSWORD)
+    assert (error.status, error.code) == (409, "username_taken")
+
+
+def test_taken_username_mentioning_email_is_still_username_taken(register, sdk):
+    """The conflict must be told apart by constraint, not by the word "email" in the text."""
+    register(username="email_fan_1", email="fan1@example.org")
+    error = api_error(sdk().register, "email_fan_1", PASSWORD, email="other1@example.org")
+    assert (error.status, error.code) == (409, "username_taken")
+
+
+def test_email_is_unique_case_insensitively(register, sdk):
+    register(email="Same.Mail@Example.org")
+    error = api_error(sdk().register, unique_name(), PASSWORD, email="same.mail@EXAMPLE.org")
+    assert (error.status, error.code) == (409, "email_taken")
+
+
+def test_conflicting_register_creates_nothing(http, register):
+    taken = register(email="keep@example.org")
+    response = register_raw(http, username=taken.username.upper(), email="new@example.org")
+    assert_error(response, 409, "username_taken")
+    # The email of the refused attempt is still free.
+    assert register_raw(http, email="new@example.org").status_code == 201
+
+
+def test_invalid_usernames_are_422(http):
+    for username in ["ab", "a" * 33, "has-dash", "has space", "dot.ted", "ünïcode", "", "   "]:
+        error = assert_error(register_raw(http, username=username), 422)
+        if username.strip():
+            assert error["code"] == "invalid_username", username
+
+
+def test_username_length_bounds_are_accepted(http):
+    for length in (3, 32):
+        name = (unique_name("u").replace("_", "") + "x" * 40)[:length]
+        response = register_raw(http, username=name.upper())
+        assert response.status_code == 201, response.text
+        assert response.json()["user"]["username"] == name.lower()
+
+
+def test_password_length_limits(http):
+    for password, accepted in [
+        ("Ab3$efg", False),  # 7 characters
+        ("Ab3$efgh", True),  # 8
+        (("Ab3$efgh" * 40)[:256], True),  # 256
+        (("Ab3$efgh" * 40)[:257], False),  # 257
+    ]:
+        response = register_raw(http, password=password)
+        if accepted:
+            assert response.status_code == 201, (len(password), response.text)
+        else:
+            assert_error(response, 422)
+
+
+def test_common_passwords_are_weak(http):
+    for password in ["password123", "QWERTY123", "letmein1", "aaaaaaaaaaaa"]:
+        assert_error(register_raw(http, password=password), 422, "weak_password")
+
+
+def test_password_containing_the_username_is_weak(http):
+    name = unique_name("zorro")
+    response = register_raw(http, username=name, password=f"My{name.upper()}Pass!")
+    assert_error(response, 422, "weak_password")
+    # Nothing was created: the name is still free.
+    assert register_raw(http, username=name).status_code == 201
+
+
+def test_display_name_length(http):
+    response = register_raw(http, display_name="d" * 64)
+    assert response.status_code == 201, response.text
+    assert response.json()["user"]["display_name"] == "d" * 64
+    assert_error(register_raw(http, display_name="d" * 65), 422)
+
+
+def test_invalid_email_is_422(http):
+    assert_error(register_raw(http, email="not-an-email"), 422, "invalid_email")
+
+
+# ---------------------------------------------------------------------------------- login
+
+
+def test_login_by_username_and_by_email_case_insensitively(register, sdk):
+    alice = register(username="Login_Ci_1", email="Login.Ci@Example.org")
+    for login in ("login_ci_1", "LOGIN_CI_1", "login.ci@example.org", "LOGIN.CI@EXAMPLE.ORG"):
+        client = sdk()
+        result = client.login(login, PASSWORD)
+        assert result.user.id == alice.id
+        assert client.me().id == alice.id
+    # Each login is a session of its own.
+    assert len(alice.client.sessions()) == 5
+
+
+def test_login_answer_has_the_register_shape(http, register):
+    alice = register()
+    response = http.post("/v1/auth/login", json={"username": alice.username, "password": PASSWORD})
+    assert response.status_code == 200
+    body = response.json()
+    assert {"user", "access_token", "refresh_token", "expires_in"} <= set(body)
+    assert set(body["user"]) >= PRIVATE_USER_KEYS
+    assert body["user"]["id"] == alice.id
+
+
+def test_unknown_user_and_wrong_password_get_the_same_401(http, register):
+    alice = register(email="same401@example.org")
+    attempts = [
+        {"username": alice.username, "password": "wrong password 123"},
+        {"username": "nobody_" + alice.username[:20], "password": "wrong password 123"},
+        {"username": "nobody@example.org", "password": "wrong password 123"},
+        {"username": "same401@example.org", "password": "wrong password 123"},
+    ]
+    bodies = []
+    for attempt in attempts:
+        response = http.post("/v1/auth/login", json=attempt)
+        assert_error(response, 401, "invalid_credentials")
+        bodies.append(response.json())
+    assert all(body == bodies[0] for body in bodies)
+
+
+# -------------------------------------------------------------------------------- refresh
+
+
+def test_refresh_gives_a_new_pair_and_spends_the_old_refresh_token(register):
+    alice = register()
+    first = alice.auth
+    second = alice.client.refresh()
+    assert second.access_token != first.access_token
+    assert second.refresh_token != first.refresh_token
+    assert second.user.id == alice.id
+    assert alice.client.me().id == alice.id  # the new access token works
+    # The refresh token is single-use.
+    error = api_error(alice.client.refresh, first.refresh_token)
+    assert error.status == 401
+
+
+def test_replaying_a_spent_refresh_token_revokes_the_whole_session(register, sdk):
+    alice = register()
+    other = sdk()
+    other.login(alice.username, PASSWORD)  # another session, which must survive
+    spent = alice.auth.refresh_token
+    fresh = alice.client.refresh()
+    assert alice.client.with_token(fresh.access_token).me().id == alice.id
+
+    error = api_error(sdk().refresh, spent)
+    assert (error.status, error.code) == (401, "refresh_token_reused")
+
+    # Everything of that session is dead: the access token and the latest refresh token.
+    error = api_error(alice.client.with_token(fresh.access_token).me)
+    assert error.status == 401
+    error = api_error(sdk().refresh, fresh.refresh_token)
+    assert error.status == 401
+    # The other session is untouched.
+    assert other.me().id == alice.id
+    other.refresh()
+    assert other.me().id == alice.id
+
+
+def test_unknown_refresh_tokens_are_401(http):
+    for token in ["x", "y" * 40, "z" * 256]:
+        assert_error(http.post("/v1/auth/refresh", json={"refresh_token": token}), 401)
+
+
+# --------------------------------------------------------------------------------- logout
+
+
+def test_logout_ends_that_session_at_once(register, sdk, http):
+    alice = register()
+    other = sdk()
+    other.login(alice.username, PASSWORD)
+    access, refresh = alice.auth.access_token, alice.auth.refresh_token
+    assert http.get("/v1/me", headers=bearer(access)).status_code == 200  # cached as valid
+
+    response = http.post("/v1/auth/logout", headers=bearer(access))
+    assert response.status_code == 204
+    assert response.content == b""
+
+    assert_error(http.get("/v1/me", headers=bearer(access)), 401)
+    assert_error(http.get("/v1/me/sessions", headers=bearer(access)), 401)
+    assert_error(http.post("/v1/auth/logout", headers=bearer(access)), 401)
+    assert_error(http.post("/v1/auth/refresh", json={"refresh_token": refresh}), 401)
+    # Other sessions are unaffected.
+    assert other.me().id == alice.id
+    sessions = other.sessions()
+    assert len(sessions) == 1
+    assert sessions[0].current
+
+
+def test_logout_needs_a_token(http):
+    assert_error(http.post("/v1/auth/logout"), 401)
+
+
+# ------------------------------------------------------------------------------ throttling
+
+
+@pytest.fixture
+def throttled(make_settings):
+    """An app whose login throttles trip after 3 failures."""
+
+    def start(**overrides):
+        app = make_app(make_settings(**overrides))
+        return TestClient(app.asgi)
+
+    return start
+
+
+def _login(client, username, password):
+    return client.post("/v1/auth/login", json={"username": username, "password": password})
+
+
+def _assert_throttled(response) -> None:
+    assert_error(response, 429, "too_many_attempts")
+    retry_after = response.headers.get("retry-after")
+    assert retry_after is not None
+    assert retry_after.isdigit()
+    assert int(retry_after) >= 1
+
+
+def test_account_locks_after_max_failures_even_with_the_right_password(throttled):
+    client = throttled(login_max_failures_per_account=3)
+    with client:
+        sdk = Client(http=client)
+        name = sdk.register(unique_name(), PASSWORD).user.username
+        for _ in range(3):
+            assert_error(_login(client, name, "wrong password 123"), 401, "invalid_credentials")
+        _assert_throttled(_login(client, name, PASSWORD))
+        _assert_throttled(_login(client, name.upper(), PASSWORD))
+        # Another account is not locked.
+        other = Client(http=client).register(unique_name(), PASSWORD).user.username
+        assert _login(client, other, PASSWORD).status_code == 200
+        assert "login_throttled_total" in client.get("/metrics").text
+
+
+def test_failures_by_email_and_by_username_count_for_the_same_account(throttled):
+    client = throttled(login_max_failures_per_account=3)
+    with client:
+        sdk = Client(http=client)
+        name = sdk.register(unique_name(), PASSWORD, email=f"{unique_name()}@example.org")
+        email = name.user.email
+        assert_error(_login(client, name.user.username, "wrong password 1"), 401)
+        assert_error(_login(client, name.user.username, "wrong password 2"), 401)
+        assert_error(_login(client, email, "wrong password 3"), 401)
+        # Three failures for this account, whichever login name they used.
+        _assert_throttled(_login(client, name.user.username, PASSWORD))
+
+
+def test_success_resets_the_account_counter(throttled):
+    client = throttled(login_max_failures_per_account=3)
+    with client:
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
+        for _ in range(3):
+            assert_error(_login(client, name, "wrong password 123"), 401, "invalid_credentials")
+            assert_error(_login(client, name, "wrong password 456"), 401, "invalid_credentials")
+            assert _login(client, name, PASSWORD).status_code == 200
+
+
+def test_ip_locks_after_max_failures_across_accounts(throttled):
+    client = throttled(login_max_failures_per_ip=3, login_max_failures_per_account=100)
+    with client:
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
+        for i in range(3):
+            response = _login(client, f"nobody_{i}_{name}"[:32], "wrong password 123")
+            assert_error(response, 401, "invalid_credentials")
+        _assert_throttled(_login(client, name, PASSWORD))
+        _assert_throttled(_login(client, "someone_else", "whatever pass 1"))
+
+
+# ---------------------------------------------------------------------------------- rehash
+
+
+def _stored_hash(client: TestClient, app, user_id: str) -> str:
+    async def read() -> str:
+        async with app.wiring.database() as uow:
+            user = await uow.users.get(int(user_id))
+        assert user is not None
+        return user.password_hash
+
+    return client.blocking_portal.call(read)
+
+
+def test_login_rehashes_when_argon2_parameters_change(app, http, register, make_settings):
+    alice = register()
+    old_hash = _stored_hash(http, app, alice.id)
+    assert "$argon2id$" in old_hash
+    assert ",t=1," in old_hash
+
+    stronger = make_app(make_settings(argon2_time_cost=2))
+    with TestClient(stronger.asgi) as client:
+        result = Client(http=client).login(alice.username, PASSWORD)
+        assert result.user.id == alice.id
+        new_hash = _stored_hash(client, stronger, alice.id)
+    assert new_hash != old_hash
+    assert "$argon2id$" in new_hash
+    assert ",t=2," in new_hash
+    # The new hash still verifies the same password, on either app.
+    assert Client(http=http).login(alice.username, PASSWORD).user.id == alice.id
+    assert api_error(Client(http=http).login, alice.username, "wrong password 1").status == 401
+
+
+def test_login_does_not_rehash_when_parameters_are_unchanged(app, http, register):
+    alice = register()
+    before = _stored_hash(http, app, alice.id)
+    Client(http=http).login(alice.username, PASSWORD)
+    assert _stored_hash(http, app, alice.id) == before
