@@ -83,8 +83,16 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     def cache_error(op: str) -> None:
         metrics.cache_errors_total.labels(op=op).inc()
 
+    counters: dict[tuple[str, str], Callable[[], None]] = {}
+
     def cache_result(name: str, result: str) -> None:
-        metrics.cache_requests_total.labels(cache=name, result=result).inc()
+        # Called once per key read (50 times for a page of friends): keep it a dict lookup.
+        inc = counters.get((name, result))
+        if inc is None:
+            inc = counters[name, result] = metrics.cache_requests_total.labels(
+                cache=name, result=result
+            ).inc
+        inc()
 
     def lookaside(name: str) -> LookAside:
         return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error)

@@ -166,7 +166,7 @@ def check_not_self(actor: int, other: int) -> None:
 def _reachable(rel: Relationship) -> None:
     """Neither side may reach the other across a block."""
     if rel.blocked_by:
-        # The blocked user must not learn of the block: the blocker "does not exist".
+        # Toward the blocked user the blocker's profile and lists behave as missing.
         raise NotFound("no such user", code="user_not_found")
     if rel.blocking:
         raise Forbidden("you have blocked this user; unblock them first", code="blocked")

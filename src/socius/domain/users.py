@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from socius.domain.errors import InvalidInput
+from socius.domain.text import check_no_control_chars, has_control_chars
 
 __all__ = [
     "AVATAR_URL_MAX",
@@ -81,7 +82,7 @@ def check_username(value: str) -> str:
 
 
 def check_email(value: str) -> str:
-    email = value.strip().lower()
+    email = check_no_control_chars(value, field="email").strip().lower()
     if len(email) > 254 or not EMAIL_RE.match(email):
         raise InvalidInput(
             "email is not a valid address", code="invalid_email", details={"field": "email"}
@@ -101,6 +102,7 @@ def check_display_name(value: str) -> str:
 
 
 def check_bio(value: str) -> str:
+    check_no_control_chars(value, field="bio", allow_newlines=True)
     if len(value) > BIO_MAX:
         raise InvalidInput(
             f"bio must be at most {BIO_MAX} characters",
@@ -117,6 +119,7 @@ def check_avatar_url(value: str | None) -> str | None:
         len(value) > AVATAR_URL_MAX
         or not value.startswith(("https://", "http://"))
         or any(ch.isspace() for ch in value)
+        or has_control_chars(value)
     ):
         raise InvalidInput(
             "avatar_url must be an http(s) URL",
@@ -127,5 +130,8 @@ def check_avatar_url(value: str | None) -> str | None:
 
 
 def normalize_login(value: str) -> str:
-    """A login name (username or email) in the form it is stored."""
+    """A login name (username or email) in the form it is stored; "" for text that no
+    stored name can be (control characters), which then matches no one."""
+    if has_control_chars(value):
+        return ""
     return value.strip().lower()

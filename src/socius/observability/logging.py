@@ -6,11 +6,12 @@ bodies, and the `redact` processor masks well-known secret keys in every event.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -148,6 +149,16 @@ def configure_logging(level: str, json: bool, *, stream: TextIO | None = None) -
         logging.getLogger(name).setLevel(max(level_no, logging.WARNING))
 
 
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    """Unique across processes (random prefix) and cheap (a counter): ids need not be
+    unguessable, only distinct."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 def _request_id_from(headers: Any) -> str | None:
     for name, value in headers:
         if name == _REQUEST_ID_HEADER:
@@ -177,7 +188,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id_from(scope.get("headers", ())) or uuid.uuid4().hex
+        request_id = _request_id_from(scope.get("headers", ())) or _next_request_id()
         header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
         # Read before the app runs: routing may rewrite scope["path"] (mounts).
         method: str = scope.get("method", "")

@@ -182,6 +182,7 @@ class AccountService:
 
     async def _erase(self, user_id: int) -> None:
         async with self._uow() as uow:
+            await uow.users.lock([user_id], exclusive=True)  # graph writes finish first
             ended = await uow.sessions.revoke_all(user_id, self._clock())
             await self._revocations.record(uow, [*ended])
             neighbors = await uow.edges.erase(user_id)

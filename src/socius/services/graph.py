@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from socius.domain.errors import Forbidden, InvalidInput, NotFound
+from socius.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from socius.domain.events import Event
 from socius.domain.graph import (
     EdgeRow,
@@ -77,10 +77,15 @@ class GraphService:
     async def _apply(self, actor: int, other: int, planner: Planner) -> Relationship:
         check_not_self(actor, other)
         async with self._uow() as uow:
-            target = await uow.users.get(other)
+            await uow.edges.lock_pair(actor, other)
+            # Shared row locks: an erasure of either user waits for this write, or this
+            # write sees the user gone.
+            found = {u.id: u for u in await uow.users.lock([actor, other], exclusive=False)}
+            target = found.get(other)
             if target is None or not target.is_active:
                 raise _user_not_found()
-            await uow.edges.lock_pair(actor, other)
+            if actor not in found:
+                raise Unauthenticated("the account no longer exists", code="account_gone")
             before = Relationship(other, await uow.edges.types_between(actor, other))
             plan = planner(before, target)
             if plan.changes_nothing:

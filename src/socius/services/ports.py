@@ -39,6 +39,9 @@ class UserRepository(Protocol):
 
     async def get_many(self, user_ids: list[int]) -> list[User]: ...
 
+    async def lock(self, user_ids: list[int], *, exclusive: bool) -> list[User]:
+        """Read users and lock their rows (shared or exclusive) until the transaction ends."""
+
     async def get_by_username(self, username: str) -> User | None: ...
 
     async def get_by_login(self, login: str) -> User | None:

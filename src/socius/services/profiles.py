@@ -15,6 +15,7 @@ import msgspec
 from socius.domain.errors import NotFound
 from socius.domain.graph import EdgeType
 from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.text import has_control_chars
 from socius.domain.users import User, normalize_login
 from socius.services.lookaside import LookAside, msgpack_codec
 from socius.services.ports import UnitOfWork, UnitOfWorkFactory
@@ -113,8 +114,11 @@ class ProfileService:
         return {p.id: p for p in found if p is not None}
 
     async def by_username(self, username: str) -> Profile:
+        name = normalize_login(username)
+        if not name:
+            raise _not_found()
         async with self._uow(write=False, replica=True) as uow:
-            user = await uow.users.get_by_username(normalize_login(username))
+            user = await uow.users.get_by_username(name)
         if user is None or not user.is_active:
             raise _not_found()
         return await self.get(user.id)
@@ -129,7 +133,7 @@ class ProfileService:
         if not isinstance(offset, int) or not 0 <= offset <= _SEARCH_MAX_OFFSET:
             offset = 0
         q = query.strip()
-        if not q:
+        if not q or has_control_chars(q):
             return SearchPage([], None)
         async with self._uow(write=False, replica=True) as uow:
             users = await uow.users.search(q[:64], limit=size + 1, offset=offset)

@@ -98,6 +98,15 @@ class SqlUserRepository:
         rows = await self._conn.execute(select(users).where(users.c.id.in_(user_ids)))
         return [_to_user(row) for row in rows]
 
+    async def lock(self, user_ids: list[int], *, exclusive: bool) -> list[User]:
+        """Read and lock users until the transaction ends, in id order (no deadlocks).
+        Shared locks let graph writes run side by side; an exclusive one (erasure) waits for
+        them and keeps new ones out. SQLite's single writer needs no row locks."""
+        stmt = select(users).where(users.c.id.in_(user_ids)).order_by(users.c.id)
+        if self._conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(read=not exclusive)
+        return [_to_user(row) for row in await self._conn.execute(stmt)]
+
     async def get_by_username(self, username: str) -> User | None:
         row = (await self._conn.execute(select(users).where(users.c.username == username))).first()
         return _to_user(row) if row else None

@@ -79,10 +79,23 @@ def relationship_out(rel: Relationship) -> RelationshipOut:
 
 
 def user_list_out(page: EdgePage) -> UserListOut:
-    items = []
-    for listed in page.items:
-        base = public_user_out(listed.profile)
-        items.append(ListedUserOut(**msgspec.structs.asdict(base), since=listed.since))
+    items = [
+        ListedUserOut(
+            id=str(p.id),
+            username=p.username,
+            display_name=p.display_name,
+            bio=p.bio,
+            avatar_url=p.avatar_url,
+            is_private=p.is_private,
+            friends_count=p.friends_count,
+            followers_count=p.followers_count,
+            following_count=p.following_count,
+            created_at=p.created_at,
+            since=listed.since,
+        )
+        for listed in page.items
+        for p in (listed.profile,)
+    ]
     return UserListOut(items=items, next_cursor=page.next_cursor)
 
 

@@ -1,0 +1,296 @@
+"""The graph's look-aside cache: warm reads cost no SQL, every write is seen on the next
+read from any node, and a Redis that dies mid-test changes no answer."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from conftest import IN_CI, PASSWORD, Account, make_app, unique_name
+from socius.client import Client
+
+
+def befriend(a: Client, a_id: str, b: Client, b_id: str) -> None:
+    a.request("POST", "/v1/friends/requests", json={"user_id": b_id})
+    b.request("POST", f"/v1/friends/requests/{a_id}/accept")
+
+
+def metric(client: Any, name: str, **labels: str) -> float:
+    """The sum of a counter's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in client.get("/metrics").text.splitlines():
+        match = re.match(rf"^{name}\{{([^}}]*)\}} ([0-9.e+-]+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+# ---------------------------------------------------------------------- no SQL when warm
+
+
+def test_warm_graph_reads_run_no_sql(
+    http: Any, register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    me, other, fan = register(), register(), register()
+    befriend(me.client, me.id, other.client, other.id)
+    fan.client.request("POST", f"/v1/users/{me.id}/follow")
+    reads = [
+        "/v1/friends",
+        f"/v1/users/{other.id}",
+        f"/v1/users/{me.id}",
+        f"/v1/users/{me.id}/followers",
+        f"/v1/users/{other.id}/friends",
+        f"/v1/relationships?ids={other.id},{fan.id}",
+    ]
+    for path in reads:  # warm-up
+        me.client.request("GET", path)
+    for path in reads:
+        with count_queries() as statements:
+            response = me.client.request("GET", path)
+        assert statements == [], (path, statements)
+        assert response.status_code == 200
+    assert metric(http, "cache_requests_total", result="hit") > 0
+    assert metric(http, "cache_requests_total", cache="profile", result="hit") > 0
+
+
+def test_cold_list_reads_cost_the_same_for_any_length(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """No query per listed user: a cold list page is a fixed number of statements."""
+    counts = []
+    for size in (1, 12):
+        me = register()
+        for _ in range(size):
+            fan = register()
+            fan.client.request("POST", f"/v1/users/{me.id}/follow")
+        with count_queries() as statements:
+            items = me.client.request("GET", f"/v1/users/{me.id}/followers").json()["items"]
+        assert len(items) == size
+        counts.append(len(statements))
+    # The list's head, its users, their counts: three statements however long it is.
+    assert counts == [3, 3], counts
+
+
+# ---------------------------------------------------------------------- two nodes
+
+
+@pytest.fixture
+def two_nodes(stack: str, make_settings: Callable[..., Any]) -> Iterator[tuple[Any, Any]]:
+    """Two apps on the same PostgreSQL database and the same Redis prefix."""
+    if stack != "postgres":
+        pytest.skip("two nodes share PostgreSQL and Redis")
+    settings = make_settings()
+    node_a, node_b = make_app(settings), make_app(settings)
+    with TestClient(node_a.asgi) as a, TestClient(node_b.asgi) as b:  # type: ignore[arg-type]
+        yield a, b
+
+
+def test_every_mutation_is_seen_on_the_next_read_from_another_node(
+    two_nodes: tuple[Any, Any],
+) -> None:
+    http_a, http_b = two_nodes
+    users = {}
+    for name in ("ann", "ben", "cat"):
+        client = Client(http=http_a)
+        users[name] = (client, client.register(unique_name(name), PASSWORD).user.id)
+    (ann_a, ann), (ben_a, ben), (cat_a, cat) = users.values()
+    # The same users, reading through node B.
+    ann_b = Client(http=http_b, access_token=ann_a.access_token)
+    ben_b = Client(http=http_b, access_token=ben_a.access_token)
+
+    def on_b() -> dict[str, Any]:
+        """Everything node B shows ann and ben (each read warms B's caches)."""
+        rel = ann_b.request("GET", "/v1/relationships", params={"ids": f"{ben},{cat}"}).json()
+        ann_profile = ben_b.raw("GET", f"/v1/users/{ann}")
+        return {
+            "rel": {r["user_id"]: {k: v for k, v in r.items() if v is True} for r in rel["items"]},
+            "friends": [u["id"] for u in ann_b.request("GET", "/v1/friends").json()["items"]],
+            "ben_friends": [u["id"] for u in ben_b.request("GET", "/v1/friends").json()["items"]],
+            "incoming": [
+                u["id"] for u in ben_b.request("GET", "/v1/friends/requests").json()["items"]
+            ],
+            "followers": [
+                u["id"] for u in ann_b.request("GET", f"/v1/users/{ann}/followers").json()["items"]
+            ],
+            "ann_seen_by_ben": ann_profile.json() if ann_profile.status_code == 200 else 404,
+            "ann_me": ann_b.request("GET", f"/v1/users/{ann}").json(),
+        }
+
+    def counts(profile: dict[str, Any]) -> tuple[int, int, int]:
+        return (profile["friends_count"], profile["followers_count"], profile["following_count"])
+
+    state = on_b()
+    assert state["friends"] == []
+    assert state["rel"][ben] == {}
+
+    ann_a.request("POST", "/v1/friends/requests", json={"user_id": ben})
+    state = on_b()
+    assert state["rel"][ben] == {"request_sent": True}
+    assert state["incoming"] == [ann]
+
+    ben_a.request("POST", f"/v1/friends/requests/{ann}/accept")
+    state = on_b()
+    assert state["rel"][ben] == {"friend": True}
+    assert state["friends"] == [ben]
+    assert state["ben_friends"] == [ann]
+    assert state["incoming"] == []
+    assert counts(state["ann_me"]) == (1, 0, 0)
+
+    cat_a.request("POST", f"/v1/users/{ann}/follow")
+    state = on_b()
+    assert state["rel"][cat] == {"followed_by": True}
+    assert state["followers"] == [cat]
+    assert counts(state["ann_me"]) == (1, 1, 0)
+    assert counts(state["ann_seen_by_ben"]) == (1, 1, 0)
+
+    ann_a.request("PATCH", "/v1/me", json={"display_name": "Ann Renamed", "is_private": True})
+    state = on_b()
+    assert state["ann_seen_by_ben"]["display_name"] == "Ann Renamed"
+    assert state["ann_seen_by_ben"]["is_private"] is True
+    # Private now: cat (a follower, not a friend) is refused on node B at once.
+    cat_b = Client(http=http_b, access_token=cat_a.access_token)
+    assert cat_b.raw("GET", f"/v1/users/{ann}/followers").status_code == 403
+
+    ben_a.request("POST", f"/v1/users/{ann}/block")
+    state = on_b()
+    assert state["rel"][ben] == {"blocked_by": True}
+    assert state["friends"] == []
+    assert state["ben_friends"] == []
+    assert state["ann_seen_by_ben"] == 404
+    assert counts(state["ann_me"]) == (0, 1, 0)
+
+    ben_a.request("DELETE", f"/v1/users/{ann}/block")
+    cat_a.request("DELETE", f"/v1/users/{ann}/follow")
+    state = on_b()
+    assert state["rel"] == {ben: {}, cat: {}}
+    assert state["followers"] == []
+    assert counts(state["ann_seen_by_ben"]) == (0, 0, 0)
+
+
+# ---------------------------------------------------------------------- Redis dies
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def private_redis(stack: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own, which the test may kill."""
+    if stack != "postgres":
+        pytest.skip("the outage needs the Redis-backed stack")
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("redis-server is required under CI")
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        probe = redis.Redis.from_url(url, socket_connect_timeout=0.2)
+        for _ in range(250):  # wait (up to ~5 s) until it answers
+            try:
+                if probe.ping():
+                    break
+            except redis.ConnectionError:
+                if process.poll() is not None:
+                    pytest.fail("redis-server exited at start")
+                time.sleep(0.02)
+        else:
+            pytest.fail("redis-server did not answer")
+        probe.close()
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def test_redis_stopping_mid_test_changes_no_answer(
+    make_settings: Callable[..., Any], private_redis: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, process = private_redis
+    app = make_app(make_settings(redis_url=url, redis_prefix="socius-outage:"))
+    responses: list[Any] = []
+    with TestClient(app.asgi) as http:  # type: ignore[arg-type]
+        http.event_hooks["response"].append(responses.append)
+        accounts = []
+        for name in ("ann", "ben", "cat", "dan"):
+            client = Client(http=http)
+            accounts.append((client, client.register(unique_name(name), PASSWORD).user.id))
+        (ann, ann_id), (ben, ben_id), (cat, cat_id), (dan, dan_id) = accounts
+        befriend(ann, ann_id, ben, ben_id)
+        befriend(ben, ben_id, cat, cat_id)
+        dan.request("POST", f"/v1/users/{ann_id}/follow")
+        cat.request("POST", "/v1/friends/requests", json={"user_id": dan_id})
+
+        reads: list[tuple[Client, str]] = [
+            (ann, "/v1/friends"),
+            (ann, f"/v1/users/{ann_id}"),
+            (ben, f"/v1/users/{ann_id}"),
+            (ann, f"/v1/users/{ann_id}/followers"),
+            (ben, f"/v1/users/{ben_id}/friends"),
+            (ann, f"/v1/relationships?ids={ben_id},{cat_id},{dan_id}"),
+            (dan, "/v1/friends/requests?direction=incoming"),
+            (ann, "/v1/friends/suggestions"),
+            (cat, f"/v1/users/{ann_id}/mutual-friends"),
+        ]
+
+        def answers() -> list[Any]:
+            return [client.request("GET", path).json() for client, path in reads]
+
+        answers()  # warm
+        before = answers()
+        hits = metric(http, "cache_requests_total", result="hit")
+        assert hits > 0
+        assert metric(http, "cache_errors_total") == 0
+
+        process.kill()
+        process.wait()
+
+        assert answers() == before
+        assert metric(http, "cache_errors_total") > 0
+
+        # Writes during the outage: the next reads are right (nothing stale is served).
+        ann.request("DELETE", f"/v1/friends/{ben_id}")
+        dan.request("POST", f"/v1/friends/requests/{cat_id}/accept")
+        ann.request("PATCH", "/v1/me", json={"display_name": "Ann Offline"})
+        ben.request("POST", f"/v1/users/{ann_id}/follow")
+        assert ann.request("GET", "/v1/friends").json()["items"] == []
+        profile = ben.request("GET", f"/v1/users/{ann_id}").json()
+        assert profile["display_name"] == "Ann Offline"
+        assert (profile["friends_count"], profile["followers_count"]) == (0, 2)
+        followers = ann.request("GET", f"/v1/users/{ann_id}/followers").json()["items"]
+        assert [u["id"] for u in followers] == [ben_id, dan_id]
+        rel = ann.request("GET", "/v1/relationships", params={"ids": ben_id}).json()["items"]
+        assert rel[0]["friend"] is False
+        assert rel[0]["followed_by"] is True
+        assert [u["id"] for u in dan.request("GET", "/v1/friends").json()["items"]] == [cat_id]
+        suggestions = ann.request("GET", "/v1/friends/suggestions").json()["items"]
+        assert suggestions == []  # no friends left, so no friends of friends
+        # Signing in still works without the cache.
+        again = Client(http=http)
+        assert again.login(ann.me().username, PASSWORD).user.id == ann_id
+
+        assert all(r.status_code < 500 for r in responses), [
+            (r.request.url.path, r.status_code) for r in responses if r.status_code >= 500
+        ]
