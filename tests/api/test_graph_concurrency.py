@@ -241,7 +241,7 @@ async def test_simultaneous_mutual_requests_make_one_friendship(app: Any, served
         events = [
             e
             for uid in (int(a_id), int(b_id))
-            for e in await uow.outbox.for_user(uid, after_id=0, limit=100)
+            for e in await uow.outbox.for_user(uid, after_seq=0, limit=100)
         ]
     types = sorted(e.type for e in events)
     assert types == ["friend.accepted", "friend.request"], types

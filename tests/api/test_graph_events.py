@@ -18,7 +18,7 @@ def outbox(app: Any, http: Any, user: Account) -> list[tuple[str, str]]:
 
     async def read() -> list[tuple[str, str]]:
         async with app.wiring.database(write=False) as uow:
-            events = await uow.outbox.for_user(int(user.id), after_id=0, limit=100)
+            events = await uow.outbox.for_user(int(user.id), after_seq=0, limit=100)
         return [(e.type, e.payload.get("user_id")) for e in events]
 
     return http.blocking_portal.call(read)

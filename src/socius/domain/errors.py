@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BusUnavailable",
     "CacheUnavailable",
     "Conflict",
     "DomainError",
@@ -72,3 +73,8 @@ class Unavailable(DomainError):
 
 class CacheUnavailable(Exception):
     """The cache did not answer. Not a client error: callers degrade to the database."""
+
+
+class BusUnavailable(Exception):
+    """The event bus did not answer. Not a client error: live delivery degrades, the
+    durable log still has every event."""

@@ -14,6 +14,7 @@ from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.users import User
 
 __all__ = [
+    "Bus",
     "Cache",
     "Clock",
     "EdgeRepository",
@@ -22,6 +23,7 @@ __all__ = [
     "SessionRepository",
     "SigningKeyRecord",
     "SigningKeyRepository",
+    "Subscription",
     "SpendOutcome",
     "UnitOfWork",
     "UnitOfWorkFactory",
@@ -148,9 +150,15 @@ class EdgeRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def add(self, events: Sequence[Event], when: datetime) -> None: ...
+    """Every user's event log (see domain/events.py)."""
 
-    async def for_user(self, user_id: int, *, after_id: int, limit: int) -> list[Event]: ...
+    async def add(self, events: Sequence[Event], when: datetime) -> list[Event]:
+        """Append to the recipients' logs in this transaction; the events, numbered."""
+
+    async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
+        """Events after ``after_seq``, oldest first."""
+
+    async def last_seq(self, user_id: int) -> int: ...
 
     async def erase_user(self, user_id: int) -> None: ...
 
@@ -228,6 +236,30 @@ class Cache(Protocol):
     async def invalidate(self, *keys: str) -> None:
         """Delete ``keys`` and break their leases, so that a fill started before this
         call cannot store a value read before the write that caused it."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Subscription(Protocol):
+    async def unsubscribe(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Cross-node fan-out of live events. Best effort: at most once, per subject in
+    publish order. Durability comes from the database's event log, not from the bus."""
+
+    async def start(self) -> None: ...
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        """Send ``payload`` to every current subscriber of ``subject`` on any node.
+        Raises BusUnavailable when the bus cannot be reached."""
+
+    async def subscribe(
+        self, subject: str, handler: Callable[[bytes], Awaitable[None]]
+    ) -> Subscription:
+        """Call ``handler`` for each payload published to ``subject`` from now on."""
 
     async def ping(self) -> None: ...
 

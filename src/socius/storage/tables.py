@@ -9,7 +9,6 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
-    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
@@ -26,6 +25,8 @@ __all__ = [
     "revoked_sessions",
     "sessions",
     "signing_keys",
+    "user_events",
+    "user_seqs",
     "users",
 ]
 
@@ -140,16 +141,21 @@ edge_counts = Table(
     Column("count", BigInteger, nullable=False),
 )
 
-# Events for users, written in the transaction that caused them and relayed after commit.
-outbox = Table(
-    "outbox",
+# Every user's log of events, numbered per user (see domain/events.py).
+user_events = Table(
+    "user_events",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column("user_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("type", String(40), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
-Index("ix_outbox_user_id_id", outbox.c.user_id, outbox.c.id)
+
+# The last number handed out in each user's log; its row lock orders the writers.
+user_seqs = Table(
+    "user_seqs",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+)
