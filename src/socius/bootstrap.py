@@ -13,6 +13,9 @@ import structlog
 from litestar.types import ASGIApp
 
 from socius.api.app import build_litestar
+from socius.bus.memory import MemoryBus
+from socius.bus.nats import NatsBus
+from socius.bus.redis import RedisBus
 from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
 from socius.domain.errors import CacheUnavailable
@@ -23,11 +26,14 @@ from socius.observability.tracing import TracingMiddleware, configure_tracing
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.container import Container
+from socius.services.delivery import Delivery
 from socius.services.graph import GraphService
 from socius.services.graph_cache import GraphCache
+from socius.services.inbox import InboxService
 from socius.services.lookaside import LookAside
+from socius.services.messaging import MessagingService
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import Cache
+from socius.services.ports import Bus, Cache
 from socius.services.profiles import ProfileService
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
@@ -58,6 +64,15 @@ class Wiring:
         self.metrics = metrics
         self.database = database
         self.cache = cache
+
+
+def _make_bus(settings: Settings) -> Bus:
+    """NATS when configured, else Redis pub/sub when Redis is, else in-process."""
+    if settings.nats_url:
+        return NatsBus(settings.nats_url, prefix=settings.redis_prefix.rstrip(":") + ".")
+    if settings.redis_url:
+        return RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+    return MemoryBus()
 
 
 def _node_id(settings: Settings) -> int:
@@ -98,6 +113,12 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error)
 
     ids = IdGenerator(_node_id(settings))
+    bus = _make_bus(settings)
+
+    def bus_error(op: str) -> None:
+        metrics.bus_errors_total.labels(op=op).inc()
+
+    delivery = Delivery(bus, clock, ids, on_bus_error=bus_error)
     profiles = ProfileService(database, lookaside("profile"))
     graph_cache = GraphCache(database, lookaside("graph"))
     hasher = PasswordHasher(
@@ -163,19 +184,25 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             on_cache_error=cache_error,
         ),
     )
+    messaging = MessagingService(database, clock, ids, delivery)
     container = Container(
         settings=settings,
         auth=auth,
         accounts=accounts,
         profiles=profiles,
-        graph=GraphService(database, clock, ids, profiles, graph_cache),
+        graph=GraphService(database, clock, ids, profiles, graph_cache, delivery),
         suggestions=SuggestionService(graph_cache, profiles, lookaside("suggestions")),
+        messaging=messaging,
+        inbox=InboxService(database),
+        delivery=delivery,
         tokens=tokens,
         revocations=revocations,
     )
     container.readiness["database"] = database.ping
     if settings.redis_url:
         container.readiness["redis"] = cache.ping
+    if settings.nats_url:
+        container.readiness["nats"] = bus.ping
 
     background: list[asyncio.Task[None]] = []
 
@@ -189,12 +216,16 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
                 log.warning("redis down at start: random node id", node_id=ids.node_id)
         await tokens.load_keys()
         await revocations.resync()
-        background.append(asyncio.create_task(_housekeeping(settings, tokens, revocations)))
+        await bus.start()
+        background.append(
+            asyncio.create_task(_housekeeping(settings, tokens, revocations, messaging))
+        )
 
     async def stop() -> None:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await bus.close()
         await cache.close()
         await database.dispose()
 
@@ -203,7 +234,12 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     return Wiring(container, metrics, database, cache)
 
 
-async def _housekeeping(settings: Settings, tokens: AccessTokens, revocations: Revocations) -> None:
+async def _housekeeping(
+    settings: Settings,
+    tokens: AccessTokens,
+    revocations: Revocations,
+    messaging: MessagingService,
+) -> None:
     """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
     refill Redis if it lost them, or (embedded) poll revocations other processes made."""
     next_keys = time.monotonic() + settings.signing_key_refresh_seconds
@@ -216,6 +252,8 @@ async def _housekeeping(settings: Settings, tokens: AccessTokens, revocations: R
             elif time.monotonic() >= next_resync:
                 await revocations.resync()
                 next_resync = time.monotonic() + _RESYNC_SECONDS
+            if settings.is_embedded:  # clustered: `socius worker` expires messages
+                await messaging.expire_due()
             if time.monotonic() >= next_keys:
                 await tokens.load_keys()
                 next_keys = time.monotonic() + settings.signing_key_refresh_seconds

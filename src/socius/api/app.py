@@ -19,7 +19,17 @@ from socius import __version__
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
 from socius.api.openapi import document_errors
-from socius.api.rest import auth, friends, me, ops, people, relationships, users
+from socius.api.rest import (
+    auth,
+    conversations,
+    friends,
+    inbox,
+    me,
+    ops,
+    people,
+    relationships,
+    users,
+)
 from socius.observability.metrics import Metrics
 from socius.services.container import Container
 
@@ -104,6 +114,8 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             people.router,
             friends.router,
             relationships.router,
+            conversations.router,
+            inbox.router,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers,

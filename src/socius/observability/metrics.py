@@ -117,6 +117,28 @@ class Metrics:
             ["op"],
             registry=r,
         )
+        self.bus_errors_total = Counter(
+            "bus_errors_total",
+            "Event bus operations that failed (live delivery degraded; the log has the event).",
+            ["op"],
+            registry=r,
+        )
+        self.ws_connections = Gauge(
+            "ws_connections",
+            "WebSocket connections open on this process.",
+            registry=r,
+        )
+        self.ws_events_sent_total = Counter(
+            "ws_events_sent_total",
+            "Event frames sent on WebSocket connections.",
+            registry=r,
+        )
+        self.ws_closed_total = Counter(
+            "ws_closed_total",
+            "WebSocket connections closed, by close code.",
+            ["code"],
+            registry=r,
+        )
         self.cache_requests_total = Counter(
             "cache_requests_total",
             "Cache look-ups by cache name and result (hit, miss).",

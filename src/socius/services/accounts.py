@@ -186,6 +186,10 @@ class AccountService:
             ended = await uow.sessions.revoke_all(user_id, self._clock())
             await self._revocations.record(uow, [*ended])
             neighbors = await uow.edges.erase(user_id)
+            # Conversations before the event log: a concurrent send holds its conversation
+            # and then wants this user's log counter; this order never waits on the reverse.
+            await uow.conversations.erase_user(user_id, self._clock())
+            await uow.notifications.erase_user(user_id)
             await uow.outbox.erase_user(user_id)
             await uow.users.delete(user_id)
             uow.after_commit(lambda: self._graph_cache.user_erased(user_id, neighbors))

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
+from socius.services.delivery import Delivery
 from socius.services.graph import GraphService
+from socius.services.inbox import InboxService
+from socius.services.messaging import MessagingService
 from socius.services.profiles import ProfileService
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
@@ -27,6 +30,9 @@ class Container:
     profiles: ProfileService
     graph: GraphService
     suggestions: SuggestionService
+    messaging: MessagingService
+    inbox: InboxService
+    delivery: Delivery
     tokens: AccessTokens
     revocations: Revocations
     readiness: dict[str, Check] = field(default_factory=dict)

@@ -31,6 +31,7 @@ from socius.domain.graph import (
 from socius.domain.ids import IdGenerator
 from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.domain.users import User
+from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
 from socius.services.ports import Clock, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
@@ -65,12 +66,14 @@ class GraphService:
         ids: IdGenerator,
         profiles: ProfileService,
         cache: GraphCache,
+        delivery: Delivery,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._profiles = profiles
         self._cache = cache
+        self._delivery = delivery
 
     # mutations -----------------------------------------------------------------------
 
@@ -96,7 +99,8 @@ class GraphService:
                 await uow.edges.remove(actor, type_, other)
             for type_ in plan.add:
                 await uow.edges.add(actor, type_, other, pos=pos, created_at=now)
-            await uow.outbox.add(_events(plan, actor, other), now)
+            events = _events(plan, actor, other)
+            await self._delivery.record(uow, events, notify=events)
             changed = {*plan.add, *plan.remove}
             uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
             await uow.commit()

@@ -7,8 +7,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from socius.domain.conversations import Conversation, Member, Message, Role
 from socius.domain.events import Event
 from socius.domain.graph import EdgeRow, EdgeType
+from socius.domain.notifications import Notification
 from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.users import User
@@ -17,14 +19,16 @@ __all__ = [
     "Bus",
     "Cache",
     "Clock",
+    "ConversationRepository",
     "EdgeRepository",
+    "NotificationRepository",
     "OutboxRepository",
     "RefreshSpend",
     "SessionRepository",
     "SigningKeyRecord",
     "SigningKeyRepository",
-    "Subscription",
     "SpendOutcome",
+    "Subscription",
     "UnitOfWork",
     "UnitOfWorkFactory",
     "UserRepository",
@@ -163,6 +167,94 @@ class OutboxRepository(Protocol):
     async def erase_user(self, user_id: int) -> None: ...
 
 
+class ConversationRepository(Protocol):
+    async def add(self, conversation: Conversation, *, direct_key: str | None) -> bool:
+        """Insert; False when a direct conversation with that key already exists."""
+
+    async def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
+        """``lock`` holds the row until the transaction ends: it serializes senders."""
+
+    async def by_direct_key(self, key: str) -> Conversation | None: ...
+
+    async def update(self, conversation_id: int, **values: Any) -> Conversation | None: ...
+
+    async def next_seq(self, conversation_id: int, when: datetime) -> int: ...
+
+    async def for_user(
+        self, user_id: int, *, limit: int, before: tuple[datetime, int] | None
+    ) -> list[tuple[Conversation, Member]]: ...
+
+    async def member(self, conversation_id: int, user_id: int) -> Member | None: ...
+
+    async def member_ids(self, conversation_id: int) -> list[int]: ...
+
+    async def members(
+        self, conversation_id: int, *, limit: int, after_user_id: int | None
+    ) -> list[Member]: ...
+
+    async def add_members(
+        self,
+        conversation_id: int,
+        user_roles: Sequence[tuple[int, Role]],
+        when: datetime,
+        *,
+        read_seq: int,
+    ) -> list[int]: ...
+
+    async def remove_member(self, conversation_id: int, user_id: int) -> bool: ...
+
+    async def set_role(self, conversation_id: int, user_id: int, role: Role) -> bool: ...
+
+    async def advance_read(self, conversation_id: int, user_id: int, seq: int) -> int: ...
+
+    async def add_message(self, message: Message) -> None: ...
+
+    async def message_by_client_id(
+        self, conversation_id: int, sender_id: int, client_msg_id: str
+    ) -> Message | None: ...
+
+    async def message(self, conversation_id: int, message_id: int) -> Message | None: ...
+
+    async def history(
+        self,
+        conversation_id: int,
+        *,
+        limit: int,
+        before_seq: int | None,
+        after_seq: int | None,
+    ) -> list[Message]: ...
+
+    async def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, Message]: ...
+
+    async def update_message(self, message_id: int, **values: Any) -> None: ...
+
+    async def expired(self, now: datetime, *, limit: int) -> list[Message]: ...
+
+    async def react(self, message_id: int, user_id: int, emoji: str, when: datetime) -> None: ...
+
+    async def unreact(self, message_id: int, user_id: int, emoji: str) -> None: ...
+
+    async def unreact_all(self, message_id: int) -> None: ...
+
+    async def reaction_counts(self, message_ids: Sequence[int]) -> dict[int, dict[str, int]]: ...
+
+    async def erase_user(self, user_id: int, when: datetime) -> list[int]: ...
+
+
+class NotificationRepository(Protocol):
+    async def add(self, items: Sequence[Notification]) -> None: ...
+
+    async def page(
+        self, user_id: int, *, limit: int, before_id: int | None
+    ) -> list[Notification]: ...
+
+    async def unread_count(self, user_id: int) -> int: ...
+
+    async def mark_read(self, user_id: int, up_to_id: int) -> int: ...
+
+    async def erase_user(self, user_id: int) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -180,6 +272,12 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def conversations(self) -> ConversationRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
 
     async def commit(self) -> None: ...
 

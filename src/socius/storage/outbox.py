@@ -48,8 +48,15 @@ class SqlOutboxRepository:
             last = await self._reserve(user_id, len(mine))
             for seq, event in enumerate(mine, start=last - len(mine) + 1):
                 stored.append(Event(user_id, event.type, event.payload, seq, when))
-                rows.append({"user_id": user_id, "seq": seq, "type": event.type,
-                             "payload": event.payload, "created_at": when})
+                rows.append(
+                    {
+                        "user_id": user_id,
+                        "seq": seq,
+                        "type": event.type,
+                        "payload": event.payload,
+                        "created_at": when,
+                    }
+                )
         await self._conn.execute(user_events.insert(), rows)
         return stored
 
@@ -61,8 +68,7 @@ class SqlOutboxRepository:
             .limit(limit)
         )
         return [
-            Event(row.user_id, row.type, dict(row.payload), row.seq, row.created_at)
-            for row in rows
+            Event(row.user_id, row.type, dict(row.payload), row.seq, row.created_at) for row in rows
         ]
 
     async def last_seq(self, user_id: int) -> int:

@@ -9,18 +9,24 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from socius.storage.types import UtcDateTime
 
 __all__ = [
+    "members",
+    "messages",
     "metadata",
+    "notifications",
+    "reactions",
     "refresh_tokens",
     "revoked_sessions",
     "sessions",
@@ -159,3 +165,71 @@ user_seqs = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
 )
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(8), nullable=False),
+    Column("title", String(100), nullable=True),
+    Column("owner_id", BigInteger, nullable=True),
+    Column("direct_key", String(48), nullable=True, unique=True),
+    Column("message_ttl_seconds", Integer, nullable=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Column("last_message_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("conversation_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("role", String(8), nullable=False),
+    Column("joined_at", UtcDateTime, nullable=False),
+    Column("last_read_seq", BigInteger, nullable=False),
+)
+Index("ix_members_user_id", members.c.user_id)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("conversation_id", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("sender_id", BigInteger, nullable=True),
+    Column("client_msg_id", String(64), nullable=False),
+    Column("body", Text, nullable=True),
+    Column("reply_to", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("edited_at", UtcDateTime, nullable=True),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True, index=True),
+    UniqueConstraint("conversation_id", "seq"),
+    UniqueConstraint("conversation_id", "sender_id", "client_msg_id"),
+)
+Index("ix_messages_sender_id", messages.c.sender_id)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("message_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("emoji", String(64), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_reactions_user_id", reactions.c.user_id)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("read", Boolean, nullable=False),
+)
+Index("ix_notifications_user_id_id", notifications.c.user_id, notifications.c.id)

@@ -10,8 +10,10 @@ from typing import Self
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import WRITE_OPTION, make_engine
+from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
@@ -30,6 +32,8 @@ class SqlUnitOfWork:
     signing_keys: SqlSigningKeyRepository
     edges: SqlEdgeRepository
     outbox: SqlOutboxRepository
+    conversations: SqlConversationRepository
+    notifications: SqlNotificationRepository
 
     def __init__(self, engine: AsyncEngine, *, write: bool) -> None:
         self._engine = engine
@@ -49,6 +53,8 @@ class SqlUnitOfWork:
         self.signing_keys = SqlSigningKeyRepository(conn)
         self.edges = SqlEdgeRepository(conn)
         self.outbox = SqlOutboxRepository(conn)
+        self.conversations = SqlConversationRepository(conn)
+        self.notifications = SqlNotificationRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

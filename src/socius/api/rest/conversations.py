@@ -1,0 +1,411 @@
+"""/v1/conversations: conversations, members, messages, reactions, read pointers, typing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Response, Router, delete, get, patch, post, put
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.rest.message_views import (
+    ConversationOut,
+    MemberOut,
+    MessageOut,
+    conversation_out,
+    member_out,
+    message_out,
+)
+from socius.api.rest.params import Cursor, Limit
+from socius.domain.conversations import MAX_GROUP_MEMBERS, Role, not_found
+from socius.domain.errors import InvalidInput, NotFound
+from socius.domain.ids import parse_id
+
+__all__ = ["router"]
+
+UNSET = msgspec.UNSET
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+
+
+class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: Literal["direct", "group"]
+    member_ids: Annotated[list[UserId], msgspec.Meta(max_length=MAX_GROUP_MEMBERS)]
+    title: Annotated[str, msgspec.Meta(max_length=400)] | None = None
+
+
+class ConversationPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    title: Annotated[str, msgspec.Meta(max_length=400)] | msgspec.UnsetType = UNSET
+    message_ttl_seconds: int | msgspec.UnsetType | None = UNSET
+
+
+class MembersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    user_ids: Annotated[list[UserId], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS)]
+
+
+class RoleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    role: Literal["admin", "member"]
+
+
+class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    client_msg_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    body: Annotated[str, msgspec.Meta(max_length=16000)]
+    reply_to: UserId | None = None
+
+
+class EditIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    body: Annotated[str, msgspec.Meta(max_length=16000)]
+
+
+class ReadIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ReadOut(msgspec.Struct, kw_only=True):
+    conversation_id: str
+    last_read_seq: int
+
+
+class ConversationsOut(msgspec.Struct, kw_only=True):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MembersOut(msgspec.Struct, kw_only=True):
+    items: list[MemberOut]
+    next_cursor: str | None
+
+
+class MessagesOut(msgspec.Struct, kw_only=True):
+    """Oldest first. ``next_cursor`` is unused: page with before_seq / after_seq."""
+
+    items: list[MessageOut]
+    next_cursor: str | None = None
+
+
+def _conversation_id(text: str) -> int:
+    value = parse_id(text)
+    if value is None:
+        raise not_found()
+    return value
+
+
+def _message_id(text: str) -> int:
+    value = parse_id(text)
+    if value is None:
+        raise not_found("message")
+    return value
+
+
+def _user_ids(texts: list[str]) -> list[int]:
+    ids = []
+    for text in texts:
+        value = parse_id(text)
+        if value is None:
+            raise NotFound("no such user", code="user_not_found")
+        ids.append(value)
+    return ids
+
+
+@post(
+    "/",
+    status_code=HTTP_201_CREATED,
+    summary="Open a direct conversation or create a group",
+    description="`direct`: get-or-create the one conversation with `member_ids[0]` (200 "
+    "when it existed); 403 `blocked` or `dm_not_allowed`. `group`: the caller owns it.",
+)
+async def create_conversation(
+    data: JSONBody[ConversationIn], state: State, principal: Caller
+) -> Response[ConversationOut]:
+    messaging = container_of(state).messaging
+    members = _user_ids(data.member_ids)
+    if data.kind == "direct":
+        if len(members) != 1:
+            raise InvalidInput(
+                "a direct conversation has exactly one other member",
+                code="invalid_members",
+                details={"field": "member_ids"},
+            )
+        view = await messaging.open_direct(principal.user_id, members[0])
+        created = view.conversation.last_seq == 0 and view.last_message is None
+        return Response(conversation_out(view), status_code=201 if created else 200)
+    if data.title is None:
+        raise InvalidInput(
+            "a group needs a title", code="invalid_title", details={"field": "title"}
+        )
+    view = await messaging.create_group(principal.user_id, data.title, members)
+    return Response(conversation_out(view), status_code=201)
+
+
+@get("/", summary="Your conversations, most recently active first")
+async def list_conversations(
+    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+) -> ConversationsOut:
+    page = await container_of(state).messaging.list_for(
+        principal.user_id, limit=limit, cursor=cursor
+    )
+    return ConversationsOut(
+        items=[conversation_out(v) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+@get("/{conversation_id:str}", summary="A conversation you are in")
+async def read_conversation(
+    conversation_id: FromPath[str], state: State, principal: Caller
+) -> ConversationOut:
+    view = await container_of(state).messaging.get(
+        principal.user_id, _conversation_id(conversation_id)
+    )
+    return conversation_out(view)
+
+
+@patch(
+    "/{conversation_id:str}",
+    summary="Change title or disappearing messages",
+    description="Owner or admin. `message_ttl_seconds` makes new messages disappear; "
+    "0 or null turns it off.",
+)
+async def update_conversation(
+    conversation_id: FromPath[str],
+    data: JSONBody[ConversationPatch],
+    state: State,
+    principal: Caller,
+) -> ConversationOut:
+    changes: dict[str, Any] = {
+        k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET
+    }
+    view = await container_of(state).messaging.update(
+        principal.user_id, _conversation_id(conversation_id), changes
+    )
+    return conversation_out(view)
+
+
+@get("/{conversation_id:str}/members", summary="Members of a conversation")
+async def list_members(
+    conversation_id: FromPath[str],
+    state: State,
+    principal: Caller,
+    limit: Limit = None,
+    cursor: Cursor = None,
+) -> MembersOut:
+    found, next_cursor = await container_of(state).messaging.members(
+        principal.user_id, _conversation_id(conversation_id), limit=limit, cursor=cursor
+    )
+    return MembersOut(items=[member_out(m) for m in found], next_cursor=next_cursor)
+
+
+@post("/{conversation_id:str}/members", status_code=200, summary="Add members (owner/admin)")
+async def add_members(
+    conversation_id: FromPath[str], data: JSONBody[MembersIn], state: State, principal: Caller
+) -> ConversationOut:
+    view = await container_of(state).messaging.add_members(
+        principal.user_id, _conversation_id(conversation_id), _user_ids(data.user_ids)
+    )
+    return conversation_out(view)
+
+
+@delete(
+    "/{conversation_id:str}/members/{user_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Remove a member, or leave (your own id)",
+)
+async def remove_member(
+    conversation_id: FromPath[str], user_id: FromPath[str], state: State, principal: Caller
+) -> None:
+    await container_of(state).messaging.remove_member(
+        principal.user_id, _conversation_id(conversation_id), _user_ids([user_id])[0]
+    )
+
+
+@patch(
+    "/{conversation_id:str}/members/{user_id:str}",
+    summary="Make a member admin, or not",
+    description="The owner only.",
+)
+async def set_role(
+    conversation_id: FromPath[str],
+    user_id: FromPath[str],
+    data: JSONBody[RoleIn],
+    state: State,
+    principal: Caller,
+) -> MemberOut:
+    member = await container_of(state).messaging.set_role(
+        principal.user_id,
+        _conversation_id(conversation_id),
+        _user_ids([user_id])[0],
+        Role(data.role),
+    )
+    return member_out(member)
+
+
+@post(
+    "/{conversation_id:str}/messages",
+    status_code=HTTP_201_CREATED,
+    summary="Send",
+    description="201 with the new message; the same `client_msg_id` again returns 200 and "
+    "the original message.",
+)
+async def send_message(
+    conversation_id: FromPath[str], data: JSONBody[MessageIn], state: State, principal: Caller
+) -> Response[MessageOut]:
+    reply_to = None if data.reply_to is None else parse_id(data.reply_to)
+    if data.reply_to is not None and reply_to is None:
+        raise InvalidInput(
+            "reply_to is not a message of this conversation",
+            code="invalid_reply_to",
+            details={"field": "reply_to"},
+        )
+    message, created = await container_of(state).messaging.send(
+        principal.user_id,
+        _conversation_id(conversation_id),
+        client_msg_id=data.client_msg_id,
+        body=data.body,
+        reply_to=reply_to,
+    )
+    return Response(message_out(message), status_code=201 if created else 200)
+
+
+@get(
+    "/{conversation_id:str}/messages",
+    summary="History, oldest first",
+    description="The newest `limit` messages, or those before `before_seq`, or after `after_seq`.",
+)
+async def history(
+    conversation_id: FromPath[str],
+    state: State,
+    principal: Caller,
+    before_seq: Annotated[int | None, QueryParameter(ge=1)] = None,
+    after_seq: Annotated[int | None, QueryParameter(ge=0)] = None,
+    limit: Limit = None,
+) -> MessagesOut:
+    found = await container_of(state).messaging.history(
+        principal.user_id,
+        _conversation_id(conversation_id),
+        before_seq=before_seq,
+        after_seq=after_seq,
+        limit=limit,
+    )
+    return MessagesOut(items=[message_out(m) for m in found])
+
+
+@patch("/{conversation_id:str}/messages/{message_id:str}", summary="Edit (sender only)")
+async def edit_message(
+    conversation_id: FromPath[str],
+    message_id: FromPath[str],
+    data: JSONBody[EditIn],
+    state: State,
+    principal: Caller,
+) -> MessageOut:
+    message = await container_of(state).messaging.edit(
+        principal.user_id, _conversation_id(conversation_id), _message_id(message_id), data.body
+    )
+    return message_out(message)
+
+
+@delete(
+    "/{conversation_id:str}/messages/{message_id:str}",
+    status_code=200,
+    summary="Delete for everyone (sender or admin)",
+    description="The content is erased; a tombstone stays.",
+)
+async def delete_message(
+    conversation_id: FromPath[str], message_id: FromPath[str], state: State, principal: Caller
+) -> MessageOut:
+    message = await container_of(state).messaging.delete(
+        principal.user_id, _conversation_id(conversation_id), _message_id(message_id)
+    )
+    return message_out(message)
+
+
+@put(
+    "/{conversation_id:str}/messages/{message_id:str}/reactions/{emoji:str}",
+    status_code=200,
+    summary="React",
+)
+async def react(
+    conversation_id: FromPath[str],
+    message_id: FromPath[str],
+    emoji: FromPath[str],
+    state: State,
+    principal: Caller,
+) -> MessageOut:
+    message = await container_of(state).messaging.react(
+        principal.user_id,
+        _conversation_id(conversation_id),
+        _message_id(message_id),
+        emoji,
+        on=True,
+    )
+    return message_out(message)
+
+
+@delete(
+    "/{conversation_id:str}/messages/{message_id:str}/reactions/{emoji:str}",
+    status_code=200,
+    summary="Take a reaction back",
+)
+async def unreact(
+    conversation_id: FromPath[str],
+    message_id: FromPath[str],
+    emoji: FromPath[str],
+    state: State,
+    principal: Caller,
+) -> MessageOut:
+    message = await container_of(state).messaging.react(
+        principal.user_id,
+        _conversation_id(conversation_id),
+        _message_id(message_id),
+        emoji,
+        on=False,
+    )
+    return message_out(message)
+
+
+@post(
+    "/{conversation_id:str}/read",
+    status_code=200,
+    summary="Move your read pointer forward (never back)",
+)
+async def mark_read(
+    conversation_id: FromPath[str], data: JSONBody[ReadIn], state: State, principal: Caller
+) -> ReadOut:
+    cid = _conversation_id(conversation_id)
+    seq = await container_of(state).messaging.mark_read(principal.user_id, cid, data.seq)
+    return ReadOut(conversation_id=str(cid), last_read_seq=seq)
+
+
+@post(
+    "/{conversation_id:str}/typing",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Tell the others you are typing (ephemeral)",
+)
+async def typing(conversation_id: FromPath[str], state: State, principal: Caller) -> None:
+    await container_of(state).messaging.typing(principal.user_id, _conversation_id(conversation_id))
+
+
+router = Router(
+    path="/v1/conversations",
+    route_handlers=[
+        create_conversation,
+        list_conversations,
+        read_conversation,
+        update_conversation,
+        list_members,
+        add_members,
+        remove_member,
+        set_role,
+        send_message,
+        history,
+        edit_message,
+        delete_message,
+        react,
+        unreact,
+        mark_read,
+        typing,
+    ],
+    tags=["conversations"],
+    security=[{"bearer": []}],
+    guards=[require_auth],
+)

@@ -1,0 +1,97 @@
+"""/v1/notifications and /v1/sync."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Router, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+
+from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.rest.message_views import (
+    NotificationOut,
+    SyncEventOut,
+    notification_out,
+    sync_event_out,
+)
+from socius.api.rest.params import Cursor, Limit
+from socius.domain.errors import InvalidInput
+from socius.domain.ids import parse_id
+
+__all__ = ["router"]
+
+
+class NotificationsOut(msgspec.Struct, kw_only=True):
+    items: list[NotificationOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class ReadUpTo(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    up_to_id: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+
+
+class MarkedOut(msgspec.Struct, kw_only=True):
+    marked: int
+
+
+class SyncOut(msgspec.Struct, kw_only=True):
+    """Events after the cursor, oldest first. Call again with ``next_cursor`` until
+    ``items`` is empty."""
+
+    items: list[SyncEventOut]
+    next_cursor: str
+
+
+@get("/v1/notifications", summary="Your notification inbox, newest first")
+async def notifications(
+    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+) -> NotificationsOut:
+    page = await container_of(state).inbox.notifications(
+        principal.user_id, limit=limit, cursor=cursor
+    )
+    return NotificationsOut(
+        items=[notification_out(n) for n in page.items],
+        next_cursor=page.next_cursor,
+        unread_count=page.unread_count,
+    )
+
+
+@post(
+    "/v1/notifications/read",
+    status_code=200,
+    summary="Mark notifications read, up to and including an id",
+)
+async def mark_notifications_read(
+    data: JSONBody[ReadUpTo], state: State, principal: Caller
+) -> MarkedOut:
+    up_to = parse_id(data.up_to_id)
+    if up_to is None:
+        raise InvalidInput(
+            "up_to_id is not an id", code="invalid_id", details={"field": "up_to_id"}
+        )
+    return MarkedOut(marked=await container_of(state).inbox.mark_read(principal.user_id, up_to))
+
+
+@get(
+    "/v1/sync",
+    summary="Events since a cursor, oldest first",
+    description="The same events, in the same order, as the WebSocket delivers. Without a "
+    "cursor: from the start of your log.",
+)
+async def sync(
+    state: State, principal: Caller, cursor: Cursor = None, limit: Limit = None
+) -> SyncOut:
+    page = await container_of(state).inbox.sync(principal.user_id, cursor=cursor, limit=limit)
+    return SyncOut(items=[sync_event_out(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+router = Router(
+    path="/",
+    route_handlers=[notifications, mark_notifications_read, sync],
+    tags=["conversations"],
+    security=[{"bearer": []}],
+    guards=[require_auth],
+)

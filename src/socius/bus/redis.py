@@ -1,0 +1,255 @@
+"""The Redis event bus: pub/sub channels shared by every node. Failures surface as
+BusUnavailable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from socius.domain.errors import BusUnavailable
+
+__all__ = ["RedisBus", "RedisSubscription"]
+
+log = structlog.get_logger("socius.bus")
+
+Handler = Callable[[bytes], Awaitable[None]]
+
+_FAILURES = (RedisError, OSError)
+_KEEPALIVE = b"socius-bus-keepalive"
+
+
+class RedisSubscription:
+    __slots__ = ("_bus", "active", "channel", "handler")
+
+    def __init__(self, bus: RedisBus, channel: bytes, handler: Handler) -> None:
+        self._bus = bus
+        self.channel = channel
+        self.handler = handler
+        self.active = True
+
+    async def unsubscribe(self) -> None:
+        await self._bus.remove(self)
+
+
+class RedisBus:
+    """One PubSub connection per node, read by one task that dispatches by channel.
+
+    A channel is subscribed on Redis while at least one local handler wants it. After a
+    reconnect the channels are subscribed again (messages published in the gap are lost:
+    the bus is best effort). ``subscribe`` returns once Redis has registered the channel:
+    a PING sent after the SUBSCRIBE on the same connection comes back after it. When the
+    connection stays silent for ``3 * keepalive`` seconds although it was pinged, the
+    reader drops and reopens it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "socius.",
+        name: str = "socius-bus",
+        timeout: float = 1.0,
+        keepalive: float = 10.0,
+    ) -> None:
+        # One immediate retry: it reconnects a pooled connection that Redis has dropped;
+        # longer outages surface at once as BusUnavailable.
+        common: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 0,
+            "retry": Retry(NoBackoff(), 1),
+        }
+        self._redis = aioredis.Redis.from_url(url, max_connections=256, **common)
+        self._sub_redis = aioredis.Redis.from_url(url, client_name=name, **common)
+        self._pubsub = self._sub_redis.pubsub()
+        self._prefix = prefix
+        self._timeout = timeout
+        self._keepalive = keepalive
+        self._subs: dict[bytes, list[RedisSubscription]] = {}
+        self._waiters: dict[bytes, asyncio.Future[None]] = {}
+        self._tokens = itertools.count()
+        self._commands = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+        self._last_seen = 0.0
+        self._last_probe = 0.0
+
+    async def start(self) -> None:
+        if self._closed:
+            raise BusUnavailable("the bus is closed")
+        if self._reader is not None:
+            return
+        try:
+            await self._redis.ping()
+            await self._pubsub.connect()  # type: ignore[no-untyped-call]
+        except _FAILURES as exc:
+            raise BusUnavailable(f"Redis unreachable: {exc!r}") from exc
+        connection = self._connection()
+        assert connection is not None
+        # Runs after PubSub's own callback, which subscribes its channels again.
+        connection.register_connect_callback(self._on_reconnect)  # type: ignore[no-untyped-call]
+        self._last_seen = self._last_probe = asyncio.get_running_loop().time()
+        self._reader = asyncio.create_task(self._read(), name="socius-redis-bus")
+
+    def _check(self) -> None:
+        if self._reader is None or self._closed:
+            raise BusUnavailable("the bus is closed" if self._closed else "the bus is not started")
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        self._check()
+        try:
+            await self._redis.publish(self._prefix + subject, payload)
+        except _FAILURES as exc:
+            raise BusUnavailable(f"Redis publish failed: {exc!r}") from exc
+
+    async def subscribe(self, subject: str, handler: Handler) -> RedisSubscription:
+        self._check()
+        sub = RedisSubscription(self, (self._prefix + subject).encode(), handler)
+        subs = self._subs.get(sub.channel)
+        try:
+            if subs is None:
+                self._subs[sub.channel] = [sub]
+                await self._command(lambda: self._pubsub.subscribe(sub.channel))
+            else:
+                subs.append(sub)
+            await self._barrier()  # also covers a SUBSCRIBE still in flight for another
+        except BaseException:
+            await self.remove(sub)
+            raise
+        return sub
+
+    async def remove(self, sub: RedisSubscription) -> None:
+        sub.active = False
+        subs = self._subs.get(sub.channel)
+        if subs is None or sub not in subs:
+            return
+        subs.remove(sub)
+        if subs or self._closed:
+            return
+        del self._subs[sub.channel]
+        try:
+            await self._command(lambda: self._pubsub.unsubscribe(sub.channel))
+        except BusUnavailable as exc:
+            # Redis is away: the reconnect drops channels no handler wants (_on_reconnect).
+            log.warning("bus_unsubscribe_failed", bus="redis", error=str(exc))
+
+    async def _command(self, send: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            async with self._commands:
+                await send()
+        except _FAILURES as exc:
+            raise BusUnavailable(f"Redis pub/sub failed: {exc!r}") from exc
+
+    async def _barrier(self) -> None:
+        """Wait until Redis has processed every command sent on the pub/sub connection."""
+        token = b"socius-bus-%d" % next(self._tokens)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[token] = waiter
+        try:
+            await self._command(lambda: self._pubsub.ping(token))
+            async with asyncio.timeout(self._timeout):
+                await waiter
+        except TimeoutError as exc:
+            raise BusUnavailable("Redis pub/sub did not answer") from exc
+        finally:
+            self._waiters.pop(token, None)
+
+    async def _on_reconnect(self, _connection: Connection) -> None:
+        log.info("bus_reconnected", bus="redis", channels=len(self._subs))
+        orphans = [c for c in self._pubsub.channels if c not in self._subs]
+        if orphans:
+            await self._pubsub.unsubscribe(*orphans)
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = 0.05
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=min(1.0, self._keepalive))
+                now = loop.time()
+                if message is not None:
+                    self._last_seen = now
+                    await self._dispatch(message)
+                else:
+                    await self._keep_alive(now)
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The next get_message reconnects (and PubSub subscribes its channels).
+                log.warning("bus_reader_error", bus="redis", error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _connection(self) -> Connection | None:
+        # redis-py declares PubSub.connection as always None.
+        return cast("Connection | None", self._pubsub.connection)
+
+    async def _keep_alive(self, now: float) -> None:
+        connection = self._connection()
+        if connection is None:
+            return
+        if now - self._last_seen > 3 * self._keepalive:
+            log.warning("bus_connection_silent", bus="redis")
+            self._last_seen = self._last_probe = now
+            await connection.disconnect()
+        elif now - self._last_seen > self._keepalive and now - self._last_probe > self._keepalive:
+            self._last_probe = now
+            await self._command(lambda: self._pubsub.ping(_KEEPALIVE))
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "message":
+            channel: bytes = message["channel"]
+            payload: bytes = message["data"]
+            for sub in tuple(self._subs.get(channel, ())):
+                if not sub.active:
+                    continue
+                try:
+                    await sub.handler(payload)
+                except Exception:
+                    log.exception("bus_handler_failed", bus="redis", channel=channel.decode())
+        elif kind == "pong":
+            waiter = self._waiters.pop(message["data"], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def ping(self) -> None:
+        self._check()
+        try:
+            await self._redis.ping()
+        except _FAILURES as exc:
+            raise BusUnavailable(f"Redis unreachable: {exc!r}") from exc
+        await self._barrier()
+
+    async def close(self) -> None:
+        self._closed = True
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.active = False
+        self._subs.clear()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            if reader is not asyncio.current_task():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+        for waiter in self._waiters.values():
+            waiter.cancel()
+        with contextlib.suppress(*_FAILURES):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(*_FAILURES):
+            await self._sub_redis.aclose()
+        with contextlib.suppress(*_FAILURES):
+            await self._redis.aclose()

@@ -1,0 +1,162 @@
+"""Conversations and messages: the records and the rules for changing them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from socius.domain.errors import Forbidden, InvalidInput, NotFound
+from socius.domain.text import check_no_control_chars
+
+__all__ = [
+    "BODY_MAX",
+    "MAX_GROUP_MEMBERS",
+    "MAX_TTL_SECONDS",
+    "Conversation",
+    "ConversationKind",
+    "Member",
+    "Message",
+    "Role",
+    "check_body",
+    "check_client_msg_id",
+    "check_emoji",
+    "check_manager",
+    "check_title",
+    "check_ttl",
+    "direct_key",
+    "not_found",
+]
+
+BODY_MAX = 4000
+TITLE_MAX = 100
+MAX_GROUP_MEMBERS = 1000
+MAX_TTL_SECONDS = 30 * 24 * 3600
+_CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class ConversationKind(StrEnum):
+    DIRECT = "direct"
+    GROUP = "group"
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+    @property
+    def manages(self) -> bool:
+        """May add and remove members, edit the conversation, delete others' messages."""
+        return self is not Role.MEMBER
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: int
+    kind: ConversationKind
+    title: str | None
+    owner_id: int | None
+    message_ttl_seconds: int | None
+    last_seq: int
+    member_count: int
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    conversation_id: int
+    user_id: int
+    role: Role
+    joined_at: datetime
+    last_read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    conversation_id: int
+    seq: int
+    sender_id: int | None  # None once the sender's account is erased
+    client_msg_id: str
+    body: str | None  # None once deleted (a tombstone stays)
+    reply_to: int | None
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    expires_at: datetime | None = None
+    reactions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+def not_found(what: str = "conversation") -> NotFound:
+    """Non-members learn nothing: a conversation they are not in does not exist."""
+    return NotFound(f"no such {what}", code=f"{what}_not_found")
+
+
+def direct_key(a: int, b: int) -> str:
+    """The one key of the direct conversation between a and b, whoever started it."""
+    lo, hi = (a, b) if a < b else (b, a)
+    return f"{lo}:{hi}"
+
+
+def check_body(body: str) -> str:
+    if not body.strip():
+        raise InvalidInput("a message needs a body", code="empty_body", details={"field": "body"})
+    if len(body) > BODY_MAX:
+        raise InvalidInput(
+            f"a message is at most {BODY_MAX} characters",
+            code="body_too_long",
+            details={"field": "body", "max": BODY_MAX},
+        )
+    return check_no_control_chars(body, field="body", allow_newlines=True)
+
+
+def check_client_msg_id(value: str) -> str:
+    if not _CLIENT_MSG_ID.match(value):
+        raise InvalidInput(
+            "client_msg_id must be 1-64 characters of A-Z a-z 0-9 _ . : -",
+            code="invalid_client_msg_id",
+            details={"field": "client_msg_id"},
+        )
+    return value
+
+
+def check_title(value: str) -> str:
+    title = check_no_control_chars(value, field="title").strip()
+    if not title or len(title) > TITLE_MAX:
+        raise InvalidInput(
+            f"title must be 1-{TITLE_MAX} characters",
+            code="invalid_title",
+            details={"field": "title"},
+        )
+    return title
+
+
+def check_ttl(value: int | None) -> int | None:
+    if value is None or value == 0:
+        return None
+    if not 1 <= value <= MAX_TTL_SECONDS:
+        raise InvalidInput(
+            f"message_ttl_seconds must be 1..{MAX_TTL_SECONDS}, or 0/null to turn it off",
+            code="invalid_ttl",
+            details={"field": "message_ttl_seconds"},
+        )
+    return value
+
+
+def check_emoji(value: str) -> str:
+    if not 1 <= len(value) <= 16 or any(ch.isspace() or ch in "/?#%" for ch in value):
+        raise InvalidInput("not a reaction", code="invalid_emoji", details={"field": "emoji"})
+    return check_no_control_chars(value, field="emoji")
+
+
+def check_manager(member: Member) -> None:
+    if not member.role.manages:
+        raise Forbidden("only the owner or an admin may do that", code="not_an_admin")

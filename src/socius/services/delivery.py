@@ -1,0 +1,110 @@
+"""Delivery: events go into the recipients' logs in the writer's transaction, and onto the
+bus after commit, so nothing is pushed before it is durable.
+
+The bus is best effort. A connection that sees a gap in its user's numbers fills it from
+the log, and one that sees a number twice drops it: delivery is at least once on the bus
+and exactly once, in order, on the socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from socius.domain.errors import BusUnavailable
+from socius.domain.events import Event
+from socius.domain.ids import IdGenerator
+from socius.domain.notifications import Notification
+from socius.services.ports import Bus, Clock, UnitOfWork
+
+__all__ = ["BusEvent", "Delivery", "user_subject"]
+
+
+class BusEvent(msgspec.Struct, frozen=True):
+    """What travels on the bus: a logged event (``seq`` set) or an ephemeral one."""
+
+    type: str
+    payload: dict[str, Any]
+    seq: int | None = None
+    created_at: datetime | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def user_subject(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+class Delivery:
+    def __init__(
+        self,
+        bus: Bus,
+        clock: Clock,
+        ids: IdGenerator,
+        *,
+        on_bus_error: Callable[[str], None] = lambda _op: None,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._ids = ids
+        self._on_bus_error = on_bus_error
+
+    async def record(
+        self, uow: UnitOfWork, events: Sequence[Event], *, notify: Sequence[Event] = ()
+    ) -> list[Event]:
+        """Log ``events`` in ``uow`` and publish them after commit. Those also in ``notify``
+        land in their recipient's notification inbox too."""
+        if not events:
+            return []
+        now = self._clock()
+        stored = await uow.outbox.add(events, now)
+        notes = [
+            Notification(self._ids.next_id(), e.user_id, e.type, e.payload, now) for e in notify
+        ]
+        if notes:
+            await uow.notifications.add(notes)
+            stored += await uow.outbox.add(
+                [Event(n.user_id, "notification", notification_payload(n)) for n in notes], now
+            )
+
+        async def publish() -> None:
+            await self.publish(stored)
+
+        uow.after_commit(publish)
+        return stored
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        try:
+            for e in events:
+                await self._bus.publish(
+                    user_subject(e.user_id),
+                    _encode(BusEvent(e.type, e.payload, e.seq, e.created_at)),
+                )
+        except BusUnavailable:
+            # Durable in the log: clients get it on their next gap check or reconnect.
+            self._on_bus_error("publish")
+
+    async def ephemeral(self, user_ids: Sequence[int], type_: str, payload: dict[str, Any]) -> None:
+        """Typing and presence: not logged, not replayed, carry no cursor."""
+        body = _encode(BusEvent(type_, payload))
+        try:
+            for user_id in user_ids:
+                await self._bus.publish(user_subject(user_id), body)
+        except BusUnavailable:
+            self._on_bus_error("ephemeral")
+
+
+def notification_payload(n: Notification) -> dict[str, Any]:
+    return {
+        "notification": {
+            "id": str(n.id),
+            "type": n.type,
+            "payload": n.payload,
+            "created_at": n.created_at.isoformat().replace("+00:00", "Z"),
+            "read": n.read,
+        }
+    }

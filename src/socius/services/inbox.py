@@ -1,0 +1,90 @@
+"""The notification inbox and the event log a client syncs from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from socius.domain.errors import InvalidInput
+from socius.domain.events import Event
+from socius.domain.notifications import Notification
+from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.services.ports import UnitOfWorkFactory
+
+__all__ = ["InboxService", "NotificationPage", "SyncPage", "cursor_for", "seq_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationPage:
+    items: list[Notification]
+    next_cursor: str | None
+    unread_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    items: list[Event]
+    next_cursor: str
+
+
+def cursor_for(seq: int) -> str:
+    """The opaque cursor at position ``seq`` of a user's log."""
+    return encode_cursor({"s": seq})
+
+
+def seq_of(cursor: str | None) -> int:
+    """The log position in a cursor (0: from the start)."""
+    position = decode_cursor(cursor)
+    if position is None:
+        return 0
+    seq = position.get("s")
+    if not isinstance(seq, int) or seq < 0:
+        raise InvalidInput(
+            "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+        )
+    return seq
+
+
+class InboxService:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def notifications(
+        self, user_id: int, *, limit: int | None, cursor: str | None
+    ) -> NotificationPage:
+        size = check_limit(limit)
+        position = decode_cursor(cursor)
+        before = position.get("n") if position else None
+        if before is not None and not isinstance(before, int):
+            raise InvalidInput(
+                "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+            )
+        async with self._uow(write=False) as uow:
+            found = await uow.notifications.page(user_id, limit=size + 1, before_id=before)
+            unread = await uow.notifications.unread_count(user_id)
+        shown = found[:size]
+        more = len(found) > size and shown
+        return NotificationPage(shown, encode_cursor({"n": shown[-1].id}) if more else None, unread)
+
+    async def mark_read(self, user_id: int, up_to_id: int) -> int:
+        async with self._uow() as uow:
+            changed = await uow.notifications.mark_read(user_id, up_to_id)
+            await uow.commit()
+        return changed
+
+    async def sync(self, user_id: int, *, cursor: str | None, limit: int | None) -> SyncPage:
+        """Events after ``cursor``, oldest first, and the cursor to continue from."""
+        after = seq_of(cursor)
+        size = check_limit(limit)
+        async with self._uow(write=False) as uow:
+            events = await uow.outbox.for_user(user_id, after_seq=after, limit=size)
+        last = events[-1].seq if events and events[-1].seq is not None else after
+        return SyncPage(events, cursor_for(last))
+
+    async def position(self, user_id: int) -> int:
+        async with self._uow(write=False) as uow:
+            return await uow.outbox.last_seq(user_id)
+
+    async def events_between(self, user_id: int, after: int, upto: int) -> list[Event]:
+        """The user's events in (after, upto], to fill a gap the bus left."""
+        async with self._uow(write=False) as uow:
+            return await uow.outbox.for_user(user_id, after_seq=after, limit=upto - after)

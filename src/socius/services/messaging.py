@@ -1,0 +1,649 @@
+"""Conversations and messages.
+
+Every change to a conversation takes its row lock first (PostgreSQL ``FOR UPDATE``;
+SQLite's single writer), so per conversation: message numbers are gap-free and handed out
+in commit order, a retried send finds the original, and events reach each member's log in
+the conversation's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from socius.domain.conversations import (
+    MAX_GROUP_MEMBERS,
+    Conversation,
+    ConversationKind,
+    Member,
+    Message,
+    Role,
+    check_body,
+    check_client_msg_id,
+    check_emoji,
+    check_manager,
+    check_title,
+    check_ttl,
+    direct_key,
+    not_found,
+)
+from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socius.domain.events import Event
+from socius.domain.graph import EdgeType, check_not_self
+from socius.domain.ids import IdGenerator
+from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.users import DmPolicy
+from socius.services.delivery import Delivery
+from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+
+__all__ = [
+    "ConversationPage",
+    "ConversationView",
+    "MessagingService",
+    "conversation_payload",
+    "message_payload",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    conversation: Conversation
+    member: Member
+    last_message: Message | None = None
+    member_ids: list[int] | None = None  # direct conversations: both members
+
+    @property
+    def unread_count(self) -> int:
+        return max(0, self.conversation.last_seq - self.member.last_read_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[ConversationView]
+    next_cursor: str | None
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def message_payload(m: Message) -> dict[str, Any]:
+    """A message as events carry it and the API returns it."""
+    return {
+        "id": str(m.id),
+        "conversation_id": str(m.conversation_id),
+        "seq": m.seq,
+        "sender_id": None if m.sender_id is None else str(m.sender_id),
+        "client_msg_id": m.client_msg_id,
+        "body": m.body,
+        "reply_to": None if m.reply_to is None else str(m.reply_to),
+        "created_at": _time(m.created_at),
+        "edited_at": _time(m.edited_at),
+        "deleted": m.deleted,
+        "reactions": m.reactions,
+    }
+
+
+def conversation_payload(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "kind": c.kind.value,
+        "title": c.title,
+        "owner_id": None if c.owner_id is None else str(c.owner_id),
+        "message_ttl_seconds": c.message_ttl_seconds,
+        "member_count": c.member_count,
+        "last_seq": c.last_seq,
+    }
+
+
+class MessagingService:
+    def __init__(
+        self, uow: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, delivery: Delivery
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._ids = ids
+        self._delivery = delivery
+
+    # helpers -------------------------------------------------------------------------
+
+    async def _membership(
+        self, uow: UnitOfWork, actor: int, conversation_id: int, *, lock: bool = False
+    ) -> tuple[Conversation, Member]:
+        conversation = await uow.conversations.get(conversation_id, lock=lock)
+        member = await uow.conversations.member(conversation_id, actor) if conversation else None
+        if conversation is None or member is None:
+            raise not_found()
+        return conversation, member
+
+    async def _tell_members(
+        self,
+        uow: UnitOfWork,
+        conversation_id: int,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        also: list[int] | None = None,
+    ) -> None:
+        recipients = await uow.conversations.member_ids(conversation_id)
+        for extra in also or []:
+            if extra not in recipients:
+                recipients.append(extra)
+        await self._delivery.record(uow, [Event(u, type_, payload) for u in recipients])
+
+    async def _check_reachable(self, uow: UnitOfWork, actor: int, other: int) -> None:
+        """May ``actor`` open or write a direct conversation with ``other``?"""
+        user = await uow.users.get(other)
+        if user is None or not user.is_active:
+            raise NotFound("no such user", code="user_not_found")
+        edges = await uow.edges.types_between(actor, other)
+        if EdgeType.BLOCKS in edges or EdgeType.BLOCKED_BY in edges:
+            raise Forbidden("you cannot message this user", code="blocked")
+        if user.dm_policy is DmPolicy.FRIENDS and EdgeType.FRIEND not in edges:
+            raise Forbidden("this user only takes messages from friends", code="dm_not_allowed")
+
+    # conversations -------------------------------------------------------------------
+
+    async def open_direct(self, actor: int, other: int) -> ConversationView:
+        """The one direct conversation between the two, created on first use."""
+        check_not_self(actor, other)
+        key = direct_key(actor, other)
+        async with self._uow() as uow:
+            await self._check_reachable(uow, actor, other)
+            existing = await uow.conversations.by_direct_key(key)
+            if existing is None:
+                now = self._clock()
+                conversation = Conversation(
+                    id=self._ids.next_id(),
+                    kind=ConversationKind.DIRECT,
+                    title=None,
+                    owner_id=None,
+                    message_ttl_seconds=None,
+                    last_seq=0,
+                    member_count=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                if await uow.conversations.add(conversation, direct_key=key):
+                    await uow.conversations.add_members(
+                        conversation.id,
+                        [(actor, Role.MEMBER), (other, Role.MEMBER)],
+                        now,
+                        read_seq=0,
+                    )
+                    created = await uow.conversations.get(conversation.id)
+                    assert created is not None
+                    await self._tell_members(
+                        uow,
+                        created.id,
+                        "conversation.updated",
+                        {"conversation": conversation_payload(created)},
+                    )
+                    await uow.commit()
+                    existing = created
+                else:  # another request created it first
+                    existing = await uow.conversations.by_direct_key(key)
+            assert existing is not None
+        return await self.get(actor, existing.id)
+
+    async def create_group(self, actor: int, title: str, member_ids: list[int]) -> ConversationView:
+        name = check_title(title)
+        others = [u for u in dict.fromkeys(member_ids) if u != actor]
+        if len(others) + 1 > MAX_GROUP_MEMBERS:
+            raise InvalidInput(
+                f"a group has at most {MAX_GROUP_MEMBERS} members",
+                code="too_many_members",
+                details={"field": "member_ids"},
+            )
+        async with self._uow() as uow:
+            await self._check_addable(uow, actor, others)
+            now = self._clock()
+            conversation = Conversation(
+                id=self._ids.next_id(),
+                kind=ConversationKind.GROUP,
+                title=name,
+                owner_id=actor,
+                message_ttl_seconds=None,
+                last_seq=0,
+                member_count=0,
+                created_at=now,
+                updated_at=now,
+            )
+            await uow.conversations.add(conversation, direct_key=None)
+            roles = [(actor, Role.OWNER)] + [(u, Role.MEMBER) for u in others]
+            await uow.conversations.add_members(conversation.id, roles, now, read_seq=0)
+            created = await uow.conversations.get(conversation.id)
+            assert created is not None
+            payload = {
+                "conversation": conversation_payload(created),
+                "user_ids": [str(u) for u in [actor, *others]],
+                "by": str(actor),
+            }
+            events = [Event(u, "member.added", payload) for u in [actor, *others]]
+            await self._delivery.record(uow, events, notify=events[1:])
+            await uow.commit()
+        return await self.get(actor, conversation.id)
+
+    async def _check_addable(self, uow: UnitOfWork, actor: int, user_ids: list[int]) -> None:
+        if not user_ids:
+            return
+        found = {u.id: u for u in await uow.users.get_many(user_ids)}
+        missing = [u for u in user_ids if u not in found or not found[u].is_active]
+        if missing:
+            raise NotFound(
+                "no such user",
+                code="user_not_found",
+                details={"user_ids": [str(u) for u in missing]},
+            )
+        relations = await uow.edges.types_between_many(actor, user_ids)
+        blocked = [
+            u for u, t in relations.items() if EdgeType.BLOCKS in t or EdgeType.BLOCKED_BY in t
+        ]
+        if blocked:
+            raise Forbidden(
+                "you cannot add these users",
+                code="blocked",
+                details={"user_ids": [str(u) for u in blocked]},
+            )
+
+    async def get(self, actor: int, conversation_id: int) -> ConversationView:
+        async with self._uow(write=False) as uow:
+            conversation, member = await self._membership(uow, actor, conversation_id)
+            last = await uow.conversations.last_messages([conversation_id])
+            ids = (
+                await uow.conversations.member_ids(conversation_id)
+                if conversation.kind is ConversationKind.DIRECT
+                else None
+            )
+        return ConversationView(conversation, member, last.get(conversation_id), ids)
+
+    async def list_for(
+        self, actor: int, *, limit: int | None, cursor: str | None
+    ) -> ConversationPage:
+        size = check_limit(limit)
+        position = decode_cursor(cursor)
+        before = None
+        if position is not None:
+            try:
+                before = (datetime.fromisoformat(position["t"]), int(position["c"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidInput(
+                    "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+                ) from exc
+        async with self._uow(write=False) as uow:
+            rows = await uow.conversations.for_user(actor, limit=size + 1, before=before)
+            shown = rows[:size]
+            last = await uow.conversations.last_messages([c.id for c, _ in shown])
+            views = []
+            for c, m in shown:
+                ids = (
+                    await uow.conversations.member_ids(c.id)
+                    if c.kind is ConversationKind.DIRECT
+                    else None
+                )
+                views.append(ConversationView(c, m, last.get(c.id), ids))
+        next_cursor = None
+        if len(rows) > size and shown:
+            c = shown[-1][0]
+            activity = c.last_message_at or c.created_at
+            next_cursor = encode_cursor({"t": activity.isoformat(), "c": c.id})
+        return ConversationPage(views, next_cursor)
+
+    async def update(
+        self, actor: int, conversation_id: int, changes: dict[str, Any]
+    ) -> ConversationView:
+        values: dict[str, Any] = {}
+        async with self._uow() as uow:
+            conversation, member = await self._membership(uow, actor, conversation_id, lock=True)
+            if "title" in changes:
+                if conversation.kind is ConversationKind.DIRECT:
+                    raise InvalidInput(
+                        "a direct conversation has no title",
+                        code="direct_conversation",
+                        details={"field": "title"},
+                    )
+                check_manager(member)
+                values["title"] = check_title(str(changes["title"]))
+            if "message_ttl_seconds" in changes:
+                if conversation.kind is ConversationKind.GROUP:
+                    check_manager(member)
+                values["message_ttl_seconds"] = check_ttl(changes["message_ttl_seconds"])
+            if values:
+                values["updated_at"] = self._clock()
+                updated = await uow.conversations.update(conversation_id, **values)
+                assert updated is not None
+                await self._tell_members(
+                    uow,
+                    conversation_id,
+                    "conversation.updated",
+                    {"conversation": conversation_payload(updated)},
+                )
+                await uow.commit()
+        return await self.get(actor, conversation_id)
+
+    async def members(
+        self, actor: int, conversation_id: int, *, limit: int | None, cursor: str | None
+    ) -> tuple[list[Member], str | None]:
+        size = check_limit(limit)
+        position = decode_cursor(cursor)
+        after = position.get("u") if position else None
+        if after is not None and not isinstance(after, int):
+            raise InvalidInput(
+                "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
+            )
+        async with self._uow(write=False) as uow:
+            await self._membership(uow, actor, conversation_id)
+            found = await uow.conversations.members(
+                conversation_id, limit=size + 1, after_user_id=after
+            )
+        shown = found[:size]
+        more = len(found) > size and shown
+        return shown, encode_cursor({"u": shown[-1].user_id}) if more else None
+
+    async def add_members(
+        self, actor: int, conversation_id: int, user_ids: list[int]
+    ) -> ConversationView:
+        wanted = [u for u in dict.fromkeys(user_ids) if u != actor]
+        async with self._uow() as uow:
+            conversation, member = await self._membership(uow, actor, conversation_id, lock=True)
+            if conversation.kind is ConversationKind.DIRECT:
+                raise InvalidInput(
+                    "members of a direct conversation cannot change", code="direct_conversation"
+                )
+            check_manager(member)
+            present = set(await uow.conversations.member_ids(conversation_id))
+            fresh = [u for u in wanted if u not in present]
+            if len(present) + len(fresh) > MAX_GROUP_MEMBERS:
+                raise Conflict(
+                    f"a group has at most {MAX_GROUP_MEMBERS} members", code="too_many_members"
+                )
+            await self._check_addable(uow, actor, fresh)
+            if fresh:
+                now = self._clock()
+                await uow.conversations.add_members(
+                    conversation_id,
+                    [(u, Role.MEMBER) for u in fresh],
+                    now,
+                    read_seq=conversation.last_seq,
+                )
+                updated = await uow.conversations.get(conversation_id)
+                assert updated is not None
+                payload = {
+                    "conversation": conversation_payload(updated),
+                    "user_ids": [str(u) for u in fresh],
+                    "by": str(actor),
+                }
+                recipients = sorted(present | set(fresh))
+                events = [Event(u, "member.added", payload) for u in recipients]
+                await self._delivery.record(
+                    uow, events, notify=[e for e in events if e.user_id in fresh]
+                )
+                await uow.commit()
+        return await self.get(actor, conversation_id)
+
+    async def remove_member(self, actor: int, conversation_id: int, user_id: int) -> None:
+        """Leave (``user_id`` is the caller) or remove someone (owner or admin)."""
+        async with self._uow() as uow:
+            conversation, member = await self._membership(uow, actor, conversation_id, lock=True)
+            if conversation.kind is ConversationKind.DIRECT:
+                raise InvalidInput(
+                    "members of a direct conversation cannot change", code="direct_conversation"
+                )
+            target = await uow.conversations.member(conversation_id, user_id)
+            if target is None:
+                raise NotFound("no such member", code="member_not_found")
+            if user_id != actor:
+                check_manager(member)
+                if target.role is not Role.MEMBER and member.role is not Role.OWNER:
+                    raise Forbidden("only the owner may remove an admin", code="not_the_owner")
+            await uow.conversations.remove_member(conversation_id, user_id)
+            if target.role is Role.OWNER:
+                await self._hand_over(uow, conversation_id)
+            await self._tell_members(
+                uow,
+                conversation_id,
+                "member.removed",
+                {
+                    "conversation_id": str(conversation_id),
+                    "user_id": str(user_id),
+                    "by": str(actor),
+                },
+                also=[user_id],
+            )
+            await uow.commit()
+
+    async def _hand_over(self, uow: UnitOfWork, conversation_id: int) -> None:
+        """The owner left: the longest-standing admin, else member, takes over."""
+        remaining = await uow.conversations.members(
+            conversation_id, limit=MAX_GROUP_MEMBERS, after_user_id=None
+        )
+        if not remaining:
+            await uow.conversations.update(conversation_id, owner_id=None)
+            return
+        heir = min(remaining, key=lambda m: (m.role is not Role.ADMIN, m.joined_at, m.user_id))
+        await uow.conversations.set_role(conversation_id, heir.user_id, Role.OWNER)
+        await uow.conversations.update(conversation_id, owner_id=heir.user_id)
+
+    async def set_role(self, actor: int, conversation_id: int, user_id: int, role: Role) -> Member:
+        if role is Role.OWNER:
+            raise InvalidInput(
+                "there is one owner; roles are admin or member",
+                code="invalid_role",
+                details={"field": "role"},
+            )
+        async with self._uow() as uow:
+            _, member = await self._membership(uow, actor, conversation_id, lock=True)
+            if member.role is not Role.OWNER:
+                raise Forbidden("only the owner may change roles", code="not_the_owner")
+            if user_id == actor:
+                raise InvalidInput("the owner's role cannot change", code="invalid_role")
+            if not await uow.conversations.set_role(conversation_id, user_id, role):
+                raise NotFound("no such member", code="member_not_found")
+            updated = await uow.conversations.member(conversation_id, user_id)
+            assert updated is not None
+            await uow.commit()
+        return updated
+
+    # messages ------------------------------------------------------------------------
+
+    async def send(
+        self,
+        actor: int,
+        conversation_id: int,
+        *,
+        client_msg_id: str,
+        body: str,
+        reply_to: int | None,
+    ) -> tuple[Message, bool]:
+        """The message, and whether it is new (False: a retry found the original)."""
+        check_client_msg_id(client_msg_id)
+        check_body(body)
+        async with self._uow() as uow:
+            conversation, _ = await self._membership(uow, actor, conversation_id, lock=True)
+            existing = await uow.conversations.message_by_client_id(
+                conversation_id, actor, client_msg_id
+            )
+            if existing is not None:
+                return existing, False
+            if conversation.kind is ConversationKind.DIRECT:
+                peers = [
+                    u for u in await uow.conversations.member_ids(conversation_id) if u != actor
+                ]
+                for peer in peers:
+                    await self._check_reachable(uow, actor, peer)
+            if (
+                reply_to is not None
+                and await uow.conversations.message(conversation_id, reply_to) is None
+            ):
+                raise InvalidInput(
+                    "reply_to is not a message of this conversation",
+                    code="invalid_reply_to",
+                    details={"field": "reply_to"},
+                )
+            now = self._clock()
+            seq = await uow.conversations.next_seq(conversation_id, now)
+            ttl = conversation.message_ttl_seconds
+            message = Message(
+                id=self._ids.next_id(),
+                conversation_id=conversation_id,
+                seq=seq,
+                sender_id=actor,
+                client_msg_id=client_msg_id,
+                body=body,
+                reply_to=reply_to,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl) if ttl else None,
+            )
+            await uow.conversations.add_message(message)
+            await uow.conversations.advance_read(conversation_id, actor, seq)
+            await self._tell_members(
+                uow, conversation_id, "message.created", {"message": message_payload(message)}
+            )
+            await uow.commit()
+        return message, True
+
+    async def history(
+        self,
+        actor: int,
+        conversation_id: int,
+        *,
+        before_seq: int | None,
+        after_seq: int | None,
+        limit: int | None,
+    ) -> list[Message]:
+        size = check_limit(limit)
+        async with self._uow(write=False) as uow:
+            await self._membership(uow, actor, conversation_id)
+            return await uow.conversations.history(
+                conversation_id, limit=size, before_seq=before_seq, after_seq=after_seq
+            )
+
+    async def _own_message(
+        self, uow: UnitOfWork, actor: int, conversation_id: int, message_id: int
+    ) -> tuple[Member, Message]:
+        _, member = await self._membership(uow, actor, conversation_id, lock=True)
+        message = await uow.conversations.message(conversation_id, message_id)
+        if message is None:
+            raise not_found("message")
+        return member, message
+
+    async def edit(self, actor: int, conversation_id: int, message_id: int, body: str) -> Message:
+        check_body(body)
+        async with self._uow() as uow:
+            _, message = await self._own_message(uow, actor, conversation_id, message_id)
+            if message.sender_id != actor:
+                raise Forbidden("only the sender may edit a message", code="not_the_sender")
+            if message.deleted:
+                raise Conflict("the message was deleted", code="message_deleted")
+            now = self._clock()
+            await uow.conversations.update_message(message_id, body=body, edited_at=now)
+            edited = await uow.conversations.message(conversation_id, message_id)
+            assert edited is not None
+            await self._tell_members(
+                uow, conversation_id, "message.updated", {"message": message_payload(edited)}
+            )
+            await uow.commit()
+        return edited
+
+    async def delete(self, actor: int, conversation_id: int, message_id: int) -> Message:
+        async with self._uow() as uow:
+            member, message = await self._own_message(uow, actor, conversation_id, message_id)
+            if message.sender_id != actor and not member.role.manages:
+                raise Forbidden(
+                    "only the sender or an admin may delete a message", code="not_the_sender"
+                )
+            if message.deleted:
+                return message
+            deleted = await self._erase_message(uow, message)
+            await uow.commit()
+        return deleted
+
+    async def _erase_message(self, uow: UnitOfWork, message: Message) -> Message:
+        now = self._clock()
+        await uow.conversations.update_message(message.id, body=None, deleted_at=now)
+        await uow.conversations.unreact_all(message.id)
+        await self._tell_members(
+            uow,
+            message.conversation_id,
+            "message.deleted",
+            {
+                "conversation_id": str(message.conversation_id),
+                "message_id": str(message.id),
+                "seq": message.seq,
+            },
+        )
+        erased = await uow.conversations.message(message.conversation_id, message.id)
+        assert erased is not None
+        return erased
+
+    async def react(
+        self, actor: int, conversation_id: int, message_id: int, emoji: str, *, on: bool
+    ) -> Message:
+        check_emoji(emoji)
+        async with self._uow() as uow:
+            _, message = await self._own_message(uow, actor, conversation_id, message_id)
+            if message.deleted:
+                raise Conflict("the message was deleted", code="message_deleted")
+            if on:
+                await uow.conversations.react(message_id, actor, emoji, self._clock())
+            else:
+                await uow.conversations.unreact(message_id, actor, emoji)
+            updated = await uow.conversations.message(conversation_id, message_id)
+            assert updated is not None
+            if updated.reactions != message.reactions:
+                await self._tell_members(
+                    uow,
+                    conversation_id,
+                    "reaction.updated",
+                    {
+                        "conversation_id": str(conversation_id),
+                        "message_id": str(message_id),
+                        "reactions": updated.reactions,
+                        "user_id": str(actor),
+                        "emoji": emoji,
+                        "added": on,
+                    },
+                )
+                await uow.commit()
+        return updated
+
+    async def mark_read(self, actor: int, conversation_id: int, seq: int) -> int:
+        """Move the read pointer forward (never back); the pointer after."""
+        if seq < 0:
+            raise InvalidInput("seq must be >= 0", code="invalid_seq", details={"field": "seq"})
+        async with self._uow() as uow:
+            conversation, member = await self._membership(uow, actor, conversation_id, lock=True)
+            target = min(seq, conversation.last_seq)
+            if target <= member.last_read_seq:
+                return member.last_read_seq
+            now_at = await uow.conversations.advance_read(conversation_id, actor, target)
+            await self._tell_members(
+                uow,
+                conversation_id,
+                "read.updated",
+                {"conversation_id": str(conversation_id), "user_id": str(actor), "seq": now_at},
+            )
+            await uow.commit()
+        return now_at
+
+    async def typing(self, actor: int, conversation_id: int) -> None:
+        async with self._uow(write=False) as uow:
+            await self._membership(uow, actor, conversation_id)
+            others = [u for u in await uow.conversations.member_ids(conversation_id) if u != actor]
+        await self._delivery.ephemeral(
+            others, "typing", {"conversation_id": str(conversation_id), "user_id": str(actor)}
+        )
+
+    async def expire_due(self, *, limit: int = 500) -> int:
+        """Erase the content of messages whose time is up; how many."""
+        async with self._uow(write=False) as uow:
+            due = await uow.conversations.expired(self._clock(), limit=limit)
+        for message in due:
+            async with self._uow() as uow:
+                await uow.conversations.get(message.conversation_id, lock=True)
+                current = await uow.conversations.message(message.conversation_id, message.id)
+                if current is not None and not current.deleted:
+                    await self._erase_message(uow, current)
+                    await uow.commit()
+        return len(due)

@@ -1,0 +1,418 @@
+"""The conversations repository: conversations, their members, messages and reactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.conversations import Conversation, ConversationKind, Member, Message, Role
+from socius.storage.tables import conversations, members, messages, reactions
+
+__all__ = ["SqlConversationRepository"]
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        kind=ConversationKind(row.kind),
+        title=row.title,
+        owner_id=row.owner_id,
+        message_ttl_seconds=row.message_ttl_seconds,
+        last_seq=row.last_seq,
+        member_count=row.member_count,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_message_at=row.last_message_at,
+    )
+
+
+def _member(row: Row[Any]) -> Member:
+    return Member(
+        row.conversation_id, row.user_id, Role(row.role), row.joined_at, row.last_read_seq
+    )
+
+
+def _message(row: Row[Any], reacted: dict[str, int] | None = None) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        sender_id=row.sender_id,
+        client_msg_id=row.client_msg_id,
+        body=row.body,
+        reply_to=row.reply_to,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted_at=row.deleted_at,
+        expires_at=row.expires_at,
+        reactions=reacted or {},
+    )
+
+
+class SqlConversationRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    # conversations -------------------------------------------------------------------
+
+    async def add(self, conversation: Conversation, *, direct_key: str | None) -> bool:
+        """Insert; False when a direct conversation with that key already exists."""
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    insert(conversations).values(
+                        id=conversation.id,
+                        kind=conversation.kind.value,
+                        title=conversation.title,
+                        owner_id=conversation.owner_id,
+                        direct_key=direct_key,
+                        message_ttl_seconds=conversation.message_ttl_seconds,
+                        last_seq=0,
+                        member_count=0,
+                        last_message_at=None,
+                        created_at=conversation.created_at,
+                        updated_at=conversation.updated_at,
+                    )
+                )
+        except IntegrityError:
+            if direct_key is None:
+                raise
+            return False
+        return True
+
+    async def get(self, conversation_id: int, *, lock: bool = False) -> Conversation | None:
+        """``lock``: hold the row until the transaction ends (serializes senders)."""
+        stmt = select(conversations).where(conversations.c.id == conversation_id)
+        if lock and self._postgres:
+            stmt = stmt.with_for_update()
+        row = (await self._conn.execute(stmt)).first()
+        return _conversation(row) if row else None
+
+    async def by_direct_key(self, key: str) -> Conversation | None:
+        row = (
+            await self._conn.execute(select(conversations).where(conversations.c.direct_key == key))
+        ).first()
+        return _conversation(row) if row else None
+
+    async def update(self, conversation_id: int, **values: Any) -> Conversation | None:
+        row = (
+            await self._conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(**values)
+                .returning(*conversations.c)
+            )
+        ).first()
+        return _conversation(row) if row else None
+
+    async def next_seq(self, conversation_id: int, when: datetime) -> int:
+        """The next message number; the caller holds the conversation's row lock."""
+        row = (
+            await self._conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(last_seq=conversations.c.last_seq + 1, last_message_at=when)
+                .returning(conversations.c.last_seq)
+            )
+        ).one()
+        return int(row.last_seq)
+
+    async def for_user(
+        self, user_id: int, *, limit: int, before: tuple[datetime, int] | None
+    ) -> list[tuple[Conversation, Member]]:
+        """The user's conversations, most recently active first."""
+        activity = func.coalesce(conversations.c.last_message_at, conversations.c.created_at)
+        stmt = (
+            select(conversations, members.c.role, members.c.joined_at, members.c.last_read_seq)
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id)
+            .order_by(activity.desc(), conversations.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            when, cid = before
+            stmt = stmt.where(
+                or_(activity < when, and_(activity == when, conversations.c.id < cid))
+            )
+        rows = await self._conn.execute(stmt)
+        return [
+            (
+                _conversation(row),
+                Member(row.id, user_id, Role(row.role), row.joined_at, row.last_read_seq),
+            )
+            for row in rows
+        ]
+
+    # members -------------------------------------------------------------------------
+
+    async def member(self, conversation_id: int, user_id: int) -> Member | None:
+        row = (
+            await self._conn.execute(
+                select(members).where(
+                    members.c.conversation_id == conversation_id, members.c.user_id == user_id
+                )
+            )
+        ).first()
+        return _member(row) if row else None
+
+    async def member_ids(self, conversation_id: int) -> list[int]:
+        rows = await self._conn.execute(
+            select(members.c.user_id).where(members.c.conversation_id == conversation_id)
+        )
+        return [row.user_id for row in rows]
+
+    async def members(
+        self, conversation_id: int, *, limit: int, after_user_id: int | None
+    ) -> list[Member]:
+        stmt = (
+            select(members)
+            .where(members.c.conversation_id == conversation_id)
+            .order_by(members.c.user_id)
+            .limit(limit)
+        )
+        if after_user_id is not None:
+            stmt = stmt.where(members.c.user_id > after_user_id)
+        return [_member(row) for row in await self._conn.execute(stmt)]
+
+    async def add_members(
+        self,
+        conversation_id: int,
+        user_roles: Sequence[tuple[int, Role]],
+        when: datetime,
+        *,
+        read_seq: int,
+    ) -> list[int]:
+        """Add those not yet members; the ids added."""
+        present = set(await self.member_ids(conversation_id))
+        fresh = [(u, r) for u, r in user_roles if u not in present]
+        if fresh:
+            await self._conn.execute(
+                insert(members),
+                [
+                    {
+                        "conversation_id": conversation_id,
+                        "user_id": u,
+                        "role": r.value,
+                        "joined_at": when,
+                        "last_read_seq": read_seq,
+                    }
+                    for u, r in fresh
+                ],
+            )
+            await self._conn.execute(
+                update(conversations)
+                .where(conversations.c.id == conversation_id)
+                .values(member_count=conversations.c.member_count + len(fresh))
+            )
+        return [u for u, _ in fresh]
+
+    async def remove_member(self, conversation_id: int, user_id: int) -> bool:
+        result = await self._conn.execute(
+            delete(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            )
+        )
+        if not result.rowcount:
+            return False
+        await self._conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(member_count=conversations.c.member_count - 1)
+        )
+        return True
+
+    async def set_role(self, conversation_id: int, user_id: int, role: Role) -> bool:
+        result = await self._conn.execute(
+            update(members)
+            .where(members.c.conversation_id == conversation_id, members.c.user_id == user_id)
+            .values(role=role.value)
+        )
+        return bool(result.rowcount)
+
+    async def advance_read(self, conversation_id: int, user_id: int, seq: int) -> int:
+        """Move the read pointer forward to ``seq`` (never back); the pointer after."""
+        await self._conn.execute(
+            update(members)
+            .where(
+                members.c.conversation_id == conversation_id,
+                members.c.user_id == user_id,
+                members.c.last_read_seq < seq,
+            )
+            .values(last_read_seq=seq)
+        )
+        member = await self.member(conversation_id, user_id)
+        return member.last_read_seq if member else 0
+
+    # messages ------------------------------------------------------------------------
+
+    async def add_message(self, message: Message) -> None:
+        await self._conn.execute(
+            insert(messages).values(
+                id=message.id,
+                conversation_id=message.conversation_id,
+                seq=message.seq,
+                sender_id=message.sender_id,
+                client_msg_id=message.client_msg_id,
+                body=message.body,
+                reply_to=message.reply_to,
+                created_at=message.created_at,
+                expires_at=message.expires_at,
+            )
+        )
+
+    async def message_by_client_id(
+        self, conversation_id: int, sender_id: int, client_msg_id: str
+    ) -> Message | None:
+        row = (
+            await self._conn.execute(
+                select(messages).where(
+                    messages.c.conversation_id == conversation_id,
+                    messages.c.sender_id == sender_id,
+                    messages.c.client_msg_id == client_msg_id,
+                )
+            )
+        ).first()
+        return (await self._with_reactions([_message(row)]))[0] if row else None
+
+    async def message(self, conversation_id: int, message_id: int) -> Message | None:
+        row = (
+            await self._conn.execute(
+                select(messages).where(
+                    messages.c.id == message_id, messages.c.conversation_id == conversation_id
+                )
+            )
+        ).first()
+        return (await self._with_reactions([_message(row)]))[0] if row else None
+
+    async def history(
+        self,
+        conversation_id: int,
+        *,
+        limit: int,
+        before_seq: int | None,
+        after_seq: int | None,
+    ) -> list[Message]:
+        """Oldest first: the ``limit`` messages after ``after_seq``, else those just before
+        ``before_seq`` (or the newest)."""
+        stmt = select(messages).where(messages.c.conversation_id == conversation_id)
+        if after_seq is not None:
+            stmt = stmt.where(messages.c.seq > after_seq).order_by(messages.c.seq)
+            if before_seq is not None:
+                stmt = stmt.where(messages.c.seq < before_seq)
+            found = [_message(r) for r in await self._conn.execute(stmt.limit(limit))]
+        else:
+            if before_seq is not None:
+                stmt = stmt.where(messages.c.seq < before_seq)
+            stmt = stmt.order_by(messages.c.seq.desc()).limit(limit)
+            found = [_message(r) for r in await self._conn.execute(stmt)][::-1]
+        return await self._with_reactions(found)
+
+    async def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, Message]:
+        if not conversation_ids:
+            return {}
+        rows = await self._conn.execute(
+            select(messages)
+            .join(
+                conversations,
+                and_(
+                    conversations.c.id == messages.c.conversation_id,
+                    conversations.c.last_seq == messages.c.seq,
+                ),
+            )
+            .where(messages.c.conversation_id.in_(list(conversation_ids)))
+        )
+        found = await self._with_reactions([_message(r) for r in rows])
+        return {m.conversation_id: m for m in found}
+
+    async def update_message(self, message_id: int, **values: Any) -> None:
+        await self._conn.execute(
+            update(messages).where(messages.c.id == message_id).values(**values)
+        )
+
+    async def expired(self, now: datetime, *, limit: int) -> list[Message]:
+        rows = await self._conn.execute(
+            select(messages)
+            .where(messages.c.expires_at <= now, messages.c.deleted_at.is_(None))
+            .order_by(messages.c.expires_at)
+            .limit(limit)
+        )
+        return [_message(r) for r in rows]
+
+    # reactions -----------------------------------------------------------------------
+
+    async def react(self, message_id: int, user_id: int, emoji: str, when: datetime) -> None:
+        exists = (
+            await self._conn.execute(
+                select(reactions.c.message_id).where(
+                    reactions.c.message_id == message_id,
+                    reactions.c.user_id == user_id,
+                    reactions.c.emoji == emoji,
+                )
+            )
+        ).first()
+        if exists is None:
+            await self._conn.execute(
+                insert(reactions).values(
+                    message_id=message_id, user_id=user_id, emoji=emoji, created_at=when
+                )
+            )
+
+    async def unreact(self, message_id: int, user_id: int, emoji: str) -> None:
+        await self._conn.execute(
+            delete(reactions).where(
+                reactions.c.message_id == message_id,
+                reactions.c.user_id == user_id,
+                reactions.c.emoji == emoji,
+            )
+        )
+
+    async def unreact_all(self, message_id: int) -> None:
+        await self._conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
+
+    async def reaction_counts(self, message_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        result: dict[int, dict[str, int]] = {}
+        if message_ids:
+            rows = await self._conn.execute(
+                select(reactions.c.message_id, reactions.c.emoji, func.count().label("n"))
+                .where(reactions.c.message_id.in_(list(message_ids)))
+                .group_by(reactions.c.message_id, reactions.c.emoji)
+            )
+            for message_id, emoji, n in rows:
+                result.setdefault(message_id, {})[emoji] = int(n)
+        return result
+
+    async def _with_reactions(self, found: list[Message]) -> list[Message]:
+        counts = await self.reaction_counts([m.id for m in found if not m.deleted])
+        return [replace(m, reactions=counts[m.id]) if m.id in counts else m for m in found]
+
+    # erasure -------------------------------------------------------------------------
+
+    async def erase_user(self, user_id: int, when: datetime) -> list[int]:
+        """Erase what the user wrote and their memberships; the conversations they were in."""
+        joined = [
+            row.conversation_id
+            for row in await self._conn.execute(
+                select(members.c.conversation_id).where(members.c.user_id == user_id)
+            )
+        ]
+        await self._conn.execute(
+            update(messages)
+            .where(messages.c.sender_id == user_id)
+            .values(
+                body=None, sender_id=None, deleted_at=func.coalesce(messages.c.deleted_at, when)
+            )
+        )
+        await self._conn.execute(delete(reactions).where(reactions.c.user_id == user_id))
+        for conversation_id in joined:
+            await self.remove_member(conversation_id, user_id)
+        await self._conn.execute(
+            update(conversations).where(conversations.c.owner_id == user_id).values(owner_id=None)
+        )
+        return joined

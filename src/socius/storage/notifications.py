@@ -1,0 +1,74 @@
+"""The notifications repository: each user's inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.notifications import Notification
+from socius.storage.tables import notifications
+
+__all__ = ["SqlNotificationRepository"]
+
+
+def _notification(row: Row[Any]) -> Notification:
+    return Notification(row.id, row.user_id, row.type, dict(row.payload), row.created_at, row.read)
+
+
+class SqlNotificationRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, items: Sequence[Notification]) -> None:
+        if items:
+            await self._conn.execute(
+                insert(notifications),
+                [
+                    {
+                        "id": n.id,
+                        "user_id": n.user_id,
+                        "type": n.type,
+                        "payload": n.payload,
+                        "created_at": n.created_at,
+                        "read": n.read,
+                    }
+                    for n in items
+                ],
+            )
+
+    async def page(self, user_id: int, *, limit: int, before_id: int | None) -> list[Notification]:
+        stmt = (
+            select(notifications)
+            .where(notifications.c.user_id == user_id)
+            .order_by(notifications.c.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            stmt = stmt.where(notifications.c.id < before_id)
+        return [_notification(r) for r in await self._conn.execute(stmt)]
+
+    async def unread_count(self, user_id: int) -> int:
+        found = await self._conn.execute(
+            select(func.count()).where(
+                notifications.c.user_id == user_id, notifications.c.read.is_(False)
+            )
+        )
+        return int(found.scalar_one())
+
+    async def mark_read(self, user_id: int, up_to_id: int) -> int:
+        result = await self._conn.execute(
+            update(notifications)
+            .where(
+                notifications.c.user_id == user_id,
+                notifications.c.id <= up_to_id,
+                notifications.c.read.is_(False),
+            )
+            .values(read=True)
+        )
+        return int(result.rowcount)
+
+    async def erase_user(self, user_id: int) -> None:
+        await self._conn.execute(delete(notifications).where(notifications.c.user_id == user_id))
