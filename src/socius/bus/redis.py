@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -42,7 +43,8 @@ class RedisSubscription:
 
 
 class RedisBus:
-    """One PubSub connection per node, read by one task that dispatches by channel.
+    """One PubSub connection per node, read by one task; another calls the handlers by
+    channel, in arrival order (up to ``max_pending`` queued, then dropped and logged).
 
     A channel is subscribed on Redis while at least one local handler wants it. After a
     reconnect the channels are subscribed again (messages published in the gap are lost:
@@ -60,6 +62,7 @@ class RedisBus:
         name: str = "socius-bus",
         timeout: float = 1.0,
         keepalive: float = 10.0,
+        max_pending: int = 100_000,
     ) -> None:
         # One immediate retry: it reconnects a pooled connection that Redis has dropped;
         # longer outages surface at once as BusUnavailable.
@@ -80,7 +83,12 @@ class RedisBus:
         self._waiters: dict[bytes, asyncio.Future[None]] = {}
         self._tokens = itertools.count()
         self._commands = asyncio.Lock()
+        self._pending: deque[tuple[bytes, bytes]] = deque()
+        self._max_pending = max_pending
+        self._dropped = 0
+        self._wakeup = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
         self._closed = False
         self._last_seen = 0.0
         self._last_probe = 0.0
@@ -100,7 +108,8 @@ class RedisBus:
         # Runs after PubSub's own callback, which subscribes its channels again.
         connection.register_connect_callback(self._on_reconnect)  # type: ignore[no-untyped-call]
         self._last_seen = self._last_probe = asyncio.get_running_loop().time()
-        self._reader = asyncio.create_task(self._read(), name="socius-redis-bus")
+        self._reader = asyncio.create_task(self._read(), name="socius-redis-bus-reader")
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="socius-redis-bus")
 
     def _check(self) -> None:
         if self._reader is None or self._closed:
@@ -172,6 +181,7 @@ class RedisBus:
             await self._pubsub.unsubscribe(*orphans)
 
     async def _read(self) -> None:
+        """Read the connection: pongs are answered here, messages queued for dispatch."""
         loop = asyncio.get_running_loop()
         backoff = 0.05
         while True:
@@ -180,7 +190,7 @@ class RedisBus:
                 now = loop.time()
                 if message is not None:
                     self._last_seen = now
-                    await self._dispatch(message)
+                    self._route(message)
                 else:
                     await self._keep_alive(now)
                 backoff = 0.05
@@ -191,6 +201,42 @@ class RedisBus:
                 log.warning("bus_reader_error", bus="redis", error=repr(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+    def _route(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "message":
+            channel: bytes = message["channel"]
+            if channel not in self._subs:
+                return
+            if len(self._pending) >= self._max_pending:
+                self._dropped += 1
+                if self._dropped == 1 or self._dropped % 10_000 == 0:
+                    log.warning("bus_overflow", bus="redis", dropped=self._dropped)
+                return
+            self._pending.append((channel, message["data"]))
+            self._wakeup.set()
+        elif kind == "pong":
+            waiter = self._waiters.pop(message["data"], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def _dispatch(self) -> None:
+        """Call the handlers, in arrival order, apart from the reader: a handler may
+        subscribe (which waits for the reader) and a slow one does not stall the socket."""
+        pending = self._pending
+        while True:
+            if not pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            channel, payload = pending.popleft()
+            for sub in tuple(self._subs.get(channel, ())):
+                if not sub.active:
+                    continue
+                try:
+                    await sub.handler(payload)
+                except Exception:
+                    log.exception("bus_handler_failed", bus="redis", channel=channel.decode())
 
     def _connection(self) -> Connection | None:
         # redis-py declares PubSub.connection as always None.
@@ -208,23 +254,6 @@ class RedisBus:
             self._last_probe = now
             await self._command(lambda: self._pubsub.ping(_KEEPALIVE))
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "message":
-            channel: bytes = message["channel"]
-            payload: bytes = message["data"]
-            for sub in tuple(self._subs.get(channel, ())):
-                if not sub.active:
-                    continue
-                try:
-                    await sub.handler(payload)
-                except Exception:
-                    log.exception("bus_handler_failed", bus="redis", channel=channel.decode())
-        elif kind == "pong":
-            waiter = self._waiters.pop(message["data"], None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
     async def ping(self) -> None:
         self._check()
         try:
@@ -239,12 +268,14 @@ class RedisBus:
             for sub in subs:
                 sub.active = False
         self._subs.clear()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            if reader is not asyncio.current_task():
+        self._pending.clear()
+        tasks = [t for t in (self._reader, self._dispatcher) if t is not None]
+        self._reader = self._dispatcher = None
+        for task in tasks:
+            task.cancel()
+            if task is not asyncio.current_task():  # not closed from inside a handler
                 with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+                    await task
         for waiter in self._waiters.values():
             waiter.cancel()
         with contextlib.suppress(*_FAILURES):
