@@ -13,16 +13,18 @@ import structlog
 from litestar.types import ASGIApp
 
 from socius.api.app import build_litestar
+from socius.api.rest.message_views import event_body
 from socius.bus.memory import MemoryBus
 from socius.bus.nats import NatsBus
 from socius.bus.redis import RedisBus
 from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
-from socius.domain.errors import CacheUnavailable
+from socius.domain.errors import BusUnavailable, CacheUnavailable
 from socius.domain.ids import IdGenerator
 from socius.observability.logging import RequestContextMiddleware, configure_logging
 from socius.observability.metrics import Metrics, MetricsMiddleware
 from socius.observability.tracing import TracingMiddleware, configure_tracing
+from socius.realtime import Realtime, revocation_notifier
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.container import Container
@@ -139,6 +141,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         clock,
         token_ttl_seconds=settings.access_token_ttl_seconds,
         on_cache_error=cache_error,
+        on_revoked=revocation_notifier(delivery),
     )
     window = settings.login_failure_window_seconds
     auth = AuthService(
@@ -198,6 +201,20 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         tokens=tokens,
         revocations=revocations,
     )
+    realtime = Realtime(
+        bus=bus,
+        cache=cache,
+        clock=clock,
+        auth=auth,
+        revocations=revocations,
+        inbox=container.inbox,
+        messaging=messaging,
+        delivery=delivery,
+        graph=graph_cache,
+        render=event_body,
+        metrics=metrics,
+    )
+    container.realtime = realtime
     container.readiness["database"] = database.ping
     if settings.redis_url:
         container.readiness["redis"] = cache.ping
@@ -216,9 +233,11 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
                 log.warning("redis down at start: random node id", node_id=ids.node_id)
         await tokens.load_keys()
         await revocations.resync()
-        await bus.start()
+        bus_up = await _start_bus(bus)
         background.append(
-            asyncio.create_task(_housekeeping(settings, tokens, revocations, messaging))
+            asyncio.create_task(
+                _housekeeping(settings, tokens, revocations, messaging, bus, bus_up)
+            )
         )
 
     async def stop() -> None:
@@ -230,8 +249,20 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         await database.dispose()
 
     container.on_start.append(start)
+    container.on_start.append(realtime.start)  # after the bus has started
     container.on_stop.append(stop)
+    container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
     return Wiring(container, metrics, database, cache)
+
+
+async def _start_bus(bus: Bus) -> bool:
+    """Start the bus; a broker that is down delays live delivery, never the server."""
+    try:
+        await bus.start()
+    except BusUnavailable:
+        log.warning("event bus unreachable at start; retrying in the background")
+        return False
+    return True
 
 
 async def _housekeeping(
@@ -239,6 +270,8 @@ async def _housekeeping(
     tokens: AccessTokens,
     revocations: Revocations,
     messaging: MessagingService,
+    bus: Bus,
+    bus_up: bool,
 ) -> None:
     """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
     refill Redis if it lost them, or (embedded) poll revocations other processes made."""
@@ -247,6 +280,8 @@ async def _housekeeping(
     while True:
         await asyncio.sleep(_POLL_SECONDS)
         try:
+            if not bus_up and time.monotonic() >= next_resync:
+                bus_up = await _start_bus(bus)
             if not settings.redis_url:
                 await revocations.poll()
             elif time.monotonic() >= next_resync:
