@@ -11,15 +11,20 @@ from socius.client._async import AsyncClient
 from socius.client._errors import ApiError
 from socius.client._models import (
     AuthResult,
+    Conversation,
     ListedUser,
+    Message,
     Page,
     PrivateUser,
     PublicUser,
     Relationship,
     SessionInfo,
     Suggestion,
+    SyncItem,
+    SyncPage,
     TokenPair,
 )
+from socius.client._realtime import RealtimeClient, RealtimeClosed
 from socius.client._sync import Client
 
 __all__ = [
@@ -27,12 +32,18 @@ __all__ = [
     "AsyncClient",
     "AuthResult",
     "Client",
+    "Conversation",
     "ListedUser",
+    "Message",
     "Page",
     "PrivateUser",
     "PublicUser",
+    "RealtimeClient",
+    "RealtimeClosed",
     "Relationship",
     "SessionInfo",
     "Suggestion",
+    "SyncItem",
+    "SyncPage",
     "TokenPair",
 ]

@@ -18,13 +18,16 @@ from socius.client._http import (
 )
 from socius.client._models import (
     AuthResult,
+    Conversation,
     ListedUser,
+    Message,
     Page,
     PrivateUser,
     PublicUser,
     Relationship,
     SessionInfo,
     Suggestion,
+    SyncPage,
 )
 
 __all__ = ["AsyncClient"]
@@ -412,6 +415,77 @@ class AsyncClient:
             dict[str, list[Suggestion]], "/v1/friends/suggestions", params={"limit": limit}
         )
         return page["items"]
+
+    # -- conversations -------------------------------------------------------------------------
+
+    async def open_direct(self, user_id: str) -> Conversation:
+        """The one direct conversation with `user_id` (created on first use)."""
+        response = await self.request(
+            "POST", "/v1/conversations", json={"kind": "direct", "member_ids": [user_id]}
+        )
+        return decode(Conversation, response.content)
+
+    async def create_group(self, title: str, member_ids: list[str]) -> Conversation:
+        response = await self.request(
+            "POST",
+            "/v1/conversations",
+            json={"kind": "group", "title": title, "member_ids": member_ids},
+        )
+        return decode(Conversation, response.content)
+
+    async def conversations(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Conversation]:
+        """Yours, most recently active first."""
+        return await self._get(
+            Page[Conversation], "/v1/conversations", params={"limit": limit, "cursor": cursor}
+        )
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        return await self._get(Conversation, f"/v1/conversations/{segment(conversation_id)}")
+
+    async def send_message(
+        self,
+        conversation_id: str,
+        body: str,
+        *,
+        client_msg_id: str,
+        reply_to: str | None = None,
+    ) -> Message:
+        """Send; the same `client_msg_id` again returns the original message."""
+        payload: dict[str, Any] = {"client_msg_id": client_msg_id, "body": body}
+        if reply_to is not None:
+            payload["reply_to"] = reply_to
+        response = await self.request(
+            "POST", f"/v1/conversations/{segment(conversation_id)}/messages", json=payload
+        )
+        return decode(Message, response.content)
+
+    async def messages(
+        self,
+        conversation_id: str,
+        *,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[Message]:
+        """History, oldest first."""
+        page = await self._get(
+            Page[Message],
+            f"/v1/conversations/{segment(conversation_id)}/messages",
+            params={"before_seq": before_seq, "after_seq": after_seq, "limit": limit},
+        )
+        return page.items
+
+    async def mark_read(self, conversation_id: str, seq: int) -> int:
+        response = await self.request(
+            "POST", f"/v1/conversations/{segment(conversation_id)}/read", json={"seq": seq}
+        )
+        return int(decode(dict[str, Any], response.content)["last_read_seq"])
+
+    async def sync(self, cursor: str | None = None, *, limit: int | None = None) -> SyncPage:
+        """Events after `cursor`, oldest first (the same the WebSocket delivers)."""
+        return await self._get(SyncPage, "/v1/sync", params={"cursor": cursor, "limit": limit})
 
     # -- operations --------------------------------------------------------------------------
 

@@ -106,3 +106,50 @@ class Suggestion(msgspec.Struct, frozen=True, kw_only=True):
     user: PublicUser
     mutual_count: int
     score: float
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """A message; ``body`` is None and ``deleted`` true once deleted."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str | None
+    client_msg_id: str
+    body: str | None
+    reply_to: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    reactions: dict[str, int]
+
+
+class Conversation(msgspec.Struct, frozen=True, kw_only=True):
+    """A conversation as the caller sees it (with their role and unread count)."""
+
+    id: str
+    kind: str
+    title: str | None
+    owner_id: str | None
+    message_ttl_seconds: int | None
+    member_count: int
+    member_ids: list[str] | None
+    role: str
+    last_seq: int
+    last_read_seq: int
+    unread_count: int
+    last_message: Message | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SyncItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of the caller's log, and the cursor right after it."""
+
+    cursor: str
+    event: dict[str, Any]
+
+
+class SyncPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[SyncItem]
+    next_cursor: str

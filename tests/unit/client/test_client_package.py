@@ -19,13 +19,19 @@ def test_all() -> None:
         "AsyncClient",
         "AuthResult",
         "Client",
+        "Conversation",
         "ListedUser",
+        "Message",
         "Page",
         "PrivateUser",
         "PublicUser",
+        "RealtimeClient",
+        "RealtimeClosed",
         "Relationship",
         "SessionInfo",
         "Suggestion",
+        "SyncItem",
+        "SyncPage",
         "TokenPair",
     ]
     for name in socius.client.__all__:
@@ -42,8 +48,8 @@ def test_sync_client_is_generated_from_async() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_sdk_imports_only_itself_stdlib_httpx_msgspec() -> None:
-    allowed = {"httpx", "msgspec", *sys.stdlib_module_names}
+def test_sdk_imports_only_itself_stdlib_httpx_msgspec_websockets() -> None:
+    allowed = {"httpx", "msgspec", "websockets", *sys.stdlib_module_names}
     for path in CLIENT.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
