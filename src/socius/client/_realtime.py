@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Self
 
@@ -90,9 +89,9 @@ class RealtimeClient:
             self.cursor = frame["cursor"]
         return frame
 
-    async def recv(self, timeout: float | None = None) -> dict[str, Any]:
-        """The next frame (events, pongs, errors); TimeoutError when none comes in time."""
-        return await asyncio.wait_for(self._recv_frame(), timeout)
+    async def recv(self) -> dict[str, Any]:
+        """The next frame (events, pongs, errors). Bound the wait with ``asyncio.timeout``."""
+        return await self._recv_frame()
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Event frames as they come, until the socket closes."""
