@@ -170,6 +170,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         ),
         session_max_age_seconds=settings.session_max_age_seconds,
     )
+    messaging = MessagingService(database, clock, ids, delivery)
     accounts = AccountService(
         database,
         clock,
@@ -179,6 +180,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         revocations,
         profiles,
         graph_cache,
+        messaging,
         register_throttle=Throttle(
             cache,
             name="register_ip",
@@ -187,7 +189,6 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             on_cache_error=cache_error,
         ),
     )
-    messaging = MessagingService(database, clock, ids, delivery)
     container = Container(
         settings=settings,
         auth=auth,

@@ -14,12 +14,13 @@ from socius.storage.outbox import SqlOutboxRepository
 
 
 def outbox(app: Any, http: Any, user: Account) -> list[tuple[str, str]]:
-    """(type, payload user_id) of every event stored for ``user``, oldest first."""
+    """(type, payload user_id) of every graph event stored for ``user``, oldest first.
+    (Each also adds a ``notification`` event for the inbox; the messaging tests cover those.)"""
 
     async def read() -> list[tuple[str, str]]:
         async with app.wiring.database(write=False) as uow:
             events = await uow.outbox.for_user(int(user.id), after_seq=0, limit=100)
-        return [(e.type, e.payload.get("user_id")) for e in events]
+        return [(e.type, e.payload.get("user_id")) for e in events if e.type != "notification"]
 
     return http.blocking_portal.call(read)
 

@@ -27,9 +27,11 @@ from socius.api.rest import (
     me,
     ops,
     people,
+    presence,
     relationships,
     users,
 )
+from socius.api.ws import ws_gateway
 from socius.observability.metrics import Metrics
 from socius.services.container import Container
 
@@ -116,6 +118,8 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             relationships.router,
             conversations.router,
             inbox.router,
+            presence.router,
+            ws_gateway,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers,

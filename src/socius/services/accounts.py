@@ -20,6 +20,7 @@ from socius.domain.users import (
 )
 from socius.services.auth import AuthService, ClientInfo, IssuedTokens, Principal
 from socius.services.graph_cache import GraphCache
+from socius.services.messaging import MessagingService
 from socius.services.passwords import PasswordHasher, check_password_policy
 from socius.services.ports import Clock, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
@@ -55,6 +56,7 @@ class AccountService:
         revocations: Revocations,
         profiles: ProfileService,
         graph_cache: GraphCache,
+        messaging: MessagingService,
         *,
         register_throttle: Throttle,
     ) -> None:
@@ -67,6 +69,7 @@ class AccountService:
         self._register_throttle = register_throttle
         self._profiles = profiles
         self._graph_cache = graph_cache
+        self._messaging = messaging
 
     async def _new_user(
         self,
@@ -171,7 +174,7 @@ class AccountService:
             ended = await uow.sessions.revoke_all(
                 user.id, self._clock(), except_id=principal.session_id
             )
-            await self._revocations.record(uow, ended)
+            await self._revocations.record(uow, ended, user_id=user.id)
             await uow.commit()
 
     async def delete_account(self, principal: Principal, password: str) -> None:
@@ -184,11 +187,11 @@ class AccountService:
         async with self._uow() as uow:
             await uow.users.lock([user_id], exclusive=True)  # graph writes finish first
             ended = await uow.sessions.revoke_all(user_id, self._clock())
-            await self._revocations.record(uow, [*ended])
+            await self._revocations.record(uow, [*ended], user_id=user_id)
             neighbors = await uow.edges.erase(user_id)
             # Conversations before the event log: a concurrent send holds its conversation
             # and then wants this user's log counter; this order never waits on the reverse.
-            await uow.conversations.erase_user(user_id, self._clock())
+            await self._messaging.erase_user(uow, user_id)
             await uow.notifications.erase_user(user_id)
             await uow.outbox.erase_user(user_id)
             await uow.users.delete(user_id)
@@ -243,7 +246,7 @@ class AccountService:
             )
             if status is UserStatus.DISABLED:
                 ended = await uow.sessions.revoke_all(user.id, self._clock())
-                await self._revocations.record(uow, ended)
+                await self._revocations.record(uow, ended, user_id=user.id)
             changed = user.id
             uow.after_commit(lambda: self._profiles.invalidate(changed))
             await uow.commit()

@@ -169,7 +169,7 @@ class AuthService:
             if spend.outcome is SpendOutcome.REUSED:
                 # A spent token came back: someone holds a copy. End the whole session.
                 await uow.sessions.revoke(spend.session_id, now)
-                await self._revocations.record(uow, [spend.session_id])
+                await self._revocations.record(uow, [spend.session_id], user_id=spend.user_id)
                 await uow.commit()
                 log.warning("refresh token reuse", session_id=spend.session_id)
                 raise _bad_refresh("refresh_token_reused")
@@ -185,7 +185,7 @@ class AuthService:
     async def logout(self, principal: Principal) -> None:
         async with self._uow() as uow:
             await uow.sessions.revoke(principal.session_id, self._clock())
-            await self._revocations.record(uow, [principal.session_id])
+            await self._revocations.record(uow, [principal.session_id], user_id=principal.user_id)
             await uow.commit()
 
     async def list_sessions(self, principal: Principal) -> list[tuple[Session, bool]]:
@@ -200,7 +200,7 @@ class AuthService:
             if session is None or session.user_id != principal.user_id:
                 raise NotFound("no such session", code="session_not_found")
             if await uow.sessions.revoke(session_id, self._clock()):
-                await self._revocations.record(uow, [session_id])
+                await self._revocations.record(uow, [session_id], user_id=session.user_id)
             await uow.commit()
 
     async def revoke_other_sessions(self, principal: Principal) -> None:
@@ -208,7 +208,7 @@ class AuthService:
             ids = await uow.sessions.revoke_all(
                 principal.user_id, self._clock(), except_id=principal.session_id
             )
-            await self._revocations.record(uow, ids)
+            await self._revocations.record(uow, ids, user_id=principal.user_id)
             await uow.commit()
 
     # every request -------------------------------------------------------------------

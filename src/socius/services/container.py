@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
@@ -16,6 +17,9 @@ from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
 from socius.services.tokens import AccessTokens
 from socius.settings import Settings
+
+if TYPE_CHECKING:
+    from socius.realtime import Realtime
 
 __all__ = ["Container"]
 
@@ -35,6 +39,7 @@ class Container:
     delivery: Delivery
     tokens: AccessTokens
     revocations: Revocations
+    realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)
     on_stop: list[Check] = field(default_factory=list)

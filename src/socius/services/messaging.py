@@ -145,10 +145,12 @@ class MessagingService:
 
     # conversations -------------------------------------------------------------------
 
-    async def open_direct(self, actor: int, other: int) -> ConversationView:
-        """The one direct conversation between the two, created on first use."""
+    async def open_direct(self, actor: int, other: int) -> tuple[ConversationView, bool]:
+        """The one direct conversation between the two, created on first use; and whether
+        this call created it."""
         check_not_self(actor, other)
         key = direct_key(actor, other)
+        created_now = False
         async with self._uow() as uow:
             await self._check_reachable(uow, actor, other)
             existing = await uow.conversations.by_direct_key(key)
@@ -181,11 +183,11 @@ class MessagingService:
                         {"conversation": conversation_payload(created)},
                     )
                     await uow.commit()
-                    existing = created
+                    existing, created_now = created, True
                 else:  # another request created it first
                     existing = await uow.conversations.by_direct_key(key)
             assert existing is not None
-        return await self.get(actor, existing.id)
+        return await self.get(actor, existing.id), created_now
 
     async def create_group(self, actor: int, title: str, member_ids: list[int]) -> ConversationView:
         name = check_title(title)
@@ -635,10 +637,45 @@ class MessagingService:
             others, "typing", {"conversation_id": str(conversation_id), "user_id": str(actor)}
         )
 
+    async def erase_user(self, uow: UnitOfWork, user_id: int) -> None:
+        """Inside an account's erasure: tombstone everything the user wrote, take them out
+        of their conversations (handing groups they owned over), and tell the others."""
+        involved = await uow.conversations.lock_for_user(user_id)
+        erased = await uow.conversations.erase_messages_by(user_id, self._clock())
+        for message in erased:
+            await self._tell_members(
+                uow,
+                message.conversation_id,
+                "message.deleted",
+                {
+                    "conversation_id": str(message.conversation_id),
+                    "message_id": str(message.id),
+                    "seq": message.seq,
+                },
+            )
+        for conversation_id in involved:
+            member = await uow.conversations.member(conversation_id, user_id)
+            if member is None:
+                continue
+            await uow.conversations.remove_member(conversation_id, user_id)
+            if member.role is Role.OWNER:
+                await self._hand_over(uow, conversation_id)
+            await self._tell_members(
+                uow,
+                conversation_id,
+                "member.removed",
+                {
+                    "conversation_id": str(conversation_id),
+                    "user_id": str(user_id),
+                    "by": str(user_id),
+                },
+            )
+
     async def expire_due(self, *, limit: int = 500) -> int:
-        """Erase the content of messages whose time is up; how many."""
+        """Erase the content of messages whose time is up; how many were erased."""
         async with self._uow(write=False) as uow:
             due = await uow.conversations.expired(self._clock(), limit=limit)
+        erased = 0
         for message in due:
             async with self._uow() as uow:
                 await uow.conversations.get(message.conversation_id, lock=True)
@@ -646,4 +683,5 @@ class MessagingService:
                 if current is not None and not current.deleted:
                     await self._erase_message(uow, current)
                     await uow.commit()
-        return len(due)
+                    erased += 1
+        return erased

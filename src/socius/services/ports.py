@@ -238,7 +238,11 @@ class ConversationRepository(Protocol):
 
     async def reaction_counts(self, message_ids: Sequence[int]) -> dict[int, dict[str, int]]: ...
 
-    async def erase_user(self, user_id: int, when: datetime) -> list[int]: ...
+    async def lock_for_user(self, user_id: int) -> list[int]:
+        """Lock (in id order) the conversations the user is in or wrote in; their ids."""
+
+    async def erase_messages_by(self, user_id: int, when: datetime) -> list[Message]:
+        """Erase the content of the user's messages; those that were not yet deleted."""
 
 
 class NotificationRepository(Protocol):

@@ -6,7 +6,7 @@ unless the cache is down: then the database's ``revoked_sessions`` answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -28,12 +28,16 @@ class Revocations:
         *,
         token_ttl_seconds: int,
         on_cache_error: Callable[[str], None] = lambda _op: None,
+        on_revoked: Callable[[int, list[int]], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_revoked(user_id, session_ids)`` runs after a revoking transaction commits
+        (the WebSocket gateway closes those sessions' sockets through it)."""
         self._cache = cache
         self._uow = uow
         self._clock = clock
         self._ttl = token_ttl_seconds + 60  # outlive the last token, with skew to spare
         self._on_cache_error = on_cache_error
+        self._on_revoked = on_revoked
         self._dirty = False
         self._watermark: datetime | None = None
 
@@ -41,15 +45,33 @@ class Revocations:
         """Until when a revocation made now must be remembered."""
         return self._clock() + timedelta(seconds=self._ttl)
 
-    async def record(self, uow: UnitOfWork, session_ids: list[int]) -> None:
-        """Inside the revoking transaction: write it down, and publish it after commit."""
+    async def record(
+        self, uow: UnitOfWork, session_ids: list[int], *, user_id: int | None = None
+    ) -> None:
+        """Inside the revoking transaction: write it down, and publish it after commit.
+        ``user_id``: whose sessions they are (looked up when not given)."""
         if not session_ids:
             return
         await uow.sessions.record_revocations(session_ids, self.horizon())
         ids = list(session_ids)
+        owners: dict[int, list[int]] = {}
+        if self._on_revoked is not None:
+            if user_id is not None:
+                owners[user_id] = ids
+            else:
+                for sid in ids:
+                    session = await uow.sessions.get(sid)
+                    if session is not None:
+                        owners.setdefault(session.user_id, []).append(sid)
 
         async def publish() -> None:
             await self._publish(ids, float(self._ttl))
+            if self._on_revoked is not None:
+                for owner, sids in owners.items():
+                    try:
+                        await self._on_revoked(owner, sids)
+                    except Exception:  # the sockets' periodic check closes them anyway
+                        log.exception("revocation notice failed", sessions=len(sids))
 
         uow.after_commit(publish)
 

@@ -392,27 +392,47 @@ class SqlConversationRepository:
         counts = await self.reaction_counts([m.id for m in found if not m.deleted])
         return [replace(m, reactions=counts[m.id]) if m.id in counts else m for m in found]
 
-    # erasure -------------------------------------------------------------------------
+    # erasure -----------------------------------------------------------------------
 
-    async def erase_user(self, user_id: int, when: datetime) -> list[int]:
-        """Erase what the user wrote and their memberships; the conversations they were in."""
-        joined = [
-            row.conversation_id
+    async def lock_for_user(self, user_id: int) -> list[int]:
+        """Lock, in id order, every conversation the user is in or wrote in: the same lock
+        the senders take first, so erasing waits for them instead of deadlocking."""
+        involved = (
+            select(members.c.conversation_id)
+            .where(members.c.user_id == user_id)
+            .union(select(messages.c.conversation_id).where(messages.c.sender_id == user_id))
+        ).subquery()
+        stmt = (
+            select(conversations.c.id)
+            .where(conversations.c.id.in_(select(involved.c.conversation_id)))
+            .order_by(conversations.c.id)
+        )
+        if self._postgres:
+            stmt = stmt.with_for_update()
+        return [row.id for row in await self._conn.execute(stmt)]
+
+    async def erase_messages_by(self, user_id: int, when: datetime) -> list[Message]:
+        """Erase the content of everything the user wrote; the messages that were live."""
+        live = [
+            _message(row)
             for row in await self._conn.execute(
-                select(members.c.conversation_id).where(members.c.user_id == user_id)
+                select(messages).where(
+                    messages.c.sender_id == user_id, messages.c.deleted_at.is_(None)
+                )
             )
         ]
+        if live:
+            await self._conn.execute(
+                delete(reactions).where(reactions.c.message_id.in_([m.id for m in live]))
+            )
         await self._conn.execute(
             update(messages)
             .where(messages.c.sender_id == user_id)
             .values(
-                body=None, sender_id=None, deleted_at=func.coalesce(messages.c.deleted_at, when)
+                body=None,
+                sender_id=None,
+                deleted_at=func.coalesce(messages.c.deleted_at, when),
             )
         )
         await self._conn.execute(delete(reactions).where(reactions.c.user_id == user_id))
-        for conversation_id in joined:
-            await self.remove_member(conversation_id, user_id)
-        await self._conn.execute(
-            update(conversations).where(conversations.c.owner_id == user_id).values(owner_id=None)
-        )
-        return joined
+        return live

@@ -1,0 +1,66 @@
+"""GET /v1/ws: the WebSocket gateway (protocol in docs/realtime.md).
+
+OpenAPI cannot describe a WebSocket, so this route is documented in docs/realtime.md:
+
+- The first frame must be ``{"type": "auth", "token": <access token>, "cursor": <cursor
+  or null>}`` within 10 s, else the socket closes with 4401 (also for a bad or revoked
+  token). A cursor that is not one of the caller's closes it with 4400.
+- With a cursor (from ``/v1/sync`` or from an earlier ``event`` / ``ready`` frame: they
+  are interchangeable), everything after it is sent first as ``event`` frames, then
+  ``{"type": "ready", "cursor": ...}``. With ``null``, nothing is replayed: the stream
+  starts at the current position, which ``ready`` names. A client that wants its whole
+  history pages through ``/v1/sync`` first and connects with the cursor it ends at.
+- Then live events; typing and presence come without a cursor and are never replayed.
+- A client that cannot keep up, or sends nothing for 60 s (send ``ping`` every 30 s), is
+  closed with 4408 and resumes from its last cursor. Logout, password change, session
+  revocation and account deletion close the affected sockets at once with 4401.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from socius.api.dependencies import container_of
+
+__all__ = ["LitestarSocket", "ws_gateway"]
+
+
+class LitestarSocket:
+    """A Litestar WebSocket as the gateway's ``Socket``."""
+
+    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self._socket = socket
+
+    async def receive(self) -> str | bytes | None:
+        try:
+            message = await self._socket.receive()
+        except WebSocketDisconnect:
+            return None
+        if message["type"] != "websocket.receive":
+            return None
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        return bytes(message.get("bytes") or b"")
+
+    async def send(self, text: str) -> None:
+        await self._socket.send_text(text)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(Exception):  # the client is already gone
+            await self._socket.close(code, reason)
+
+
+@websocket("/v1/ws", name="ws_gateway")
+async def ws_gateway(socket: WebSocket[Any, Any, Any]) -> None:
+    """The WebSocket gateway: authenticate, replay after the cursor, then stream live."""
+    realtime = container_of(socket.app.state).realtime
+    await socket.accept()
+    if realtime is None:
+        await socket.close(1011, "real-time delivery is not configured")
+        return
+    await realtime.gateway.serve(LitestarSocket(socket))

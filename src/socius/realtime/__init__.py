@@ -1,0 +1,82 @@
+"""Real-time delivery over WebSockets: the hub, the gateway's connections, presence.
+
+Independent of the web framework: ``socius.api.ws`` adapts a Litestar WebSocket to
+``gateway.Socket`` and hands it to ``Realtime.gateway``. Bootstrap wires one ``Realtime``
+per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+
+import structlog
+
+from socius.observability.metrics import Metrics
+from socius.realtime.gateway import Gateway, Limits, Render, revocation_notifier
+from socius.realtime.hub import Hub
+from socius.realtime.presence import Presence
+from socius.services.auth import AuthService
+from socius.services.delivery import Delivery
+from socius.services.graph_cache import GraphCache
+from socius.services.inbox import InboxService
+from socius.services.messaging import MessagingService
+from socius.services.ports import Bus, Cache, Clock
+from socius.services.revocation import Revocations
+
+__all__ = ["Limits", "Realtime", "revocation_notifier"]
+
+log = structlog.get_logger("socius.realtime")
+
+
+class Realtime:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        cache: Cache,
+        clock: Clock,
+        auth: AuthService,
+        revocations: Revocations,
+        inbox: InboxService,
+        messaging: MessagingService,
+        delivery: Delivery,
+        graph: GraphCache,
+        render: Render,
+        metrics: Metrics | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.presence = Presence(cache, delivery, graph, clock, node=secrets.token_hex(6))
+        self.hub = Hub(bus, on_first=self.presence.joined, on_last=self.presence.left)
+        self.gateway = Gateway(
+            self.hub,
+            auth,
+            revocations,
+            inbox,
+            messaging,
+            metrics=metrics,
+            render=render,
+            limits=limits,
+        )
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh(), name="socius-presence")
+
+    async def stop(self) -> None:
+        await self.gateway.shutdown()
+        task, self._refresher = self._refresher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.presence.refresh_interval)
+            try:
+                await self.presence.refresh(self.hub.users())
+            except Exception:  # keep refreshing; the next round tries again
+                log.exception("presence_refresh_failed")

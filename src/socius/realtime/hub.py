@@ -1,0 +1,133 @@
+"""The hub: this process's live connections by user, and their bus subscriptions.
+
+The first connection of a user on this process subscribes the bus subject ``user.<id>``;
+the last one to leave unsubscribes. Each payload that arrives is decoded once and handed
+to every connection of that user. Handing over never waits (a connection queues it), so
+the bus's dispatcher is never held up by a slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import msgspec
+import structlog
+
+from socius.domain.errors import BusUnavailable
+from socius.services.delivery import BusEvent, user_subject
+from socius.services.ports import Bus, Subscription
+
+__all__ = ["Hub", "Listener"]
+
+log = structlog.get_logger("socius.realtime")
+
+Transition = Callable[[int], Awaitable[None]]
+
+_decode = msgspec.json.Decoder(BusEvent).decode
+
+
+class Listener(Protocol):
+    def deliver(self, event: BusEvent) -> None:
+        """Take one event of the listener's user; must not block."""
+
+
+async def _nothing(_user_id: int) -> None:
+    return None
+
+
+class Hub:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        on_first: Transition = _nothing,
+        on_last: Transition = _nothing,
+    ) -> None:
+        """``on_first``/``on_last`` run when a user's first connection on this process
+        arrives and when its last one leaves (presence), serialized per user."""
+        self._bus = bus
+        self._on_first = on_first
+        self._on_last = on_last
+        self._members: dict[int, set[Listener]] = {}
+        self._subs: dict[int, Subscription] = {}
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    def users(self) -> list[int]:
+        """Users with at least one connection here."""
+        return list(self._members)
+
+    def listeners(self, user_id: int) -> list[Listener]:
+        return list(self._members.get(user_id, ()))
+
+    def __len__(self) -> int:
+        return sum(len(m) for m in self._members.values())
+
+    async def _locked(self, user_id: int, action: Callable[[], Awaitable[None]]) -> None:
+        lock, users = self._locks.get(user_id) or (asyncio.Lock(), 0)
+        self._locks[user_id] = (lock, users + 1)
+        try:
+            async with lock:
+                await action()
+        finally:
+            lock, users = self._locks[user_id]
+            if users <= 1:
+                del self._locks[user_id]
+            else:
+                self._locks[user_id] = (lock, users - 1)
+
+    async def join(self, user_id: int, listener: Listener) -> None:
+        """Register ``listener``; returns once the bus delivers its user's events from
+        now on. Raises BusUnavailable when the subscription cannot be made."""
+
+        async def action() -> None:
+            first = user_id not in self._subs
+            if first:
+                self._subs[user_id] = await self._bus.subscribe(
+                    user_subject(user_id), lambda payload: self.dispatch(user_id, payload)
+                )
+            self._members.setdefault(user_id, set()).add(listener)
+            if first:
+                await self._transition(self._on_first, user_id)
+
+        await self._locked(user_id, action)
+
+    async def leave(self, user_id: int, listener: Listener) -> None:
+        async def action() -> None:
+            members = self._members.get(user_id)
+            if members is None or listener not in members:
+                return
+            members.discard(listener)
+            if members:
+                return
+            del self._members[user_id]
+            sub = self._subs.pop(user_id, None)
+            if sub is not None:
+                try:
+                    await sub.unsubscribe()
+                except BusUnavailable as exc:
+                    log.warning("ws_unsubscribe_failed", user_id=user_id, error=str(exc))
+            await self._transition(self._on_last, user_id)
+
+        await self._locked(user_id, action)
+
+    @staticmethod
+    async def _transition(hook: Transition, user_id: int) -> None:
+        try:
+            await hook(user_id)
+        except Exception:  # presence is best effort: never fail a connection over it
+            log.exception("ws_presence_hook_failed", user_id=user_id)
+
+    async def dispatch(self, user_id: int, payload: bytes) -> None:
+        """Hand one bus payload to the user's connections here (never suspends)."""
+        members = self._members.get(user_id)
+        if not members:
+            return
+        try:
+            event = _decode(payload)
+        except msgspec.DecodeError:
+            log.warning("ws_bad_bus_payload", user_id=user_id, size=len(payload))
+            return
+        for listener in tuple(members):
+            listener.deliver(event)

@@ -1,0 +1,191 @@
+"""Presence: a user is online while they have at least one live connection on any node.
+
+The cache (Redis when clustered) holds ``presence:<uid>``: a small JSON map of the nodes
+that hold a connection of that user, each with its own expiry. A node adds itself when
+the user's first connection on it arrives, refreshes its entry every ``refresh`` seconds
+while connected, and removes itself when the last one leaves; an entry of a node that died
+expires after ``ttl`` seconds. The read-modify-write is not atomic: if two nodes change one
+user's map at the same instant, one entry can be lost, and the refresh puts it back within
+``refresh`` seconds. When the map becomes empty the key is deleted and ``last_seen:<uid>``
+records the time.
+
+On the offline -> online and online -> offline transitions an ephemeral ``presence`` event
+``{user_id, online, last_seen_at}`` goes to the user's friends: the newest
+``MAX_FRIENDS`` of them (a user with more friends does not announce to the oldest ones;
+they still see the state through ``GET /v1/presence``).
+
+Presence is best effort: a cache outage reads as "offline, never seen" and never fails
+a request or a connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+import structlog
+
+from socius.domain.errors import CacheUnavailable, InvalidInput
+from socius.domain.graph import EdgeType
+from socius.services.delivery import Delivery
+from socius.services.graph_cache import GraphCache
+from socius.services.ports import Cache, Clock
+
+__all__ = ["MAX_FRIENDS", "MAX_IDS", "Presence", "PresenceInfo"]
+
+log = structlog.get_logger("socius.realtime")
+
+MAX_FRIENDS = 1000  # presence events go to at most this many (the newest) friends
+MAX_IDS = 100  # GET /v1/presence
+_LAST_SEEN_TTL = 90 * 24 * 3600.0
+
+_nodes_decoder = msgspec.json.Decoder(dict[str, float])
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceInfo:
+    user_id: int
+    online: bool
+    last_seen_at: datetime | None
+
+
+def _presence_key(user_id: int) -> str:
+    return f"presence:{user_id}"
+
+
+def _last_seen_key(user_id: int) -> str:
+    return f"last_seen:{user_id}"
+
+
+def _parse_time(raw: bytes | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw.decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+class Presence:
+    def __init__(
+        self,
+        cache: Cache,
+        delivery: Delivery,
+        graph: GraphCache,
+        clock: Clock,
+        *,
+        node: str,
+        ttl: float = 60.0,
+        refresh: float = 20.0,
+    ) -> None:
+        self._cache = cache
+        self._delivery = delivery
+        self._graph = graph
+        self._clock = clock
+        self._node = node
+        self.ttl = ttl
+        self.refresh_interval = refresh
+
+    def _live(self, raw: bytes | None, now: float) -> dict[str, float]:
+        if raw is None:
+            return {}
+        try:
+            nodes = _nodes_decoder.decode(raw)
+        except msgspec.DecodeError:
+            return {}
+        return {node: until for node, until in nodes.items() if until > now}
+
+    async def _store(self, user_id: int, nodes: dict[str, float], now: float) -> None:
+        ttl = max(nodes.values()) - now
+        await self._cache.set(_presence_key(user_id), _encode(nodes), ttl=max(ttl, 1.0))
+
+    async def joined(self, user_id: int) -> None:
+        """The user's first connection on this node arrived."""
+        when = self._clock()
+        now = when.timestamp()
+        try:
+            nodes = self._live(await self._cache.get(_presence_key(user_id)), now)
+            was_online = bool(nodes)
+            nodes[self._node] = now + self.ttl
+            await self._store(user_id, nodes, now)
+        except CacheUnavailable:
+            log.warning("presence_unavailable", op="joined", user_id=user_id)
+            return
+        if not was_online:
+            await self._announce(user_id, online=True, last_seen=when)
+
+    async def left(self, user_id: int) -> None:
+        """The user's last connection on this node left."""
+        when = self._clock()
+        now = when.timestamp()
+        try:
+            nodes = self._live(await self._cache.get(_presence_key(user_id)), now)
+            nodes.pop(self._node, None)
+            if nodes:
+                await self._store(user_id, nodes, now)
+                return
+            await self._cache.delete(_presence_key(user_id))
+            await self._cache.set(_last_seen_key(user_id), _iso(when).encode(), ttl=_LAST_SEEN_TTL)
+        except CacheUnavailable:
+            log.warning("presence_unavailable", op="left", user_id=user_id)
+            return
+        await self._announce(user_id, online=False, last_seen=when)
+
+    async def refresh(self, user_ids: Sequence[int]) -> None:
+        """Keep this node's entries alive for the users connected here."""
+        if not user_ids:
+            return
+        now = self._clock().timestamp()
+        try:
+            found = await self._cache.get_many([_presence_key(u) for u in user_ids])
+            for user_id, raw in zip(user_ids, found, strict=True):
+                nodes = self._live(raw, now)
+                nodes[self._node] = now + self.ttl
+                await self._store(user_id, nodes, now)
+        except CacheUnavailable:
+            log.warning("presence_unavailable", op="refresh", users=len(user_ids))
+
+    async def _announce(self, user_id: int, *, online: bool, last_seen: datetime) -> None:
+        rows = await self._graph.edge_page(
+            user_id, EdgeType.FRIEND, limit=MAX_FRIENDS, before_pos=None
+        )
+        if not rows:
+            return
+        payload = {"user_id": str(user_id), "online": online, "last_seen_at": _iso(last_seen)}
+        await self._delivery.ephemeral([r.dst for r in rows], "presence", payload)
+
+    async def lookup(self, viewer: int, user_ids: Sequence[int]) -> list[PresenceInfo]:
+        """Presence of those of ``user_ids`` who are ``viewer``'s friends (the others are
+        left out), in the order asked."""
+        if len(user_ids) > MAX_IDS:
+            raise InvalidInput(
+                f"at most {MAX_IDS} ids", code="too_many_ids", details={"field": "ids"}
+            )
+        unique = [u for u in dict.fromkeys(user_ids) if u != viewer]
+        if not unique:
+            return []
+        relations = await self._graph.relationships(viewer, unique)
+        friends = [u for u in unique if EdgeType.FRIEND in relations.get(u, frozenset())]
+        if not friends:
+            return []
+        now = self._clock()
+        try:
+            found = await self._cache.get_many(
+                [_presence_key(u) for u in friends] + [_last_seen_key(u) for u in friends]
+            )
+        except CacheUnavailable:
+            log.warning("presence_unavailable", op="lookup", users=len(friends))
+            return [PresenceInfo(u, False, None) for u in friends]
+        states, seen = found[: len(friends)], found[len(friends) :]
+        out = []
+        for user_id, state, last in zip(friends, states, seen, strict=True):
+            online = bool(self._live(state, now.timestamp()))
+            out.append(PresenceInfo(user_id, online, now if online else _parse_time(last)))
+        return out
