@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from socius.domain.graph import EdgeType
 from socius.domain.ids import IdGenerator
 from socius.domain.users import (
     DmPolicy,
@@ -30,6 +31,7 @@ from socius.services.throttle import Throttle
 __all__ = ["AccountService", "OwnAccount", "ProfileChanges"]
 
 ProfileChanges = Mapping[str, Any]
+_EXPORT_MAX = 1_000_000  # no real account comes near; bounds the query all the same
 _EDITABLE = {"display_name", "bio", "avatar_url", "is_private", "dm_policy"}
 
 
@@ -205,13 +207,57 @@ class AccountService:
             if user is None:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
             sessions = await uow.sessions.list_for_user(user.id)
+            edges: dict[str, list[dict[str, Any]]] = {}
+            for type_ in EdgeType:
+                rows = await uow.edges.range(user.id, type_, limit=_EXPORT_MAX)
+                if rows:
+                    edges[type_.name.lower()] = [
+                        {"user_id": str(r.dst), "since": r.created_at} for r in rows
+                    ]
+            memberships = await uow.conversations.for_user(user.id, limit=_EXPORT_MAX, before=None)
+            written = await uow.conversations.messages_by(user.id)
+            inbox = await uow.notifications.page(user.id, limit=_EXPORT_MAX, before_id=None)
         profile = asdict(user)
         profile.pop("password_hash")
         return {
-            "format": "socius-export/1",
+            "format": "socius-export/2",
             "exported_at": self._clock(),
             "profile": profile,
             "sessions": [asdict(s) for s in sessions],
+            "relationships": edges,
+            "conversations": [
+                {
+                    "id": str(c.id),
+                    "kind": c.kind.value,
+                    "title": c.title,
+                    "role": m.role.value,
+                    "joined_at": m.joined_at,
+                    "last_read_seq": m.last_read_seq,
+                }
+                for c, m in memberships
+            ],
+            "messages": [
+                {
+                    "id": str(m.id),
+                    "conversation_id": str(m.conversation_id),
+                    "seq": m.seq,
+                    "body": m.body,
+                    "created_at": m.created_at,
+                    "edited_at": m.edited_at,
+                    "deleted": m.deleted,
+                }
+                for m in written
+            ],
+            "notifications": [
+                {
+                    "id": str(n.id),
+                    "type": n.type,
+                    "payload": n.payload,
+                    "created_at": n.created_at,
+                    "read": n.read,
+                }
+                for n in inbox
+            ],
         }
 
     # administration (CLI only) -------------------------------------------------------

@@ -238,6 +238,8 @@ class ConversationRepository(Protocol):
 
     async def reaction_counts(self, message_ids: Sequence[int]) -> dict[int, dict[str, int]]: ...
 
+    async def messages_by(self, user_id: int) -> list[Message]: ...
+
     async def lock_for_user(self, user_id: int) -> list[int]:
         """Lock (in id order) the conversations the user is in or wrote in; their ids."""
 

@@ -392,6 +392,13 @@ class SqlConversationRepository:
         counts = await self.reaction_counts([m.id for m in found if not m.deleted])
         return [replace(m, reactions=counts[m.id]) if m.id in counts else m for m in found]
 
+    async def messages_by(self, user_id: int) -> list[Message]:
+        """Everything the user wrote that still exists, oldest first (for their export)."""
+        rows = await self._conn.execute(
+            select(messages).where(messages.c.sender_id == user_id).order_by(messages.c.id)
+        )
+        return [_message(r) for r in rows]
+
     # erasure -----------------------------------------------------------------------
 
     async def lock_for_user(self, user_id: int) -> list[int]:
