@@ -256,12 +256,23 @@ class Connection:
 
     async def _authenticate(self) -> str | None:
         """Wait for the auth frame; the cursor it names. Finishes the connection on failure."""
+        receiving = asyncio.ensure_future(self._socket.receive())
         try:
-            async with asyncio.timeout(self._limits.auth_timeout):
-                raw = await self._socket.receive()
-        except TimeoutError:
+            await asyncio.wait(
+                (receiving, self._done),
+                timeout=self._limits.auth_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if not receiving.done():
+                receiving.cancel()
+                await asyncio.gather(receiving, return_exceptions=True)
+        if self._done.done():  # shut down meanwhile
+            return None
+        if receiving.cancelled():
             self.finish(CLOSE_UNAUTHENTICATED, "no auth frame in time")
             return None
+        raw = receiving.result()
         if raw is None:
             self.finish(None)
             return None
@@ -269,7 +280,7 @@ class Connection:
             frame = _decode_auth(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             frame = None
-        if frame is None or frame.type != "auth" or len(raw) > self._limits.max_frame_bytes:
+        if frame is None or frame.type != "auth" or _too_big(raw, self._limits.max_frame_bytes):
             self.finish(CLOSE_UNAUTHENTICATED, "the first frame must be an auth frame")
             return None
         try:
@@ -352,7 +363,7 @@ class Connection:
             if raw is None:
                 self.finish(None)
                 return
-            if len(raw) > limits.max_frame_bytes:
+            if _too_big(raw, limits.max_frame_bytes):
                 self.finish(CLOSE_TOO_BIG, f"frames are limited to {limits.max_frame_bytes} bytes")
                 return
             await self._on_frame(raw)
@@ -500,6 +511,12 @@ class Connection:
             body["cursor"] = cursor_for(seq)
         body["event"] = self._gw.render(type_, payload)
         return _encode(body).decode()
+
+
+def _too_big(raw: str | bytes, limit: int) -> bool:
+    if isinstance(raw, bytes) or len(raw) * 4 <= limit:  # UTF-8: at most 4 bytes a character
+        return len(raw) > limit
+    return len(raw.encode()) > limit
 
 
 def _error_frame(code: str, message: str) -> str:

@@ -126,7 +126,12 @@ class Presence:
         when = self._clock()
         now = when.timestamp()
         try:
-            nodes = self._live(await self._cache.get(_presence_key(user_id)), now)
+            raw = await self._cache.get(_presence_key(user_id))
+            if raw is None:
+                # Our own entry is gone before we left: the account was erased (which
+                # deletes the presence keys) or the entry expired. Record nothing.
+                return
+            nodes = self._live(raw, now)
             nodes.pop(self._node, None)
             if nodes:
                 await self._store(user_id, nodes, now)

@@ -126,7 +126,13 @@ class GraphCache:
         await self._cache.invalidate(*keys)
 
     async def user_erased(self, user_id: int, neighbors: set[int]) -> None:
-        keys = [profile_key(user_id), suggestions_key(user_id)]
+        # Also what presence keeps (see realtime/presence.py): nothing of them stays.
+        keys = [
+            profile_key(user_id),
+            suggestions_key(user_id),
+            f"presence:{user_id}",
+            f"last_seen:{user_id}",
+        ]
         keys += [head_key(user_id, t) for t in EdgeType]
         for n in neighbors:
             keys += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -35,19 +36,42 @@ class SqlUnitOfWork:
     conversations: SqlConversationRepository
     notifications: SqlNotificationRepository
 
-    def __init__(self, engine: AsyncEngine, *, write: bool) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
+    ) -> None:
         self._engine = engine
         self._write = write
+        self._write_lock = write_lock if write else None
+        self._holds_lock = False
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
         self._after: list[AfterCommit] = []
 
     async def __aenter__(self) -> Self:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+            self._holds_lock = True
+        try:
+            return await self._open()
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._holds_lock and self._write_lock is not None:
+            self._holds_lock = False
+            self._write_lock.release()
+
+    async def _open(self) -> Self:
         conn = await self._engine.connect()
         if self._write:
             conn = await conn.execution_options(**{WRITE_OPTION: True})
+            self._tx = await conn.begin()
+        else:
+            # Reads need no transaction: each statement sees what is committed. This
+            # spares the BEGIN and ROLLBACK round trips around (often) one query.
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         self._conn = conn
-        self._tx = await conn.begin()
         self.users = SqlUserRepository(conn)
         self.sessions = SqlSessionRepository(conn)
         self.signing_keys = SqlSigningKeyRepository(conn)
@@ -61,9 +85,10 @@ class SqlUnitOfWork:
         self._after.append(callback)
 
     async def commit(self) -> None:
-        assert self._tx is not None, "unit of work not entered"
+        assert self._tx is not None, "nothing to commit: a read-only unit of work, or not entered"
         await self._tx.commit()
         self._tx = None
+        self._release()  # the next writer may start while this one's callbacks run
         callbacks, self._after = self._after, []
         for callback in callbacks:
             await callback()
@@ -82,6 +107,7 @@ class SqlUnitOfWork:
             if self._conn is not None:
                 await self._conn.close()
                 self._conn = None
+            self._release()
 
 
 class Database:
@@ -101,6 +127,10 @@ class Database:
             make_engine(r, pool_size=pool_size, echo=echo) for r in (replica_urls or [])
         ]
         self._next_replica = itertools.cycle(range(len(self.replicas) or 1))
+        # SQLite has one writer at a time. Queue writers here, in order, rather than let
+        # them collide on the database lock and sleep in SQLite's busy handler (whose
+        # back-off grows to 100 ms a try): an embedded server is one process.
+        self._write_lock = asyncio.Lock() if self.primary.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -110,7 +140,7 @@ class Database:
         engine = self.primary
         if replica and not write and self.replicas:
             engine = self.replicas[next(self._next_replica)]
-        return SqlUnitOfWork(engine, write=write)
+        return SqlUnitOfWork(engine, write=write, write_lock=self._write_lock)
 
     async def ping(self) -> None:
         async with self.primary.connect() as conn:
