@@ -1,0 +1,1 @@
+"""socius benchmarks: `socius bench <workload>` (see WORKLOADS.md and bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Reusable pieces of the benchmark harness: servers, stacks, load generators, results."""

@@ -1,0 +1,25 @@
+"""The command-line options every workload shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Options"]
+
+
+@dataclass(frozen=True)
+class Options:
+    stack: str  # "embedded" | "postgres"
+    duration: float  # seconds of load per phase
+    runs: int
+    workers: int  # server worker processes
+    port: int | None  # None: a free port
+    connections: int  # wrk connections
+    wrk_threads: int
+    db_tasks: int  # concurrent readers for the database floor
+    postgres_url: str  # an admin URL: bench databases are created beside it
+    redis_url: str
+    keep: bool  # keep the work dir (server logs) after the run
+    wait_quiet: float  # before each phase, wait up to this many seconds for an idle machine
+    profile: bool  # py-spy the server during the first run's load phases
+    ref: str | None  # measure this git ref (exported) instead of the working tree

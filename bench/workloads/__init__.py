@@ -1,0 +1,1 @@
+"""One module per workload of WORKLOADS.md; each exposes `run(options) -> int`."""

@@ -1,0 +1,528 @@
+"""W1 — social graph API (LinkBench-like operation mix), see WORKLOADS.md and bench/README.md.
+
+Targets: PostgreSQL + Redis >= 10,000 requests/s, embedded (SQLite) >= 5,000 requests/s,
+p99 <= 50 ms, 0 errors, W1 rate / framework floor >= 0.5.
+
+How it runs:
+1. A fresh stack (SQLite data dir, or a new PostgreSQL database + a private Redis prefix).
+2. Seed (w1_seed.py): 100,000 users, power-law friendships (mean 50, max ~5,000), follows
+   (mean 20), 10% private, written directly with bulk inserts; cached between bench runs.
+3. Callers (w1_mix.py): 5,000 sessions inserted directly, access tokens issued with the
+   server's own signing key (AccessTokens on the same database).
+4. The measurement server (`socius serve`, default settings, `--workers`).
+5. A warm-up (unmeasured): the W1 mix for min(duration, 10) s.
+6. Each run: framework floor (wrk GET /healthz), database floor (PK reads through the
+   driver), the W1 mix (wrk + bench/lua/w1.lua), server cache hit/miss counts (/metrics).
+7. With --profile: one more W1 phase, py-spy on a server worker; the summary goes to
+   bench/results/w1-profile-<stack>.txt (and the folded stacks next to the JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from bench.harness.dbfloor import pk_read_floor
+from bench.harness.machine import machine_info
+from bench.harness.options import Options
+from bench.harness.plot import write_plot
+from bench.harness.profiler import Profiler
+from bench.harness.progress import BenchProgress
+from bench.harness.results import RESULTS_DIR, Report
+from bench.harness.server import ServerProcess, free_port
+from bench.harness.source import export_ref, working_tree
+from bench.harness.stack import Stack, fresh_stack
+from bench.harness.stats import median
+from bench.harness.wrk import run_wrk
+from bench.workloads import w1_mix, w1_seed
+from bench.workloads.w1_profile import thread_cpu, thread_cpu_delta, write_profile_summary
+from socius.bootstrap import build
+from socius.domain.ids import IdGenerator
+from socius.settings import load_settings
+
+__all__ = ["run"]
+
+ROOT = Path(__file__).resolve().parents[2]
+PAUSE = 1.0
+SLOTS_PER_SECOND = 15_000  # slot-file lines per second of load: above any rate reachable here
+TOKEN_MAX_AGE = 600.0  # re-issue the callers' tokens when older (their ttl is 900 s)
+PROFILE_SECONDS = 10
+OP_SECONDS = 5.0  # --profile: each operation alone, for its cost
+OP_LABELS = {
+    "F": "GET /v1/friends?limit=50",
+    "L": "GET /v1/users/{id}/friends?limit=50",
+    "P": "GET /v1/users/{id}",
+    "R": "GET /v1/relationships?ids= (10)",
+    "M": "GET /v1/users/{id}/mutual-friends",
+    "S": "GET /v1/friends/suggestions",
+    "FO": "POST /v1/users/{id}/follow",
+    "UF": "DELETE /v1/users/{id}/follow",
+    "FR": "friend request + accept (alternating)",
+    "E": "PATCH /v1/me",
+}
+TARGET_RATE = {"postgres": 10_000.0, "embedded": 5_000.0}
+
+THROUGHPUT = "throughput (requests/s)"
+LATENCY = "W1 latency (ms, closed loop, full load)"
+SERVER_CPU = "server CPU per request (µs, all server threads; robust to a shared machine)"
+
+
+def run(options: Options) -> int:
+    return asyncio.run(_main(options))
+
+
+def _define_metrics(r: Report, stack: str) -> None:
+    lower = {"higher_is_better": False}
+    r.metric("healthz", "GET /healthz (framework floor)", "req/s", THROUGHPUT, is_floor=True)
+    r.metric("db", "PK read via driver (database floor)", "req/s", THROUGHPUT, is_floor=True)
+    r.metric("w1", "W1 mix", "req/s", THROUGHPUT, target=TARGET_RATE[stack])
+    r.metric("w1_p50", "W1 p50", "ms", LATENCY, phase="w1", **lower)
+    r.metric("w1_p90", "W1 p90", "ms", LATENCY, phase="w1", **lower)
+    r.metric("w1_p99", "W1 p99", "ms", LATENCY, phase="w1", target=50.0, **lower)
+    r.metric("w1_p999", "W1 p99.9", "ms", LATENCY, phase="w1", **lower)
+    r.metric("cpu_healthz", "server CPU, GET /healthz", "µs", SERVER_CPU, phase="healthz", **lower)
+    r.metric("cpu_w1", "server CPU, W1 mix", "µs", SERVER_CPU, phase="w1", **lower)
+    r.ratio("w1_healthz", "W1 ÷ /healthz (target ≥ 0.5)")
+    r.ratio("w1_db", "W1 ÷ DB floor")
+
+
+_METRIC_LINE = re.compile(r'^cache_requests_total\{cache="([^"]+)",result="([^"]+)"\} ([0-9.e+]+)$')
+
+
+async def _cache_counts(base_url: str) -> dict[str, float]:
+    """cache_requests_total by cache:result, as one server worker counts them."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        text = (await http.get("/metrics")).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _METRIC_LINE.match(line)
+        if m:
+            out[f"{m[1]}:{m[2]}"] = float(m[3])
+    return out
+
+
+def _hit_ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    out: dict[str, Any] = {}
+    for cache in sorted({k.split(":")[0] for k in delta}):
+        hit, miss = delta.get(f"{cache}:hit", 0.0), delta.get(f"{cache}:miss", 0.0)
+        if hit + miss > 0:
+            out[cache] = {
+                "hits": int(hit),
+                "misses": int(miss),
+                "hit_ratio": round(hit / (hit + miss), 4),
+            }
+    return out
+
+
+class _Tokens:
+    """The callers' access tokens, issued with the server's key (AccessTokens.issue)."""
+
+    def __init__(self, stack: Stack, callers: w1_mix.Callers, graph: w1_seed.Graph) -> None:
+        self.stack = stack
+        self.user_ids = [int(graph.ids[u]) for u in callers.users.tolist()]
+        ids = IdGenerator(1021)
+        self.session_ids = [ids.next_id() for _ in self.user_ids]
+        self._tokens: Any = None
+        self.issued_at = 0.0
+
+    async def setup(self) -> None:
+        await w1_seed.insert_sessions(self.stack, self.user_ids, self.session_ids)
+        wiring = build(load_settings(environ=self.stack.settings_env()))
+        try:
+            await wiring.container.tokens.load_keys()  # creates the key the server will use
+        finally:
+            await wiring.cache.close()
+            await wiring.database.dispose()
+        self._tokens = wiring.container.tokens
+
+    def write(self, path: Path) -> Path:
+        """Fresh tokens to `path` when the last ones are getting old."""
+        if time.monotonic() - self.issued_at > TOKEN_MAX_AGE or not path.exists():
+            issue = self._tokens.issue
+            lines = [
+                f"{uid} {issue(uid, sid)}"
+                for uid, sid in zip(self.user_ids, self.session_ids, strict=True)
+            ]
+            path.write_text("\n".join(lines) + "\n")
+            self.issued_at = time.monotonic()
+        return path
+
+
+def _cpu_warnings(report: Report) -> None:
+    others: dict[str, list[float]] = {}
+    for raw in report.runs:
+        for phase, data in raw.items():
+            if isinstance(data, dict) and "cpu" in data:
+                others.setdefault(phase, []).append(data["cpu"]["other_cores"])
+    summary = {phase: round(median(v), 2) for phase, v in others.items()}
+    report.config["cpu_other_processes_median_cores"] = summary
+    busy = {
+        p: v
+        for p, v in summary.items()
+        if v > 0.25 and (report.stack == "embedded" or p == "healthz")
+    }
+    if busy:
+        report.warnings.append(
+            "other processes used CPU during the run (median cores per phase: "
+            + ", ".join(f"{p} {v}" for p, v in busy.items())
+            + "): the machine was shared, these figures are pessimistic"
+        )
+
+
+async def _main(o: Options) -> int:
+    console = Console(stderr=True)
+    started = datetime.now(UTC)
+    workdir = RESULTS_DIR / "tmp" / f"w1-{o.stack}-{started:%Y%m%dT%H%M%SZ}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = export_ref(ROOT, o.ref, workdir / "source") if o.ref else working_tree(ROOT)
+    params = w1_seed.SeedParams.from_env()
+    slots_per_run = max(60_000, int(o.duration * SLOTS_PER_SECOND))
+    report = Report(
+        workload="w1",
+        stack=o.stack,
+        started_at=started,
+        machine=machine_info(ROOT),
+        config={
+            "duration_s": o.duration,
+            "runs": o.runs,
+            "workers": o.workers,
+            "wrk_connections": o.connections,
+            "wrk_threads": o.wrk_threads,
+            "db_floor_tasks": o.db_tasks,
+            "measured_source": source.description,
+            "mix": w1_mix.MIX,
+            "callers": {
+                "sessions": w1_mix.SESSIONS,
+                "caller_skew": f"Zipf({w1_mix.ZIPF_S}) over the sessions",
+                "target_skew": f"Zipf({w1_mix.ZIPF_S}) over all users (random ranks)",
+                "tokens": "sessions rows inserted directly; access tokens from "
+                "AccessTokens.issue with the server's signing key (no login, no argon2)",
+            },
+            "slots_per_run": slots_per_run,
+            "wait_quiet_s": o.wait_quiet,
+        },
+    )
+    _define_metrics(report, o.stack)
+    code = 1
+    async with fresh_stack(
+        o.stack, workdir, postgres_admin_url=o.postgres_url, redis_url=o.redis_url, tag="w1"
+    ) as stack:
+        report.machine["stack"] = {"kind": o.stack, **stack.info}
+        seeded = await w1_seed.prepare(stack, params, console, admin_url=o.postgres_url)
+        report.config["seeding"] = seeded.info
+        console.log(
+            f"seeded database ready: {'from cache' if seeded.info['from_cache'] else 'seeded'} "
+            f"in {seeded.info['total_s']} s ({seeded.info['size_mib']} MiB)"
+        )
+        graph = seeded.graph
+        callers = w1_mix.choose_callers(graph, seed=params.rng_seed + 1)
+        tokens = _Tokens(stack, callers, graph)
+        await tokens.setup()
+        server = ServerProcess(
+            stack.settings_env(),
+            port=o.port or free_port(),
+            workers=o.workers,
+            log_path=workdir / "server.log",
+            extra_env=source.env(),
+        )
+        total_phases = 2 + 3 * o.runs + (1 + len(w1_mix.MIX) if o.profile else 0)
+        with BenchProgress(console, total_phases) as progress:
+            async with progress.phase("measurement server", 5):
+                await server.start()
+            try:
+                runner = _Runner(
+                    o, report, progress, server, stack, workdir, graph, callers, tokens
+                )
+                await runner.warm_up()
+                for run_no in range(o.runs):
+                    await runner.run(run_no)
+                if o.profile:
+                    await runner.profile()
+            finally:
+                await server.stop()
+        report.finished_at = datetime.now(UTC)
+        _cpu_warnings(report)
+        report.notes += [
+            "2 cores shared: wrk, the server and the database all run on the same machine.",
+            "W1 is a closed-loop wrk run: its latency percentiles are at full load.",
+            "Errors = non-2xx answers (counted in Lua) + wrk socket errors; every request "
+            "in the mix is expected to succeed.",
+            "server CPU per request = server processes' CPU time during the phase ÷ requests.",
+        ]
+        json_path = report.write_json()
+        png_path = write_plot(report)
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=132)
+        report.print(out)
+        out.print(f"measured: {source.description}\nresults:  {json_path}\nplot:     {png_path}")
+        code = 0 if report.total_errors == 0 else 1
+    if not o.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return code
+
+
+class _Runner:
+    def __init__(
+        self,
+        o: Options,
+        report: Report,
+        progress: BenchProgress,
+        server: ServerProcess,
+        stack: Stack,
+        workdir: Path,
+        graph: w1_seed.Graph,
+        callers: w1_mix.Callers,
+        tokens: _Tokens,
+    ) -> None:
+        self.o = o
+        self.report = report
+        self.m = report.metrics
+        self.progress = progress
+        self.server = server
+        self.stack = stack
+        self.workdir = workdir
+        self.graph = graph
+        self.callers = callers
+        self.tokens = tokens
+        self.ids: list[int] = [int(x) for x in graph.ids.tolist()]
+        self.seed = w1_seed.SeedParams.from_env().rng_seed + 100
+        self._spy_seconds = float(PROFILE_SECONDS)
+
+    def _slots(self, name: str, seed: int, seconds: float) -> tuple[Path, dict[str, int]]:
+        path = self.workdir / f"slots-{name}.txt"
+        count = max(60_000, int(seconds * SLOTS_PER_SECOND))
+        ops = w1_mix.write_slots(self.graph, self.callers, path, count=count, seed=seed)
+        return path, ops
+
+    async def _w1(self, name: str, seed: int, seconds: float) -> tuple[Any, dict[str, Any]]:
+        slots, ops = await asyncio.to_thread(self._slots, name, seed, seconds)
+        token_file = self.tokens.write(self.workdir / "tokens.txt")
+        stats_file = self.workdir / f"ops-{name}.json"
+        stats_file.unlink(missing_ok=True)
+        res = await run_wrk(
+            self.server.base_url,
+            "w1.lua",
+            duration=seconds,
+            connections=self.o.connections,
+            threads=self.o.wrk_threads,
+            env={
+                "BENCH_TOKENS": str(token_file),
+                "BENCH_SLOTS": str(slots),
+                "BENCH_W1_STATS": str(stats_file),
+            },
+        )
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        stats["slots"] = ops
+        return res, stats
+
+    async def warm_up(self) -> None:
+        seconds = min(self.o.duration, 10.0)
+        async with self.progress.phase("warm-up: W1 mix (not measured)", seconds):
+            res, stats = await self._w1("warmup", self.seed, seconds)
+        self.report.config["warm_up"] = {
+            "seconds": seconds,
+            "requests": res.requests,
+            "errors": res.errors,
+            "ops": stats,
+        }
+        await asyncio.sleep(PAUSE)
+
+    async def _phase_start(self) -> float:
+        return await self.progress.wait_for_quiet(self.o.wait_quiet)
+
+    def _cpu_per_request(
+        self, key: str, record: dict[str, Any], requests: int, errors: int
+    ) -> None:
+        per = record["cpu"]["server_cpu_s"] / requests * 1e6 if requests else float("nan")
+        record["server_cpu_us_per_request"] = per
+        self.m[f"cpu_{key}"].add(per, errors)
+
+    async def run(self, run_no: int) -> None:
+        o, m = self.o, self.m
+        self.progress.set_overall(f"run {run_no + 1}/{o.runs}")
+        raw: dict[str, Any] = {"run": run_no + 1}
+
+        waited = await self._phase_start()
+        async with self.progress.phase(
+            "framework floor: wrk GET /healthz", o.duration, server_pids=self.server.pids()
+        ) as cpu:
+            res = await run_wrk(
+                self.server.base_url,
+                "healthz.lua",
+                duration=o.duration,
+                connections=o.connections,
+                threads=o.wrk_threads,
+            )
+        rec = {**res.to_json(), "cpu": cpu.result, "waited_for_quiet_s": waited}
+        raw["healthz"] = rec
+        m["healthz"].add(res.rate, res.errors)
+        self._cpu_per_request("healthz", rec, res.requests, res.errors)
+        await asyncio.sleep(PAUSE)
+
+        waited = await self._phase_start()
+        async with self.progress.phase(
+            "database floor: PK reads", o.duration, server_pids=self.server.pids()
+        ) as cpu:
+            db = await pk_read_floor(
+                self.ids,
+                duration=o.duration,
+                tasks=o.db_tasks,
+                sqlite_path=self.stack.sqlite_path,
+                database_url=self.stack.database_url,
+            )
+        raw["db_floor"] = {**db, "cpu": cpu.result, "waited_for_quiet_s": waited}
+        m["db"].add(db["rate"], db["errors"])
+        await asyncio.sleep(PAUSE)
+
+        waited = await self._phase_start()
+        before = await _cache_counts(self.server.base_url)
+        async with self.progress.phase(
+            "W1 mix: wrk", o.duration, server_pids=self.server.pids()
+        ) as cpu:
+            res, stats = await self._w1(f"run{run_no + 1}", self.seed + run_no + 1, o.duration)
+        after = await _cache_counts(self.server.base_url)
+        rec = {
+            **res.to_json(),
+            "ops": stats,
+            "cache": _hit_ratios(before, after),
+            "cpu": cpu.result,
+            "waited_for_quiet_s": waited,
+        }
+        raw["w1"] = rec
+        m["w1"].add(res.rate, res.errors)
+        for q in ("p50", "p90", "p99", "p999"):
+            m[f"w1_{q}"].add(res.latency_ms[q], res.errors)
+        self._cpu_per_request("w1", rec, res.requests, res.errors)
+        await asyncio.sleep(PAUSE)
+
+        last = {k: v.values[-1] for k, v in m.items() if v.values}
+        self.report.ratios["w1_healthz"].values.append(last["w1"] / last["healthz"])
+        self.report.ratios["w1_db"].values.append(last["w1"] / last["db"])
+        self.report.runs.append(raw)
+
+    async def profile(self) -> None:
+        """One more W1 phase (not in the medians) with py-spy on the first worker, then the
+        cost of each operation on its own (diagnostics, not in the medians either)."""
+        seconds = max(self.o.duration, PROFILE_SECONDS + 2)
+        worker = self.server.worker_pids()[0]
+        folded = RESULTS_DIR / f"{self.report.stem}-profile.folded"
+        await self._phase_start()
+        cpu_before: dict[str, tuple[str, float]] = {}
+        cpu_after: dict[str, tuple[str, float]] = {}
+        async with self.progress.phase(
+            f"W1 mix, py-spy on worker {worker}", seconds, server_pids=self.server.pids()
+        ) as cpu:
+            profiler = Profiler(worker, folded, PROFILE_SECONDS)
+
+            async def spy() -> None:
+                nonlocal cpu_before, cpu_after
+                await asyncio.sleep(1.0)  # past wrk's connection set-up
+                cpu_before = thread_cpu(worker)
+                t = time.monotonic()
+                async with profiler:
+                    pass
+                cpu_after = thread_cpu(worker)
+                self._spy_seconds = time.monotonic() - t
+
+            (res, stats), _ = await asyncio.gather(
+                self._w1("profile", self.seed + 99, seconds), spy()
+            )
+        per_op = await self._per_op()
+        primary = 2 if self.report.stack == "postgres" else 1
+        suffix = "" if self.o.workers == primary else f"-workers{self.o.workers}"
+        summary_path = RESULTS_DIR / f"w1-profile-{self.report.stack}{suffix}.txt"
+        header = (
+            f"W1 profile · stack {self.report.stack} · workers {self.o.workers} · "
+            f"{self.report.started_at:%Y-%m-%d %H:%M} UTC · results {self.report.stem}.json\n"
+            f"py-spy record --pid {worker} (a Granian worker, child of `socius serve`) "
+            f"--duration {PROFILE_SECONDS} --rate {profiler.rate} --format raw --threads "
+            f"--nonblocking, during a W1 wrk phase of {seconds:.0f} s "
+            f"({res.rate:,.0f} req/s, {res.errors} errors, p99 {res.latency_ms['p99']:.1f} ms, "
+            f"{cpu.result.get('server_cores')} server cores busy, "
+            f"{cpu.result.get('other_cores')} cores used by other processes)\n"
+            f"folded stacks: {folded}\n"
+        )
+        lines = [
+            f"== each operation alone: wrk {OP_SECONDS:.0f} s, {self.o.connections} connections,"
+            " after the runs (warm caches) ==",
+            f"  {'op':4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+            f"{'server CPU/req':>15}  request",
+        ]
+        for op, r in per_op.items():
+            lines.append(
+                f"  {op:4} {r['rate']:8,.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:6d} "
+                f"{r['server_cpu_us_per_request']:12,.0f} µs  {OP_LABELS[op]}"
+            )
+        write_profile_summary(
+            folded,
+            summary_path,
+            header,
+            threads_cpu=thread_cpu_delta(cpu_before, cpu_after, self._spy_seconds),
+            per_op=lines,
+        )
+        self.report.config["profile"] = {
+            "summary": str(summary_path),
+            "folded": str(folded),
+            "worker_pid": worker,
+            "wrk": res.to_json(),
+            "ops": stats,
+            "cpu": cpu.result,
+            "harness_summary": profiler.summary(),
+            "per_op": per_op,
+        }
+
+    async def _per_op(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i, op in enumerate(w1_mix.MIX):
+            path = self.workdir / f"slots-op-{op}.txt"
+            await asyncio.to_thread(
+                w1_mix.write_slots,
+                self.graph,
+                self.callers,
+                path,
+                count=max(20_000, int(OP_SECONDS * SLOTS_PER_SECOND)),
+                seed=self.seed + 200 + i,
+                mix={op: 1.0},
+            )
+            stats_file = self.workdir / f"ops-op-{op}.json"
+            async with self.progress.phase(
+                f"diagnostics: {op} alone", OP_SECONDS, server_pids=self.server.pids()
+            ) as cpu:
+                res = await run_wrk(
+                    self.server.base_url,
+                    "w1.lua",
+                    duration=OP_SECONDS,
+                    connections=self.o.connections,
+                    threads=self.o.wrk_threads,
+                    env={
+                        "BENCH_TOKENS": str(self.tokens.write(self.workdir / "tokens.txt")),
+                        "BENCH_SLOTS": str(path),
+                        "BENCH_W1_STATS": str(stats_file),
+                    },
+                )
+            stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+            out[op] = {
+                "rate": res.rate,
+                "p50": res.latency_ms["p50"],
+                "p99": res.latency_ms["p99"],
+                "errors": res.errors,
+                "requests": res.requests,
+                "server_cpu_us_per_request": cpu.result["server_cpu_s"]
+                / max(res.requests, 1)
+                * 1e6,
+                "cpu": cpu.result,
+                "ops": stats,
+            }
+            await asyncio.sleep(PAUSE)
+        return out
