@@ -60,12 +60,22 @@ class Wiring:
     """Everything one app instance owns: the container, the metrics, the raw resources."""
 
     def __init__(
-        self, container: Container, metrics: Metrics, database: Database, cache: Cache
+        self,
+        container: Container,
+        metrics: Metrics,
+        database: Database,
+        cache: Cache,
+        bus: Bus,
     ) -> None:
         self.container = container
         self.metrics = metrics
         self.database = database
         self.cache = cache
+        self.bus = bus
+
+    async def bus_start(self) -> bool:
+        """Start the bus outside a server (the worker, the CLI); False when it is down."""
+        return await _start_bus(self.bus)
 
 
 def _make_bus(settings: Settings) -> Bus:
@@ -253,7 +263,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     container.on_start.append(realtime.start)  # after the bus has started
     container.on_stop.append(stop)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
-    return Wiring(container, metrics, database, cache)
+    return Wiring(container, metrics, database, cache, bus)
 
 
 async def _start_bus(bus: Bus) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,7 @@ def _with_wiring(settings: Settings, work: Callable[[Wiring], Awaitable[T]]) -> 
         try:
             return await work(wiring)
         finally:
+            await wiring.bus.close()
             await wiring.cache.close()
             await wiring.database.dispose()
 
@@ -121,19 +123,26 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: purge ended sessions and spent revocations."""
+    """Run background work: expire disappearing messages, purge ended sessions."""
     settings = _settings()
 
     async def work(wiring: Wiring) -> None:
+        await wiring.bus_start()
+        last_purge = 0.0
         while True:
-            horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
-            async with wiring.database() as uow:
-                purged = await uow.sessions.purge(horizon)
-                await uow.commit()
-            console.print(f"purged {purged} ended session(s)")
+            expired = await wiring.container.messaging.expire_due()
+            if expired:
+                console.print(f"expired {expired} message(s)")
+            if once or time.monotonic() - last_purge >= interval:
+                horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
+                async with wiring.database() as uow:
+                    purged = await uow.sessions.purge(horizon)
+                    await uow.commit()
+                console.print(f"purged {purged} ended session(s)")
+                last_purge = time.monotonic()
             if once:
                 return
-            await asyncio.sleep(interval)
+            await asyncio.sleep(1.0)
 
     _with_wiring(settings, work)
 
