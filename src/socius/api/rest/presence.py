@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 import msgspec
 from litestar import Router, get
 from litestar.datastructures import State
-from litestar.params import QueryParameter
 
 from socius.api.dependencies import Caller, container_of, require_auth
-from socius.domain.errors import InvalidInput, Unavailable
-from socius.domain.ids import parse_id
+from socius.api.rest.params import IdList, parse_id_list
+from socius.domain.errors import Unavailable
 from socius.realtime.presence import MAX_IDS
 
 __all__ = ["router"]
@@ -42,18 +40,9 @@ class PresenceListOut(msgspec.Struct, kw_only=True):
 async def presence(
     state: State,
     principal: Caller,
-    ids: Annotated[str, QueryParameter(max_length=2200, description="comma-separated user ids")],
+    ids: IdList,
 ) -> PresenceListOut:
-    parsed = []
-    for part in ids.split(","):
-        if not part.strip():
-            continue
-        value = parse_id(part.strip())
-        if value is None:
-            raise InvalidInput(
-                f"not a user id: {part.strip()[:24]!r}", code="invalid_id", details={"field": "ids"}
-            )
-        parsed.append(value)
+    parsed = parse_id_list(ids)
     realtime = container_of(state).realtime
     if realtime is None:
         raise Unavailable("presence is not configured")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Router, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 
 from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.rest.graph_views import (
@@ -16,10 +14,8 @@ from socius.api.rest.graph_views import (
     relationship_out,
     user_list_out,
 )
-from socius.api.rest.params import Cursor, Limit, user_id_or_404
-from socius.domain.errors import InvalidInput
+from socius.api.rest.params import Cursor, IdList, Limit, parse_id_list, user_id_or_404
 from socius.domain.graph import EdgeType
-from socius.domain.ids import parse_id
 
 __all__ = ["router"]
 
@@ -28,18 +24,9 @@ __all__ = ["router"]
 async def relationships(
     state: State,
     principal: Caller,
-    ids: Annotated[str, QueryParameter(max_length=2200, description="comma-separated user ids")],
+    ids: IdList,
 ) -> RelationshipsOut:
-    parsed = []
-    for part in ids.split(","):
-        if not part.strip():
-            continue
-        value = parse_id(part.strip())
-        if value is None:
-            raise InvalidInput(
-                f"not a user id: {part.strip()[:24]!r}", code="invalid_id", details={"field": "ids"}
-            )
-        parsed.append(value)
+    parsed = parse_id_list(ids)
     found = await container_of(state).graph.relationships(principal.user_id, parsed)
     return RelationshipsOut(items=[relationship_out(r) for r in found])
 
