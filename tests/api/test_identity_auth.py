@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from litestar.testing import TestClient
 
 from conftest import PASSWORD, make_app, unique_name
-from socius.client import ApiError, Client
+from contract import api_error, assert_error, bearer
+from socius.client import Client
 
 PRIVATE_USER_KEYS = {
     "id",
@@ -28,36 +27,10 @@ PRIVATE_USER_KEYS = {
 }
 
 
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The response is the contract's error envelope with this status (and code)."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"])
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def api_error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
 def register_raw(http, **body):
     body.setdefault("username", unique_name())
     body.setdefault("password", PASSWORD)
     return http.post("/v1/auth/register", json=body)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # ------------------------------------------------------------------------------- register

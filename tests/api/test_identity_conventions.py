@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import re
 
 from conftest import PASSWORD
+from contract import assert_error, bearer
 
 PROTECTED = [
     ("GET", "/v1/me"),
@@ -21,26 +21,6 @@ PROTECTED = [
     ("GET", "/v1/users/search?q=a"),
     ("POST", "/v1/auth/logout"),
 ]
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"])
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_protected_routes_need_a_token(http):

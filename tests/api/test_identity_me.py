@@ -5,42 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 
-import pytest
 from sqlalchemy import func, select
 
 from conftest import PASSWORD
-from socius.client import ApiError
+from contract import api_error, assert_error, bearer
 from socius.storage.tables import metadata, users
 
 NEW_PASSWORD = "a completely different phrase 42"
 USER_REFERENCE_NAMES = {"user_id", "owner_id", "sender_id", "src", "dst"}
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"])
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def api_error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def login_raw(http, username: str, password: str = PASSWORD, user_agent: str | None = None):

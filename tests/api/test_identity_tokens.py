@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import time
 from types import SimpleNamespace
 
@@ -18,26 +17,8 @@ from litestar.testing import TestClient
 
 import socius.services.tokens as tokens_module
 from conftest import PASSWORD, make_app
+from contract import assert_error, bearer
 from socius.client import Client
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"])
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def b64(data: bytes) -> str:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 
-import pytest
-
 from conftest import PASSWORD
-from socius.client import ApiError
+from contract import api_error, assert_error, bearer
 from socius.domain.users import UserStatus
 
 PUBLIC_USER_KEYS = {
@@ -23,31 +20,6 @@ PUBLIC_USER_KEYS = {
     "following_count",
     "created_at",
 }
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"])
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def api_error(call, *args, **kwargs) -> ApiError:
-    with pytest.raises(ApiError) as info:
-        call(*args, **kwargs)
-    return info.value
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def disable(http, app, username: str) -> None:
