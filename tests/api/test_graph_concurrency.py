@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
 from conftest import PASSWORD, unique_name
+from served import InFlight, lifespan
 from socius.client import AsyncClient
 from socius.domain.graph import INVERSE, EdgeType
 from socius.storage.edges import SqlEdgeRepository
@@ -48,42 +48,6 @@ ALLOWED_ERRORS = {
 # Weights: the actions that build the graph come up more often than block.
 WEIGHTS = [5, 4, 2, 1, 1, 1, 2, 4, 2]
 BURST = 50
-
-
-class InFlight:
-    """ASGI middleware that records how many HTTP requests were in the app at once."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.now = 0
-        self.most = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.now += 1
-        self.most = max(self.most, self.now)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.now -= 1
-
-
-@asynccontextmanager
-async def lifespan(asgi: Any) -> AsyncIterator[None]:
-    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    task = asyncio.create_task(asgi(scope, to_app.get, from_app.put))
-    await to_app.put({"type": "lifespan.startup"})
-    assert (await from_app.get())["type"] == "lifespan.startup.complete"
-    try:
-        yield
-    finally:
-        await to_app.put({"type": "lifespan.shutdown"})
-        assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
-        await task
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -20,47 +19,12 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import PASSWORD, App, make_app, unique_name
+from served import InFlight, lifespan
 from socius.client import AsyncClient
 from socius.settings import Settings
 from socius.storage.tables import conversations, members, messages
 
 CONVERSATIONS = "/v1/conversations"
-
-
-class InFlight:
-    """ASGI middleware that records how many HTTP requests were in the app at once."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.now = 0
-        self.most = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.now += 1
-        self.most = max(self.most, self.now)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.now -= 1
-
-
-@asynccontextmanager
-async def lifespan(asgi: Any) -> AsyncIterator[None]:
-    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    task = asyncio.create_task(asgi(scope, to_app.get, from_app.put))
-    await to_app.put({"type": "lifespan.startup"})
-    assert (await from_app.get())["type"] == "lifespan.startup.complete"
-    try:
-        yield
-    finally:
-        await to_app.put({"type": "lifespan.shutdown"})
-        assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
-        await task
 
 
 @pytest.fixture
