@@ -18,6 +18,7 @@ OpenAPI cannot describe a WebSocket, so this route is documented in docs/realtim
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -51,8 +52,12 @@ class LitestarSocket:
         await self._socket.send_text(text)
 
     async def close(self, code: int, reason: str = "") -> None:
-        with contextlib.suppress(Exception):  # the client is already gone
-            await self._socket.close(code, reason)
+        # The client may be gone, or the server may already have stopped serving (at
+        # shutdown Granian closes connections before the app's own shutdown runs): a close
+        # that cannot be sent must not hold anything up.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self._socket.close(code, reason)
 
 
 @websocket("/v1/ws", name="ws_gateway")

@@ -28,6 +28,7 @@ __all__ = ["AccessTokens"]
 _ALGORITHM = "EdDSA"
 _REQUIRED = ["exp", "iat", "nbf", "iss", "aud", "sub", "sid"]
 _LEEWAY = 5  # seconds of clock skew tolerated between nodes
+_RELOAD_GAP = 0.1  # seconds between reloads of the keys for an unknown kid
 
 
 def _invalid(reason: str) -> Unauthenticated:
@@ -68,13 +69,16 @@ class AccessTokens:
     async def load_keys(self) -> None:
         """Read the keys from the database, creating the first one if there is none."""
         async with self._reload_lock:
-            async with self._uow() as uow:
+            async with self._uow(write=False) as uow:
                 records = await uow.signing_keys.list_all()
-                if not any(r.retired_at is None for r in records):
-                    record = _new_key(self._clock())
-                    await uow.signing_keys.add(record)
-                    records.insert(0, record)
-                await uow.commit()
+            if not any(r.retired_at is None for r in records):
+                async with self._uow() as uow:
+                    await uow.signing_keys.add(_new_key(self._clock()))
+                    await uow.commit()
+                # Read again: nodes that started together may each have made one; all of
+                # them sign with the newest, and every one of those keys verifies.
+                async with self._uow(write=False) as uow:
+                    records = await uow.signing_keys.list_all()
             self._install(records)
             self._last_reload = time.monotonic()
 
@@ -109,10 +113,14 @@ class AccessTokens:
         self._signing = signing
 
     async def _reload_for(self, kid: str) -> bool:
-        """Another node may have rotated: reload (at most once a second) and retry."""
-        if time.monotonic() - self._last_reload < 1.0:
-            return kid in self._verifying
-        await self.load_keys()
+        """Another node may have made a key: reload and retry. Reloads are at least
+        ``_RELOAD_GAP`` apart (a stream of forged kids costs at most that many reads); a
+        request that comes too early waits for its turn instead of being refused."""
+        wait = _RELOAD_GAP - (time.monotonic() - self._last_reload)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if kid not in self._verifying:
+            await self.load_keys()
         return kid in self._verifying
 
     # tokens --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, tuple_
+from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,16 +82,23 @@ class SqlEdgeRepository:
     async def remove(self, src: int, type_: EdgeType, dst: int) -> bool:
         """Remove the edge and its inverse; False when it was not there."""
         inverse = INVERSE[type_]
-        pairs = [(src, int(type_), dst)]
+        keys = [(src, int(type_), dst)]
         if inverse is not None:
-            pairs.append((dst, int(inverse), src))
-        result = await self._conn.execute(
-            delete(edges).where(tuple_(edges.c.src, edges.c.type, edges.c.dst).in_(pairs))
-        )
-        if not result.rowcount:
+            keys.append((dst, int(inverse), src))
+        removed = 0
+        for s, t, d in keys:
+            # One equality-keyed statement each: SQLite cannot use the primary key for a
+            # row-value IN list and would scan every edge.
+            result = await self._conn.execute(self._delete_one(s, t, d))
+            removed += result.rowcount
+        if not removed:
             return False
-        await self._bump([(s, t) for s, t, _ in pairs], -1)
+        await self._bump([(s, t) for s, t, _ in keys], -1)
         return True
+
+    @staticmethod
+    def _delete_one(src: int, type_: int, dst: int) -> Any:
+        return delete(edges).where(edges.c.src == src, edges.c.type == type_, edges.c.dst == dst)
 
     async def _bump(self, keys: Iterable[tuple[int, int]], delta: int) -> None:
         # Ascending key order: concurrent transactions lock count rows in the same order.
@@ -203,9 +210,15 @@ class SqlEdgeRepository:
         for row in muters:
             key = (row.src, int(row.type))
             decrements[key] = decrements.get(key, 0) + 1
-        await self._conn.execute(
-            delete(edges).where((edges.c.src == user_id) | (edges.c.dst == user_id))
-        )
+        # The user's own edges by the primary key's prefix; the inverses one by one by key
+        # (an OR on dst would scan every edge); mutes pointing at the user by their rows.
+        await self._conn.execute(delete(edges).where(edges.c.src == user_id))
+        for row in rows:
+            inverse = INVERSE[EdgeType(row.type)]
+            if inverse is not None:
+                await self._conn.execute(self._delete_one(row.dst, int(inverse), user_id))
+        for row in muters:
+            await self._conn.execute(self._delete_one(row.src, int(row.type), user_id))
         await self._conn.execute(delete(edge_counts).where(edge_counts.c.src == user_id))
         for (src, type_), n in sorted(decrements.items()):
             await self._conn.execute(
