@@ -109,6 +109,32 @@ class GraphCache:
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
 
+    async def heads(
+        self, owners: Sequence[int], type_: EdgeType, *, limit: int
+    ) -> dict[int, list[EdgeRow]]:
+        """The newest ``limit`` (at most HEAD_SIZE) edges of many lists: one cache
+        multi-get, and one query for the lists it did not hold."""
+
+        async def load(ids: list[int]) -> dict[int, list[_Row]]:
+            async with self._uow(write=False) as uow:
+                found = await uow.edges.range_many(ids, type_, limit=HEAD_SIZE)
+            return {
+                o: [_Row(r.dst, r.pos, r.created_at) for r in rows] for o, rows in found.items()
+            }
+
+        cached = await self._cache.get_many(
+            owners,
+            load,
+            key=lambda o: head_key(o, type_),
+            ttl=TTL,
+            encode=_encode_head,
+            decode=_decode_head,
+        )
+        return {
+            o: [EdgeRow(r.dst, r.pos, r.created_at) for r in (head or [])[:limit]]
+            for o, head in zip(owners, cached, strict=True)
+        }
+
     async def pair_changed(self, a: int, b: int, types: set[EdgeType]) -> None:
         keys = [
             relationship_key(a, b),

@@ -135,6 +135,11 @@ class EdgeRepository(Protocol):
         self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]: ...
 
+    async def range_many(
+        self, srcs: Sequence[int], type_: EdgeType, *, limit: int
+    ) -> dict[int, list[EdgeRow]]:
+        """The newest ``limit`` edges of each of ``srcs``, in one query."""
+
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
     ) -> list[EdgeRow]: ...

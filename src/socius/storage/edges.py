@@ -124,6 +124,32 @@ class SqlEdgeRepository:
             stmt = stmt.where(edges.c.pos < before_pos)
         return [EdgeRow(r.dst, r.pos, r.created_at) for r in await self._conn.execute(stmt)]
 
+    async def range_many(
+        self, srcs: Sequence[int], type_: EdgeType, *, limit: int
+    ) -> dict[int, list[EdgeRow]]:
+        """The newest ``limit`` edges of each of ``srcs``, in one query."""
+        if not srcs:
+            return {}
+        rank = (
+            func.row_number()
+            .over(partition_by=edges.c.src, order_by=(edges.c.pos.desc(), edges.c.dst.desc()))
+            .label("rank")
+        )
+        inner = (
+            select(edges.c.src, edges.c.dst, edges.c.pos, edges.c.created_at, rank)
+            .where(edges.c.src.in_(list(srcs)), edges.c.type == int(type_))
+            .subquery()
+        )
+        rows = await self._conn.execute(
+            select(inner.c.src, inner.c.dst, inner.c.pos, inner.c.created_at)
+            .where(inner.c.rank <= limit)
+            .order_by(inner.c.src, inner.c.rank)
+        )
+        found: dict[int, list[EdgeRow]] = {s: [] for s in srcs}
+        for row in rows:
+            found[row.src].append(EdgeRow(row.dst, row.pos, row.created_at))
+        return found
+
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
     ) -> list[EdgeRow]:
