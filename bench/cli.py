@@ -20,7 +20,8 @@ WORKLOADS = {
     "w4": "identity: login, refresh, token verification",
     "w5": "scale-out",
 }
-IMPLEMENTED = {"w1", "w4"}
+IMPLEMENTED = {"w1", "w2", "w3", "w4"}
+OWN_OPTIONS = {"w2", "w3"}  # add their own options to the shared parser: main(parser, args)
 
 
 def _parser(workload: str) -> argparse.ArgumentParser:
@@ -72,6 +73,9 @@ def run(workload: str, args: list[str]) -> int:
     if workload not in IMPLEMENTED:
         print(f"{workload} ({WORKLOADS[workload]}): not implemented yet")
         return 2
+    if workload in OWN_OPTIONS:
+        own = importlib.import_module(f"bench.workloads.{workload}")
+        return int(own.main(_parser(workload), args))
     ns = _parser(workload).parse_args(args)
     if ns.runs < 1 or ns.duration <= 0 or ns.connections < 1 or ns.workers < 1:
         print("--runs, --duration, --connections and --workers must be positive")

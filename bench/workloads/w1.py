@@ -13,8 +13,11 @@ How it runs:
 5. A warm-up (unmeasured): the W1 mix for min(duration, 10) s.
 6. Each run: framework floor (wrk GET /healthz), database floor (PK reads through the
    driver), the W1 mix (wrk + bench/lua/w1.lua), server cache hit/miss counts (/metrics).
-7. With --profile: one more W1 phase, py-spy on a server worker; the summary goes to
-   bench/results/w1-profile-<stack>.txt (and the folded stacks next to the JSON).
+7. With --profile (diagnostics, not in the medians): one more W1 phase with py-spy on the
+   first Granian worker and /proc CPU per thread, then each operation alone for 5 s (its
+   rate and server CPU per request); the summary goes to
+   bench/results/w1-profile-<stack>[-workers<N>].txt, the folded stacks to
+   bench/results/tmp/profiles/.
 """
 
 from __future__ import annotations
@@ -247,7 +250,11 @@ async def _main(o: Options) -> int:
                 for run_no in range(o.runs):
                     await runner.run(run_no)
                 if o.profile:
-                    await runner.profile()
+                    try:
+                        await runner.profile()
+                    except Exception as exc:  # diagnostics: never lose the measured runs
+                        console.print_exception()
+                        report.warnings.append(f"profile / per-op diagnostics failed: {exc!r}")
             finally:
                 await server.stop()
         report.finished_at = datetime.now(UTC)
@@ -416,7 +423,7 @@ class _Runner:
         cost of each operation on its own (diagnostics, not in the medians either)."""
         seconds = max(self.o.duration, PROFILE_SECONDS + 2)
         worker = self.server.worker_pids()[0]
-        folded = RESULTS_DIR / f"{self.report.stem}-profile.folded"
+        folded = RESULTS_DIR / "tmp" / "profiles" / f"{self.report.stem}-profile.folded"
         await self._phase_start()
         cpu_before: dict[str, tuple[str, float]] = {}
         cpu_after: dict[str, tuple[str, float]] = {}

@@ -178,26 +178,40 @@ def write_slots(
             values.append(str(ids[other if other != v else (v + 1) % g.n]))
     fill("UF", values)
 
-    # Friend requests: between two callers who are not friends; each pair used once.
+    # Friend requests: between two callers who are not friends; each pair used once. The
+    # Zipf-chosen caller first; when their fresh pairs run short, another caller at random;
+    # as a last resort a pair used before (then both requests are idempotent no-ops, 200).
     sel = where("FR")
     values = []
     n_callers = len(c.users)
-    for k in callers[sel].tolist():
-        a = int(c.users[k])
-        for _ in range(1000):
+    reused = 0
+    fr_callers = callers[sel]
+    for j, k in enumerate(fr_callers.tolist()):
+        found = None
+        for attempt in range(400):
+            if attempt and attempt % 20 == 0:
+                k = int(rng.integers(0, n_callers))
+            a = int(c.users[k])
             other = int(rng.integers(0, n_callers))
             b = int(c.users[other])
             pair = (min(a, b), max(a, b))
             if a != b and pair not in c.used_pairs and not bool(g.are_friends([a], [b])[0]):
+                found = (k, other)
                 c.used_pairs.add(pair)
-                values.append(str(other + 1))  # 1-based, like the caller column
                 break
-        else:
-            raise RuntimeError("no friend-request pair left")
+        if found is None:
+            reused += 1
+            other = (k + 1) % n_callers
+            found = (k, other)
+        fr_callers[j] = found[0]
+        values.append(str(found[1] + 1))  # 1-based, like the caller column
+    callers[sel] = fr_callers
     fill("FR", values)
 
     with path.open("w") as f:
         for op_i, k, arg in zip(ops.tolist(), callers.tolist(), args, strict=True):
             op = names[op_i]
             f.write(f"{op} {k + 1} {arg}\n" if arg else f"{op} {k + 1}\n")
-    return {name: int((ops == i).sum()) for i, name in enumerate(names)}
+    counts = {name: int((ops == i).sum()) for i, name in enumerate(names)}
+    counts["FR_pairs_reused"] = reused
+    return counts
