@@ -47,8 +47,15 @@ class Realtime:
         metrics: Metrics | None = None,
         limits: Limits | None = None,
     ) -> None:
-        self.presence = Presence(cache, delivery, graph, clock, node=secrets.token_hex(6))
-        self.hub = Hub(bus, on_first=self.presence.joined, on_last=self.presence.left)
+        self.presence = Presence(
+            cache,
+            delivery,
+            graph,
+            clock,
+            node=secrets.token_hex(6),
+            connected=lambda user_id: user_id in self.hub,
+        )
+        self.hub = Hub(bus, on_change=self.presence.changed)
         self.gateway = Gateway(
             self.hub,
             auth,
@@ -67,6 +74,9 @@ class Realtime:
 
     async def stop(self) -> None:
         await self.gateway.shutdown()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.presence.settle()  # the offline transitions of those sockets
         task, self._refresher = self._refresher, None
         if task is not None:
             task.cancel()

@@ -169,6 +169,9 @@ class OutboxRepository(Protocol):
 
     async def last_seq(self, user_id: int) -> int: ...
 
+    async def last_seqs(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``last_seq`` of many users; users without a log may be left out."""
+
     async def erase_user(self, user_id: int) -> None: ...
 
 
