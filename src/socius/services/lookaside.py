@@ -118,6 +118,18 @@ class LookAside:
             if not isinstance(result, _Retry):
                 return result  # type: ignore[no-any-return]
 
+    async def peek(self, key: str, *, decode: Callable[[bytes], T]) -> T | None:
+        """The cached value of ``key`` if there is one (never loads nor fills): None for
+        a miss, an absent row, or a cache outage."""
+        try:
+            raw = await self._cache.get(key)
+        except CacheUnavailable:
+            self._error("get")
+            return None
+        cached = self._unpack(key, raw, decode)
+        self._on_result(self._name, "miss" if cached is _MISS else "hit")
+        return None if isinstance(cached, _Miss) else cached
+
     async def _lead(
         self,
         key: str,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -139,6 +139,24 @@ class EdgeRepository(Protocol):
         self, srcs: Sequence[int], type_: EdgeType, *, limit: int
     ) -> dict[int, list[EdgeRow]]:
         """The newest ``limit`` edges of each of ``srcs``, in one query."""
+
+    async def newest_with_degree(
+        self, src: int, type_: EdgeType, *, limit: int
+    ) -> list[tuple[int, int | None]]:
+        """The newest ``limit`` dsts, each with its count of ``type_`` edges (None: not active)."""
+
+    async def second_degree(
+        self,
+        src: int,
+        type_: EdgeType,
+        weights: Sequence[tuple[int, float]],
+        *,
+        fanout: int,
+        exclude: Iterable[EdgeType],
+        rank_limit: int,
+        limit: int,
+    ) -> list[tuple[int, int, float]]:
+        """(user, how many weighted users lead there, sum of their weights), best first."""
 
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.storage.tables import edge_counts, edges
+from socius.storage.tables import edge_counts, edges, users
 
 __all__ = ["SqlEdgeRepository"]
 
@@ -150,6 +151,68 @@ class SqlEdgeRepository:
             found[row.src].append(EdgeRow(row.dst, row.pos, row.created_at))
         return found
 
+    async def newest_with_degree(
+        self, src: int, type_: EdgeType, *, limit: int
+    ) -> list[tuple[int, int | None]]:
+        """The newest ``limit`` users ``src`` has a ``type_`` edge to, each with its own
+        count of ``type_`` edges (None for a user who is not active)."""
+        stmt = (
+            select(
+                edges.c.dst,
+                users.c.status,
+                func.coalesce(edge_counts.c.count, 0).label("degree"),
+            )
+            .select_from(edges)
+            .outerjoin(users, users.c.id == edges.c.dst)
+            .outerjoin(
+                edge_counts,
+                and_(edge_counts.c.src == edges.c.dst, edge_counts.c.type == int(type_)),
+            )
+            .where(edges.c.src == src, edges.c.type == int(type_))
+            .order_by(edges.c.pos.desc(), edges.c.dst.desc())
+            .limit(limit)
+        )
+        return [
+            (row.dst, int(row.degree) if row.status == "active" else None)
+            for row in await self._conn.execute(stmt)
+        ]
+
+    async def second_degree(
+        self,
+        src: int,
+        type_: EdgeType,
+        weights: Sequence[tuple[int, float]],
+        *,
+        fanout: int,
+        exclude: Iterable[EdgeType],
+        rank_limit: int,
+        limit: int,
+    ) -> list[tuple[int, int, float]]:
+        """Users two ``type_`` edges away: through each of the weighted users' newest
+        ``fanout`` edges, never ``src`` or a weighted user. Each with how many weighted
+        users lead there and the sum of their weights, best first (weight, count, id);
+        the best ``rank_limit`` are kept, then those ``src`` has no edge of ``exclude``
+        to, at most ``limit``. One query, counted where the rows are."""
+        if not weights:
+            return []
+        params: dict[str, Any] = {
+            "src": src,
+            "type": int(type_),
+            "skip": max(fanout - 1, 0),
+            "lowest": -(1 << 63),
+            "rank_limit": rank_limit,
+            "limit": limit,
+        }
+        for i, (user_id, weight) in enumerate(weights):
+            params[f"f{i}"] = user_id
+            params[f"w{i}"] = float(weight)
+        excluded = sorted({int(t) for t in exclude})
+        for i, t in enumerate(excluded):
+            params[f"x{i}"] = t
+        stmt = _second_degree_sql(len(weights), len(excluded))
+        rows = await self._conn.execute(stmt, params)
+        return [(int(r.candidate), int(r.mutual), float(r.score)) for r in rows]
+
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
     ) -> list[EdgeRow]:
@@ -257,3 +320,35 @@ class SqlEdgeRepository:
                 )
             )
         return {row.dst for row in rows} | {row.src for row in muters}
+
+
+def _second_degree_sql(n: int, n_excluded: int) -> TextClause:
+    """The statement of ``second_degree`` for ``n`` weighted users and ``n_excluded`` edge
+    types (portable SQL: a VALUES list, and per user a correlated probe for the position
+    of the ``fanout``-th newest edge, so each list is read by the (src, type, pos) index,
+    never in full). Only placeholder names are put into the text."""
+    weighted = ", ".join(
+        f"(CAST(:f{i} AS BIGINT), CAST(:w{i} AS DOUBLE PRECISION))" for i in range(n)
+    )
+    types = ", ".join(f":x{i}" for i in range(n_excluded)) or "NULL"
+    return text(
+        f"""
+        WITH w(f, wt) AS (VALUES {weighted}),
+        ranked AS (
+            SELECT e.dst AS candidate, COUNT(*) AS mutual, SUM(w.wt) AS score
+            FROM w JOIN edges e ON e.src = w.f AND e.type = :type AND e.pos >= COALESCE(
+                (SELECT k.pos FROM edges k WHERE k.src = w.f AND k.type = :type
+                 ORDER BY k.pos DESC LIMIT 1 OFFSET :skip),
+                :lowest)
+            WHERE e.dst <> :src AND e.dst NOT IN (SELECT f FROM w)
+            GROUP BY e.dst
+            ORDER BY score DESC, mutual DESC, candidate
+            LIMIT :rank_limit
+        )
+        SELECT candidate, mutual, score FROM ranked
+        WHERE NOT EXISTS (SELECT 1 FROM edges r
+                          WHERE r.src = :src AND r.type IN ({types}) AND r.dst = ranked.candidate)
+        ORDER BY score DESC, mutual DESC, candidate
+        LIMIT :limit
+        """  # noqa: S608 (placeholder names only; every value is bound)
+    )
