@@ -45,6 +45,11 @@ class UserRepository(Protocol):
 
     async def get_many(self, user_ids: list[int]) -> list[User]: ...
 
+    async def get_many_with_counts(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]:
+        """Users with their stored edge counts of ``types`` (0 when none), in one query."""
+
     async def lock(self, user_ids: list[int], *, exclusive: bool) -> list[User]:
         """Read users and lock their rows (shared or exclusive) until the transaction ends."""
 

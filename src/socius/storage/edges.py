@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
+from socius.storage.id_lists import one_of
 from socius.storage.tables import edge_counts, edges, users
 
 __all__ = ["SqlEdgeRepository"]
@@ -53,7 +54,7 @@ class SqlEdgeRepository:
         if dsts:
             rows = await self._conn.execute(
                 select(edges.c.dst, edges.c.type).where(
-                    edges.c.src == src, edges.c.dst.in_(list(dsts))
+                    edges.c.src == src, one_of(edges.c.dst, dsts, self._dialect)
                 )
             )
             for row in rows:
@@ -138,7 +139,7 @@ class SqlEdgeRepository:
         )
         inner = (
             select(edges.c.src, edges.c.dst, edges.c.pos, edges.c.created_at, rank)
-            .where(edges.c.src.in_(list(srcs)), edges.c.type == int(type_))
+            .where(one_of(edges.c.src, srcs, self._dialect), edges.c.type == int(type_))
             .subquery()
         )
         rows = await self._conn.execute(
@@ -235,7 +236,9 @@ class SqlEdgeRepository:
             return set()
         rows = await self._conn.execute(
             select(edges.c.dst).where(
-                edges.c.src == src, edges.c.type == int(type_), edges.c.dst.in_(list(dsts))
+                edges.c.src == src,
+                edges.c.type == int(type_),
+                one_of(edges.c.dst, dsts, self._dialect),
             )
         )
         return {row.dst for row in rows}
@@ -247,7 +250,7 @@ class SqlEdgeRepository:
         if srcs:
             rows = await self._conn.execute(
                 select(edge_counts.c.src, edge_counts.c.type, edge_counts.c.count).where(
-                    edge_counts.c.src.in_(list(srcs)),
+                    one_of(edge_counts.c.src, srcs, self._dialect),
                     edge_counts.c.type.in_([int(t) for t in types]),
                 )
             )

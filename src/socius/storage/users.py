@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, case, delete, func, insert, or_, select, update
@@ -10,8 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.errors import Conflict
+from socius.domain.graph import EdgeType
 from socius.domain.users import DmPolicy, User, UserStatus
-from socius.storage.tables import refresh_tokens, sessions, users
+from socius.storage.id_lists import one_of
+from socius.storage.tables import edge_counts, refresh_tokens, sessions, users
 
 __all__ = ["SqlUserRepository", "escape_like"]
 
@@ -95,8 +97,29 @@ class SqlUserRepository:
     async def get_many(self, user_ids: list[int]) -> list[User]:
         if not user_ids:
             return []
-        rows = await self._conn.execute(select(users).where(users.c.id.in_(user_ids)))
+        rows = await self._conn.execute(
+            select(users).where(one_of(users.c.id, user_ids, self._conn.dialect.name))
+        )
         return [_to_user(row) for row in rows]
+
+    async def get_many_with_counts(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]:
+        """Users with their stored edge counts of ``types`` (0 when none), in one query."""
+        if not user_ids:
+            return []
+        counted = [
+            select(edge_counts.c.count)
+            .where(edge_counts.c.src == users.c.id, edge_counts.c.type == int(t))
+            .scalar_subquery()
+            .label(f"count_{int(t)}")
+            for t in types
+        ]
+        stmt = select(users, *counted).where(one_of(users.c.id, user_ids, self._conn.dialect.name))
+        return [
+            (_to_user(row), {t: int(row._mapping[f"count_{int(t)}"] or 0) for t in types})
+            for row in await self._conn.execute(stmt)
+        ]
 
     async def lock(self, user_ids: list[int], *, exclusive: bool) -> list[User]:
         """Read and lock users until the transaction ends, in id order (no deadlocks).
