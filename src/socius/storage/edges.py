@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import and_, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
@@ -64,36 +64,39 @@ class SqlEdgeRepository:
     async def add(
         self, src: int, type_: EdgeType, dst: int, *, pos: int, created_at: datetime
     ) -> bool:
-        """Add the edge and its inverse; False when it was already there."""
-        inverse = INVERSE[type_]
-        keys = [(src, int(type_), dst)]
-        if inverse is not None:
-            keys.append((dst, int(inverse), src))
-        added = False
-        for s, t, d in keys:  # separately: each insert's rowcount says whether it was new
-            result = await self._conn.execute(
-                self._insert(edges)
-                .values(src=s, type=t, dst=d, pos=pos, created_at=created_at)
-                .on_conflict_do_nothing()
-            )
-            added = added or bool(result.rowcount)
-        if added:
-            await self._bump([(s, t) for s, t, _ in keys], +1)
-        return added
+        """Add the edge and its inverse; False when it was already there. One INSERT for
+        both rows (its RETURNING says whether either was new), one for both counts."""
+        keys = _with_inverse(src, type_, dst)
+        rows = [
+            {"src": s, "type": t, "dst": d, "pos": pos, "created_at": created_at}
+            for s, t, d in keys
+        ]
+        result = await self._conn.execute(
+            self._insert(edges).values(rows).on_conflict_do_nothing().returning(edges.c.src)
+        )
+        if not result.all():
+            return False
+        await self._bump([(s, t) for s, t, _ in keys], +1)
+        return True
 
     async def remove(self, src: int, type_: EdgeType, dst: int) -> bool:
         """Remove the edge and its inverse; False when it was not there."""
-        inverse = INVERSE[type_]
-        keys = [(src, int(type_), dst)]
-        if inverse is not None:
-            keys.append((dst, int(inverse), src))
-        removed = 0
-        for s, t, d in keys:
-            # One equality-keyed statement each: SQLite cannot use the primary key for a
-            # row-value IN list and would scan every edge.
-            result = await self._conn.execute(self._delete_one(s, t, d))
-            removed += result.rowcount
-        if not removed:
+        keys = _with_inverse(src, type_, dst)
+        # Equality-keyed terms under OR: SQLite cannot use the primary key for a row-value
+        # IN list and would scan every edge; an OR of keys is one probe each.
+        result = await self._conn.execute(
+            delete(edges)
+            .where(
+                or_(
+                    *(
+                        and_(edges.c.src == s, edges.c.type == t, edges.c.dst == d)
+                        for s, t, d in keys
+                    )
+                )
+            )
+            .returning(edges.c.src)
+        )
+        if not result.all():
             return False
         await self._bump([(s, t) for s, t, _ in keys], -1)
         return True
@@ -103,14 +106,15 @@ class SqlEdgeRepository:
         return delete(edges).where(edges.c.src == src, edges.c.type == type_, edges.c.dst == dst)
 
     async def _bump(self, keys: Iterable[tuple[int, int]], delta: int) -> None:
-        # Ascending key order: concurrent transactions lock count rows in the same order.
-        for src, type_ in sorted(keys):
-            stmt = self._insert(edge_counts).values(src=src, type=type_, count=max(delta, 0))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[edge_counts.c.src, edge_counts.c.type],
-                set_={"count": edge_counts.c.count + delta},
-            )
-            await self._conn.execute(stmt)
+        """One statement for every count; rows in ascending key order, so concurrent
+        transactions lock count rows in the same order."""
+        rows = [{"src": s, "type": t, "count": max(delta, 0)} for s, t in sorted(set(keys))]
+        stmt = self._insert(edge_counts).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[edge_counts.c.src, edge_counts.c.type],
+            set_={"count": edge_counts.c.count + delta},
+        )
+        await self._conn.execute(stmt)
 
     async def range(
         self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
@@ -323,6 +327,15 @@ class SqlEdgeRepository:
                 )
             )
         return {row.dst for row in rows} | {row.src for row in muters}
+
+
+def _with_inverse(src: int, type_: EdgeType, dst: int) -> list[tuple[int, int, int]]:
+    """The (src, type, dst) keys of an edge and of its inverse, if it has one."""
+    keys = [(src, int(type_), dst)]
+    inverse = INVERSE[type_]
+    if inverse is not None:
+        keys.append((dst, int(inverse), src))
+    return keys
 
 
 def _second_degree_sql(n: int, n_excluded: int) -> TextClause:
