@@ -361,6 +361,15 @@ class Cache(Protocol):
 
     async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]: ...
 
+    async def get_or_lease(self, key: str, *, ttl: float) -> tuple[bytes | None, str | None]:
+        """``get``, and on a miss ``lease`` as well, at once (one round trip on Redis):
+        ``(value, None)``, ``(None, token)``, or ``(None, None)`` while another holds it."""
+
+    async def get_many_or_lease(
+        self, keys: Sequence[str], *, ttl: float
+    ) -> list[tuple[bytes | None, str | None]]:
+        """``get_or_lease`` for each of ``keys``, in their order, in one round trip."""
+
     async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
         """Store ``value`` only if the lease ``token`` still holds (no invalidation came
         in between), and release the lease. False when the value was not stored."""
