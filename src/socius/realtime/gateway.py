@@ -158,6 +158,7 @@ class Gateway:
         self._admission = asyncio.Semaphore(self.limits.handshakes)
         self._checker: asyncio.Task[None] | None = None
         self._reconfigured = asyncio.Event()
+        self.clock = time.monotonic
 
     def configure(self, **changes: Any) -> None:
         """Change limits for connections opened from now on (tests use small ones)."""
@@ -193,12 +194,15 @@ class Gateway:
         """A handshake slot: at most ``limits.handshakes`` run at once, the others queue
         (in arrival order) for up to ``wait`` seconds. False when none came in time."""
         admission = self._admission
-        try:
-            async with asyncio.timeout(wait):
-                await admission.acquire()
-        except TimeoutError:
-            yield False
-            return
+        if admission.locked():  # (else: a free slot, taken without a timer)
+            try:
+                async with asyncio.timeout(wait):
+                    await admission.acquire()
+            except TimeoutError:
+                yield False
+                return
+        else:
+            await admission.acquire()
         try:
             yield True
         finally:
@@ -218,21 +222,38 @@ class Gateway:
                     await self._idle.wait()
 
     async def _check_all(self) -> None:
-        """Every ``recheck_interval``: the sessions of all sockets still stand, and no
-        socket is behind its log's head (an event the bus lost, with nothing after it).
-        One cache multi-get and one query per ``_CHECK_BATCH`` sockets."""
+        """The process's one timer for all sockets. Every ``idle_timeout / 4``: close
+        (4408) the sockets the client has said nothing on for ``idle_timeout``. Every
+        ``recheck_interval``: the sessions of all sockets still stand, and no socket is
+        behind its log's head (an event the bus lost, with nothing after it), with one
+        cache multi-get and one query per ``_CHECK_BATCH`` sockets."""
+        now = self.clock()
+        next_sweep = now + self.limits.idle_timeout / 4
+        next_check = now + self.limits.recheck_interval
         while True:
             self._reconfigured.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.limits.recheck_interval):
+                async with asyncio.timeout(max(min(next_sweep, next_check) - now, 0.0)):
                     await self._reconfigured.wait()
-                continue  # reconfigured: wait the new interval
-            ready = [c for c in self.connections if c.ready and not c.closing]
-            for k in range(0, len(ready), _CHECK_BATCH):
-                try:
-                    await self._check_some(ready[k : k + _CHECK_BATCH])
-                except Exception:  # the next round tries again
-                    log.exception("ws_check_failed", sockets=len(ready))
+                now = self.clock()  # reconfigured: the new intervals count from now
+                next_sweep = now + self.limits.idle_timeout / 4
+                next_check = now + self.limits.recheck_interval
+                continue
+            now = self.clock()
+            if now >= next_sweep:
+                next_sweep = now + self.limits.idle_timeout / 4
+                for c in [c for c in self.connections if c.ready and not c.closing]:
+                    if now - c.heard > c.idle_timeout:
+                        c.finish(CLOSE_TOO_SLOW, "nothing received: send ping frames")
+            if now >= next_check:
+                next_check = now + self.limits.recheck_interval
+                ready = [c for c in self.connections if c.ready and not c.closing]
+                for k in range(0, len(ready), _CHECK_BATCH):
+                    try:
+                        await self._check_some(ready[k : k + _CHECK_BATCH])
+                    except Exception:  # the next round tries again
+                        log.exception("ws_check_failed", sockets=len(ready))
+                now = self.clock()
 
     async def _check_some(self, connections: list[Connection]) -> None:
         revoked = await self.revocations.revoked_among(list({c.session_id for c in connections}))
@@ -253,7 +274,7 @@ class Connection:
     """One socket. The task that serves it (the web framework's) authenticates, replays,
     then reads the client's frames; a writer task exists while frames wait to be sent, and
     a pump task while live events wait to be processed: an idle socket has no task of its
-    own and no timer but the read's idle timeout."""
+    own and no timer (the gateway's one timer watches every socket's silence)."""
 
     __slots__ = (
         "_done",
@@ -268,6 +289,7 @@ class Connection:
         "_typed",
         "_writer",
         "acked",
+        "heard",
         "last_seq",
         "ready",
         "session_id",
@@ -284,8 +306,10 @@ class Connection:
         self.acked = 0  # the last position the client acknowledged
         self.ready = False  # replayed and `ready` queued: live events flow
         self._typed: dict[int, float] | None = None
-        self._live: deque[BusEvent | _Head] = deque()
-        self._out: deque[tuple[str, bool]] = deque()  # frames for the writer
+        # Both made when needed and dropped when drained (an idle socket has neither).
+        self._live: deque[BusEvent | _Head] | None = None  # live events to process
+        self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
+        self.heard = 0.0  # loop time of the last frame from the client (once ready)
         self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
         self._writer: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -306,6 +330,10 @@ class Connection:
     @property
     def closing(self) -> bool:
         return self._done is not None
+
+    @property
+    def idle_timeout(self) -> float:
+        return self._limits.idle_timeout
 
     async def run(self) -> int | None:
         """Serve the socket; the close code (None when the client closed)."""
@@ -344,8 +372,10 @@ class Connection:
             if not admitted:
                 self.finish(CLOSE_TRY_LATER, "too many connections at once, retry shortly")
                 return
-            if not await self._start(auth):
-                return
+            started = await self._start(auth)
+        del auth  # the token is not kept for the socket's life
+        if not started:
+            return
         self._flush_live()
         await self._read()
 
@@ -408,6 +438,7 @@ class Connection:
         if not await self._put(ready, is_event=False):
             return False
         self.ready = True
+        self.heard = gw.clock()
         return not self.closing
 
     async def _reject_cursor(self, exc: InvalidInput) -> None:
@@ -426,14 +457,19 @@ class Connection:
                 if str(self.session_id) in ended:
                     self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
             return
-        if len(self._live) >= self._limits.live_buffer:
+        live = self._live
+        if live is None:
+            live = self._live = deque()
+        elif len(live) >= self._limits.live_buffer:
             self.finish(CLOSE_TOO_SLOW, "too far behind: resume from your cursor")
             return
-        self._live.append(event)
+        live.append(event)
         self._flush_live()
 
     def behind(self, head: int) -> None:
         """The log's head is ``head``: send what the bus has not delivered up to it."""
+        if self._live is None:
+            self._live = deque()
         self._live.append(_Head(head))
         self._flush_live()
 
@@ -457,6 +493,8 @@ class Connection:
             self.finish(CLOSE_INTERNAL, "internal error")
         finally:
             self._pump = None
+            if not self._live:
+                self._live = None
 
     async def _handle(self, event: BusEvent) -> bool:
         """One live event; False once the connection is finished."""
@@ -497,20 +535,23 @@ class Connection:
         """Queue a frame without waiting; a full queue closes the connection (4408)."""
         if self._done is not None:
             return False
-        if len(self._out) >= self._limits.send_queue:
+        out = self._out
+        if out is None:
+            out = self._out = deque()
+        elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
             return False
-        self._out.append((text, is_event))
+        out.append((text, is_event))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         return True
 
     async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
-        if len(self._out) >= self._limits.send_queue:
+        if self._out is not None and len(self._out) >= self._limits.send_queue:
             try:
                 async with asyncio.timeout(self._limits.stall_timeout):
-                    while len(self._out) >= self._limits.send_queue:
+                    while self._out is not None and len(self._out) >= self._limits.send_queue:
                         self._room = asyncio.get_running_loop().create_future()
                         await self._room
             except TimeoutError:
@@ -535,18 +576,19 @@ class Connection:
             self.finish(None)
         finally:
             self._writer = None
+            if not self._out:
+                self._out = None
 
     # -- reading ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        limits, receive = self._limits, self._socket.receive
+        """Client frames until the end. Silence is watched by the gateway's sweep (one
+        timer per process, not one per socket)."""
+        limits, receive, clock = self._limits, self._socket.receive, self._gw.clock
+        self.heard = clock()
         while self._done is None:
-            try:
-                async with asyncio.timeout(limits.idle_timeout):
-                    raw = await receive()
-            except TimeoutError:
-                self.finish(CLOSE_TOO_SLOW, "nothing received: send ping frames")
-                return
+            raw = await receive()
+            self.heard = clock()
             if raw is None:
                 self.finish(None)
                 return
