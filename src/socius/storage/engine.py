@@ -16,9 +16,13 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["WRITE_OPTION", "async_url", "make_engine"]
+__all__ = ["READ_OPTION", "WRITE_OPTION", "async_url", "make_engine"]
 
 WRITE_OPTION = "socius_write"
+#: SQLite: a read-only unit of work; no BEGIN, each statement runs in the driver's own
+#: autocommit mode. (Cheaper than isolation_level="AUTOCOMMIT", which on aiosqlite costs
+#: thread hops to set and to reset, and still fires the BEGIN below.)
+READ_OPTION = "socius_read"
 
 
 def async_url(url: str) -> str:
@@ -73,6 +77,8 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         opts: dict[str, Any] = dict(conn.get_execution_options())
+        if opts.get(READ_OPTION):
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get(WRITE_OPTION) else "BEGIN")
 
     return engine
