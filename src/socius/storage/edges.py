@@ -12,10 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
+from socius.storage.driver import fetch, is_read_only, read_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.tables import edge_counts, edges, users
 
 __all__ = ["SqlEdgeRepository"]
+
+# The hottest reads (list pages, relationship look-ups), sent on the driver directly in
+# read-only units of work (see driver.py); the same statements as the built ones below.
+_TYPES_BETWEEN = "SELECT type FROM edges WHERE src = ? AND dst = ?"
+_RANGE = (
+    "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
+    "ORDER BY pos DESC, dst DESC LIMIT ?"
+)
+_RANGE_BEFORE = (
+    "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? AND pos < ? "
+    "ORDER BY pos DESC, dst DESC LIMIT ?"
+)
 
 
 def _pair_lock_key(a: int, b: int) -> int:
@@ -42,6 +55,9 @@ class SqlEdgeRepository:
             )
 
     async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]:
+        if is_read_only(self._conn):
+            found = await fetch(self._conn, _TYPES_BETWEEN, src, dst)
+            return frozenset(EdgeType(row[0]) for row in found)
         rows = await self._conn.execute(
             select(edges.c.type).where(edges.c.src == src, edges.c.dst == dst)
         )
@@ -120,6 +136,12 @@ class SqlEdgeRepository:
         self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]:
         """Newest first; ``before_pos`` continues after the last row of a previous page."""
+        if is_read_only(self._conn):
+            if before_pos is None:
+                found = await fetch(self._conn, _RANGE, src, int(type_), limit)
+            else:
+                found = await fetch(self._conn, _RANGE_BEFORE, src, int(type_), before_pos, limit)
+            return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in found]
         stmt = (
             select(edges.c.dst, edges.c.pos, edges.c.created_at)
             .where(edges.c.src == src, edges.c.type == int(type_))

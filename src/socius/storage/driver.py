@@ -1,0 +1,63 @@
+"""The hottest reads, sent on the driver's own connection.
+
+Through SQLAlchemy a statement is built, keyed, compiled and its rows processed; on
+aiosqlite it also costs four thread hops (cursor, execute, fetchall, close). Here it is
+one call: ``execute_fetchall`` on aiosqlite (one hop), ``fetch`` on asyncpg (its own
+prepared-statement cache). Only for read-only units of work: on PostgreSQL SQLAlchemy
+begins a write transaction lazily, at its own first statement, so a statement sent
+around it could run outside the transaction.
+
+SQL is written once with ``?`` placeholders and numbered (``$1``...) for asyncpg.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.storage.engine import READ_OPTION
+
+__all__ = ["fetch", "is_read_only", "read_timestamp"]
+
+
+def is_read_only(conn: AsyncConnection) -> bool:
+    """Is ``conn`` a read-only unit of work's connection (no transaction to join)?"""
+    sync = conn.sync_connection
+    if sync is None:
+        return False
+    options = sync.get_execution_options()
+    return bool(options.get(READ_OPTION)) or options.get("isolation_level") == "AUTOCOMMIT"
+
+
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> str:
+    parts = sql.split("?")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
+async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+    """The rows of one statement, as the driver returns them (tuples or records).
+
+    Listeners of the engine's ``before_cursor_execute`` event still see the statement
+    (the tests that pin how many statements a request runs count them there)."""
+    sync = conn.sync_connection
+    if sync is not None and sync.dispatch.before_cursor_execute:
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if conn.dialect.name == "postgresql":
+        rows: Sequence[Sequence[Any]] = await driver.fetch(_numbered(sql), *args)
+        return rows
+    return list(await driver.execute_fetchall(sql, args))
+
+
+def read_timestamp(value: Any) -> datetime:
+    """A ``UtcDateTime`` column as the driver returns it (SQLite: ISO text, naive UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
