@@ -3,9 +3,10 @@
 Through SQLAlchemy a statement is built, keyed, compiled and its rows processed; on
 aiosqlite it also costs four thread hops (cursor, execute, fetchall, close). Here it is
 one call: ``execute_fetchall`` on aiosqlite (one hop), ``fetch`` on asyncpg (its own
-prepared-statement cache). Only for read-only units of work: on PostgreSQL SQLAlchemy
+prepared-statement cache). On PostgreSQL only in read-only units of work: SQLAlchemy
 begins a write transaction lazily, at its own first statement, so a statement sent
-around it could run outside the transaction.
+around it could run outside the transaction. On SQLite a write unit of work's
+``BEGIN IMMEDIATE`` has already run on this very connection when it opens.
 
 SQL is written once with ``?`` placeholders and numbered (``$1``...) for asyncpg.
 """
@@ -21,14 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.storage.engine import READ_OPTION
 
-__all__ = ["fetch", "is_read_only", "read_timestamp"]
+__all__ = ["direct", "fetch", "read_timestamp"]
 
 
-def is_read_only(conn: AsyncConnection) -> bool:
-    """Is ``conn`` a read-only unit of work's connection (no transaction to join)?"""
+def direct(conn: AsyncConnection) -> bool:
+    """May a statement on ``conn`` go to the driver directly (see above)?"""
     sync = conn.sync_connection
     if sync is None:
         return False
+    if conn.dialect.name == "sqlite":
+        return True
     options = sync.get_execution_options()
     return bool(options.get(READ_OPTION)) or options.get("isolation_level") == "AUTOCOMMIT"
 

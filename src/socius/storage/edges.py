@@ -12,19 +12,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.storage.driver import fetch, is_read_only, read_timestamp
+from socius.storage.driver import direct, fetch, read_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.tables import edge_counts, edges, users
 
 __all__ = ["SqlEdgeRepository"]
 
-# The hottest reads (list pages, relationship look-ups), sent on the driver directly in
-# read-only units of work (see driver.py); the same statements as the built ones below.
+# The hottest reads (list pages, relationship look-ups, mutual friends), sent on the
+# driver directly where driver.direct allows; the same statements as the built ones below.
 _TYPES_BETWEEN = "SELECT type FROM edges WHERE src = ? AND dst = ?"
 _RANGE = (
     "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
     "ORDER BY pos DESC, dst DESC LIMIT ?"
 )
+_MUTUAL = (
+    "SELECT mine.dst, mine.pos, mine.created_at FROM edges AS mine JOIN edges AS theirs "
+    "ON theirs.src = ? AND theirs.type = ? AND theirs.dst = mine.dst "
+    "WHERE mine.src = ? AND mine.type = ? {before}"
+    "ORDER BY mine.pos DESC, mine.dst DESC LIMIT ?"
+)
+_MUTUAL_FIRST = _MUTUAL.format(before="")
+_MUTUAL_BEFORE = _MUTUAL.format(before="AND mine.pos < ? ")
 _RANGE_BEFORE = (
     "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? AND pos < ? "
     "ORDER BY pos DESC, dst DESC LIMIT ?"
@@ -55,7 +63,7 @@ class SqlEdgeRepository:
             )
 
     async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]:
-        if is_read_only(self._conn):
+        if direct(self._conn):
             found = await fetch(self._conn, _TYPES_BETWEEN, src, dst)
             return frozenset(EdgeType(row[0]) for row in found)
         rows = await self._conn.execute(
@@ -136,7 +144,7 @@ class SqlEdgeRepository:
         self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]:
         """Newest first; ``before_pos`` continues after the last row of a previous page."""
-        if is_read_only(self._conn):
+        if direct(self._conn):
             if before_pos is None:
                 found = await fetch(self._conn, _RANGE, src, int(type_), limit)
             else:
@@ -288,6 +296,13 @@ class SqlEdgeRepository:
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]:
         """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order."""
+        if direct(self._conn):
+            t = int(type_)
+            if before_pos is None:
+                found = await fetch(self._conn, _MUTUAL_FIRST, b, t, a, t, limit)
+            else:
+                found = await fetch(self._conn, _MUTUAL_BEFORE, b, t, a, t, before_pos, limit)
+            return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in found]
         mine, theirs = edges.alias("mine"), edges.alias("theirs")
         stmt = (
             select(mine.c.dst, mine.c.pos, mine.c.created_at)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from socius.domain.errors import Conflict
 from socius.domain.graph import EdgeType
 from socius.domain.users import DmPolicy, User, UserStatus
-from socius.storage.driver import fetch, is_read_only, read_timestamp
+from socius.storage.driver import direct, fetch, read_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.tables import edge_counts, refresh_tokens, sessions, users
 
@@ -141,7 +141,7 @@ class SqlUserRepository:
         """Users with their stored edge counts of ``types`` (0 when none), in one query."""
         if not user_ids:
             return []
-        if is_read_only(self._conn):
+        if direct(self._conn):
             return await self._with_counts_on_driver(user_ids, types)
         counted = [
             select(edge_counts.c.count)
