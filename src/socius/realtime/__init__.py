@@ -17,13 +17,13 @@ from socius.observability.metrics import Metrics
 from socius.realtime.gateway import Gateway, Limits, Render, revocation_notifier
 from socius.realtime.hub import Hub
 from socius.realtime.presence import Presence
-from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
 from socius.services.messaging import MessagingService
 from socius.services.ports import Bus, Cache, Clock
 from socius.services.revocation import Revocations
+from socius.services.tokens import AccessTokens
 
 __all__ = ["Limits", "Realtime", "revocation_notifier"]
 
@@ -37,7 +37,7 @@ class Realtime:
         bus: Bus,
         cache: Cache,
         clock: Clock,
-        auth: AuthService,
+        tokens: AccessTokens,
         revocations: Revocations,
         inbox: InboxService,
         messaging: MessagingService,
@@ -58,7 +58,7 @@ class Realtime:
         self.hub = Hub(bus, on_change=self.presence.changed)
         self.gateway = Gateway(
             self.hub,
-            auth,
+            tokens,
             revocations,
             inbox,
             messaging,

@@ -28,11 +28,11 @@ from socius.domain.ids import parse_id
 from socius.observability.metrics import Metrics
 from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
-from socius.services.auth import AuthService
 from socius.services.delivery import BusEvent, Delivery
 from socius.services.inbox import InboxService, cursor_for, seq_of
 from socius.services.messaging import MessagingService
 from socius.services.revocation import Revocations
+from socius.services.tokens import AccessTokens
 
 __all__ = [
     "CLOSE_BAD_CURSOR",
@@ -133,7 +133,7 @@ class Gateway:
     def __init__(
         self,
         hub: Hub,
-        auth: AuthService,
+        tokens: AccessTokens,
         revocations: Revocations,
         inbox: InboxService,
         messaging: MessagingService,
@@ -143,7 +143,7 @@ class Gateway:
         limits: Limits | None = None,
     ) -> None:
         self.hub = hub
-        self.auth = auth
+        self.tokens = tokens
         self.revocations = revocations
         self.inbox = inbox
         self.messaging = messaging
@@ -403,7 +403,8 @@ class Connection:
         """Token, subscription, replay, `ready`. False when the connection is finished."""
         gw = self._gw
         try:
-            principal = await gw.auth.authenticate(frame.token)
+            # The signature and claims; revocation is checked once subscribed (below).
+            claims = await gw.tokens.verify(frame.token)
         except Unauthenticated as exc:
             self.finish(CLOSE_UNAUTHENTICATED, exc.code)
             return False
@@ -412,14 +413,15 @@ class Connection:
         except InvalidInput as exc:
             await self._reject_cursor(exc)
             return False
-        self.user_id, self.session_id = principal.user_id, principal.session_id
+        self.user_id, self.session_id = claims.user_id, claims.session_id
         try:
             await gw.hub.join(self.user_id, self)
         except BusUnavailable as exc:
             log.warning("ws_bus_unavailable", error=str(exc))
             self.finish(CLOSE_TRY_LATER, "live delivery is unavailable, retry shortly")
             return False
-        # Revoked between the token check and the subscription: the bus said nothing.
+        # Revoked before the subscription (the bus said nothing to this connection):
+        # checked after it, so that a revocation is either seen here or arrives live.
         if await gw.revoked.get(self.session_id):
             self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
             return False
