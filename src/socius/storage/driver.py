@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.storage.engine import READ_OPTION
 
-__all__ = ["direct", "fetch", "read_timestamp"]
+__all__ = ["direct", "fetch", "read_timestamp", "write_timestamp"]
 
 
 def direct(conn: AsyncConnection) -> bool:
@@ -64,3 +64,14 @@ def read_timestamp(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def write_timestamp(value: datetime, dialect: str) -> Any:
+    """An aware datetime as ``UtcDateTime`` stores it: on SQLite SQLAlchemy's DATETIME
+    text (naive UTC, microseconds), on PostgreSQL the aware value."""
+    if value.tzinfo is None:
+        raise ValueError("UtcDateTime needs an aware datetime")
+    utc = value.astimezone(UTC)
+    if dialect == "sqlite":
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return utc

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.storage.driver import direct, fetch, read_timestamp
+from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.tables import edge_counts, edges, users
 
@@ -25,6 +25,25 @@ _RANGE = (
     "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
     "ORDER BY pos DESC, dst DESC LIMIT ?"
 )
+# The writes of an edge and its inverse (1 or 2 rows): the built statements of add,
+# remove and _bump below, written out.
+_INSERT_EDGES = {
+    1: "INSERT INTO edges (src, type, dst, pos, created_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING src",
+    2: "INSERT INTO edges (src, type, dst, pos, created_at) VALUES (?, ?, ?, ?, ?), "
+    "(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING src",
+}
+_DELETE_EDGES = {
+    1: "DELETE FROM edges WHERE (src = ? AND type = ? AND dst = ?) RETURNING src",
+    2: "DELETE FROM edges WHERE (src = ? AND type = ? AND dst = ?) "
+    "OR (src = ? AND type = ? AND dst = ?) RETURNING src",
+}
+_BUMP = {
+    1: "INSERT INTO edge_counts (src, type, count) VALUES (?, ?, ?) "
+    "ON CONFLICT (src, type) DO UPDATE SET count = edge_counts.count + ?",
+    2: "INSERT INTO edge_counts (src, type, count) VALUES (?, ?, ?), (?, ?, ?) "
+    "ON CONFLICT (src, type) DO UPDATE SET count = edge_counts.count + ?",
+}
 _MUTUAL = (
     "SELECT mine.dst, mine.pos, mine.created_at FROM edges AS mine JOIN edges AS theirs "
     "ON theirs.src = ? AND theirs.type = ? AND theirs.dst = mine.dst "
@@ -91,6 +110,14 @@ class SqlEdgeRepository:
         """Add the edge and its inverse; False when it was already there. One INSERT for
         both rows (its RETURNING says whether either was new), one for both counts."""
         keys = _with_inverse(src, type_, dst)
+        if direct(self._conn):
+            when = write_timestamp(created_at, self._dialect)
+            args = [v for s, t, d in keys for v in (s, t, d, pos, when)]
+            sql = _INSERT_EDGES[len(keys)]
+            if not await fetch(self._conn, sql, *args):
+                return False
+            await self._bump([(s, t) for s, t, _ in keys], +1)
+            return True
         rows = [
             {"src": s, "type": t, "dst": d, "pos": pos, "created_at": created_at}
             for s, t, d in keys
@@ -106,6 +133,12 @@ class SqlEdgeRepository:
     async def remove(self, src: int, type_: EdgeType, dst: int) -> bool:
         """Remove the edge and its inverse; False when it was not there."""
         keys = _with_inverse(src, type_, dst)
+        if direct(self._conn):
+            args = [v for key in keys for v in key]
+            if not await fetch(self._conn, _DELETE_EDGES[len(keys)], *args):
+                return False
+            await self._bump([(s, t) for s, t, _ in keys], -1)
+            return True
         # Equality-keyed terms under OR: SQLite cannot use the primary key for a row-value
         # IN list and would scan every edge; an OR of keys is one probe each.
         result = await self._conn.execute(
@@ -132,7 +165,12 @@ class SqlEdgeRepository:
     async def _bump(self, keys: Iterable[tuple[int, int]], delta: int) -> None:
         """One statement for every count; rows in ascending key order, so concurrent
         transactions lock count rows in the same order."""
-        rows = [{"src": s, "type": t, "count": max(delta, 0)} for s, t in sorted(set(keys))]
+        ordered = sorted(set(keys))
+        if direct(self._conn):
+            args = [v for s, t in ordered for v in (s, t, max(delta, 0))]
+            await fetch(self._conn, _BUMP[len(ordered)], *args, delta)
+            return
+        rows = [{"src": s, "type": t, "count": max(delta, 0)} for s, t in ordered]
         stmt = self._insert(edge_counts).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=[edge_counts.c.src, edge_counts.c.type],

@@ -179,6 +179,10 @@ class SqlUserRepository:
         """Read and lock users until the transaction ends, in id order (no deadlocks).
         Shared locks let graph writes run side by side; an exclusive one (erasure) waits for
         them and keeps new ones out. SQLite's single writer needs no row locks."""
+        if self._conn.dialect.name == "sqlite" and direct(self._conn):
+            marks = ", ".join("?" * len(user_ids))
+            sql = f"SELECT {_USER_COLUMNS} FROM users WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
+            return [_user_from_driver(row) for row in await fetch(self._conn, sql, *user_ids)]
         stmt = select(users).where(users.c.id.in_(user_ids)).order_by(users.c.id)
         if self._conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(read=not exclusive)
