@@ -3,10 +3,11 @@
 Through SQLAlchemy a statement is built, keyed, compiled and its rows processed; on
 aiosqlite it also costs four thread hops (cursor, execute, fetchall, close). Here it is
 one call: ``execute_fetchall`` on aiosqlite (one hop), ``fetch`` on asyncpg (its own
-prepared-statement cache). On PostgreSQL only in read-only units of work: SQLAlchemy
-begins a write transaction lazily, at its own first statement, so a statement sent
-around it could run outside the transaction. On SQLite a write unit of work's
-``BEGIN IMMEDIATE`` has already run on this very connection when it opens.
+prepared-statement cache). On PostgreSQL in read-only units of work, and in a write
+unit of work once its transaction is open: SQLAlchemy begins it lazily, at its own first
+statement, so a statement sent before that would run outside the transaction. On
+SQLite a write unit of work's ``BEGIN IMMEDIATE`` has run on this very connection when
+it opens.
 
 SQL is written once with ``?`` placeholders and numbered (``$1``...) for asyncpg.
 """
@@ -33,7 +34,11 @@ def direct(conn: AsyncConnection) -> bool:
     if conn.dialect.name == "sqlite":
         return True
     options = sync.get_execution_options()
-    return bool(options.get(READ_OPTION)) or options.get("isolation_level") == "AUTOCOMMIT"
+    if options.get(READ_OPTION) or options.get("isolation_level") == "AUTOCOMMIT":
+        return True
+    # A write unit of work: only once SQLAlchemy's transaction has begun on the server.
+    driver: Any = sync.connection.driver_connection
+    return bool(driver.is_in_transaction())
 
 
 @functools.lru_cache(maxsize=256)
