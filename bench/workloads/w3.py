@@ -129,7 +129,7 @@ def _define_metrics(r: Report, floor: bool) -> None:
         )
     r.metric("kib", "socius: KiB / idle conn", "KiB", MEMORY, target=20.0, phase="ramp", **lower)
     r.metric(
-        "kib_resumed", "socius: KiB / conn after resume", "KiB", MEMORY, phase="restart", **lower
+        "rss_resumed", "socius: worker MiB after resume", "MiB", MEMORY, phase="restart", **lower
     )
     if floor:
         r.metric(
@@ -138,7 +138,7 @@ def _define_metrics(r: Report, floor: bool) -> None:
     r.metric("cpu_connect", "socius: server CPU per connect", "µs", CPU, phase="ramp", **lower)
     r.metric("idle_cores", "server cores busy while idle at N", "cores", CPU, phase="hold", **lower)
     r.metric(
-        "resume_s", "restart: server ready -> all resumed", "s", RESUME, phase="restart", **lower
+        "resume_s", "restart: ready -> last client back", "s", RESUME, phase="restart", **lower
     )
     r.metric("down_s", "restart: stop + start (server down)", "s", RESUME, phase="restart", **lower)
     r.metric(
@@ -193,7 +193,10 @@ async def _main(o: Options, ns: argparse.Namespace) -> int:
             "30 s (auth -> ready); the resume after the restart is an uncoordinated herd",
             "resume_gate": ns.resume_gate or "none (every client reconnects on its own)",
             "restart_sample_users": sample,
-            "restart_messages": f"{PRE_MESSAGES} per group of {GROUP} before the restart, 1 after",
+            "restart_messages": f"{PRE_MESSAGES} per group of {GROUP} just before the "
+            "restart (201s awaited, then SIGINT), 1 per group as soon as the new server is "
+            "ready (the clients are still away: they get it through their cursor), 1 per "
+            "group once they are back (live)",
             "bus": "in-process" if o.stack == "embedded" else ns.bus,
             "measured_source": source.description,
             "seeding": "users + sessions inserted directly (no argon2; login not measured); "
@@ -232,8 +235,9 @@ async def _main(o: Options, ns: argparse.Namespace) -> int:
             "Connects/s = sockets opened ÷ seconds spent opening them (TCP + WebSocket "
             "upgrade + auth frame + token check + bus subscription + presence + `ready`), "
             f"{ns.handshakes} handshakes in flight per client process.",
-            "Idle cores = server CPU while nothing but heartbeats happens (the gateway's 30 s "
-            "per-socket re-check of the session and the log, presence refresh every 20 s).",
+            "Idle cores = server CPU while nothing but heartbeats happens (pings and pongs; "
+            "the gateway's re-check of every socket's session and log head every 30 s, in "
+            "batches of 500; presence refresh every 20 s).",
         ]
         json_path = report.write_json()
         png_path = write_plot(report)
@@ -577,7 +581,7 @@ class _Runner:
     ) -> dict[str, Any]:
         """Messages, then stop + start; all back, nothing missed. Memory per connection
         after the resume is measured against the first server's RSS before any socket."""
-        pre, post = f"r{run_no + 1}pre", f"r{run_no + 1}post"
+        pre, mid, post = f"r{run_no + 1}pre", f"r{run_no + 1}mid", f"r{run_no + 1}post"
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             sent_ok, sent_err = await self._post(http, server.base_url, pre, PRE_MESSAGES)
         t_stop = time.monotonic()
@@ -588,6 +592,13 @@ class _Runner:
             await server.start(ready_within=180)
         t_ready = time.monotonic()
         worker = server.worker_pids()[0]
+
+        async def post_mid() -> tuple[int, int]:
+            # while the clients are still away: they must get these through their cursor
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
+                return await self._post(http, server.base_url, mid, 1)
+
+        mid_task = asyncio.create_task(post_mid())
         resumed = 0
         status: list[dict[str, Any]] = []
         async with self.progress.phase(
@@ -610,7 +621,9 @@ class _Runner:
             times.frombytes(s.pop("times"))
         await asyncio.sleep(PAUSE)
         rss_after = proc_rss_kib(worker)
+        mid_ok, mid_err = await mid_task
         check_pre = await self._check(fleets, pre)
+        check_mid = await self._check(fleets, mid)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             post_ok, post_err = await self._post(http, server.base_url, post, 1)
         check_post = await self._check(fleets, post)
@@ -619,15 +632,16 @@ class _Runner:
         span = max(last - max(first, t_ready), 1e-3)
         rate = resumed / span if resumed else 0.0
         missing = self.conns - up
-        errors = missing + sent_err + post_err + check_pre["wrong"] + check_post["wrong"]
-        errors += max(0, check_pre["deliveries_expected"] - check_pre["deliveries"])
-        errors += max(0, check_post["deliveries_expected"] - check_post["deliveries"])
+        checks = (check_pre, check_mid, check_post)
+        wrong = sum(c["wrong"] for c in checks)
+        errors = missing + sent_err + mid_err + post_err + wrong
+        errors += sum(max(0, c["deliveries_expected"] - c["deliveries"]) for c in checks)
         self.m["resumed"].add(up, errors)
         self.m["resume_rate"].add(rate, errors)
         self.m["resume_s"].add(resume_s, errors)
         self.m["down_s"].add(t_ready - t_stop, errors)
-        self.m["kib_resumed"].add((rss_after - rss0) / up if up else float("nan"), errors)
-        self.m["missed"].add(check_pre["wrong"] + check_post["wrong"], errors)
+        self.m["rss_resumed"].add(rss_after / 1024, errors)
+        self.m["missed"].add(wrong, errors)
         rec = {
             "pre_messages": {"accepted": sent_ok, "errors": sent_err},
             "stop_s": round(t_down - t_stop, 2),
@@ -640,8 +654,11 @@ class _Runner:
             "resume_time_after_ready_ms": percentiles_ms([t - t_ready for t in times]),
             "reconnect_errors": _merge_counts(s.get("reconnect_errors", {}) for s in status),
             "server_rss_after_resume_kib": rss_after,
+            "kib_per_conn_after_resume": (rss_after - rss0) / up if up else None,
             "fleets": status,
             "check_pre_restart_messages": check_pre,
+            "mid_messages": {"accepted": mid_ok, "errors": mid_err},
+            "check_messages_sent_while_clients_away": check_mid,
             "post_messages": {"accepted": post_ok, "errors": post_err},
             "check_post_restart_messages": check_post,
             "errors": errors,
@@ -650,7 +667,9 @@ class _Runner:
             f"restart: down {t_ready - t_stop:.1f} s, {up:,}/{self.conns:,} back "
             f"{resume_s:.1f} s after ready ({rate:,.0f}/s); pre-restart messages: "
             f"{check_pre['deliveries']}/{check_pre['deliveries_expected']} delivered, "
-            f"{check_pre['wrong']} wrong; after: {check_post['deliveries']}/"
+            f"{check_pre['wrong']} wrong; while away: {check_mid['deliveries']}/"
+            f"{check_mid['deliveries_expected']}, {check_mid['wrong']} wrong; after: "
+            f"{check_post['deliveries']}/"
             f"{check_post['deliveries_expected']}, {check_post['wrong']} wrong; failed "
             f"reconnect attempts: {rec['reconnect_errors']}"
         )
