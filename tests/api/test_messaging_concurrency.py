@@ -378,16 +378,18 @@ async def test_an_admin_deleting_a_message_while_its_sender_erases_the_account(
     ).json()
 
     held, release = asyncio.Event(), asyncio.Event()
-    original = SqlConversationRepository.get
+    original = SqlConversationRepository.with_member
 
-    async def get_then_wait(self: Any, conversation_id: int, *, lock: bool = False) -> Any:
-        found = await original(self, conversation_id, lock=lock)
+    async def get_then_wait(
+        self: Any, conversation_id: int, user_id: int, *, lock: bool = False
+    ) -> Any:
+        found = await original(self, conversation_id, user_id, lock=lock)
         if lock and not held.is_set():
             held.set()
             await release.wait()
         return found
 
-    monkeypatch.setattr(SqlConversationRepository, "get", get_then_wait)
+    monkeypatch.setattr(SqlConversationRepository, "with_member", get_then_wait)
     delete = asyncio.create_task(
         admin.raw("DELETE", f"{CONVERSATIONS}/{cid}/messages/{spam['id']}")
     )
