@@ -37,7 +37,7 @@ class SqlOutboxRepository:
                 "RETURNING user_id, seq",
                 params,
             )
-            last.update((int(user_id), int(seq)) for user_id, seq in result)
+            last.update((int(row[0]), int(row[1])) for row in result)
         return last
 
     async def add(self, events: Sequence[Event], when: datetime) -> list[Event]:
