@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,7 +38,8 @@ class SqlOutboxRepository:
                 "RETURNING user_id, seq",
                 params,
             )
-            last.update((int(row[0]), int(row[1])) for row in result)
+            found: list[Any] = list(result)
+            last.update((int(row[0]), int(row[1])) for row in found)
         return last
 
     async def add(self, events: Sequence[Event], when: datetime) -> list[Event]:
