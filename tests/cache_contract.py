@@ -135,6 +135,32 @@ class CacheContract:
 
         await eventually(gone)
 
+    async def test_get_or_lease_reads_or_leases_in_one_call(self, cache: Cache) -> None:
+        await cache.set("v", b"value", ttl=60)
+        assert await cache.get_or_lease("v", ttl=10) == (b"value", None)
+        assert await cache.lease("v", ttl=10) is not None  # reading a value leased nothing
+        value, token = await cache.get_or_lease("p", ttl=10)
+        assert value is None
+        assert token
+        assert await cache.get_or_lease("p", ttl=10) == (None, None)  # held by the first
+        assert await cache.lease("p", ttl=10) is None
+        assert await cache.fill("p", b"filled", ttl=60, token=token)
+        assert await cache.get_or_lease("p", ttl=10) == (b"filled", None)
+
+    async def test_get_many_or_lease_keeps_the_order_of_keys(self, cache: Cache) -> None:
+        await cache.set("k1", b"one", ttl=60)
+        held = await cache.lease("k2", ttl=10)
+        assert held
+        got = await cache.get_many_or_lease(["k3", "k2", "k1"], ttl=10)
+        assert [value for value, _ in got] == [None, None, b"one"]
+        token = got[0][1]
+        assert token
+        assert got[1][1] is None  # k2's lease belongs to its holder
+        assert got[2][1] is None
+        await cache.fill_many([("k3", b"three", token), ("k2", b"two", held)], ttl=60)
+        assert await cache.get_many(["k3", "k2"]) == [b"three", b"two"]
+        assert await cache.get_many_or_lease([], ttl=10) == []
+
     async def test_leases_expire(self, cache: Cache) -> None:
         token = await cache.lease("p", ttl=SHORT)
         assert token

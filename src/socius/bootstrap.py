@@ -14,6 +14,7 @@ from litestar.types import ASGIApp
 
 from socius.api.app import build_litestar
 from socius.api.rest.message_views import event_body
+from socius.api.ws import WebSocketFront
 from socius.bus.memory import MemoryBus
 from socius.bus.nats import NatsBus
 from socius.bus.redis import RedisBus
@@ -205,7 +206,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         accounts=accounts,
         profiles=profiles,
         graph=GraphService(database, clock, ids, profiles, graph_cache, delivery),
-        suggestions=SuggestionService(graph_cache, profiles, lookaside("suggestions")),
+        suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
         inbox=InboxService(database),
         delivery=delivery,
@@ -216,7 +217,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         bus=bus,
         cache=cache,
         clock=clock,
-        auth=auth,
+        tokens=tokens,
         revocations=revocations,
         inbox=container.inbox,
         messaging=messaging,
@@ -308,13 +309,14 @@ async def _housekeeping(
 
 
 def wrap(app: ASGIApp, wiring: Wiring, settings: Settings) -> ASGIApp:
-    """The middleware around the Litestar app, outermost first: request context, tracing,
-    metrics. They sit outside routing so that unmatched requests are counted too."""
+    """The middleware around the Litestar app, outermost first: the WebSocket gateway's
+    own front (api/ws.py), request context, tracing, metrics. They sit outside routing so
+    that unmatched requests are counted too."""
     inner: ASGIApp = MetricsMiddleware(app, wiring.metrics)
     provider = configure_tracing("socius", settings.otlp_endpoint)
     if provider is not None:
         inner = TracingMiddleware(inner, provider.get_tracer("socius"))
-    return RequestContextMiddleware(inner)
+    return WebSocketFront(RequestContextMiddleware(inner), wiring.container.realtime)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:

@@ -12,6 +12,7 @@ import pytest
 from conftest import PASSWORD, Account
 from socius.client import ApiError, Client
 from socius.services.graph_cache import HEAD_SIZE
+from socius.services.suggestions import FANOUT
 
 
 @pytest.fixture
@@ -389,6 +390,31 @@ def test_suggestions_weigh_mutual_friends_by_adamic_adar(
     assert by_id[via_quiet.id]["mutual_count"] == by_id[via_busy.id]["mutual_count"] == 1
     assert by_id[via_quiet.id]["score"] == pytest.approx(1 / math.log(2), abs=1e-5)
     assert by_id[via_busy.id]["score"] == pytest.approx(1 / math.log(5), abs=1e-5)
+
+
+def test_suggestions_read_only_the_newest_friends_of_each_friend(
+    app: Any, http: Any, register: Callable[..., Account]
+) -> None:
+    """Fan-out is bounded: a friend with more than FANOUT friends lends only the newest."""
+    me, hub = register(), register()
+    befriend(me, hub)
+    graph, accounts = app.wiring.container.graph, app.wiring.container.accounts
+
+    async def befriend_many() -> list[str]:
+        made = []
+        for i in range(FANOUT + 5):
+            user = await accounts.admin_create_user(f"hubf_{i}_{me.id[-6:]}", PASSWORD)
+            await graph.send_friend_request(int(hub.id), user.id)
+            await graph.accept_friend_request(user.id, int(hub.id))
+            made.append(str(user.id))
+        return made
+
+    oldest_first = http.blocking_portal.call(befriend_many)
+    items = me.client.request("GET", "/v1/friends/suggestions", params={"limit": 100}).json()
+    suggested = {s["user"]["id"]: s["mutual_count"] for s in items["items"]}
+    # hub's newest FANOUT friends; I am the oldest of them, and never suggested to myself
+    assert set(suggested) == set(oldest_first[-FANOUT:])
+    assert set(suggested.values()) == {1}
 
 
 def test_mutual_friends_are_exactly_the_shared_ones(register: Callable[..., Account]) -> None:

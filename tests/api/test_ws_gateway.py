@@ -117,6 +117,21 @@ def test_a_revoked_token_closes_4401(
         expect_close(ws, 4401)
 
 
+def test_a_handshake_that_finds_no_slot_in_time_closes_1013_and_a_retry_gets_in(
+    app: Any, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    a = register()
+    gateway = realtime_of(app).gateway
+    gateway.configure(handshakes=0, admission_wait=0.2)  # every slot taken
+    with http.websocket_connect("/v1/ws") as ws:
+        ws.send_json({"type": "auth", "token": a.auth.access_token, "cursor": None})
+        assert expect_close(ws, 1013) == []
+    gateway.configure(handshakes=1)
+    with connected(http, a.auth.access_token) as (ws, replayed, _):
+        assert replayed == []
+        assert_pong_next(ws)
+
+
 @pytest.mark.parametrize("cursor", ["%%%", "eyJzIjotMX0", "eyJzIjo5OTk5fQ"])  # junk, -1, 9999
 def test_a_bad_cursor_gets_an_error_then_4400(
     http: TestClient[Any], register: Callable[..., Account], cursor: str

@@ -111,6 +111,8 @@ async def test_every_operation_fails_as_cache_unavailable() -> None:
             cache.set("k", b"v", ttl=1),
             cache.lease("k", ttl=1),
             cache.lease_many(["k", "l"], ttl=1),
+            cache.get_or_lease("k", ttl=1),
+            cache.get_many_or_lease(["k", "l"], ttl=1),
             cache.fill("k", b"v", ttl=1, token="t"),
             cache.fill_many([("k", b"v", "t")], ttl=1),
             cache.invalidate("k", "l"),

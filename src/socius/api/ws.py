@@ -24,10 +24,14 @@ from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.types import ASGIApp
 
 from socius.api.dependencies import container_of
+from socius.realtime import Realtime
 
-__all__ = ["LitestarSocket", "ws_gateway"]
+__all__ = ["AsgiSocket", "LitestarSocket", "WebSocketFront", "ws_gateway"]
+
+PATH = "/v1/ws"
 
 
 class LitestarSocket:
@@ -69,3 +73,63 @@ async def ws_gateway(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(1011, "real-time delivery is not configured")
         return
     await realtime.gateway.serve(LitestarSocket(socket))
+
+
+class AsgiSocket:
+    """The raw ASGI websocket as the gateway's ``Socket`` (no framework in between)."""
+
+    __slots__ = ("_closed", "_receive", "_send")
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive = receive
+        self._send = send
+        self._closed = False
+
+    async def receive(self) -> str | bytes | None:
+        if self._closed:
+            return None
+        message: Any = await self._receive()
+        if message["type"] != "websocket.receive":  # websocket.disconnect
+            self._closed = True
+            return None
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        return bytes(message.get("bytes") or b"")
+
+    async def send(self, text: str) -> None:
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def close(self, code: int, reason: str = "") -> None:
+        # As LitestarSocket.close: the client or the server may already be gone.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class WebSocketFront:
+    """Serves ``GET /v1/ws`` straight from the ASGI scope, in front of the middleware and
+    Litestar's routing; everything else goes to ``app``.
+
+    Litestar adds nothing the gateway uses (it has its own protocol, auth frame and
+    errors) but costs, per socket, its routing and parameter resolution at connect, a few
+    kilobytes of wrappers and suspended frames for the socket's life, and two wrappers on
+    every frame sent: a large share of a connect and of an idle socket's memory (W3)."""
+
+    def __init__(self, app: ASGIApp, realtime: Realtime | None) -> None:
+        self._app = app
+        self._realtime = realtime
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket" or scope["path"] != PATH:
+            await self._app(scope, receive, send)
+            return
+        message: Any = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        socket = AsgiSocket(receive, send)
+        if self._realtime is None:
+            await socket.close(1011, "real-time delivery is not configured")
+            return
+        await self._realtime.gateway.serve(socket)

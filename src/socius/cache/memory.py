@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
+import itertools
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 __all__ = ["MemoryCache"]
 
 _LEASE = "lease:"
+# Tokens need only be distinct (this cache lives in one process): a counter, not a syscall.
+_TOKEN_PREFIX = os.urandom(4).hex()
 
 
 class MemoryCache:
@@ -22,6 +25,7 @@ class MemoryCache:
     def __init__(self, *, max_entries: int = 200_000) -> None:
         self._data: OrderedDict[str, tuple[float, bytes | int]] = OrderedDict()
         self._max = max_entries
+        self._tokens = itertools.count(1)
 
     def _live(self, key: str) -> tuple[float, bytes | int] | None:
         entry = self._data.get(key)
@@ -48,7 +52,7 @@ class MemoryCache:
     def _lease(self, key: str, ttl: float) -> str | None:
         if self._live(_LEASE + key) is not None:
             return None
-        token = secrets.token_hex(8)
+        token = f"{_TOKEN_PREFIX}{next(self._tokens):x}"
         self._put(_LEASE + key, time.monotonic() + ttl, token.encode())
         return token
 
@@ -94,6 +98,15 @@ class MemoryCache:
 
     async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]:
         return [self._lease(key, ttl) for key in keys]
+
+    async def get_or_lease(self, key: str, *, ttl: float) -> tuple[bytes | None, str | None]:
+        value = self._read(key)
+        return (value, None) if value is not None else (None, self._lease(key, ttl))
+
+    async def get_many_or_lease(
+        self, keys: Sequence[str], *, ttl: float
+    ) -> list[tuple[bytes | None, str | None]]:
+        return [await self.get_or_lease(key, ttl=ttl) for key in keys]
 
     async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
         return self._fill(key, value, ttl, token)

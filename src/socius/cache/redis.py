@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
+import itertools
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -34,6 +35,25 @@ return stored
 """
 
 
+# KEYS: key1, lease1, key2, lease2, ...; ARGV: lease ttl in ms, token1, token2, ...
+# For each key: its value if it has one; else 1 when its lease was taken with the given
+# token, 0 when another holds it. A GET and, on a miss, a SET NX, in one round trip.
+_GET_OR_LEASE = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local value = redis.call('GET', KEYS[i])
+  if value then
+    out[#out + 1] = value
+  elseif redis.call('SET', KEYS[i + 1], ARGV[(i + 1) / 2 + 1], 'NX', 'PX', ARGV[1]) then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -55,6 +75,14 @@ class RedisCache:
         )
         self._prefix = prefix
         self._fill_script = self._redis.register_script(_FILL)
+        self._get_or_lease_script = self._redis.register_script(_GET_OR_LEASE)
+        # Lease tokens must differ across nodes and calls, not be secret: a random
+        # prefix per cache and a counter (no syscall per lease).
+        self._token_prefix = os.urandom(8).hex()
+        self._tokens = itertools.count(1)
+
+    def _token(self) -> str:
+        return f"{self._token_prefix}{next(self._tokens):x}"
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -106,7 +134,7 @@ class RedisCache:
     async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]:
         if not keys:
             return []
-        tokens = [secrets.token_hex(8) for _ in keys]
+        tokens = [self._token() for _ in keys]
         px = _ms(ttl)
 
         async def run() -> list[bool | None]:
@@ -117,6 +145,26 @@ class RedisCache:
 
         taken = await self._call(run)
         return [token if ok else None for token, ok in zip(tokens, taken, strict=True)]
+
+    async def get_or_lease(self, key: str, *, ttl: float) -> tuple[bytes | None, str | None]:
+        return (await self.get_many_or_lease([key], ttl=ttl))[0]
+
+    async def get_many_or_lease(
+        self, keys: Sequence[str], *, ttl: float
+    ) -> list[tuple[bytes | None, str | None]]:
+        if not keys:
+            return []
+        tokens = [self._token() for _ in keys]
+        full = [k for key in keys for k in (self._k(key), self._k(_LEASE + key))]
+        args: list[str | int] = [_ms(ttl), *tokens]
+        found = await self._call(lambda: self._get_or_lease_script(keys=full, args=args))
+        out: list[tuple[bytes | None, str | None]] = []
+        for token, item in zip(tokens, found, strict=True):
+            if isinstance(item, int):
+                out.append((None, token if item else None))
+            else:
+                out.append((_bytes(item), None))
+        return out
 
     async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
         return await self._fill([(key, value, token)], ttl) == 1

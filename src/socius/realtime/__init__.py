@@ -17,13 +17,13 @@ from socius.observability.metrics import Metrics
 from socius.realtime.gateway import Gateway, Limits, Render, revocation_notifier
 from socius.realtime.hub import Hub
 from socius.realtime.presence import Presence
-from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
 from socius.services.messaging import MessagingService
 from socius.services.ports import Bus, Cache, Clock
 from socius.services.revocation import Revocations
+from socius.services.tokens import AccessTokens
 
 __all__ = ["Limits", "Realtime", "revocation_notifier"]
 
@@ -37,7 +37,7 @@ class Realtime:
         bus: Bus,
         cache: Cache,
         clock: Clock,
-        auth: AuthService,
+        tokens: AccessTokens,
         revocations: Revocations,
         inbox: InboxService,
         messaging: MessagingService,
@@ -47,11 +47,18 @@ class Realtime:
         metrics: Metrics | None = None,
         limits: Limits | None = None,
     ) -> None:
-        self.presence = Presence(cache, delivery, graph, clock, node=secrets.token_hex(6))
-        self.hub = Hub(bus, on_first=self.presence.joined, on_last=self.presence.left)
+        self.presence = Presence(
+            cache,
+            delivery,
+            graph,
+            clock,
+            node=secrets.token_hex(6),
+            connected=lambda user_id: user_id in self.hub,
+        )
+        self.hub = Hub(bus, on_change=self.presence.changed)
         self.gateway = Gateway(
             self.hub,
-            auth,
+            tokens,
             revocations,
             inbox,
             messaging,
@@ -67,6 +74,9 @@ class Realtime:
 
     async def stop(self) -> None:
         await self.gateway.shutdown()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.presence.settle()  # the offline transitions of those sockets
         task, self._refresher = self._refresher, None
         if task is not None:
             task.cancel()

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -24,15 +24,15 @@ import msgspec
 import structlog
 
 from socius.domain.errors import BusUnavailable, DomainError, InvalidInput, Unauthenticated
-from socius.domain.events import Event
 from socius.domain.ids import parse_id
 from socius.observability.metrics import Metrics
+from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
-from socius.services.auth import AuthService
 from socius.services.delivery import BusEvent, Delivery
 from socius.services.inbox import InboxService, cursor_for, seq_of
 from socius.services.messaging import MessagingService
 from socius.services.revocation import Revocations
+from socius.services.tokens import AccessTokens
 
 __all__ = [
     "CLOSE_BAD_CURSOR",
@@ -81,6 +81,8 @@ class Limits:
     stall_timeout: float = 30.0  # how long a log replay may wait on a full send queue
     max_frame_bytes: int = 64 * 1024  # client frames; beyond: close 1009
     page: int = 100  # log rows per query when replaying or filling a gap
+    handshakes: int = 128  # handshakes (token, subscription, replay) running at once
+    admission_wait: float = 15.0  # how long a handshake may queue for a slot; then 1013
 
 
 class Socket(Protocol):
@@ -112,22 +114,26 @@ _encode = msgspec.json.Encoder().encode
 _decode_auth = msgspec.json.Decoder(_Auth).decode
 _decode_frame = msgspec.json.Decoder(_ClientFrame).decode
 _PONG = _encode({"type": "pong"}).decode()
+_PINGS = frozenset({'{"type":"ping"}', '{"type": "ping"}'})  # the usual spellings
 
 
-class _Tick:
-    """A marker in the live buffer: time to re-check the session and the log."""
+class _Head:
+    """A marker in the live buffer: the log's head was ``seq`` (the periodic check)."""
 
+    __slots__ = ("seq",)
 
-_TICK = _Tick()
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
 
 
 class Gateway:
-    """What every connection needs; one per process."""
+    """What every connection needs, one per process: admission of handshakes, batched
+    reads of log positions and revocations, and the periodic check of every socket."""
 
     def __init__(
         self,
         hub: Hub,
-        auth: AuthService,
+        tokens: AccessTokens,
         revocations: Revocations,
         inbox: InboxService,
         messaging: MessagingService,
@@ -137,7 +143,7 @@ class Gateway:
         limits: Limits | None = None,
     ) -> None:
         self.hub = hub
-        self.auth = auth
+        self.tokens = tokens
         self.revocations = revocations
         self.inbox = inbox
         self.messaging = messaging
@@ -147,13 +153,26 @@ class Gateway:
         self.connections: set[Connection] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.positions: Batcher[int, int] = Batcher(inbox.positions, default=0)
+        self.revoked: Batcher[int, bool] = Batcher(self._revoked, default=False)
+        self._admission = asyncio.Semaphore(self.limits.handshakes)
+        self._checker: asyncio.Task[None] | None = None
+        self._reconfigured = asyncio.Event()
+        self.clock = time.monotonic
 
     def configure(self, **changes: Any) -> None:
         """Change limits for connections opened from now on (tests use small ones)."""
         self.limits = replace(self.limits, **changes)
+        self._admission = asyncio.Semaphore(self.limits.handshakes)
+        self._reconfigured.set()  # the periodic check takes its new interval
+
+    async def _revoked(self, session_ids: list[int]) -> dict[int, bool]:
+        return dict.fromkeys(await self.revocations.revoked_among(session_ids), True)
 
     async def serve(self, socket: Socket) -> None:
         """Run one accepted socket until it closes."""
+        if self._checker is None:
+            self._checker = asyncio.create_task(self._check_all(), name="socius-ws-check")
         connection = Connection(self, socket, self.limits)
         self.connections.add(connection)
         self._idle.clear()
@@ -170,8 +189,31 @@ class Gateway:
         if self.metrics:
             self.metrics.ws_closed_total.labels(code="client" if code is None else str(code)).inc()
 
+    @contextlib.asynccontextmanager
+    async def admitted(self, wait: float) -> AsyncIterator[bool]:
+        """A handshake slot: at most ``limits.handshakes`` run at once, the others queue
+        (in arrival order) for up to ``wait`` seconds. False when none came in time."""
+        admission = self._admission
+        if admission.locked():  # (else: a free slot, taken without a timer)
+            try:
+                async with asyncio.timeout(wait):
+                    await admission.acquire()
+            except TimeoutError:
+                yield False
+                return
+        else:
+            await admission.acquire()
+        try:
+            yield True
+        finally:
+            admission.release()
+
     async def shutdown(self, grace: float = 2.0) -> None:
         """Close every connection (1001) and wait up to ``grace`` seconds for them."""
+        checker, self._checker = self._checker, None
+        if checker is not None:
+            checker.cancel()
+            await asyncio.gather(checker, return_exceptions=True)
         for connection in list(self.connections):
             connection.finish(CLOSE_GOING_AWAY, "server shutting down")
         if self.connections:
@@ -179,8 +221,81 @@ class Gateway:
                 async with asyncio.timeout(grace):
                     await self._idle.wait()
 
+    async def _check_all(self) -> None:
+        """The process's one timer for all sockets. Every ``idle_timeout / 4``: close
+        (4408) the sockets the client has said nothing on for ``idle_timeout``. Every
+        ``recheck_interval``: the sessions of all sockets still stand, and no socket is
+        behind its log's head (an event the bus lost, with nothing after it), with one
+        cache multi-get and one query per ``_CHECK_BATCH`` sockets."""
+        now = self.clock()
+        next_sweep = now + self.limits.idle_timeout / 4
+        next_check = now + self.limits.recheck_interval
+        while True:
+            self._reconfigured.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(min(next_sweep, next_check) - now, 0.0)):
+                    await self._reconfigured.wait()
+                now = self.clock()  # reconfigured: the new intervals count from now
+                next_sweep = now + self.limits.idle_timeout / 4
+                next_check = now + self.limits.recheck_interval
+                continue
+            now = self.clock()
+            if now >= next_sweep:
+                next_sweep = now + self.limits.idle_timeout / 4
+                for c in [c for c in self.connections if c.ready and not c.closing]:
+                    if now - c.heard > c.idle_timeout:
+                        c.finish(CLOSE_TOO_SLOW, "nothing received: send ping frames")
+            if now >= next_check:
+                next_check = now + self.limits.recheck_interval
+                ready = [c for c in self.connections if c.ready and not c.closing]
+                for k in range(0, len(ready), _CHECK_BATCH):
+                    try:
+                        await self._check_some(ready[k : k + _CHECK_BATCH])
+                    except Exception:  # the next round tries again
+                        log.exception("ws_check_failed", sockets=len(ready))
+                now = self.clock()
+
+    async def _check_some(self, connections: list[Connection]) -> None:
+        revoked = await self.revocations.revoked_among(list({c.session_id for c in connections}))
+        for c in connections:
+            if c.session_id in revoked:
+                c.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
+        heads = await self.inbox.positions(list({c.user_id for c in connections}))
+        for c in connections:
+            head = heads.get(c.user_id, 0)
+            if head > c.last_seq and not c.closing:
+                c.behind(head)
+
+
+_CHECK_BATCH = 500
+
 
 class Connection:
+    """One socket. The task that serves it (the web framework's) authenticates, replays,
+    then reads the client's frames; a writer task exists while frames wait to be sent, and
+    a pump task while live events wait to be processed: an idle socket has no task of its
+    own and no timer (the gateway's one timer watches every socket's silence)."""
+
+    __slots__ = (
+        "_done",
+        "_gw",
+        "_limits",
+        "_live",
+        "_out",
+        "_pump",
+        "_room",
+        "_socket",
+        "_task",
+        "_typed",
+        "_writer",
+        "acked",
+        "heard",
+        "last_seq",
+        "ready",
+        "session_id",
+        "user_id",
+    )
+
     def __init__(self, gateway: Gateway, socket: Socket, limits: Limits) -> None:
         self._gw = gateway
         self._socket = socket
@@ -189,90 +304,89 @@ class Connection:
         self.session_id = 0
         self.last_seq = 0  # the last log position sent (or skipped by a null cursor)
         self.acked = 0  # the last position the client acknowledged
-        self._typed: dict[int, float] = {}
-        self._live: deque[BusEvent | _Tick] = deque()
-        self._wakeup = asyncio.Event()
-        self._out: asyncio.Queue[tuple[str, bool]] = asyncio.Queue(maxsize=limits.send_queue)
-        self._done: asyncio.Future[tuple[int | None, str]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.ready = False  # replayed and `ready` queued: live events flow
+        self._typed: dict[int, float] | None = None
+        # Both made when needed and dropped when drained (an idle socket has neither).
+        self._live: deque[BusEvent | _Head] | None = None  # live events to process
+        self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
+        self.heard = 0.0  # loop time of the last frame from the client (once ready)
+        self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
+        self._writer: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._done: tuple[int | None, str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def finish(self, code: int | None, reason: str = "") -> None:
         """End the connection: close with ``code`` (None: the client already left)."""
-        if not self._done.done():
-            self._done.set_result((code, reason))
+        if self._done is not None:
+            return
+        self._done = (code, reason)
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()  # wake the serving task wherever it waits; run() closes
 
     @property
     def closing(self) -> bool:
-        return self._done.done()
+        return self._done is not None
+
+    @property
+    def idle_timeout(self) -> float:
+        return self._limits.idle_timeout
 
     async def run(self) -> int | None:
         """Serve the socket; the close code (None when the client closed)."""
+        self._task = asyncio.current_task()
         try:
-            code, reason = await self._serve()
-        except Exception:  # a dependency failed before the tasks started
-            log.exception("ws_connection_failed", user_id=self.user_id)
-            code, reason = CLOSE_INTERNAL, "internal error"
-        if code is not None:
-            await self._socket.close(code, reason)
-        return code
-
-    async def _serve(self) -> tuple[int | None, str]:
-        cursor = await self._authenticate()
-        if self._done.done():
-            return self._done.result()
-        try:
-            await self._gw.hub.join(self.user_id, self)
-        except BusUnavailable as exc:
-            log.warning("ws_bus_unavailable", error=str(exc))
-            return CLOSE_TRY_LATER, "live delivery is unavailable, retry shortly"
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            # Revoked between the token check and the subscription: the bus said nothing.
-            if await self._gw.revocations.is_revoked(self.session_id):
-                return CLOSE_UNAUTHENTICATED, "the session has ended"
-            tasks = [
-                asyncio.create_task(self._guard(self._read())),
-                asyncio.create_task(self._guard(self._pump(cursor))),
-                asyncio.create_task(self._guard(self._write())),
-            ]
-            return await self._done
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                if self._done is None:
+                    raise  # cancelled from outside (the server is going away)
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+            except Exception:
+                log.exception("ws_connection_failed", user_id=self.user_id)
+                self.finish(CLOSE_INTERNAL, "internal error")
+            self._task = None  # nothing may cancel the clean-up
+            for task_ in (self._pump, self._writer):
+                if task_ is not None:
+                    task_.cancel()
+            code, reason = self._done or (None, "")
+            if code is not None:
+                await self._socket.close(code, reason)
+            return code
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._gw.hub.leave(self.user_id, self)
+            self._task = None
+            if self.user_id:
+                await self._gw.hub.leave(self.user_id, self)
 
-    async def _guard(self, body: Any) -> None:
-        try:
-            await body
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("ws_connection_failed", user_id=self.user_id)
-            self.finish(CLOSE_INTERNAL, "internal error")
+    async def _serve(self) -> None:
+        """Authenticate, replay, read; returns once finished."""
+        auth = await self._auth_frame()
+        if auth is None:
+            return
+        async with self._gw.admitted(self._limits.admission_wait) as admitted:
+            if not admitted:
+                self.finish(CLOSE_TRY_LATER, "too many connections at once, retry shortly")
+                return
+            started = await self._start(auth)
+        del auth  # the token is not kept for the socket's life
+        if not started:
+            return
+        self._flush_live()
+        await self._read()
 
-    async def _authenticate(self) -> str | None:
-        """Wait for the auth frame; the cursor it names. Finishes the connection on failure."""
-        receiving = asyncio.ensure_future(self._socket.receive())
+    async def _auth_frame(self) -> _Auth | None:
+        """The first frame, which must be an auth frame, within ``auth_timeout``."""
         try:
-            await asyncio.wait(
-                (receiving, self._done),
-                timeout=self._limits.auth_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            if not receiving.done():
-                receiving.cancel()
-                await asyncio.gather(receiving, return_exceptions=True)
-        if self._done.done():  # shut down meanwhile
-            return None
-        if receiving.cancelled():
+            async with asyncio.timeout(self._limits.auth_timeout):
+                raw = await self._socket.receive()
+        except TimeoutError:
             self.finish(CLOSE_UNAUTHENTICATED, "no auth frame in time")
             return None
-        raw = receiving.result()
         if raw is None:
             self.finish(None)
             return None
@@ -283,28 +397,61 @@ class Connection:
         if frame is None or frame.type != "auth" or _too_big(raw, self._limits.max_frame_bytes):
             self.finish(CLOSE_UNAUTHENTICATED, "the first frame must be an auth frame")
             return None
+        return frame
+
+    async def _start(self, frame: _Auth) -> bool:
+        """Token, subscription, replay, `ready`. False when the connection is finished."""
+        gw = self._gw
         try:
-            principal = await self._gw.auth.authenticate(frame.token)
+            # The signature and claims; revocation is checked once subscribed (below).
+            claims = await gw.tokens.verify(frame.token)
         except Unauthenticated as exc:
             self.finish(CLOSE_UNAUTHENTICATED, exc.code)
-            return None
+            return False
         try:
-            seq_of(frame.cursor)
+            after = seq_of(frame.cursor)
         except InvalidInput as exc:
             await self._reject_cursor(exc)
-            return None
-        self.user_id, self.session_id = principal.user_id, principal.session_id
-        return frame.cursor
+            return False
+        self.user_id, self.session_id = claims.user_id, claims.session_id
+        try:
+            await gw.hub.join(self.user_id, self)
+        except BusUnavailable as exc:
+            log.warning("ws_bus_unavailable", error=str(exc))
+            self.finish(CLOSE_TRY_LATER, "live delivery is unavailable, retry shortly")
+            return False
+        # Revoked before the subscription (the bus said nothing to this connection):
+        # checked after it, so that a revocation is either seen here or arrives live.
+        if await gw.revoked.get(self.session_id):
+            self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
+            return False
+        # Read after subscribing: an event committed later arrives live.
+        position = await gw.positions.get(self.user_id)
+        if frame.cursor is None:
+            self.last_seq = position  # start from now; /v1/sync serves the history
+        elif after > position:
+            await self._reject_cursor(InvalidInput("cursor is not valid", code="invalid_cursor"))
+            return False
+        else:
+            self.last_seq = after
+            if position > after and not await self._fill(position):
+                return False
+        ready = _encode({"type": "ready", "cursor": cursor_for(self.last_seq)}).decode()
+        if not await self._put(ready, is_event=False):
+            return False
+        self.ready = True
+        self.heard = gw.clock()
+        return not self.closing
 
     async def _reject_cursor(self, exc: InvalidInput) -> None:
         with contextlib.suppress(Exception):
             await self._socket.send(_error_frame(exc.code, exc.message))
         self.finish(CLOSE_BAD_CURSOR, exc.code)
 
-    # -- from the hub ----------------------------------------------------------------------
+    # -- from the hub and the periodic check ----------------------------------------------
 
     def deliver(self, event: BusEvent) -> None:
-        if self._done.done():
+        if self._done is not None:
             return
         if event.type in INTERNAL_EVENTS:
             if event.type == SESSION_REVOKED:
@@ -312,54 +459,138 @@ class Connection:
                 if str(self.session_id) in ended:
                     self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
             return
-        if len(self._live) >= self._limits.live_buffer:
+        live = self._live
+        if live is None:
+            live = self._live = deque()
+        elif len(live) >= self._limits.live_buffer:
             self.finish(CLOSE_TOO_SLOW, "too far behind: resume from your cursor")
             return
-        self._live.append(event)
-        self._wakeup.set()
+        live.append(event)
+        self._flush_live()
 
-    # -- tasks -----------------------------------------------------------------------------
+    def behind(self, head: int) -> None:
+        """The log's head is ``head``: send what the bus has not delivered up to it."""
+        if self._live is None:
+            self._live = deque()
+        self._live.append(_Head(head))
+        self._flush_live()
 
-    async def _write(self) -> None:
-        metrics = self._gw.metrics
-        while True:
-            text, is_event = await self._out.get()
-            try:
-                await self._socket.send(text)
-            except Exception:  # the client went away mid-send
-                self.finish(None)
-                return
-            if is_event and metrics:
-                metrics.ws_events_sent_total.inc()
+    def _flush_live(self) -> None:
+        if self.ready and self._live and self._pump is None and self._done is None:
+            self._pump = asyncio.create_task(self._process())
+
+    async def _process(self) -> None:
+        """Live events in order, while there are any (then the task ends)."""
+        live = self._live
+        try:
+            while live and self._done is None:
+                item = live.popleft()
+                if isinstance(item, _Head):
+                    if item.seq > self.last_seq and not await self._fill(item.seq):
+                        return
+                elif not await self._handle(item):
+                    return
+        except Exception:
+            log.exception("ws_connection_failed", user_id=self.user_id)
+            self.finish(CLOSE_INTERNAL, "internal error")
+        finally:
+            self._pump = None
+            if not self._live:
+                self._live = None
+
+    async def _handle(self, event: BusEvent) -> bool:
+        """One live event; False once the connection is finished."""
+        seq = event.seq
+        if seq is None:
+            return self._offer(self._frame(event.type, event.payload, None))
+        if seq <= self.last_seq:
+            return True  # already sent (replayed, or the bus said it twice)
+        if seq > self.last_seq + 1 and not await self._fill(seq - 1):
+            return False
+        if not self._offer(self._frame(event.type, event.payload, seq)):
+            return False
+        self.last_seq = seq
+        return True
+
+    async def _fill(self, upto: int) -> bool:
+        """Send the log after ``last_seq`` up to ``upto``, in order."""
+        inbox, page = self._gw.inbox, self._limits.page
+        while self.last_seq < upto:
+            end = min(upto, self.last_seq + page)
+            events = await inbox.events_between(self.user_id, self.last_seq, end)
+            for e in events:
+                if e.seq is None or e.seq <= self.last_seq:
+                    continue
+                if e.seq > upto:
+                    break
+                if not await self._put(self._frame(e.type, e.payload, e.seq)):
+                    return False
+                self.last_seq = e.seq
+            # The query returned every row up to `end` (rows come in order, and a short
+            # answer is the whole rest of the log): a number left out was erased.
+            self.last_seq = max(self.last_seq, end)
+        return True
+
+    # -- sending ---------------------------------------------------------------------------
 
     def _offer(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame without waiting; a full queue closes the connection (4408)."""
-        try:
-            self._out.put_nowait((text, is_event))
-        except asyncio.QueueFull:
+        if self._done is not None:
+            return False
+        out = self._out
+        if out is None:
+            out = self._out = deque()
+        elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
             return False
+        out.append((text, is_event))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
         return True
 
-    async def _put(self, text: str) -> bool:
+    async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
+        if self._out is not None and len(self._out) >= self._limits.send_queue:
+            try:
+                async with asyncio.timeout(self._limits.stall_timeout):
+                    while self._out is not None and len(self._out) >= self._limits.send_queue:
+                        self._room = asyncio.get_running_loop().create_future()
+                        await self._room
+            except TimeoutError:
+                self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
+                return False
+            finally:
+                self._room = None
+        return self._offer(text, is_event=is_event)
+
+    async def _write(self) -> None:
+        out, metrics = self._out, self._gw.metrics
         try:
-            async with asyncio.timeout(self._limits.stall_timeout):
-                await self._out.put((text, True))
-        except TimeoutError:
-            self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
-            return False
-        return True
+            while out:
+                text, is_event = out.popleft()
+                room = self._room
+                if room is not None and not room.done():
+                    room.set_result(None)
+                await self._socket.send(text)
+                if is_event and metrics:
+                    metrics.ws_events_sent_total.inc()
+        except Exception:  # the client went away mid-send
+            self.finish(None)
+        finally:
+            self._writer = None
+            if not self._out:
+                self._out = None
+
+    # -- reading ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        limits = self._limits
-        while True:
-            try:
-                async with asyncio.timeout(limits.idle_timeout):
-                    raw = await self._socket.receive()
-            except TimeoutError:
-                self.finish(CLOSE_TOO_SLOW, "nothing received: send ping frames")
-                return
+        """Client frames until the end. Silence is watched by the gateway's sweep (one
+        timer per process, not one per socket)."""
+        limits, receive, clock = self._limits, self._socket.receive, self._gw.clock
+        self.heard = clock()
+        while self._done is None:
+            raw = await receive()
+            self.heard = clock()
             if raw is None:
                 self.finish(None)
                 return
@@ -369,6 +600,9 @@ class Connection:
             await self._on_frame(raw)
 
     async def _on_frame(self, raw: str | bytes) -> None:
+        if raw in _PINGS:
+            self._offer(_PONG, is_event=False)
+            return
         try:
             frame = _decode_frame(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -391,119 +625,24 @@ class Connection:
 
     async def _typing(self, conversation: str) -> None:
         conversation_id = parse_id(conversation)
-        now = time.monotonic()
-        if conversation_id is not None and now - self._typed.get(conversation_id, 0.0) < 1.0:
-            return  # at most one typing signal per conversation and second
         if conversation_id is None:
             self._offer(
                 _error_frame("conversation_not_found", "no such conversation"), is_event=False
             )
             return
-        if len(self._typed) > 256:
-            self._typed.clear()
-        self._typed[conversation_id] = now
+        now = time.monotonic()
+        typed = self._typed
+        if typed is None:
+            typed = self._typed = {}
+        if now - typed.get(conversation_id, 0.0) < 1.0:
+            return  # at most one typing signal per conversation and second
+        if len(typed) > 256:
+            typed.clear()
+        typed[conversation_id] = now
         try:
             await self._gw.messaging.typing(self.user_id, conversation_id)
         except DomainError as exc:
             self._offer(_error_frame(exc.code, exc.message), is_event=False)
-
-    async def _pump(self, cursor: str | None) -> None:
-        """Replay after the cursor, say ready, then process live events in order."""
-        inbox = self._gw.inbox
-        position = await inbox.position(self.user_id)
-        if cursor is None:
-            self.last_seq = position  # start from now; /v1/sync serves the history
-        else:
-            after = seq_of(cursor)
-            if after > position:
-                await self._reject_cursor(
-                    InvalidInput("cursor is not valid", code="invalid_cursor")
-                )
-                return
-            self.last_seq = after
-            if not await self._fill(None):
-                return
-        if not await self._put_ready():
-            return
-        next_check = time.monotonic() + self._limits.recheck_interval
-        while not self._done.done():
-            while self._live:
-                item = self._live.popleft()
-                if isinstance(item, _Tick):
-                    if not await self._check():
-                        return
-                elif not await self._handle(item):
-                    return
-            now = time.monotonic()
-            if now >= next_check:
-                next_check = now + self._limits.recheck_interval
-                self._live.append(_TICK)
-                continue
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(next_check - now):
-                    await self._wakeup.wait()
-
-    async def _put_ready(self) -> bool:
-        frame = _encode({"type": "ready", "cursor": cursor_for(self.last_seq)}).decode()
-        try:
-            async with asyncio.timeout(self._limits.stall_timeout):
-                await self._out.put((frame, False))
-        except TimeoutError:
-            self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
-            return False
-        return True
-
-    async def _handle(self, event: BusEvent) -> bool:
-        """One live event; False once the connection is finished."""
-        seq = event.seq
-        if seq is None:
-            return self._offer(self._frame(event.type, event.payload, None))
-        if seq <= self.last_seq:
-            return True  # already sent (replayed, or the bus said it twice)
-        if seq > self.last_seq + 1 and not await self._fill(seq - 1):
-            return False
-        if not self._offer(self._frame(event.type, event.payload, seq)):
-            return False
-        self.last_seq = seq
-        return True
-
-    async def _fill(self, upto: int | None) -> bool:
-        """Send the log after ``last_seq`` up to ``upto`` (None: all of it), in order."""
-        inbox, page = self._gw.inbox, self._limits.page
-        while upto is None or self.last_seq < upto:
-            events: list[Event]
-            if upto is None:
-                events = (
-                    await inbox.sync(self.user_id, cursor=cursor_for(self.last_seq), limit=page)
-                ).items
-            else:
-                end = min(upto, self.last_seq + page)
-                events = await inbox.events_between(self.user_id, self.last_seq, end)
-            for e in events:
-                if e.seq is None or e.seq <= self.last_seq:
-                    continue
-                if upto is not None and e.seq > upto:
-                    break
-                if not await self._put(self._frame(e.type, e.payload, e.seq)):
-                    return False
-                self.last_seq = e.seq
-            if upto is None and len(events) < page:
-                return True
-            if upto is not None and not events:
-                # Nothing (left) in the log up there (it was erased): move on.
-                self.last_seq = min(upto, self.last_seq + page)
-        return True
-
-    async def _check(self) -> bool:
-        """The safety nets: the session still stands, and nothing the bus lost is missed."""
-        if await self._gw.revocations.is_revoked(self.session_id):
-            self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
-            return False
-        position = await self._gw.inbox.position(self.user_id)
-        if position > self.last_seq:
-            return await self._fill(position)
-        return True
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}

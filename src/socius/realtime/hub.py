@@ -3,7 +3,9 @@
 The first connection of a user on this process subscribes the bus subject ``user.<id>``;
 the last one to leave unsubscribes. Each payload that arrives is decoded once and handed
 to every connection of that user. Handing over never waits (a connection queues it), so
-the bus's dispatcher is never held up by a slow client.
+the bus's dispatcher is never held up by a slow client. ``on_change(user_id)`` is told,
+without waiting, when a user's first connection here arrives or their last one leaves
+(presence reconciles it in the background: it is not on the connect path).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ __all__ = ["Hub", "Listener"]
 
 log = structlog.get_logger("socius.realtime")
 
-Transition = Callable[[int], Awaitable[None]]
+Change = Callable[[int], None]
 
 _decode = msgspec.json.Decoder(BusEvent).decode
 
@@ -33,7 +35,7 @@ class Listener(Protocol):
         """Take one event of the listener's user; must not block."""
 
 
-async def _nothing(_user_id: int) -> None:
+def _nothing(_user_id: int) -> None:
     return None
 
 
@@ -42,14 +44,12 @@ class Hub:
         self,
         bus: Bus,
         *,
-        on_first: Transition = _nothing,
-        on_last: Transition = _nothing,
+        on_change: Change = _nothing,
     ) -> None:
-        """``on_first``/``on_last`` run when a user's first connection on this process
-        arrives and when its last one leaves (presence), serialized per user."""
+        """``on_change(user_id)``: a user's first connection on this process arrived, or
+        their last one left (must not block)."""
         self._bus = bus
-        self._on_first = on_first
-        self._on_last = on_last
+        self._on_change = on_change
         self._members: dict[int, set[Listener]] = {}
         self._subs: dict[int, Subscription] = {}
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
@@ -60,6 +60,9 @@ class Hub:
 
     def listeners(self, user_id: int) -> list[Listener]:
         return list(self._members.get(user_id, ()))
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._members
 
     def __len__(self) -> int:
         return sum(len(m) for m in self._members.values())
@@ -89,7 +92,7 @@ class Hub:
                 )
             self._members.setdefault(user_id, set()).add(listener)
             if first:
-                await self._transition(self._on_first, user_id)
+                self._changed(user_id)
 
         await self._locked(user_id, action)
 
@@ -108,14 +111,13 @@ class Hub:
                     await sub.unsubscribe()
                 except BusUnavailable as exc:
                     log.warning("ws_unsubscribe_failed", user_id=user_id, error=str(exc))
-            await self._transition(self._on_last, user_id)
+            self._changed(user_id)
 
         await self._locked(user_id, action)
 
-    @staticmethod
-    async def _transition(hook: Transition, user_id: int) -> None:
+    def _changed(self, user_id: int) -> None:
         try:
-            await hook(user_id)
+            self._on_change(user_id)
         except Exception:  # presence is best effort: never fail a connection over it
             log.exception("ws_presence_hook_failed", user_id=user_id)
 

@@ -20,7 +20,8 @@ a request or a connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +31,7 @@ import structlog
 from socius.domain.errors import CacheUnavailable, InvalidInput
 from socius.domain.graph import EdgeType
 from socius.services.delivery import Delivery
-from socius.services.graph_cache import GraphCache
+from socius.services.graph_cache import HEAD_SIZE, GraphCache
 from socius.services.ports import Cache, Clock
 
 __all__ = ["MAX_FRIENDS", "MAX_IDS", "Presence", "PresenceInfo"]
@@ -40,6 +41,7 @@ log = structlog.get_logger("socius.realtime")
 MAX_FRIENDS = 1000  # presence events go to at most this many (the newest) friends
 MAX_IDS = 100  # GET /v1/presence
 _LAST_SEEN_TTL = 90 * 24 * 3600.0
+_BATCH = 500  # users reconciled per cache multi-get
 
 _nodes_decoder = msgspec.json.Decoder(dict[str, float])
 _encode = msgspec.json.Encoder().encode
@@ -82,10 +84,15 @@ class Presence:
         clock: Clock,
         *,
         node: str,
+        connected: Callable[[int], bool],
         ttl: float = 60.0,
         refresh: float = 20.0,
     ) -> None:
+        """``connected(user_id)``: whether the user has a connection on this node now."""
         self._cache = cache
+        self._connected = connected
+        self._dirty: dict[int, None] = {}  # users to reconcile, in the order they changed
+        self._reconciler: asyncio.Task[None] | None = None
         self._delivery = delivery
         self._graph = graph
         self._clock = clock
@@ -106,42 +113,64 @@ class Presence:
         ttl = max(nodes.values()) - now
         await self._cache.set(_presence_key(user_id), _encode(nodes), ttl=max(ttl, 1.0))
 
-    async def joined(self, user_id: int) -> None:
-        """The user's first connection on this node arrived."""
-        when = self._clock()
-        now = when.timestamp()
-        try:
-            nodes = self._live(await self._cache.get(_presence_key(user_id)), now)
-            was_online = bool(nodes)
-            nodes[self._node] = now + self.ttl
-            await self._store(user_id, nodes, now)
-        except CacheUnavailable:
-            log.warning("presence_unavailable", op="joined", user_id=user_id)
-            return
-        if not was_online:
-            await self._announce(user_id, online=True, last_seen=when)
+    def changed(self, user_id: int) -> None:
+        """The user's first connection on this node arrived, or their last one left: the
+        reconciler brings their entry in line with ``connected`` soon (never waits)."""
+        self._dirty[user_id] = None
+        if self._reconciler is None or self._reconciler.done():
+            self._reconciler = asyncio.create_task(self._reconcile(), name="socius-presence-sync")
 
-    async def left(self, user_id: int) -> None:
-        """The user's last connection on this node left."""
+    async def settle(self) -> None:
+        """Wait until every change told so far is reconciled (tests, shutdown)."""
+        while self._reconciler is not None and not self._reconciler.done():
+            await asyncio.shield(self._reconciler)
+
+    async def _reconcile(self) -> None:
+        while self._dirty:
+            batch = list(self._dirty)[:_BATCH]
+            for user_id in batch:
+                del self._dirty[user_id]
+            try:
+                await self._sync(batch)
+            except Exception:  # best effort: the next change or refresh repairs it
+                log.exception("presence_sync_failed", users=len(batch))
+
+    async def _sync(self, user_ids: list[int]) -> None:
+        """Bring this node's entries of ``user_ids`` in line with who is connected here,
+        announcing the offline <-> online transitions."""
         when = self._clock()
         now = when.timestamp()
+        online: list[int] = []
+        offline: list[int] = []
         try:
-            raw = await self._cache.get(_presence_key(user_id))
-            if raw is None:
-                # Our own entry is gone before we left: the account was erased (which
-                # deletes the presence keys) or the entry expired. Record nothing.
-                return
-            nodes = self._live(raw, now)
-            nodes.pop(self._node, None)
-            if nodes:
-                await self._store(user_id, nodes, now)
-                return
-            await self._cache.delete(_presence_key(user_id))
-            await self._cache.set(_last_seen_key(user_id), _iso(when).encode(), ttl=_LAST_SEEN_TTL)
+            found = await self._cache.get_many([_presence_key(u) for u in user_ids])
+            for user_id, raw in zip(user_ids, found, strict=True):
+                nodes = self._live(raw, now)
+                mine = self._node in nodes
+                if self._connected(user_id):
+                    if mine:
+                        continue
+                    was_online = bool(nodes)
+                    nodes[self._node] = now + self.ttl
+                    await self._store(user_id, nodes, now)
+                    if not was_online:
+                        online.append(user_id)
+                elif mine:
+                    # (No entry of ours: never registered, or erased meanwhile, which
+                    # deletes the presence keys: nothing to undo, nothing to announce.)
+                    del nodes[self._node]
+                    if nodes:
+                        await self._store(user_id, nodes, now)
+                        continue
+                    await self._cache.delete(_presence_key(user_id))
+                    await self._cache.set(
+                        _last_seen_key(user_id), _iso(when).encode(), ttl=_LAST_SEEN_TTL
+                    )
+                    offline.append(user_id)
         except CacheUnavailable:
-            log.warning("presence_unavailable", op="left", user_id=user_id)
-            return
-        await self._announce(user_id, online=False, last_seen=when)
+            log.warning("presence_unavailable", op="sync", users=len(user_ids))
+        await self._announce(online, online=True, when=when)
+        await self._announce(offline, online=False, when=when)
 
     async def refresh(self, user_ids: Sequence[int]) -> None:
         """Keep this node's entries alive for the users connected here."""
@@ -157,14 +186,21 @@ class Presence:
         except CacheUnavailable:
             log.warning("presence_unavailable", op="refresh", users=len(user_ids))
 
-    async def _announce(self, user_id: int, *, online: bool, last_seen: datetime) -> None:
-        rows = await self._graph.edge_page(
-            user_id, EdgeType.FRIEND, limit=MAX_FRIENDS, before_pos=None
-        )
-        if not rows:
+    async def _announce(self, user_ids: list[int], *, online: bool, when: datetime) -> None:
+        """Tell each user's newest MAX_FRIENDS friends (their lists' heads in one read)."""
+        if not user_ids:
             return
-        payload = {"user_id": str(user_id), "online": online, "last_seen_at": _iso(last_seen)}
-        await self._delivery.ephemeral([r.dst for r in rows], "presence", payload)
+        heads = await self._graph.heads(user_ids, EdgeType.FRIEND, limit=HEAD_SIZE)
+        for user_id in user_ids:
+            rows = heads.get(user_id) or []
+            if len(rows) >= HEAD_SIZE:  # more friends than a head holds
+                rows = await self._graph.edge_page(
+                    user_id, EdgeType.FRIEND, limit=MAX_FRIENDS, before_pos=None
+                )
+            if not rows:
+                continue
+            payload = {"user_id": str(user_id), "online": online, "last_seen_at": _iso(when)}
+            await self._delivery.ephemeral([r.dst for r in rows], "presence", payload)
 
     async def lookup(self, viewer: int, user_ids: Sequence[int]) -> list[PresenceInfo]:
         """Presence of those of ``user_ids`` who are ``viewer``'s friends (the others are

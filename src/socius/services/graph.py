@@ -175,11 +175,12 @@ class GraphService:
         """May ``viewer`` see ``owner``'s friend and follower lists?"""
         if viewer == owner:
             return
-        profile = await self.visible_profile(viewer, owner)
-        if profile.is_private:
-            rel = await self._cache.relationship(viewer, owner)
-            if EdgeType.FRIEND not in rel:
-                raise Forbidden("this account's lists are private", code="private_account")
+        rel = await self._cache.relationship(viewer, owner)  # read once for both checks
+        if EdgeType.BLOCKS in rel or EdgeType.BLOCKED_BY in rel:
+            raise _user_not_found()
+        profile = await self._profiles.get(owner)
+        if profile.is_private and EdgeType.FRIEND not in rel:
+            raise Forbidden("this account's lists are private", code="private_account")
 
     async def list_edges(
         self,

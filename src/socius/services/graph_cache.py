@@ -1,7 +1,8 @@
 """The graph's look-aside cache: relationships, list heads, and their invalidation.
 
 Keys: ``r:<a>:<b>`` the edge types from a to b; ``l:<u>:<type>`` the newest edges of a
-list (its "head", enough for the first pages); ``p:<u>`` profiles (see profiles.py);
+list (its "head": the rows the first read of its first page asked for, at least a default
+page, and whether that is the whole list); ``p:<u>`` profiles (see profiles.py);
 ``s:<u>`` suggestions. Writers invalidate after commit; fills are leased.
 """
 
@@ -19,7 +20,8 @@ from socius.services.profiles import profile_key
 
 __all__ = ["HEAD_SIZE", "GraphCache", "suggestions_key"]
 
-HEAD_SIZE = 201  # two default pages and the probe row of the second
+HEAD_SIZE = 201  # the longest head heads() is meant for: two default pages and a probe row
+PAGE_HEAD = 51  # a miss on a first page reads at least a default page and its probe row
 TTL = 300.0
 
 
@@ -29,8 +31,19 @@ class _Row(msgspec.Struct, frozen=True, array_like=True):
     created_at: datetime
 
 
+class _Head(msgspec.Struct, frozen=True, array_like=True):
+    """The newest rows of a list; ``complete``: they are the whole list."""
+
+    rows: list[_Row]
+    complete: bool
+
+
+def _head(rows: Sequence[EdgeRow], asked: int) -> _Head:
+    return _Head([_Row(r.dst, r.pos, r.created_at) for r in rows], complete=len(rows) < asked)
+
+
 _encode_types, _decode_types = msgpack_codec(int)
-_encode_head, _decode_head = msgpack_codec(list[_Row])
+_encode_head, _decode_head = msgpack_codec(_Head)
 
 
 def _mask(types: Iterable[EdgeType]) -> int:
@@ -90,37 +103,44 @@ class GraphCache:
     async def edge_page(
         self, owner: int, type_: EdgeType, *, limit: int, before_pos: int | None
     ) -> list[EdgeRow]:
-        """``limit`` rows of a list, newest first, from the cached head when it holds them."""
+        """``limit`` rows of a list, newest first, from the cached head when it holds them.
 
-        async def load() -> list[_Row]:
-            async with self._uow(write=False) as uow:
-                rows = await uow.edges.range(owner, type_, limit=HEAD_SIZE)
-            return [_Row(r.dst, r.pos, r.created_at) for r in rows]
+        A miss on a first page reads that page only (at least ``PAGE_HEAD`` rows) and
+        caches it as the list's head; a later page is served from the head when it lies
+        inside it, otherwise read from the database without touching the cache."""
+        key = head_key(owner, type_)
+        if before_pos is None:
+            size = max(limit, PAGE_HEAD)
 
-        head = (
-            await self._cache.get(
-                head_key(owner, type_), load, ttl=TTL, encode=_encode_head, decode=_decode_head
+            async def load() -> _Head:  # a fill reads the primary: a replica may lag
+                async with self._uow(write=False) as uow:
+                    rows = await uow.edges.range(owner, type_, limit=size)
+                return _head(rows, size)
+
+            head = await self._cache.get(
+                key, load, ttl=TTL, encode=_encode_head, decode=_decode_head
             )
-            or []
-        )
-        rows = [r for r in head if before_pos is None or r.pos < before_pos][:limit]
-        if len(rows) == limit or len(head) < HEAD_SIZE:
-            return [EdgeRow(r.dst, r.pos, r.created_at) for r in rows]
+            if head is not None and (head.complete or len(head.rows) >= limit):
+                return [EdgeRow(r.dst, r.pos, r.created_at) for r in head.rows[:limit]]
+        else:
+            head = await self._cache.peek(key, decode=_decode_head)
+            if head is not None:
+                rows = [r for r in head.rows if r.pos < before_pos][:limit]
+                if len(rows) == limit or head.complete:
+                    return [EdgeRow(r.dst, r.pos, r.created_at) for r in rows]
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
 
     async def heads(
         self, owners: Sequence[int], type_: EdgeType, *, limit: int
     ) -> dict[int, list[EdgeRow]]:
-        """The newest ``limit`` (at most HEAD_SIZE) edges of many lists: one cache
-        multi-get, and one query for the lists it did not hold."""
+        """The newest ``limit`` edges of many lists: one cache multi-get, and one query
+        for the lists it did not hold (or held too short a head of)."""
 
-        async def load(ids: list[int]) -> dict[int, list[_Row]]:
+        async def load(ids: list[int]) -> dict[int, _Head]:
             async with self._uow(write=False) as uow:
-                found = await uow.edges.range_many(ids, type_, limit=HEAD_SIZE)
-            return {
-                o: [_Row(r.dst, r.pos, r.created_at) for r in rows] for o, rows in found.items()
-            }
+                found = await uow.edges.range_many(ids, type_, limit=limit)
+            return {o: _head(rows, limit) for o, rows in found.items()}
 
         cached = await self._cache.get_many(
             owners,
@@ -130,10 +150,17 @@ class GraphCache:
             encode=_encode_head,
             decode=_decode_head,
         )
-        return {
-            o: [EdgeRow(r.dst, r.pos, r.created_at) for r in (head or [])[:limit]]
-            for o, head in zip(owners, cached, strict=True)
-        }
+        out: dict[int, list[EdgeRow]] = {}
+        short: list[int] = []
+        for o, head in zip(owners, cached, strict=True):
+            if head is not None and (head.complete or len(head.rows) >= limit):
+                out[o] = [EdgeRow(r.dst, r.pos, r.created_at) for r in head.rows[:limit]]
+            else:
+                short.append(o)
+        if short:
+            async with self._uow(write=False, replica=True) as uow:
+                out.update(await uow.edges.range_many(short, type_, limit=limit))
+        return out
 
     async def pair_changed(self, a: int, b: int, types: set[EdgeType]) -> None:
         keys = [

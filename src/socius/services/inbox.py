@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from socius.domain.errors import InvalidInput
@@ -83,6 +84,12 @@ class InboxService:
     async def position(self, user_id: int) -> int:
         async with self._uow(write=False) as uow:
             return await uow.outbox.last_seq(user_id)
+
+    async def positions(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``position`` of many users in one query (the gateway batches its checks)."""
+        async with self._uow(write=False) as uow:
+            found = await uow.outbox.last_seqs(user_ids)
+        return {u: found.get(u, 0) for u in user_ids}
 
     async def events_between(self, user_id: int, after: int, upto: int) -> list[Event]:
         """The user's events in (after, upto], to fill a gap the bus left."""

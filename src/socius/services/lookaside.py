@@ -48,6 +48,13 @@ class _Miss:
 _MISS: Final = _Miss()
 
 
+class _Unleased:
+    """No lease was asked for yet (distinct from one held elsewhere: None)."""
+
+
+_UNLEASED: Final = _Unleased()
+
+
 class _Retry:
     """The flight's leader was cancelled; its waiters start over."""
 
@@ -94,12 +101,15 @@ class LookAside:
         encode: Callable[[T], bytes],
         decode: Callable[[bytes], T],
     ) -> T | None:
-        """The value for ``key``: from the cache, else from ``load`` (None = absent)."""
+        """The value for ``key``: from the cache, else from ``load`` (None = absent).
+
+        The read and, on a miss, the lease are one cache call (one Redis round trip)."""
         while True:
             flight = self._flights.get(key)
             if flight is None:
+                lease: str | _Unleased | None = _UNLEASED
                 try:
-                    raw = await self._cache.get(key)
+                    raw, lease = await self._cache.get_or_lease(key, ttl=self._lease_ttl)
                 except CacheUnavailable:
                     self._error("get")
                     raw, cache_up = None, False
@@ -110,13 +120,28 @@ class LookAside:
                     self._on_result(self._name, "miss" if cached is _MISS else "hit")
                     if not isinstance(cached, _Miss):
                         return cached
-                # Someone may have started a flight while we were reading.
+                    if raw is not None:
+                        lease = _UNLEASED  # an unusable value: no lease was taken
+                # Someone may have started a flight while we were reading. (A lease we
+                # took meanwhile then lapses unused: fills of this key pause until then.)
                 flight = self._flights.get(key)
                 if flight is None:
-                    return await self._lead(key, load, ttl, encode, decode, cache_up)
+                    return await self._lead(key, load, ttl, encode, decode, cache_up, lease)
             result = await asyncio.shield(flight)
             if not isinstance(result, _Retry):
                 return result  # type: ignore[no-any-return]
+
+    async def peek(self, key: str, *, decode: Callable[[bytes], T]) -> T | None:
+        """The cached value of ``key`` if there is one (never loads nor fills): None for
+        a miss, an absent row, or a cache outage."""
+        try:
+            raw = await self._cache.get(key)
+        except CacheUnavailable:
+            self._error("get")
+            return None
+        cached = self._unpack(key, raw, decode)
+        self._on_result(self._name, "miss" if cached is _MISS else "hit")
+        return None if isinstance(cached, _Miss) else cached
 
     async def _lead(
         self,
@@ -126,12 +151,13 @@ class LookAside:
         encode: Callable[[T], bytes],
         decode: Callable[[bytes], T],
         cache_up: bool,
+        lease: str | _Unleased | None,
     ) -> T | None:
         flight: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._flights[key] = flight
         try:
             if cache_up:
-                value = await self._fetch(key, load, ttl, encode, decode)
+                value = await self._fetch(key, load, ttl, encode, decode, lease)
             else:
                 value = await load()
         except Exception as exc:
@@ -155,13 +181,16 @@ class LookAside:
         ttl: float,
         encode: Callable[[T], bytes],
         decode: Callable[[bytes], T],
+        lease: str | _Unleased | None,
     ) -> T | None:
-        """A miss: fill under a lease, or wait for the node that holds it."""
-        try:
-            token = await self._cache.lease(key, ttl=self._lease_ttl)
-        except CacheUnavailable:
-            self._error("lease")
-            return await load()
+        """A miss: fill under the lease, or wait for the node that holds it."""
+        token = lease
+        if isinstance(token, _Unleased):
+            try:
+                token = await self._cache.lease(key, ttl=self._lease_ttl)
+            except CacheUnavailable:
+                self._error("lease")
+                return await load()
         if token is None:
             cached = await self._wait_for(key, decode)
             if not isinstance(cached, _Miss):
@@ -203,8 +232,9 @@ class LookAside:
     ) -> list[T | None]:
         """The values for ``ids``, in their order (None for absent ones).
 
-        One multi-get; the misses are leased together, loaded with one ``load_many``
-        call (ids missing from its result are absent) and filled together.
+        One multi-get that also leases the misses (one Redis round trip); the misses are
+        loaded with one ``load_many`` call (ids missing from its result are absent) and
+        filled together.
         """
         unique = list(dict.fromkeys(ids))
         if not unique:
@@ -212,52 +242,64 @@ class LookAside:
         keys = {i: key(i) for i in unique}
         found: dict[K, T | None] = {}
         try:
-            raws = await self._cache.get_many([keys[i] for i in unique])
+            answers = await self._cache.get_many_or_lease(
+                [keys[i] for i in unique], ttl=self._lease_ttl
+            )
         except CacheUnavailable:
             self._error("get_many")
             loaded = await load_many(unique)
             return [loaded.get(i) for i in ids]
 
-        missing: list[K] = []
-        for i, raw in zip(unique, raws, strict=True):
+        leased: dict[K, str] = {}
+        others: list[K] = []  # leased elsewhere: wait for their fills
+        unleased: list[K] = []  # held an unusable value: no lease asked for yet
+        misses = 0
+        for i, (raw, token) in zip(unique, answers, strict=True):
             cached = self._unpack(keys[i], raw, decode)
-            if isinstance(cached, _Miss):
-                missing.append(i)
-            else:
+            if not isinstance(cached, _Miss):
                 found[i] = cached
+                continue
+            misses += 1
+            if raw is not None:
+                unleased.append(i)
+            elif token is not None:
+                leased[i] = token
+            else:
+                others.append(i)
         for _ in found:
             self._on_result(self._name, "hit")
-        for _ in missing:
+        for _ in range(misses):
             self._on_result(self._name, "miss")
 
-        if missing:
+        if unleased:
             try:
                 tokens = await self._cache.lease_many(
-                    [keys[i] for i in missing], ttl=self._lease_ttl
+                    [keys[i] for i in unleased], ttl=self._lease_ttl
                 )
             except CacheUnavailable:
                 self._error("lease")
-                tokens = [None] * len(missing)
-                others: list[K] = []  # nobody to wait for: load them all
             else:
-                others = [i for i, t in zip(missing, tokens, strict=True) if t is None]
-            leased = {i: t for i, t in zip(missing, tokens, strict=True) if t is not None}
-            if others:
-                found.update(await self._wait_for_many(others, keys, decode))
-            to_load = [i for i in missing if i not in found]
-            if to_load:
-                loaded = await load_many(to_load)
-                fills: list[tuple[str, bytes, str]] = []
-                for i in to_load:
-                    value = loaded.get(i)
-                    found[i] = value
-                    if i in leased:
-                        fills.append((keys[i], self._pack(value, encode), leased[i]))
-                if fills:
-                    try:
-                        await self._cache.fill_many(fills, ttl=ttl)
-                    except CacheUnavailable:
-                        self._error("fill")
+                for i, t in zip(unleased, tokens, strict=True):
+                    if t is not None:
+                        leased[i] = t
+                    else:
+                        others.append(i)
+        if others:
+            found.update(await self._wait_for_many(others, keys, decode))
+        to_load = [i for i in unique if i not in found]
+        if to_load:
+            loaded = await load_many(to_load)
+            fills: list[tuple[str, bytes, str]] = []
+            for i in to_load:
+                value = loaded.get(i)
+                found[i] = value
+                if i in leased:
+                    fills.append((keys[i], self._pack(value, encode), leased[i]))
+            if fills:
+                try:
+                    await self._cache.fill_many(fills, ttl=ttl)
+                except CacheUnavailable:
+                    self._error("fill")
         return [found.get(i) for i in ids]
 
     async def _wait_for_many(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -44,6 +44,11 @@ class UserRepository(Protocol):
     async def get(self, user_id: int) -> User | None: ...
 
     async def get_many(self, user_ids: list[int]) -> list[User]: ...
+
+    async def get_many_with_counts(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]:
+        """Users with their stored edge counts of ``types`` (0 when none), in one query."""
 
     async def lock(self, user_ids: list[int], *, exclusive: bool) -> list[User]:
         """Read users and lock their rows (shared or exclusive) until the transaction ends."""
@@ -140,6 +145,24 @@ class EdgeRepository(Protocol):
     ) -> dict[int, list[EdgeRow]]:
         """The newest ``limit`` edges of each of ``srcs``, in one query."""
 
+    async def newest_with_degree(
+        self, src: int, type_: EdgeType, *, limit: int
+    ) -> list[tuple[int, int | None]]:
+        """The newest ``limit`` dsts, each with its count of ``type_`` edges (None: not active)."""
+
+    async def second_degree(
+        self,
+        src: int,
+        type_: EdgeType,
+        weights: Sequence[tuple[int, float]],
+        *,
+        fanout: int,
+        exclude: Iterable[EdgeType],
+        rank_limit: int,
+        limit: int,
+    ) -> list[tuple[int, int, float]]:
+        """(user, how many weighted users lead there, sum of their weights), best first."""
+
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
     ) -> list[EdgeRow]: ...
@@ -168,6 +191,9 @@ class OutboxRepository(Protocol):
         """Events after ``after_seq``, oldest first."""
 
     async def last_seq(self, user_id: int) -> int: ...
+
+    async def last_seqs(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``last_seq`` of many users; users without a log may be left out."""
 
     async def erase_user(self, user_id: int) -> None: ...
 
@@ -337,6 +363,15 @@ class Cache(Protocol):
         """Take the right to fill ``key``: a token, or None while someone else holds it."""
 
     async def lease_many(self, keys: Sequence[str], *, ttl: float) -> list[str | None]: ...
+
+    async def get_or_lease(self, key: str, *, ttl: float) -> tuple[bytes | None, str | None]:
+        """``get``, and on a miss ``lease`` as well, at once (one round trip on Redis):
+        ``(value, None)``, ``(None, token)``, or ``(None, None)`` while another holds it."""
+
+    async def get_many_or_lease(
+        self, keys: Sequence[str], *, ttl: float
+    ) -> list[tuple[bytes | None, str | None]]:
+        """``get_or_lease`` for each of ``keys``, in their order, in one round trip."""
 
     async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
         """Store ``value`` only if the lease ``token`` still holds (no invalidation came

@@ -75,10 +75,9 @@ def _profile(user: User, counts: dict[EdgeType, int]) -> Profile:
 
 
 async def load_profiles(uow: UnitOfWork, ids: Sequence[int]) -> dict[int, Profile]:
-    """Active users' profiles with their counts, read in two queries."""
-    users = [u for u in await uow.users.get_many(list(ids)) if u.is_active]
-    counts = await uow.edges.counts([u.id for u in users], COUNTED)
-    return {u.id: _profile(u, counts[u.id]) for u in users}
+    """Active users' profiles with their counts, read in one query."""
+    found = await uow.users.get_many_with_counts(list(ids), COUNTED)
+    return {u.id: _profile(u, counts) for u, counts in found if u.is_active}
 
 
 class ProfileService:

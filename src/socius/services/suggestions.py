@@ -2,9 +2,12 @@
 
 A mutual friend ``f`` adds ``1 / log(deg(f))`` to a candidate's score, so a mutual friend
 with a huge friend list counts less. Fan-out is bounded: the newest ``FANOUT`` friends of
-the viewer and the newest ``FANOUT`` friends of each (read from the cached list heads),
-so a user with thousands of friends costs the same as one with a hundred. Results are
-cached per viewer and invalidated by any change to the viewer's edges.
+the viewer and the newest ``FANOUT`` friends of each, so a user with thousands of friends
+costs the same as one with a hundred. The database counts and ranks (two queries: the
+viewer's friends with their degrees, then up to FANOUT x FANOUT rows aggregated where
+they are, never shipped to Python). The best ``KEEP * 2`` are then checked against the
+viewer's own edges, ``KEEP`` stay. Results are cached per viewer and invalidated by any
+change to the viewer's edges.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 import msgspec
 
 from socius.domain.graph import EdgeType
-from socius.services.graph_cache import GraphCache, suggestions_key
+from socius.services.graph_cache import suggestions_key
 from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.ports import UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 
 __all__ = ["FANOUT", "Suggestion", "SuggestionService"]
@@ -52,8 +56,8 @@ class Suggestion:
 
 
 class SuggestionService:
-    def __init__(self, graph: GraphCache, profiles: ProfileService, cache: LookAside) -> None:
-        self._graph = graph
+    def __init__(self, uow: UnitOfWorkFactory, profiles: ProfileService, cache: LookAside) -> None:
+        self._uow = uow
         self._profiles = profiles
         self._cache = cache
 
@@ -76,25 +80,17 @@ class SuggestionService:
         ]
 
     async def _compute(self, viewer: int) -> list[_Candidate]:
-        friends = await self._graph.edge_page(
-            viewer, EdgeType.FRIEND, limit=FANOUT, before_pos=None
-        )
-        friend_ids = [f.dst for f in friends]
-        friend_profiles = await self._profiles.get_many(friend_ids)
-        degrees = {p.id: p.friends_count for p in friend_profiles.values()}
-        known = {viewer, *friend_ids}
-        mutual: dict[int, int] = {}
-        score: dict[int, float] = {}
-        # Their friend lists in one cache multi-get (and one query for the misses).
-        their_friends = await self._graph.heads(friend_ids, EdgeType.FRIEND, limit=FANOUT)
-        for f in friend_ids:
-            weight = 1.0 / math.log(max(degrees.get(f, 2), 2))
-            for row in their_friends[f]:
-                if row.dst in known:
-                    continue
-                mutual[row.dst] = mutual.get(row.dst, 0) + 1
-                score[row.dst] = score.get(row.dst, 0.0) + weight
-        ranked = sorted(score, key=lambda u: (-score[u], -mutual[u], u))[: KEEP * 2]
-        relations = await self._graph.relationships(viewer, ranked)
-        allowed = [u for u in ranked if not relations[u] & _EXCLUDED]
-        return [_Candidate(u, mutual[u], score[u]) for u in allowed[:KEEP]]
+        async with self._uow(write=False, replica=True) as uow:
+            friends = await uow.edges.newest_with_degree(viewer, EdgeType.FRIEND, limit=FANOUT)
+            # A friend who is not active counts as one of degree 2.
+            weights = [(f, 1.0 / math.log(max(d if d is not None else 2, 2))) for f, d in friends]
+            found = await uow.edges.second_degree(
+                viewer,
+                EdgeType.FRIEND,
+                weights,
+                fanout=FANOUT,
+                exclude=_EXCLUDED,
+                rank_limit=KEEP * 2,
+                limit=KEEP,
+            )
+        return [_Candidate(u, mutual, score) for u, mutual, score in found]

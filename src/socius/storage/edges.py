@@ -6,14 +6,56 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import and_, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.storage.tables import edge_counts, edges
+from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
+from socius.storage.id_lists import one_of
+from socius.storage.tables import edge_counts, edges, users
 
 __all__ = ["SqlEdgeRepository"]
+
+# The hottest reads (list pages, relationship look-ups, mutual friends), sent on the
+# driver directly where driver.direct allows; the same statements as the built ones below.
+_TYPES_BETWEEN = "SELECT type FROM edges WHERE src = ? AND dst = ?"
+_RANGE = (
+    "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
+    "ORDER BY pos DESC, dst DESC LIMIT ?"
+)
+# The writes of an edge and its inverse (1 or 2 rows): the built statements of add,
+# remove and _bump below, written out.
+_INSERT_EDGES = {
+    1: "INSERT INTO edges (src, type, dst, pos, created_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING src",
+    2: "INSERT INTO edges (src, type, dst, pos, created_at) VALUES (?, ?, ?, ?, ?), "
+    "(?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING src",
+}
+_DELETE_EDGES = {
+    1: "DELETE FROM edges WHERE (src = ? AND type = ? AND dst = ?) RETURNING src",
+    2: "DELETE FROM edges WHERE (src = ? AND type = ? AND dst = ?) "
+    "OR (src = ? AND type = ? AND dst = ?) RETURNING src",
+}
+_BUMP = {
+    1: "INSERT INTO edge_counts (src, type, count) VALUES (?, ?, ?) "
+    "ON CONFLICT (src, type) DO UPDATE SET count = edge_counts.count + ?",
+    2: "INSERT INTO edge_counts (src, type, count) VALUES (?, ?, ?), (?, ?, ?) "
+    "ON CONFLICT (src, type) DO UPDATE SET count = edge_counts.count + ?",
+}
+_MUTUAL = (
+    "SELECT mine.dst, mine.pos, mine.created_at FROM edges AS mine JOIN edges AS theirs "
+    "ON theirs.src = ? AND theirs.type = ? AND theirs.dst = mine.dst "
+    "WHERE mine.src = ? AND mine.type = ? {before}"
+    "ORDER BY mine.pos DESC, mine.dst DESC LIMIT ?"
+)
+_MUTUAL_FIRST = _MUTUAL.format(before="")
+_MUTUAL_BEFORE = _MUTUAL.format(before="AND mine.pos < ? ")
+_RANGE_BEFORE = (
+    "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? AND pos < ? "
+    "ORDER BY pos DESC, dst DESC LIMIT ?"
+)
 
 
 def _pair_lock_key(a: int, b: int) -> int:
@@ -40,6 +82,9 @@ class SqlEdgeRepository:
             )
 
     async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]:
+        if direct(self._conn):
+            found = await fetch(self._conn, _TYPES_BETWEEN, src, dst)
+            return frozenset(EdgeType(row[0]) for row in found)
         rows = await self._conn.execute(
             select(edges.c.type).where(edges.c.src == src, edges.c.dst == dst)
         )
@@ -52,7 +97,7 @@ class SqlEdgeRepository:
         if dsts:
             rows = await self._conn.execute(
                 select(edges.c.dst, edges.c.type).where(
-                    edges.c.src == src, edges.c.dst.in_(list(dsts))
+                    edges.c.src == src, one_of(edges.c.dst, dsts, self._dialect)
                 )
             )
             for row in rows:
@@ -62,36 +107,53 @@ class SqlEdgeRepository:
     async def add(
         self, src: int, type_: EdgeType, dst: int, *, pos: int, created_at: datetime
     ) -> bool:
-        """Add the edge and its inverse; False when it was already there."""
-        inverse = INVERSE[type_]
-        keys = [(src, int(type_), dst)]
-        if inverse is not None:
-            keys.append((dst, int(inverse), src))
-        added = False
-        for s, t, d in keys:  # separately: each insert's rowcount says whether it was new
-            result = await self._conn.execute(
-                self._insert(edges)
-                .values(src=s, type=t, dst=d, pos=pos, created_at=created_at)
-                .on_conflict_do_nothing()
-            )
-            added = added or bool(result.rowcount)
-        if added:
+        """Add the edge and its inverse; False when it was already there. One INSERT for
+        both rows (its RETURNING says whether either was new), one for both counts."""
+        keys = _with_inverse(src, type_, dst)
+        if direct(self._conn):
+            when = write_timestamp(created_at, self._dialect)
+            args = [v for s, t, d in keys for v in (s, t, d, pos, when)]
+            sql = _INSERT_EDGES[len(keys)]
+            if not await fetch(self._conn, sql, *args):
+                return False
             await self._bump([(s, t) for s, t, _ in keys], +1)
-        return added
+            return True
+        rows = [
+            {"src": s, "type": t, "dst": d, "pos": pos, "created_at": created_at}
+            for s, t, d in keys
+        ]
+        result = await self._conn.execute(
+            self._insert(edges).values(rows).on_conflict_do_nothing().returning(edges.c.src)
+        )
+        if not result.all():
+            return False
+        await self._bump([(s, t) for s, t, _ in keys], +1)
+        return True
 
     async def remove(self, src: int, type_: EdgeType, dst: int) -> bool:
         """Remove the edge and its inverse; False when it was not there."""
-        inverse = INVERSE[type_]
-        keys = [(src, int(type_), dst)]
-        if inverse is not None:
-            keys.append((dst, int(inverse), src))
-        removed = 0
-        for s, t, d in keys:
-            # One equality-keyed statement each: SQLite cannot use the primary key for a
-            # row-value IN list and would scan every edge.
-            result = await self._conn.execute(self._delete_one(s, t, d))
-            removed += result.rowcount
-        if not removed:
+        keys = _with_inverse(src, type_, dst)
+        if direct(self._conn):
+            args = [v for key in keys for v in key]
+            if not await fetch(self._conn, _DELETE_EDGES[len(keys)], *args):
+                return False
+            await self._bump([(s, t) for s, t, _ in keys], -1)
+            return True
+        # Equality-keyed terms under OR: SQLite cannot use the primary key for a row-value
+        # IN list and would scan every edge; an OR of keys is one probe each.
+        result = await self._conn.execute(
+            delete(edges)
+            .where(
+                or_(
+                    *(
+                        and_(edges.c.src == s, edges.c.type == t, edges.c.dst == d)
+                        for s, t, d in keys
+                    )
+                )
+            )
+            .returning(edges.c.src)
+        )
+        if not result.all():
             return False
         await self._bump([(s, t) for s, t, _ in keys], -1)
         return True
@@ -101,19 +163,31 @@ class SqlEdgeRepository:
         return delete(edges).where(edges.c.src == src, edges.c.type == type_, edges.c.dst == dst)
 
     async def _bump(self, keys: Iterable[tuple[int, int]], delta: int) -> None:
-        # Ascending key order: concurrent transactions lock count rows in the same order.
-        for src, type_ in sorted(keys):
-            stmt = self._insert(edge_counts).values(src=src, type=type_, count=max(delta, 0))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[edge_counts.c.src, edge_counts.c.type],
-                set_={"count": edge_counts.c.count + delta},
-            )
-            await self._conn.execute(stmt)
+        """One statement for every count; rows in ascending key order, so concurrent
+        transactions lock count rows in the same order."""
+        ordered = sorted(set(keys))
+        if direct(self._conn):
+            args = [v for s, t in ordered for v in (s, t, max(delta, 0))]
+            await fetch(self._conn, _BUMP[len(ordered)], *args, delta)
+            return
+        rows = [{"src": s, "type": t, "count": max(delta, 0)} for s, t in ordered]
+        stmt = self._insert(edge_counts).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[edge_counts.c.src, edge_counts.c.type],
+            set_={"count": edge_counts.c.count + delta},
+        )
+        await self._conn.execute(stmt)
 
     async def range(
         self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]:
         """Newest first; ``before_pos`` continues after the last row of a previous page."""
+        if direct(self._conn):
+            if before_pos is None:
+                found = await fetch(self._conn, _RANGE, src, int(type_), limit)
+            else:
+                found = await fetch(self._conn, _RANGE_BEFORE, src, int(type_), before_pos, limit)
+            return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in found]
         stmt = (
             select(edges.c.dst, edges.c.pos, edges.c.created_at)
             .where(edges.c.src == src, edges.c.type == int(type_))
@@ -137,7 +211,7 @@ class SqlEdgeRepository:
         )
         inner = (
             select(edges.c.src, edges.c.dst, edges.c.pos, edges.c.created_at, rank)
-            .where(edges.c.src.in_(list(srcs)), edges.c.type == int(type_))
+            .where(one_of(edges.c.src, srcs, self._dialect), edges.c.type == int(type_))
             .subquery()
         )
         rows = await self._conn.execute(
@@ -149,6 +223,68 @@ class SqlEdgeRepository:
         for row in rows:
             found[row.src].append(EdgeRow(row.dst, row.pos, row.created_at))
         return found
+
+    async def newest_with_degree(
+        self, src: int, type_: EdgeType, *, limit: int
+    ) -> list[tuple[int, int | None]]:
+        """The newest ``limit`` users ``src`` has a ``type_`` edge to, each with its own
+        count of ``type_`` edges (None for a user who is not active)."""
+        stmt = (
+            select(
+                edges.c.dst,
+                users.c.status,
+                func.coalesce(edge_counts.c.count, 0).label("degree"),
+            )
+            .select_from(edges)
+            .outerjoin(users, users.c.id == edges.c.dst)
+            .outerjoin(
+                edge_counts,
+                and_(edge_counts.c.src == edges.c.dst, edge_counts.c.type == int(type_)),
+            )
+            .where(edges.c.src == src, edges.c.type == int(type_))
+            .order_by(edges.c.pos.desc(), edges.c.dst.desc())
+            .limit(limit)
+        )
+        return [
+            (row.dst, int(row.degree) if row.status == "active" else None)
+            for row in await self._conn.execute(stmt)
+        ]
+
+    async def second_degree(
+        self,
+        src: int,
+        type_: EdgeType,
+        weights: Sequence[tuple[int, float]],
+        *,
+        fanout: int,
+        exclude: Iterable[EdgeType],
+        rank_limit: int,
+        limit: int,
+    ) -> list[tuple[int, int, float]]:
+        """Users two ``type_`` edges away: through each of the weighted users' newest
+        ``fanout`` edges, never ``src`` or a weighted user. Each with how many weighted
+        users lead there and the sum of their weights, best first (weight, count, id);
+        the best ``rank_limit`` are kept, then those ``src`` has no edge of ``exclude``
+        to, at most ``limit``. One query, counted where the rows are."""
+        if not weights:
+            return []
+        params: dict[str, Any] = {
+            "src": src,
+            "type": int(type_),
+            "skip": max(fanout - 1, 0),
+            "lowest": -(1 << 63),
+            "rank_limit": rank_limit,
+            "limit": limit,
+        }
+        for i, (user_id, weight) in enumerate(weights):
+            params[f"f{i}"] = user_id
+            params[f"w{i}"] = float(weight)
+        excluded = sorted({int(t) for t in exclude})
+        for i, t in enumerate(excluded):
+            params[f"x{i}"] = t
+        stmt = _second_degree_sql(len(weights), len(excluded))
+        rows = await self._conn.execute(stmt, params)
+        return [(int(r.candidate), int(r.mutual), float(r.score)) for r in rows]
 
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
@@ -172,7 +308,9 @@ class SqlEdgeRepository:
             return set()
         rows = await self._conn.execute(
             select(edges.c.dst).where(
-                edges.c.src == src, edges.c.type == int(type_), edges.c.dst.in_(list(dsts))
+                edges.c.src == src,
+                edges.c.type == int(type_),
+                one_of(edges.c.dst, dsts, self._dialect),
             )
         )
         return {row.dst for row in rows}
@@ -184,7 +322,7 @@ class SqlEdgeRepository:
         if srcs:
             rows = await self._conn.execute(
                 select(edge_counts.c.src, edge_counts.c.type, edge_counts.c.count).where(
-                    edge_counts.c.src.in_(list(srcs)),
+                    one_of(edge_counts.c.src, srcs, self._dialect),
                     edge_counts.c.type.in_([int(t) for t in types]),
                 )
             )
@@ -196,6 +334,13 @@ class SqlEdgeRepository:
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]:
         """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order."""
+        if direct(self._conn):
+            t = int(type_)
+            if before_pos is None:
+                found = await fetch(self._conn, _MUTUAL_FIRST, b, t, a, t, limit)
+            else:
+                found = await fetch(self._conn, _MUTUAL_BEFORE, b, t, a, t, before_pos, limit)
+            return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in found]
         mine, theirs = edges.alias("mine"), edges.alias("theirs")
         stmt = (
             select(mine.c.dst, mine.c.pos, mine.c.created_at)
@@ -257,3 +402,44 @@ class SqlEdgeRepository:
                 )
             )
         return {row.dst for row in rows} | {row.src for row in muters}
+
+
+def _with_inverse(src: int, type_: EdgeType, dst: int) -> list[tuple[int, int, int]]:
+    """The (src, type, dst) keys of an edge and of its inverse, if it has one."""
+    keys = [(src, int(type_), dst)]
+    inverse = INVERSE[type_]
+    if inverse is not None:
+        keys.append((dst, int(inverse), src))
+    return keys
+
+
+def _second_degree_sql(n: int, n_excluded: int) -> TextClause:
+    """The statement of ``second_degree`` for ``n`` weighted users and ``n_excluded`` edge
+    types (portable SQL: a VALUES list, and per user a correlated probe for the position
+    of the ``fanout``-th newest edge, so each list is read by the (src, type, pos) index,
+    never in full). Only placeholder names are put into the text."""
+    weighted = ", ".join(
+        f"(CAST(:f{i} AS BIGINT), CAST(:w{i} AS DOUBLE PRECISION))" for i in range(n)
+    )
+    types = ", ".join(f":x{i}" for i in range(n_excluded)) or "NULL"
+    return text(
+        f"""
+        WITH w(f, wt) AS (VALUES {weighted}),
+        ranked AS (
+            SELECT e.dst AS candidate, COUNT(*) AS mutual, SUM(w.wt) AS score
+            FROM w JOIN edges e ON e.src = w.f AND e.type = :type AND e.pos >= COALESCE(
+                (SELECT k.pos FROM edges k WHERE k.src = w.f AND k.type = :type
+                 ORDER BY k.pos DESC LIMIT 1 OFFSET :skip),
+                :lowest)
+            WHERE e.dst <> :src AND e.dst NOT IN (SELECT f FROM w)
+            GROUP BY e.dst
+            ORDER BY score DESC, mutual DESC, candidate
+            LIMIT :rank_limit
+        )
+        SELECT candidate, mutual, score FROM ranked
+        WHERE NOT EXISTS (SELECT 1 FROM edges r
+                          WHERE r.src = :src AND r.type IN ({types}) AND r.dst = ranked.candidate)
+        ORDER BY score DESC, mutual DESC, candidate
+        LIMIT :limit
+        """  # noqa: S608 (placeholder names only; every value is bound)
+    )

@@ -20,9 +20,12 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from socius.storage.sqlite_driver import connect
 
-__all__ = ["WRITE_OPTION", "async_url", "make_engine"]
+__all__ = ["READ_OPTION", "WRITE_OPTION", "async_url", "make_engine"]
 
 WRITE_OPTION = "socius_write"
+#: SQLite: a read-only unit of work; no BEGIN, each statement runs in the driver's own
+#: autocommit mode (cheaper than switching isolation_level to AUTOCOMMIT and back).
+READ_OPTION = "socius_read"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
@@ -82,6 +85,8 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         opts: dict[str, Any] = dict(conn.get_execution_options())
+        if opts.get(READ_OPTION):
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get(WRITE_OPTION) else "BEGIN")
 
     return engine

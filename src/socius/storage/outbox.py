@@ -79,6 +79,15 @@ class SqlOutboxRepository:
         )
         return int(found.scalar_one_or_none() or 0)
 
+    async def last_seqs(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``last_seq`` of many users in one query (a user with no log is left out)."""
+        if not user_ids:
+            return {}
+        rows = await self._conn.execute(
+            select(user_seqs.c.user_id, user_seqs.c.seq).where(user_seqs.c.user_id.in_(user_ids))
+        )
+        return {int(row.user_id): int(row.seq) for row in rows}
+
     async def erase_user(self, user_id: int) -> None:
         await self._conn.execute(delete(user_events).where(user_events.c.user_id == user_id))
         await self._conn.execute(delete(user_seqs).where(user_seqs.c.user_id == user_id))

@@ -147,6 +147,17 @@ class InLoopConnection:
     def cursor(self) -> InLoopCursor:
         return InLoopCursor(self)
 
+    async def execute_fetchall(
+        self, sql: str, parameters: Sequence[Any] | None = None
+    ) -> list[Any]:
+        """aiosqlite's one-call query (``storage/driver.py`` uses it)."""
+        cursor = self._conn.cursor()
+        try:
+            await self._run(cursor.execute, sql, parameters or ())
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level

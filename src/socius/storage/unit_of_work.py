@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
-from socius.storage.engine import WRITE_OPTION, make_engine
+from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
 from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
@@ -70,7 +70,10 @@ class SqlUnitOfWork:
         else:
             # Reads need no transaction: each statement sees what is committed. This
             # spares the BEGIN and ROLLBACK round trips around (often) one query.
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if conn.dialect.name == "sqlite":
+                conn = await conn.execution_options(**{READ_OPTION: True})
+            else:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         self._conn = conn
         self.users = SqlUserRepository(conn)
         self.sessions = SqlSessionRepository(conn)

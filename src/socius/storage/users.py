@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, case, delete, func, insert, or_, select, update
@@ -10,8 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.errors import Conflict
+from socius.domain.graph import EdgeType
 from socius.domain.users import DmPolicy, User, UserStatus
-from socius.storage.tables import refresh_tokens, sessions, users
+from socius.storage.driver import direct, fetch, read_timestamp
+from socius.storage.id_lists import one_of
+from socius.storage.tables import edge_counts, refresh_tokens, sessions, users
 
 __all__ = ["SqlUserRepository", "escape_like"]
 
@@ -50,6 +54,37 @@ def _to_user(row: Row[Any]) -> User:
         created_at=row.created_at,
         updated_at=row.updated_at,
         settings=dict(row.settings or {}),
+    )
+
+
+_USER_FIELDS = tuple(c.name for c in users.c)
+_USER_COLUMNS = ", ".join(_USER_FIELDS)
+_COUNT_COLUMN = ", (SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
+
+
+def _user_from_driver(row: Sequence[Any]) -> User:
+    """A users row as the driver returns it, columns in table order (``_USER_FIELDS``):
+    what SQLAlchemy's types would do, by hand (SQLite: 0/1 booleans, JSON and timestamps
+    as text; asyncpg: JSON as text)."""
+    v = dict(zip(_USER_FIELDS, row, strict=False))
+    settings = v["settings"]
+    if isinstance(settings, str | bytes):
+        settings = json.loads(settings)
+    return User(
+        id=v["id"],
+        username=v["username"],
+        email=v["email"],
+        display_name=v["display_name"],
+        bio=v["bio"],
+        avatar_url=v["avatar_url"],
+        is_private=bool(v["is_private"]),
+        dm_policy=DmPolicy(v["dm_policy"]),
+        password_hash=v["password_hash"],
+        status=UserStatus(v["status"]),
+        is_admin=bool(v["is_admin"]),
+        created_at=read_timestamp(v["created_at"]),
+        updated_at=read_timestamp(v["updated_at"]),
+        settings=dict(settings or {}),
     )
 
 
@@ -95,13 +130,59 @@ class SqlUserRepository:
     async def get_many(self, user_ids: list[int]) -> list[User]:
         if not user_ids:
             return []
-        rows = await self._conn.execute(select(users).where(users.c.id.in_(user_ids)))
+        rows = await self._conn.execute(
+            select(users).where(one_of(users.c.id, user_ids, self._conn.dialect.name))
+        )
         return [_to_user(row) for row in rows]
+
+    async def get_many_with_counts(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]:
+        """Users with their stored edge counts of ``types`` (0 when none), in one query."""
+        if not user_ids:
+            return []
+        if direct(self._conn):
+            return await self._with_counts_on_driver(user_ids, types)
+        counted = [
+            select(edge_counts.c.count)
+            .where(edge_counts.c.src == users.c.id, edge_counts.c.type == int(t))
+            .scalar_subquery()
+            .label(f"count_{int(t)}")
+            for t in types
+        ]
+        stmt = select(users, *counted).where(one_of(users.c.id, user_ids, self._conn.dialect.name))
+        return [
+            (_to_user(row), {t: int(row._mapping[f"count_{int(t)}"] or 0) for t in types})
+            for row in await self._conn.execute(stmt)
+        ]
+
+    async def _with_counts_on_driver(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]:
+        counted = _COUNT_COLUMN * len(types)
+        args: list[Any] = [int(t) for t in types]
+        if self._conn.dialect.name == "postgresql":
+            where = "id = ANY(?::BIGINT[])"
+            args.append(list(user_ids))
+        else:
+            where = f"id IN ({', '.join('?' * len(user_ids))})"
+            args += user_ids
+        sql = f"SELECT {_USER_COLUMNS}{counted} FROM users WHERE {where}"  # noqa: S608 (no values)
+        rows = await fetch(self._conn, sql, *args)
+        n = len(_USER_FIELDS)
+        return [
+            (_user_from_driver(row), {t: int(c or 0) for t, c in zip(types, row[n:], strict=True)})
+            for row in rows
+        ]
 
     async def lock(self, user_ids: list[int], *, exclusive: bool) -> list[User]:
         """Read and lock users until the transaction ends, in id order (no deadlocks).
         Shared locks let graph writes run side by side; an exclusive one (erasure) waits for
         them and keeps new ones out. SQLite's single writer needs no row locks."""
+        if self._conn.dialect.name == "sqlite" and direct(self._conn):
+            marks = ", ".join("?" * len(user_ids))
+            sql = f"SELECT {_USER_COLUMNS} FROM users WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
+            return [_user_from_driver(row) for row in await fetch(self._conn, sql, *user_ids)]
         stmt = select(users).where(users.c.id.in_(user_ids)).order_by(users.c.id)
         if self._conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(read=not exclusive)

@@ -192,6 +192,26 @@ async def test_an_undecodable_entry_is_a_miss_and_is_replaced(
     assert load.calls == 2
 
 
+async def test_an_undecodable_entry_in_a_multi_get_is_a_miss_and_is_replaced(
+    la: LookAside, cache: MemoryCache
+) -> None:
+    await cache.set("row:1", b"\x01not msgpack of a Profile", ttl=60)
+    many = ManyLoader(ROWS)
+    assert await get_many(la, many, [1, 2]) == [ROWS[1], ROWS[2]]
+    assert await get_many(la, many, [1, 2]) == [ROWS[1], ROWS[2]]
+    assert many.calls == [[1, 2]]
+
+
+async def test_a_failing_lease_after_an_undecodable_entry_still_answers(rec: Recorder) -> None:
+    cache = DownCache("lease", "lease_many")
+    await cache.set("user:1", b"junk without a tag", ttl=60)
+    await cache.set("row:1", b"junk without a tag", ttl=60)
+    la = over(cache, rec)
+    assert await get(la, Loader(ALICE), "user:1") == ALICE
+    assert await get_many(la, ManyLoader(ROWS), [1]) == [ROWS[1]]
+    assert rec.errors == ["profile_lease", "profile_lease"]
+
+
 async def test_a_held_lease_makes_others_wait_then_load_without_filling(
     la: LookAside, cache: MemoryCache
 ) -> None:
@@ -311,7 +331,17 @@ class DownCache(MemoryCache):
         return attr
 
 
-ALL = ("get", "get_many", "lease", "lease_many", "fill", "fill_many", "invalidate")
+ALL = (
+    "get",
+    "get_many",
+    "get_or_lease",
+    "get_many_or_lease",
+    "lease",
+    "lease_many",
+    "fill",
+    "fill_many",
+    "invalidate",
+)
 
 
 def over(cache: MemoryCache, rec: Recorder) -> LookAside:
@@ -344,7 +374,7 @@ async def test_an_outage_still_loads_once_per_key_in_the_process(rec: Recorder) 
 @pytest.mark.parametrize(
     ("down", "errors"),
     [
-        (("lease", "lease_many"), ["profile_lease", "profile_lease"]),
+        (("get_or_lease", "get_many_or_lease"), ["profile_get", "profile_get_many"]),
         (("fill", "fill_many"), ["profile_fill", "profile_fill"]),
     ],
 )

@@ -1,0 +1,81 @@
+"""The hottest reads, sent on the driver's own connection.
+
+Through SQLAlchemy a statement is built, keyed, compiled and its rows processed. Here it
+is one call: ``execute_fetchall`` on SQLite (run on the loop, decision 0007), ``fetch``
+on asyncpg (its own prepared-statement cache). On PostgreSQL in read-only units of
+work, and in a write unit of work once its transaction is open: SQLAlchemy begins it
+lazily, at its own first statement, so a statement sent before that would run outside
+the transaction. On SQLite a write unit of work's ``BEGIN IMMEDIATE`` has run on this
+very connection when it opens.
+
+SQL is written once with ``?`` placeholders and numbered (``$1``...) for asyncpg.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.storage.engine import READ_OPTION
+
+__all__ = ["direct", "fetch", "read_timestamp", "write_timestamp"]
+
+
+def direct(conn: AsyncConnection) -> bool:
+    """May a statement on ``conn`` go to the driver directly (see above)?"""
+    sync = conn.sync_connection
+    if sync is None:
+        return False
+    if conn.dialect.name == "sqlite":
+        return True
+    options = sync.get_execution_options()
+    if options.get(READ_OPTION) or options.get("isolation_level") == "AUTOCOMMIT":
+        return True
+    # A write unit of work: only once SQLAlchemy's transaction has begun on the server.
+    driver: Any = sync.connection.driver_connection
+    return bool(driver.is_in_transaction())
+
+
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> str:
+    parts = sql.split("?")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
+async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+    """The rows of one statement, as the driver returns them (tuples or records).
+
+    Listeners of the engine's ``before_cursor_execute`` event still see the statement
+    (the tests that pin how many statements a request runs count them there)."""
+    sync = conn.sync_connection
+    if sync is not None and sync.dispatch.before_cursor_execute:
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if conn.dialect.name == "postgresql":
+        rows: Sequence[Sequence[Any]] = await driver.fetch(_numbered(sql), *args)
+        return rows
+    return list(await driver.execute_fetchall(sql, args))
+
+
+def read_timestamp(value: Any) -> datetime:
+    """A ``UtcDateTime`` column as the driver returns it (SQLite: ISO text, naive UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def write_timestamp(value: datetime, dialect: str) -> Any:
+    """An aware datetime as ``UtcDateTime`` stores it: on SQLite SQLAlchemy's DATETIME
+    text (naive UTC, microseconds), on PostgreSQL the aware value."""
+    if value.tzinfo is None:
+        raise ValueError("UtcDateTime needs an aware datetime")
+    utc = value.astimezone(UTC)
+    if dialect == "sqlite":
+        return utc.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return utc
