@@ -35,7 +35,7 @@ def app(make_settings: Callable[..., Settings]) -> App:
 
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[tuple[Callable[[], AsyncClient], InFlight]]:
-    counter = InFlight(app.asgi)
+    counter = InFlight(app.asgi, serial=app.wiring.database.primary.dialect.name == "sqlite")
     async with lifespan(app.asgi):
         transport = httpx.ASGITransport(app=counter)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -81,7 +81,7 @@ async def test_simultaneous_opens_from_both_sides_make_one_direct_conversation(
         for i in range(20)
     ]
     responses = await asyncio.gather(*calls)
-    assert in_flight.most > 1, "the requests did not overlap"
+    in_flight.assert_overlapped()
     assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1
     cid = int(responses[0].json()["id"])
@@ -110,7 +110,7 @@ async def test_twenty_simultaneous_retries_of_a_send_make_one_message(
     responses = await asyncio.gather(
         *(a.raw("POST", f"{CONVERSATIONS}/{cid}/messages", json=payload) for _ in range(20))
     )
-    assert in_flight.most > 1, "the requests did not overlap"
+    in_flight.assert_overlapped()
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 19 + [201], [r.text for r in responses if r.status_code > 201]
     bodies = [r.json() for r in responses]
@@ -153,7 +153,7 @@ async def test_simultaneous_sends_from_several_members_number_gap_free(
         for n in range(1, 30, 6)
     ]
     responses = await asyncio.gather(*sends, *reads)
-    assert in_flight.most > 1, "the requests did not overlap"
+    in_flight.assert_overlapped()
     assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
     sent = [r.json() for r in responses[:30]]
     assert all(r.status_code == 201 for r in responses[:30])
@@ -317,7 +317,7 @@ async def test_random_concurrent_schedule_keeps_every_device_in_step(
                     author = {owner_id: owner, second_id: second, third_id: third}[m["sender_id"]]
                     sent.append((cid, m["id"], author))
 
-    assert in_flight.most > 1, "the requests did not overlap"
+    in_flight.assert_overlapped()
     bad = [(n, s) for n, s in statuses if s >= 500]
     assert bad == []
     allowed = {
@@ -378,16 +378,18 @@ async def test_an_admin_deleting_a_message_while_its_sender_erases_the_account(
     ).json()
 
     held, release = asyncio.Event(), asyncio.Event()
-    original = SqlConversationRepository.get
+    original = SqlConversationRepository.with_member
 
-    async def get_then_wait(self: Any, conversation_id: int, *, lock: bool = False) -> Any:
-        found = await original(self, conversation_id, lock=lock)
+    async def get_then_wait(
+        self: Any, conversation_id: int, user_id: int, *, lock: bool = False
+    ) -> Any:
+        found = await original(self, conversation_id, user_id, lock=lock)
         if lock and not held.is_set():
             held.set()
             await release.wait()
         return found
 
-    monkeypatch.setattr(SqlConversationRepository, "get", get_then_wait)
+    monkeypatch.setattr(SqlConversationRepository, "with_member", get_then_wait)
     delete = asyncio.create_task(
         admin.raw("DELETE", f"{CONVERSATIONS}/{cid}/messages/{spam['id']}")
     )

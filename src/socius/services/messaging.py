@@ -111,8 +111,9 @@ class MessagingService:
     async def _membership(
         self, uow: UnitOfWork, actor: int, conversation_id: int, *, lock: bool = False
     ) -> tuple[Conversation, Member]:
-        conversation = await uow.conversations.get(conversation_id, lock=lock)
-        member = await uow.conversations.member(conversation_id, actor) if conversation else None
+        conversation, member = await uow.conversations.with_member(
+            conversation_id, actor, lock=lock
+        )
         if conversation is None or member is None:
             raise not_found()
         return conversation, member
@@ -125,8 +126,14 @@ class MessagingService:
         payload: dict[str, Any],
         *,
         also: list[int] | None = None,
+        members: list[int] | None = None,
     ) -> None:
-        recipients = await uow.conversations.member_ids(conversation_id)
+        """Log an event for every member (``members``: the ids, when already read)."""
+        recipients = (
+            list(members)
+            if members is not None
+            else await uow.conversations.member_ids(conversation_id)
+        )
         for extra in also or []:
             if extra not in recipients:
                 recipients.append(extra)
@@ -468,12 +475,11 @@ class MessagingService:
             )
             if existing is not None:
                 return existing, False
+            member_ids = await uow.conversations.member_ids(conversation_id)
             if conversation.kind is ConversationKind.DIRECT:
-                peers = [
-                    u for u in await uow.conversations.member_ids(conversation_id) if u != actor
-                ]
-                for peer in peers:
-                    await self._check_reachable(uow, actor, peer)
+                for peer in member_ids:
+                    if peer != actor:
+                        await self._check_reachable(uow, actor, peer)
             if (
                 reply_to is not None
                 and await uow.conversations.message(conversation_id, reply_to) is None
@@ -500,7 +506,11 @@ class MessagingService:
             await uow.conversations.add_message(message)
             await uow.conversations.advance_read(conversation_id, actor, seq)
             await self._tell_members(
-                uow, conversation_id, "message.created", {"message": message_payload(message)}
+                uow,
+                conversation_id,
+                "message.created",
+                {"message": message_payload(message)},
+                members=member_ids,
             )
             await uow.commit()
         return message, True

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +15,44 @@ from socius.domain.conversations import Conversation, ConversationKind, Member, 
 from socius.storage.tables import conversations, members, messages, reactions
 
 __all__ = ["SqlConversationRepository"]
+
+# The statements of a send, built once: SQLAlchemy then skips building and hashing
+# them on every call (half of a statement's cost here, see bench/send_cost.py).
+_WITH_MEMBER = (
+    select(conversations, members.c.role, members.c.joined_at, members.c.last_read_seq)
+    .outerjoin(
+        members,
+        and_(
+            members.c.conversation_id == conversations.c.id,
+            members.c.user_id == bindparam("user_id"),
+        ),
+    )
+    .where(conversations.c.id == bindparam("cid"))
+)
+_WITH_MEMBER_LOCKED = _WITH_MEMBER.with_for_update(of=conversations)
+_MEMBER_IDS = select(members.c.user_id).where(members.c.conversation_id == bindparam("cid"))
+_NEXT_SEQ = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("cid"))
+    .values(last_seq=conversations.c.last_seq + 1, last_message_at=bindparam("when"))
+    .returning(conversations.c.last_seq)
+)
+_ADVANCE_READ = (
+    update(members)
+    .where(
+        members.c.conversation_id == bindparam("cid"),
+        members.c.user_id == bindparam("uid"),
+        members.c.last_read_seq < bindparam("to_seq"),
+    )
+    .values(last_read_seq=bindparam("to_seq"))
+    .returning(members.c.last_read_seq)
+)
+_ADD_MESSAGE = insert(messages)
+_BY_CLIENT_ID = select(messages).where(
+    messages.c.conversation_id == bindparam("cid"),
+    messages.c.sender_id == bindparam("sender_id"),
+    messages.c.client_msg_id == bindparam("client_msg_id"),
+)
 
 
 def _conversation(row: Row[Any]) -> Conversation:
@@ -95,6 +133,22 @@ class SqlConversationRepository:
         row = (await self._conn.execute(stmt)).first()
         return _conversation(row) if row else None
 
+    async def with_member(
+        self, conversation_id: int, user_id: int, *, lock: bool = False
+    ) -> tuple[Conversation | None, Member | None]:
+        """The conversation and ``user_id``'s membership of it, in one statement.
+        ``lock`` as in ``get``."""
+        stmt = _WITH_MEMBER_LOCKED if lock and self._postgres else _WITH_MEMBER
+        row = (await self._conn.execute(stmt, {"cid": conversation_id, "user_id": user_id})).first()
+        if row is None:
+            return None, None
+        member = (
+            Member(conversation_id, user_id, Role(row.role), row.joined_at, row.last_read_seq)
+            if row.role is not None
+            else None
+        )
+        return _conversation(row), member
+
     async def by_direct_key(self, key: str) -> Conversation | None:
         row = (
             await self._conn.execute(select(conversations).where(conversations.c.direct_key == key))
@@ -114,14 +168,7 @@ class SqlConversationRepository:
 
     async def next_seq(self, conversation_id: int, when: datetime) -> int:
         """The next message number; the caller holds the conversation's row lock."""
-        row = (
-            await self._conn.execute(
-                update(conversations)
-                .where(conversations.c.id == conversation_id)
-                .values(last_seq=conversations.c.last_seq + 1, last_message_at=when)
-                .returning(conversations.c.last_seq)
-            )
-        ).one()
+        row = (await self._conn.execute(_NEXT_SEQ, {"cid": conversation_id, "when": when})).one()
         return int(row.last_seq)
 
     async def for_user(
@@ -163,9 +210,7 @@ class SqlConversationRepository:
         return _member(row) if row else None
 
     async def member_ids(self, conversation_id: int) -> list[int]:
-        rows = await self._conn.execute(
-            select(members.c.user_id).where(members.c.conversation_id == conversation_id)
-        )
+        rows = await self._conn.execute(_MEMBER_IDS, {"cid": conversation_id})
         return [row.user_id for row in rows]
 
     async def members(
@@ -238,15 +283,13 @@ class SqlConversationRepository:
 
     async def advance_read(self, conversation_id: int, user_id: int, seq: int) -> int:
         """Move the read pointer forward to ``seq`` (never back); the pointer after."""
-        await self._conn.execute(
-            update(members)
-            .where(
-                members.c.conversation_id == conversation_id,
-                members.c.user_id == user_id,
-                members.c.last_read_seq < seq,
+        moved = (
+            await self._conn.execute(
+                _ADVANCE_READ, {"cid": conversation_id, "uid": user_id, "to_seq": seq}
             )
-            .values(last_read_seq=seq)
-        )
+        ).first()
+        if moved is not None:
+            return int(moved.last_read_seq)
         member = await self.member(conversation_id, user_id)
         return member.last_read_seq if member else 0
 
@@ -254,31 +297,25 @@ class SqlConversationRepository:
 
     async def add_message(self, message: Message) -> None:
         await self._conn.execute(
-            insert(messages).values(
-                id=message.id,
-                conversation_id=message.conversation_id,
-                seq=message.seq,
-                sender_id=message.sender_id,
-                client_msg_id=message.client_msg_id,
-                body=message.body,
-                reply_to=message.reply_to,
-                created_at=message.created_at,
-                expires_at=message.expires_at,
-            )
+            _ADD_MESSAGE,
+            {
+                "id": message.id,
+                "conversation_id": message.conversation_id,
+                "seq": message.seq,
+                "sender_id": message.sender_id,
+                "client_msg_id": message.client_msg_id,
+                "body": message.body,
+                "reply_to": message.reply_to,
+                "created_at": message.created_at,
+                "expires_at": message.expires_at,
+            },
         )
 
     async def message_by_client_id(
         self, conversation_id: int, sender_id: int, client_msg_id: str
     ) -> Message | None:
-        row = (
-            await self._conn.execute(
-                select(messages).where(
-                    messages.c.conversation_id == conversation_id,
-                    messages.c.sender_id == sender_id,
-                    messages.c.client_msg_id == client_msg_id,
-                )
-            )
-        ).first()
+        params = {"cid": conversation_id, "sender_id": sender_id, "client_msg_id": client_msg_id}
+        row = (await self._conn.execute(_BY_CLIENT_ID, params)).first()
         return (await self._with_reactions([_message(row)]))[0] if row else None
 
     async def message(self, conversation_id: int, message_id: int) -> Message | None:

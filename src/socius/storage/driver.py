@@ -1,13 +1,12 @@
 """The hottest reads, sent on the driver's own connection.
 
-Through SQLAlchemy a statement is built, keyed, compiled and its rows processed; on
-aiosqlite it also costs four thread hops (cursor, execute, fetchall, close). Here it is
-one call: ``execute_fetchall`` on aiosqlite (one hop), ``fetch`` on asyncpg (its own
-prepared-statement cache). On PostgreSQL in read-only units of work, and in a write
-unit of work once its transaction is open: SQLAlchemy begins it lazily, at its own first
-statement, so a statement sent before that would run outside the transaction. On
-SQLite a write unit of work's ``BEGIN IMMEDIATE`` has run on this very connection when
-it opens.
+Through SQLAlchemy a statement is built, keyed, compiled and its rows processed. Here it
+is one call: ``execute_fetchall`` on SQLite (run on the loop, decision 0007), ``fetch``
+on asyncpg (its own prepared-statement cache). On PostgreSQL in read-only units of
+work, and in a write unit of work once its transaction is open: SQLAlchemy begins it
+lazily, at its own first statement, so a statement sent before that would run outside
+the transaction. On SQLite a write unit of work's ``BEGIN IMMEDIATE`` has run on this
+very connection when it opens.
 
 SQL is written once with ``?`` placeholders and numbered (``$1``...) for asyncpg.
 """

@@ -1,8 +1,10 @@
 """Engines: the one place where SQLite and PostgreSQL are told apart.
 
-SQLite runs in WAL mode with foreign keys on. Its write transactions start with
-``BEGIN IMMEDIATE`` so that two writers queue on the lock (``busy_timeout``) instead of
-failing when a read lock cannot be upgraded.
+SQLite runs in WAL mode with foreign keys on, on the event loop's thread
+(``sqlite_driver``, decision 0007). Its write transactions start with ``BEGIN IMMEDIATE``
+so that a writer takes the lock before it reads instead of failing when a read lock
+cannot be upgraded; the driver waits for a lock held by another process without
+blocking the loop.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from socius.storage.sqlite_driver import connect
+
 __all__ = ["READ_OPTION", "WRITE_OPTION", "async_url", "make_engine"]
 
 WRITE_OPTION = "socius_write"
 #: SQLite: a read-only unit of work; no BEGIN, each statement runs in the driver's own
-#: autocommit mode. (Cheaper than isolation_level="AUTOCOMMIT", which on aiosqlite costs
-#: thread hops to set and to reset, and still fires the BEGIN below.)
+#: autocommit mode (cheaper than switching isolation_level to AUTOCOMMIT and back).
 READ_OPTION = "socius_read"
+SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def async_url(url: str) -> str:
@@ -55,7 +59,11 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, echo=echo, connect_args={"timeout": 30}
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        echo=echo,
+        async_creator=connect(path or ":memory:", busy_timeout=SQLITE_BUSY_TIMEOUT_S),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -67,7 +75,7 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
+            "PRAGMA busy_timeout=0",  # the driver waits, off the loop (sqlite_driver)
             "PRAGMA cache_size=-32000",
             "PRAGMA temp_store=MEMORY",
         ):

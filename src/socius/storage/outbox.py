@@ -11,9 +11,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.events import Event
+from socius.storage.rows import ValuesList
 from socius.storage.tables import user_events, user_seqs
 
 __all__ = ["SqlOutboxRepository"]
+
+_SEQS = ValuesList(user_seqs, ["user_id", "seq"])
+_EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at"])
 
 
 class SqlOutboxRepository:
@@ -21,18 +25,22 @@ class SqlOutboxRepository:
         self._conn = conn
         self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
-    async def _reserve(self, user_id: int, n: int) -> int:
-        """Take ``n`` numbers in ``user_id``'s log; the last one. Locks the user's counter
-        row until the transaction ends, which orders concurrent writers."""
-        stmt = (
-            self._insert(user_seqs)
-            .values(user_id=user_id, seq=n)
-            .on_conflict_do_update(
-                index_elements=[user_seqs.c.user_id], set_={"seq": user_seqs.c.seq + n}
+    async def _reserve(self, counts: dict[int, int]) -> dict[int, int]:
+        """Take ``counts[user]`` numbers in each user's log; the last number taken per
+        user. Locks the counter rows, in ascending user order (the one lock order of
+        every writer), until the transaction ends."""
+        last: dict[int, int] = {}
+        rows = sorted(counts.items())
+        for values, params in _SEQS.chunks(self._conn.dialect, rows):
+            result = await self._conn.exec_driver_sql(
+                f"INSERT INTO user_seqs ({_SEQS.column_list}) {values} "
+                "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+                "RETURNING user_id, seq",
+                params,
             )
-            .returning(user_seqs.c.seq)
-        )
-        return int((await self._conn.execute(stmt)).scalar_one())
+            found: list[Any] = list(result)
+            last.update((int(row[0]), int(row[1])) for row in found)
+        return last
 
     async def add(self, events: Sequence[Event], when: datetime) -> list[Event]:
         """Append events to their recipients' logs; the events with their numbers."""
@@ -41,23 +49,17 @@ class SqlOutboxRepository:
         per_user: dict[int, list[Event]] = {}
         for event in events:
             per_user.setdefault(event.user_id, []).append(event)
+        last = await self._reserve({u: len(mine) for u, mine in per_user.items()})
         stored: list[Event] = []
-        rows: list[dict[str, Any]] = []
-        for user_id in sorted(per_user):  # one lock order for every transaction
+        for user_id in sorted(per_user):
             mine = per_user[user_id]
-            last = await self._reserve(user_id, len(mine))
-            for seq, event in enumerate(mine, start=last - len(mine) + 1):
+            for seq, event in enumerate(mine, start=last[user_id] - len(mine) + 1):
                 stored.append(Event(user_id, event.type, event.payload, seq, when))
-                rows.append(
-                    {
-                        "user_id": user_id,
-                        "seq": seq,
-                        "type": event.type,
-                        "payload": event.payload,
-                        "created_at": when,
-                    }
-                )
-        await self._conn.execute(user_events.insert(), rows)
+        rows = [(e.user_id, e.seq, e.type, e.payload, when) for e in stored]
+        for values, params in _EVENTS.chunks(self._conn.dialect, rows):
+            await self._conn.exec_driver_sql(
+                f"INSERT INTO user_events ({_EVENTS.column_list}) {values}", params
+            )
         return stored
 
     async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:

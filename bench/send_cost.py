@@ -1,0 +1,147 @@
+"""Send-path micro-benchmark: SQL statements, CPU and time per message sent, by size.
+
+    .venv/bin/python bench/send_cost.py                       # SQLite, in-process parts
+    .venv/bin/python bench/send_cost.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+
+The whole app runs in this process (ASGI, no sockets, no WebSocket readers), so the CPU
+figure is the server-side cost of ``POST /v1/conversations/{id}/messages``: validation,
+the transaction, the per-member event logs and the publish onto the in-process bus. With
+``--postgres`` a fresh database is created and dropped; PostgreSQL's own CPU is not in
+the figure (its statements are). Sends are sequential: this is cost, not throughput
+(W2 measures throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+from litestar.testing import AsyncTestClient
+from sqlalchemy import event
+
+from socius.api.app import build_litestar
+from socius.bootstrap import build, wrap
+from socius.settings import load_settings
+from socius.storage.migrate import upgrade
+
+PASSWORD = "send-cost bench password 1"  # noqa: S105 (throwaway accounts)
+
+
+@contextmanager
+def counting(engine: Any) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_a: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def measure(settings_overrides: dict[str, Any], sizes: list[int], sends: int) -> list[dict]:
+    settings = load_settings(
+        {},
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+        log_json=False,
+        log_level="warning",
+        **settings_overrides,
+    )
+    await upgrade(settings.effective_database_url)
+    wiring = build(settings)
+    app = wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings)
+    engine = wiring.database.primary.sync_engine
+    out: list[dict[str, Any]] = []
+    async with AsyncTestClient(app) as http:
+        tokens: list[str] = []
+        ids: list[str] = []
+        for i in range(max(sizes)):
+            r = await http.post(
+                "/v1/auth/register",
+                json={"username": f"s{secrets.token_hex(4)}{i}", "password": PASSWORD},
+            )
+            r.raise_for_status()
+            body = r.json()
+            tokens.append(body["access_token"])
+            ids.append(body["user"]["id"])
+        owner = {"Authorization": f"Bearer {tokens[0]}"}
+        for size in sizes:
+            kind = "direct" if size == 2 else "group"
+            r = await http.post(
+                "/v1/conversations",
+                json={"kind": kind, "title": f"g{size}", "member_ids": ids[1:size]},
+                headers=owner,
+            )
+            r.raise_for_status()
+            cid = r.json()["id"]
+            path = f"/v1/conversations/{cid}/messages"
+
+            async def send(n: int, tag: str, path: str = path) -> None:
+                for k in range(n):
+                    r = await http.post(
+                        path,
+                        json={"client_msg_id": f"{tag}-{k}", "body": "hello there"},
+                        headers=owner,
+                    )
+                    assert r.status_code == 201, r.text
+
+            await send(20, f"warm{size}")
+            with counting(engine) as statements:
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                await send(sends, f"m{size}")
+                cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+            per = [s for s in statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+            row = {
+                "members": size,
+                "sends": sends,
+                "statements_per_send": round(len(per) / sends, 2),
+                "cpu_us_per_send": round(cpu / sends * 1e6),
+                "wall_us_per_send": round(wall / sends * 1e6),
+            }
+            out.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    return out
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="2,5,50", help="conversation sizes (2 = direct)")
+    p.add_argument("--sends", type=int, default=300)
+    p.add_argument("--postgres", default="", help="PostgreSQL server URL (a database is made)")
+    p.add_argument("--redis", default="", help="Redis URL for the cache (with --postgres)")
+    ns = p.parse_args()
+    sizes = [int(s) for s in ns.sizes.split(",")]
+    if ns.postgres:
+        name = f"socius_send_cost_{secrets.token_hex(4)}"
+        admin = await asyncpg.connect(ns.postgres)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = ns.postgres.rsplit("/", 1)[0] + "/" + name
+            extra: dict[str, Any] = {"database_url": url}
+            if ns.redis:
+                extra |= {"redis_url": ns.redis, "redis_prefix": f"{name}:"}
+            rows = await measure(extra, sizes, ns.sends)
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await admin.close()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = await measure({"data_dir": tmp}, sizes, ns.sends)
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,66 @@
+"""Multi-row ``VALUES`` lists in plain SQL, with the values converted exactly as
+SQLAlchemy would convert them for that column and database.
+
+SQLAlchemy compiles a multi-row ``insert().values([...])`` anew for every row count and
+cannot cache it: ~4 ms for 50 rows, against ~0.1 ms to run it (decision 0007). The
+hottest writes (the per-user event logs) build their statement text here instead and run
+it with ``exec_driver_sql``; the SQL stays the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
+
+__all__ = ["ValuesList"]
+
+# Both databases allow 32,766+ parameters per statement; stay well below.
+MAX_PARAMS = 30_000
+
+
+class ValuesList:
+    """Rows for ``(columns...)`` of ``table``, rendered as ``VALUES (...), (...)``."""
+
+    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+        self.table = table
+        self.columns = list(columns)
+        self.column_list = ", ".join(self.columns)
+        self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
+
+    def _bind(self, dialect: Dialect) -> list[Callable[[Any], Any] | None]:
+        found = self._processors.get(dialect.name)
+        if found is None:
+            found = [
+                self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in self.columns
+            ]
+            self._processors[dialect.name] = found
+        return found
+
+    def chunks(
+        self, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """``(values_sql, parameters)`` for as few statements as the parameter limit
+        allows; ``values_sql`` is ``VALUES (...), ...`` in the driver's placeholders."""
+        width = len(self.columns)
+        per_chunk = max(1, MAX_PARAMS // width)
+        processors = self._bind(dialect)
+        dollar = dialect.paramstyle == "numeric_dollar"
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            params: list[Any] = []
+            for row in chunk:
+                for value, process in zip(row, processors, strict=True):
+                    params.append(process(value) if process is not None else value)
+            if dollar:
+                groups = (
+                    "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+                    for i in range(len(chunk))
+                )
+            else:
+                one = "(" + ", ".join("?" * width) + ")"
+                groups = (one for _ in chunk)
+            yield "VALUES " + ", ".join(groups), tuple(params)
