@@ -3,12 +3,11 @@
     .venv/bin/python bench/send_cost.py                       # SQLite, in-process parts
     .venv/bin/python bench/send_cost.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
 
-The whole app runs in this process (ASGI, no sockets, no WebSocket readers), so the CPU
-figure is the server-side cost of ``POST /v1/conversations/{id}/messages``: validation,
-the transaction, the per-member event logs and the publish onto the in-process bus. With
-``--postgres`` a fresh database is created and dropped; PostgreSQL's own CPU is not in
-the figure (its statements are). Sends are sequential: this is cost, not throughput
-(W2 measures throughput).
+``MessagingService.send`` is called in this process (no HTTP, no WebSocket readers): the
+figure is the cost of a send below the API: validation, the transaction, the per-member
+event logs and the publish onto the in-process bus. With ``--postgres`` a fresh database
+is created and dropped; PostgreSQL's own CPU is not in the figure (its statements are).
+Sends are sequential: this is cost, not throughput (W2 measures throughput).
 """
 
 from __future__ import annotations
@@ -25,11 +24,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from litestar.testing import AsyncTestClient
 from sqlalchemy import event
 
-from socius.api.app import build_litestar
-from socius.bootstrap import build, wrap
+from socius.bootstrap import build
+from socius.services.auth import ClientInfo
 from socius.settings import load_settings
 from socius.storage.migrate import upgrade
 
@@ -61,57 +59,49 @@ async def measure(settings_overrides: dict[str, Any], sizes: list[int], sends: i
     )
     await upgrade(settings.effective_database_url)
     wiring = build(settings)
-    app = wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings)
+    services = wiring.container
+    for start in services.on_start:
+        await start()
     engine = wiring.database.primary.sync_engine
+    client = ClientInfo(ip="127.0.0.1", user_agent="send-cost")
+    ids = []
+    for i in range(max(sizes)):
+        issued = await services.accounts.register(
+            f"s{secrets.token_hex(4)}{i}", PASSWORD, email=None, display_name=None, client=client
+        )
+        ids.append(issued.user.id)
     out: list[dict[str, Any]] = []
-    async with AsyncTestClient(app) as http:
-        tokens: list[str] = []
-        ids: list[str] = []
-        for i in range(max(sizes)):
-            r = await http.post(
-                "/v1/auth/register",
-                json={"username": f"s{secrets.token_hex(4)}{i}", "password": PASSWORD},
-            )
-            r.raise_for_status()
-            body = r.json()
-            tokens.append(body["access_token"])
-            ids.append(body["user"]["id"])
-        owner = {"Authorization": f"Bearer {tokens[0]}"}
-        for size in sizes:
-            kind = "direct" if size == 2 else "group"
-            r = await http.post(
-                "/v1/conversations",
-                json={"kind": kind, "title": f"g{size}", "member_ids": ids[1:size]},
-                headers=owner,
-            )
-            r.raise_for_status()
-            cid = r.json()["id"]
-            path = f"/v1/conversations/{cid}/messages"
+    for size in sizes:
+        if size == 2:
+            view, _ = await services.messaging.open_direct(ids[0], ids[1])
+        else:
+            view = await services.messaging.create_group(ids[0], f"g{size}", ids[1:size])
+        cid = view.conversation.id
 
-            async def send(n: int, tag: str, path: str = path) -> None:
-                for k in range(n):
-                    r = await http.post(
-                        path,
-                        json={"client_msg_id": f"{tag}-{k}", "body": "hello there"},
-                        headers=owner,
-                    )
-                    assert r.status_code == 201, r.text
+        async def send(n: int, tag: str, cid: int = cid) -> None:
+            for k in range(n):
+                _, created = await services.messaging.send(
+                    ids[0], cid, client_msg_id=f"{tag}-{k}", body="hello there", reply_to=None
+                )
+                assert created
 
-            await send(20, f"warm{size}")
-            with counting(engine) as statements:
-                cpu0, t0 = time.process_time(), time.perf_counter()
-                await send(sends, f"m{size}")
-                cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-            per = [s for s in statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
-            row = {
-                "members": size,
-                "sends": sends,
-                "statements_per_send": round(len(per) / sends, 2),
-                "cpu_us_per_send": round(cpu / sends * 1e6),
-                "wall_us_per_send": round(wall / sends * 1e6),
-            }
-            out.append(row)
-            print(json.dumps(row), file=sys.stderr)
+        await send(20, f"warm{size}")
+        with counting(engine) as statements:
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            await send(sends, f"m{size}")
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        per = [s for s in statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+        row = {
+            "members": size,
+            "sends": sends,
+            "statements_per_send": round(len(per) / sends, 2),
+            "cpu_us_per_send": round(cpu / sends * 1e6),
+            "wall_us_per_send": round(wall / sends * 1e6),
+        }
+        out.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    for stop in services.on_stop:
+        await stop()
     return out
 
 

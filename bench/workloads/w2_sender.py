@@ -4,8 +4,9 @@ Open loop: message i of a step is due at t0 + i/rate and is started then whateve
 to the earlier ones (no coordinated omission). Its body carries that scheduled time
 (`B|<tag>|<t, time.monotonic()>|...`), so the receivers measure delivery latency from the
 scheduled send start. Each message goes from a random user (uniform) to one of that user's
-conversations (uniform), through `AsyncClient.raw("POST", .../messages)` over one shared
-httpx keep-alive pool; 201 is success (200 would mean the client_msg_id was already used).
+conversations (uniform), over a fixed pool of keep-alive connections
+(bench/harness/rawhttp.py: httpx cost the generator more CPU than the server); 201 is
+success (200 would mean the client_msg_id was already used).
 
 After the step, `idempotency` re-posts a sample of accepted messages with the same
 client_msg_id and body: each must come back 200 with the same id and seq.
@@ -20,15 +21,15 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
-import httpx
 import msgspec
 
 from bench.harness.procs import run_child, serve_commands
-from socius.client import AsyncClient
+from bench.harness.rawhttp import RawHttpError, RawHttpPool
 
 __all__ = ["sender_main"]
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
+_encode = msgspec.json.Encoder().encode
 FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
 
 
@@ -39,19 +40,13 @@ class Sender:
         self.convs: list[list[str]] = spec["convs"]  # by user index
         self.sizes: dict[str, int] = spec["sizes"]  # members per conversation
         self.seed: int = spec["seed"]
-        self.max_connections: int = spec.get("max_connections", 512)
+        self.max_connections: int = spec.get("max_connections", 128)
         self.timeout: float = spec.get("timeout", 30.0)
         self.senders = [u for u, c in enumerate(self.convs) if c]
-        self.http = httpx.AsyncClient(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(self.timeout, pool=None),
-            limits=httpx.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections,
-            ),
-        )
-        self.clients = [
-            AsyncClient(self.base_url, http=self.http, access_token=t) for t in self.tokens
+        self.http = RawHttpPool(self.base_url, size=self.max_connections, timeout=self.timeout)
+        self.auth = [
+            {"Authorization": f"Bearer {t}", "Content-Type": "application/json"}
+            for t in self.tokens
         ]
         self.accepted: dict[str, list[tuple[int, str, str, str, str, int]]] = {}
 
@@ -80,23 +75,24 @@ class Sender:
             cmid = f"w2-{tag}-{i}"
             body = f"B|{tag}|{due:.6f}|{i} {FILLER}"
             try:
-                resp = await self.clients[u].raw(
+                status, content = await self.http.request(
                     "POST",
                     f"/v1/conversations/{conv}/messages",
-                    json={"client_msg_id": cmid, "body": body},
+                    _encode({"client_msg_id": cmid, "body": body}),
+                    self.auth[u],
                 )
-            except httpx.HTTPError as exc:
+            except (OSError, TimeoutError, RawHttpError, ValueError) as exc:
                 kinds[type(exc).__name__] += 1
                 return
             done = clock()
             last_done = max(last_done, done)
-            if resp.status_code != 201:
-                kinds[f"status {resp.status_code}"] += 1
+            if status != 201:
+                kinds[f"status {status}"] += 1
                 return
             lat.append(done - due)
             expected += self.sizes[conv]
             if len(accepted) < 2000:
-                m = _decode(resp.content)
+                m = _decode(content)
                 accepted.append((u, conv, cmid, body, m["id"], int(m["seq"])))
 
         t0 = clock() + 0.2
@@ -144,18 +140,19 @@ class Sender:
 
         async def again(u: int, conv: str, cmid: str, body: str, mid: str, seq: int) -> None:
             try:
-                resp = await self.clients[u].raw(
+                status, content = await self.http.request(
                     "POST",
                     f"/v1/conversations/{conv}/messages",
-                    json={"client_msg_id": cmid, "body": body},
+                    _encode({"client_msg_id": cmid, "body": body}),
+                    self.auth[u],
                 )
-            except httpx.HTTPError as exc:
+            except (OSError, TimeoutError, RawHttpError, ValueError) as exc:
                 bad[type(exc).__name__] += 1
                 return
-            if resp.status_code != 200:
-                bad[f"status {resp.status_code}"] += 1
+            if status != 200:
+                bad[f"status {status}"] += 1
                 return
-            m = _decode(resp.content)
+            m = _decode(content)
             if m["id"] != mid or int(m["seq"]) != seq:
                 bad["different message"] += 1
 
@@ -173,7 +170,7 @@ def sender_main(conn: Connection, spec: dict[str, Any]) -> None:
             if name == "idempotency":
                 return await sender.idempotency(*args)
             if name == "exit":
-                await sender.http.aclose()
+                await sender.http.close()
                 return None
             raise ValueError(f"unknown command {name!r}")
 
