@@ -51,6 +51,17 @@ class CacheContract:
         assert got == [b"three", None, b"one", b"three"]
         assert await cache.get_many([]) == []
 
+    async def test_set_many_sets_each_with_its_own_ttl(self, cache: Cache) -> None:
+        await cache.set("m2", b"old", ttl=60)
+        await cache.set_many([("m1", b"one", 60), ("m2", b"two", SHORT), ("m3", b"three", 60)])
+        assert await cache.get_many(["m1", "m2", "m3"]) == [b"one", b"two", b"three"]
+        await cache.set_many([])
+
+        async def short_one_gone() -> bool:
+            return await cache.get_many(["m1", "m2", "m3"]) == [b"one", None, b"three"]
+
+        await eventually(short_one_gone)
+
     # ------------------------------------------------------------ leases
 
     async def test_lease_is_exclusive_until_filled(self, cache: Cache) -> None:

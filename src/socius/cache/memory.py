@@ -73,6 +73,11 @@ class MemoryCache:
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         self._put(key, time.monotonic() + ttl, value)
 
+    async def set_many(self, items: Sequence[tuple[str, bytes, float]]) -> None:
+        now = time.monotonic()
+        for key, value, ttl in items:
+            self._put(key, now + ttl, value)
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._data.pop(key, None)

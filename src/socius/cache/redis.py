@@ -105,6 +105,18 @@ class RedisCache:
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
         await self._call(lambda: self._redis.set(self._k(key), value, px=_ms(ttl)))
 
+    async def set_many(self, items: Sequence[tuple[str, bytes, float]]) -> None:
+        if not items:
+            return
+
+        async def run() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, value, ttl in items:
+                    pipe.set(self._k(key), value, px=_ms(ttl))
+                await pipe.execute()
+
+        await self._call(run)
+
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._call(lambda: self._redis.delete(*(self._k(k) for k in keys)))

@@ -58,6 +58,11 @@ def _presence_key(user_id: int) -> str:
     return f"presence:{user_id}"
 
 
+def _entry(user_id: int, nodes: dict[str, float], now: float) -> tuple[str, bytes, float]:
+    """The cache item of a user's presence map: it lives as long as its newest node."""
+    return _presence_key(user_id), _encode(nodes), max(max(nodes.values()) - now, 1.0)
+
+
 def _last_seen_key(user_id: int) -> str:
     return f"last_seen:{user_id}"
 
@@ -110,8 +115,7 @@ class Presence:
         return {node: until for node, until in nodes.items() if until > now}
 
     async def _store(self, user_id: int, nodes: dict[str, float], now: float) -> None:
-        ttl = max(nodes.values()) - now
-        await self._cache.set(_presence_key(user_id), _encode(nodes), ttl=max(ttl, 1.0))
+        await self._cache.set_many([_entry(user_id, nodes, now)])
 
     def changed(self, user_id: int) -> None:
         """The user's first connection on this node arrived, or their last one left: the
@@ -173,18 +177,22 @@ class Presence:
         await self._announce(offline, online=False, when=when)
 
     async def refresh(self, user_ids: Sequence[int]) -> None:
-        """Keep this node's entries alive for the users connected here."""
-        if not user_ids:
-            return
-        now = self._clock().timestamp()
-        try:
-            found = await self._cache.get_many([_presence_key(u) for u in user_ids])
-            for user_id, raw in zip(user_ids, found, strict=True):
-                nodes = self._live(raw, now)
-                nodes[self._node] = now + self.ttl
-                await self._store(user_id, nodes, now)
-        except CacheUnavailable:
-            log.warning("presence_unavailable", op="refresh", users=len(user_ids))
+        """Keep this node's entries alive for the users connected here: per batch one
+        multi-get and one pipelined multi-set (was one SET round trip per user)."""
+        for start in range(0, len(user_ids), _BATCH):
+            batch = user_ids[start : start + _BATCH]
+            now = self._clock().timestamp()
+            try:
+                found = await self._cache.get_many([_presence_key(u) for u in batch])
+                entries = []
+                for user_id, raw in zip(batch, found, strict=True):
+                    nodes = self._live(raw, now)
+                    nodes[self._node] = now + self.ttl
+                    entries.append(_entry(user_id, nodes, now))
+                await self._cache.set_many(entries)
+            except CacheUnavailable:
+                log.warning("presence_unavailable", op="refresh", users=len(batch))
+                return
 
     async def _announce(self, user_ids: list[int], *, online: bool, when: datetime) -> None:
         """Tell each user's newest MAX_FRIENDS friends (their lists' heads in one read)."""
