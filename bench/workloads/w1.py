@@ -40,6 +40,7 @@ from bench.harness.options import Options
 from bench.harness.plot import write_plot
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
+from bench.harness.pyspy_text import thread_cpu, thread_cpu_delta
 from bench.harness.results import RESULTS_DIR, Report
 from bench.harness.server import ServerProcess, free_port
 from bench.harness.source import export_ref, working_tree
@@ -47,7 +48,7 @@ from bench.harness.stack import Stack, fresh_stack
 from bench.harness.stats import median
 from bench.harness.wrk import run_wrk
 from bench.workloads import w1_mix, w1_seed
-from bench.workloads.w1_profile import thread_cpu, thread_cpu_delta, write_profile_summary
+from bench.workloads.w1_profile import write_profile_summary
 from socius.bootstrap import build
 from socius.domain.ids import IdGenerator
 from socius.settings import load_settings

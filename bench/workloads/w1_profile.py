@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["thread_cpu", "write_profile_summary"]
+__all__ = ["write_profile_summary"]
 
 _LIBS = (
     "socius/",
@@ -50,38 +50,6 @@ def _package(frame: str) -> str:
 def _short(frame: str) -> str:
     name, path, _ = _where(frame)
     return f"{name} ({path})" if path else name
-
-
-def thread_cpu(pid: int) -> dict[str, tuple[str, float]]:
-    """CPU seconds used so far by each thread of `pid`: tid -> (name, seconds)."""
-    import os
-
-    hz = os.sysconf("SC_CLK_TCK")
-    out: dict[str, tuple[str, float]] = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        out[tid] = (name, (int(fields[11]) + int(fields[12])) / hz)
-    return out
-
-
-def thread_cpu_delta(
-    before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]], seconds: float
-) -> list[tuple[float, str]]:
-    """Cores used per thread between two `thread_cpu` snapshots, busiest first."""
-    rows = []
-    for tid, (name, cpu) in after.items():
-        used = (cpu - before.get(tid, (name, 0.0))[1]) / max(seconds, 1e-9)
-        rows.append((used, f"{tid} {name}"))
-    return sorted(rows, reverse=True)
 
 
 def write_profile_summary(
