@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.storage.engine import READ_OPTION
 
-__all__ = ["direct", "fetch", "read_timestamp", "write_timestamp"]
+__all__ = ["direct", "fetch", "numbered", "read_timestamp", "write_timestamp"]
 
 
 def direct(conn: AsyncConnection) -> bool:
@@ -40,10 +40,13 @@ def direct(conn: AsyncConnection) -> bool:
     return bool(driver.is_in_transaction())
 
 
-@functools.lru_cache(maxsize=256)
-def _numbered(sql: str) -> str:
+def numbered(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders numbered for asyncpg (``$1``, ``$2``...)."""
     parts = sql.split("?")
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
+_numbered = functools.lru_cache(maxsize=256)(numbered)  # the hot statements: fixed texts
 
 
 async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequence[Any]]:

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
+from socius.storage.driver import numbered
+
 __all__ = ["ValuesList"]
 
 # Both databases allow 32,766+ parameters per statement; stay well below.
@@ -49,18 +51,12 @@ class ValuesList:
         per_chunk = max(1, MAX_PARAMS // width)
         processors = self._bind(dialect)
         dollar = dialect.paramstyle == "numeric_dollar"
+        one = "(" + ", ".join("?" * width) + ")"
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start : start + per_chunk]
             params: list[Any] = []
             for row in chunk:
                 for value, process in zip(row, processors, strict=True):
                     params.append(process(value) if process is not None else value)
-            if dollar:
-                groups = (
-                    "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
-                    for i in range(len(chunk))
-                )
-            else:
-                one = "(" + ", ".join("?" * width) + ")"
-                groups = (one for _ in chunk)
-            yield "VALUES " + ", ".join(groups), tuple(params)
+            values = "VALUES " + ", ".join(one for _ in chunk)
+            yield (numbered(values) if dollar else values), tuple(params)
