@@ -33,7 +33,7 @@ from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
-from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
@@ -100,11 +100,25 @@ class GraphService:
             for type_ in plan.add:
                 await uow.edges.add(actor, type_, other, pos=pos, created_at=now)
             events = _events(plan, actor, other)
-            await self._delivery.record(uow, events, notify=events)
+            notify = await self._unmuted(uow, events, actor, other, before)
+            await self._delivery.record(uow, events, notify=notify)
             changed = {*plan.add, *plan.remove}
             uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
             await uow.commit()
         return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
+
+    @staticmethod
+    async def _unmuted(
+        uow: UnitOfWork, events: list[Event], actor: int, other: int, before: Relationship
+    ) -> list[Event]:
+        """The events that also notify: not those to someone who mutes the other party
+        (a mute keeps the event, which tells a change of state, but not the notification)."""
+        muting = {actor} if before.muting else set()
+        if any(e.user_id == other for e in events) and await uow.edges.has(
+            other, EdgeType.MUTES, [actor]
+        ):
+            muting.add(other)
+        return [e for e in events if e.user_id not in muting]
 
     async def send_friend_request(self, actor: int, other: int) -> Relationship:
         return await self._apply(actor, other, lambda rel, _u: plan_friend_request(rel))
