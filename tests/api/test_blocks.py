@@ -341,3 +341,47 @@ def test_suggestions_and_mutual_friends_hide_each_from_the_other(
     assert suggested(a) == [b.id]
     assert suggested(b) == [a.id]
     assert [u["id"] for u in mutual(b, a).json()["items"]] == [shared.id]
+
+
+# ---------------------------------------------------------------------------- cost
+
+
+def test_the_checks_ride_on_the_reads_already_made(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """Typing is two statements (the membership, with the block read in it; who hears it)
+    in any conversation; a send, an edit or a read receipt costs the same in a group with
+    a block among its members as in one without."""
+    owner, a, b, c = register(), register(), register(), register()
+    split = owner.client.create_group("split", [a.id, b.id]).id
+    plain = owner.client.create_group("plain", [a.id, c.id]).id
+    dm = a.client.open_direct(c.id).id
+    a.client.block(b.id)
+    a.client.mute(owner.id)
+
+    def cost(do: Callable[[], httpx.Response]) -> int:
+        with count_queries() as statements:
+            assert do().status_code < 300
+        return len(statements)
+
+    def typing(typist: Account, cid: str) -> int:
+        return cost(lambda: typist.client.raw("POST", f"{C}/{cid}/typing"))
+
+    assert typing(owner, split) == typing(owner, plain) == typing(a, split) == typing(a, dm) == 2
+
+    costs: dict[str, set[int]] = {"send": set(), "edit": set(), "read": set()}
+    for cid in (split, plain):
+        mid = send(owner, cid, "hello").json()["id"]
+        costs["send"].add(cost(lambda cid=cid: send(owner, cid, "again")))
+        edit = {"body": "edited"}
+        costs["edit"].add(
+            cost(
+                lambda cid=cid, mid=mid: owner.client.raw(
+                    "PATCH", f"{C}/{cid}/messages/{mid}", json=edit
+                )
+            )
+        )
+        costs["read"].add(
+            cost(lambda cid=cid: a.client.raw("POST", f"{C}/{cid}/read", json={"seq": 2}))
+        )
+    assert all(len(c) == 1 for c in costs.values()), costs

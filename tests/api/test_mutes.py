@@ -54,9 +54,7 @@ def end_of(account: Account) -> str:
 def notified(account: Account) -> list[tuple[str, str | None]]:
     """(type, the user it is about) of the account's notifications, oldest first."""
     items = account.client.request("GET", "/v1/notifications").json()["items"]
-    return [(n["type"], n["payload"].get("user_id") or n["payload"].get("by")) for n in items][
-        ::-1
-    ]
+    return [(n["type"], n["payload"].get("user_id") or n["payload"].get("by")) for n in items][::-1]
 
 
 # ---------------------------------------------------------------------------- users
