@@ -343,6 +343,36 @@ def test_suggestions_and_mutual_friends_hide_each_from_the_other(
     assert [u["id"] for u in mutual(b, a).json()["items"]] == [shared.id]
 
 
+def test_a_third_users_lists_hide_each_from_the_other(register: Callable[..., Account]) -> None:
+    a, b, c, d = register(), register(), register(), register()
+    for user in (a, b, d):
+        befriend(c, user)
+        user.client.follow(c.id)
+
+    def listed(viewer: Account, which: str) -> list[str]:
+        found: list[str] = []
+        cursor = None
+        while True:  # pages of one: the cursor moves past a hidden user
+            page = viewer.client.request(
+                "GET", f"/v1/users/{c.id}/{which}", params={"limit": 1, "cursor": cursor}
+            ).json()
+            found += [u["id"] for u in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    everyone = [d.id, b.id, a.id]  # newest first
+    assert listed(a, "friends") == everyone
+    a.client.block(b.id)
+    for which in ("friends", "followers"):
+        assert listed(a, which) == [d.id, a.id]
+        assert listed(b, which) == [d.id, b.id]
+        assert listed(d, which) == everyone  # a bystander sees both
+        assert listed(c, which) == everyone  # and so does the owner
+    a.client.unblock(b.id)
+    assert listed(a, "followers") == listed(b, "followers") == everyone
+
+
 # ---------------------------------------------------------------------------- cost
 
 
@@ -370,10 +400,10 @@ def test_the_checks_ride_on_the_reads_already_made(
     assert typing(owner, split) == typing(owner, plain) == typing(a, split) == typing(a, dm) == 2
 
     costs: dict[str, set[int]] = {"send": set(), "edit": set(), "read": set()}
+    edit = {"body": "edited"}
     for cid in (split, plain):
         mid = send(owner, cid, "hello").json()["id"]
         costs["send"].add(cost(lambda cid=cid: send(owner, cid, "again")))
-        edit = {"body": "edited"}
         costs["edit"].add(
             cost(
                 lambda cid=cid, mid=mid: owner.client.raw(
