@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from api_support import error, logged
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 from ws_support import assert_pong_next, connected, event_type, realtime_of, recv, until
@@ -19,13 +20,6 @@ from ws_support import assert_pong_next, connected, event_type, realtime_of, rec
 from conftest import Account, unique_name
 
 C = "/v1/conversations"
-
-
-def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return response.status_code, body["error"]["code"]
 
 
 def befriend(a: Account, b: Account) -> None:
@@ -43,19 +37,8 @@ def send(sender: Account, cid: str, body: str) -> httpx.Response:
     )
 
 
-def sync_all(account: Account, cursor: str | None) -> tuple[list[dict[str, Any]], str]:
-    """Every event after ``cursor`` (``/v1/sync``), and the cursor at the end."""
-    items: list[dict[str, Any]] = []
-    while True:
-        page = account.client.sync(cursor)
-        items += [{"type": i.event["type"], **i.event} for i in page.items]
-        cursor = page.next_cursor
-        if not page.items:
-            return items, cursor
-
-
 def position(account: Account) -> str:
-    return sync_all(account, None)[1]
+    return logged(account)[1]
 
 
 def writes(actor: Account, cid: str, own_message: str) -> dict[str, httpx.Response]:
@@ -123,7 +106,7 @@ def test_a_block_makes_the_direct_conversation_read_only_for_both(
         assert [m.body for m in actor.client.messages(cid)] == ["from a", "from b"]
         assert actor.client.messages(cid)[0].reactions == {}
     for reader in (a, b):  # and nothing crossed: neither log holds anything new
-        assert sync_all(reader, cursors[reader.id])[0] == []
+        assert logged(reader, cursors[reader.id])[0] == []
 
     blocker.client.unblock(blocked.id)
     for actor in (a, b):
@@ -224,8 +207,8 @@ def test_in_a_shared_group_typing_and_read_receipts_do_not_cross_a_block(
         assert event_type(message) == "message.created"
         assert message["event"]["message"]["body"] == "still in the group"
     for user, other in ((a, b), (b, a)):
-        logged = sync_all(user, cursors[user.id])[0]
-        assert [e for e in logged if e.get("user_id") == other.id] == []
+        events = logged(user, cursors[user.id])[0]
+        assert [e for e in events if e.get("user_id") == other.id] == []
 
     a.client.unblock(b.id)
     with (

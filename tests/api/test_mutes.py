@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+from api_support import error, logged
 from litestar.testing import TestClient
 from ws_support import connected, event_type, recv
 
@@ -19,36 +19,12 @@ from socius.client import AsyncClient, Relationship
 C = "/v1/conversations"
 
 
-def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return response.status_code, body["error"]["code"]
-
-
 def send(sender: Account, cid: str, body: str) -> None:
     sender.client.send_message(cid, body, client_msg_id=secrets.token_hex(8))
 
 
-def logged(account: Account, cursor: str | None = None) -> list[dict[str, Any]]:
-    """The events of the account's log after ``cursor`` (``/v1/sync``)."""
-    events: list[dict[str, Any]] = []
-    while True:
-        page = account.client.sync(cursor)
-        if not page.items:
-            return events
-        events += [i.event for i in page.items]
-        cursor = page.next_cursor
-
-
 def end_of(account: Account) -> str:
-    """The cursor at the end of the account's log."""
-    cursor = None
-    while True:
-        page = account.client.sync(cursor)
-        if not page.items:
-            return page.next_cursor
-        cursor = page.next_cursor
+    return logged(account)[1]
 
 
 def notified(account: Account) -> list[tuple[str, str | None]]:
@@ -85,7 +61,7 @@ def test_muting_a_user_silences_their_notifications_but_keeps_the_events(
     b.client.follow(a.id)
 
     # Every event arrived (requests, membership)...
-    events = [(e["type"], e.get("user_id") or e.get("by")) for e in logged(a, start)]
+    events = [(e["type"], e.get("user_id") or e.get("by")) for e in logged(a, start)[0]]
     assert [e for e in events if e[0] != "notification"] == [
         ("friend.request", b.id),
         ("friend.request", c.id),
@@ -116,7 +92,7 @@ def test_a_private_account_that_mutes_a_follower_is_not_notified_of_them(
     private.client.mute(fan.id)
     fan.client.follow(private.id)  # a request
     private.client.approve_follow_request(fan.id)
-    types = [e["type"] for e in logged(private) if e["type"] != "notification"]
+    types = [e["type"] for e in logged(private)[0] if e["type"] != "notification"]
     assert types == ["follow.request", "follow.new"]
     assert notified(private) == []
     assert notified(fan) == [("follow.accepted", private.id)]
@@ -183,12 +159,12 @@ def test_muting_a_conversation_is_the_callers_own_and_idempotent(
         assert a.client.unmute_conversation(cid).muted is False
     assert a.client.conversation(cid).muted is False
     # The caller's other devices hear each change once; nobody else hears of it.
-    changes = [e for e in logged(a, start_a) if e["type"] == "conversation.muted"]
+    changes = [e for e in logged(a, start_a)[0] if e["type"] == "conversation.muted"]
     assert changes == [
         {"type": "conversation.muted", "conversation_id": cid, "muted": True},
         {"type": "conversation.muted", "conversation_id": cid, "muted": False},
     ]
-    assert "conversation.muted" not in {e["type"] for e in logged(b, start_b)}
+    assert "conversation.muted" not in {e["type"] for e in logged(b, start_b)[0]}
 
 
 def test_a_conversation_can_be_muted_across_a_block(register: Callable[..., Account]) -> None:
