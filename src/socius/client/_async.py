@@ -444,6 +444,17 @@ class AsyncClient:
     async def conversation(self, conversation_id: str) -> Conversation:
         return await self._get(Conversation, f"/v1/conversations/{segment(conversation_id)}")
 
+    async def mute_conversation(self, conversation_id: str) -> Conversation:
+        """Mute the conversation's notifications, for you alone (unread counts go on)."""
+        response = await self.request("PUT", f"/v1/conversations/{segment(conversation_id)}/mute")
+        return decode(Conversation, response.content)
+
+    async def unmute_conversation(self, conversation_id: str) -> Conversation:
+        response = await self.request(
+            "DELETE", f"/v1/conversations/{segment(conversation_id)}/mute"
+        )
+        return decode(Conversation, response.content)
+
     async def send_message(
         self,
         conversation_id: str,

@@ -125,7 +125,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Conversation(msgspec.Struct, frozen=True, kw_only=True):
-    """A conversation as the caller sees it (with their role and unread count)."""
+    """A conversation as the caller sees it (with their role, unread count, and whether
+    they muted it)."""
 
     id: str
     kind: str
@@ -141,6 +142,7 @@ class Conversation(msgspec.Struct, frozen=True, kw_only=True):
     last_message: Message | None
     created_at: datetime
     updated_at: datetime
+    muted: bool = False
 
 
 class SyncItem(msgspec.Struct, frozen=True, kw_only=True):

@@ -434,6 +434,15 @@ class Client:
     def conversation(self, conversation_id: str) -> Conversation:
         return self._get(Conversation, f"/v1/conversations/{segment(conversation_id)}")
 
+    def mute_conversation(self, conversation_id: str) -> Conversation:
+        """Mute the conversation's notifications, for you alone (unread counts go on)."""
+        response = self.request("PUT", f"/v1/conversations/{segment(conversation_id)}/mute")
+        return decode(Conversation, response.content)
+
+    def unmute_conversation(self, conversation_id: str) -> Conversation:
+        response = self.request("DELETE", f"/v1/conversations/{segment(conversation_id)}/mute")
+        return decode(Conversation, response.content)
+
     def send_message(
         self,
         conversation_id: str,

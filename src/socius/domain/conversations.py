@@ -73,6 +73,9 @@ class Member:
     role: Role
     joined_at: datetime
     last_read_seq: int
+    # The member muted the conversation: no notifications (nor, later, push) for it; the
+    # unread count is kept as usual. Private to the member.
+    muted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

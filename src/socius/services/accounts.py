@@ -233,6 +233,7 @@ class AccountService:
                     "role": m.role.value,
                     "joined_at": m.joined_at,
                     "last_read_seq": m.last_read_seq,
+                    "muted": m.muted,
                 }
                 for c, m in memberships
             ],

@@ -33,7 +33,7 @@ from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
-from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
@@ -100,11 +100,25 @@ class GraphService:
             for type_ in plan.add:
                 await uow.edges.add(actor, type_, other, pos=pos, created_at=now)
             events = _events(plan, actor, other)
-            await self._delivery.record(uow, events, notify=events)
+            notify = await self._unmuted(uow, events, actor, other, before)
+            await self._delivery.record(uow, events, notify=notify)
             changed = {*plan.add, *plan.remove}
             uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
             await uow.commit()
         return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
+
+    @staticmethod
+    async def _unmuted(
+        uow: UnitOfWork, events: list[Event], actor: int, other: int, before: Relationship
+    ) -> list[Event]:
+        """The events that also notify: not those to someone who mutes the other party
+        (a mute keeps the event, which tells a change of state, but not the notification)."""
+        muting = {actor} if before.muting else set()
+        if any(e.user_id == other for e in events) and await uow.edges.has(
+            other, EdgeType.MUTES, [actor]
+        ):
+            muting.add(other)
+        return [e for e in events if e.user_id not in muting]
 
     async def send_friend_request(self, actor: int, other: int) -> Relationship:
         return await self._apply(actor, other, lambda rel, _u: plan_friend_request(rel))
@@ -191,9 +205,10 @@ class GraphService:
         limit: int | None,
         cursor: str | None,
     ) -> EdgePage:
-        """One page of ``owner``'s edges of ``type_``, newest first, as profiles."""
+        """One page of ``owner``'s edges of ``type_``, newest first, as profiles; those
+        blocked either way with ``viewer`` left out."""
         await self.check_list_visible(viewer, owner)
-        return await self._page(owner, type_, limit, cursor)
+        return await self._page(owner, type_, limit, cursor, viewer=viewer)
 
     async def list_own(
         self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
@@ -201,12 +216,24 @@ class GraphService:
         return await self._page(viewer, type_, limit, cursor)
 
     async def _page(
-        self, owner: int, type_: EdgeType, limit: int | None, cursor: str | None
+        self,
+        owner: int,
+        type_: EdgeType,
+        limit: int | None,
+        cursor: str | None,
+        *,
+        viewer: int | None = None,
     ) -> EdgePage:
         size = check_limit(limit)
         before = _position(cursor)
         rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=before)
-        return await self._render(rows, size)
+        hidden: set[int] = set()
+        if rows and viewer is not None and viewer != owner:  # (own lists hold no one blocked)
+            found = await self._cache.relationships(viewer, [r.dst for r in rows[:size]])
+            hidden = {
+                u for u, t in found.items() if EdgeType.BLOCKS in t or EdgeType.BLOCKED_BY in t
+            }
+        return await self._render(rows, size, hidden=hidden)
 
     async def mutual_friends(
         self, viewer: int, other: int, *, limit: int | None, cursor: str | None
@@ -220,10 +247,15 @@ class GraphService:
             )
         return await self._render(rows, size)
 
-    async def _render(self, rows: list[EdgeRow], size: int) -> EdgePage:
+    async def _render(
+        self, rows: list[EdgeRow], size: int, *, hidden: set[int] | None = None
+    ) -> EdgePage:
+        """A page of ``size`` of ``rows`` (one more says there is a next page); users in
+        ``hidden`` are left out, and the cursor still moves past them."""
         shown = rows[:size]
-        profiles = await self._profiles.get_many([r.dst for r in shown])
-        items = [ListedUser(profiles[r.dst], r.created_at) for r in shown if r.dst in profiles]
+        listed = [r for r in shown if not hidden or r.dst not in hidden]
+        profiles = await self._profiles.get_many([r.dst for r in listed])
+        items = [ListedUser(profiles[r.dst], r.created_at) for r in listed if r.dst in profiles]
         more = len(rows) > size
         return EdgePage(items, encode_cursor({"p": shown[-1].pos}) if more and shown else None)
 

@@ -4,6 +4,13 @@ Every change to a conversation takes its row lock first (PostgreSQL ``FOR UPDATE
 SQLite's single writer), so per conversation: message numbers are gap-free and handed out
 in commit order, a retried send finds the original, and events reach each member's log in
 the conversation's order.
+
+Blocks and mutes (docs/architecture.md, "Blocks and mutes"): a direct conversation
+between two users blocked either way is read-only for both (403 ``blocked`` for send,
+edit, react, read pointer, typing and settings; history stays readable, and deleting
+your own message or taking back your own reaction stays allowed). In any conversation,
+typing and read receipts never reach someone blocked either way with their sender, and
+typing never reaches someone who mutes its sender. Messages in groups stay visible.
 """
 
 from __future__ import annotations
@@ -139,6 +146,23 @@ class MessagingService:
                 recipients.append(extra)
         await self._delivery.record(uow, [Event(u, type_, payload) for u in recipients])
 
+    async def _writable(
+        self, uow: UnitOfWork, actor: int, conversation_id: int, *, lock: bool = False
+    ) -> tuple[Conversation, Member]:
+        """``_membership`` of a conversation ``actor`` may change: not a direct one across
+        a block either way (read in the same statement as the membership)."""
+        conversation, member, blocked = await uow.conversations.with_member_and_block(
+            conversation_id, actor, lock=lock
+        )
+        if conversation is None or member is None:
+            raise not_found()
+        if blocked:
+            raise Forbidden(
+                "this conversation is read-only: one of you has blocked the other",
+                code="blocked",
+            )
+        return conversation, member
+
     async def _check_reachable(self, uow: UnitOfWork, actor: int, other: int) -> None:
         """May ``actor`` open or write a direct conversation with ``other``?"""
         user = await uow.users.get(other)
@@ -230,9 +254,19 @@ class MessagingService:
                 "by": str(actor),
             }
             events = [Event(u, "member.added", payload) for u in [actor, *others]]
-            await self._delivery.record(uow, events, notify=events[1:])
+            await self._delivery.record(
+                uow, events, notify=await self._unmuted(uow, actor, events[1:])
+            )
             await uow.commit()
         return await self.get(actor, conversation.id)
+
+    async def _unmuted(self, uow: UnitOfWork, actor: int, events: list[Event]) -> list[Event]:
+        """Those of ``events`` whose recipient does not mute ``actor``: a mute keeps the
+        events (the state they tell) but not the notifications."""
+        if not events:
+            return []
+        muters = await uow.edges.has_from([e.user_id for e in events], EdgeType.MUTES, actor)
+        return [e for e in events if e.user_id not in muters]
 
     async def _check_addable(self, uow: UnitOfWork, actor: int, user_ids: list[int]) -> None:
         if not user_ids:
@@ -304,7 +338,7 @@ class MessagingService:
     ) -> ConversationView:
         values: dict[str, Any] = {}
         async with self._uow() as uow:
-            conversation, member = await self._membership(uow, actor, conversation_id, lock=True)
+            conversation, member = await self._writable(uow, actor, conversation_id, lock=True)
             if "title" in changes:
                 if conversation.kind is ConversationKind.DIRECT:
                     raise InvalidInput(
@@ -385,8 +419,9 @@ class MessagingService:
                 }
                 recipients = sorted(present | set(fresh))
                 events = [Event(u, "member.added", payload) for u in recipients]
+                told = [e for e in events if e.user_id in fresh]
                 await self._delivery.record(
-                    uow, events, notify=[e for e in events if e.user_id in fresh]
+                    uow, events, notify=await self._unmuted(uow, actor, told)
                 )
                 await uow.commit()
         return await self.get(actor, conversation_id)
@@ -453,6 +488,19 @@ class MessagingService:
             assert updated is not None
             await uow.commit()
         return updated
+
+    async def set_muted(self, actor: int, conversation_id: int, muted: bool) -> ConversationView:
+        """Mute (or unmute) the conversation for ``actor`` alone: no notifications (nor,
+        later, push) for it; unread counts as usual. Idempotent; the actor's own devices
+        hear of a change (``conversation.muted``)."""
+        async with self._uow() as uow:
+            _, member = await self._membership(uow, actor, conversation_id, lock=True)
+            if member.muted != muted:
+                await uow.conversations.set_muted(conversation_id, actor, muted)
+                payload = {"conversation_id": str(conversation_id), "muted": muted}
+                await self._delivery.record(uow, [Event(actor, "conversation.muted", payload)])
+                await uow.commit()
+        return await self.get(actor, conversation_id)
 
     # messages ------------------------------------------------------------------------
 
@@ -532,9 +580,18 @@ class MessagingService:
             )
 
     async def _own_message(
-        self, uow: UnitOfWork, actor: int, conversation_id: int, message_id: int
+        self,
+        uow: UnitOfWork,
+        actor: int,
+        conversation_id: int,
+        message_id: int,
+        *,
+        writes: bool = True,
     ) -> tuple[Member, Message]:
-        _, member = await self._membership(uow, actor, conversation_id, lock=True)
+        """The actor's membership and the message. ``writes``: the change adds something
+        (an edit, a reaction), refused across a block; taking one's own back is not."""
+        check = self._writable if writes else self._membership
+        _, member = await check(uow, actor, conversation_id, lock=True)
         message = await uow.conversations.message(conversation_id, message_id)
         if message is None:
             raise not_found("message")
@@ -560,7 +617,9 @@ class MessagingService:
 
     async def delete(self, actor: int, conversation_id: int, message_id: int) -> Message:
         async with self._uow() as uow:
-            member, message = await self._own_message(uow, actor, conversation_id, message_id)
+            member, message = await self._own_message(
+                uow, actor, conversation_id, message_id, writes=False
+            )
             if message.sender_id != actor and not member.role.manages:
                 raise Forbidden(
                     "only the sender or an admin may delete a message", code="not_the_sender"
@@ -594,7 +653,7 @@ class MessagingService:
     ) -> Message:
         check_emoji(emoji)
         async with self._uow() as uow:
-            _, message = await self._own_message(uow, actor, conversation_id, message_id)
+            _, message = await self._own_message(uow, actor, conversation_id, message_id, writes=on)
             if message.deleted:
                 raise Conflict("the message was deleted", code="message_deleted")
             if on:
@@ -625,24 +684,29 @@ class MessagingService:
         if seq < 0:
             raise InvalidInput("seq must be >= 0", code="invalid_seq", details={"field": "seq"})
         async with self._uow() as uow:
-            conversation, member = await self._membership(uow, actor, conversation_id, lock=True)
+            conversation, member = await self._writable(uow, actor, conversation_id, lock=True)
             target = min(seq, conversation.last_seq)
             if target <= member.last_read_seq:
                 return member.last_read_seq
             now_at = await uow.conversations.advance_read(conversation_id, actor, target)
+            # The reader's own devices, and the members not blocked either way with them.
+            hearing = await uow.conversations.audience(conversation_id, actor, typing=False)
             await self._tell_members(
                 uow,
                 conversation_id,
                 "read.updated",
                 {"conversation_id": str(conversation_id), "user_id": str(actor), "seq": now_at},
+                members=[actor, *hearing],
             )
             await uow.commit()
         return now_at
 
     async def typing(self, actor: int, conversation_id: int) -> None:
+        """Tell the members who may hear it (not across a block, not those muting the
+        typist); a direct conversation across a block refuses it (403 ``blocked``)."""
         async with self._uow(write=False) as uow:
-            await self._membership(uow, actor, conversation_id)
-            others = [u for u in await uow.conversations.member_ids(conversation_id) if u != actor]
+            await self._writable(uow, actor, conversation_id)
+            others = await uow.conversations.audience(conversation_id, actor, typing=True)
         await self._delivery.ephemeral(
             others, "typing", {"conversation_id": str(conversation_id), "user_id": str(actor)}
         )

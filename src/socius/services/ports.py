@@ -64,7 +64,9 @@ class UserRepository(Protocol):
     async def delete(self, user_id: int) -> bool:
         """Erase the user and every row that references them."""
 
-    async def search(self, query: str, *, limit: int, offset: int) -> list[User]: ...
+    async def search(self, query: str, *, viewer: int, limit: int, offset: int) -> list[User]:
+        """Active users matching ``query``, best first, leaving out those blocked either
+        way with ``viewer``."""
 
     async def list_page(self, *, limit: int, after_id: int | None) -> list[User]: ...
 
@@ -169,6 +171,10 @@ class EdgeRepository(Protocol):
 
     async def has(self, src: int, type_: EdgeType, dsts: Sequence[int]) -> set[int]: ...
 
+    async def has_from(self, srcs: Sequence[int], type_: EdgeType, dst: int) -> set[int]:
+        """Which of ``srcs`` have an edge of ``type_`` to ``dst`` (for edges without an
+        inverse, such as mutes)."""
+
     async def counts(
         self, srcs: Sequence[int], types: Sequence[EdgeType]
     ) -> dict[int, dict[EdgeType, int]]: ...
@@ -220,7 +226,21 @@ class ConversationRepository(Protocol):
         self, conversation_id: int, user_id: int, *, lock: bool = False
     ) -> tuple[Conversation | None, Member | None]: ...
 
+    async def with_member_and_block(
+        self, conversation_id: int, user_id: int, *, lock: bool = False
+    ) -> tuple[Conversation | None, Member | None, bool]:
+        """``with_member``, and whether the conversation is a direct one whose other
+        member and ``user_id`` are blocked either way, in one statement."""
+
     async def member_ids(self, conversation_id: int) -> list[int]: ...
+
+    async def audience(self, conversation_id: int, speaker: int, *, typing: bool) -> list[int]:
+        """The members who hear ``speaker``'s typing (``typing``) or read receipts: all but
+        the speaker and those blocked either way with them; for typing, also not those
+        who mute the speaker."""
+
+    async def set_muted(self, conversation_id: int, user_id: int, muted: bool) -> bool:
+        """Set the member's mute of the conversation; False when they are not a member."""
 
     async def members(
         self, conversation_id: int, *, limit: int, after_user_id: int | None

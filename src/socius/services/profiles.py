@@ -125,7 +125,11 @@ class ProfileService:
     async def invalidate(self, *user_ids: int) -> None:
         await self._cache.invalidate(*(profile_key(u) for u in user_ids))
 
-    async def search(self, query: str, *, limit: int | None, cursor: str | None) -> SearchPage:
+    async def search(
+        self, viewer: int, query: str, *, limit: int | None, cursor: str | None
+    ) -> SearchPage:
+        """Users matching ``query``, best first; never one blocked either way with
+        ``viewer``."""
         size = check_limit(limit)
         position = decode_cursor(cursor) or {}
         offset = position.get("o", 0)
@@ -135,7 +139,7 @@ class ProfileService:
         if not q or has_control_chars(q):
             return SearchPage([], None)
         async with self._uow(write=False, replica=True) as uow:
-            users = await uow.users.search(q[:64], limit=size + 1, offset=offset)
+            users = await uow.users.search(q[:64], viewer=viewer, limit=size + 1, offset=offset)
             shown = users[:size]
             profiles = await load_profiles(uow, [u.id for u in shown])
         more = len(users) > size and offset + size < _SEARCH_MAX_OFFSET

@@ -7,19 +7,35 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.conversations import Conversation, ConversationKind, Member, Message, Role
-from socius.storage.tables import conversations, members, messages, reactions
+from socius.domain.graph import EdgeType
+from socius.storage.tables import conversations, edges, members, messages, reactions
 
 __all__ = ["SqlConversationRepository"]
 
 # The statements of a send, built once: SQLAlchemy then skips building and hashing
 # them on every call (half of a statement's cost here, see bench/send_cost.py).
+_MEMBER_COLUMNS = (members.c.role, members.c.joined_at, members.c.last_read_seq, members.c.muted)
+_BLOCK_TYPES = (int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY))
 _WITH_MEMBER = (
-    select(conversations, members.c.role, members.c.joined_at, members.c.last_read_seq)
+    select(conversations, *_MEMBER_COLUMNS)
     .outerjoin(
         members,
         and_(
@@ -30,6 +46,52 @@ _WITH_MEMBER = (
     .where(conversations.c.id == bindparam("cid"))
 )
 _WITH_MEMBER_LOCKED = _WITH_MEMBER.with_for_update(of=conversations)
+# The same, with whether it is a direct conversation whose other member and the user are
+# blocked either way (every edge has its inverse, so the user's own edges tell both ways).
+# CASE evaluates the probe only for direct conversations: nothing more for a group.
+_peer, _block = members.alias("peer"), edges.alias("block")
+_PEER_BLOCKED = exists(
+    select(_block.c.dst)
+    .select_from(_peer)
+    .join(
+        _block,
+        and_(
+            _block.c.src == bindparam("user_id"),
+            _block.c.type.in_(_BLOCK_TYPES),
+            _block.c.dst == _peer.c.user_id,
+        ),
+    )
+    .where(_peer.c.conversation_id == conversations.c.id, _peer.c.user_id != bindparam("user_id"))
+)
+_WITH_MEMBER_AND_BLOCK = _WITH_MEMBER.add_columns(
+    case(
+        (conversations.c.kind == ConversationKind.DIRECT.value, _PEER_BLOCKED), else_=false()
+    ).label("blocked")
+)
+_WITH_MEMBER_AND_BLOCK_LOCKED = _WITH_MEMBER_AND_BLOCK.with_for_update(of=conversations)
+# Who hears a member's typing and read receipts: the other members but those blocked
+# either way with the speaker (by the speaker's edges: one short index range), and, for
+# typing, those who mute the speaker (a mute has no inverse: one probe per member).
+_speaker_blocks, _mute = edges.alias("speaker_blocks"), edges.alias("mute")
+_AUDIENCE = select(members.c.user_id).where(
+    members.c.conversation_id == bindparam("cid"),
+    members.c.user_id != bindparam("speaker"),
+    members.c.user_id.not_in(
+        select(_speaker_blocks.c.dst).where(
+            _speaker_blocks.c.src == bindparam("speaker"),
+            _speaker_blocks.c.type.in_(_BLOCK_TYPES),
+        )
+    ),
+)
+_AUDIENCE_UNMUTED = _AUDIENCE.where(
+    ~exists(
+        select(_mute.c.src).where(
+            _mute.c.src == members.c.user_id,
+            _mute.c.type == int(EdgeType.MUTES),
+            _mute.c.dst == bindparam("speaker"),
+        )
+    )
+)
 _MEMBER_IDS = select(members.c.user_id).where(members.c.conversation_id == bindparam("cid"))
 _NEXT_SEQ = (
     update(conversations)
@@ -72,7 +134,26 @@ def _conversation(row: Row[Any]) -> Conversation:
 
 def _member(row: Row[Any]) -> Member:
     return Member(
-        row.conversation_id, row.user_id, Role(row.role), row.joined_at, row.last_read_seq
+        row.conversation_id,
+        row.user_id,
+        Role(row.role),
+        row.joined_at,
+        row.last_read_seq,
+        muted=bool(row.muted),
+    )
+
+
+def _membership(conversation_id: int, user_id: int, row: Row[Any]) -> Member | None:
+    """The member columns of a conversation row joined with one user's membership."""
+    if row.role is None:
+        return None
+    return Member(
+        conversation_id,
+        user_id,
+        Role(row.role),
+        row.joined_at,
+        row.last_read_seq,
+        muted=bool(row.muted),
     )
 
 
@@ -142,12 +223,19 @@ class SqlConversationRepository:
         row = (await self._conn.execute(stmt, {"cid": conversation_id, "user_id": user_id})).first()
         if row is None:
             return None, None
-        member = (
-            Member(conversation_id, user_id, Role(row.role), row.joined_at, row.last_read_seq)
-            if row.role is not None
-            else None
-        )
-        return _conversation(row), member
+        return _conversation(row), _membership(conversation_id, user_id, row)
+
+    async def with_member_and_block(
+        self, conversation_id: int, user_id: int, *, lock: bool = False
+    ) -> tuple[Conversation | None, Member | None, bool]:
+        """``with_member``, and whether the conversation is a direct one whose other member
+        and ``user_id`` are blocked either way; in the same one statement."""
+        locked = lock and self._postgres
+        stmt = _WITH_MEMBER_AND_BLOCK_LOCKED if locked else _WITH_MEMBER_AND_BLOCK
+        row = (await self._conn.execute(stmt, {"cid": conversation_id, "user_id": user_id})).first()
+        if row is None:
+            return None, None, False
+        return _conversation(row), _membership(conversation_id, user_id, row), bool(row.blocked)
 
     async def by_direct_key(self, key: str) -> Conversation | None:
         row = (
@@ -177,7 +265,7 @@ class SqlConversationRepository:
         """The user's conversations, most recently active first."""
         activity = func.coalesce(conversations.c.last_message_at, conversations.c.created_at)
         stmt = (
-            select(conversations, members.c.role, members.c.joined_at, members.c.last_read_seq)
+            select(conversations, *_MEMBER_COLUMNS)
             .join(members, members.c.conversation_id == conversations.c.id)
             .where(members.c.user_id == user_id)
             .order_by(activity.desc(), conversations.c.id.desc())
@@ -189,13 +277,12 @@ class SqlConversationRepository:
                 or_(activity < when, and_(activity == when, conversations.c.id < cid))
             )
         rows = await self._conn.execute(stmt)
-        return [
-            (
-                _conversation(row),
-                Member(row.id, user_id, Role(row.role), row.joined_at, row.last_read_seq),
-            )
-            for row in rows
-        ]
+        found = []
+        for row in rows:
+            member = _membership(row.id, user_id, row)
+            assert member is not None
+            found.append((_conversation(row), member))
+        return found
 
     # members -------------------------------------------------------------------------
 
@@ -212,6 +299,23 @@ class SqlConversationRepository:
     async def member_ids(self, conversation_id: int) -> list[int]:
         rows = await self._conn.execute(_MEMBER_IDS, {"cid": conversation_id})
         return [row.user_id for row in rows]
+
+    async def audience(self, conversation_id: int, speaker: int, *, typing: bool) -> list[int]:
+        """The members who hear ``speaker``'s typing (``typing``) or read receipts: all but
+        the speaker and those blocked either way with them; for typing, also not those
+        who mute the speaker."""
+        stmt = _AUDIENCE_UNMUTED if typing else _AUDIENCE
+        rows = await self._conn.execute(stmt, {"cid": conversation_id, "speaker": speaker})
+        return [row.user_id for row in rows]
+
+    async def set_muted(self, conversation_id: int, user_id: int, muted: bool) -> bool:
+        """Set the member's mute of the conversation; False when they are not a member."""
+        result = await self._conn.execute(
+            update(members)
+            .where(members.c.conversation_id == conversation_id, members.c.user_id == user_id)
+            .values(muted=muted)
+        )
+        return bool(result.rowcount)
 
     async def members(
         self, conversation_id: int, *, limit: int, after_user_id: int | None
@@ -247,6 +351,7 @@ class SqlConversationRepository:
                         "role": r.value,
                         "joined_at": when,
                         "last_read_seq": read_seq,
+                        "muted": False,
                     }
                     for u, r in fresh
                 ],

@@ -315,6 +315,19 @@ class SqlEdgeRepository:
         )
         return {row.dst for row in rows}
 
+    async def has_from(self, srcs: Sequence[int], type_: EdgeType, dst: int) -> set[int]:
+        """Which of ``srcs`` have an edge of ``type_`` to ``dst`` (by primary key)."""
+        if not srcs:
+            return set()
+        rows = await self._conn.execute(
+            select(edges.c.src).where(
+                one_of(edges.c.src, srcs, self._dialect),
+                edges.c.type == int(type_),
+                edges.c.dst == dst,
+            )
+        )
+        return {row.src for row in rows}
+
     async def counts(
         self, srcs: Sequence[int], types: Sequence[EdgeType]
     ) -> dict[int, dict[EdgeType, int]]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from socius.storage.types import UtcDateTime
@@ -190,6 +191,7 @@ members = Table(
     Column("role", String(8), nullable=False),
     Column("joined_at", UtcDateTime, nullable=False),
     Column("last_read_seq", BigInteger, nullable=False),
+    Column("muted", Boolean, nullable=False, server_default=false()),
 )
 Index("ix_members_user_id", members.c.user_id)
 

@@ -15,7 +15,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.users import DmPolicy, User, UserStatus
 from socius.storage.driver import direct, fetch, read_timestamp
 from socius.storage.id_lists import one_of
-from socius.storage.tables import edge_counts, refresh_tokens, sessions, users
+from socius.storage.tables import edge_counts, edges, refresh_tokens, sessions, users
 
 __all__ = ["SqlUserRepository", "escape_like"]
 
@@ -225,7 +225,9 @@ class SqlUserRepository:
         result = await self._conn.execute(delete(users).where(users.c.id == user_id))
         return bool(result.rowcount)
 
-    async def search(self, query: str, *, limit: int, offset: int) -> list[User]:
+    async def search(self, query: str, *, viewer: int, limit: int, offset: int) -> list[User]:
+        """Active users matching ``query``, best first; not those blocked either way with
+        ``viewer`` (the viewer's own edges tell both ways: a block has its inverse)."""
         q = query.strip().lower()
         prefix = escape_like(q) + "%"
         contains = "%" + escape_like(q) + "%"
@@ -239,6 +241,14 @@ class SqlUserRepository:
         stmt = (
             select(users)
             .where(users.c.status == UserStatus.ACTIVE.value)
+            .where(
+                users.c.id.not_in(
+                    select(edges.c.dst).where(
+                        edges.c.src == viewer,
+                        edges.c.type.in_([int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)]),
+                    )
+                )
+            )
             .where(
                 or_(
                     users.c.username.like(contains, escape="\\"),

@@ -49,6 +49,28 @@ class FakeApi:
         return user
 
     @staticmethod
+    def conversation(**overrides: Any) -> dict[str, Any]:
+        conversation: dict[str, Any] = {
+            "id": "77",
+            "kind": "direct",
+            "title": None,
+            "owner_id": None,
+            "message_ttl_seconds": None,
+            "member_count": 2,
+            "member_ids": ["1", "2"],
+            "role": "member",
+            "last_seq": 3,
+            "last_read_seq": 1,
+            "unread_count": 2,
+            "muted": False,
+            "last_message": None,
+            "created_at": CREATED,
+            "updated_at": UPDATED,
+        }
+        conversation.update(overrides)
+        return conversation
+
+    @staticmethod
     def auth_body(access: str = "access-1", refresh: str = "refresh-1") -> dict[str, Any]:
         return {
             "user": FakeApi.private_user(),

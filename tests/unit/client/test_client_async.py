@@ -216,6 +216,27 @@ async def test_users_search_and_pages(api: FakeApi, client: AsyncClient) -> None
     assert [u.id async for u in client.iter_search_users("ad", limit=2)] == ["1", "2", "3"]
 
 
+async def test_mute_and_unmute_a_conversation(api: FakeApi, client: AsyncClient) -> None:
+    api.on("PUT", "/v1/conversations/77/mute", api.conversation(muted=True))
+    api.on("DELETE", "/v1/conversations/77/mute", api.conversation(muted=False))
+    client.access_token = "acc"
+    muted = await client.mute_conversation("77")
+    assert (api.last.method, muted.id, muted.muted, muted.unread_count) == ("PUT", "77", True, 2)
+    assert api.last.content == b""
+    assert (await client.unmute_conversation("77")).muted is False
+    assert api.last.method == "DELETE"
+
+
+async def test_a_conversation_without_muted_reads_as_not_muted(
+    api: FakeApi, client: AsyncClient
+) -> None:
+    """A server from before conversation mutes leaves the field out."""
+    older = api.conversation()
+    del older["muted"]
+    api.on("GET", "/v1/conversations/77", older)
+    assert (await client.conversation("77")).muted is False
+
+
 async def test_path_segments_are_quoted(api: FakeApi, client: AsyncClient) -> None:
     api.on("GET", "/v1/users/by-username/a/b", api.public_user())
     with pytest.raises(ApiError) as caught:

@@ -60,6 +60,17 @@ def test_errors_and_pages(api: FakeApi) -> None:
         assert (caught.value.status, caught.value.code) == (401, "unauthenticated")
 
 
+def test_mute_and_unmute_a_conversation(api: FakeApi) -> None:
+    api.on("PUT", "/v1/conversations/7%2F7/mute", api.conversation(id="7/7", muted=True))
+    api.on("DELETE", "/v1/conversations/7%2F7/mute", api.conversation(id="7/7"))
+    with httpx.Client(base_url="http://test", transport=api.transport()) as http:
+        client = Client(http=http, access_token="acc")
+        assert client.mute_conversation("7/7").muted is True
+        assert api.last.url.raw_path == b"/v1/conversations/7%2F7/mute"
+        assert client.unmute_conversation("7/7").muted is False
+        assert api.last.method == "DELETE"
+
+
 def test_owned_http_is_closed() -> None:
     with Client("http://127.0.0.1:1") as client:
         http = client.http

@@ -160,11 +160,17 @@ async def read_conversation(
     return conversation_out(view)
 
 
+_READ_ONLY = (
+    "403 `blocked` in a direct conversation whose members are blocked either way: it is "
+    "read-only for both until the block is lifted."
+)
+
+
 @patch(
     "/{conversation_id:str}",
     summary="Change title or disappearing messages",
     description="Owner or admin. `message_ttl_seconds` makes new messages disappear; "
-    "0 or null turns it off.",
+    "0 or null turns it off. " + _READ_ONLY,
 )
 async def update_conversation(
     conversation_id: FromPath[str],
@@ -244,7 +250,7 @@ async def set_role(
     status_code=HTTP_201_CREATED,
     summary="Send",
     description="201 with the new message; the same `client_msg_id` again returns 200 and "
-    "the original message.",
+    "the original message. " + _READ_ONLY,
 )
 async def send_message(
     conversation_id: FromPath[str], data: JSONBody[MessageIn], state: State, principal: Caller
@@ -269,7 +275,8 @@ async def send_message(
 @get(
     "/{conversation_id:str}/messages",
     summary="History, oldest first",
-    description="The newest `limit` messages, or those before `before_seq`, or after `after_seq`.",
+    description="The newest `limit` messages, or those before `before_seq`, or after "
+    "`after_seq`. Stays readable across a block.",
 )
 async def history(
     conversation_id: FromPath[str],
@@ -289,7 +296,11 @@ async def history(
     return MessagesOut(items=[message_out(m) for m in found])
 
 
-@patch("/{conversation_id:str}/messages/{message_id:str}", summary="Edit (sender only)")
+@patch(
+    "/{conversation_id:str}/messages/{message_id:str}",
+    summary="Edit (sender only)",
+    description=_READ_ONLY,
+)
 async def edit_message(
     conversation_id: FromPath[str],
     message_id: FromPath[str],
@@ -307,7 +318,8 @@ async def edit_message(
     "/{conversation_id:str}/messages/{message_id:str}",
     status_code=200,
     summary="Delete for everyone (sender or admin)",
-    description="The content is erased; a tombstone stays.",
+    description="The content is erased; a tombstone stays. Allowed across a block: your "
+    "own words stay yours to take back.",
 )
 async def delete_message(
     conversation_id: FromPath[str], message_id: FromPath[str], state: State, principal: Caller
@@ -322,6 +334,7 @@ async def delete_message(
     "/{conversation_id:str}/messages/{message_id:str}/reactions/{emoji:str}",
     status_code=200,
     summary="React",
+    description=_READ_ONLY,
 )
 async def react(
     conversation_id: FromPath[str],
@@ -344,6 +357,7 @@ async def react(
     "/{conversation_id:str}/messages/{message_id:str}/reactions/{emoji:str}",
     status_code=200,
     summary="Take a reaction back",
+    description="Allowed across a block.",
 )
 async def unreact(
     conversation_id: FromPath[str],
@@ -366,6 +380,8 @@ async def unreact(
     "/{conversation_id:str}/read",
     status_code=200,
     summary="Move your read pointer forward (never back)",
+    description="The other members hear of it (`read.updated`), except those blocked either "
+    "way with you. " + _READ_ONLY,
 )
 async def mark_read(
     conversation_id: FromPath[str], data: JSONBody[ReadIn], state: State, principal: Caller
@@ -379,9 +395,49 @@ async def mark_read(
     "/{conversation_id:str}/typing",
     status_code=HTTP_204_NO_CONTENT,
     summary="Tell the others you are typing (ephemeral)",
+    description="Reaches neither members blocked either way with you nor those who mute you. "
+    + _READ_ONLY,
 )
 async def typing(conversation_id: FromPath[str], state: State, principal: Caller) -> None:
     await container_of(state).messaging.typing(principal.user_id, _conversation_id(conversation_id))
+
+
+_MUTE = (
+    "Muting is the caller's own: no notifications (nor, once push exists, push) for this "
+    "conversation; messages, events and `unread_count` go on as usual, and the other "
+    "members are not told. Idempotent; the conversation object shows `muted`. 404 for a "
+    "conversation you are not in."
+)
+
+
+@put(
+    "/{conversation_id:str}/mute",
+    status_code=200,
+    summary="Mute a conversation's notifications",
+    description=_MUTE,
+)
+async def mute_conversation(
+    conversation_id: FromPath[str], state: State, principal: Caller
+) -> ConversationOut:
+    view = await container_of(state).messaging.set_muted(
+        principal.user_id, _conversation_id(conversation_id), True
+    )
+    return conversation_out(view)
+
+
+@delete(
+    "/{conversation_id:str}/mute",
+    status_code=200,
+    summary="Unmute a conversation",
+    description=_MUTE,
+)
+async def unmute_conversation(
+    conversation_id: FromPath[str], state: State, principal: Caller
+) -> ConversationOut:
+    view = await container_of(state).messaging.set_muted(
+        principal.user_id, _conversation_id(conversation_id), False
+    )
+    return conversation_out(view)
 
 
 router = Router(
@@ -403,6 +459,8 @@ router = Router(
         unreact,
         mark_read,
         typing,
+        mute_conversation,
+        unmute_conversation,
     ],
     tags=["conversations"],
     security=[{"bearer": []}],

@@ -53,6 +53,7 @@ class ConversationOut(msgspec.Struct, kw_only=True):
     last_seq: int
     last_read_seq: int
     unread_count: int
+    muted: bool  # the caller muted it (PUT /v1/conversations/{id}/mute); private to them
     last_message: MessageOut | None
     created_at: datetime
     updated_at: datetime
@@ -110,6 +111,7 @@ def conversation_out(view: ConversationView) -> ConversationOut:
         last_seq=c.last_seq,
         last_read_seq=m.last_read_seq,
         unread_count=view.unread_count,
+        muted=m.muted,
         last_message=message_out(view.last_message) if view.last_message else None,
         created_at=c.created_at,
         updated_at=c.updated_at,

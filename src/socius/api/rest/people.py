@@ -20,7 +20,8 @@ __all__ = ["router"]
 
 _PRIVATE = (
     "Hidden from non-friends when the owner is private (403 `private_account`), "
-    "and across a block (404)."
+    "and across a block (404). Users blocked either way with the caller are left out "
+    "(a page may then hold fewer than `limit`; follow `next_cursor`)."
 )
 
 

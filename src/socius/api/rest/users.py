@@ -16,7 +16,11 @@ from socius.domain.ids import parse_id
 __all__ = ["router"]
 
 
-@get("/search", summary="Find users by username or display name, best match first")
+@get(
+    "/search",
+    summary="Find users by username or display name, best match first",
+    description="Never shows a user blocked either way with the caller.",
+)
 async def search_users(
     state: State,
     principal: Caller,
@@ -26,7 +30,9 @@ async def search_users(
     ] = None,
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> Page[PublicUserOut]:
-    page = await container_of(state).profiles.search(q, limit=limit, cursor=cursor)
+    page = await container_of(state).profiles.search(
+        principal.user_id, q, limit=limit, cursor=cursor
+    )
     return Page(items=[public_user_out(p) for p in page.items], next_cursor=page.next_cursor)
 
 
