@@ -14,47 +14,23 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from log_support import about
 from ws_support import connected
 
-from conftest import PASSWORD, Account, App
+from conftest import PASSWORD, Account, App, Clock, make_app
 from schema_walk import tables_holding
-from socius.api.app import build_litestar
-from socius.bootstrap import build, wrap
 from socius.services.inbox import cursor_for
 from socius.settings import Settings
 
 CONVERSATIONS = "/v1/conversations"
 
 
-class Clock:
-    """Starts now and moves only when told (a millisecond per reading keeps order)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
-    settings = make_settings()
-    wiring = build(settings, clock=clock)
-    return App(wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings), wiring)
+    return make_app(make_settings(), clock=clock)
 
 
 def marker(kind: str = "mk") -> str:

@@ -10,39 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from ws_support import authenticate, expect_close, recv
 
-from conftest import Account, App
+from conftest import Account, App, Clock, make_app
 from contract import assert_error
 from schema_walk import rows_as_text
-from socius.api.app import build_litestar
-from socius.bootstrap import build, wrap
 from socius.services.inbox import cursor_for
 from socius.settings import SettingsError, load_settings
 
 KEEP = 60  # seconds
 CONVERSATIONS = "/v1/conversations"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -52,9 +32,7 @@ def keep() -> int:
 
 @pytest.fixture
 def app(make_settings: Callable[..., Any], clock: Clock, keep: int) -> App:
-    settings = make_settings(event_log_retention_seconds=keep)
-    wiring = build(settings, clock=clock)
-    return App(wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings), wiring)
+    return make_app(make_settings(event_log_retention_seconds=keep), clock=clock)
 
 
 def send(a: Account, cid: str, body: str) -> dict[str, Any]:

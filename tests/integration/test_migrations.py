@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -71,15 +72,20 @@ async def _execute(url: str, statement: str) -> None:
         await conn.close()
 
 
-def test_postgres_upgrade_from_empty_matches_the_metadata():
+def _on_a_fresh_postgres(check: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``check(url)`` on a PostgreSQL database of its own, dropped afterwards."""
     require_service(POSTGRES_URL, "postgres")
     name = f"socius_migrate_{secrets.token_hex(4)}"
     base, _, _ = POSTGRES_URL.rpartition("/")
     asyncio.run(_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
     try:
-        asyncio.run(_check_upgrade(f"{base}/{name}"))
+        asyncio.run(check(f"{base}/{name}"))
     finally:
         asyncio.run(_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_postgres_upgrade_from_empty_matches_the_metadata():
+    _on_a_fresh_postgres(_check_upgrade)
 
 
 # ------------------------------------------- the logs' content erased by the migration
@@ -210,11 +216,4 @@ def test_sqlite_migration_erases_what_the_logs_kept(tmp_path):
 
 
 def test_postgres_migration_erases_what_the_logs_kept():
-    require_service(POSTGRES_URL, "postgres")
-    name = f"socius_legacy_{secrets.token_hex(4)}"
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    asyncio.run(_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    try:
-        asyncio.run(_check_legacy_logs_are_erased(f"{base}/{name}"))
-    finally:
-        asyncio.run(_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _on_a_fresh_postgres(_check_legacy_logs_are_erased)

@@ -82,12 +82,13 @@ async def mark_notifications_read(
     description="The same events, in the same order, as the WebSocket delivers. Without a "
     "cursor: from the oldest event kept. Events are kept for a while "
     "(`SOCIUS_EVENT_LOG_RETENTION_SECONDS`, 30 days by default); a cursor older than that "
-    "answers 410 `cursor_expired`: re-read your state through the REST API (conversations, "
-    "their messages, notifications, friends), then continue with no cursor and keep the "
-    "`next_cursor` from then on. An event about a message that was deleted (or expired, or "
-    "erased with its sender's account) reads as that message's `message.deleted` "
-    "tombstone, at the same position; one about an edited message carries its current "
-    "version.",
+    "answers 410 `cursor_expired`. To resync, take the current position first (a WebSocket "
+    "with cursor null, or this endpoint paged from no cursor to its end), re-read your "
+    "state through the REST API (conversations, their messages, notifications, friends), "
+    "then apply the events after that position (docs/realtime.md). An event about a "
+    "message that was deleted (or expired, or erased with its sender's account) reads as "
+    "that message's `message.deleted` tombstone, at the same position; one about an "
+    "edited message carries its current version.",
     responses={
         410: ResponseSpec(
             data_container=None,
