@@ -22,6 +22,7 @@ from ws_support import connected
 
 from conftest import PASSWORD, Account, App, Clock, make_app
 from schema_walk import tables_holding
+from socius.domain.events import Event
 from socius.services.inbox import cursor_for
 from socius.settings import Settings
 
@@ -241,3 +242,42 @@ def test_an_erased_accounts_words_and_reactions_leave_every_log(
         assert [(model[s]["body"], model[s]["reactions"]) for s in sorted(model)] == [
             (m["body"], m["reactions"]) for m in history
         ]
+
+
+def test_a_notification_about_a_message_follows_its_edits_and_its_erasure(
+    app: App, http: Any, register: Callable[..., Account]
+) -> None:
+    """No feature notifies about a message yet (a mention will): whatever does, by naming
+    the message on the event, gets its notifications edited and erased with it."""
+    sender, b = register(), register()
+    cid = make_group(sender, b)
+    draft, final = marker("draft"), marker("final")
+    message = send(sender, cid, f"hey {draft}")
+    container = app.wiring.container
+
+    async def mention() -> None:
+        event = Event(
+            int(b.id), "mention", {"message": dict(message)}, message_id=int(message["id"])
+        )
+        async with app.wiring.database() as uow:
+            await container.delivery.record(uow, [event], notify=[event])
+            await uow.commit()
+
+    http.blocking_portal.call(mention)
+    assert draft in b.client.raw("GET", "/v1/notifications").text
+    path = f"{CONVERSATIONS}/{cid}/messages/{message['id']}"
+    sender.client.request("PATCH", path, json={"body": f"hey {final}"})
+    assert mentions(b) == [f"hey {final}"]
+    assert where(http, app, [sender, b], [cid], draft) == {}
+    logged = [i["event"] for i in sync_items(b) if i["event"]["type"] == "notification"]
+    wrapped = [e["notification"] for e in logged if e["notification"]["type"] == "mention"]
+    assert [n["payload"]["message"]["body"] for n in wrapped] == [f"hey {final}"]
+
+    sender.client.request("DELETE", path)
+    assert mentions(b) == []
+    assert where(http, app, [sender, b], [cid], final) == {}
+
+
+def mentions(a: Account) -> list[str]:
+    notes = a.client.request("GET", "/v1/notifications").json()["items"]
+    return [n["payload"]["message"]["body"] for n in notes if n["type"] == "mention"]

@@ -43,20 +43,37 @@ async def forget_messages(uow: UnitOfWork, tombstones: Mapping[int, dict[str, An
 
 
 async def reword_message(uow: UnitOfWork, message_id: int, payload: dict[str, Any]) -> None:
-    """An edit: the logged copies of the message (``payload`` is ``{"message": ...}``, as
-    message events carry it) and the notifications about it take the new version."""
+    """An edit: every logged event and notification about the message that carries it
+    (under ``message``, as message events do; ``payload`` is ``{"message": ...}``) takes
+    the new version: the message events with one statement, any other kind (a mention, a
+    notification's copy in the log; rare) one by one."""
     await uow.outbox.rewrite([(message_id, payload)], types=MESSAGE_EVENTS)
     notes = await uow.notifications.about(message_id)
     await uow.notifications.set_payloads(
-        [replace(n, payload={**n.payload, **payload}) for n in notes if "message" in n.payload]
+        [replace(n, payload=_reworded(n.payload, payload)) for n in notes if _carries(n.payload)]
     )
-    wrapped = []
-    for e in await uow.outbox.about(message_id, NOTIFICATION_EVENT):
-        note = e.payload.get("notification")
-        if isinstance(note, dict) and "message" in note.get("payload", {}):
-            note = {**note, "payload": {**note["payload"], **payload}}
-            wrapped.append(replace(e, payload={**e.payload, "notification": note}))
-    await uow.outbox.set_payloads(wrapped)
+    others = await uow.outbox.about(message_id, except_types=_NO_COPY)
+    await uow.outbox.set_payloads(
+        [replace(e, payload=_reworded(e.payload, payload)) for e in others if _carries(e.payload)]
+    )
+
+
+# Events about a message that hold no copy of it, or are rewritten in one statement.
+_NO_COPY = (*MESSAGE_EVENTS, TOMBSTONE, REACTION_EVENT)
+
+
+def _carries(payload: dict[str, Any]) -> bool:
+    """Whether a payload holds a copy of the message (itself, or in a notification)."""
+    note = payload.get(NOTIFICATION_EVENT)
+    return "message" in payload or (isinstance(note, dict) and _carries(note.get("payload", {})))
+
+
+def _reworded(payload: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its copy of the message replaced by ``new["message"]``."""
+    if "message" in payload:
+        return {**payload, **new}
+    note = payload[NOTIFICATION_EVENT]
+    return {**payload, NOTIFICATION_EVENT: {**note, "payload": _reworded(note["payload"], new)}}
 
 
 async def reactions_of(uow: UnitOfWork, user_id: int) -> dict[int, int]:

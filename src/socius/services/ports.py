@@ -194,8 +194,8 @@ class OutboxRepository(Protocol):
     async def of_type(self, user_id: int, type_: str) -> list[Event]:
         """The events of one type in a user's log, oldest first."""
 
-    async def about(self, message_id: int, type_: str) -> list[Event]:
-        """The logged events of one type about a message, in every log."""
+    async def about(self, message_id: int, *, except_types: Sequence[str]) -> list[Event]:
+        """The logged events about a message, in every log, but those of ``except_types``."""
 
     async def set_payloads(self, events: Sequence[Event]) -> None:
         """Each logged event (by user and position) takes the payload given."""

@@ -114,11 +114,12 @@ class SqlOutboxRepository:
         )
         return [_event(row) for row in rows]
 
-    async def about(self, message_id: int, type_: str) -> list[Event]:
-        """The logged events of one type about a message, in every log."""
+    async def about(self, message_id: int, *, except_types: Sequence[str]) -> list[Event]:
+        """The logged events about a message, in every log, but those of ``except_types``."""
         rows = await self._conn.execute(
             select(user_events).where(
-                user_events.c.message_id == message_id, user_events.c.type == type_
+                user_events.c.message_id == message_id,
+                user_events.c.type.not_in(list(except_types)),
             )
         )
         return [_event(row) for row in rows]
