@@ -95,7 +95,7 @@ class InboxService:
         after = seq_of(cursor)
         size = check_limit(limit)
         async with self._uow(write=False) as uow:
-            page = await uow.outbox.for_user(user_id, after_seq=after, limit=size)
+            page = await uow.outbox.page(user_id, after_seq=after, limit=size)
         if cursor and after < page.pruned_to:
             raise cursor_expired()
         events = page.events
@@ -118,7 +118,7 @@ class InboxService:
         """The user's events in (after, upto], to replay or fill a gap the bus left; Gone
         when some of them were pruned already."""
         async with self._uow(write=False) as uow:
-            page = await uow.outbox.for_user(user_id, after_seq=after, limit=upto - after)
+            page = await uow.outbox.page(user_id, after_seq=after, limit=upto - after)
         if after < page.pruned_to:
             raise cursor_expired()
         return page.events

@@ -187,9 +187,12 @@ class OutboxRepository(Protocol):
     async def add(self, events: Sequence[Event], when: datetime) -> list[Event]:
         """Append to the recipients' logs in this transaction; the events, numbered."""
 
-    async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> LogPage:
-        """Events after ``after_seq``, oldest first, and how far the log was pruned, read
-        together (a cursor below ``pruned_to`` has expired)."""
+    async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
+        """Events after ``after_seq``, oldest first."""
+
+    async def page(self, user_id: int, *, after_seq: int, limit: int) -> LogPage:
+        """``for_user`` and how far the log was pruned, read together (one snapshot): a
+        cursor below ``pruned_to`` has expired."""
 
     async def of_type(self, user_id: int, type_: str) -> list[Event]:
         """The events of one type in a user's log, oldest first."""

@@ -95,7 +95,10 @@ class SqlOutboxRepository:
             )
         return stored
 
-    async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> LogPage:
+    async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
+        return (await self.page(user_id, after_seq=after_seq, limit=limit)).events
+
+    async def page(self, user_id: int, *, after_seq: int, limit: int) -> LogPage:
         rows = await self._conn.execute(_PAGE, {"uid": user_id, "after": after_seq, "n": limit})
         pruned_to = 0
         events = []
