@@ -18,6 +18,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -158,10 +159,31 @@ class App:
     wiring: Wiring
 
 
-def make_app(settings: Settings) -> App:
-    wiring = build(settings)
+def make_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> App:
+    wiring = build(settings, clock=clock) if clock is not None else build(settings)
     litestar = build_litestar(wiring.container, wiring.metrics)
     return App(wrap(litestar, wiring, settings), wiring)
+
+
+class Clock:
+    """A clock for ``make_app`` that the test moves, so "later" needs no waiting. Starts
+    now; ticks a millisecond per reading so that times stay ordered."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A movable clock; a module's ``app`` fixture wires it with ``make_app(clock=)``."""
+    return Clock()
 
 
 @pytest.fixture

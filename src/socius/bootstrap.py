@@ -38,6 +38,7 @@ from socius.services.messaging import MessagingService
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Bus, Cache
 from socius.services.profiles import ProfileService
+from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
@@ -50,6 +51,7 @@ __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
 log = structlog.get_logger("socius.bootstrap")
 _RESYNC_SECONDS = 5.0
 _POLL_SECONDS = 1.0
+_PRUNE_SECONDS = 60.0  # how often the event logs' retention runs (sooner while behind)
 _TEN_YEARS = 10 * 365 * 24 * 3600.0
 
 
@@ -212,6 +214,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         delivery=delivery,
         tokens=tokens,
         revocations=revocations,
+        retention=LogRetention(database, clock, keep_seconds=settings.event_log_retention_seconds),
     )
     realtime = Realtime(
         bus=bus,
@@ -248,7 +251,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         bus_up = await _start_bus(bus)
         background.append(
             asyncio.create_task(
-                _housekeeping(settings, tokens, revocations, messaging, bus, bus_up)
+                _housekeeping(
+                    settings, tokens, revocations, messaging, container.retention, bus, bus_up
+                )
             )
         )
 
@@ -282,13 +287,16 @@ async def _housekeeping(
     tokens: AccessTokens,
     revocations: Revocations,
     messaging: MessagingService,
+    retention: LogRetention,
     bus: Bus,
     bus_up: bool,
 ) -> None:
     """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
-    refill Redis if it lost them, or (embedded) poll revocations other processes made."""
+    refill Redis if it lost them, or (embedded) poll revocations other processes made.
+    Embedded, also the worker's jobs: disappearing messages, the event logs' retention."""
     next_keys = time.monotonic() + settings.signing_key_refresh_seconds
     next_resync = time.monotonic() + _RESYNC_SECONDS
+    next_prune = time.monotonic() + _PRUNE_SECONDS
     while True:
         await asyncio.sleep(_POLL_SECONDS)
         try:
@@ -299,8 +307,13 @@ async def _housekeeping(
             elif time.monotonic() >= next_resync:
                 await revocations.resync()
                 next_resync = time.monotonic() + _RESYNC_SECONDS
-            if settings.is_embedded:  # clustered: `socius worker` expires messages
+            if settings.is_embedded:  # clustered: `socius worker` does these
                 await messaging.expire_due()
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + _PRUNE_SECONDS
+                    _, more = await retention.prune()
+                    if more:  # behind (or gave way to a lock): again next round
+                        next_prune = time.monotonic()
             if time.monotonic() >= next_keys:
                 await tokens.load_keys()
                 next_keys = time.monotonic() + settings.signing_key_refresh_seconds

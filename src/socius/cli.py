@@ -123,16 +123,25 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: expire disappearing messages, purge ended sessions."""
+    """Run background work: expire disappearing messages, prune the event logs past
+    their retention, purge ended sessions."""
     settings = _settings()
 
     async def work(wiring: Wiring) -> None:
         await wiring.bus_start()
         last_purge = 0.0
+        next_prune = 0.0
         while True:
             expired = await wiring.container.messaging.expire_due()
             if expired:
                 console.print(f"expired {expired} message(s)")
+            if once or time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + interval
+                pruned, more = await wiring.container.retention.prune()
+                if pruned:
+                    console.print(f"pruned {pruned} event(s) past their retention")
+                if more and not once:  # behind (or gave way to a lock): again next round
+                    next_prune = time.monotonic()
             if once or time.monotonic() - last_purge >= interval:
                 horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
                 async with wiring.database() as uow:

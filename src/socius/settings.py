@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     otlp_endpoint: str = ""
     max_body_bytes: int = 64 * 1024
 
+    # retention
+    event_log_retention_seconds: int = 30 * 24 * 3600  # 0 keeps every event for ever
+
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
             (1 <= self.port <= 65535, "port", "must be 1..65535"),
@@ -78,6 +81,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             (self.argon2_time_cost >= 1, "argon2_time_cost", "must be >= 1"),
             (self.argon2_parallelism >= 1, "argon2_parallelism", "must be >= 1"),
             (self.max_body_bytes >= 1024, "max_body_bytes", "must be >= 1024"),
+            (
+                self.event_log_retention_seconds >= 0,
+                "event_log_retention_seconds",
+                "must be >= 0 (0 keeps events for ever)",
+            ),
             (
                 self.database_url == "" or _scheme(self.database_url) in _DB_SCHEMES,
                 "database_url",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 
 from sqlalchemy import func, select
 
 from conftest import PASSWORD
 from contract import api_error, assert_error, bearer
+from schema_walk import tables_holding
 from socius.storage.tables import metadata, users
 
 NEW_PASSWORD = "a completely different phrase 42"
@@ -378,6 +380,16 @@ def test_account_deletion_erases_every_row_that_references_the_user(app, http, r
     phone = sdk()
     phone.login(alice.username, PASSWORD)
     phone.logout()  # a revoked session too
+    # Content of hers, in rows that need not name her: a profile, a message, a reaction.
+    name, words, emoji = (f"{kind}{secrets.token_hex(5)}" for kind in ("nm", "wd", "em"))
+    alice.client.update_me(display_name=name)
+    direct = alice.client.open_direct(bob.id)
+    bobs = bob.client.send_message(direct.id, "hello", client_msg_id="b1")
+    alice.client.send_message(direct.id, f"my words {words}", client_msg_id="a1")
+    alice.client.request(
+        "PUT", f"/v1/conversations/{direct.id}/messages/{bobs.id}/reactions/{emoji}"
+    )
+    assert tables_holding(http, app, name, words, emoji).keys() == {name, words, emoji}
 
     before = _count_references(http, app, int(alice.id))
     bob_before = _count_references(http, app, int(bob.id))
@@ -389,8 +401,13 @@ def test_account_deletion_erases_every_row_that_references_the_user(app, http, r
 
     after = _count_references(http, app, int(alice.id))
     assert after == dict.fromkeys(before, 0), {k: v for k, v in after.items() if v}
-    # Only Alice's rows went: Bob's are all still there.
-    assert _count_references(http, app, int(bob.id)) == bob_before
+    # And nothing she wrote is left in any row of any table.
+    assert tables_holding(http, app, name, words, emoji) == {}
+    # Only Alice's rows went: Bob's are all still there (his log only grew: he was told
+    # her message went and she left the conversation).
+    bob_after = _count_references(http, app, int(bob.id))
+    assert bob_after.pop("user_events.user_id") > bob_before.pop("user_events.user_id")
+    assert bob_after == bob_before
     assert bob.client.me().bio == "something to erase"
 
 

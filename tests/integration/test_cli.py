@@ -120,3 +120,35 @@ def test_admin_create_list_and_disable_user(stack, cli_env, register, sdk, http)
     result = run("admin", "disable-user", name, env=cli_env)
     assert result.returncode == 1
     assert "no_change" in result.stderr or "already" in result.stderr
+
+
+def test_the_worker_prunes_the_event_logs(stack, cli_env, register, http, app):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from contract import assert_error
+    from socius.services.inbox import cursor_for
+    from socius.storage.tables import user_events
+
+    a, b = register(), register()
+    b.client.send_friend_request(a.id)
+    start = a.client.request("GET", "/v1/sync").json()
+    assert start["items"]
+
+    async def age() -> None:  # the worker keeps the real time: make the events old instead
+        async with app.wiring.database.primary.begin() as conn:
+            await conn.execute(
+                update(user_events).values(created_at=datetime.now(UTC) - timedelta(days=2))
+            )
+
+    http.blocking_portal.call(age)
+    keep_a_day = cli_env | {"SOCIUS_EVENT_LOG_RETENTION_SECONDS": "86400"}
+    result = run("worker", "--once", env=keep_a_day)
+    assert result.returncode == 0, result.stderr
+    assert "pruned" in result.stderr
+
+    response = a.client.raw("GET", "/v1/sync", params={"cursor": cursor_for(0)})
+    assert_error(response, 410, "cursor_expired")
+    resumed = a.client.request("GET", "/v1/sync").json()
+    assert resumed == {"items": [], "next_cursor": start["next_cursor"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -71,12 +72,148 @@ async def _execute(url: str, statement: str) -> None:
         await conn.close()
 
 
-def test_postgres_upgrade_from_empty_matches_the_metadata():
+def _on_a_fresh_postgres(check: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``check(url)`` on a PostgreSQL database of its own, dropped afterwards."""
     require_service(POSTGRES_URL, "postgres")
     name = f"socius_migrate_{secrets.token_hex(4)}"
     base, _, _ = POSTGRES_URL.rpartition("/")
     asyncio.run(_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
     try:
-        asyncio.run(_check_upgrade(f"{base}/{name}"))
+        asyncio.run(check(f"{base}/{name}"))
     finally:
         asyncio.run(_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_postgres_upgrade_from_empty_matches_the_metadata():
+    _on_a_fresh_postgres(_check_upgrade)
+
+
+# ------------------------------------------- the logs' content erased by the migration
+
+
+def _revision_before_erasable_logs() -> str:
+    """The revision the erasable-logs migration follows (found by its title, so that
+    re-numbering the chain does not break this test)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from socius.storage.migrate import migrations_dir
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    for script in ScriptDirectory.from_config(config).walk_revisions():
+        if (script.doc or "").startswith("event logs name their message"):
+            assert isinstance(script.down_revision, str)
+            return script.down_revision
+    raise AssertionError("the erasable-logs migration is missing")
+
+
+async def _check_legacy_logs_are_erased(url: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import JSON, BigInteger, Column, MetaData, String, Table, Text, insert, select
+
+    from socius.storage.tables import user_events
+    from socius.storage.types import UtcDateTime
+
+    await upgrade(url, _revision_before_erasable_logs())
+    legacy = MetaData()
+    old_events = Table(
+        "user_events",
+        legacy,
+        Column("user_id", BigInteger),
+        Column("seq", BigInteger),
+        Column("type", String(40)),
+        Column("payload", JSON),
+        Column("created_at", UtcDateTime),
+    )
+    old_messages = Table(
+        "messages",
+        legacy,
+        Column("id", BigInteger),
+        Column("conversation_id", BigInteger),
+        Column("seq", BigInteger),
+        Column("sender_id", BigInteger),
+        Column("client_msg_id", String(64)),
+        Column("body", Text),
+        Column("created_at", UtcDateTime),
+        Column("edited_at", UtcDateTime),
+        Column("deleted_at", UtcDateTime),
+    )
+    now = datetime.now(UTC)
+
+    def message(mid: int, seq: int, body: str | None, **extra: object) -> dict[str, object]:
+        return {
+            "id": mid,
+            "conversation_id": 7,
+            "seq": seq,
+            "sender_id": 1,
+            "client_msg_id": f"c{mid}",
+            "body": body,
+            "created_at": now,
+            "edited_at": None,
+            "deleted_at": None,
+            **extra,
+        }
+
+    def shown(mid: int, seq: int, body: str) -> dict[str, object]:
+        return {"message": {"id": str(mid), "conversation_id": "7", "seq": seq, "body": body}}
+
+    events = [
+        ("message.created", shown(101, 1, "deleted words")),
+        ("reaction.updated", {"conversation_id": "7", "message_id": "101", "emoji": "zz"}),
+        ("message.created", shown(102, 2, "first draft")),
+        ("message.updated", shown(102, 2, "second draft")),
+        ("message.created", shown(103, 3, "plain")),
+        ("friend.request", {"user_id": "5"}),
+    ]
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(old_messages),
+                [
+                    message(101, 1, None, deleted_at=now),
+                    message(102, 2, "final", edited_at=now),
+                    message(103, 3, "plain"),
+                ],
+            )
+            await conn.execute(
+                insert(old_events),
+                [
+                    {"user_id": u, "seq": n, "type": t, "payload": p, "created_at": now}
+                    for u in (1, 2)
+                    for n, (t, p) in enumerate(events, start=1)
+                ],
+            )
+        await upgrade(url)
+        async with engine.connect() as conn:
+            rows = list(
+                await conn.execute(select(user_events).order_by(user_events.c.user_id, "seq"))
+            )
+    finally:
+        await engine.dispose()
+    for user in (1, 2):
+        mine = [(r.seq, r.type, r.message_id, r.payload) for r in rows if r.user_id == user]
+        tombstone = {"conversation_id": "7", "message_id": "101", "seq": 1}
+        assert mine[:2] == [
+            (1, "message.deleted", 101, tombstone),
+            (2, "message.deleted", 101, tombstone),
+        ]
+        assert [(s, t, m, p["message"]["body"]) for s, t, m, p in mine[2:5]] == [
+            (3, "message.created", 102, "final"),
+            (4, "message.updated", 102, "final"),
+            (5, "message.created", 103, "plain"),
+        ]
+        assert mine[5] == (6, "friend.request", None, {"user_id": "5"})
+    text = repr(rows)
+    for gone in ("deleted words", "zz", "first draft", "second draft"):
+        assert gone not in text
+
+
+def test_sqlite_migration_erases_what_the_logs_kept(tmp_path):
+    asyncio.run(_check_legacy_logs_are_erased(f"sqlite:///{tmp_path / 'legacy.db'}"))
+
+
+def test_postgres_migration_erases_what_the_logs_kept():
+    _on_a_fresh_postgres(_check_legacy_logs_are_erased)

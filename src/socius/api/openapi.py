@@ -65,6 +65,13 @@ def document_errors(schema: OpenAPI) -> OpenAPI:
             if operation is None:
                 continue
             responses = operation.responses or {}
+            for status, response in responses.items():  # errors a route declares itself
+                if (
+                    status.isdigit()
+                    and int(status) >= 400
+                    and isinstance(response, OpenAPIResponse)
+                ):
+                    response.content = envelope
             for status, description in _STATUSES.items():
                 responses[status] = OpenAPIResponse(description=description, content=envelope)
             operation.responses = responses

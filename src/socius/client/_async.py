@@ -495,7 +495,9 @@ class AsyncClient:
         return int(decode(dict[str, Any], response.content)["last_read_seq"])
 
     async def sync(self, cursor: str | None = None, *, limit: int | None = None) -> SyncPage:
-        """Events after `cursor`, oldest first (the same the WebSocket delivers)."""
+        """Events after `cursor`, oldest first (the same the WebSocket delivers). A cursor
+        older than the events kept raises ApiError 410 `cursor_expired`: re-read the state,
+        then sync again with no cursor."""
         return await self._get(SyncPage, "/v1/sync", params={"cursor": cursor, "limit": limit})
 
     # -- operations --------------------------------------------------------------------------

@@ -16,7 +16,8 @@ _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class RealtimeClosed(Exception):
-    """The server closed the socket; ``code`` says why (4401 auth, 4408 too slow)."""
+    """The server closed the socket; ``code`` says why (4401 auth, 4408 too slow, 4410
+    the cursor is older than the events kept: resync, then connect with no cursor)."""
 
     def __init__(self, code: int | None, reason: str) -> None:
         super().__init__(f"closed with {code}: {reason}")

@@ -10,6 +10,7 @@ __all__ = [
     "Conflict",
     "DomainError",
     "Forbidden",
+    "Gone",
     "InvalidInput",
     "NotFound",
     "RateLimited",
@@ -51,6 +52,12 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     default_code = "conflict"
+
+
+class Gone(DomainError):
+    """What was asked for existed once and is kept no longer (an expired cursor)."""
+
+    default_code = "gone"
 
 
 class TooLarge(DomainError):

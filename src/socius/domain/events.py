@@ -4,6 +4,9 @@ Each user has a log of events numbered 1, 2, 3, ... (``seq``). Numbers are hande
 the writing transaction under a per-user row lock, so a transaction that commits later
 always holds higher numbers: a reader at position N never skips an event that commits
 after it looked. A client's cursor is its position in its own log.
+
+An event about a message names it (``message_id``), so that erasing or editing the
+message can rewrite every logged copy in place: the positions stay, the old content goes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Event"]
+__all__ = ["Event", "LogPage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +25,13 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
     seq: int | None = None  # set once stored: the position in the recipient's log
     created_at: datetime | None = None
+    message_id: int | None = None  # the message the event is about, if any
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Events read from a log, and how far that log has been pruned: positions up to
+    ``pruned_to`` are gone (retention), so a cursor below it has expired."""
+
+    pruned_to: int
+    events: list[Event]

@@ -17,3 +17,4 @@ class Notification:
     payload: dict[str, Any]
     created_at: datetime
     read: bool = False
+    message_id: int | None = None  # the message it is about: erased with it

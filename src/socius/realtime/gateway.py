@@ -23,7 +23,13 @@ from typing import Any, Protocol
 import msgspec
 import structlog
 
-from socius.domain.errors import BusUnavailable, DomainError, InvalidInput, Unauthenticated
+from socius.domain.errors import (
+    BusUnavailable,
+    DomainError,
+    Gone,
+    InvalidInput,
+    Unauthenticated,
+)
 from socius.domain.ids import parse_id
 from socius.observability.metrics import Metrics
 from socius.realtime.batcher import Batcher
@@ -36,6 +42,7 @@ from socius.services.tokens import AccessTokens
 
 __all__ = [
     "CLOSE_BAD_CURSOR",
+    "CLOSE_CURSOR_EXPIRED",
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL",
     "CLOSE_TOO_BIG",
@@ -60,6 +67,7 @@ CLOSE_TRY_LATER = 1013  # the event bus is unreachable
 CLOSE_BAD_CURSOR = 4400  # the auth frame's cursor is not one of this user's
 CLOSE_UNAUTHENTICATED = 4401  # no/late/bad auth frame, bad token, session revoked
 CLOSE_TOO_SLOW = 4408  # send queue full, or nothing heard from the client for too long
+CLOSE_CURSOR_EXPIRED = 4410  # the cursor is older than the log keeps: resync, then null
 
 SESSION_REVOKED = "session.revoked"
 INTERNAL_EVENTS = frozenset({SESSION_REVOKED})  # bus-only, never forwarded to clients
@@ -443,10 +451,10 @@ class Connection:
         self.heard = gw.clock()
         return not self.closing
 
-    async def _reject_cursor(self, exc: InvalidInput) -> None:
+    async def _reject_cursor(self, exc: DomainError, code: int = CLOSE_BAD_CURSOR) -> None:
         with contextlib.suppress(Exception):
             await self._socket.send(_error_frame(exc.code, exc.message))
-        self.finish(CLOSE_BAD_CURSOR, exc.code)
+        self.finish(code, exc.code)
 
     # -- from the hub and the periodic check ----------------------------------------------
 
@@ -517,7 +525,11 @@ class Connection:
         inbox, page = self._gw.inbox, self._limits.page
         while self.last_seq < upto:
             end = min(upto, self.last_seq + page)
-            events = await inbox.events_between(self.user_id, self.last_seq, end)
+            try:
+                events = await inbox.events_between(self.user_id, self.last_seq, end)
+            except Gone as exc:  # pruned (retention) before it could be sent
+                await self._reject_cursor(exc, CLOSE_CURSOR_EXPIRED)
+                return False
             for e in events:
                 if e.seq is None or e.seq <= self.last_seq:
                     continue

@@ -13,6 +13,7 @@ from socius.services.graph import GraphService
 from socius.services.inbox import InboxService
 from socius.services.messaging import MessagingService
 from socius.services.profiles import ProfileService
+from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
 from socius.services.tokens import AccessTokens
@@ -39,6 +40,7 @@ class Container:
     delivery: Delivery
     tokens: AccessTokens
     revocations: Revocations
+    retention: LogRetention
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

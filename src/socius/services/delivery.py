@@ -63,12 +63,24 @@ class Delivery:
         now = self._clock()
         stored = await uow.outbox.add(events, now)
         notes = [
-            Notification(self._ids.next_id(), e.user_id, e.type, e.payload, now) for e in notify
+            Notification(
+                self._ids.next_id(), e.user_id, e.type, e.payload, now, message_id=e.message_id
+            )
+            for e in notify
         ]
         if notes:
             await uow.notifications.add(notes)
             stored += await uow.outbox.add(
-                [Event(n.user_id, "notification", notification_payload(n)) for n in notes], now
+                [
+                    Event(
+                        n.user_id,
+                        "notification",
+                        notification_payload(n),
+                        message_id=n.message_id,
+                    )
+                    for n in notes
+                ],
+                now,
             )
 
         async def publish() -> None:

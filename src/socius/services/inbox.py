@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from socius.domain.errors import InvalidInput
+from socius.domain.errors import Gone, InvalidInput
 from socius.domain.events import Event
 from socius.domain.notifications import Notification
 from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.services.ports import UnitOfWorkFactory
 
-__all__ = ["InboxService", "NotificationPage", "SyncPage", "cursor_for", "seq_of"]
+__all__ = [
+    "InboxService",
+    "NotificationPage",
+    "SyncPage",
+    "cursor_expired",
+    "cursor_for",
+    "seq_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,16 @@ def seq_of(cursor: str | None) -> int:
     return seq
 
 
+def cursor_expired() -> Gone:
+    """A cursor from before what the log keeps (retention): resync, then go on."""
+    return Gone(
+        "the cursor is older than the events kept: re-read your state through the API, "
+        "then continue with cursor null",
+        code="cursor_expired",
+        details={"field": "cursor"},
+    )
+
+
 class InboxService:
     def __init__(self, uow: UnitOfWorkFactory) -> None:
         self._uow = uow
@@ -73,13 +90,19 @@ class InboxService:
         return changed
 
     async def sync(self, user_id: int, *, cursor: str | None, limit: int | None) -> SyncPage:
-        """Events after ``cursor``, oldest first, and the cursor to continue from."""
+        """Events after ``cursor``, oldest first, and the cursor to continue from. Without
+        a cursor: from the oldest event kept. A cursor from before that: Gone."""
         after = seq_of(cursor)
         size = check_limit(limit)
         async with self._uow(write=False) as uow:
-            events = await uow.outbox.for_user(user_id, after_seq=after, limit=size)
-        last = events[-1].seq if events and events[-1].seq is not None else after
-        return SyncPage(events, cursor_for(last))
+            page = await uow.outbox.page(user_id, after_seq=after, limit=size)
+        if cursor and after < page.pruned_to:
+            raise cursor_expired()
+        events = page.events
+        last = events[-1].seq if events and events[-1].seq is not None else None
+        return SyncPage(
+            events, cursor_for(last if last is not None else max(after, page.pruned_to))
+        )
 
     async def position(self, user_id: int) -> int:
         async with self._uow(write=False) as uow:
@@ -92,6 +115,10 @@ class InboxService:
         return {u: found.get(u, 0) for u in user_ids}
 
     async def events_between(self, user_id: int, after: int, upto: int) -> list[Event]:
-        """The user's events in (after, upto], to fill a gap the bus left."""
+        """The user's events in (after, upto], to replay or fill a gap the bus left; Gone
+        when some of them were pruned already."""
         async with self._uow(write=False) as uow:
-            return await uow.outbox.for_user(user_id, after_seq=after, limit=upto - after)
+            page = await uow.outbox.page(user_id, after_seq=after, limit=upto - after)
+        if after < page.pruned_to:
+            raise cursor_expired()
+        return page.events

@@ -15,7 +15,7 @@ typing never reaches someone who mutes its sender. Messages in groups stay visib
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from socius.domain.graph import EdgeType, check_not_self
 from socius.domain.ids import IdGenerator
 from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.domain.users import DmPolicy
+from socius.services import erasure
 from socius.services.delivery import Delivery
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
@@ -50,6 +51,7 @@ __all__ = [
     "MessagingService",
     "conversation_payload",
     "message_payload",
+    "tombstone_payload",
 ]
 
 
@@ -89,6 +91,17 @@ def message_payload(m: Message) -> dict[str, Any]:
         "edited_at": _time(m.edited_at),
         "deleted": m.deleted,
         "reactions": m.reactions,
+    }
+
+
+def tombstone_payload(m: Message) -> dict[str, Any]:
+    """What stays of a deleted message ``m`` (as it is once deleted) in the logs: the
+    ``message.deleted`` event that also takes the place of every event about it."""
+    return {
+        "conversation_id": str(m.conversation_id),
+        "message_id": str(m.id),
+        "seq": m.seq,
+        "message": message_payload(m),
     }
 
 
@@ -134,8 +147,10 @@ class MessagingService:
         *,
         also: list[int] | None = None,
         members: list[int] | None = None,
+        about: int | None = None,
     ) -> None:
-        """Log an event for every member (``members``: the ids, when already read)."""
+        """Log an event for every member (``members``: the ids, when already read;
+        ``about``: the message it is about, so that erasing it can find the event)."""
         recipients = (
             list(members)
             if members is not None
@@ -144,7 +159,9 @@ class MessagingService:
         for extra in also or []:
             if extra not in recipients:
                 recipients.append(extra)
-        await self._delivery.record(uow, [Event(u, type_, payload) for u in recipients])
+        await self._delivery.record(
+            uow, [Event(u, type_, payload, message_id=about) for u in recipients]
+        )
 
     async def _writable(
         self, uow: UnitOfWork, actor: int, conversation_id: int, *, lock: bool = False
@@ -559,6 +576,7 @@ class MessagingService:
                 "message.created",
                 {"message": message_payload(message)},
                 members=member_ids,
+                about=message.id,
             )
             await uow.commit()
         return message, True
@@ -609,8 +627,10 @@ class MessagingService:
             await uow.conversations.update_message(message_id, body=body, edited_at=now)
             edited = await uow.conversations.message(conversation_id, message_id)
             assert edited is not None
+            payload = {"message": message_payload(edited)}
+            await erasure.reword_message(uow, message_id, payload)  # no old text survives
             await self._tell_members(
-                uow, conversation_id, "message.updated", {"message": message_payload(edited)}
+                uow, conversation_id, "message.updated", payload, about=message_id
             )
             await uow.commit()
         return edited
@@ -634,18 +654,13 @@ class MessagingService:
         now = self._clock()
         await uow.conversations.update_message(message.id, body=None, deleted_at=now)
         await uow.conversations.unreact_all(message.id)
-        await self._tell_members(
-            uow,
-            message.conversation_id,
-            "message.deleted",
-            {
-                "conversation_id": str(message.conversation_id),
-                "message_id": str(message.id),
-                "seq": message.seq,
-            },
-        )
         erased = await uow.conversations.message(message.conversation_id, message.id)
         assert erased is not None
+        tombstone = tombstone_payload(erased)
+        await erasure.forget_messages(uow, {erased.id: tombstone})  # in every log, in place
+        await self._tell_members(
+            uow, erased.conversation_id, erasure.TOMBSTONE, tombstone, about=erased.id
+        )
         return erased
 
     async def react(
@@ -675,6 +690,7 @@ class MessagingService:
                         "emoji": emoji,
                         "added": on,
                     },
+                    about=message_id,
                 )
                 await uow.commit()
         return updated
@@ -715,17 +731,28 @@ class MessagingService:
         """Inside an account's erasure: tombstone everything the user wrote, take them out
         of their conversations (handing groups they owned over), and tell the others."""
         involved = await uow.conversations.lock_for_user(user_id)
-        erased = await uow.conversations.erase_messages_by(user_id, self._clock())
-        for message in erased:
+        reacted = await erasure.reactions_of(uow, user_id)
+        now = self._clock()
+        live = await uow.conversations.erase_messages_by(user_id, now)
+        tombstones = {
+            m.id: tombstone_payload(
+                replace(m, body=None, sender_id=None, deleted_at=now, reactions={})
+            )
+            for m in live
+        }
+        await erasure.forget_messages(uow, tombstones)
+        for message in live:
             await self._tell_members(
                 uow,
                 message.conversation_id,
-                "message.deleted",
-                {
-                    "conversation_id": str(message.conversation_id),
-                    "message_id": str(message.id),
-                    "seq": message.seq,
-                },
+                erasure.TOMBSTONE,
+                tombstones[message.id],
+                about=message.id,
+            )
+        recounted = await erasure.recount_reactions(uow, reacted, skip=set(tombstones))
+        for message_id, payload in recounted.items():
+            await self._tell_members(
+                uow, reacted[message_id], "reaction.updated", payload, about=message_id
             )
         for conversation_id in involved:
             member = await uow.conversations.member(conversation_id, user_id)

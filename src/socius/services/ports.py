@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from socius.domain.conversations import Conversation, Member, Message, Role
-from socius.domain.events import Event
+from socius.domain.events import Event, LogPage
 from socius.domain.graph import EdgeRow, EdgeType
 from socius.domain.notifications import Notification
 from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
@@ -196,6 +196,34 @@ class OutboxRepository(Protocol):
     async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
         """Events after ``after_seq``, oldest first."""
 
+    async def page(self, user_id: int, *, after_seq: int, limit: int) -> LogPage:
+        """``for_user`` and how far the log was pruned, read together (one snapshot): a
+        cursor below ``pruned_to`` has expired."""
+
+    async def of_type(self, user_id: int, type_: str) -> list[Event]:
+        """The events of one type in a user's log, oldest first."""
+
+    async def about(self, message_id: int, *, except_types: Sequence[str]) -> list[Event]:
+        """The logged events about a message, in every log, but those of ``except_types``."""
+
+    async def set_payloads(self, events: Sequence[Event]) -> None:
+        """Each logged event (by user and position) takes the payload given."""
+
+    async def rewrite(
+        self,
+        payloads: Sequence[tuple[int, dict[str, Any]]],
+        *,
+        types: Sequence[str] = (),
+        as_type: str | None = None,
+    ) -> None:
+        """For each ``(message_id, payload)``: every logged event about the message (of
+        ``types`` when given) takes the payload (and ``as_type``), keeping its position."""
+
+    async def prune(self, before: datetime, *, limit: int) -> int | None:
+        """Drop about ``limit`` of the oldest events older than ``before`` (whole prefixes
+        of each log, raising its ``pruned_to``); how many were found (< ``limit``: none
+        older are left), or None when it gave way to another transaction's lock."""
+
     async def last_seq(self, user_id: int) -> int: ...
 
     async def last_seqs(self, user_ids: Sequence[int]) -> dict[int, int]:
@@ -297,6 +325,9 @@ class ConversationRepository(Protocol):
     async def lock_for_user(self, user_id: int) -> list[int]:
         """Lock (in id order) the conversations the user is in or wrote in; their ids."""
 
+    async def reacted_by(self, user_id: int) -> dict[int, int]:
+        """The messages the user has a reaction on: message id -> conversation id."""
+
     async def erase_messages_by(self, user_id: int, when: datetime) -> list[Message]:
         """Erase the content of the user's messages; those that were not yet deleted."""
 
@@ -313,6 +344,15 @@ class NotificationRepository(Protocol):
     async def mark_read(self, user_id: int, up_to_id: int) -> int: ...
 
     async def erase_user(self, user_id: int) -> None: ...
+
+    async def erase_about(self, message_ids: Sequence[int]) -> None:
+        """Delete the notifications about these messages."""
+
+    async def about(self, message_id: int) -> list[Notification]:
+        """The notifications about one message, in every inbox."""
+
+    async def set_payloads(self, items: Sequence[Notification]) -> None:
+        """Each notification (by id) takes the payload given."""
 
 
 class UnitOfWork(Protocol):

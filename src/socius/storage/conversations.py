@@ -544,12 +544,21 @@ class SqlConversationRepository:
     # erasure -----------------------------------------------------------------------
 
     async def lock_for_user(self, user_id: int) -> list[int]:
-        """Lock, in id order, every conversation the user is in or wrote in: the same lock
-        the senders take first, so erasing waits for them instead of deadlocking."""
+        """Lock, in id order, every conversation the user is in, wrote in or reacted in:
+        the same lock the senders take first, so erasing waits for them instead of
+        deadlocking."""
+        reacted_in = (
+            select(messages.c.conversation_id)
+            .join(reactions, reactions.c.message_id == messages.c.id)
+            .where(reactions.c.user_id == user_id)
+        )
         involved = (
             select(members.c.conversation_id)
             .where(members.c.user_id == user_id)
-            .union(select(messages.c.conversation_id).where(messages.c.sender_id == user_id))
+            .union(
+                select(messages.c.conversation_id).where(messages.c.sender_id == user_id),
+                reacted_in,
+            )
         ).subquery()
         stmt = (
             select(conversations.c.id)
@@ -559,6 +568,16 @@ class SqlConversationRepository:
         if self._postgres:
             stmt = stmt.with_for_update()
         return [row.id for row in await self._conn.execute(stmt)]
+
+    async def reacted_by(self, user_id: int) -> dict[int, int]:
+        """The messages the user has a reaction on: message id -> conversation id."""
+        rows = await self._conn.execute(
+            select(reactions.c.message_id, messages.c.conversation_id)
+            .join(messages, messages.c.id == reactions.c.message_id)
+            .where(reactions.c.user_id == user_id)
+            .distinct()
+        )
+        return {int(m): int(c) for m, c in rows}
 
     async def erase_messages_by(self, user_id: int, when: datetime) -> list[Message]:
         """Erase the content of everything the user wrote; the messages that were live."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.notifications import Notification
@@ -15,7 +15,15 @@ __all__ = ["SqlNotificationRepository"]
 
 
 def _notification(row: Row[Any]) -> Notification:
-    return Notification(row.id, row.user_id, row.type, dict(row.payload), row.created_at, row.read)
+    return Notification(
+        row.id,
+        row.user_id,
+        row.type,
+        dict(row.payload),
+        row.created_at,
+        row.read,
+        row.message_id,
+    )
 
 
 class SqlNotificationRepository:
@@ -34,6 +42,7 @@ class SqlNotificationRepository:
                         "payload": n.payload,
                         "created_at": n.created_at,
                         "read": n.read,
+                        "message_id": n.message_id,
                     }
                     for n in items
                 ],
@@ -72,3 +81,27 @@ class SqlNotificationRepository:
 
     async def erase_user(self, user_id: int) -> None:
         await self._conn.execute(delete(notifications).where(notifications.c.user_id == user_id))
+
+    async def erase_about(self, message_ids: Sequence[int]) -> None:
+        """Delete the notifications about these messages."""
+        if message_ids:
+            await self._conn.execute(
+                delete(notifications).where(notifications.c.message_id.in_(list(message_ids)))
+            )
+
+    async def about(self, message_id: int) -> list[Notification]:
+        """The notifications about one message, in every inbox."""
+        rows = await self._conn.execute(
+            select(notifications).where(notifications.c.message_id == message_id)
+        )
+        return [_notification(r) for r in rows]
+
+    async def set_payloads(self, items: Sequence[Notification]) -> None:
+        """Each notification (by id) takes the payload given."""
+        if items:
+            await self._conn.execute(
+                update(notifications)
+                .where(notifications.c.id == bindparam("nid"))
+                .values(payload=bindparam("new_payload")),
+                [{"nid": n.id, "new_payload": n.payload} for n in items],
+            )

@@ -6,18 +6,49 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.domain.events import Event
+from socius.domain.events import Event, LogPage
 from socius.storage.rows import ValuesList
 from socius.storage.tables import user_events, user_seqs
 
 __all__ = ["SqlOutboxRepository"]
 
 _SEQS = ValuesList(user_seqs, ["user_id", "seq"])
-_EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at"])
+_EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at", "message_id"])
+# A page of a log and how far the log was pruned, in one statement (one snapshot): a
+# cursor found below ``pruned_to`` has expired, one at or above it misses nothing.
+_PAGE = (
+    select(user_seqs.c.pruned_to, user_events)
+    .select_from(
+        user_seqs.outerjoin(
+            user_events,
+            and_(
+                user_events.c.user_id == user_seqs.c.user_id,
+                user_events.c.seq > bindparam("after"),
+            ),
+        )
+    )
+    .where(user_seqs.c.user_id == bindparam("uid"))
+    .order_by(user_events.c.seq)
+    .limit(bindparam("n"))
+)
+_RAISE_FLOOR = (
+    update(user_seqs)
+    .where(user_seqs.c.user_id == bindparam("uid"), user_seqs.c.pruned_to < bindparam("upto"))
+    .values(pruned_to=bindparam("upto"))
+)
+_DROP_PREFIX = delete(user_events).where(
+    user_events.c.user_id == bindparam("uid"), user_events.c.seq <= bindparam("upto")
+)
+# PostgreSQL: pruning gives way (and tries again next round) rather than wait long for a
+# row an erasing or sending transaction holds; well under deadlock_timeout (1 s), so that
+# it is always the pruning that gives up, never the request.
+_PRUNE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '300ms'"
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 class SqlOutboxRepository:
@@ -54,8 +85,10 @@ class SqlOutboxRepository:
         for user_id in sorted(per_user):
             mine = per_user[user_id]
             for seq, event in enumerate(mine, start=last[user_id] - len(mine) + 1):
-                stored.append(Event(user_id, event.type, event.payload, seq, when))
-        rows = [(e.user_id, e.seq, e.type, e.payload, when) for e in stored]
+                stored.append(
+                    Event(user_id, event.type, event.payload, seq, when, event.message_id)
+                )
+        rows = [(e.user_id, e.seq, e.type, e.payload, when, e.message_id) for e in stored]
         for values, params in _EVENTS.chunks(self._conn.dialect, rows):
             await self._conn.exec_driver_sql(
                 f"INSERT INTO user_events ({_EVENTS.column_list}) {values}", params
@@ -63,15 +96,103 @@ class SqlOutboxRepository:
         return stored
 
     async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
+        return (await self.page(user_id, after_seq=after_seq, limit=limit)).events
+
+    async def page(self, user_id: int, *, after_seq: int, limit: int) -> LogPage:
+        rows = await self._conn.execute(_PAGE, {"uid": user_id, "after": after_seq, "n": limit})
+        pruned_to = 0
+        events = []
+        for row in rows:
+            pruned_to = int(row.pruned_to)
+            if row.seq is not None:
+                events.append(_event(row))
+        return LogPage(pruned_to, events)
+
+    async def of_type(self, user_id: int, type_: str) -> list[Event]:
+        """The events of one type in a user's log, oldest first."""
         rows = await self._conn.execute(
             select(user_events)
-            .where(user_events.c.user_id == user_id, user_events.c.seq > after_seq)
+            .where(user_events.c.user_id == user_id, user_events.c.type == type_)
             .order_by(user_events.c.seq)
+        )
+        return [_event(row) for row in rows]
+
+    async def about(self, message_id: int, *, except_types: Sequence[str]) -> list[Event]:
+        """The logged events about a message, in every log, but those of ``except_types``."""
+        rows = await self._conn.execute(
+            select(user_events).where(
+                user_events.c.message_id == message_id,
+                user_events.c.type.not_in(list(except_types)),
+            )
+        )
+        return [_event(row) for row in rows]
+
+    async def set_payloads(self, events: Sequence[Event]) -> None:
+        """Each logged event (by its user and position) takes the payload given."""
+        if events:
+            await self._conn.execute(
+                update(user_events)
+                .where(
+                    user_events.c.user_id == bindparam("uid"),
+                    user_events.c.seq == bindparam("at"),
+                )
+                .values(payload=bindparam("new_payload")),
+                [{"uid": e.user_id, "at": e.seq, "new_payload": e.payload} for e in events],
+            )
+
+    async def rewrite(
+        self,
+        payloads: Sequence[tuple[int, dict[str, Any]]],
+        *,
+        types: Sequence[str] = (),
+        as_type: str | None = None,
+    ) -> None:
+        """For each ``(message_id, payload)``: every logged event about that message (of
+        ``types``, when given) takes that payload (and type ``as_type``, when given), in
+        every log, at the position it has. One statement per message."""
+        if not payloads:
+            return
+        stmt = update(user_events).where(user_events.c.message_id == bindparam("about"))
+        if types:
+            stmt = stmt.where(user_events.c.type.in_(list(types)))
+        values: dict[str, Any] = {"payload": bindparam("new_payload")}
+        if as_type is not None:
+            values["type"] = as_type
+        await self._conn.execute(
+            stmt.values(**values), [{"about": m, "new_payload": p} for m, p in payloads]
+        )
+
+    async def prune(self, before: datetime, *, limit: int) -> int | None:
+        """Drop about ``limit`` of the oldest events written before ``before``: for each
+        log touched, everything up to the newest of them, so what a log keeps is always
+        one unbroken range; its ``pruned_to`` rises to match. How many old events were
+        found (fewer than ``limit``: none older are left); None when a lock held by
+        another transaction made it give way (try again later)."""
+        rows = await self._conn.execute(
+            select(user_events.c.user_id, user_events.c.seq)
+            .where(user_events.c.created_at < before)
+            .order_by(user_events.c.created_at)
             .limit(limit)
         )
-        return [
-            Event(row.user_id, row.type, dict(row.payload), row.seq, row.created_at) for row in rows
-        ]
+        upto: dict[int, int] = {}
+        found = 0
+        for user_id, seq in rows:
+            found += 1
+            upto[user_id] = max(upto.get(user_id, 0), int(seq))
+        if not upto:
+            return 0
+        # The counters first, in ascending user order like every writer, then the rows.
+        params = [{"uid": u, "upto": s} for u, s in sorted(upto.items())]
+        try:
+            if self._conn.dialect.name == "postgresql":
+                await self._conn.exec_driver_sql(_PRUNE_LOCK_TIMEOUT)
+            await self._conn.execute(_RAISE_FLOOR, params)
+            await self._conn.execute(_DROP_PREFIX, params)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                return None
+            raise
+        return found
 
     async def last_seq(self, user_id: int) -> int:
         found = await self._conn.execute(
@@ -91,3 +212,7 @@ class SqlOutboxRepository:
     async def erase_user(self, user_id: int) -> None:
         await self._conn.execute(delete(user_events).where(user_events.c.user_id == user_id))
         await self._conn.execute(delete(user_seqs).where(user_seqs.c.user_id == user_id))
+
+
+def _event(row: Any) -> Event:
+    return Event(row.user_id, row.type, dict(row.payload), row.seq, row.created_at, row.message_id)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from socius.storage.types import UtcDateTime
@@ -148,7 +149,9 @@ edge_counts = Table(
     Column("count", BigInteger, nullable=False),
 )
 
-# Every user's log of events, numbered per user (see domain/events.py).
+# Every user's log of events, numbered per user (see domain/events.py). ``message_id``
+# names the message an event is about: erasing or editing it rewrites those rows in place
+# (found through the partial index). ``created_at`` orders the retention's pruning.
 user_events = Table(
     "user_events",
     metadata,
@@ -157,14 +160,25 @@ user_events = Table(
     Column("type", String(40), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("message_id", BigInteger, nullable=True),
 )
+Index(
+    "ix_user_events_message_id",
+    user_events.c.message_id,
+    sqlite_where=user_events.c.message_id.isnot(None),
+    postgresql_where=user_events.c.message_id.isnot(None),
+)
+Index("ix_user_events_created_at", user_events.c.created_at)
 
 # The last number handed out in each user's log; its row lock orders the writers.
+# ``pruned_to``: every position up to it has been pruned (retention); a cursor below it
+# has expired.
 user_seqs = Table(
     "user_seqs",
     metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
+    Column("pruned_to", BigInteger, nullable=False, server_default=text("0")),
 )
 
 conversations = Table(
@@ -233,5 +247,12 @@ notifications = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("read", Boolean, nullable=False),
+    Column("message_id", BigInteger, nullable=True),
 )
 Index("ix_notifications_user_id_id", notifications.c.user_id, notifications.c.id)
+Index(
+    "ix_notifications_message_id",
+    notifications.c.message_id,
+    sqlite_where=notifications.c.message_id.isnot(None),
+    postgresql_where=notifications.c.message_id.isnot(None),
+)

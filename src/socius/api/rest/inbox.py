@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Router, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from socius.api.dependencies import Caller, container_of, require_auth
@@ -79,7 +80,22 @@ async def mark_notifications_read(
     "/v1/sync",
     summary="Events since a cursor, oldest first",
     description="The same events, in the same order, as the WebSocket delivers. Without a "
-    "cursor: from the start of your log.",
+    "cursor: from the oldest event kept. Events are kept for a while "
+    "(`SOCIUS_EVENT_LOG_RETENTION_SECONDS`, 30 days by default); a cursor older than that "
+    "answers 410 `cursor_expired`. To resync, take the current position first (a WebSocket "
+    "with cursor null, or this endpoint paged from no cursor to its end), re-read your "
+    "state through the REST API (conversations, their messages, notifications, friends), "
+    "then apply the events after that position (docs/realtime.md). An event about a "
+    "message that was deleted (or expired, or erased with its sender's account) reads as "
+    "that message's `message.deleted` tombstone, at the same position; one about an "
+    "edited message carries its current version.",
+    responses={
+        410: ResponseSpec(
+            data_container=None,
+            description="`cursor_expired`: the cursor is older than the events kept; "
+            "resync through the REST API, then continue without a cursor",
+        )
+    },
 )
 async def sync(
     state: State, principal: Caller, cursor: Cursor = None, limit: Limit = None
