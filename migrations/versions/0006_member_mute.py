@@ -1,7 +1,7 @@
 """members.muted: a member's mute of a conversation
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-22 10:00:00
 """
 
