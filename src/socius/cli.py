@@ -18,7 +18,7 @@ from rich.table import Table
 
 from socius import __version__
 from socius.bootstrap import Wiring, build
-from socius.domain.errors import DomainError
+from socius.domain.errors import DomainError, Unavailable
 from socius.domain.users import UserStatus
 from socius.preflight import PreflightError, check_dependencies, check_port, prepare_data_path
 from socius.settings import Settings, SettingsError, load_settings
@@ -159,20 +159,29 @@ def worker(
     """Run background work: expire disappearing messages, purge ended sessions."""
     settings = _settings()
 
+    async def one_round(wiring: Wiring, last_purge: float) -> float:
+        expired = await wiring.container.messaging.expire_due()
+        if expired:
+            console.print(f"expired {expired} message(s)")
+        if once or time.monotonic() - last_purge >= interval:
+            horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
+            async with wiring.database() as uow:
+                purged = await uow.sessions.purge(horizon)
+                await uow.commit()
+            console.print(f"purged {purged} ended session(s)")
+            last_purge = time.monotonic()
+        return last_purge
+
     async def work(wiring: Wiring) -> None:
-        await wiring.bus_start()
         last_purge = 0.0
         while True:
-            expired = await wiring.container.messaging.expire_due()
-            if expired:
-                console.print(f"expired {expired} message(s)")
-            if once or time.monotonic() - last_purge >= interval:
-                horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
-                async with wiring.database() as uow:
-                    purged = await uow.sessions.purge(horizon)
-                    await uow.commit()
-                console.print(f"purged {purged} ended session(s)")
-                last_purge = time.monotonic()
+            try:
+                last_purge = await one_round(wiring, last_purge)
+            except Unavailable as exc:
+                if once:
+                    raise
+                # An outage after start: wait it out, the next round tries again.
+                typer.echo(f"warning: {exc.message}", err=True)
             if once:
                 return
             await asyncio.sleep(1.0)
