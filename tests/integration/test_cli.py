@@ -14,11 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from litestar.exceptions import WebSocketDisconnect
-from litestar.testing.websocket_test_session import WebSocketTestSession
 
 import socius
-from conftest import PASSWORD, REDIS_URL, unique_name
+from conftest import PASSWORD, REDIS_URL, close_code, unique_name
 from socius.storage.migrate import head_revision
 
 SOCIUS = Path(sys.executable).parent / "socius"
@@ -245,16 +243,6 @@ def test_bench_without_its_extras_says_what_to_install(tmp_path):
     assert result.returncode == 2
     assert "apt-get install wrk" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-
-
-def close_code(ws: WebSocketTestSession) -> int:
-    """Read until the server closes the socket (10 s at most per frame); the code."""
-    while True:
-        try:
-            frame = ws.receive_json(timeout=10)
-        except WebSocketDisconnect as closed:
-            return closed.code
-        assert frame["type"] != "error", frame
 
 
 def test_disable_user_closes_the_users_sockets_at_once(stack, cli_env, app, http, register):

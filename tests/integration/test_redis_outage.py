@@ -25,7 +25,7 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 
-from conftest import PASSWORD, make_app, unique_name
+from conftest import PASSWORD, close_code, make_app, unique_name
 from private_servers import PrivateRedis, private_redis
 from socius.client import ApiError, Client
 
@@ -45,16 +45,6 @@ def authenticate(ws: WebSocketTestSession, token: str) -> dict[str, Any]:
     frame = ws.receive_json(timeout=10)
     assert isinstance(frame, dict)
     return frame
-
-
-def close_code(ws: WebSocketTestSession) -> int:
-    """Read until the server closes the socket; its close code."""
-    while True:
-        try:
-            frame = ws.receive_json(timeout=10)
-        except WebSocketDisconnect as closed:
-            return closed.code
-        assert frame.get("type") != "error", frame
 
 
 def connect_when_ready(http: TestClient[Any], token: str) -> WebSocketTestSession:
