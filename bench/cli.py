@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 
 from bench.harness.options import Options
 
@@ -21,6 +22,7 @@ WORKLOADS = {
     "w5": "scale-out",
 }
 IMPLEMENTED = {"w1", "w2", "w3", "w4"}
+NEEDS_WRK = {"w1", "w2", "w4"}  # their HTTP load comes from wrk
 OWN_OPTIONS = {"w2", "w3"}  # add their own options to the shared parser: main(parser, args)
 
 
@@ -72,6 +74,9 @@ def run(workload: str, args: list[str]) -> int:
         return 2
     if workload not in IMPLEMENTED:
         print(f"{workload} ({WORKLOADS[workload]}): not implemented yet")
+        return 2
+    if workload in NEEDS_WRK and shutil.which("wrk") is None:
+        print(f"socius bench {workload} needs wrk: apt-get install wrk (or scripts/bench-deps)")
         return 2
     if workload in OWN_OPTIONS:
         own = importlib.import_module(f"bench.workloads.{workload}")

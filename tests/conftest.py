@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import AsyncTestClient, TestClient
+from litestar.testing.websocket_test_session import WebSocketTestSession
 from litestar.types import ASGIApp
 from sqlalchemy import event
 
@@ -210,6 +212,17 @@ def unique_name(prefix: str = "user") -> str:
 
 
 PASSWORD = "correct horse battery staple"
+
+
+def close_code(ws: WebSocketTestSession, timeout: float = 10.0) -> int:
+    """Read a test client's socket until the server closes it (waiting at most
+    ``timeout`` seconds for each frame, none of them an error); the close code."""
+    while True:
+        try:
+            frame = ws.receive_json(timeout=timeout)
+        except WebSocketDisconnect as closed:
+            return closed.code
+        assert frame.get("type") != "error", frame
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from socius.observability.logging import RequestContextMiddleware, configure_log
 from socius.observability.metrics import Metrics, MetricsMiddleware
 from socius.observability.tracing import TracingMiddleware, configure_tracing
 from socius.realtime import Realtime, revocation_notifier
+from socius.realtime.gateway import Gateway
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.container import Container
@@ -252,7 +253,14 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         background.append(
             asyncio.create_task(
                 _housekeeping(
-                    settings, tokens, revocations, messaging, container.retention, bus, bus_up
+                    settings,
+                    tokens,
+                    revocations,
+                    messaging,
+                    container.retention,
+                    bus,
+                    bus_up,
+                    realtime.gateway,
                 )
             )
         )
@@ -290,9 +298,11 @@ async def _housekeeping(
     retention: LogRetention,
     bus: Bus,
     bus_up: bool,
+    gateway: Gateway,
 ) -> None:
     """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
-    refill Redis if it lost them, or (embedded) poll revocations other processes made.
+    refill Redis if it lost them, or (embedded) poll revocations other processes made and
+    close their sockets (another process's in-process bus does not reach this one).
     Embedded, also the worker's jobs: disappearing messages, the event logs' retention."""
     next_keys = time.monotonic() + settings.signing_key_refresh_seconds
     next_resync = time.monotonic() + _RESYNC_SECONDS
@@ -303,7 +313,8 @@ async def _housekeeping(
             if not bus_up and time.monotonic() >= next_resync:
                 bus_up = await _start_bus(bus)
             if not settings.redis_url:
-                await revocations.poll()
+                if await revocations.poll():
+                    await gateway.close_revoked()
             elif time.monotonic() >= next_resync:
                 await revocations.resync()
                 next_resync = time.monotonic() + _RESYNC_SECONDS

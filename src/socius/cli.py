@@ -18,8 +18,9 @@ from rich.table import Table
 
 from socius import __version__
 from socius.bootstrap import Wiring, build
-from socius.domain.errors import DomainError
+from socius.domain.errors import DomainError, Unavailable
 from socius.domain.users import UserStatus
+from socius.preflight import PreflightError, check_dependencies, check_port, prepare_data_path
 from socius.settings import Settings, SettingsError, load_settings
 from socius.storage.migrate import current_revision, head_revision, upgrade
 
@@ -45,10 +46,34 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from exc
 
 
+def _refuse(exc: PreflightError) -> typer.Exit:
+    """Say why a command cannot start, on one line (no markup, no wrapping)."""
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _ready(settings: Settings, *, database_only: bool = False) -> None:
+    """The data path is sound and every configured dependency answers; else one line
+    naming the setting, and exit."""
+    try:
+        prepare_data_path(settings)
+        asyncio.run(check_dependencies(settings, database_only=database_only))
+    except PreflightError as exc:
+        raise _refuse(exc) from exc
+
+
 def _with_wiring(settings: Settings, work: Callable[[Wiring], Awaitable[T]]) -> T:
+    _ready(settings)
+
     async def run() -> T:
         wiring = build(settings)
         try:
+            # Started, so that what the command publishes (a revocation: sockets on every
+            # node close at once) reaches the running servers.
+            if not await wiring.bus_start():
+                raise PreflightError(
+                    "the event bus did not start (SOCIUS_NATS_URL, SOCIUS_REDIS_URL)"
+                )
             return await work(wiring)
         finally:
             await wiring.bus.close()
@@ -57,6 +82,8 @@ def _with_wiring(settings: Settings, work: Callable[[Wiring], Awaitable[T]]) -> 
 
     try:
         return asyncio.run(run())
+    except PreflightError as exc:
+        raise _refuse(exc) from exc
     except DomainError as exc:
         console.print(f"[red]{exc.code}[/red]: {exc.message}")
         raise typer.Exit(1) from exc
@@ -72,6 +99,7 @@ def version() -> None:
 def migrate() -> None:
     """Apply database migrations up to the newest schema."""
     settings = _settings()
+    _ready(settings, database_only=True)
     url = settings.effective_database_url
     before = asyncio.run(current_revision(url))
     asyncio.run(upgrade(url))
@@ -95,6 +123,11 @@ def serve(
             "limits must be shared between worker processes."
         )
         raise typer.Exit(2)
+    try:
+        check_port(settings.host, settings.port)
+    except PreflightError as exc:
+        raise _refuse(exc) from exc
+    _ready(settings)
     if settings.auto_migrate:
         asyncio.run(upgrade(settings.effective_database_url))
     # Workers read their settings from the environment: pass the overrides on.
@@ -127,28 +160,41 @@ def worker(
     their retention, purge ended sessions."""
     settings = _settings()
 
+    class Due:
+        """When each periodic job runs next (monotonic seconds)."""
+
+        purge = 0.0
+        prune = 0.0
+
+    async def one_round(wiring: Wiring, due: Due) -> None:
+        expired = await wiring.container.messaging.expire_due()
+        if expired:
+            console.print(f"expired {expired} message(s)")
+        if once or time.monotonic() >= due.prune:
+            due.prune = time.monotonic() + interval
+            pruned, more = await wiring.container.retention.prune()
+            if pruned:
+                console.print(f"pruned {pruned} event(s) past their retention")
+            if more and not once:  # behind (or gave way to a lock): again next round
+                due.prune = time.monotonic()
+        if once or time.monotonic() >= due.purge:
+            horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
+            async with wiring.database() as uow:
+                purged = await uow.sessions.purge(horizon)
+                await uow.commit()
+            console.print(f"purged {purged} ended session(s)")
+            due.purge = time.monotonic() + interval
+
     async def work(wiring: Wiring) -> None:
-        await wiring.bus_start()
-        last_purge = 0.0
-        next_prune = 0.0
+        due = Due()
         while True:
-            expired = await wiring.container.messaging.expire_due()
-            if expired:
-                console.print(f"expired {expired} message(s)")
-            if once or time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + interval
-                pruned, more = await wiring.container.retention.prune()
-                if pruned:
-                    console.print(f"pruned {pruned} event(s) past their retention")
-                if more and not once:  # behind (or gave way to a lock): again next round
-                    next_prune = time.monotonic()
-            if once or time.monotonic() - last_purge >= interval:
-                horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
-                async with wiring.database() as uow:
-                    purged = await uow.sessions.purge(horizon)
-                    await uow.commit()
-                console.print(f"purged {purged} ended session(s)")
-                last_purge = time.monotonic()
+            try:
+                await one_round(wiring, due)
+            except Unavailable as exc:
+                if once:
+                    raise
+                # An outage after start: wait it out, the next round tries again.
+                typer.echo(f"warning: {exc.message}", err=True)
             if once:
                 return
             await asyncio.sleep(1.0)
@@ -231,18 +277,34 @@ def rotate_keys() -> None:
     _with_wiring(_settings(), work)
 
 
+#: What ``socius bench`` imports beyond socius's own dependencies (the ``dev`` extras).
+_BENCH_MODULES = ("matplotlib", "numpy")
+_BENCH_EXTRAS = "pip install 'socius[dev]' (in a source tree: .venv/bin/pip install -e '.[dev]')"
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, workload: str) -> None:
     """Run a benchmark workload from bench/ (w1..w5, see WORKLOADS.md)."""
     root = Path.cwd()
     while not (root / "bench" / "cli.py").is_file():
         if root.parent == root:
-            console.print("[red]run socius bench from the socius source tree[/red]")
+            typer.echo("error: run socius bench from the socius source tree", err=True)
             raise typer.Exit(2)
         root = root.parent
+    for name in _BENCH_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            typer.echo(f"error: socius bench needs {name}: {_BENCH_EXTRAS}", err=True)
+            raise typer.Exit(2) from exc
     sys.path.insert(0, str(root))
-    module = importlib.import_module("bench.cli")
-    raise typer.Exit(module.run(workload, list(ctx.args)))
+    try:
+        module = importlib.import_module("bench.cli")
+        code = module.run(workload, list(ctx.args))
+    except ModuleNotFoundError as exc:  # one this list does not know yet
+        typer.echo(f"error: socius bench needs {exc.name}: {_BENCH_EXTRAS}", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,8 +1,12 @@
-"""The real ``socius`` command: migrate, admin users, worker, version, bad settings."""
+"""The real ``socius`` command: migrate, admin users, worker, version, bad settings, and
+the one-line refusals operators get (a port in use, a dependency that does not answer, a
+missing data directory, bench without its extras)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import socius
-from conftest import PASSWORD, REDIS_URL, unique_name
+from conftest import PASSWORD, REDIS_URL, close_code, unique_name
 from socius.storage.migrate import head_revision
 
 SOCIUS = Path(sys.executable).parent / "socius"
@@ -152,3 +156,141 @@ def test_the_worker_prunes_the_event_logs(stack, cli_env, register, http, app):
     assert_error(response, 410, "cursor_expired")
     resumed = a.client.request("GET", "/v1/sync").json()
     assert resumed == {"items": [], "next_cursor": start["next_cursor"]}
+
+
+# ------------------------------------------------------------------ operators' errors
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound for a moment, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def refused(result: subprocess.CompletedProcess[str], *names: str) -> str:
+    """The command failed with one line on stderr, naming each of ``names``; that line."""
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def serve_briefly(port: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``socius serve`` on ``port``; it must exit by itself (a refusal), or it is killed
+    and the test fails."""
+    proc = subprocess.Popen(
+        [str(SOCIUS), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"socius serve on port {port} started instead of refusing")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_serve_refuses_a_port_in_use(tmp_path):
+    # Listening as the server does (SO_REUSEPORT), which would let a second one share it.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = serve_briefly(port, base_env(SOCIUS_DATA_DIR=str(tmp_path)))
+    line = refused(result, f"127.0.0.1:{port}", "in use")
+    assert "Traceback" not in result.stderr + result.stdout, line
+
+
+@pytest.mark.slow
+def test_unreachable_dependencies_are_named_on_one_line(tmp_path):
+    port = closed_port()
+    database = f"postgresql://socius:s3cret@127.0.0.1:{port}/socius"
+    env = base_env(SOCIUS_DATABASE_URL=database)
+    for command in (["migrate"], ["worker", "--once"], ["admin", "list-users"]):
+        line = refused(run(*command, env=env), "SOCIUS_DATABASE_URL", f"127.0.0.1:{port}")
+        assert "s3cret" not in line, line
+    line = refused(serve_briefly(closed_port(), env), "SOCIUS_DATABASE_URL", f":{port}")
+    assert "s3cret" not in line
+
+    embedded = base_env(SOCIUS_DATA_DIR=str(tmp_path))
+    redis = f"redis://:s3cret@127.0.0.1:{port}/0"
+    line = refused(run("admin", "list-users", env=embedded | {"SOCIUS_REDIS_URL": redis}),
+                   "SOCIUS_REDIS_URL", f"127.0.0.1:{port}")  # fmt: skip
+    assert "s3cret" not in line
+    nats = f"nats://socius:s3cret@127.0.0.1:{port}"
+    line = refused(run("worker", "--once", env=embedded | {"SOCIUS_NATS_URL": nats}),
+                   "SOCIUS_NATS_URL", f"127.0.0.1:{port}")  # fmt: skip
+    assert "s3cret" not in line
+
+
+def test_a_data_path_under_a_missing_directory_is_refused(tmp_path):
+    missing = tmp_path / "no" / "such"
+    result = run("migrate", env=base_env(SOCIUS_DATA_DIR=str(missing / "data")))
+    assert result.returncode == 2
+    refused(result, "SOCIUS_DATA_DIR", str(missing))
+    url = f"sqlite:///{missing}/socius.db"
+    result = run("admin", "list-users", env=base_env(SOCIUS_DATABASE_URL=url))
+    assert result.returncode == 2
+    refused(result, "SOCIUS_DATABASE_URL", str(missing))
+    assert not (tmp_path / "no").exists()
+
+    # The default data directory is made where the command runs (the README's first step).
+    made = subprocess.run(
+        [str(SOCIUS), "migrate"], env=base_env(), cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "socius-data" / "socius.db").is_file()
+
+
+def test_bench_without_its_extras_says_what_to_install(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    # matplotlib made unimportable, as where the dev extras are not installed.
+    blocked = (
+        "import sys; sys.modules['matplotlib'] = None; sys.argv = ['socius', 'bench', 'w4'];"
+        "from socius.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked], env=base_env(), cwd=root, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    line = refused(result, "matplotlib", "pip install")
+    assert "Traceback" not in result.stderr, line
+
+    # Without wrk on the PATH.
+    result = subprocess.run(
+        [str(SOCIUS), "bench", "w4"], env=base_env(PATH=str(tmp_path)), cwd=root,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "apt-get install wrk" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_disable_user_closes_the_users_sockets_at_once(stack, cli_env, app, http, register):
+    victim, bystander = register(), register()
+    realtime = app.wiring.container.realtime
+    assert realtime is not None
+    # The periodic re-check of every socket's session is put out of the test's reach:
+    # only the revocation notice can close the socket (clustered: published on the bus
+    # by the command; embedded: the server's poll of the database, every second).
+    realtime.gateway.configure(recheck_interval=3600.0)
+    with http.websocket_connect("/v1/ws") as ws, http.websocket_connect("/v1/ws") as other:
+        for socket_, account in ((ws, victim), (other, bystander)):
+            socket_.send_json({"type": "auth", "token": account.client.access_token})
+            assert socket_.receive_json(timeout=10)["type"] == "ready"
+        result = run("admin", "disable-user", victim.username, env=cli_env)
+        assert result.returncode == 0, result.stderr
+        assert close_code(ws) == 4401
+        other.send_json({"type": "ping"})
+        assert other.receive_json(timeout=10) == {"type": "pong"}

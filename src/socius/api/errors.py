@@ -1,4 +1,10 @@
-"""Every error leaves as ``{"error": {"code", "message", "details"}}`` with a stable code."""
+"""Every error leaves as ``{"error": {"code", "message", "details"}}`` with a stable code.
+
+A dependency that cannot be used is a 503 ``unavailable`` with ``Retry-After``, never a
+500: the domain's ``Unavailable`` (storage raises it for a database outage), a cache or
+bus failure that a service did not degrade around, and any ``OSError`` (a connection
+refused, reset or timed out) that got this far. Chosen by the exception's type.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 from socius.domain.errors import (
+    BusUnavailable,
+    CacheUnavailable,
     Conflict,
     DomainError,
     Forbidden,
@@ -73,11 +81,30 @@ def error_response(
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
-def _domain(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     assert isinstance(exc, DomainError)
     status = next((s for kind, s in ERROR_STATUS.items() if isinstance(exc, kind)), 400)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = None
+    if isinstance(exc, RateLimited | Unavailable):
+        headers = {"Retry-After": str(max(1, exc.retry_after))}
+    if isinstance(exc, Unavailable):
+        _log_outage(request, exc)
     return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
+def _dependency(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A cache, bus or connection failure no service degraded around: retry shortly."""
+    what = {CacheUnavailable: "the cache", BusUnavailable: "the event bus"}
+    name = next((n for kind, n in what.items() if isinstance(exc, kind)), "a dependency")
+    unavailable = Unavailable(f"{name} is unavailable; retry shortly")
+    unavailable.__cause__ = exc
+    return _domain(request, unavailable)
+
+
+def _log_outage(request: Request[Any, Any, Any], exc: Exception) -> None:
+    # One line per request, no traceback: an outage answers every request this way.
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    log.warning("dependency unavailable", path=request.url.path, error=repr(cause)[:300])
 
 
 def _validation(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -129,6 +156,9 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
 
 exception_handlers: ExceptionHandlersMap = {
     DomainError: _domain,
+    CacheUnavailable: _dependency,
+    BusUnavailable: _dependency,
+    OSError: _dependency,
     ValidationException: _validation,
     NotAuthorizedException: _http,
     HTTPException: _http,

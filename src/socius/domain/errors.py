@@ -73,9 +73,22 @@ class RateLimited(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency is down; the request may be retried."""
+    """A dependency is down; the request may be retried after ``retry_after`` seconds."""
 
     default_code = "unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after: int = 2,
+    ) -> None:
+        super().__init__(
+            message, code=code, details={"retry_after": retry_after, **(details or {})}
+        )
+        self.retry_after = retry_after
 
 
 class CacheUnavailable(Exception):

@@ -25,10 +25,12 @@ import structlog
 
 from socius.domain.errors import (
     BusUnavailable,
+    CacheUnavailable,
     DomainError,
     Gone,
     InvalidInput,
     Unauthenticated,
+    Unavailable,
 )
 from socius.domain.ids import parse_id
 from socius.observability.metrics import Metrics
@@ -63,7 +65,7 @@ log = structlog.get_logger("socius.realtime")
 CLOSE_GOING_AWAY = 1001  # the server is shutting down: reconnect elsewhere
 CLOSE_TOO_BIG = 1009  # a client frame over Limits.max_frame_bytes
 CLOSE_INTERNAL = 1011
-CLOSE_TRY_LATER = 1013  # the event bus is unreachable
+CLOSE_TRY_LATER = 1013  # the database, cache or event bus is unreachable: reconnect later
 CLOSE_BAD_CURSOR = 4400  # the auth frame's cursor is not one of this user's
 CLOSE_UNAUTHENTICATED = 4401  # no/late/bad auth frame, bad token, session revoked
 CLOSE_TOO_SLOW = 4408  # send queue full, or nothing heard from the client for too long
@@ -73,6 +75,9 @@ SESSION_REVOKED = "session.revoked"
 INTERNAL_EVENTS = frozenset({SESSION_REVOKED})  # bus-only, never forwarded to clients
 
 Render = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+# A dependency that failed: the client reconnects (with its cursor) once it is back.
+_DEPENDENCY_DOWN = (Unavailable, CacheUnavailable, BusUnavailable, OSError)
 
 
 def _default_render(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -263,11 +268,22 @@ class Gateway:
                         log.exception("ws_check_failed", sockets=len(ready))
                 now = self.clock()
 
-    async def _check_some(self, connections: list[Connection]) -> None:
+    async def close_revoked(self) -> None:
+        """Close (4401) now every socket whose session is revoked. For revocations this
+        process hears of only through the database: an embedded server polls it for those
+        made by another process (``socius admin disable-user``) and calls this."""
+        live = [c for c in self.connections if c.session_id and not c.closing]
+        for k in range(0, len(live), _CHECK_BATCH):
+            await self._close_revoked(live[k : k + _CHECK_BATCH])
+
+    async def _close_revoked(self, connections: list[Connection]) -> None:
         revoked = await self.revocations.revoked_among(list({c.session_id for c in connections}))
         for c in connections:
             if c.session_id in revoked:
                 c.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
+
+    async def _check_some(self, connections: list[Connection]) -> None:
+        await self._close_revoked(connections)
         heads = await self.inbox.positions(list({c.user_id for c in connections}))
         for c in connections:
             head = heads.get(c.user_id, 0)
@@ -335,6 +351,17 @@ class Connection:
         if task is not None and task is not asyncio.current_task():
             task.cancel()  # wake the serving task wherever it waits; run() closes
 
+    def _failed(self, exc: Exception) -> None:
+        """End the connection after ``exc``: 1013 (try later) when a dependency is down,
+        1011 for anything else (a bug)."""
+        if isinstance(exc, _DEPENDENCY_DOWN):
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            log.warning("ws_dependency_unavailable", user_id=self.user_id, error=repr(cause)[:300])
+            self.finish(CLOSE_TRY_LATER, "a dependency is unavailable, retry shortly")
+        else:
+            log.exception("ws_connection_failed", user_id=self.user_id)
+            self.finish(CLOSE_INTERNAL, "internal error")
+
     @property
     def closing(self) -> bool:
         return self._done is not None
@@ -355,9 +382,8 @@ class Connection:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-            except Exception:
-                log.exception("ws_connection_failed", user_id=self.user_id)
-                self.finish(CLOSE_INTERNAL, "internal error")
+            except Exception as exc:
+                self._failed(exc)
             self._task = None  # nothing may cancel the clean-up
             for task_ in (self._pump, self._writer):
                 if task_ is not None:
@@ -498,9 +524,8 @@ class Connection:
                         return
                 elif not await self._handle(item):
                     return
-        except Exception:
-            log.exception("ws_connection_failed", user_id=self.user_id)
-            self.finish(CLOSE_INTERNAL, "internal error")
+        except Exception as exc:
+            self._failed(exc)
         finally:
             self._pump = None
             if not self._live:

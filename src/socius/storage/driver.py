@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.storage.engine import READ_OPTION
+from socius.storage.outage import database_unavailable
 
 __all__ = ["direct", "fetch", "numbered", "read_timestamp", "write_timestamp"]
 
@@ -60,7 +61,14 @@ async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequenc
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     if conn.dialect.name == "postgresql":
-        rows: Sequence[Sequence[Any]] = await driver.fetch(_numbered(sql), *args)
+        try:
+            rows: Sequence[Sequence[Any]] = await driver.fetch(_numbered(sql), *args)
+        except Exception as exc:
+            # SQLAlchemy is not in this call to notice a dead connection: drop it here.
+            if driver.is_closed():
+                await conn.invalidate(exc)
+                raise database_unavailable(exc) from exc
+            raise
         return rows
     return list(await driver.execute_fetchall(sql, args))
 

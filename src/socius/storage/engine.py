@@ -4,17 +4,25 @@ SQLite runs in WAL mode with foreign keys on, on the event loop's thread
 (``sqlite_driver``, decision 0007). Its write transactions start with ``BEGIN IMMEDIATE``
 so that a writer takes the lock before it reads instead of failing when a read lock
 cannot be upgraded; the driver waits for a lock held by another process without
-blocking the loop.
+blocking the loop. The directory of the SQLite file must exist (nothing is created
+here: a mistyped path is refused at start, see ``socius.preflight``).
+
+PostgreSQL's pool hands out no connection that the server has closed (a restart, a
+failover, an idle timeout): asyncpg notices the closed socket as it happens, so a
+checkout looks at that flag, which costs no round trip, and replaces such a connection
+instead of running the request's first statement on it. A connection that dies while
+in use is dropped by SQLAlchemy (its error is a disconnect), and the request gets a 503
+(``storage/outage.py``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -43,21 +51,30 @@ def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEn
     full = async_url(url)
     if full.startswith("sqlite"):
         return _sqlite_engine(full, pool_size=pool_size, echo=echo)
-    return create_async_engine(
+    engine = create_async_engine(
         full,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=False,
+        pool_pre_ping=False,  # a SELECT per checkout: the closed-socket check below is free
         pool_recycle=1800,
+        pool_timeout=10,
         echo=echo,
-        connect_args={"server_settings": {"application_name": "socius"}},
+        connect_args={"server_settings": {"application_name": "socius"}, "timeout": 5},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """A pooled asyncpg connection whose socket the server has closed is not handed out:
+    the pool discards it and opens a new one (SQLAlchemy retries the checkout)."""
+    driver: Any = getattr(dbapi_conn, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
     path = url.split(":///", 1)[1] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
         pool_size=pool_size,

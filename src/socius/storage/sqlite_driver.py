@@ -29,8 +29,13 @@ _FIRST_WAIT = 0.001
 _MAX_WAIT = 0.05
 
 
+_BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
+
+
 def _is_locked(error: sqlite3.OperationalError) -> bool:
-    return "database is locked" in str(error) or "database is busy" in str(error)
+    """Another connection holds the lock (by the result code, not the message)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _BUSY
 
 
 class InLoopCursor:

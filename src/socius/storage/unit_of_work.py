@@ -1,13 +1,20 @@
-"""The SQL unit of work: one connection, one transaction, repositories bound to it."""
+"""The SQL unit of work: one connection, one transaction, repositories bound to it.
+
+A database that cannot be used (down, restarting, locked: ``storage/outage.py``) leaves
+a unit of work as the domain's ``Unavailable``, which clients get as a 503 with
+``Retry-After``, whether it failed to open, in a statement or at commit.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
@@ -15,6 +22,7 @@ from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
 from socius.storage.notifications import SqlNotificationRepository
+from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
@@ -23,6 +31,8 @@ from socius.storage.users import SqlUserRepository
 __all__ = ["Database", "SqlUnitOfWork"]
 
 AfterCommit = Callable[[], Awaitable[None]]
+
+log = structlog.get_logger("socius.storage")
 
 
 class SqlUnitOfWork:
@@ -53,9 +63,19 @@ class SqlUnitOfWork:
             self._holds_lock = True
         try:
             return await self._open()
-        except BaseException:
+        except BaseException as exc:
+            await self._discard()
             self._release()
+            if isinstance(exc, Exception) and is_outage(exc):
+                raise database_unavailable(exc) from exc
             raise
+
+    async def _discard(self) -> None:
+        """Give back a connection that was opened before a failure (never raises)."""
+        conn, self._conn, self._tx = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     def _release(self) -> None:
         if self._holds_lock and self._write_lock is not None:
@@ -63,7 +83,7 @@ class SqlUnitOfWork:
             self._write_lock.release()
 
     async def _open(self) -> Self:
-        conn = await self._engine.connect()
+        conn = self._conn = await self._engine.connect()
         if self._write:
             conn = await conn.execution_options(**{WRITE_OPTION: True})
             self._tx = await conn.begin()
@@ -102,15 +122,22 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._after = []
         try:
             if self._tx is not None and self._tx.is_active:
                 await self._tx.rollback()
-        finally:
-            self._after = []
             if self._conn is not None:
                 await self._conn.close()
                 self._conn = None
+        except Exception as cleanup:
+            # The work's own outcome (its result, or its error) stands: a connection that
+            # died fails its clean-up too, and the pool has dropped it by now.
+            log.warning("unit of work clean-up failed", error=repr(cleanup))
+            await self._discard()
+        finally:
             self._release()
+        if isinstance(exc, Exception) and is_outage(exc):
+            raise database_unavailable(exc) from exc
 
 
 class Database:
