@@ -18,6 +18,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -158,8 +159,9 @@ class App:
     wiring: Wiring
 
 
-def make_app(settings: Settings) -> App:
-    wiring = build(settings)
+def make_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> App:
+    """An app from ``settings``; on ``clock`` (e.g. ``clock.Clock``) when given."""
+    wiring = build(settings) if clock is None else build(settings, clock=clock)
     litestar = build_litestar(wiring.container, wiring.metrics)
     return App(wrap(litestar, wiring, settings), wiring)
 

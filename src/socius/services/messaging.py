@@ -36,6 +36,7 @@ from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
 from socius.domain.users import DmPolicy
 from socius.services.delivery import Delivery
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from socius.services.rate_limits import UserLimits
 
 __all__ = [
     "ConversationPage",
@@ -99,12 +100,19 @@ def conversation_payload(c: Conversation) -> dict[str, Any]:
 
 class MessagingService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, delivery: Delivery
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        delivery: Delivery,
+        *,
+        limits: UserLimits | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._delivery = delivery
+        self._limits = limits or UserLimits.off()
 
     # helpers -------------------------------------------------------------------------
 
@@ -205,6 +213,7 @@ class MessagingService:
                 code="too_many_members",
                 details={"field": "member_ids"},
             )
+        await self._limits.groups.check(actor)
         async with self._uow() as uow:
             await self._check_addable(uow, actor, others)
             now = self._clock()
@@ -468,6 +477,7 @@ class MessagingService:
         """The message, and whether it is new (False: a retry found the original)."""
         check_client_msg_id(client_msg_id)
         check_body(body)
+        await self._limits.messages.check(actor)
         async with self._uow() as uow:
             conversation, _ = await self._membership(uow, actor, conversation_id, lock=True)
             existing = await uow.conversations.message_by_client_id(
@@ -640,6 +650,7 @@ class MessagingService:
         return now_at
 
     async def typing(self, actor: int, conversation_id: int) -> None:
+        await self._limits.typing.check(actor)
         async with self._uow(write=False) as uow:
             await self._membership(uow, actor, conversation_id)
             others = [u for u in await uow.conversations.member_ids(conversation_id) if u != actor]
