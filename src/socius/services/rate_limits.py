@@ -25,6 +25,8 @@ from socius.services.ports import Cache
 
 __all__ = ["Buckets", "RateLimit", "UserLimits"]
 
+_WHAT = {"typing": "typing signals", "groups": "new groups"}  # (else the name says it)
+
 
 class Buckets:
     """Takes tokens through ``Cache.take_tokens``; concurrent takes go together."""
@@ -71,10 +73,9 @@ class RateLimit:
         if wait <= 0:
             return
         self._on_refused()
-        raise RateLimited(
-            f"too many {self.name.replace('_', ' ')}; slow down",
-            retry_after=max(1, math.ceil(wait)),
-        )
+        retry_after = max(1, math.ceil(wait))
+        what = _WHAT.get(self.name, self.name.replace("_", " "))
+        raise RateLimited(f"too many {what}; try again in {retry_after} s", retry_after=retry_after)
 
 
 def _unlimited(name: str) -> RateLimit:
