@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from conftest import PASSWORD, Account, App
-from socius.api.app import build_litestar
-from socius.bootstrap import build, wrap
+from clock import Clock
+from conftest import PASSWORD, Account, App, make_app
 from socius.settings import Settings
 from socius.storage.tables import messages, reactions
 
 CONVERSATIONS = "/v1/conversations"
-
-
-class Clock:
-    """Starts now; ticks a millisecond per reading so that times stay ordered."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -44,9 +28,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
-    settings = make_settings()
-    wiring = build(settings, clock=clock)
-    return App(wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings), wiring)
+    return make_app(make_settings(), clock=clock)
 
 
 def error(response: httpx.Response) -> tuple[int, str]:

@@ -17,7 +17,7 @@ import pytest
 
 from clock import Clock
 from conftest import PASSWORD, App, make_app, unique_name
-from served import InFlight, lifespan
+from served import InFlight, lifespan, serving
 from socius.client import ApiError, AsyncClient, AuthResult
 from socius.settings import Settings
 
@@ -36,11 +36,8 @@ def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
 
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[tuple[Callable[[], AsyncClient], InFlight]]:
-    counter = InFlight(app.asgi, serial=app.wiring.database.primary.dialect.name == "sqlite")
-    async with lifespan(app.asgi):
-        transport = httpx.ASGITransport(app=counter)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield (lambda: AsyncClient(http=http)), counter
+    async with serving(app) as served:
+        yield served
 
 
 async def _signed_up(sdk: Callable[[], AsyncClient]) -> tuple[AsyncClient, AuthResult]:

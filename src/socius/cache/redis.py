@@ -79,12 +79,18 @@ end
 return out
 """
 
+# Redis's clock in ms, the one every node shares: the start of the slot scripts.
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
 # KEYS: sorted sets (member -> expiry in ms on Redis's clock); ARGV: limit, ttl in ms,
 # member1, member2, ... Drops the expired members, then adds each member unless its set
 # holds `limit` live ones: 1 when added (or already held), 0 when refused.
-_CLAIM = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_CLAIM = (
+    _NOW_MS
+    + """
 local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -100,11 +106,12 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+)
 
 # KEYS: sorted sets; ARGV: ttl in ms, member1, member2, ...: renew the members still held.
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_RENEW = (
+    _NOW_MS
+    + """
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
   if redis.call('ZADD', key, 'XX', 'CH', now + ttl, ARGV[i + 1]) == 1 then
@@ -113,6 +120,7 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
+)
 
 
 def _ms(seconds: float) -> int:

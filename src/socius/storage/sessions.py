@@ -110,16 +110,7 @@ class SqlSessionRepository:
         ).first()
         if won is not None:
             return RefreshSpend(SpendOutcome.OK, won.session_id, won.user_id)
-        seen = (
-            await self._conn.execute(
-                select(
-                    refresh_tokens.c.session_id,
-                    refresh_tokens.c.user_id,
-                    refresh_tokens.c.spent_at,
-                    refresh_tokens.c.successor_salt,
-                ).where(refresh_tokens.c.token_hash == token_hash)
-            )
-        ).first()
+        seen = await self._refresh_row(token_hash)
         if seen is None:
             return RefreshSpend(SpendOutcome.UNKNOWN)
         return RefreshSpend(
@@ -127,19 +118,14 @@ class SqlSessionRepository:
         )
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
-        row = (
-            await self._conn.execute(
-                select(
-                    refresh_tokens.c.session_id,
-                    refresh_tokens.c.user_id,
-                    refresh_tokens.c.created_at,
-                    refresh_tokens.c.spent_at,
-                ).where(refresh_tokens.c.token_hash == token_hash)
-            )
-        ).first()
+        row = await self._refresh_row(token_hash)
         if row is None:
             return None
         return RefreshToken(row.session_id, row.user_id, row.created_at, row.spent_at)
+
+    async def _refresh_row(self, token_hash: bytes) -> Row[Any] | None:
+        stmt = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+        return (await self._conn.execute(stmt)).first()
 
     async def record_revocations(self, session_ids: list[int], until: datetime) -> None:
         if not session_ids:
