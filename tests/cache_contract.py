@@ -191,3 +191,48 @@ class CacheContract:
             return await cache.get_many(["s", "kept"]) == [None, b"v"]
 
         await eventually(gone)
+
+    # ------------------------------------------------------------ token buckets
+
+    async def test_a_bucket_gives_its_burst_then_says_how_long_to_wait(self, cache: Cache) -> None:
+        waits = await cache.take_tokens([("b", 600.0, 3)] * 4)
+        assert waits[:3] == [0.0, 0.0, 0.0]
+        assert 590 < waits[3] <= 600  # the next token comes one interval after the first
+        # A refused take takes nothing: still refused, and another bucket is untouched.
+        again = await cache.take_tokens([("b", 600.0, 3), ("other", 600.0, 1)])
+        assert again[0] > 590
+        assert again[1] == 0.0
+        assert await cache.take_tokens([]) == []
+
+    async def test_a_bucket_refills_one_token_per_interval(self, cache: Cache) -> None:
+        assert await cache.take_tokens([("r", SHORT, 1)]) == [0.0]
+        assert (await cache.take_tokens([("r", SHORT, 1)]))[0] > 0
+
+        async def refilled() -> bool:
+            return (await cache.take_tokens([("r", SHORT, 1)]))[0] == 0.0
+
+        await eventually(refilled)
+
+    # ------------------------------------------------------------ slots
+
+    async def test_slots_hold_up_to_the_limit(self, cache: Cache) -> None:
+        got = await cache.claim_slots(
+            [("s", "a"), ("s", "b"), ("s", "c"), ("s", "a"), ("t", "c")], limit=2, ttl=60
+        )
+        assert got == [True, True, False, True, True]  # "a" again: already held
+        await cache.release_slots([("s", "a"), ("s", "never")])
+        assert await cache.claim_slots([("s", "c"), ("s", "d")], limit=2, ttl=60) == [True, False]
+        await cache.release_slots([])
+        assert await cache.claim_slots([], limit=2, ttl=60) == []
+
+    async def test_slots_expire_unless_renewed(self, cache: Cache) -> None:
+        await cache.claim_slots([("e", "old"), ("k", "kept")], limit=1, ttl=SHORT)
+        await cache.renew_slots([("k", "kept"), ("k", "never-held")], ttl=60)
+
+        async def expired() -> bool:
+            return await cache.claim_slots([("e", "new")], limit=1, ttl=60) == [True]
+
+        await eventually(expired)
+        # The renewed one is still held: its set is full; a member never held was not added.
+        assert await cache.claim_slots([("k", "other")], limit=1, ttl=60) == [False]
+        await cache.renew_slots([], ttl=60)

@@ -18,7 +18,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from litestar.testing.websocket_test_session import WebSocketTestSession
 from litestar.types import ASGIApp
 from sqlalchemy import event
 
+from clock import Clock
 from socius.api.app import build_litestar
 from socius.bootstrap import Wiring, build, wrap
 from socius.client import AsyncClient, AuthResult, Client
@@ -162,24 +163,10 @@ class App:
 
 
 def make_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> App:
-    wiring = build(settings, clock=clock) if clock is not None else build(settings)
+    """An app from ``settings``; on ``clock`` (e.g. ``clock.Clock``) when given."""
+    wiring = build(settings) if clock is None else build(settings, clock=clock)
     litestar = build_litestar(wiring.container, wiring.metrics)
     return App(wrap(litestar, wiring, settings), wiring)
-
-
-class Clock:
-    """A clock for ``make_app`` that the test moves, so "later" needs no waiting. Starts
-    now; ticks a millisecond per reading so that times stay ordered."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

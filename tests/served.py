@@ -7,11 +7,15 @@ runs concurrent requests one after another; the concurrency tests need them to o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-__all__ = ["InFlight", "lifespan"]
+import httpx
+
+from socius.client import AsyncClient
+
+__all__ = ["InFlight", "lifespan", "serving"]
 
 
 class InFlight:
@@ -58,3 +62,14 @@ async def lifespan(asgi: Any) -> AsyncIterator[None]:
         await to_app.put({"type": "lifespan.shutdown"})
         assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
         await task
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[tuple[Callable[[], AsyncClient], InFlight]]:
+    """``app`` (conftest's ``App``) started and served in this loop: a maker of SDK
+    clients on it, and the counter of requests in flight (serial on SQLite)."""
+    counter = InFlight(app.asgi, serial=app.wiring.database.primary.dialect.name == "sqlite")
+    async with lifespan(app.asgi):
+        transport = httpx.ASGITransport(app=counter)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield (lambda: AsyncClient(http=http)), counter

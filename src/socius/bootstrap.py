@@ -34,11 +34,13 @@ from socius.services.delivery import Delivery
 from socius.services.graph import GraphService
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
+from socius.services.login_throttle import LoginThrottle
 from socius.services.lookaside import LookAside
 from socius.services.messaging import MessagingService
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Bus, Cache
 from socius.services.profiles import ProfileService
+from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
@@ -157,7 +159,6 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         on_cache_error=cache_error,
         on_revoked=revocation_notifier(delivery),
     )
-    window = settings.login_failure_window_seconds
     auth = AuthService(
         database,
         clock,
@@ -166,25 +167,22 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         tokens,
         revocations,
         profiles,
-        account_throttle=Throttle(
+        login_throttle=LoginThrottle(
             cache,
-            name="login_account",
-            limit=settings.login_max_failures_per_account,
-            window_seconds=window,
+            per_ip_and_account=settings.login_max_failures_per_ip_and_account,
+            per_ip=settings.login_max_failures_per_ip,
+            per_account=settings.login_max_failures_per_account,
+            window_seconds=settings.login_failure_window_seconds,
+            backoff_seconds=settings.login_account_backoff_seconds,
+            backoff_max_seconds=settings.login_account_backoff_max_seconds,
+            on_refused=lambda scope: metrics.login_throttled_total.labels(scope=scope).inc(),
             on_cache_error=cache_error,
-            on_refused=metrics.login_throttled_total.labels(scope="account").inc,
-        ),
-        ip_throttle=Throttle(
-            cache,
-            name="login_ip",
-            limit=settings.login_max_failures_per_ip,
-            window_seconds=window,
-            on_cache_error=cache_error,
-            on_refused=metrics.login_throttled_total.labels(scope="ip").inc,
         ),
         session_max_age_seconds=settings.session_max_age_seconds,
+        refresh_grace_seconds=settings.refresh_grace_seconds,
     )
-    messaging = MessagingService(database, clock, ids, delivery)
+    limits = _user_limits(settings, cache, metrics, cache_error)
+    messaging = MessagingService(database, clock, ids, delivery, limits=limits)
     accounts = AccountService(
         database,
         clock,
@@ -208,7 +206,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         auth=auth,
         accounts=accounts,
         profiles=profiles,
-        graph=GraphService(database, clock, ids, profiles, graph_cache, delivery),
+        graph=GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits),
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
         inbox=InboxService(database),
@@ -229,6 +227,8 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         graph=graph_cache,
         render=event_body,
         metrics=metrics,
+        sockets_per_user=settings.ws_max_connections_per_user,
+        on_cache_error=cache_error,
     )
     container.realtime = realtime
     container.readiness["database"] = database.ping
@@ -278,6 +278,29 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     container.on_stop.append(stop)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
     return Wiring(container, metrics, database, cache, bus)
+
+
+def _user_limits(
+    settings: Settings, cache: Cache, metrics: Metrics, cache_error: Callable[[str], None]
+) -> UserLimits:
+    buckets = Buckets(cache)
+
+    def limit(name: str) -> RateLimit:
+        return RateLimit(
+            buckets,
+            name=name,
+            count=getattr(settings, f"limit_{name}"),
+            seconds=getattr(settings, f"limit_{name}_seconds"),
+            on_refused=metrics.rate_limited_total.labels(action=name).inc,
+            on_cache_error=cache_error,
+        )
+
+    return UserLimits(
+        messages=limit("messages"),
+        typing=limit("typing"),
+        friend_requests=limit("friend_requests"),
+        groups=limit("groups"),
+    )
 
 
 async def _start_bus(bus: Bus) -> bool:

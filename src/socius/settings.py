@@ -54,11 +54,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     argon2_memory_kib: int = 65536
     argon2_time_cost: int = 3
     argon2_parallelism: int = 1
-    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip_and_account: int = 5
     login_max_failures_per_ip: int = 30
+    login_max_failures_per_account: int = 100  # from every address: then backoff
     login_failure_window_seconds: int = 900
+    login_account_backoff_seconds: int = 1
+    login_account_backoff_max_seconds: int = 60
     register_max_per_ip_per_hour: int = 100
     trust_forwarded_for: bool = False
+    refresh_grace_seconds: int = 20
+
+    # abuse limits, per user: N actions, then one more every seconds/N (0 turns one off)
+    limit_messages: int = 50
+    limit_messages_seconds: int = 10
+    limit_typing: int = 30
+    limit_typing_seconds: int = 10
+    limit_friend_requests: int = 50
+    limit_friend_requests_seconds: int = 3600
+    limit_groups: int = 20
+    limit_groups_seconds: int = 3600
+    ws_max_connections_per_user: int = 20  # 0: no cap
 
     # operations
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -87,6 +102,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "must be >= 0 (0 keeps events for ever)",
             ),
             (
+                0 <= self.refresh_grace_seconds <= 300,
+                "refresh_grace_seconds",
+                "must be 0..300",
+            ),
+            (
+                1 <= self.login_account_backoff_seconds <= self.login_account_backoff_max_seconds,
+                "login_account_backoff_seconds",
+                "must be 1..SOCIUS_LOGIN_ACCOUNT_BACKOFF_MAX_SECONDS",
+            ),
+            (self.ws_max_connections_per_user >= 0, "ws_max_connections_per_user", "must be >= 0"),
+            (
                 self.database_url == "" or _scheme(self.database_url) in _DB_SCHEMES,
                 "database_url",
                 "must start with sqlite:// or postgresql://",
@@ -105,6 +131,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         checks += [
             (_scheme(url) in _DB_SCHEMES, "database_replica_urls", "must be database URLs")
             for url in self.database_replica_urls
+        ]
+        checks += [
+            (getattr(self, name) >= 1, name, "must be >= 1")
+            for name in (
+                "login_max_failures_per_ip_and_account",
+                "login_max_failures_per_ip",
+                "login_max_failures_per_account",
+                "login_failure_window_seconds",
+            )
+        ]
+        checks += [
+            (getattr(self, name) >= 0 and getattr(self, f"{name}_seconds") >= 1, name, why)
+            for name in _USER_LIMITS
+            for why in [f"must be >= 0, and {ENV_PREFIX}{name.upper()}_SECONDS >= 1"]
         ]
         for ok, name, why in checks:
             if not ok:
@@ -126,6 +166,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         return msgspec.convert({**msgspec.structs.asdict(self), **changes}, Settings)
 
 
+_USER_LIMITS = ("limit_messages", "limit_typing", "limit_friend_requests", "limit_groups")
 _DB_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 
 

@@ -17,8 +17,9 @@ from socius.services.suggestions import FANOUT
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Any]) -> Any:
-    """Room for the 120-friend tests' registrations (the throttle has its own tests)."""
-    return make_settings(register_max_per_ip_per_hour=1000)
+    """Room for the 120-friend tests' registrations and friend requests (the throttle and
+    the per-user limits have their own tests)."""
+    return make_settings(register_max_per_ip_per_hour=1000, limit_friend_requests=0)
 
 
 LISTS = ("friends", "followers", "following", "mutual-friends")

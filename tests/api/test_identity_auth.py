@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from litestar.testing import TestClient
 
-from conftest import PASSWORD, make_app, unique_name
+from clock import Clock
+from conftest import PASSWORD, App, make_app, unique_name
 from contract import api_error, assert_error, bearer
 from socius.client import Client
 
@@ -190,7 +191,18 @@ def test_unknown_user_and_wrong_password_get_the_same_401(http, register):
 # -------------------------------------------------------------------------------- refresh
 
 
-def test_refresh_gives_a_new_pair_and_spends_the_old_refresh_token(register):
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(settings, clock: Clock) -> App:
+    """The module's app runs on a clock the tests move (the refresh grace window)."""
+    return make_app(settings, clock=clock)
+
+
+def test_refresh_gives_a_new_pair_and_spends_the_old_refresh_token(register, settings, clock):
     alice = register()
     first = alice.auth
     second = alice.client.refresh()
@@ -198,12 +210,13 @@ def test_refresh_gives_a_new_pair_and_spends_the_old_refresh_token(register):
     assert second.refresh_token != first.refresh_token
     assert second.user.id == alice.id
     assert alice.client.me().id == alice.id  # the new access token works
-    # The refresh token is single-use.
+    # The refresh token is single-use: once the grace window is over, it is refused.
+    clock.advance(settings.refresh_grace_seconds + 1)
     error = api_error(alice.client.refresh, first.refresh_token)
     assert error.status == 401
 
 
-def test_replaying_a_spent_refresh_token_revokes_the_whole_session(register, sdk):
+def test_replaying_a_spent_refresh_token_revokes_the_whole_session(register, sdk, settings, clock):
     alice = register()
     other = sdk()
     other.login(alice.username, PASSWORD)  # another session, which must survive
@@ -211,6 +224,7 @@ def test_replaying_a_spent_refresh_token_revokes_the_whole_session(register, sdk
     fresh = alice.client.refresh()
     assert alice.client.with_token(fresh.access_token).me().id == alice.id
 
+    clock.advance(settings.refresh_grace_seconds + 1)
     error = api_error(sdk().refresh, spent)
     assert (error.status, error.code) == (401, "refresh_token_reused")
 
@@ -261,77 +275,154 @@ def test_logout_needs_a_token(http):
 
 # ------------------------------------------------------------------------------ throttling
 
+ATTACKER = "203.0.113.9"
+VICTIM = "198.51.100.7"
+
 
 @pytest.fixture
 def throttled(make_settings):
-    """An app whose login throttles trip after 3 failures."""
+    """An app behind a (pretend) proxy: the client address is the rightmost entry of
+    X-Forwarded-For, so one test client can speak from many addresses."""
 
     def start(**overrides):
+        overrides.setdefault("trust_forwarded_for", True)
         app = make_app(make_settings(**overrides))
         return TestClient(app.asgi)
 
     return start
 
 
-def _login(client, username, password):
-    return client.post("/v1/auth/login", json={"username": username, "password": password})
+def _login(client, username, password, ip=None):
+    # The entries left of the last are the client's own word; only the last one counts.
+    headers = {"X-Forwarded-For": f"10.9.8.7, {ip}"} if ip else None
+    body = {"username": username, "password": password}
+    return client.post("/v1/auth/login", json=body, headers=headers)
 
 
-def _assert_throttled(response) -> None:
+def _assert_throttled(response) -> int:
     assert_error(response, 429, "too_many_attempts")
     retry_after = response.headers.get("retry-after")
     assert retry_after is not None
     assert retry_after.isdigit()
     assert int(retry_after) >= 1
+    return int(retry_after)
 
 
-def test_account_locks_after_max_failures_even_with_the_right_password(throttled):
-    client = throttled(login_max_failures_per_account=3)
+def test_an_attacker_address_cannot_lock_the_victim_out(throttled):
+    client = throttled(login_max_failures_per_ip_and_account=3)
     with client:
-        sdk = Client(http=client)
-        name = sdk.register(unique_name(), PASSWORD).user.username
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
         for _ in range(3):
-            assert_error(_login(client, name, "wrong password 123"), 401, "invalid_credentials")
-        _assert_throttled(_login(client, name, PASSWORD))
-        _assert_throttled(_login(client, name.upper(), PASSWORD))
-        # Another account is not locked.
+            response = _login(client, name, "wrong password 123", ATTACKER)
+            assert_error(response, 401, "invalid_credentials")
+        # That address may not try this account any more, right password or not.
+        retry_after = _assert_throttled(_login(client, name, PASSWORD, ATTACKER))
+        assert retry_after <= 900  # the failure window
+        _assert_throttled(_login(client, name.upper(), PASSWORD, ATTACKER))
+        # The owner, from an address that has not failed, logs in; a typo of theirs is a
+        # plain 401 (their own allowance is whole).
+        assert _login(client, name, PASSWORD, VICTIM).status_code == 200
+        assert_error(_login(client, name, "wrong password 9", VICTIM), 401)
+        assert _login(client, name, PASSWORD, VICTIM).status_code == 200
+        # The attacker's address is not barred from other accounts either.
         other = Client(http=client).register(unique_name(), PASSWORD).user.username
-        assert _login(client, other, PASSWORD).status_code == 200
-        assert "login_throttled_total" in client.get("/metrics").text
+        assert _login(client, other, PASSWORD, ATTACKER).status_code == 200
+        assert 'login_throttled_total{scope="ip_account"}' in client.get("/metrics").text
+
+
+def test_forwarded_for_is_not_trusted_unless_configured(throttled):
+    client = throttled(login_max_failures_per_ip_and_account=3, trust_forwarded_for=False)
+    with client:
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
+        for k in range(3):  # a different forged address each time: all one client
+            assert_error(_login(client, name, "wrong password 123", f"192.0.2.{k}"), 401)
+        _assert_throttled(_login(client, name, PASSWORD, VICTIM))
+
+
+def test_only_the_rightmost_forwarded_entry_counts(throttled):
+    client = throttled(login_max_failures_per_ip_and_account=3)
+    with client:
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
+        for k in range(3):
+            headers = {"X-Forwarded-For": f"192.0.2.{k}, {ATTACKER}"}
+            body = {"username": name, "password": "wrong password 123"}
+            assert_error(client.post("/v1/auth/login", json=body, headers=headers), 401)
+        _assert_throttled(_login(client, name, PASSWORD, ATTACKER))
+
+
+def test_ipv6_clients_are_counted_per_64(throttled):
+    client = throttled(login_max_failures_per_ip_and_account=3)
+    with client:
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
+        for k in range(1, 4):  # three addresses of one /64
+            assert_error(_login(client, name, "wrong password 123", f"2001:db8:1:2::{k}"), 401)
+        _assert_throttled(_login(client, name, PASSWORD, "2001:db8:1:2:ffff::9"))
+        assert _login(client, name, PASSWORD, "2001:db8:1:3::1").status_code == 200
 
 
 def test_failures_by_email_and_by_username_count_for_the_same_account(throttled):
-    client = throttled(login_max_failures_per_account=3)
+    client = throttled(login_max_failures_per_ip_and_account=3)
     with client:
         sdk = Client(http=client)
         name = sdk.register(unique_name(), PASSWORD, email=f"{unique_name()}@example.org")
         email = name.user.email
-        assert_error(_login(client, name.user.username, "wrong password 1"), 401)
-        assert_error(_login(client, name.user.username, "wrong password 2"), 401)
-        assert_error(_login(client, email, "wrong password 3"), 401)
+        assert_error(_login(client, name.user.username, "wrong password 1", ATTACKER), 401)
+        assert_error(_login(client, name.user.username, "wrong password 2", ATTACKER), 401)
+        assert_error(_login(client, email, "wrong password 3", ATTACKER), 401)
         # Three failures for this account, whichever login name they used.
-        _assert_throttled(_login(client, name.user.username, PASSWORD))
+        _assert_throttled(_login(client, name.user.username, PASSWORD, ATTACKER))
 
 
-def test_success_resets_the_account_counter(throttled):
-    client = throttled(login_max_failures_per_account=3)
+def test_success_forgives_the_address_its_failures(throttled):
+    client = throttled(login_max_failures_per_ip_and_account=3)
     with client:
         name = Client(http=client).register(unique_name(), PASSWORD).user.username
         for _ in range(3):
-            assert_error(_login(client, name, "wrong password 123"), 401, "invalid_credentials")
-            assert_error(_login(client, name, "wrong password 456"), 401, "invalid_credentials")
-            assert _login(client, name, PASSWORD).status_code == 200
+            assert_error(_login(client, name, "wrong password 123", VICTIM), 401)
+            assert_error(_login(client, name, "wrong password 456", VICTIM), 401)
+            assert _login(client, name, PASSWORD, VICTIM).status_code == 200
 
 
 def test_ip_locks_after_max_failures_across_accounts(throttled):
-    client = throttled(login_max_failures_per_ip=3, login_max_failures_per_account=100)
+    client = throttled(login_max_failures_per_ip=3)
     with client:
         name = Client(http=client).register(unique_name(), PASSWORD).user.username
         for i in range(3):
-            response = _login(client, f"nobody_{i}_{name}"[:32], "wrong password 123")
+            response = _login(client, f"nobody_{i}_{name}"[:32], "wrong password 123", ATTACKER)
             assert_error(response, 401, "invalid_credentials")
-        _assert_throttled(_login(client, name, PASSWORD))
-        _assert_throttled(_login(client, "someone_else", "whatever pass 1"))
+        _assert_throttled(_login(client, name, PASSWORD, ATTACKER))
+        _assert_throttled(_login(client, "someone_else", "whatever pass 1", ATTACKER))
+        assert _login(client, name, PASSWORD, VICTIM).status_code == 200
+
+
+def test_the_account_ceiling_comes_far_later_and_spares_known_addresses(throttled):
+    client = throttled(
+        login_max_failures_per_ip_and_account=3,
+        login_max_failures_per_account=12,
+        # Long holds, so that the test never races one ending.
+        login_account_backoff_seconds=600,
+        login_account_backoff_max_seconds=900,
+    )
+    with client:
+        name = Client(http=client).register(unique_name(), PASSWORD).user.username
+        assert _login(client, name, PASSWORD, VICTIM).status_code == 200  # a known address
+        attackers = [f"10.1.0.{k}" for k in range(4)]
+        for ip in attackers:
+            for _ in range(3):
+                assert_error(_login(client, name, "wrong password 123", ip), 401)
+            if ip != attackers[-1]:
+                # Each address is stopped on its own; the account is not held yet, and a
+                # new address with the right password logs in (and resets nothing).
+                _assert_throttled(_login(client, name, PASSWORD, ip))
+                fresh = f"10.2.0.{attackers.index(ip)}"
+                assert _login(client, name, PASSWORD, fresh).status_code == 200
+        # 12 failures from 4 addresses: the account is held, for the backoff, from every
+        # address it has not logged in from...
+        retry_after = _assert_throttled(_login(client, name, PASSWORD, "192.0.2.200"))
+        assert 1 < retry_after <= 600
+        # ...but its owner's known address gets in.
+        assert _login(client, name, PASSWORD, VICTIM).status_code == 200
+        assert 'login_throttled_total{scope="account"}' in client.get("/metrics").text
 
 
 # ---------------------------------------------------------------------------------- rehash

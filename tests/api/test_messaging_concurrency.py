@@ -14,13 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 from log_support import same_slot
 from sqlalchemy import func, select
 
 from conftest import PASSWORD, App, make_app, unique_name
-from served import InFlight, lifespan
+from served import InFlight, serving
 from socius.client import AsyncClient
 from socius.settings import Settings
 from socius.storage.tables import conversations, members, messages
@@ -36,11 +35,8 @@ def app(make_settings: Callable[..., Settings]) -> App:
 
 @pytest.fixture
 async def served(app: App) -> AsyncIterator[tuple[Callable[[], AsyncClient], InFlight]]:
-    counter = InFlight(app.asgi, serial=app.wiring.database.primary.dialect.name == "sqlite")
-    async with lifespan(app.asgi):
-        transport = httpx.ASGITransport(app=counter)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield (lambda: AsyncClient(http=http)), counter
+    async with serving(app) as served:
+        yield served
 
 
 async def signed_up(sdk: Callable[[], AsyncClient], n: int) -> list[tuple[AsyncClient, str]]:

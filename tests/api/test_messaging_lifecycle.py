@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from conftest import PASSWORD, Account, App, Clock, make_app
+from clock import Clock
+from conftest import PASSWORD, Account, App, make_app
 from socius.settings import Settings
 from socius.storage.tables import messages, reactions
 

@@ -50,12 +50,18 @@ from schemathesis.specs.openapi.checks import (
 from conftest import PASSWORD, make_app, unique_name
 from socius.settings import Settings
 
-# Throttles raised so that hundreds of fuzzed logins and registrations keep reaching the
-# handlers instead of a 429 (the throttles have their own tests).
+# Throttles raised (and per-user limits off) so that hundreds of fuzzed logins,
+# registrations and sends keep reaching the handlers instead of a 429 (the throttles and
+# limits have their own tests).
 NO_THROTTLES = {
+    "login_max_failures_per_ip_and_account": 1_000_000,
     "login_max_failures_per_account": 1_000_000,
     "login_max_failures_per_ip": 1_000_000,
     "register_max_per_ip_per_hour": 1_000_000,
+    "limit_messages": 0,
+    "limit_typing": 0,
+    "limit_friend_requests": 0,
+    "limit_groups": 0,
 }
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Operations whose success ends the caller's session: each example gets a fresh one.

@@ -1,7 +1,11 @@
 """The session lifecycle as a hypothesis state machine, driven through the sync SDK.
 
 A plain model says which accounts exist (and their current passwords), which sessions are
-live, and which refresh tokens are spent. After every step every access token the model
+live, and which refresh tokens are spent, when, and for which pair. Time moves only when
+the model says so (the app runs on the model's clock), so the refresh grace is modelled
+exactly: a spent token presented again within the window, while the pair its spending made
+is still the session's newest, gets that pair again; otherwise it ends the session. After
+every step every access token the model
 knows must work on ``GET /v1/me`` exactly when its session is live, and each user's list of
 sessions must be exactly the live sessions the model knows.
 
@@ -35,6 +39,7 @@ from hypothesis.stateful import (
 )
 from litestar.testing import TestClient
 
+from clock import Clock
 from conftest import FAST_HASHING, make_app
 from socius.client import ApiError, AuthResult, Client
 from socius.settings import load_settings
@@ -42,10 +47,12 @@ from socius.settings import load_settings
 USERNAMES = ["ada", "bob", "cyd"]
 PASSWORDS = ["correct horse battery staple", "tr0ub4dor and three", "purple monkey dishwasher"]
 NO_THROTTLES = {
+    "login_max_failures_per_ip_and_account": 1_000_000,
     "login_max_failures_per_account": 1_000_000,
     "login_max_failures_per_ip": 1_000_000,
     "register_max_per_ip_per_hour": 1_000_000,
 }
+GRACE = 20  # seconds; the steps of time below (7 s, 30 s) never add up to it exactly
 
 
 def session_id_of(access_token: str) -> str:
@@ -63,6 +70,14 @@ class SessionModel:
     access_tokens: list[str]
     refresh_token: str
     live: bool = True
+
+
+@dataclass
+class SpentToken:
+    token: str
+    session: SessionModel
+    spent_at: float  # model seconds
+    pair: AuthResult  # what spending it handed out
 
 
 @dataclass
@@ -86,6 +101,8 @@ class SessionLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="socius-sessions-"))
         shutil.copy(template, self.dir / "socius.db")
+        self.clock = Clock()
+        self.seconds = 0.0  # how far the model moved the clock
         app = make_app(
             load_settings(
                 {},
@@ -93,15 +110,17 @@ class SessionLifecycle(RuleBasedStateMachine):
                 log_json=False,
                 log_level="warning",
                 database_pool_size=2,
+                refresh_grace_seconds=GRACE,
                 **FAST_HASHING,
                 **NO_THROTTLES,
-            )
+            ),
+            clock=self.clock,
         )
         self.http: TestClient[Any] = TestClient(app.asgi)  # type: ignore[arg-type]
         self.http.__enter__()
         self.users: dict[str, UserModel] = {}
         self.sessions: list[SessionModel] = []
-        self.spent: list[tuple[str, SessionModel]] = []  # refresh token -> its session
+        self.spent: list[SpentToken] = []
 
     def teardown(self) -> None:
         try:
@@ -171,30 +190,54 @@ class SessionLifecycle(RuleBasedStateMachine):
         self.remember(username, result)
 
     @precondition(lambda self: self.live())
-    @rule(data=st.data())
-    def refresh(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), second_tab=st.booleans())
+    def refresh(self, data: st.DataObject, second_tab: bool) -> None:
         session = data.draw(st.sampled_from(self.live()), label="live session")
         old = session.refresh_token
         result = self.client().refresh(old)
+        if second_tab:  # another tab refreshed with the same token: it gets the same pair
+            again = self.client().refresh(old)
+            assert (again.access_token, again.refresh_token) == (
+                result.access_token,
+                result.refresh_token,
+            )
         assert result.user.id == session.user_id
         assert session_id_of(result.access_token) == session.sid, "refresh changed the session"
         assert result.refresh_token != old
         assert result.access_token not in session.access_tokens
         session.access_tokens.append(result.access_token)
         session.refresh_token = result.refresh_token
-        self.spent.append((old, session))
+        self.spent.append(SpentToken(old, session, self.seconds, result))
+
+    @rule(seconds=st.sampled_from([7, 30]))
+    def time_passes(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+        self.seconds += seconds
 
     @precondition(lambda self: self.spent)
     @rule(data=st.data())
     def replay_spent_refresh_token(self, data: st.DataObject) -> None:
-        token, session = data.draw(st.sampled_from(self.spent), label="spent token")
-        event(f"replay spent token: session was {'live' if session.live else 'dead'}")
-        # Reuse revokes the whole session; a token of an erased account is simply unknown.
+        spent = data.draw(st.sampled_from(self.spent), label="spent token")
+        session = spent.session
         owner = self.users.get(session.username)
         erased = owner is None or owner.user_id != session.user_id
+        in_grace = (
+            session.live
+            and self.seconds - spent.spent_at <= GRACE
+            and session.refresh_token == spent.pair.refresh_token
+        )
+        event(f"replay spent token: {'grace' if in_grace else 'reuse'}")
+        if in_grace:
+            again = self.client().refresh(spent.token)
+            assert (again.access_token, again.refresh_token) == (
+                spent.pair.access_token,
+                spent.pair.refresh_token,
+            )
+            return
+        # Reuse revokes the whole session; a token of an erased account is simply unknown.
         codes = None if erased else {"refresh_token_reused"}
         with expect_error(401, codes):
-            self.client().refresh(token)
+            self.client().refresh(spent.token)
         session.live = False
 
     @precondition(lambda self: self.live())

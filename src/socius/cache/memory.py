@@ -23,11 +23,12 @@ class MemoryCache:
     """
 
     def __init__(self, *, max_entries: int = 200_000) -> None:
-        self._data: OrderedDict[str, tuple[float, bytes | int]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, bytes | int | float]] = OrderedDict()
         self._max = max_entries
         self._tokens = itertools.count(1)
+        self._slots: dict[str, dict[str, float]] = {}  # key -> member -> expiry
 
-    def _live(self, key: str) -> tuple[float, bytes | int] | None:
+    def _live(self, key: str) -> tuple[float, bytes | int | float] | None:
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -36,7 +37,7 @@ class MemoryCache:
             return None
         return entry
 
-    def _put(self, key: str, expires: float, value: bytes | int) -> None:
+    def _put(self, key: str, expires: float, value: bytes | int | float) -> None:
         self._data[key] = (expires, value)
         self._data.move_to_end(key)
         while len(self._data) > self._max:
@@ -47,7 +48,7 @@ class MemoryCache:
         if entry is None:
             return None
         value = entry[1]
-        return str(value).encode() if isinstance(value, int) else value
+        return value if isinstance(value, bytes) else str(value).encode()
 
     def _lease(self, key: str, ttl: float) -> str | None:
         if self._live(_LEASE + key) is not None:
@@ -125,8 +126,63 @@ class MemoryCache:
             self._data.pop(key, None)
             self._data.pop(_LEASE + key, None)
 
+    async def take_tokens(self, items: Sequence[tuple[str, float, int]]) -> list[float]:
+        out: list[float] = []
+        for key, interval, burst in items:
+            now = time.monotonic()
+            entry = self._live(key)
+            # The bucket is its "theoretical arrival time": full while it is in the past.
+            tat = entry[1] if entry is not None and isinstance(entry[1], float) else now
+            tat = max(tat, now)
+            wait = tat - interval * (burst - 1) - now
+            if wait > 0:
+                out.append(wait)
+                continue
+            self._put(key, tat + interval, tat + interval)
+            out.append(0.0)
+        return out
+
+    def _live_slots(self, key: str, now: float) -> dict[str, float]:
+        members = self._slots.get(key)
+        if members is None:
+            return {}
+        for member in [m for m, until in members.items() if until <= now]:
+            del members[member]
+        return members
+
+    async def claim_slots(
+        self, items: Sequence[tuple[str, str]], *, limit: int, ttl: float
+    ) -> list[bool]:
+        out: list[bool] = []
+        for key, member in items:
+            now = time.monotonic()
+            members = self._live_slots(key, now)
+            if member not in members and len(members) >= limit:
+                out.append(False)
+                continue
+            members[member] = now + ttl
+            self._slots[key] = members
+            out.append(True)
+        return out
+
+    async def renew_slots(self, items: Sequence[tuple[str, str]], *, ttl: float) -> None:
+        now = time.monotonic()
+        for key, member in items:
+            members = self._live_slots(key, now)
+            if member in members:
+                members[member] = now + ttl
+
+    async def release_slots(self, items: Sequence[tuple[str, str]]) -> None:
+        for key, member in items:
+            members = self._slots.get(key)
+            if members is not None:
+                members.pop(member, None)
+                if not members:
+                    del self._slots[key]
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._data.clear()
+        self._slots.clear()

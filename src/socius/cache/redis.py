@@ -54,6 +54,75 @@ return out
 """
 
 
+# KEYS: buckets; ARGV: interval1 (µs), burst1, interval2, burst2, ...
+# GCRA: a bucket is stored as its "theoretical arrival time" (µs on Redis's clock, which
+# every node shares); it is full when that lies in the past. For each bucket: 0 when a
+# token was taken, else the µs until one will be there.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local wait = tat - interval * (tonumber(ARGV[2 * i]) - 1) - now
+  if wait > 0 then
+    out[i] = wait
+  else
+    -- (%.0f: Lua would print a 16-digit number in the exponent form, losing digits)
+    redis.call('SET', key, string.format('%.0f', tat + interval),
+               'PX', string.format('%.0f', math.ceil((tat + interval - now) / 1000)))
+    out[i] = 0
+  end
+end
+return out
+"""
+
+# Redis's clock in ms, the one every node shares: the start of the slot scripts.
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: sorted sets (member -> expiry in ms on Redis's clock); ARGV: limit, ttl in ms,
+# member1, member2, ... Drops the expired members, then adds each member unless its set
+# holds `limit` live ones: 1 when added (or already held), 0 when refused.
+_CLAIM = (
+    _NOW_MS
+    + """
+local limit, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local member = ARGV[i + 2]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZSCORE', key, member) or redis.call('ZCARD', key) < limit then
+    redis.call('ZADD', key, now + ttl, member)
+    redis.call('PEXPIRE', key, ttl)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+)
+
+# KEYS: sorted sets; ARGV: ttl in ms, member1, member2, ...: renew the members still held.
+_RENEW = (
+    _NOW_MS
+    + """
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if redis.call('ZADD', key, 'XX', 'CH', now + ttl, ARGV[i + 1]) == 1 then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return 0
+"""
+)
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -76,6 +145,9 @@ class RedisCache:
         self._prefix = prefix
         self._fill_script = self._redis.register_script(_FILL)
         self._get_or_lease_script = self._redis.register_script(_GET_OR_LEASE)
+        self._take_script = self._redis.register_script(_TAKE)
+        self._claim_script = self._redis.register_script(_CLAIM)
+        self._renew_script = self._redis.register_script(_RENEW)
         # Lease tokens must differ across nodes and calls, not be secret: a random
         # prefix per cache and a counter (no syscall per lease).
         self._token_prefix = os.urandom(8).hex()
@@ -197,6 +269,44 @@ class RedisCache:
         if keys:
             full = [k for key in keys for k in (self._k(key), self._k(_LEASE + key))]
             await self._call(lambda: self._redis.delete(*full))
+
+    async def take_tokens(self, items: Sequence[tuple[str, float, int]]) -> list[float]:
+        if not items:
+            return []
+        keys = [self._k(key) for key, _, _ in items]
+        args: list[int] = []
+        for _, interval, burst in items:
+            args += (max(1, int(interval * 1_000_000)), burst)
+        waits = await self._call(lambda: self._take_script(keys=keys, args=args))
+        return [int(w) / 1_000_000 for w in waits]
+
+    async def claim_slots(
+        self, items: Sequence[tuple[str, str]], *, limit: int, ttl: float
+    ) -> list[bool]:
+        if not items:
+            return []
+        keys = [self._k(key) for key, _ in items]
+        args: list[str | int] = [limit, _ms(ttl), *(member for _, member in items)]
+        added = await self._call(lambda: self._claim_script(keys=keys, args=args))
+        return [bool(a) for a in added]
+
+    async def renew_slots(self, items: Sequence[tuple[str, str]], *, ttl: float) -> None:
+        if items:
+            keys = [self._k(key) for key, _ in items]
+            args: list[str | int] = [_ms(ttl), *(member for _, member in items)]
+            await self._call(lambda: self._renew_script(keys=keys, args=args))
+
+    async def release_slots(self, items: Sequence[tuple[str, str]]) -> None:
+        if not items:
+            return
+
+        async def run() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, member in items:
+                    pipe.zrem(self._k(key), member)
+                await pipe.execute()
+
+        await self._call(run)
 
     async def ping(self) -> None:
         await self._call(lambda: self._redis.ping())

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-__all__ = ["AccessClaims", "RefreshSpend", "Session", "SpendOutcome"]
+__all__ = ["AccessClaims", "RefreshSpend", "RefreshToken", "Session", "SpendOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +47,17 @@ class RefreshSpend:
     outcome: SpendOutcome
     session_id: int | None = None
     user_id: int | None = None
+    # REUSED: when it was spent, and the salt its successor was derived with (None for a
+    # token spent before successors were derived).
+    spent_at: datetime | None = None
+    successor_salt: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """A stored refresh token (its hash is the key)."""
+
+    session_id: int
+    user_id: int
+    created_at: datetime
+    spent_at: datetime | None

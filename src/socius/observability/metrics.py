@@ -147,8 +147,14 @@ class Metrics:
         )
         self.login_throttled_total = Counter(
             "login_throttled_total",
-            "Login attempts refused by the throttle, by scope (account, ip).",
+            "Login attempts refused by the throttle, by scope (ip, ip_account, account).",
             ["scope"],
+            registry=r,
+        )
+        self.rate_limited_total = Counter(
+            "rate_limited_total",
+            "Actions refused by a per-user limit (429), by action; sockets over the cap (4429).",
+            ["action"],
             registry=r,
         )
         self.auth_failures_total = Counter(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 
 import structlog
 
@@ -17,6 +18,7 @@ from socius.observability.metrics import Metrics
 from socius.realtime.gateway import Gateway, Limits, Render, revocation_notifier
 from socius.realtime.hub import Hub
 from socius.realtime.presence import Presence
+from socius.realtime.socket_cap import SocketCap
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
@@ -46,7 +48,18 @@ class Realtime:
         render: Render,
         metrics: Metrics | None = None,
         limits: Limits | None = None,
+        sockets_per_user: int = 0,
+        on_cache_error: Callable[[str], None] = lambda _op: None,
     ) -> None:
+        """``sockets_per_user``: the cap on one user's connections, all nodes (0: none)."""
+        self.sockets = SocketCap(
+            cache,
+            limit=sockets_per_user,
+            on_refused=(
+                metrics.rate_limited_total.labels(action="sockets").inc if metrics else lambda: None
+            ),
+            on_cache_error=on_cache_error,
+        )
         self.presence = Presence(
             cache,
             delivery,
@@ -65,6 +78,7 @@ class Realtime:
             metrics=metrics,
             render=render,
             limits=limits,
+            sockets=self.sockets,
         )
         self._refresher: asyncio.Task[None] | None = None
 
@@ -74,6 +88,9 @@ class Realtime:
 
     async def stop(self) -> None:
         await self.gateway.shutdown()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.sockets.settle()  # give back the closed sockets' slots
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await self.presence.settle()  # the offline transitions of those sockets

@@ -36,6 +36,7 @@ from socius.domain.ids import parse_id
 from socius.observability.metrics import Metrics
 from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
+from socius.realtime.socket_cap import SocketCap
 from socius.services.delivery import BusEvent, Delivery
 from socius.services.inbox import InboxService, cursor_for, seq_of
 from socius.services.messaging import MessagingService
@@ -48,6 +49,7 @@ __all__ = [
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL",
     "CLOSE_TOO_BIG",
+    "CLOSE_TOO_MANY",
     "CLOSE_TOO_SLOW",
     "CLOSE_TRY_LATER",
     "CLOSE_UNAUTHENTICATED",
@@ -70,6 +72,7 @@ CLOSE_BAD_CURSOR = 4400  # the auth frame's cursor is not one of this user's
 CLOSE_UNAUTHENTICATED = 4401  # no/late/bad auth frame, bad token, session revoked
 CLOSE_TOO_SLOW = 4408  # send queue full, or nothing heard from the client for too long
 CLOSE_CURSOR_EXPIRED = 4410  # the cursor is older than the log keeps: resync, then null
+CLOSE_TOO_MANY = 4429  # the user already has the most connections allowed (all nodes)
 
 SESSION_REVOKED = "session.revoked"
 INTERNAL_EVENTS = frozenset({SESSION_REVOKED})  # bus-only, never forwarded to clients
@@ -154,8 +157,11 @@ class Gateway:
         metrics: Metrics | None = None,
         render: Render = _default_render,
         limits: Limits | None = None,
+        sockets: SocketCap | None = None,
     ) -> None:
+        """``sockets``: the per-user cap on connections (None: no cap)."""
         self.hub = hub
+        self.sockets = sockets
         self.tokens = tokens
         self.revocations = revocations
         self.inbox = inbox
@@ -266,6 +272,11 @@ class Gateway:
                         await self._check_some(ready[k : k + _CHECK_BATCH])
                     except Exception:  # the next round tries again
                         log.exception("ws_check_failed", sockets=len(ready))
+                if self.sockets is not None:
+                    try:
+                        await self.sockets.renew([(c.user_id, c.slot) for c in ready])
+                    except Exception:  # the next round tries again
+                        log.exception("ws_slot_renewal_failed", sockets=len(ready))
                 now = self.clock()
 
     async def close_revoked(self) -> None:
@@ -317,6 +328,7 @@ class Connection:
         "last_seq",
         "ready",
         "session_id",
+        "slot",
         "user_id",
     )
 
@@ -329,6 +341,7 @@ class Connection:
         self.last_seq = 0  # the last log position sent (or skipped by a null cursor)
         self.acked = 0  # the last position the client acknowledged
         self.ready = False  # replayed and `ready` queued: live events flow
+        self.slot = ""  # this connection's place under the per-user cap
         self._typed: dict[int, float] | None = None
         # Both made when needed and dropped when drained (an idle socket has neither).
         self._live: deque[BusEvent | _Head] | None = None  # live events to process
@@ -394,6 +407,8 @@ class Connection:
             return code
         finally:
             self._task = None
+            if self.slot and self._gw.sockets is not None:
+                self._gw.sockets.release(self.user_id, self.slot)
             if self.user_id:
                 await self._gw.hub.leave(self.user_id, self)
 
@@ -448,6 +463,12 @@ class Connection:
             await self._reject_cursor(exc)
             return False
         self.user_id, self.session_id = claims.user_id, claims.session_id
+        if gw.sockets is not None:
+            slot = await gw.sockets.claim(self.user_id)
+            if slot is None:
+                self.finish(CLOSE_TOO_MANY, "too many connections for this user")
+                return False
+            self.slot = slot
         try:
             await gw.hub.join(self.user_id, self)
         except BusUnavailable as exc:

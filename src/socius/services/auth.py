@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from socius.domain.errors import NotFound, Unauthenticated
 from socius.domain.ids import IdGenerator
-from socius.domain.sessions import Session, SpendOutcome
+from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
 from socius.domain.users import User, normalize_login
+from socius.services.login_throttle import LoginThrottle
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
-from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
 
 __all__ = ["AuthService", "ClientInfo", "IssuedTokens", "Principal", "hash_refresh_token"]
@@ -52,6 +54,23 @@ def hash_refresh_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _successor(presented: str, salt: bytes) -> str:
+    """The refresh token that spending ``presented`` hands out. Without the salt (kept
+    in the database, never sent) it cannot be computed from ``presented``."""
+    digest = hmac.new(salt, presented.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _jti(refresh: str) -> str:
+    """The access token's id, a function of its refresh token (a one-way, separate hash)."""
+    digest = hashlib.sha256(b"jti:" + refresh.encode()).digest()[:9]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _usable(session: Session, user: User, now: datetime) -> bool:
+    return session.is_live(now) and user.is_active
+
+
 def _bad_credentials() -> Unauthenticated:
     return Unauthenticated("wrong username or password", code="invalid_credentials")
 
@@ -71,9 +90,9 @@ class AuthService:
         revocations: Revocations,
         profiles: ProfileService,
         *,
-        account_throttle: Throttle,
-        ip_throttle: Throttle,
+        login_throttle: LoginThrottle,
         session_max_age_seconds: int,
+        refresh_grace_seconds: int = 20,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -82,9 +101,9 @@ class AuthService:
         self._tokens = tokens
         self._revocations = revocations
         self._profiles = profiles
-        self._account_throttle = account_throttle
-        self._ip_throttle = ip_throttle
+        self._login_throttle = login_throttle
         self._session_max_age = timedelta(seconds=session_max_age_seconds)
+        self._refresh_grace = timedelta(seconds=refresh_grace_seconds)
 
     # sessions ------------------------------------------------------------------------
 
@@ -102,41 +121,42 @@ class AuthService:
             ip=client.ip[:64],
         )
         await uow.sessions.add(session)
-        return await self._new_pair(uow, user, session.id)
+        return await self._new_pair(uow, user, session.id, now, secrets.token_urlsafe(32))
 
-    async def _new_pair(self, uow: UnitOfWork, user: User, session_id: int) -> IssuedTokens:
-        refresh = secrets.token_urlsafe(32)
+    async def _new_pair(
+        self, uow: UnitOfWork, user: User, session_id: int, now: datetime, refresh: str
+    ) -> IssuedTokens:
         await uow.sessions.add_refresh_token(
-            hash_refresh_token(refresh),
-            session_id=session_id,
-            user_id=user.id,
-            when=self._clock(),
+            hash_refresh_token(refresh), session_id=session_id, user_id=user.id, when=now
         )
+        return self._pair(user, session_id, now, refresh)
+
+    def _pair(self, user: User, session_id: int, issued_at: datetime, refresh: str) -> IssuedTokens:
+        """The pair of ``refresh``: its access token is a function of the arguments, so
+        the grace path re-issues the very token the first refresh handed out."""
         return IssuedTokens(
             user=user,
-            access_token=self._tokens.issue(user.id, session_id),
+            access_token=self._tokens.issue(user.id, session_id, at=issued_at, jti=_jti(refresh)),
             refresh_token=refresh,
             expires_in=self._tokens.ttl_seconds,
         )
 
     async def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
         name = normalize_login(login)
-        await self._ip_throttle.check(client.ip)
         async with self._uow(write=False) as uow:
             user = await uow.users.get_by_login(name) if name else None
         # Failures count against the account, whichever of its names was typed.
         account_key = f"user:{user.id}" if user is not None else f"name:{name}"
-        await self._account_throttle.check(account_key)
+        await self._login_throttle.check(account_key, client.ip)
         if user is None:
             await self._hasher.burn(password)
             ok = False
         else:
             ok = await self._hasher.verify(user.password_hash, password) and user.is_active
         if user is None or not ok:
-            await self._ip_throttle.hit(client.ip)
-            await self._account_throttle.hit(account_key)
+            await self._login_throttle.failed(account_key, client.ip)
             raise _bad_credentials()
-        await self._account_throttle.reset(account_key)
+        await self._login_throttle.succeeded(account_key, client.ip)
         async with self._uow() as uow:
             if self._hasher.needs_rehash(user.password_hash):
                 new_hash = await self._hasher.hash(password)
@@ -160,27 +180,59 @@ class AuthService:
         if not 20 <= len(refresh_token) <= 128:
             raise _bad_refresh()
         now = self._clock()
+        salt = secrets.token_bytes(16)
         async with self._uow() as uow:
-            spend = await uow.sessions.spend_refresh_token(hash_refresh_token(refresh_token), now)
+            spend = await uow.sessions.spend_refresh_token(
+                hash_refresh_token(refresh_token), now, successor_salt=salt
+            )
             if spend.outcome is SpendOutcome.UNKNOWN:
                 raise _bad_refresh()
             assert spend.session_id is not None
             assert spend.user_id is not None
             if spend.outcome is SpendOutcome.REUSED:
-                # A spent token came back: someone holds a copy. End the whole session.
-                await uow.sessions.revoke(spend.session_id, now)
-                await self._revocations.record(uow, [spend.session_id], user_id=spend.user_id)
+                again = await self._grace(uow, refresh_token, spend, now)
+                if again is None:
+                    # A spent token came back: someone holds a copy. End the whole session.
+                    await uow.sessions.revoke(spend.session_id, now)
+                    await self._revocations.record(uow, [spend.session_id], user_id=spend.user_id)
+                    await uow.commit()
+                    log.warning("refresh token reuse", session_id=spend.session_id)
+                    raise _bad_refresh("refresh_token_reused")
+                issued = again
+            else:
+                session = await uow.sessions.get(spend.session_id)
+                user = await uow.users.get(spend.user_id)
+                if session is None or user is None or not _usable(session, user, now):
+                    raise _bad_refresh("session_expired")
+                await uow.sessions.touch(session.id, now)
+                successor = _successor(refresh_token, salt)
+                issued = await self._new_pair(uow, user, session.id, now, successor)
                 await uow.commit()
-                log.warning("refresh token reuse", session_id=spend.session_id)
-                raise _bad_refresh("refresh_token_reused")
-            session = await uow.sessions.get(spend.session_id)
-            user = await uow.users.get(spend.user_id)
-            if session is None or not session.is_live(now) or user is None or not user.is_active:
-                raise _bad_refresh("session_expired")
-            await uow.sessions.touch(session.id, now)
-            issued = await self._new_pair(uow, user, session.id)
-            await uow.commit()
         return await self._with_profile(issued)
+
+    async def _grace(
+        self, uow: UnitOfWork, presented: str, spend: RefreshSpend, now: datetime
+    ) -> IssuedTokens | None:
+        """A token spent moments ago, presented again (two tabs refreshing at once): the
+        pair its spending made, while that is still the session's newest and the session
+        lives. None: a replay, as after the window."""
+        if (
+            spend.spent_at is None
+            or spend.successor_salt is None
+            or self._refresh_grace <= timedelta(0)
+            or now - spend.spent_at > self._refresh_grace
+        ):
+            return None
+        successor = _successor(presented, spend.successor_salt)
+        row = await uow.sessions.get_refresh_token(hash_refresh_token(successor))
+        if row is None or row.spent_at is not None or row.session_id != spend.session_id:
+            return None
+        session = await uow.sessions.get(row.session_id)
+        user = await uow.users.get(row.user_id)
+        if session is None or user is None or not _usable(session, user, now):
+            return None
+        log.info("refresh grace", session_id=row.session_id)
+        return self._pair(user, row.session_id, row.created_at, successor)
 
     async def logout(self, principal: Principal) -> None:
         async with self._uow() as uow:

@@ -35,6 +35,7 @@ from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
+from socius.services.rate_limits import UserLimits
 
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
 
@@ -67,6 +68,8 @@ class GraphService:
         profiles: ProfileService,
         cache: GraphCache,
         delivery: Delivery,
+        *,
+        limits: UserLimits | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -74,6 +77,7 @@ class GraphService:
         self._profiles = profiles
         self._cache = cache
         self._delivery = delivery
+        self._limits = limits or UserLimits.off()
 
     # mutations -----------------------------------------------------------------------
 
@@ -121,6 +125,7 @@ class GraphService:
         return [e for e in events if e.user_id not in muting]
 
     async def send_friend_request(self, actor: int, other: int) -> Relationship:
+        await self._limits.friend_requests.check(actor)
         return await self._apply(actor, other, lambda rel, _u: plan_friend_request(rel))
 
     async def accept_friend_request(self, actor: int, other: int) -> Relationship:

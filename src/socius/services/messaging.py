@@ -44,6 +44,7 @@ from socius.domain.users import DmPolicy
 from socius.services import erasure
 from socius.services.delivery import Delivery
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from socius.services.rate_limits import UserLimits
 
 __all__ = [
     "ConversationPage",
@@ -119,12 +120,19 @@ def conversation_payload(c: Conversation) -> dict[str, Any]:
 
 class MessagingService:
     def __init__(
-        self, uow: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, delivery: Delivery
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        delivery: Delivery,
+        *,
+        limits: UserLimits | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._delivery = delivery
+        self._limits = limits or UserLimits.off()
 
     # helpers -------------------------------------------------------------------------
 
@@ -246,6 +254,7 @@ class MessagingService:
                 code="too_many_members",
                 details={"field": "member_ids"},
             )
+        await self._limits.groups.check(actor)
         async with self._uow() as uow:
             await self._check_addable(uow, actor, others)
             now = self._clock()
@@ -533,6 +542,7 @@ class MessagingService:
         """The message, and whether it is new (False: a retry found the original)."""
         check_client_msg_id(client_msg_id)
         check_body(body)
+        await self._limits.messages.check(actor)
         async with self._uow() as uow:
             conversation, _ = await self._membership(uow, actor, conversation_id, lock=True)
             existing = await uow.conversations.message_by_client_id(
@@ -720,6 +730,7 @@ class MessagingService:
     async def typing(self, actor: int, conversation_id: int) -> None:
         """Tell the members who may hear it (not across a block, not those muting the
         typist); a direct conversation across a block refuses it (403 ``blocked``)."""
+        await self._limits.typing.check(actor)
         async with self._uow(write=False) as uow:
             await self._writable(uow, actor, conversation_id)
             others = await uow.conversations.audience(conversation_id, actor, typing=True)

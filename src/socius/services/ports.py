@@ -11,7 +11,7 @@ from socius.domain.conversations import Conversation, Member, Message, Role
 from socius.domain.events import Event, LogPage
 from socius.domain.graph import EdgeRow, EdgeType
 from socius.domain.notifications import Notification
-from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
+from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.users import User
 
@@ -92,8 +92,13 @@ class SessionRepository(Protocol):
         self, token_hash: bytes, *, session_id: int, user_id: int, when: datetime
     ) -> None: ...
 
-    async def spend_refresh_token(self, token_hash: bytes, when: datetime) -> RefreshSpend:
-        """Mark a refresh token spent; exactly one concurrent caller gets OK."""
+    async def spend_refresh_token(
+        self, token_hash: bytes, when: datetime, *, successor_salt: bytes | None = None
+    ) -> RefreshSpend:
+        """Mark a refresh token spent, keeping the salt its successor is derived with;
+        exactly one concurrent caller gets OK. REUSED says when it was spent, and its salt."""
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None: ...
 
     async def record_revocations(self, session_ids: list[int], until: datetime) -> None:
         """Remember revoked sessions until their last access token has expired."""
@@ -447,6 +452,31 @@ class Cache(Protocol):
     async def invalidate(self, *keys: str) -> None:
         """Delete ``keys`` and break their leases, so that a fill started before this
         call cannot store a value read before the write that caused it."""
+
+    async def take_tokens(self, items: Sequence[tuple[str, float, int]]) -> list[float]:
+        """Token buckets, one per key (GCRA): bucket ``(key, interval, burst)`` holds up
+        to ``burst`` tokens and gains one every ``interval`` seconds. Take one token from
+        each item's bucket, in order (a key named twice gives twice); for each, 0.0 when
+        taken, else the seconds until one will be there (nothing is taken then). One round
+        trip on Redis, whose clock all nodes share."""
+        ...
+
+    async def claim_slots(
+        self, items: Sequence[tuple[str, str]], *, limit: int, ttl: float
+    ) -> list[bool]:
+        """Sets of expiring members: for each ``(key, member)``, in order, add ``member``
+        to the set ``key`` (it expires ``ttl`` seconds from now) unless the set already
+        holds ``limit`` live members; True when it was added or already held. One round
+        trip on Redis."""
+        ...
+
+    async def renew_slots(self, items: Sequence[tuple[str, str]], *, ttl: float) -> None:
+        """Move the expiry of these members (those still held) to ``ttl`` from now."""
+        ...
+
+    async def release_slots(self, items: Sequence[tuple[str, str]]) -> None:
+        """Remove these members from their sets."""
+        ...
 
     async def ping(self) -> None: ...
 

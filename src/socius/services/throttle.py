@@ -1,4 +1,5 @@
-"""Throttles for login and registration, counted in the cache. A cache outage fails open."""
+"""A fixed-window throttle (registrations per address), counted in the cache. A cache
+outage fails open. Logins have their own, fairer one: `login_throttle.py`."""
 
 from __future__ import annotations
 

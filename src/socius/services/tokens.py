@@ -137,11 +137,15 @@ class AccessTokens:
 
     # tokens --------------------------------------------------------------------------
 
-    def issue(self, user_id: int, session_id: int) -> str:
+    def issue(
+        self, user_id: int, session_id: int, *, at: datetime | None = None, jti: str | None = None
+    ) -> str:
+        """A signed access token, issued ``at`` (default: now). The same arguments give the
+        same token while the signing key is the same: Ed25519 signatures are deterministic."""
         if self._signing is None:
             raise RuntimeError("signing keys not loaded: call load_keys() at start-up")
         kid, key = self._signing
-        now = int(self._clock().timestamp())
+        now = int((at or self._clock()).timestamp())
         claims = {
             "iss": self._issuer,
             "aud": self._audience,
@@ -150,7 +154,7 @@ class AccessTokens:
             "iat": now,
             "nbf": now,
             "exp": now + self._ttl,
-            "jti": secrets.token_urlsafe(8),
+            "jti": jti or secrets.token_urlsafe(8),
         }
         return jwt.encode(claims, key, algorithm=_ALGORITHM, headers={"kid": kid, "typ": "at+jwt"})
 

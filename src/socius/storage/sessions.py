@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
+from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.storage.tables import refresh_tokens, revoked_sessions, sessions
 
 __all__ = ["SqlSessionRepository"]
@@ -94,7 +94,9 @@ class SqlSessionRepository:
             )
         )
 
-    async def spend_refresh_token(self, token_hash: bytes, when: datetime) -> RefreshSpend:
+    async def spend_refresh_token(
+        self, token_hash: bytes, when: datetime, *, successor_salt: bytes | None = None
+    ) -> RefreshSpend:
         # The conditional UPDATE is the race arbiter: only one caller flips spent_at.
         won = (
             await self._conn.execute(
@@ -102,22 +104,28 @@ class SqlSessionRepository:
                 .where(
                     refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.spent_at.is_(None)
                 )
-                .values(spent_at=when)
+                .values(spent_at=when, successor_salt=successor_salt)
                 .returning(refresh_tokens.c.session_id, refresh_tokens.c.user_id)
             )
         ).first()
         if won is not None:
             return RefreshSpend(SpendOutcome.OK, won.session_id, won.user_id)
-        seen = (
-            await self._conn.execute(
-                select(refresh_tokens.c.session_id, refresh_tokens.c.user_id).where(
-                    refresh_tokens.c.token_hash == token_hash
-                )
-            )
-        ).first()
+        seen = await self._refresh_row(token_hash)
         if seen is None:
             return RefreshSpend(SpendOutcome.UNKNOWN)
-        return RefreshSpend(SpendOutcome.REUSED, seen.session_id, seen.user_id)
+        return RefreshSpend(
+            SpendOutcome.REUSED, seen.session_id, seen.user_id, seen.spent_at, seen.successor_salt
+        )
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        row = await self._refresh_row(token_hash)
+        if row is None:
+            return None
+        return RefreshToken(row.session_id, row.user_id, row.created_at, row.spent_at)
+
+    async def _refresh_row(self, token_hash: bytes) -> Row[Any] | None:
+        stmt = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+        return (await self._conn.execute(stmt)).first()
 
     async def record_revocations(self, session_ids: list[int], until: datetime) -> None:
         if not session_ids:

@@ -106,6 +106,8 @@ refresh_tokens = Table(
     ),
     Column("created_at", UtcDateTime, nullable=False),
     Column("spent_at", UtcDateTime, nullable=True),
+    # Set when spent: the per-token secret its successor is derived with (refresh grace).
+    Column("successor_salt", LargeBinary(16), nullable=True),
 )
 
 signing_keys = Table(

@@ -57,7 +57,10 @@ async def register(data: JSONBody[RegisterIn], state: State, client: Requester) 
     status_code=200,
     summary="Log in with username or email",
     description="401 `invalid_credentials` for an unknown user or a wrong password alike; "
-    "429 `too_many_attempts` with Retry-After after repeated failures.",
+    "429 `too_many_attempts` with Retry-After after repeated failures from the caller's "
+    "address (on this account, or on any), or while the account is held after very many "
+    "failures from everywhere (a short, growing hold that addresses the account logged in "
+    "from before are spared). A refusal does not say whether the password was right.",
 )
 async def login(data: JSONBody[LoginIn], state: State, client: Requester) -> AuthOut:
     return auth_out(await container_of(state).auth.login(data.username, data.password, client))
@@ -67,8 +70,10 @@ async def login(data: JSONBody[LoginIn], state: State, client: Requester) -> Aut
     "/refresh",
     status_code=200,
     summary="Trade a refresh token for a new pair",
-    description="The refresh token is spent. Presenting a spent one again revokes the whole "
-    "session (401 `refresh_token_reused`).",
+    description="The refresh token is spent. Presented again within a short grace "
+    "(SOCIUS_REFRESH_GRACE_SECONDS, 20 s) while its new pair is still the session's newest, "
+    "it returns that same pair (two tabs refreshing at once); otherwise presenting a spent "
+    "one revokes the whole session (401 `refresh_token_reused`).",
 )
 async def refresh(data: JSONBody[RefreshIn], state: State) -> AuthOut:
     return auth_out(await container_of(state).auth.refresh(data.refresh_token))

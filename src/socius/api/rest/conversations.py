@@ -114,7 +114,8 @@ def _user_ids(texts: list[str]) -> list[int]:
     status_code=HTTP_201_CREATED,
     summary="Open a direct conversation or create a group",
     description="`direct`: get-or-create the one conversation with `member_ids[0]` (200 "
-    "when it existed); 403 `blocked` or `dm_not_allowed`. `group`: the caller owns it.",
+    "when it existed); 403 `blocked` or `dm_not_allowed`. `group`: the caller owns it; "
+    "429 `rate_limited` with Retry-After past the per-user group limit.",
 )
 async def create_conversation(
     data: JSONBody[ConversationIn], state: State, principal: Caller
@@ -250,7 +251,8 @@ async def set_role(
     status_code=HTTP_201_CREATED,
     summary="Send",
     description="201 with the new message; the same `client_msg_id` again returns 200 and "
-    "the original message. " + _READ_ONLY,
+    "the original message. 429 `rate_limited` with Retry-After past the per-user send limit "
+    "(nothing is stored). " + _READ_ONLY,
 )
 async def send_message(
     conversation_id: FromPath[str], data: JSONBody[MessageIn], state: State, principal: Caller
@@ -396,7 +398,8 @@ async def mark_read(
     status_code=HTTP_204_NO_CONTENT,
     summary="Tell the others you are typing (ephemeral)",
     description="Reaches neither members blocked either way with you nor those who mute you. "
-    + _READ_ONLY,
+    "429 `rate_limited` with Retry-After past the per-user typing limit (shared with the "
+    "socket's typing frames). " + _READ_ONLY,
 )
 async def typing(conversation_id: FromPath[str], state: State, principal: Caller) -> None:
     await container_of(state).messaging.typing(principal.user_id, _conversation_id(conversation_id))

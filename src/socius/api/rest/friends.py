@@ -49,7 +49,8 @@ async def unfriend(user_id: FromPath[str], state: State, principal: Caller) -> R
     status_code=200,
     summary="Send a friend request",
     description="If they already asked you, you become friends. Idempotent; returns the "
-    "relationship. 403 `blocked` if you block them; 404 if they block you.",
+    "relationship. 403 `blocked` if you block them; 404 if they block you. 429 "
+    "`rate_limited` with Retry-After past the per-user friend-request limit.",
 )
 async def send_request(
     data: JSONBody[FriendRequestIn], state: State, principal: Caller

@@ -1,0 +1,136 @@
+"""The refresh grace: two tabs refreshing with the same token both stay signed in, while a
+replay after the window (or after the session moved on) still ends the session.
+
+The app runs on a clock the tests move, and is served in the test's own event loop so
+that gathered refreshes really race (on PostgreSQL they meet at the token's row lock;
+SQLite runs one write at a time, which must give the same outcome).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from clock import Clock
+from conftest import PASSWORD, App, make_app, unique_name
+from served import InFlight, lifespan, serving
+from socius.client import ApiError, AsyncClient, AuthResult
+from socius.settings import Settings
+
+GRACE = 20
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
+    return make_app(make_settings(database_pool_size=10, refresh_grace_seconds=GRACE), clock=clock)
+
+
+@pytest.fixture
+async def served(app: App) -> AsyncIterator[tuple[Callable[[], AsyncClient], InFlight]]:
+    async with serving(app) as served:
+        yield served
+
+
+async def _signed_up(sdk: Callable[[], AsyncClient]) -> tuple[AsyncClient, AuthResult]:
+    client = sdk()
+    return client, await client.register(unique_name("tab"), PASSWORD)
+
+
+async def _refused(call: Any) -> ApiError:
+    with pytest.raises(ApiError) as raised:
+        await call
+    return raised.value
+
+
+async def _works(sdk: Callable[[], AsyncClient], access_token: str) -> bool:
+    """Whether the access token is accepted (200) rather than refused (401)."""
+    response = await sdk().with_token(access_token).raw("GET", "/v1/me")
+    assert response.status_code in (200, 401), response.text
+    return response.status_code == 200
+
+
+async def test_tabs_refreshing_at_once_all_get_the_same_working_pair(served: Any) -> None:
+    sdk, in_flight = served
+    client, first = await _signed_up(sdk)
+    tabs = [sdk() for _ in range(5)]
+    results = await asyncio.gather(*(tab.refresh(first.refresh_token) for tab in tabs))
+    in_flight.assert_overlapped()
+    assert len({(r.access_token, r.refresh_token) for r in results}) == 1
+    pair = results[0]
+    assert pair.refresh_token != first.refresh_token
+    assert await _works(sdk, pair.access_token)
+    # The session carries on: one session, refreshed again by any tab.
+    assert len(await client.with_token(pair.access_token).sessions()) == 1
+    following = await tabs[3].refresh(pair.refresh_token)
+    assert await _works(sdk, following.access_token)
+
+
+async def test_a_replay_within_the_window_gets_the_same_pair(served: Any, clock: Clock) -> None:
+    sdk, _ = served
+    _, first = await _signed_up(sdk)
+    pair = await sdk().refresh(first.refresh_token)
+    clock.advance(GRACE - 1)
+    again = await sdk().refresh(first.refresh_token)
+    assert (again.access_token, again.refresh_token) == (pair.access_token, pair.refresh_token)
+    assert await _works(sdk, pair.access_token)
+    assert await _works(sdk, (await sdk().refresh(pair.refresh_token)).access_token)
+
+
+async def test_a_replay_after_the_window_ends_the_session(served: Any, clock: Clock) -> None:
+    sdk, _ = served
+    _, first = await _signed_up(sdk)
+    other = sdk()
+    await other.login(first.user.username, PASSWORD)  # another session, which survives
+    pair = await sdk().refresh(first.refresh_token)
+    clock.advance(GRACE + 1)
+    error = await _refused(sdk().refresh(first.refresh_token))
+    assert (error.status, error.code) == (401, "refresh_token_reused")
+    assert not await _works(sdk, pair.access_token)
+    assert (await _refused(sdk().refresh(pair.refresh_token))).status == 401
+    assert (await other.me()).id == first.user.id
+
+
+async def test_within_the_window_a_stale_token_cannot_follow_a_newer_refresh(
+    served: Any,
+) -> None:
+    sdk, _ = served
+    _, first = await _signed_up(sdk)
+    pair = await sdk().refresh(first.refresh_token)
+    newer = await sdk().refresh(pair.refresh_token)  # the session moved on
+    error = await _refused(sdk().refresh(first.refresh_token))
+    assert (error.status, error.code) == (401, "refresh_token_reused")
+    assert not await _works(sdk, newer.access_token)
+    assert (await _refused(sdk().refresh(newer.refresh_token))).status == 401
+
+
+async def test_the_grace_does_not_revive_an_ended_session(served: Any) -> None:
+    sdk, _ = served
+    _, first = await _signed_up(sdk)
+    pair = await sdk().refresh(first.refresh_token)
+    await sdk().with_token(pair.access_token).logout()
+    assert (await _refused(sdk().refresh(first.refresh_token))).status == 401
+    assert not await _works(sdk, pair.access_token)
+
+
+async def test_no_grace_when_the_window_is_zero(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
+    app = make_app(make_settings(refresh_grace_seconds=0), clock=clock)
+    async with lifespan(app.asgi):
+        transport = httpx.ASGITransport(app=app.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            client = AsyncClient(http=http)
+            first = await client.register(unique_name("tab"), PASSWORD)
+            pair = await AsyncClient(http=http).refresh(first.refresh_token)
+            error = await _refused(AsyncClient(http=http).refresh(first.refresh_token))
+            assert (error.status, error.code) == (401, "refresh_token_reused")
+            assert not await _works(lambda: AsyncClient(http=http), pair.access_token)
