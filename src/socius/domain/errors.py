@@ -10,6 +10,7 @@ __all__ = [
     "Conflict",
     "DomainError",
     "Forbidden",
+    "InvalidCursor",
     "InvalidInput",
     "NotFound",
     "RateLimited",
@@ -35,6 +36,12 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     default_code = "invalid_input"
+
+
+class InvalidCursor(InvalidInput):
+    """A list cursor the server did not issue for that list (400, not 422: it is opaque)."""
+
+    default_code = "invalid_cursor"
 
 
 class Unauthenticated(DomainError):

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.fields import ClientMsgId, IdText, MessageBody, MessageTtl, Title
 from socius.api.rest.message_views import (
     ConversationOut,
     MemberOut,
@@ -19,30 +21,58 @@ from socius.api.rest.message_views import (
     member_out,
     message_out,
 )
-from socius.api.rest.params import Cursor, Limit
-from socius.domain.conversations import MAX_GROUP_MEMBERS, Role, not_found
+from socius.api.rest.params import ActivityCursor, AfterSeq, BeforeSeq, IdPath, Limit, MemberCursor
+from socius.domain.conversations import EMOJI_PATTERN, MAX_GROUP_MEMBERS, Role, not_found
 from socius.domain.errors import InvalidInput, NotFound
 from socius.domain.ids import parse_id
+from socius.domain.pagination import Seq
 
 __all__ = ["router"]
 
 UNSET = msgspec.UNSET
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+Emoji = Annotated[
+    str,
+    Parameter(
+        description="The reaction: 1-16 characters, no spaces or `/?#%` (422 `invalid_emoji`)",
+        schema_extra={"pattern": EMOJI_PATTERN},
+    ),
+]
 
 
-class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: Literal["direct", "group"]
-    member_ids: Annotated[list[UserId], msgspec.Meta(max_length=MAX_GROUP_MEMBERS)]
-    title: Annotated[str, msgspec.Meta(max_length=400)] | None = None
+class DirectIn(msgspec.Struct, tag_field="kind", tag="direct", forbid_unknown_fields=True):
+    """The one direct conversation with ``member_ids[0]``."""
+
+    member_ids: Annotated[
+        list[IdText],
+        msgspec.Meta(
+            extra_json_schema={"minItems": 1, "maxItems": 1},
+            description="Exactly one: the other person (422 `invalid_members`)",
+        ),
+    ]
+    title: None = None
+
+
+class GroupIn(msgspec.Struct, tag_field="kind", tag="group", forbid_unknown_fields=True):
+    """A group owned by the caller."""
+
+    title: Title
+    member_ids: Annotated[
+        list[IdText],
+        msgspec.Meta(
+            extra_json_schema={"maxItems": MAX_GROUP_MEMBERS - 1},
+            description=f"The others (you are left out); a group has at most "
+            f"{MAX_GROUP_MEMBERS} members (422 `too_many_members`)",
+        ),
+    ]
 
 
 class ConversationPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    title: Annotated[str, msgspec.Meta(max_length=400)] | msgspec.UnsetType = UNSET
-    message_ttl_seconds: int | msgspec.UnsetType | None = UNSET
+    title: Title | msgspec.UnsetType = UNSET
+    message_ttl_seconds: MessageTtl | msgspec.UnsetType | None = UNSET
 
 
 class MembersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    user_ids: Annotated[list[UserId], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS)]
+    user_ids: Annotated[list[IdText], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
 
 
 class RoleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,17 +80,17 @@ class RoleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    client_msg_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    body: str  # its limit is checked by the domain (422 body_too_long)
-    reply_to: UserId | None = None
+    client_msg_id: ClientMsgId
+    body: MessageBody
+    reply_to: IdText | None = None
 
 
 class EditIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    body: str  # its limit is checked by the domain (422 body_too_long)
+    body: MessageBody
 
 
 class ReadIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
 
 
 class ReadOut(msgspec.Struct, kw_only=True):
@@ -117,11 +147,11 @@ def _user_ids(texts: list[str]) -> list[int]:
     "when it existed); 403 `blocked` or `dm_not_allowed`. `group`: the caller owns it.",
 )
 async def create_conversation(
-    data: JSONBody[ConversationIn], state: State, principal: Caller
+    data: JSONBody[DirectIn | GroupIn], state: State, principal: Caller
 ) -> Response[ConversationOut]:
     messaging = container_of(state).messaging
     members = _user_ids(data.member_ids)
-    if data.kind == "direct":
+    if isinstance(data, DirectIn):
         if len(members) != 1:
             raise InvalidInput(
                 "a direct conversation has exactly one other member",
@@ -130,17 +160,13 @@ async def create_conversation(
             )
         view, created = await messaging.open_direct(principal.user_id, members[0])
         return Response(conversation_out(view), status_code=201 if created else 200)
-    if data.title is None:
-        raise InvalidInput(
-            "a group needs a title", code="invalid_title", details={"field": "title"}
-        )
     view = await messaging.create_group(principal.user_id, data.title, members)
     return Response(conversation_out(view), status_code=201)
 
 
 @get("/", summary="Your conversations, most recently active first")
 async def list_conversations(
-    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+    state: State, principal: Caller, limit: Limit = None, cursor: ActivityCursor = None
 ) -> ConversationsOut:
     page = await container_of(state).messaging.list_for(
         principal.user_id, limit=limit, cursor=cursor
@@ -152,7 +178,7 @@ async def list_conversations(
 
 @get("/{conversation_id:str}", summary="A conversation you are in")
 async def read_conversation(
-    conversation_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, state: State, principal: Caller
 ) -> ConversationOut:
     view = await container_of(state).messaging.get(
         principal.user_id, _conversation_id(conversation_id)
@@ -167,7 +193,7 @@ async def read_conversation(
     "0 or null turns it off.",
 )
 async def update_conversation(
-    conversation_id: FromPath[str],
+    conversation_id: IdPath,
     data: JSONBody[ConversationPatch],
     state: State,
     principal: Caller,
@@ -183,11 +209,11 @@ async def update_conversation(
 
 @get("/{conversation_id:str}/members", summary="Members of a conversation")
 async def list_members(
-    conversation_id: FromPath[str],
+    conversation_id: IdPath,
     state: State,
     principal: Caller,
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: MemberCursor = None,
 ) -> MembersOut:
     found, next_cursor = await container_of(state).messaging.members(
         principal.user_id, _conversation_id(conversation_id), limit=limit, cursor=cursor
@@ -197,7 +223,7 @@ async def list_members(
 
 @post("/{conversation_id:str}/members", status_code=200, summary="Add members (owner/admin)")
 async def add_members(
-    conversation_id: FromPath[str], data: JSONBody[MembersIn], state: State, principal: Caller
+    conversation_id: IdPath, data: JSONBody[MembersIn], state: State, principal: Caller
 ) -> ConversationOut:
     view = await container_of(state).messaging.add_members(
         principal.user_id, _conversation_id(conversation_id), _user_ids(data.user_ids)
@@ -211,7 +237,7 @@ async def add_members(
     summary="Remove a member, or leave (your own id)",
 )
 async def remove_member(
-    conversation_id: FromPath[str], user_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, user_id: IdPath, state: State, principal: Caller
 ) -> None:
     await container_of(state).messaging.remove_member(
         principal.user_id, _conversation_id(conversation_id), _user_ids([user_id])[0]
@@ -224,8 +250,8 @@ async def remove_member(
     description="The owner only.",
 )
 async def set_role(
-    conversation_id: FromPath[str],
-    user_id: FromPath[str],
+    conversation_id: IdPath,
+    user_id: IdPath,
     data: JSONBody[RoleIn],
     state: State,
     principal: Caller,
@@ -247,7 +273,7 @@ async def set_role(
     "the original message.",
 )
 async def send_message(
-    conversation_id: FromPath[str], data: JSONBody[MessageIn], state: State, principal: Caller
+    conversation_id: IdPath, data: JSONBody[MessageIn], state: State, principal: Caller
 ) -> Response[MessageOut]:
     reply_to = None if data.reply_to is None else parse_id(data.reply_to)
     if data.reply_to is not None and reply_to is None:
@@ -272,11 +298,11 @@ async def send_message(
     description="The newest `limit` messages, or those before `before_seq`, or after `after_seq`.",
 )
 async def history(
-    conversation_id: FromPath[str],
+    conversation_id: IdPath,
     state: State,
     principal: Caller,
-    before_seq: Annotated[int | None, QueryParameter(ge=1)] = None,
-    after_seq: Annotated[int | None, QueryParameter(ge=0)] = None,
+    before_seq: BeforeSeq = None,
+    after_seq: AfterSeq = None,
     limit: Limit = None,
 ) -> MessagesOut:
     found = await container_of(state).messaging.history(
@@ -291,8 +317,8 @@ async def history(
 
 @patch("/{conversation_id:str}/messages/{message_id:str}", summary="Edit (sender only)")
 async def edit_message(
-    conversation_id: FromPath[str],
-    message_id: FromPath[str],
+    conversation_id: IdPath,
+    message_id: IdPath,
     data: JSONBody[EditIn],
     state: State,
     principal: Caller,
@@ -310,7 +336,7 @@ async def edit_message(
     description="The content is erased; a tombstone stays.",
 )
 async def delete_message(
-    conversation_id: FromPath[str], message_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, message_id: IdPath, state: State, principal: Caller
 ) -> MessageOut:
     message = await container_of(state).messaging.delete(
         principal.user_id, _conversation_id(conversation_id), _message_id(message_id)
@@ -324,9 +350,9 @@ async def delete_message(
     summary="React",
 )
 async def react(
-    conversation_id: FromPath[str],
-    message_id: FromPath[str],
-    emoji: FromPath[str],
+    conversation_id: IdPath,
+    message_id: IdPath,
+    emoji: Emoji,
     state: State,
     principal: Caller,
 ) -> MessageOut:
@@ -346,9 +372,9 @@ async def react(
     summary="Take a reaction back",
 )
 async def unreact(
-    conversation_id: FromPath[str],
-    message_id: FromPath[str],
-    emoji: FromPath[str],
+    conversation_id: IdPath,
+    message_id: IdPath,
+    emoji: Emoji,
     state: State,
     principal: Caller,
 ) -> MessageOut:
@@ -368,7 +394,7 @@ async def unreact(
     summary="Move your read pointer forward (never back)",
 )
 async def mark_read(
-    conversation_id: FromPath[str], data: JSONBody[ReadIn], state: State, principal: Caller
+    conversation_id: IdPath, data: JSONBody[ReadIn], state: State, principal: Caller
 ) -> ReadOut:
     cid = _conversation_id(conversation_id)
     seq = await container_of(state).messaging.mark_read(principal.user_id, cid, data.seq)
@@ -380,30 +406,32 @@ async def mark_read(
     status_code=HTTP_204_NO_CONTENT,
     summary="Tell the others you are typing (ephemeral)",
 )
-async def typing(conversation_id: FromPath[str], state: State, principal: Caller) -> None:
+async def typing(conversation_id: IdPath, state: State, principal: Caller) -> None:
     await container_of(state).messaging.typing(principal.user_id, _conversation_id(conversation_id))
 
 
 router = Router(
     path="/v1/conversations",
-    route_handlers=[
-        create_conversation,
-        list_conversations,
-        read_conversation,
-        update_conversation,
-        list_members,
-        add_members,
-        remove_member,
-        set_role,
-        send_message,
-        history,
-        edit_message,
-        delete_message,
-        react,
-        unreact,
-        mark_read,
-        typing,
-    ],
+    route_handlers=with_options(
+        [
+            create_conversation,
+            list_conversations,
+            read_conversation,
+            update_conversation,
+            list_members,
+            add_members,
+            remove_member,
+            set_role,
+            send_message,
+            history,
+            edit_message,
+            delete_message,
+            react,
+            unreact,
+            mark_read,
+            typing,
+        ]
+    ),
     tags=["conversations"],
     security=[{"bearer": []}],
     guards=[require_auth],
