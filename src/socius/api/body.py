@@ -7,6 +7,10 @@ bytes with msgspec into that type in one pass: the Struct's constraints are exac
 the document shows, and nothing else gets in. The conversion Litestar runs afterwards is
 a no-op on a Struct that is already of its type.
 
+JSON Schema counts ``2.0`` as an integer, and so does this: when a body fails to decode,
+it is decoded once more generically, with integral floats made ints, and converted to the
+type again. Only a body that fails both ways is refused.
+
 Errors, chosen by exception type (msgspec gives no structured error, only a message):
 - not JSON (``DecodeError``), or nested deeper than ``MAX_DEPTH`` anywhere the body does
   not validate: 400 ``invalid_json``. No request type accepts deep nesting, so a deep body
@@ -54,8 +58,8 @@ class StrictRequest(Request[Any, Any, Any]):
 def decode_body(body: bytes, target: Any) -> Any:
     try:
         return _decoder(target)(body)
-    except msgspec.ValidationError as exc:
-        raise _invalid(body, target, exc) from exc
+    except msgspec.ValidationError:
+        return _second_look(body, target)
     except msgspec.DecodeError as exc:
         raise InvalidJson("the request body is not valid JSON") from exc
     except RecursionError as exc:
@@ -83,16 +87,34 @@ def depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def _invalid(body: bytes, target: Any, exc: msgspec.ValidationError) -> Exception:
+def _second_look(body: bytes, target: Any) -> Any:
+    """``body`` as ``target`` with integral floats taken for ints, or the error to raise."""
     try:
         value = _generic.decode(body)
-    except msgspec.DecodeError:
+    except msgspec.DecodeError as exc:
         # The typed decoder stopped at the first wrong value; the rest is not JSON.
-        return InvalidJson("the request body is not valid JSON")
-    except RecursionError:
-        return InvalidJson(_TOO_DEEP)
+        raise InvalidJson("the request body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise InvalidJson(_TOO_DEEP) from exc
     if depth_exceeds(value, MAX_DEPTH):
-        return InvalidJson(_TOO_DEEP)
+        raise InvalidJson(_TOO_DEEP)
+    try:
+        return msgspec.convert(_integral(value), target, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _invalid(value, target, exc) from exc
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def _invalid(value: Any, target: Any, exc: msgspec.ValidationError) -> InvalidInput:
     known = _fields(target, value)
     if known is not None and isinstance(value, dict):
         unknown = [key for key in value if key not in known]

@@ -85,7 +85,7 @@ def _validation(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
     Bodies are judged in api/body.py; Litestar reports parameters as a list of
     ``{"message", "key", "source"}``, which becomes ``details``."""
     assert isinstance(exc, ValidationException)
-    message = "the request is not valid"
+    message = str(exc.detail or "") or "the request is not valid"
     details: dict[str, Any] = {}
     extra = exc.extra
     if isinstance(extra, list) and extra and isinstance(extra[0], dict):

@@ -4,8 +4,9 @@
   fields) and never says ``additionalProperties: false``. Bodies are decoded by msgspec
   straight into their Structs (api/body.py), so their schemas are taken from msgspec too:
   every ``Meta`` constraint, the refusal of unknown fields, tagged unions.
-- Query parameters: an optional one is written ``oneOf: [T, null]``; a query string cannot
-  carry null (leaving the parameter out is how to say "none"), so it becomes ``T``.
+- Query parameters: an optional string is written ``oneOf: [string, null]``, but the text
+  ``null`` is just a string to the server (a cursor that is not valid), so it becomes
+  ``string``. (An optional integer keeps its ``null``: ``?limit=null`` means no limit.)
 - Errors: Litestar documents its own default error shape; socius answers every error with
   ``{"error": {"code", "message", "details"}}``, so every operation's error responses
   are rewritten to that envelope.
@@ -142,7 +143,11 @@ def _query_parameters(schema: OpenAPI) -> None:
                 for s in found.one_of
                 if not (isinstance(s, Schema) and s.type == OpenAPIType.NULL)
             ]
-            if len(kept) == 1 and isinstance(kept[0], Schema):
+            if (
+                len(kept) == 1
+                and isinstance(kept[0], Schema)
+                and kept[0].type == OpenAPIType.STRING
+            ):
                 found.type = kept[0].type
                 found.enum = found.enum or kept[0].enum
                 found.one_of = None

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -143,6 +144,13 @@ def _user_ids(texts: list[str]) -> list[int]:
     "/",
     status_code=HTTP_201_CREATED,
     summary="Open a direct conversation or create a group",
+    responses={
+        200: ResponseSpec(
+            ConversationOut,
+            description="The direct conversation already existed",
+            generate_examples=False,
+        )
+    },
     description="`direct`: get-or-create the one conversation with `member_ids[0]` (200 "
     "when it existed); 403 `blocked` or `dm_not_allowed`. `group`: the caller owns it.",
 )
@@ -269,6 +277,13 @@ async def set_role(
     "/{conversation_id:str}/messages",
     status_code=HTTP_201_CREATED,
     summary="Send",
+    responses={
+        200: ResponseSpec(
+            MessageOut,
+            description="A retry: this `client_msg_id` was sent before; the original message",
+            generate_examples=False,
+        )
+    },
     description="201 with the new message; the same `client_msg_id` again returns 200 and "
     "the original message.",
 )
