@@ -13,6 +13,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from litestar.testing import TestClient
+from ws_support import assert_pong_next, connected, expect_close, recv
 
 from conftest import Account
 from contract import assert_error
@@ -218,3 +220,17 @@ def test_fuzzed_cursors_and_numbers_never_make_a_5xx(world: World, data: st.Data
     elif response.status_code == 422:  # only a number is a 422
         assert_error(response, 422, "validation_error")
         assert response.json()["error"]["details"]["field"] in params
+
+
+def test_deeply_nested_socket_frames_are_refused_not_crashing(
+    http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    a = register()
+    deep = "[" * 20_000 + "]" * 20_000
+    with http.websocket_connect("/v1/ws") as ws:
+        ws.send_text('{"type": "auth", "token": "x", "junk": ' + deep + "}")
+        assert expect_close(ws, 4401) == []
+    with connected(http, a.auth.access_token) as (ws, _, _):
+        ws.send_text('{"type": "ping", "junk": ' + deep + "}")
+        assert recv(ws)["code"] == "bad_frame"
+        assert_pong_next(ws)

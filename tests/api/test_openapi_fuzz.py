@@ -316,6 +316,23 @@ def test_secured_operations_refuse_missing_and_bad_tokens(
             assert SNAKE_CASE.match(response.json()["error"]["code"]), response.text
 
 
+def test_options_lists_exactly_the_documented_methods(
+    fuzz_http: TestClient[Any], identity: Identity
+) -> None:
+    """``Allow`` names every method the document has for the path, and OPTIONS."""
+    document = fuzz_http.get("/openapi.json").json()
+    headers = {"Authorization": f"Bearer {identity.access_token}"}
+    for path, operations in document["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        response = fuzz_http.options(url, headers=headers)
+        assert response.status_code == 204, (path, response.text)
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        documented = {
+            m.upper() for m in operations if m in {"get", "put", "post", "delete", "patch"}
+        }
+        assert allowed == documented | {"OPTIONS"}, (path, allowed)
+
+
 # Text with U+0000 in it: PostgreSQL cannot store or compare it, so it must be refused (or
 # found to match nothing) before it reaches a query. Each is a 500 on the postgres stack today.
 NUL_REQUESTS = {
