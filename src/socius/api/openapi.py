@@ -159,6 +159,9 @@ def _errors(schema: OpenAPI, components: Components) -> None:
     envelope = {"application/json": OpenAPIMediaType(schema=error_ref)}
     for operation in _operations(schema):
         responses = operation.responses or {}
+        for status, response in responses.items():  # errors a route declares itself
+            if status.isdigit() and int(status) >= 400 and isinstance(response, OpenAPIResponse):
+                response.content = envelope
         for status, description in _STATUSES.items():
             responses[status] = OpenAPIResponse(description=description, content=envelope)
         operation.responses = responses
