@@ -272,7 +272,8 @@ def _run(app: App, client: Any) -> None:
             return tokens.for_operation(label)
 
         def set(self, case: Any, data: str, context: Any) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+            if _secured(context.operation):
+                case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
     _TOKENS.append(tokens)
     try:
