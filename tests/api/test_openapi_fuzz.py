@@ -1,53 +1,55 @@
-"""Fuzz every operation of ``/openapi.json`` with schemathesis, on both stacks.
+"""Schemathesis against ``/openapi.json``, every phase and check, on both stacks.
 
-Schemathesis's own pytest loader (``schemathesis.pytest.from_fixture``) does not work under
-pytest 9 (it writes ``Node._nodeid``), so each operation's ``as_strategy()`` (positive and
-negative cases) runs under ``@given`` in a pytest subtest. Requests go through a Litestar
-``TestClient`` on the real stack. Secured operations carry a pinned, valid bearer token, so
-the fuzzer gets past authentication into the handlers; logout gets a fresh session per
-example, and an account erased by ``DELETE /v1/me`` is replaced. Login and registration
-throttles are raised so fuzzed failures do not turn every later request into a 429.
+The run is schemathesis's own engine (what ``st run --checks all`` runs: the examples,
+coverage and fuzzing phases, positive and negative data, OPTIONS and undeclared methods,
+missing and bad credentials), in-process on the ASGI app. It must find nothing.
 
-Checks on every response:
-- ``not_a_server_error``: never a 5xx;
-- ``status_code_conformance``: the status code is one the document lists;
-- ``response_schema_conformance`` / ``response_headers_conformance`` /
-  ``content_type_conformance``: the body, headers and media type match the document;
-- ``negative_data_rejection``: a request the schema forbids is refused with a 4xx;
-- the error envelope of API.md: every 4xx is ``{"error": {"code", "message", "details"}}``;
-- a secured operation never answers 401 to a live token.
+- Secured operations carry a live bearer token. Operations that end sessions (logout,
+  session revocation, password change, account erasure) act as a second account on a fresh
+  session each time, so the main one stays signed in; an account the fuzzer erases is
+  registered again.
+- Cursors are opaque: the document gives each list's cursor its own ``format``, and the
+  fuzzer is taught to make well-formed ones (``CURSOR_STRATEGIES``) with positions
+  anywhere in range, so positive data reaches the database at its extremes.
+- ``positive_data_acceptance`` holds but for ``STATE_RULES``: refusals that depend on
+  stored state or on who is asking, which no schema can express.
+- Extra checks: every 4xx is the error envelope of API.md, and a live token never gets 401.
 
-``positive_data_acceptance`` is left out: schema-valid requests are still refused by rules
-the schema does not carry (username characters, password strength, unknown ids).
-Bounded: 25 examples per operation and mode, a fixed seed per operation, no example database.
+Bounded: a fixed seed, ``MAX_EXAMPLES`` per operation and phase, no example database,
+once per stack (slow).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import zlib
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, seed, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis import strategies as st
 from litestar.testing import TestClient
-from schemathesis import APIOperation, BaseSchema, Case, GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.config import SchemathesisConfig
+from schemathesis.engine import events, from_schema
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from conftest import PASSWORD, make_app, unique_name
+from conftest import PASSWORD, App, make_app, unique_name
+from socius.api.rest.params import CURSOR_FORMATS
+from socius.domain.pagination import (
+    MAX_INT64,
+    ActivityPosition,
+    EdgePosition,
+    LogPosition,
+    MemberPosition,
+    NotificationPosition,
+    OffsetPosition,
+    encode_cursor,
+)
 from socius.settings import Settings
 
 # Throttles raised (and per-user limits off) so that hundreds of fuzzed logins,
@@ -64,58 +66,109 @@ NO_THROTTLES = {
     "limit_groups": 0,
 }
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
-# Operations whose success ends the caller's session: each example gets a fresh one.
-SESSION_ENDING = {"POST /v1/auth/logout"}
-AUTH_PLACEHOLDER = "Bearer <live access token>"
+MAX_EXAMPLES = 12
+SEED = 20261203
+# Operations that end sessions or the account: they run as the second account.
+SESSION_ENDING = {
+    "POST /v1/auth/logout",
+    "DELETE /v1/me",
+    "DELETE /v1/me/sessions",
+    "DELETE /v1/me/sessions/{session_id}",
+    "POST /v1/me/password",
+}
+# Refusals of schema-valid requests that depend on stored state or on the caller: the
+# error code, and why no schema can say it.
+STATE_RULES = {
+    "cannot_target_self": "the id in the request is the caller's own",
+    "weak_password": "a common password, or one containing the username",
+    "invalid_reply_to": "reply_to names no message of this conversation",
+    "direct_conversation": "a direct conversation has no title and fixed members",
+    "invalid_role": "the owner's own role cannot change",
+}
+
+_ids = st.integers(1, MAX_INT64)
+_positions = st.integers(0, MAX_INT64)
+CURSOR_STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
+    LogPosition: st.builds(LogPosition, s=_positions),
+    NotificationPosition: st.builds(NotificationPosition, n=_ids),
+    EdgePosition: st.builds(EdgePosition, p=_positions),
+    MemberPosition: st.builds(MemberPosition, u=_ids),
+    ActivityPosition: st.builds(
+        ActivityPosition,
+        c=_ids,
+        t=st.datetimes(
+            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+        ),
+    ),
+    OffsetPosition: st.builds(OffsetPosition, o=_positions),
+}
+
+
+def test_every_cursor_format_has_a_strategy() -> None:
+    assert set(CURSOR_FORMATS.values()) == set(CURSOR_STRATEGIES)
+
+
+for _name, _kind in CURSOR_FORMATS.items():
+    schemathesis.openapi.format(
+        _name, st.one_of(st.just(""), CURSOR_STRATEGIES[_kind].map(encode_cursor))
+    )
+
+
+@pytest.fixture
+def fuzz_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(**NO_THROTTLES, log_level="warning")
+
+
+@pytest.fixture
+def fuzz_http(fuzz_settings: Settings) -> Iterator[TestClient[Any]]:
+    app = make_app(fuzz_settings)
+    with TestClient(app.asgi, raise_server_exceptions=False) as client:  # type: ignore[arg-type]
+        yield client
 
 
 @dataclass
 class Identity:
-    """The account the fuzzer acts as; replaced if the fuzzer ever erases it."""
+    """An account the fuzzer acts as."""
 
-    http: TestClient[Any]
+    http: Any  # a `requests`-like client on the app
     username: str = ""
     access_token: str = ""
 
     def register(self) -> None:
         self.username = unique_name("fuzz")
         response = self.http.post(
-            "/v1/auth/register", json={"username": self.username, "password": PASSWORD}
+            "http://testserver/v1/auth/register",
+            json={"username": self.username, "password": PASSWORD},
         )
         assert response.status_code == 201, response.text
         self.access_token = response.json()["access_token"]
 
     def fresh_session(self) -> str:
         response = self.http.post(
-            "/v1/auth/login", json={"username": self.username, "password": PASSWORD}
+            "http://testserver/v1/auth/login",
+            json={"username": self.username, "password": PASSWORD},
         )
+        if response.status_code == 401:  # the fuzzer erased this account
+            self.register()
+            return self.access_token
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
 
-@pytest.fixture
-def fuzz_http(make_settings: Callable[..., Settings]) -> Iterator[TestClient[Any]]:
-    app = make_app(make_settings(**NO_THROTTLES))
-    with TestClient(app.asgi, raise_server_exceptions=False) as client:  # type: ignore[arg-type]
-        yield client
+@dataclass
+class Tokens:
+    """The bearer token each generated case carries. The main account's session stays live
+    all run; the other's are disposable (its cases end sessions)."""
 
+    main: Identity
+    other: Identity
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-@pytest.fixture
-def identity(fuzz_http: TestClient[Any]) -> Identity:
-    who = Identity(fuzz_http)
-    who.register()
-    return who
-
-
-@pytest.fixture
-def openapi_schema(fuzz_http: TestClient[Any]) -> BaseSchema:
-    response = fuzz_http.get("/openapi.json")
-    assert response.status_code == 200
-    schema = schemathesis.openapi.from_dict(response.json())
-    # A body over the 64 KiB limit is refused with 413 before it is parsed: a rejection too.
-    rejection = schema.config.checks.negative_data_rejection
-    rejection.expected_statuses = [*rejection.expected_statuses, "413"]
-    return schema
+    def for_operation(self, label: str) -> str:
+        with self.lock:
+            if label in SESSION_ENDING:
+                return self.other.fresh_session()
+            return self.main.access_token
 
 
 def error_envelope(ctx: Any, response: Any, case: Any) -> None:
@@ -137,124 +190,110 @@ def error_envelope(ctx: Any, response: Any, case: Any) -> None:
     assert isinstance(error.get("details"), dict), error
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-    content_type_conformance,
-    negative_data_rejection,
-    error_envelope,
-]
+def _error_code(response: Any) -> str | None:
+    try:
+        body = json.loads(response.content)
+        return str(body["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
-def send(http: TestClient[Any], case: Case, token: str | None) -> httpx.Response:
-    """Send a generated case through the TestClient, exactly as schemathesis serialized it.
+def positive_data_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
+    """``positive_data_acceptance``, but for the refusals listed in ``STATE_RULES``."""
+    if response.status_code == 422 and _error_code(response) in STATE_RULES:
+        return None
+    return positive_data_acceptance(ctx, response, case)  # type: ignore[no-any-return]
 
-    A secured operation's cases carry the fixed header ``AUTH_PLACEHOLDER`` (so negative
-    generation never strips or mangles it); it becomes the live token here.
-    """
-    kwargs = case.as_transport_kwargs(base_url=str(http.base_url))
-    headers = kwargs["headers"]
-    if headers.get("Authorization") == AUTH_PLACEHOLDER:
-        assert token is not None
-        headers["Authorization"] = f"Bearer {token}"
-    content: bytes | None = None
-    if "json" in kwargs:
-        # Escaped like `requests` does, so lone surrogates go over the wire as \udxxx.
-        content = json.dumps(kwargs["json"]).encode()
-    elif kwargs.get("data") is not None:
-        data = kwargs["data"]
-        content = data.encode() if isinstance(data, str) else data
-    assert not kwargs.get("cookies"), "the schema declares no cookies"
-    return http.request(
-        kwargs["method"],
-        kwargs["url"],
-        params=kwargs.get("params") or None,
-        headers=headers,
-        content=content,
+
+_TOKENS: list[Tokens] = []  # the run in progress (one at a time)
+
+
+def live_token_accepted(ctx: Any, response: Any, case: Any) -> None:
+    """A secured operation never answers 401 to the main account's live token."""
+    if response.status_code != 401 or not _TOKENS or not _secured(case.operation):
+        return
+    sent = response.request.headers.get("Authorization", "")
+    assert sent != f"Bearer {_TOKENS[-1].main.access_token}", (
+        f"{case.method} {case.path} refused a live token: {response.text}"
     )
 
 
-FUZZ_SETTINGS = settings(
-    max_examples=25,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+def _secured(operation: Any) -> bool:
+    return bool(operation.definition.raw.get("security"))
 
 
-def operations(document: BaseSchema) -> list[APIOperation]:
-    found = [result.ok() for result in document.get_all_operations()]
-    assert len(found) >= 15, "the OpenAPI document lost its operations"
+for _check in (error_envelope, positive_data_accepted, live_token_accepted):
+    schemathesis.check(_check)
+
+
+def failures_of(stream: Any) -> list[str]:
+    """Every failed check of a run, one line each with a curl command to reproduce it."""
+    found: list[str] = []
+    for event in stream:
+        if isinstance(event, events.ScenarioFinished):
+            for nodes in event.recorder.checks.values():
+                for node in nodes:
+                    info = node.failure_info
+                    if node.status.value != "failure" or info is None:
+                        continue
+                    found.append(
+                        f"{event.recorder.label}: {node.name}: {info.failure.title}: "
+                        f"{info.failure.message.strip()}\n    {info.code_sample.strip()}"
+                    )
+        elif isinstance(event, (events.NonFatalError, events.FatalError)):
+            found.append(f"engine error: {event}")
     return found
 
 
-def fuzz_operation(
-    operation: APIOperation, mode: GenerationMode, http: TestClient[Any], identity: Identity
-) -> None:
-    label = f"{operation.method.upper()} {operation.path}"
-    secured = bool(operation.definition.raw.get("security"))
-    ends_session = label in SESSION_ENDING
-
-    fixed = {"Authorization": AUTH_PLACEHOLDER} if secured else None
-
-    @FUZZ_SETTINGS
-    @seed(zlib.crc32(f"{mode.value} {label}".encode()))
-    @given(case=operation.as_strategy(generation_mode=mode, headers=fixed))
-    def run(case: Case) -> None:
-        token: str | None = None
-        if secured:
-            token = identity.fresh_session() if ends_session else identity.access_token
-        response = send(http, case, token)
-        try:
-            case.validate_response(response, checks=CHECKS)
-            if secured:
-                assert response.request.headers["authorization"] == f"Bearer {token}"
-                assert response.status_code != 401, f"{label} refused a live token: {response.text}"
-        finally:
-            if label == "DELETE /v1/me" and response.is_success:
-                identity.register()  # the fuzzer guessed the password: carry on as someone new
-
-    run()
+@pytest.mark.slow
+def test_schemathesis_finds_nothing(fuzz_settings: Settings) -> None:
+    app: App = make_app(fuzz_settings)
+    try:
+        with asgi.get_client(app.asgi) as client:
+            _run(app, client)
+    finally:
+        asgi.shutdown_lifespans()
 
 
-def can_violate(operation: dict[str, Any]) -> bool:
-    """Whether a request to this operation can break its schema (the token being pinned).
+def _run(app: App, client: Any) -> None:
+    main, other = Identity(client), Identity(client)
+    main.register()
+    other.register()
+    tokens = Tokens(main, other)
+    config = SchemathesisConfig.from_dict(
+        {
+            "seed": SEED,
+            "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
+            "phases": {"stateful": {"enabled": True}},
+            "checks": {"positive_data_acceptance": {"enabled": False}},
+            "workers": 1,
+        }
+    )
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app.asgi, config=config)
 
-    A bare string path parameter cannot: any segment is a valid string.
-    """
-    if operation.get("requestBody"):
-        return True
-    for parameter in operation.get("parameters", []):
-        schema = parameter.get("schema", {})
-        constrained = set(schema) - {"type", "description", "title"}
-        if parameter["in"] != "path" or schema.get("type") != "string" or constrained:
-            return True
-    return False
+    @schema.auth(refresh_interval=None)
+    class LiveToken:
+        def get(self, case: Any, context: Any) -> str:
+            label = f"{context.operation.method.upper()} {context.operation.path}"
+            return tokens.for_operation(label)
+
+        def set(self, case: Any, data: str, context: Any) -> None:
+            if _secured(context.operation):
+                case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+    _TOKENS.append(tokens)
+    try:
+        found = failures_of(from_schema(schema).execute())
+    finally:
+        _TOKENS.remove(tokens)
+    assert not found, f"{len(found)} failures:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("mode", list(GenerationMode), ids=str)
-def test_every_operation_survives_fuzzing(
-    mode: GenerationMode,
-    openapi_schema: BaseSchema,
-    fuzz_http: TestClient[Any],
-    identity: Identity,
-    subtests: pytest.Subtests,
-) -> None:
-    """Positive (schema-valid) and negative (schema-violating) requests, every operation."""
-    for operation in operations(openapi_schema):
-        if mode is GenerationMode.NEGATIVE and not can_violate(operation.definition.raw):
-            continue
-        with subtests.test(msg=f"{mode} {operation.method.upper()} {operation.path}"):
-            try:
-                fuzz_operation(operation, mode, fuzz_http, identity)
-            except Unsatisfiable:
-                if mode is GenerationMode.POSITIVE:
-                    raise
-                # The token is pinned, so an operation whose only input is an unconstrained
-                # string (or none at all) has nothing left that could violate the schema.
-                pytest.skip("nothing in this request can violate the schema")
+@pytest.fixture
+def identity(fuzz_http: TestClient[Any]) -> Identity:
+    who = Identity(fuzz_http)
+    who.register()
+    return who
 
 
 def test_secured_operations_refuse_missing_and_bad_tokens(
@@ -282,6 +321,23 @@ def test_secured_operations_refuse_missing_and_bad_tokens(
             response = fuzz_http.request(method, url, headers=headers)
             assert response.status_code == 401, (method, path, label, response.text)
             assert SNAKE_CASE.match(response.json()["error"]["code"]), response.text
+
+
+def test_options_lists_exactly_the_documented_methods(
+    fuzz_http: TestClient[Any], identity: Identity
+) -> None:
+    """``Allow`` names every method the document has for the path, and OPTIONS."""
+    document = fuzz_http.get("/openapi.json").json()
+    headers = {"Authorization": f"Bearer {identity.access_token}"}
+    for path, operations in document["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        response = fuzz_http.options(url, headers=headers)
+        assert response.status_code == 204, (path, response.text)
+        allowed = {m.strip() for m in response.headers["allow"].split(",")}
+        documented = {
+            m.upper() for m in operations if m in {"get", "put", "post", "delete", "patch"}
+        }
+        assert allowed == documented | {"OPTIONS"}, (path, allowed)
 
 
 # Text with U+0000 in it: PostgreSQL cannot store or compare it, so it must be refused (or

@@ -16,9 +16,10 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
 
 from socius import __version__
+from socius.api.body import StrictRequest
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
-from socius.api.openapi import document_errors
+from socius.api.openapi import document
 from socius.api.rest import (
     auth,
     conversations,
@@ -127,8 +128,9 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
         state=State({"container": container, "metrics": metrics}),
         lifespan=[lifespan],
         request_max_body_size=container.settings.max_body_bytes,
+        request_class=StrictRequest,
         debug=debug,
         logging_config=None,
     )
-    document_errors(app.openapi_schema)
+    document(app)
     return app

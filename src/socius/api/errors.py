@@ -8,7 +8,6 @@ refused, reset or timed out) that got this far. Chosen by the exception's type.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import structlog
@@ -22,6 +21,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
+from socius.api.body import InvalidJson
 from socius.domain.errors import (
     BusUnavailable,
     CacheUnavailable,
@@ -29,6 +29,7 @@ from socius.domain.errors import (
     DomainError,
     Forbidden,
     Gone,
+    InvalidCursor,
     InvalidInput,
     NotFound,
     RateLimited,
@@ -41,7 +42,9 @@ __all__ = ["ERROR_STATUS", "error_response", "exception_handlers"]
 
 log = structlog.get_logger("socius.api")
 
+# First match wins: a subclass comes before its base.
 ERROR_STATUS: dict[type[DomainError], int] = {
+    InvalidCursor: 400,
     InvalidInput: 422,
     Unauthenticated: 401,
     Forbidden: 403,
@@ -67,7 +70,6 @@ _STATUS_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
-_WHERE = re.compile(r" - at `\$\.?([^`]*)`")
 
 
 def error_response(
@@ -108,27 +110,28 @@ def _log_outage(request: Request[Any, Any, Any], exc: Exception) -> None:
 
 
 def _validation(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A path, query or header parameter (or a missing body) that does not validate.
+
+    Bodies are judged in api/body.py; Litestar reports parameters as a list of
+    ``{"message", "key", "source"}``, which becomes ``details``."""
     assert isinstance(exc, ValidationException)
-    text = str(exc.detail)
-    if "malformed" in text.lower() or "decode" in text.lower():
-        return error_response(400, "invalid_json", "the request body is not valid JSON")
+    message = str(exc.detail or "") or "the request is not valid"
     details: dict[str, Any] = {}
     extra = exc.extra
     if isinstance(extra, list) and extra and isinstance(extra[0], dict):
         first = extra[0]
-        text = str(first.get("message", text))
+        message = str(first.get("message") or message)
         if first.get("key"):
-            details["field"] = first["key"]
-        if first.get("source"):
-            details["source"] = str(first["source"])
-    match = _WHERE.search(text)
-    if match:
-        details.setdefault("field", match.group(1))
-        text = _WHERE.sub("", text)
-    if "unknown field" in text:
-        details["field"] = text.split("`")[1] if text.count("`") >= 2 else details.get("field")
-        return error_response(422, "unknown_field", text, details)
-    return error_response(422, "validation_error", text, details)
+            details["field"] = str(first["key"])
+        source = first.get("source")
+        if source:
+            details["source"] = str(getattr(source, "value", source))
+    return error_response(422, "validation_error", message, details)
+
+
+def _invalid_json(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, InvalidJson)
+    return error_response(400, "invalid_json", exc.message)
 
 
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -140,9 +143,7 @@ def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
     if status == 413:
         message = "the request body is too large"
-    if status == 400 and (
-        isinstance(exc.__cause__, SerializationException) or "json is malformed" in message.lower()
-    ):
+    if status == 400 and isinstance(exc.__cause__, SerializationException):
         code, message = "invalid_json", "the request body is not valid JSON"
     return error_response(status, code, message, None, dict(exc.headers or {}) or None)
 
@@ -160,6 +161,7 @@ exception_handlers: ExceptionHandlersMap = {
     BusUnavailable: _dependency,
     OSError: _dependency,
     ValidationException: _validation,
+    InvalidJson: _invalid_json,
     NotAuthorizedException: _http,
     HTTPException: _http,
     Exception: _internal,

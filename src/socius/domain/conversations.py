@@ -8,12 +8,23 @@ from datetime import datetime
 from enum import StrEnum
 
 from socius.domain.errors import Forbidden, InvalidInput, NotFound
-from socius.domain.text import check_no_control_chars
+from socius.domain.text import (
+    CONTROL,
+    CONTROL_OR_BREAK,
+    WHITESPACE,
+    check_no_control_chars,
+    visible_text_pattern,
+)
 
 __all__ = [
     "BODY_MAX",
+    "BODY_PATTERN",
+    "CLIENT_MSG_ID_PATTERN",
+    "EMOJI_PATTERN",
     "MAX_GROUP_MEMBERS",
     "MAX_TTL_SECONDS",
+    "TITLE_MAX",
+    "TITLE_PATTERN",
     "Conversation",
     "ConversationKind",
     "Member",
@@ -29,11 +40,20 @@ __all__ = [
     "not_found",
 ]
 
+# Each *_PATTERN is also published in the OpenAPI document (see domain/text.py).
 BODY_MAX = 4000
+BODY_PATTERN = visible_text_pattern(CONTROL)
+"""Something visible; no control characters but tab and line breaks."""
 TITLE_MAX = 100
+TITLE_PATTERN = visible_text_pattern(CONTROL_OR_BREAK)
+"""Something visible, on one line (surrounding spaces are trimmed)."""
+CLIENT_MSG_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+EMOJI_PATTERN = f"^[^/?#%{WHITESPACE}{CONTROL_OR_BREAK}]{{1,16}}$"
 MAX_GROUP_MEMBERS = 1000
 MAX_TTL_SECONDS = 30 * 24 * 3600
-_CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_CLIENT_MSG_ID = re.compile(CLIENT_MSG_ID_PATTERN)
+_TITLE = re.compile(TITLE_PATTERN)
+_EMOJI = re.compile(EMOJI_PATTERN)
 
 
 class ConversationKind(StrEnum):
@@ -122,7 +142,7 @@ def check_body(body: str) -> str:
 
 
 def check_client_msg_id(value: str) -> str:
-    if not _CLIENT_MSG_ID.match(value):
+    if not _CLIENT_MSG_ID.fullmatch(value):
         raise InvalidInput(
             "client_msg_id must be 1-64 characters of A-Z a-z 0-9 _ . : -",
             code="invalid_client_msg_id",
@@ -132,14 +152,14 @@ def check_client_msg_id(value: str) -> str:
 
 
 def check_title(value: str) -> str:
-    title = check_no_control_chars(value, field="title").strip()
-    if not title or len(title) > TITLE_MAX:
+    check_no_control_chars(value, field="title")
+    if len(value) > TITLE_MAX or not _TITLE.fullmatch(value):
         raise InvalidInput(
             f"title must be 1-{TITLE_MAX} characters",
             code="invalid_title",
             details={"field": "title"},
         )
-    return title
+    return value.strip()
 
 
 def check_ttl(value: int | None) -> int | None:
@@ -155,9 +175,10 @@ def check_ttl(value: int | None) -> int | None:
 
 
 def check_emoji(value: str) -> str:
-    if not 1 <= len(value) <= 16 or any(ch.isspace() or ch in "/?#%" for ch in value):
+    check_no_control_chars(value, field="emoji")
+    if not _EMOJI.fullmatch(value):
         raise InvalidInput("not a reaction", code="invalid_emoji", details={"field": "emoji"})
-    return check_no_control_chars(value, field="emoji")
+    return value
 
 
 def check_manager(member: Member) -> None:

@@ -11,6 +11,7 @@ __all__ = [
     "DomainError",
     "Forbidden",
     "Gone",
+    "InvalidCursor",
     "InvalidInput",
     "NotFound",
     "RateLimited",
@@ -36,6 +37,12 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     default_code = "invalid_input"
+
+
+class InvalidCursor(InvalidInput):
+    """A list cursor the server did not issue for that list (400, not 422: it is opaque)."""
+
+    default_code = "invalid_cursor"
 
 
 class Unauthenticated(DomainError):

@@ -10,7 +10,15 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["EPOCH_MS", "IdGenerator", "format_id", "id_timestamp_ms", "parse_id"]
+__all__ = [
+    "EPOCH_MS",
+    "ID_PATTERN",
+    "IdGenerator",
+    "format_id",
+    "id_timestamp_ms",
+    "parse_id",
+    "parse_id_bound",
+]
 
 EPOCH_MS = 1_704_067_200_000
 _NODE_BITS = 10
@@ -18,6 +26,9 @@ _SEQ_BITS = 12
 _MAX_NODE = (1 << _NODE_BITS) - 1
 _MAX_SEQ = (1 << _SEQ_BITS) - 1
 _MAX_ID = (1 << 63) - 1
+ID_PATTERN = r"^[0-9]{1,19}$"
+"""How an id looks on the wire (published in the OpenAPI document). Not every such string
+is an id: 0 and numbers past 2**63 - 1 name nothing."""
 
 
 class IdGenerator:
@@ -70,3 +81,11 @@ def parse_id(text: str) -> int | None:
         return None
     value = int(text)
     return value if 0 < value <= _MAX_ID else None
+
+
+def parse_id_bound(text: str) -> int | None:
+    """An id-shaped ``text`` as a bound ("up to this id"): 0..2**63 - 1, larger numbers
+    clamped; None when it is not id-shaped."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    return min(int(text), _MAX_ID)

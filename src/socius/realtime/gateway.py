@@ -441,7 +441,7 @@ class Connection:
             return None
         try:
             frame = _decode_auth(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             frame = None
         if frame is None or frame.type != "auth" or _too_big(raw, self._limits.max_frame_bytes):
             self.finish(CLOSE_UNAUTHENTICATED, "the first frame must be an auth frame")
@@ -663,7 +663,7 @@ class Connection:
             return
         try:
             frame = _decode_frame(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             self._offer(_error_frame("bad_frame", "not a JSON object with a type"), is_event=False)
             return
         if frame.type == "ping":

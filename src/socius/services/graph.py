@@ -29,7 +29,7 @@ from socius.domain.graph import (
     plan_unmute,
 )
 from socius.domain.ids import IdGenerator
-from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.pagination import EdgePosition, check_limit, decode_cursor, encode_cursor
 from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
@@ -262,19 +262,14 @@ class GraphService:
         profiles = await self._profiles.get_many([r.dst for r in listed])
         items = [ListedUser(profiles[r.dst], r.created_at) for r in listed if r.dst in profiles]
         more = len(rows) > size
-        return EdgePage(items, encode_cursor({"p": shown[-1].pos}) if more and shown else None)
+        return EdgePage(
+            items, encode_cursor(EdgePosition(p=shown[-1].pos)) if more and shown else None
+        )
 
 
 def _position(cursor: str | None) -> int | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    value = position.get("p")
-    if not isinstance(value, int):
-        raise InvalidInput(
-            "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
-        )
-    return value
+    position = decode_cursor(cursor, EdgePosition)
+    return None if position is None else position.p
 
 
 def _events(plan: Plan, actor: int, other: int) -> list[Event]:

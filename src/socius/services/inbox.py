@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from socius.domain.errors import Gone, InvalidInput
+from socius.domain.errors import Gone
 from socius.domain.events import Event
 from socius.domain.notifications import Notification
-from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.pagination import (
+    LogPosition,
+    NotificationPosition,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
 from socius.services.ports import UnitOfWorkFactory
 
 __all__ = [
@@ -36,20 +42,13 @@ class SyncPage:
 
 def cursor_for(seq: int) -> str:
     """The opaque cursor at position ``seq`` of a user's log."""
-    return encode_cursor({"s": seq})
+    return encode_cursor(LogPosition(s=seq))
 
 
 def seq_of(cursor: str | None) -> int:
-    """The log position in a cursor (0: from the start)."""
-    position = decode_cursor(cursor)
-    if position is None:
-        return 0
-    seq = position.get("s")
-    if not isinstance(seq, int) or seq < 0:
-        raise InvalidInput(
-            "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
-        )
-    return seq
+    """The log position in a cursor (0: from the start); InvalidCursor for a bad one."""
+    position = decode_cursor(cursor, LogPosition)
+    return 0 if position is None else position.s
 
 
 def cursor_expired() -> Gone:
@@ -70,18 +69,16 @@ class InboxService:
         self, user_id: int, *, limit: int | None, cursor: str | None
     ) -> NotificationPage:
         size = check_limit(limit)
-        position = decode_cursor(cursor)
-        before = position.get("n") if position else None
-        if before is not None and not isinstance(before, int):
-            raise InvalidInput(
-                "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
-            )
+        position = decode_cursor(cursor, NotificationPosition)
+        before = position.n if position else None
         async with self._uow(write=False) as uow:
             found = await uow.notifications.page(user_id, limit=size + 1, before_id=before)
             unread = await uow.notifications.unread_count(user_id)
         shown = found[:size]
         more = len(found) > size and shown
-        return NotificationPage(shown, encode_cursor({"n": shown[-1].id}) if more else None, unread)
+        return NotificationPage(
+            shown, encode_cursor(NotificationPosition(n=shown[-1].id)) if more else None, unread
+        )
 
     async def mark_read(self, user_id: int, up_to_id: int) -> int:
         async with self._uow() as uow:

@@ -39,7 +39,13 @@ from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from socius.domain.events import Event
 from socius.domain.graph import EdgeType, check_not_self
 from socius.domain.ids import IdGenerator
-from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.pagination import (
+    ActivityPosition,
+    MemberPosition,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
 from socius.domain.users import DmPolicy
 from socius.services import erasure
 from socius.services.delivery import Delivery
@@ -331,15 +337,8 @@ class MessagingService:
         self, actor: int, *, limit: int | None, cursor: str | None
     ) -> ConversationPage:
         size = check_limit(limit)
-        position = decode_cursor(cursor)
-        before = None
-        if position is not None:
-            try:
-                before = (datetime.fromisoformat(position["t"]), int(position["c"]))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InvalidInput(
-                    "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
-                ) from exc
+        position = decode_cursor(cursor, ActivityPosition)
+        before = None if position is None else (position.t, position.c)
         async with self._uow(write=False) as uow:
             rows = await uow.conversations.for_user(actor, limit=size + 1, before=before)
             shown = rows[:size]
@@ -356,7 +355,7 @@ class MessagingService:
         if len(rows) > size and shown:
             c = shown[-1][0]
             activity = c.last_message_at or c.created_at
-            next_cursor = encode_cursor({"t": activity.isoformat(), "c": c.id})
+            next_cursor = encode_cursor(ActivityPosition(c=c.id, t=activity))
         return ConversationPage(views, next_cursor)
 
     async def update(
@@ -395,12 +394,8 @@ class MessagingService:
         self, actor: int, conversation_id: int, *, limit: int | None, cursor: str | None
     ) -> tuple[list[Member], str | None]:
         size = check_limit(limit)
-        position = decode_cursor(cursor)
-        after = position.get("u") if position else None
-        if after is not None and not isinstance(after, int):
-            raise InvalidInput(
-                "cursor is not valid", code="invalid_cursor", details={"field": "cursor"}
-            )
+        position = decode_cursor(cursor, MemberPosition)
+        after = position.u if position else None
         async with self._uow(write=False) as uow:
             await self._membership(uow, actor, conversation_id)
             found = await uow.conversations.members(
@@ -408,7 +403,7 @@ class MessagingService:
             )
         shown = found[:size]
         more = len(found) > size and shown
-        return shown, encode_cursor({"u": shown[-1].user_id}) if more else None
+        return shown, encode_cursor(MemberPosition(u=shown[-1].user_id)) if more else None
 
     async def add_members(
         self, actor: int, conversation_id: int, user_ids: list[int]

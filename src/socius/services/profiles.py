@@ -14,7 +14,7 @@ import msgspec
 
 from socius.domain.errors import NotFound
 from socius.domain.graph import EdgeType
-from socius.domain.pagination import check_limit, decode_cursor, encode_cursor
+from socius.domain.pagination import OffsetPosition, check_limit, decode_cursor, encode_cursor
 from socius.domain.text import has_control_chars
 from socius.domain.users import User, normalize_login
 from socius.services.lookaside import LookAside, msgpack_codec
@@ -131,10 +131,8 @@ class ProfileService:
         """Users matching ``query``, best first; never one blocked either way with
         ``viewer``."""
         size = check_limit(limit)
-        position = decode_cursor(cursor) or {}
-        offset = position.get("o", 0)
-        if not isinstance(offset, int) or not 0 <= offset <= _SEARCH_MAX_OFFSET:
-            offset = 0
+        position = decode_cursor(cursor, OffsetPosition)
+        offset = 0 if position is None else min(position.o, _SEARCH_MAX_OFFSET)
         q = query.strip()
         if not q or has_control_chars(q):
             return SearchPage([], None)
@@ -145,5 +143,5 @@ class ProfileService:
         more = len(users) > size and offset + size < _SEARCH_MAX_OFFSET
         return SearchPage(
             [profiles[u.id] for u in shown if u.id in profiles],
-            encode_cursor({"o": offset + size}) if more else None,
+            encode_cursor(OffsetPosition(o=offset + size)) if more else None,
         )

@@ -11,18 +11,24 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, Requester, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.fields import (
+    DisplayNameOrEmpty,
+    Email,
+    NewPassword,
+    Password,
+    Username,
+)
 from socius.api.rest.views import AuthOut, auth_out
 
 __all__ = ["router"]
 
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    password: Password
-    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
-    display_name: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    username: Username
+    password: NewPassword
+    email: Email | None = None
+    display_name: DisplayNameOrEmpty | None = None
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -92,5 +98,7 @@ async def logout(state: State, principal: Caller) -> None:
 
 
 router = Router(
-    path="/v1/auth", route_handlers=[register, login, refresh, logout], tags=["identity"]
+    path="/v1/auth",
+    route_handlers=with_options([register, login, refresh, logout]),
+    tags=["identity"],
 )

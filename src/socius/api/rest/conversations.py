@@ -7,10 +7,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Response, Router, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.fields import ClientMsgId, IdText, MessageBody, MessageTtl, Title
 from socius.api.rest.message_views import (
     ConversationOut,
     MemberOut,
@@ -19,30 +22,58 @@ from socius.api.rest.message_views import (
     member_out,
     message_out,
 )
-from socius.api.rest.params import Cursor, Limit
-from socius.domain.conversations import MAX_GROUP_MEMBERS, Role, not_found
+from socius.api.rest.params import ActivityCursor, AfterSeq, BeforeSeq, IdPath, Limit, MemberCursor
+from socius.domain.conversations import EMOJI_PATTERN, MAX_GROUP_MEMBERS, Role, not_found
 from socius.domain.errors import InvalidInput, NotFound
 from socius.domain.ids import parse_id
+from socius.domain.pagination import Seq
 
 __all__ = ["router"]
 
 UNSET = msgspec.UNSET
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+Emoji = Annotated[
+    str,
+    Parameter(
+        description="The reaction: 1-16 characters, no spaces or `/?#%` (422 `invalid_emoji`)",
+        schema_extra={"pattern": EMOJI_PATTERN},
+    ),
+]
 
 
-class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: Literal["direct", "group"]
-    member_ids: Annotated[list[UserId], msgspec.Meta(max_length=MAX_GROUP_MEMBERS)]
-    title: Annotated[str, msgspec.Meta(max_length=400)] | None = None
+class DirectIn(msgspec.Struct, tag_field="kind", tag="direct", forbid_unknown_fields=True):
+    """The one direct conversation with ``member_ids[0]``."""
+
+    member_ids: Annotated[
+        list[IdText],
+        msgspec.Meta(
+            extra_json_schema={"minItems": 1, "maxItems": 1},
+            description="Exactly one: the other person (422 `invalid_members`)",
+        ),
+    ]
+    title: None = None
+
+
+class GroupIn(msgspec.Struct, tag_field="kind", tag="group", forbid_unknown_fields=True):
+    """A group owned by the caller."""
+
+    title: Title
+    member_ids: Annotated[
+        list[IdText],
+        msgspec.Meta(
+            extra_json_schema={"maxItems": MAX_GROUP_MEMBERS - 1},
+            description=f"The others (you are left out); a group has at most "
+            f"{MAX_GROUP_MEMBERS} members (422 `too_many_members`)",
+        ),
+    ]
 
 
 class ConversationPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    title: Annotated[str, msgspec.Meta(max_length=400)] | msgspec.UnsetType = UNSET
-    message_ttl_seconds: int | msgspec.UnsetType | None = UNSET
+    title: Title | msgspec.UnsetType = UNSET
+    message_ttl_seconds: MessageTtl | msgspec.UnsetType | None = UNSET
 
 
 class MembersIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    user_ids: Annotated[list[UserId], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS)]
+    user_ids: Annotated[list[IdText], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
 
 
 class RoleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,17 +81,17 @@ class RoleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    client_msg_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    body: str  # its limit is checked by the domain (422 body_too_long)
-    reply_to: UserId | None = None
+    client_msg_id: ClientMsgId
+    body: MessageBody
+    reply_to: IdText | None = None
 
 
 class EditIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    body: str  # its limit is checked by the domain (422 body_too_long)
+    body: MessageBody
 
 
 class ReadIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
 
 
 class ReadOut(msgspec.Struct, kw_only=True):
@@ -113,16 +144,23 @@ def _user_ids(texts: list[str]) -> list[int]:
     "/",
     status_code=HTTP_201_CREATED,
     summary="Open a direct conversation or create a group",
+    responses={
+        200: ResponseSpec(
+            ConversationOut,
+            description="The direct conversation already existed",
+            generate_examples=False,
+        )
+    },
     description="`direct`: get-or-create the one conversation with `member_ids[0]` (200 "
     "when it existed); 403 `blocked` or `dm_not_allowed`. `group`: the caller owns it; "
     "429 `rate_limited` with Retry-After past the per-user group limit.",
 )
 async def create_conversation(
-    data: JSONBody[ConversationIn], state: State, principal: Caller
+    data: JSONBody[DirectIn | GroupIn], state: State, principal: Caller
 ) -> Response[ConversationOut]:
     messaging = container_of(state).messaging
     members = _user_ids(data.member_ids)
-    if data.kind == "direct":
+    if isinstance(data, DirectIn):
         if len(members) != 1:
             raise InvalidInput(
                 "a direct conversation has exactly one other member",
@@ -131,17 +169,13 @@ async def create_conversation(
             )
         view, created = await messaging.open_direct(principal.user_id, members[0])
         return Response(conversation_out(view), status_code=201 if created else 200)
-    if data.title is None:
-        raise InvalidInput(
-            "a group needs a title", code="invalid_title", details={"field": "title"}
-        )
     view = await messaging.create_group(principal.user_id, data.title, members)
     return Response(conversation_out(view), status_code=201)
 
 
 @get("/", summary="Your conversations, most recently active first")
 async def list_conversations(
-    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+    state: State, principal: Caller, limit: Limit = None, cursor: ActivityCursor = None
 ) -> ConversationsOut:
     page = await container_of(state).messaging.list_for(
         principal.user_id, limit=limit, cursor=cursor
@@ -153,7 +187,7 @@ async def list_conversations(
 
 @get("/{conversation_id:str}", summary="A conversation you are in")
 async def read_conversation(
-    conversation_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, state: State, principal: Caller
 ) -> ConversationOut:
     view = await container_of(state).messaging.get(
         principal.user_id, _conversation_id(conversation_id)
@@ -174,7 +208,7 @@ _READ_ONLY = (
     "0 or null turns it off. " + _READ_ONLY,
 )
 async def update_conversation(
-    conversation_id: FromPath[str],
+    conversation_id: IdPath,
     data: JSONBody[ConversationPatch],
     state: State,
     principal: Caller,
@@ -190,11 +224,11 @@ async def update_conversation(
 
 @get("/{conversation_id:str}/members", summary="Members of a conversation")
 async def list_members(
-    conversation_id: FromPath[str],
+    conversation_id: IdPath,
     state: State,
     principal: Caller,
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: MemberCursor = None,
 ) -> MembersOut:
     found, next_cursor = await container_of(state).messaging.members(
         principal.user_id, _conversation_id(conversation_id), limit=limit, cursor=cursor
@@ -204,7 +238,7 @@ async def list_members(
 
 @post("/{conversation_id:str}/members", status_code=200, summary="Add members (owner/admin)")
 async def add_members(
-    conversation_id: FromPath[str], data: JSONBody[MembersIn], state: State, principal: Caller
+    conversation_id: IdPath, data: JSONBody[MembersIn], state: State, principal: Caller
 ) -> ConversationOut:
     view = await container_of(state).messaging.add_members(
         principal.user_id, _conversation_id(conversation_id), _user_ids(data.user_ids)
@@ -218,7 +252,7 @@ async def add_members(
     summary="Remove a member, or leave (your own id)",
 )
 async def remove_member(
-    conversation_id: FromPath[str], user_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, user_id: IdPath, state: State, principal: Caller
 ) -> None:
     await container_of(state).messaging.remove_member(
         principal.user_id, _conversation_id(conversation_id), _user_ids([user_id])[0]
@@ -231,8 +265,8 @@ async def remove_member(
     description="The owner only.",
 )
 async def set_role(
-    conversation_id: FromPath[str],
-    user_id: FromPath[str],
+    conversation_id: IdPath,
+    user_id: IdPath,
     data: JSONBody[RoleIn],
     state: State,
     principal: Caller,
@@ -250,12 +284,19 @@ async def set_role(
     "/{conversation_id:str}/messages",
     status_code=HTTP_201_CREATED,
     summary="Send",
+    responses={
+        200: ResponseSpec(
+            MessageOut,
+            description="A retry: this `client_msg_id` was sent before; the original message",
+            generate_examples=False,
+        )
+    },
     description="201 with the new message; the same `client_msg_id` again returns 200 and "
     "the original message. 429 `rate_limited` with Retry-After past the per-user send limit "
     "(nothing is stored). " + _READ_ONLY,
 )
 async def send_message(
-    conversation_id: FromPath[str], data: JSONBody[MessageIn], state: State, principal: Caller
+    conversation_id: IdPath, data: JSONBody[MessageIn], state: State, principal: Caller
 ) -> Response[MessageOut]:
     reply_to = None if data.reply_to is None else parse_id(data.reply_to)
     if data.reply_to is not None and reply_to is None:
@@ -281,11 +322,11 @@ async def send_message(
     "`after_seq`. Stays readable across a block.",
 )
 async def history(
-    conversation_id: FromPath[str],
+    conversation_id: IdPath,
     state: State,
     principal: Caller,
-    before_seq: Annotated[int | None, QueryParameter(ge=1)] = None,
-    after_seq: Annotated[int | None, QueryParameter(ge=0)] = None,
+    before_seq: BeforeSeq = None,
+    after_seq: AfterSeq = None,
     limit: Limit = None,
 ) -> MessagesOut:
     found = await container_of(state).messaging.history(
@@ -304,8 +345,8 @@ async def history(
     description=_READ_ONLY,
 )
 async def edit_message(
-    conversation_id: FromPath[str],
-    message_id: FromPath[str],
+    conversation_id: IdPath,
+    message_id: IdPath,
     data: JSONBody[EditIn],
     state: State,
     principal: Caller,
@@ -324,7 +365,7 @@ async def edit_message(
     "own words stay yours to take back.",
 )
 async def delete_message(
-    conversation_id: FromPath[str], message_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, message_id: IdPath, state: State, principal: Caller
 ) -> MessageOut:
     message = await container_of(state).messaging.delete(
         principal.user_id, _conversation_id(conversation_id), _message_id(message_id)
@@ -339,9 +380,9 @@ async def delete_message(
     description=_READ_ONLY,
 )
 async def react(
-    conversation_id: FromPath[str],
-    message_id: FromPath[str],
-    emoji: FromPath[str],
+    conversation_id: IdPath,
+    message_id: IdPath,
+    emoji: Emoji,
     state: State,
     principal: Caller,
 ) -> MessageOut:
@@ -362,9 +403,9 @@ async def react(
     description="Allowed across a block.",
 )
 async def unreact(
-    conversation_id: FromPath[str],
-    message_id: FromPath[str],
-    emoji: FromPath[str],
+    conversation_id: IdPath,
+    message_id: IdPath,
+    emoji: Emoji,
     state: State,
     principal: Caller,
 ) -> MessageOut:
@@ -386,7 +427,7 @@ async def unreact(
     "way with you. " + _READ_ONLY,
 )
 async def mark_read(
-    conversation_id: FromPath[str], data: JSONBody[ReadIn], state: State, principal: Caller
+    conversation_id: IdPath, data: JSONBody[ReadIn], state: State, principal: Caller
 ) -> ReadOut:
     cid = _conversation_id(conversation_id)
     seq = await container_of(state).messaging.mark_read(principal.user_id, cid, data.seq)
@@ -401,7 +442,7 @@ async def mark_read(
     "429 `rate_limited` with Retry-After past the per-user typing limit (shared with the "
     "socket's typing frames). " + _READ_ONLY,
 )
-async def typing(conversation_id: FromPath[str], state: State, principal: Caller) -> None:
+async def typing(conversation_id: IdPath, state: State, principal: Caller) -> None:
     await container_of(state).messaging.typing(principal.user_id, _conversation_id(conversation_id))
 
 
@@ -420,7 +461,7 @@ _MUTE = (
     description=_MUTE,
 )
 async def mute_conversation(
-    conversation_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, state: State, principal: Caller
 ) -> ConversationOut:
     view = await container_of(state).messaging.set_muted(
         principal.user_id, _conversation_id(conversation_id), True
@@ -435,7 +476,7 @@ async def mute_conversation(
     description=_MUTE,
 )
 async def unmute_conversation(
-    conversation_id: FromPath[str], state: State, principal: Caller
+    conversation_id: IdPath, state: State, principal: Caller
 ) -> ConversationOut:
     view = await container_of(state).messaging.set_muted(
         principal.user_id, _conversation_id(conversation_id), False
@@ -445,26 +486,26 @@ async def unmute_conversation(
 
 router = Router(
     path="/v1/conversations",
-    route_handlers=[
-        create_conversation,
-        list_conversations,
-        read_conversation,
-        update_conversation,
-        list_members,
-        add_members,
-        remove_member,
-        set_role,
-        send_message,
-        history,
-        edit_message,
-        delete_message,
-        react,
-        unreact,
-        mark_read,
-        typing,
-        mute_conversation,
-        unmute_conversation,
-    ],
+    route_handlers=with_options(
+        [
+            create_conversation,
+            list_conversations,
+            read_conversation,
+            update_conversation,
+            list_members,
+            add_members,
+            remove_member,
+            set_role,
+            send_message,
+            history,
+            edit_message,
+            delete_message,
+            react,
+            unreact,
+            mark_read,
+            typing,
+        ]
+    ),
     tags=["conversations"],
     security=[{"bearer": []}],
     guards=[require_auth],

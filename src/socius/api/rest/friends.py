@@ -7,9 +7,11 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Router, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.fields import IdText
 from socius.api.rest.graph_views import (
     RelationshipOut,
     SuggestionsOut,
@@ -18,19 +20,19 @@ from socius.api.rest.graph_views import (
     suggestion_out,
     user_list_out,
 )
-from socius.api.rest.params import Cursor, Limit, user_id_or_404
+from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
 
 
 class FriendRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+    user_id: IdText
 
 
 @get("/", summary="Your friends, newest first")
 async def list_friends(
-    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+    state: State, principal: Caller, limit: Limit = None, cursor: EdgeCursor = None
 ) -> UserListOut:
     page = await container_of(state).graph.list_own(
         principal.user_id, EdgeType.FRIEND, limit=limit, cursor=cursor
@@ -39,7 +41,7 @@ async def list_friends(
 
 
 @delete("/{user_id:str}", status_code=200, summary="Unfriend")
-async def unfriend(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def unfriend(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.unfriend(principal.user_id, user_id_or_404(user_id)))
 
@@ -68,7 +70,7 @@ async def list_requests(
         Literal["incoming", "outgoing"], QueryParameter(description="which requests")
     ] = "incoming",
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: EdgeCursor = None,
 ) -> UserListOut:
     type_ = EdgeType.REQUEST_IN if direction == "incoming" else EdgeType.REQUEST_OUT
     page = await container_of(state).graph.list_own(
@@ -78,21 +80,21 @@ async def list_requests(
 
 
 @post("/requests/{user_id:str}/accept", status_code=200, summary="Accept a friend request")
-async def accept(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def accept(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     rel = await graph.accept_friend_request(principal.user_id, user_id_or_404(user_id))
     return relationship_out(rel)
 
 
 @post("/requests/{user_id:str}/decline", status_code=200, summary="Decline a friend request")
-async def decline(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def decline(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     rel = await graph.decline_friend_request(principal.user_id, user_id_or_404(user_id))
     return relationship_out(rel)
 
 
 @delete("/requests/{user_id:str}", status_code=200, summary="Cancel your outgoing friend request")
-async def cancel(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def cancel(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     rel = await graph.cancel_friend_request(principal.user_id, user_id_or_404(user_id))
     return relationship_out(rel)
@@ -115,16 +117,18 @@ async def suggestions(
 
 router = Router(
     path="/v1/friends",
-    route_handlers=[
-        list_friends,
-        suggestions,
-        list_requests,
-        send_request,
-        accept,
-        decline,
-        cancel,
-        unfriend,
-    ],
+    route_handlers=with_options(
+        [
+            list_friends,
+            suggestions,
+            list_requests,
+            send_request,
+            accept,
+            decline,
+            cancel,
+            unfriend,
+        ]
+    ),
     tags=["graph"],
     security=[{"bearer": []}],
     guards=[require_auth],

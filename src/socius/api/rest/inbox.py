@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from litestar import Router, get, post
 from litestar.datastructures import State
@@ -11,15 +9,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.fields import IdText
 from socius.api.rest.message_views import (
     NotificationOut,
     SyncEventOut,
     notification_out,
     sync_event_out,
 )
-from socius.api.rest.params import Cursor, Limit
+from socius.api.rest.params import Limit, LogCursor, NotificationCursor
 from socius.domain.errors import InvalidInput
-from socius.domain.ids import parse_id
+from socius.domain.ids import parse_id_bound
 
 __all__ = ["router"]
 
@@ -31,7 +31,7 @@ class NotificationsOut(msgspec.Struct, kw_only=True):
 
 
 class ReadUpTo(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    up_to_id: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+    up_to_id: IdText
 
 
 class MarkedOut(msgspec.Struct, kw_only=True):
@@ -48,7 +48,7 @@ class SyncOut(msgspec.Struct, kw_only=True):
 
 @get("/v1/notifications", summary="Your notification inbox, newest first")
 async def notifications(
-    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+    state: State, principal: Caller, limit: Limit = None, cursor: NotificationCursor = None
 ) -> NotificationsOut:
     page = await container_of(state).inbox.notifications(
         principal.user_id, limit=limit, cursor=cursor
@@ -68,7 +68,7 @@ async def notifications(
 async def mark_notifications_read(
     data: JSONBody[ReadUpTo], state: State, principal: Caller
 ) -> MarkedOut:
-    up_to = parse_id(data.up_to_id)
+    up_to = parse_id_bound(data.up_to_id)
     if up_to is None:
         raise InvalidInput(
             "up_to_id is not an id", code="invalid_id", details={"field": "up_to_id"}
@@ -98,7 +98,7 @@ async def mark_notifications_read(
     },
 )
 async def sync(
-    state: State, principal: Caller, cursor: Cursor = None, limit: Limit = None
+    state: State, principal: Caller, cursor: LogCursor = None, limit: Limit = None
 ) -> SyncOut:
     page = await container_of(state).inbox.sync(principal.user_id, cursor=cursor, limit=limit)
     return SyncOut(items=[sync_event_out(e) for e in page.items], next_cursor=page.next_cursor)
@@ -106,7 +106,7 @@ async def sync(
 
 router = Router(
     path="/",
-    route_handlers=[notifications, mark_notifications_read, sync],
+    route_handlers=with_options([notifications, mark_notifications_read, sync]),
     tags=["conversations"],
     security=[{"bearer": []}],
     guards=[require_auth],

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from litestar import Router, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.fields import AvatarUrl, Bio, DisplayName, NewPassword, Password
+from socius.api.rest.params import IdPath
 from socius.api.rest.views import (
     PrivateUserOut,
     SessionsOut,
@@ -28,20 +31,20 @@ UNSET = msgspec.UNSET
 class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Only the fields present change. Unknown or read-only fields: 422 `unknown_field`."""
 
-    display_name: Annotated[str, msgspec.Meta(max_length=256)] | msgspec.UnsetType = UNSET
-    bio: Annotated[str, msgspec.Meta(max_length=4000)] | msgspec.UnsetType = UNSET
-    avatar_url: Annotated[str, msgspec.Meta(max_length=4096)] | msgspec.UnsetType | None = UNSET
+    display_name: DisplayName | msgspec.UnsetType = UNSET
+    bio: Bio | msgspec.UnsetType = UNSET
+    avatar_url: AvatarUrl | msgspec.UnsetType | None = UNSET
     is_private: bool | msgspec.UnsetType = UNSET
     dm_policy: Literal["everyone", "friends"] | msgspec.UnsetType = UNSET
 
 
 class PasswordChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    new_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    current_password: Password
+    new_password: NewPassword
 
 
 class PasswordConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    password: Password
 
 
 @get("/", summary="Your private profile")
@@ -98,7 +101,7 @@ async def list_sessions(state: State, principal: Caller) -> SessionsOut:
     status_code=HTTP_204_NO_CONTENT,
     summary="Revoke one of your sessions",
 )
-async def revoke_session(session_id: FromPath[str], state: State, principal: Caller) -> None:
+async def revoke_session(session_id: IdPath, state: State, principal: Caller) -> None:
     sid = parse_id(session_id)
     if sid is None:
         raise NotFound("no such session", code="session_not_found")
@@ -117,16 +120,18 @@ async def export(state: State, principal: Caller) -> dict[str, Any]:
 
 router = Router(
     path="/v1/me",
-    route_handlers=[
-        read_me,
-        update_me,
-        delete_me,
-        change_password,
-        list_sessions,
-        revoke_session,
-        revoke_other_sessions,
-        export,
-    ],
+    route_handlers=with_options(
+        [
+            read_me,
+            update_me,
+            delete_me,
+            change_password,
+            list_sessions,
+            revoke_session,
+            revoke_other_sessions,
+            export,
+        ]
+    ),
     tags=["identity"],
     security=[{"bearer": []}],
     guards=[require_auth],

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from litestar import Router, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
     relationship_out,
     user_list_out,
 )
-from socius.api.rest.params import Cursor, Limit, user_id_or_404
+from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
@@ -27,11 +27,11 @@ _PRIVATE = (
 
 @get("/{user_id:str}/friends", summary="A user's friends, newest first", description=_PRIVATE)
 async def friends_of(
-    user_id: FromPath[str],
+    user_id: IdPath,
     state: State,
     principal: Caller,
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: EdgeCursor = None,
 ) -> UserListOut:
     page = await container_of(state).graph.list_edges(
         principal.user_id, user_id_or_404(user_id), EdgeType.FRIEND, limit=limit, cursor=cursor
@@ -41,11 +41,11 @@ async def friends_of(
 
 @get("/{user_id:str}/followers", summary="A user's followers, newest first", description=_PRIVATE)
 async def followers_of(
-    user_id: FromPath[str],
+    user_id: IdPath,
     state: State,
     principal: Caller,
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: EdgeCursor = None,
 ) -> UserListOut:
     page = await container_of(state).graph.list_edges(
         principal.user_id,
@@ -59,11 +59,11 @@ async def followers_of(
 
 @get("/{user_id:str}/following", summary="Whom a user follows, newest first", description=_PRIVATE)
 async def following_of(
-    user_id: FromPath[str],
+    user_id: IdPath,
     state: State,
     principal: Caller,
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: EdgeCursor = None,
 ) -> UserListOut:
     page = await container_of(state).graph.list_edges(
         principal.user_id,
@@ -77,11 +77,11 @@ async def following_of(
 
 @get("/{user_id:str}/mutual-friends", summary="Friends you share with a user", description=_PRIVATE)
 async def mutual_friends(
-    user_id: FromPath[str],
+    user_id: IdPath,
     state: State,
     principal: Caller,
     limit: Limit = None,
-    cursor: Cursor = None,
+    cursor: EdgeCursor = None,
 ) -> UserListOut:
     page = await container_of(state).graph.mutual_friends(
         principal.user_id, user_id_or_404(user_id), limit=limit, cursor=cursor
@@ -95,13 +95,13 @@ async def mutual_friends(
     summary="Follow",
     description="A follow request when they are private. Idempotent.",
 )
-async def follow(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def follow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.follow(principal.user_id, user_id_or_404(user_id)))
 
 
 @delete("/{user_id:str}/follow", status_code=200, summary="Unfollow (or withdraw a request)")
-async def unfollow(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def unfollow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.unfollow(principal.user_id, user_id_or_404(user_id)))
 
@@ -113,43 +113,45 @@ async def unfollow(user_id: FromPath[str], state: State, principal: Caller) -> R
     description="Ends friendship, requests and follows both ways and hides each from the "
     "other. Unblocking restores nothing.",
 )
-async def block(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def block(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.block(principal.user_id, user_id_or_404(user_id)))
 
 
 @delete("/{user_id:str}/block", status_code=200, summary="Unblock")
-async def unblock(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def unblock(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.unblock(principal.user_id, user_id_or_404(user_id)))
 
 
 @post("/{user_id:str}/mute", status_code=200, summary="Mute")
-async def mute(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def mute(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.mute(principal.user_id, user_id_or_404(user_id)))
 
 
 @delete("/{user_id:str}/mute", status_code=200, summary="Unmute")
-async def unmute(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def unmute(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     return relationship_out(await graph.unmute(principal.user_id, user_id_or_404(user_id)))
 
 
 router = Router(
     path="/v1/users",
-    route_handlers=[
-        friends_of,
-        followers_of,
-        following_of,
-        mutual_friends,
-        follow,
-        unfollow,
-        block,
-        unblock,
-        mute,
-        unmute,
-    ],
+    route_handlers=with_options(
+        [
+            friends_of,
+            followers_of,
+            following_of,
+            mutual_friends,
+            follow,
+            unfollow,
+            block,
+            unblock,
+            mute,
+            unmute,
+        ]
+    ),
     tags=["graph"],
     security=[{"bearer": []}],
     guards=[require_auth],

@@ -9,6 +9,7 @@ from litestar import Router, get
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
 from socius.api.rest.params import IdList, parse_id_list
 from socius.domain.errors import Unavailable
 from socius.realtime.presence import MAX_IDS
@@ -57,7 +58,7 @@ async def presence(
 
 router = Router(
     path="/",
-    route_handlers=[presence],
+    route_handlers=with_options([presence]),
     tags=["conversations"],
     security=[{"bearer": []}],
     guards=[require_auth],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from litestar import Router, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
 from socius.api.rest.graph_views import (
     RelationshipOut,
     RelationshipsOut,
@@ -14,7 +14,7 @@ from socius.api.rest.graph_views import (
     relationship_out,
     user_list_out,
 )
-from socius.api.rest.params import Cursor, IdList, Limit, parse_id_list, user_id_or_404
+from socius.api.rest.params import EdgeCursor, IdList, IdPath, Limit, parse_id_list, user_id_or_404
 from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
@@ -33,7 +33,7 @@ async def relationships(
 
 @get("/v1/blocks", summary="Users you block, newest first")
 async def blocks(
-    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+    state: State, principal: Caller, limit: Limit = None, cursor: EdgeCursor = None
 ) -> UserListOut:
     page = await container_of(state).graph.list_own(
         principal.user_id, EdgeType.BLOCKS, limit=limit, cursor=cursor
@@ -43,7 +43,7 @@ async def blocks(
 
 @get("/v1/follow-requests", summary="Requests to follow you (private accounts)")
 async def follow_requests(
-    state: State, principal: Caller, limit: Limit = None, cursor: Cursor = None
+    state: State, principal: Caller, limit: Limit = None, cursor: EdgeCursor = None
 ) -> UserListOut:
     page = await container_of(state).graph.list_own(
         principal.user_id, EdgeType.FOLLOW_REQUEST_IN, limit=limit, cursor=cursor
@@ -52,7 +52,7 @@ async def follow_requests(
 
 
 @post("/v1/follow-requests/{user_id:str}/approve", status_code=200, summary="Let a user follow you")
-async def approve(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def approve(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     rel = await graph.approve_follow_request(principal.user_id, user_id_or_404(user_id))
     return relationship_out(rel)
@@ -61,7 +61,7 @@ async def approve(user_id: FromPath[str], state: State, principal: Caller) -> Re
 @post(
     "/v1/follow-requests/{user_id:str}/reject", status_code=200, summary="Refuse a follow request"
 )
-async def reject(user_id: FromPath[str], state: State, principal: Caller) -> RelationshipOut:
+async def reject(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
     graph = container_of(state).graph
     rel = await graph.reject_follow_request(principal.user_id, user_id_or_404(user_id))
     return relationship_out(rel)
@@ -69,7 +69,7 @@ async def reject(user_id: FromPath[str], state: State, principal: Caller) -> Rel
 
 router = Router(
     path="/",
-    route_handlers=[relationships, blocks, follow_requests, approve, reject],
+    route_handlers=with_options([relationships, blocks, follow_requests, approve, reject]),
     tags=["graph"],
     security=[{"bearer": []}],
     guards=[require_auth],

@@ -9,6 +9,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.options import with_options
+from socius.api.rest.params import IdPath, Limit, OffsetCursor
 from socius.api.rest.views import Page, PublicUserOut, public_user_out
 from socius.domain.errors import NotFound
 from socius.domain.ids import parse_id
@@ -25,10 +27,8 @@ async def search_users(
     state: State,
     principal: Caller,
     q: Annotated[str, QueryParameter(max_length=64, description="text to look for")],
-    limit: Annotated[
-        int | None, QueryParameter(ge=1, le=100, description="1-100, default 50")
-    ] = None,
-    cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+    limit: Limit = None,
+    cursor: OffsetCursor = None,
 ) -> Page[PublicUserOut]:
     page = await container_of(state).profiles.search(
         principal.user_id, q, limit=limit, cursor=cursor
@@ -54,7 +54,7 @@ async def user_by_username(
     summary="A public profile by id",
     description="404 for an unknown user, and across a block either way.",
 )
-async def user_by_id(user_id: FromPath[str], state: State, principal: Caller) -> PublicUserOut:
+async def user_by_id(user_id: IdPath, state: State, principal: Caller) -> PublicUserOut:
     uid = parse_id(user_id)
     if uid is None:
         raise NotFound("no such user", code="user_not_found")
@@ -63,7 +63,7 @@ async def user_by_id(user_id: FromPath[str], state: State, principal: Caller) ->
 
 router = Router(
     path="/v1/users",
-    route_handlers=[search_users, user_by_username, user_by_id],
+    route_handlers=with_options([search_users, user_by_username, user_by_id]),
     tags=["identity"],
     security=[{"bearer": []}],
     guards=[require_auth],
