@@ -14,7 +14,7 @@ Checks on every response:
 - ``response_schema_conformance`` / ``response_headers_conformance`` /
   ``content_type_conformance``: the body, headers and media type match the document;
 - ``negative_data_rejection``: a request the schema forbids is refused with a 4xx;
-- the error envelope of API.md: every 4xx is ``{"error": {"code", "message", "details"}}``;
+- the error envelope of docs/api.md: every 4xx is ``{"error": {"code", "message", "details"}}``;
 - a secured operation never answers 401 to a live token.
 
 ``positive_data_acceptance`` is left out: schema-valid requests are still refused by rules
@@ -113,7 +113,8 @@ def openapi_schema(fuzz_http: TestClient[Any]) -> BaseSchema:
 
 
 def error_envelope(ctx: Any, response: Any, case: Any) -> None:
-    """API.md: every error is ``{"error": {"code": snake_case, "message": str, "details": {}}}``."""
+    """docs/api.md: every error is
+    ``{"error": {"code": snake_case, "message": str, "details": {}}}``."""
     if response.status_code < 400:
         return
     try:

@@ -7,9 +7,11 @@ at each other (Service, Ingress, HPA, PDB selectors).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -28,7 +30,10 @@ Doc = dict[str, Any]
 
 
 def render(overlay: str) -> list[Doc]:
-    path = DEPLOY / "k8s" / "overlays" / overlay
+    return render_path(DEPLOY / "k8s" / "overlays" / overlay)
+
+
+def render_path(path: Path) -> list[Doc]:
     kubectl, kustomize = which("kubectl"), which("kustomize")
     if kubectl:
         command = [kubectl, "kustomize", str(path)]
@@ -87,8 +92,12 @@ def pod_environment(docs: list[Doc], container: Doc) -> dict[str, str]:
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             environ |= only(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
-        if "secretRef" in source:
-            environ |= only(docs, "Secret", source["secretRef"]["name"])["stringData"]
+        if "secretRef" in source:  # absent when made outside the manifests
+            name = source["secretRef"]["name"]
+            for secret in (
+                d for d in docs if (d["kind"], d["metadata"]["name"]) == ("Secret", name)
+            ):
+                environ |= secret["stringData"]
     for entry in container.get("env", []):
         environ[entry["name"]] = entry["value"]
     return environ
@@ -308,3 +317,27 @@ def test_every_object_carries_the_app_labels(rendered, overlay):
         labels = doc["metadata"].get("labels", {})
         assert labels.get("app.kubernetes.io/name") == "socius", doc["metadata"]["name"]
         assert labels.get("app.kubernetes.io/component"), doc["metadata"]["name"]
+
+
+def test_the_overlay_of_the_docs_renders_as_it_says(tmp_path):
+    """docs/deploy.md's own-overlay example, on top of the clustered overlay."""
+    text = (DEPLOY.parent / "docs" / "deploy.md").read_text()
+    (example,) = re.findall(r"```yaml\n# my-socius/kustomization.yaml\n(.*?)```", text, re.DOTALL)
+    mine = tmp_path / "my-socius"
+    mine.mkdir()
+    clustered = DEPLOY / "k8s" / "overlays" / "clustered"
+    example = example.replace("../deploy/k8s/overlays/clustered", os.path.relpath(clustered, mine))
+    (mine / "kustomization.yaml").write_text(example)
+    docs = render_path(mine)
+
+    assert not [d for d in docs if d["kind"] == "Secret"], "the placeholder Secret is dropped"
+    assert {d["metadata"].get("namespace") for d in docs} == {"socius"}
+    server = only(docs, "Deployment", "socius")
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/socius:0.1.0"
+    config = pod_environment(docs, container)
+    assert config["SOCIUS_PUBLIC_URL"] == "https://chat.example.com"
+    assert config["SOCIUS_AUTO_MIGRATE"] == "false"  # the overlay's merge is kept
+    ingress = only(docs, "Ingress")
+    assert ingress["spec"]["rules"][0]["host"] == "chat.example.com"
+    assert ingress["spec"]["tls"][0]["hosts"] == ["chat.example.com"]

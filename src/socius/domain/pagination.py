@@ -1,4 +1,4 @@
-"""Opaque list cursors and page limits, as API.md sets them."""
+"""Opaque list cursors and page limits, as docs/api.md sets them."""
 
 from __future__ import annotations
 
