@@ -139,9 +139,10 @@ def _with_wiring(
     async def run() -> T:
         wiring = build(settings)
         try:
-            # Started, so that what the command publishes (a revocation: sockets on every
-            # node close at once) reaches the running servers.
-            if not await wiring.bus_start():
+            # A node id of its own (ids it makes never collide with a server's), and the
+            # bus started, so that what the command publishes (a revocation: sockets on
+            # every node close at once) reaches the running servers.
+            if not await wiring.start_outside_server():
                 raise PreflightError(
                     "the event bus did not start (SOCIUS_NATS_URL, SOCIUS_REDIS_URL)"
                 )

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import socius
-from conftest import PASSWORD, REDIS_URL, close_code, unique_name
+from conftest import PASSWORD, REDIS_URL, close_code, require_service, unique_name
 from socius.storage.migrate import head_revision
 
 SOCIUS = Path(sys.executable).parent / "socius"
@@ -478,3 +478,27 @@ def in_a_terminal(args: list[str], env: dict[str, str]) -> str:
         os.close(main)
         assert proc.wait(timeout=60) == 0
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+
+
+@pytest.mark.redis
+def test_commands_take_a_node_id_of_their_own_from_redis(tmp_path, redis_prefix):
+    """With Redis and no SOCIUS_NODE_ID, a command (as a server does) takes its node id
+    from the shared counter: in a container every process may be pid 1, so an id derived
+    from the pid would collide with a server's (Kubernetes leaves SOCIUS_NODE_ID unset)."""
+    import redis
+
+    require_service(REDIS_URL, "redis")
+    counter = redis.Redis.from_url(REDIS_URL)
+    key = f"{redis_prefix}node_seq"
+    counter.set(key, 700)  # far from any pid this test could have
+    env = base_env(SOCIUS_DATA_DIR=str(tmp_path), SOCIUS_REDIS_URL=REDIS_URL,
+                   SOCIUS_REDIS_PREFIX=redis_prefix)  # fmt: skip
+    assert run("migrate", env=env).returncode == 0
+    nodes = []
+    for _ in range(2):
+        result = run("admin", "create-user", unique_name("node"), "--password", PASSWORD, env=env)
+        assert result.returncode == 0, result.stderr
+        user_id = int(re.search(r"\((\d+)\)", result.stdout).group(1))
+        nodes.append((user_id >> 12) & 1023)
+    counter.close()
+    assert nodes == [701, 702]
