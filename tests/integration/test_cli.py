@@ -401,6 +401,7 @@ def test_list_users_piped_and_as_json(tmp_path):
 
     result = run("admin", "list-users", env=env)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no spinner in a pipe
     header, *lines = result.stdout.splitlines()
     assert header.split() == ["id", "username", "email", "status", "admin", "created"]
     assert len(lines) == 3
@@ -446,6 +447,7 @@ def test_list_users_on_a_narrow_terminal_keeps_whole_cells(tmp_path):
     assert run("admin", "create-user", name, "--password", PASSWORD, env=env).returncode == 0
 
     output = in_a_terminal(["admin", "list-users"], env)
+    assert "listing accounts" in output  # the spinner while it works
     (line,) = [line for line in output.splitlines() if name in line]
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", line), output
 
