@@ -142,6 +142,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SOCIUS_ARGON2_MEMORY_KIB": "1024",
         "SOCIUS_ARGON2_TIME_COST": "1",
         "SOCIUS_PORT": str(port),
+        "SOCIUS_WORKERS": "1",  # one process: one registry behind /metrics
     }
     proc = subprocess.Popen(
         [str(SOCIUS), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
