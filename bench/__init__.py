@@ -1,1 +1,1 @@
-"""socius benchmarks: `socius bench <workload>` (see WORKLOADS.md and bench/README.md)."""
+"""socius benchmarks: `socius bench <workload>` (see docs/workloads.md and bench/README.md)."""

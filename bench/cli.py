@@ -30,7 +30,7 @@ def _parser(workload: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"socius bench {workload}",
         description=f"{workload}: {WORKLOADS.get(workload, '?')} "
-        "(see WORKLOADS.md and bench/README.md)",
+        "(see docs/workloads.md and bench/README.md)",
     )
     p.add_argument("--stack", choices=["embedded", "postgres"], default="embedded")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per load phase")

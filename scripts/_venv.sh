@@ -41,6 +41,22 @@ _socius_hash() {
     sha256sum "$SOCIUS_ROOT/pyproject.toml" | cut -d' ' -f1
 }
 
+# While pip (process $2) runs, its output going to the log $1: every INSTALL_PROGRESS_SECONDS
+# (10) say how long it has been and what pip is at, so a first install is not a silent minute.
+_socius_install_progress() { # log pid
+    local log="$1" pid="$2" every="${INSTALL_PROGRESS_SECONDS:-10}" started=$SECONDS
+    local sleeper="" last
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    while true; do
+        sleep "$every" >/dev/null 2>&1 &
+        sleeper=$!
+        wait "$sleeper"
+        kill -0 "$pid" 2>/dev/null || exit 0
+        last="$(grep -E '^ *(Collecting|Downloading|Obtaining|Building|Installing|Preparing|Successfully)' "$log" 2>/dev/null | tail -n 1 | sed 's/^ *//' | cut -c1-72)"
+        echo "    ... $((SECONDS - started)) s${last:+: $last}"
+    done
+}
+
 socius_ensure_venv() {
     local extras="${1:-}" python want have_hash have_extras spec log
     if [[ -x "$SOCIUS_VENV/bin/python" ]] && ! _socius_python_ok "$SOCIUS_VENV/bin/python"; then
@@ -73,14 +89,27 @@ socius_ensure_venv() {
     [[ -n "$extras" ]] && spec=".[$extras]"
     log="$SOCIUS_VENV/.socius-install.log"
     echo "==> installing socius${extras:+ with [$extras]} into .venv (pyproject.toml changed or first run)"
-    if ! (
+    echo "    pip install -e '$spec': about a minute the first time; full log in $log"
+    local started=$SECONDS status=0 ticker pip
+    (
         cd "$SOCIUS_ROOT" &&
-            PIP_DISABLE_PIP_VERSION_CHECK=1 "$SOCIUS_VENV/bin/python" -m pip install -q -e "$spec"
-    ) >"$log" 2>&1; then
+            PIP_DISABLE_PIP_VERSION_CHECK=1 "$SOCIUS_VENV/bin/python" -m pip install -e "$spec"
+    ) >"$log" 2>&1 &
+    pip=$!
+    _socius_install_progress "$log" "$pip" &
+    ticker=$!
+    # In the background pip would outlive a Ctrl-C: stop it with the script.
+    trap 'kill "$pip" "$ticker" 2>/dev/null' INT TERM
+    wait "$pip" || status=$?
+    trap - INT TERM
+    kill "$ticker" 2>/dev/null || true
+    wait "$ticker" 2>/dev/null || true
+    if [[ "$status" -ne 0 ]]; then
         tail -n 40 "$log" >&2
         echo "error: pip install -e '$spec' failed; full log in $log" >&2
         rm -f "$SOCIUS_VENV/.socius-installed"
         return 1
     fi
+    echo "    installed in $((SECONDS - started)) s"
     echo "$want ${extras}" >"$SOCIUS_VENV/.socius-installed"
 }

@@ -78,7 +78,7 @@ def write_plot(report: Report, directory: Path = RESULTS_DIR) -> Path:
         f"{machine.get('cores')} cores {machine.get('cpu_model')}, "
         f"{machine.get('memory_gib')} GiB, shared by "
         f"load generator, server and database · {status}\nratios to floor: {ratios}\n"
-        "bars: median; dots: runs; red ticks: targets (WORKLOADS.md); grey: floors",
+        "bars: median; dots: runs; red ticks: targets (docs/workloads.md); grey: floors",
         fontsize=8,
         va="bottom",
     )

@@ -1,1 +1,1 @@
-"""One module per workload of WORKLOADS.md; each exposes `run(options) -> int`."""
+"""One module per workload of docs/workloads.md; each exposes `run(options) -> int`."""

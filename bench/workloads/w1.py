@@ -1,4 +1,4 @@
-"""W1 — social graph API (LinkBench-like operation mix), see WORKLOADS.md and bench/README.md.
+"""W1 — social graph API (LinkBench-like operation mix), see docs/workloads.md and bench/README.md.
 
 Targets: PostgreSQL + Redis >= 10,000 requests/s, embedded (SQLite) >= 5,000 requests/s,
 p99 <= 50 ms, 0 errors, W1 rate / framework floor >= 0.5.

@@ -9,7 +9,7 @@ argon2, no HTTP. Which caller sends a request: Zipf(0.8) over the 5,000 (random 
 Targets (the {id} of a request): Zipf(0.8) over all users, ranks a random permutation of
 the users (popularity uncorrelated with degree).
 
-The mix, in shares of HTTP requests (WORKLOADS.md, W1):
+The mix, in shares of HTTP requests (docs/workloads.md, W1):
 
 | op | share | request |
 |---|---|---|

@@ -1,4 +1,4 @@
-"""W2 — chat delivery, see WORKLOADS.md and bench/README.md.
+"""W2 — chat delivery, see docs/workloads.md and bench/README.md.
 
 Targets: >= 5,000 messages/s accepted (persisted, sequenced, idempotent), >= 50,000
 deliveries/s, delivery p99 <= 50 ms at 1,000 messages/s offered; 0 lost, 0 duplicated,

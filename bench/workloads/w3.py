@@ -1,4 +1,4 @@
-"""W3 — connections, see WORKLOADS.md and bench/README.md.
+"""W3 — connections, see docs/workloads.md and bench/README.md.
 
 Targets: >= 20,000 authenticated idle WebSocket connections on one server process,
 <= 20 KiB of server memory per idle connection, >= 2,000 connects/s; after a server

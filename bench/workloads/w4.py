@@ -1,6 +1,6 @@
 """W4 — identity: login latency, refresh throughput, token verification cost.
 
-Targets (WORKLOADS.md): login p99 ≤ 250 ms at 10 logins/s offered with the DEFAULT argon2id
+Targets (docs/workloads.md): login p99 ≤ 250 ms at 10 logins/s offered with the DEFAULT argon2id
 cost (64 MiB, t=3); ≥ 3,000 refreshes/s; verifying an access token ≤ 20 µs (hot path).
 
 How it runs (bench/README.md has the details):
@@ -47,7 +47,7 @@ from socius.client import ApiError, AsyncClient
 __all__ = ["run"]
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGIN_RATE = 10.0  # logins per second offered (WORKLOADS.md)
+LOGIN_RATE = 10.0  # logins per second offered (docs/workloads.md)
 LOGIN_USERS = 10  # accounts the login phase cycles through
 POOL_FACTOR = 4  # live refresh tokens per wrk connection (slack for the token pool)
 SEED_CONCURRENCY = 16

@@ -6,7 +6,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -72,15 +72,19 @@ class Wiring:
         database: Database,
         cache: Cache,
         bus: Bus,
+        claim_node_id: Callable[[], Awaitable[None]],
     ) -> None:
         self.container = container
         self.metrics = metrics
         self.database = database
         self.cache = cache
         self.bus = bus
+        self._claim_node_id = claim_node_id
 
-    async def bus_start(self) -> bool:
-        """Start the bus outside a server (the worker, the CLI); False when it is down."""
+    async def start_outside_server(self) -> bool:
+        """Start what a process other than the server needs (the worker, the CLI): a node
+        id of its own (as the servers take theirs) and the bus; False when the bus is down."""
+        await self._claim_node_id()
         return await _start_bus(self.bus)
 
 
@@ -239,14 +243,18 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
 
     background: list[asyncio.Task[None]] = []
 
-    async def start() -> None:
+    async def claim_node_id() -> None:
         if settings.node_id < 0 and settings.redis_url:
-            # Every process of the cluster gets its own node id, so ids never collide.
+            # Every process of the cluster (servers, workers, admin commands) gets its own
+            # node id, so ids never collide.
             try:
                 ids.set_node(await cache.incr("node_seq", ttl=_TEN_YEARS) % 1024)
             except CacheUnavailable:
                 ids.set_node(secrets.randbelow(1024))
                 log.warning("redis down at start: random node id", node_id=ids.node_id)
+
+    async def start() -> None:
+        await claim_node_id()
         await tokens.load_keys()
         await revocations.resync()
         bus_up = await _start_bus(bus)
@@ -277,7 +285,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     container.on_start.append(realtime.start)  # after the bus has started
     container.on_stop.append(stop)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
-    return Wiring(container, metrics, database, cache, bus)
+    return Wiring(container, metrics, database, cache, bus, claim_node_id)
 
 
 def _user_limits(

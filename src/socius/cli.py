@@ -1,4 +1,10 @@
-"""The ``socius`` command: serve, migrate, worker, admin, bench, version."""
+"""The ``socius`` command: serve, migrate, worker, admin, bench, version.
+
+Results go to stdout, diagnostics (progress, warnings, errors) to stderr, so that
+``socius admin list-users --json | jq`` and ``socius migrate 2>/dev/null`` do what one
+expects. What a command needs beyond settings (the app, SQLAlchemy, Litestar, Granian) is
+imported inside it: ``socius version``, ``--version`` and ``--help`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +13,84 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from socius import __version__
-from socius.bootstrap import Wiring, build
-from socius.domain.errors import DomainError, Unavailable
-from socius.domain.users import UserStatus
-from socius.preflight import PreflightError, check_dependencies, check_port, prepare_data_path
 from socius.settings import Settings, SettingsError, load_settings
-from socius.storage.migrate import current_revision, head_revision, upgrade
+
+if TYPE_CHECKING:
+    from socius.bootstrap import Wiring
+    from socius.domain.users import User, UserStatus
+    from socius.preflight import PreflightError
 
 __all__ = ["app", "main"]
 
 T = TypeVar("T")
 
+#: ``-h`` as well as ``--help`` on every command.
+_CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     help="socius: a backend for social and communication apps.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings=_CONTEXT,
 )
-admin = typer.Typer(help="Administer accounts and keys.", no_args_is_help=True)
+admin = typer.Typer(
+    help="Administer accounts and keys.", no_args_is_help=True, context_settings=_CONTEXT
+)
 app.add_typer(admin, name="admin")
-console = Console(stderr=True)
+#: Diagnostics: progress, warnings, errors. Results are written to stdout with `_out`.
+err = Console(stderr=True, highlight=False)
+
+#: What a command runs with when neither the environment nor an option says otherwise.
+_DEFAULTS = Settings()
+
+
+def _out(line: str = "") -> None:
+    """A result line, on stdout."""
+    typer.echo(line)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Option ``name`` was given on the command line (rather than left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        _out(__version__)
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the socius version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """socius: a backend for social and communication apps."""
 
 
 def _settings(**overrides: object) -> Settings:
     try:
         return load_settings(None, **{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
-        console.print(f"[red]bad setting[/red] {exc}")
+        err.print(f"[red]bad setting[/red] {exc}")
         raise typer.Exit(2) from exc
 
 
@@ -52,25 +100,49 @@ def _refuse(exc: PreflightError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+@contextmanager
+def _working(what: str) -> Iterator[Callable[[str], None]]:
+    """While the block runs, a spinner saying ``what`` on a terminal's stderr (nothing
+    when stderr is a file or a pipe: logs get result lines, not animation). Yields a
+    function that changes the message."""
+    if not err.is_terminal:
+        yield lambda _text: None
+        return
+    with err.status(what) as status:
+        yield status.update
+
+
 def _ready(settings: Settings, *, database_only: bool = False) -> None:
     """The data path is sound and every configured dependency answers; else one line
     naming the setting, and exit."""
+    from socius.preflight import PreflightError, check_dependencies, prepare_data_path
+
     try:
         prepare_data_path(settings)
-        asyncio.run(check_dependencies(settings, database_only=database_only))
+        with _working("checking the database" + ("" if database_only else " and services")):
+            asyncio.run(check_dependencies(settings, database_only=database_only))
     except PreflightError as exc:
         raise _refuse(exc) from exc
 
 
-def _with_wiring(settings: Settings, work: Callable[[Wiring], Awaitable[T]]) -> T:
+def _with_wiring(
+    settings: Settings, work: Callable[[Wiring], Awaitable[T]], *, doing: str | None
+) -> T:
+    """Run ``work`` with the services wired up (and the bus started), then tear down.
+    ``doing`` is what a spinner says meanwhile on a terminal (None: no spinner)."""
+    from socius.bootstrap import build
+    from socius.domain.errors import DomainError
+    from socius.preflight import PreflightError
+
     _ready(settings)
 
     async def run() -> T:
         wiring = build(settings)
         try:
-            # Started, so that what the command publishes (a revocation: sockets on every
-            # node close at once) reaches the running servers.
-            if not await wiring.bus_start():
+            # A node id of its own (ids it makes never collide with a server's), and the
+            # bus started, so that what the command publishes (a revocation: sockets on
+            # every node close at once) reaches the running servers.
+            if not await wiring.start_outside_server():
                 raise PreflightError(
                     "the event bus did not start (SOCIUS_NATS_URL, SOCIUS_REDIS_URL)"
                 )
@@ -81,44 +153,89 @@ def _with_wiring(settings: Settings, work: Callable[[Wiring], Awaitable[T]]) -> 
             await wiring.database.dispose()
 
     try:
-        return asyncio.run(run())
+        if doing is None:
+            return asyncio.run(run())
+        with _working(doing):
+            return asyncio.run(run())
     except PreflightError as exc:
         raise _refuse(exc) from exc
     except DomainError as exc:
-        console.print(f"[red]{exc.code}[/red]: {exc.message}")
+        err.print(f"[red]{exc.code}[/red]: {exc.message}")
         raise typer.Exit(1) from exc
 
 
 @app.command()
 def version() -> None:
-    """Print the socius version."""
-    typer.echo(__version__)
+    """Print the socius version (on stdout)."""
+    _out(__version__)
 
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations up to the newest schema."""
+    """Apply database migrations up to the newest schema.
+
+    Each step is reported on stderr as it is applied, the resulting revision on stdout.
+    """
+    from socius.storage.migrate import current_revision, head_revision, pending_revisions, upgrade
+
     settings = _settings()
     _ready(settings, database_only=True)
     url = settings.effective_database_url
     before = asyncio.run(current_revision(url))
-    asyncio.run(upgrade(url))
-    console.print(f"database at revision {head_revision()} (was {before or 'empty'})")
+    steps = pending_revisions(before)
+    if steps:
+        err.print(
+            f"applying {len(steps)} migration(s) to "
+            f"{'an empty database' if before is None else f'revision {before}'}"
+        )
+    else:
+        err.print(f"the database is up to date (revision {before})")
+    started = time.monotonic()
+    done = 0
+
+    with _working(f"applying {steps[0][0]}" if steps else "checking") as say:
+
+        def applied(revision: str, description: str) -> None:
+            nonlocal done
+            done += 1
+            took = time.monotonic() - started
+            err.print(f"  [{done}/{len(steps)}] {revision} {description} ({took:.1f} s)")
+            if done < len(steps):
+                say(f"applying {steps[done][0]} ({done}/{len(steps)} done)")
+
+        asyncio.run(upgrade(url, on_applied=applied))
+    _out(f"database at revision {head_revision()} (was {before or 'empty'})")
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="address to listen on (or SOCIUS_HOST)")
+    ] = _DEFAULTS.host,
+    port: Annotated[int, typer.Option(help="port to listen on (or SOCIUS_PORT)")] = _DEFAULTS.port,
+    workers: Annotated[
+        int, typer.Option(help="worker processes (or SOCIUS_WORKERS)")
+    ] = _DEFAULTS.workers,
 ) -> None:
-    """Run the HTTP and WebSocket server (Granian)."""
+    """Run the HTTP and WebSocket server (Granian).
+
+    Options given here win over SOCIUS_* variables (docs/configuration.md).
+
+    Migrations are applied at start unless SOCIUS_AUTO_MIGRATE=false.
+    """
     from granian import Granian
     from granian.constants import Interfaces
 
-    settings = _settings(host=host, port=port, workers=workers)
+    from socius.preflight import PreflightError, check_port
+    from socius.storage.migrate import upgrade
+
+    # Only what the command line says overrides the environment, not the defaults shown.
+    options = {"host": host, "port": port, "workers": workers}
+    given = {name: value for name, value in options.items() if _given(ctx, name)}
+    settings = _settings(**given)
     if settings.workers > 1 and not settings.redis_url:
-        console.print(
+        err.print(
             "[red]SOCIUS_WORKERS > 1 needs SOCIUS_REDIS_URL[/red]: revocations and rate "
             "limits must be shared between worker processes."
         )
@@ -131,11 +248,10 @@ def serve(
     if settings.auto_migrate:
         asyncio.run(upgrade(settings.effective_database_url))
     # Workers read their settings from the environment: pass the overrides on.
-    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
-        if value is not None:
-            os.environ[f"SOCIUS_{name}"] = str(value)
+    for name, value in given.items():
+        os.environ[f"SOCIUS_{name.upper()}"] = str(value)
     where = "embedded SQLite" if settings.is_embedded else "PostgreSQL"
-    console.print(
+    err.print(
         f"socius {__version__} on http://{settings.host}:{settings.port} "
         f"({where}, {settings.workers} worker(s))"
     )
@@ -156,8 +272,16 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: expire disappearing messages, prune the event logs past
-    their retention, purge ended sessions."""
+    """Run background work: expire messages, prune event logs, purge ended sessions.
+
+    Erases disappearing messages when their time is up.
+
+    Prunes event logs past SOCIUS_EVENT_LOG_RETENTION_SECONDS.
+
+    What it did is logged on stderr.
+    """
+    from socius.domain.errors import Unavailable
+
     settings = _settings()
 
     class Due:
@@ -169,12 +293,12 @@ def worker(
     async def one_round(wiring: Wiring, due: Due) -> None:
         expired = await wiring.container.messaging.expire_due()
         if expired:
-            console.print(f"expired {expired} message(s)")
+            err.print(f"expired {expired} message(s)")
         if once or time.monotonic() >= due.prune:
             due.prune = time.monotonic() + interval
             pruned, more = await wiring.container.retention.prune()
             if pruned:
-                console.print(f"pruned {pruned} event(s) past their retention")
+                err.print(f"pruned {pruned} event(s) past their retention")
             if more and not once:  # behind (or gave way to a lock): again next round
                 due.prune = time.monotonic()
         if once or time.monotonic() >= due.purge:
@@ -182,7 +306,7 @@ def worker(
             async with wiring.database() as uow:
                 purged = await uow.sessions.purge(horizon)
                 await uow.commit()
-            console.print(f"purged {purged} ended session(s)")
+            err.print(f"purged {purged} ended session(s)")
             due.purge = time.monotonic() + interval
 
     async def work(wiring: Wiring) -> None:
@@ -199,7 +323,8 @@ def worker(
                 return
             await asyncio.sleep(1.0)
 
-    _with_wiring(settings, work)
+    # No spinner: the worker runs for ever and logs what it does.
+    _with_wiring(settings, work, doing=None)
 
 
 @admin.command("create-user")
@@ -209,72 +334,139 @@ def create_user(
     email: Annotated[str | None, typer.Option()] = None,
     is_admin: Annotated[bool, typer.Option("--admin", help="an administrator")] = False,
 ) -> None:
-    """Create an account."""
+    """Create an account; prints its username and id."""
 
     async def work(wiring: Wiring) -> None:
         user = await wiring.container.accounts.admin_create_user(
             username, password, email=email, is_admin=is_admin
         )
-        console.print(f"created {user.username} ({user.id})")
+        _out(f"created {user.username} ({user.id})")
 
-    _with_wiring(_settings(), work)
+    _with_wiring(_settings(), work, doing=f"creating {username}")
 
 
 def _set_status(username: str, status: UserStatus) -> None:
     async def work(wiring: Wiring) -> None:
         user = await wiring.container.accounts.admin_set_status(username, status)
-        console.print(f"{user.username} is now {user.status.value}")
+        _out(f"{user.username} is now {user.status.value}")
 
-    _with_wiring(_settings(), work)
+    _with_wiring(_settings(), work, doing=f"updating {username}")
 
 
 @admin.command("disable-user")
 def disable_user(username: str) -> None:
     """Disable an account and end all its sessions at once."""
+    from socius.domain.users import UserStatus
+
     _set_status(username, UserStatus.DISABLED)
 
 
 @admin.command("enable-user")
 def enable_user(username: str) -> None:
     """Enable a disabled account."""
+    from socius.domain.users import UserStatus
+
     _set_status(username, UserStatus.ACTIVE)
+
+
+#: The columns of ``list-users``: header, and the cell of one user.
+_USER_COLUMNS: tuple[tuple[str, Callable[[User], str]], ...] = (
+    ("id", lambda u: str(u.id)),
+    ("username", lambda u: u.username),
+    ("email", lambda u: u.email or ""),
+    ("status", lambda u: u.status.value),
+    ("admin", lambda u: "yes" if u.is_admin else ""),
+    ("created", lambda u: u.created_at.isoformat(timespec="seconds")),
+)
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> Iterator[str]:
+    """Plain text columns (no box drawing, never cut): what a pipe or a file gets."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        yield "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+
+
+def _users_table(users: Sequence[User]) -> None:
+    """A table on a terminal wide enough for every cell; plain columns otherwise (a pipe,
+    a file, a narrow terminal, which wraps lines rather than cutting cells)."""
+    header = [name for name, _ in _USER_COLUMNS]
+    rows = [[cell(u) for _, cell in _USER_COLUMNS] for u in users]
+    out = Console()
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    boxed = sum(widths) + 3 * len(widths) + 1  # "│ " before each cell, " " after, "│"
+    if not out.is_terminal or boxed > out.width:
+        for line in _aligned(header, rows):
+            _out(line)
+        return
+    from rich.table import Table
+
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+def _users_json(users: Sequence[User], limit: int) -> None:
+    import msgspec
+
+    page = {
+        "items": [
+            {
+                "id": str(u.id),
+                "username": u.username,
+                "email": u.email,
+                "display_name": u.display_name,
+                "status": u.status.value,
+                "is_admin": u.is_admin,
+                "created_at": u.created_at,
+            }
+            for u in users
+        ],
+        # Pass it as --after for the next page; null: this was the last one.
+        "next_after": str(users[-1].id) if len(users) == limit else None,
+    }
+    _out(msgspec.json.encode(page).decode())
 
 
 @admin.command("list-users")
 def list_users(
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="at most this many")] = 100,
     after: Annotated[str | None, typer.Option(help="start after this user id")] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='one JSON object on stdout: {"items": [...], "next_after": id or null}',
+        ),
+    ] = False,
 ) -> None:
-    """List accounts, oldest first."""
+    """List accounts, oldest first: a table on a terminal, plain columns when piped."""
 
-    async def work(wiring: Wiring) -> None:
-        users = await wiring.container.accounts.admin_list_users(
+    async def work(wiring: Wiring) -> list[User]:
+        return await wiring.container.accounts.admin_list_users(
             limit=limit, after_id=int(after) if after else None
         )
-        table = Table("id", "username", "email", "status", "admin", "created")
-        for u in users:
-            table.add_row(
-                str(u.id),
-                u.username,
-                u.email or "",
-                u.status.value,
-                "yes" if u.is_admin else "",
-                u.created_at.isoformat(timespec="seconds"),
-            )
-        Console().print(table)
 
-    _with_wiring(_settings(), work)
+    users = _with_wiring(_settings(), work, doing="listing accounts")
+    if as_json:
+        _users_json(users, limit)
+    else:
+        _users_table(users)
 
 
 @admin.command("rotate-keys")
 def rotate_keys() -> None:
-    """Make a new token signing key; older keys verify until their tokens expire."""
+    """Make a new token signing key and print its id.
+
+    Older keys verify until their tokens expire: nobody is logged out.
+    """
 
     async def work(wiring: Wiring) -> None:
         kid = await wiring.container.tokens.rotate()
-        console.print(f"new signing key {kid}")
+        _out(f"new signing key {kid}")
 
-    _with_wiring(_settings(), work)
+    _with_wiring(_settings(), work, doing="rotating the signing keys")
 
 
 #: What ``socius bench`` imports beyond socius's own dependencies (the ``dev`` extras).
@@ -282,9 +474,11 @@ _BENCH_MODULES = ("matplotlib", "numpy")
 _BENCH_EXTRAS = "pip install 'socius[dev]' (in a source tree: .venv/bin/pip install -e '.[dev]')"
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    context_settings={**_CONTEXT, "allow_extra_args": True, "ignore_unknown_options": True}
+)
 def bench(ctx: typer.Context, workload: str) -> None:
-    """Run a benchmark workload from bench/ (w1..w5, see WORKLOADS.md)."""
+    """Run a benchmark workload from bench/ (w1..w5, see docs/workloads.md)."""
     root = Path.cwd()
     while not (root / "bench" / "cli.py").is_file():
         if root.parent == root:

@@ -2,7 +2,7 @@
 
 Four users do random graph actions (friend requests and answers, unfriend, follow and
 follow requests, block, mute, going private). A small model, written from the rules in
-API.md and independent of ``socius.domain.graph``, says what every action must answer
+docs/api.md and independent of ``socius.domain.graph``, says what every action must answer
 and what the graph must then be. After every step, for every user:
 
 - the relationship object towards each other user (``GET /v1/relationships``),

@@ -13,7 +13,7 @@ missing and bad credentials), in-process on the ASGI app. It must find nothing.
   anywhere in range, so positive data reaches the database at its extremes.
 - ``positive_data_acceptance`` holds but for ``STATE_RULES``: refusals that depend on
   stored state or on who is asking, which no schema can express.
-- Extra checks: every 4xx is the error envelope of API.md, and a live token never gets 401.
+- Extra checks: every 4xx is the error envelope of docs/api.md, and a live token never gets 401.
 
 Bounded: a fixed seed, ``MAX_EXAMPLES`` per operation and phase, no example database,
 once per stack (slow).
@@ -172,7 +172,8 @@ class Tokens:
 
 
 def error_envelope(ctx: Any, response: Any, case: Any) -> None:
-    """API.md: every error is ``{"error": {"code": snake_case, "message": str, "details": {}}}``."""
+    """docs/api.md: every error is
+    ``{"error": {"code": snake_case, "message": str, "details": {}}}``."""
     if response.status_code < 400:
         return
     try:

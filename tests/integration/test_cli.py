@@ -4,19 +4,23 @@ missing data directory, bench without its extras)."""
 
 from __future__ import annotations
 
+import json
 import os
+import pty
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 import socius
-from conftest import PASSWORD, REDIS_URL, close_code, unique_name
+from conftest import PASSWORD, REDIS_URL, close_code, require_service, unique_name
 from socius.storage.migrate import head_revision
 
 SOCIUS = Path(sys.executable).parent / "socius"
@@ -294,3 +298,209 @@ def test_disable_user_closes_the_users_sockets_at_once(stack, cli_env, app, http
         assert close_code(ws) == 4401
         other.send_json({"type": "ping"})
         assert other.receive_json(timeout=10) == {"type": "pong"}
+
+
+# ------------------------------------------------------------------ the command surface
+
+
+def test_help_and_version_flags():
+    env = base_env()
+    for args in (
+        ["-h"],
+        ["--help"],
+        ["admin", "-h"],
+        ["serve", "-h"],
+        ["admin", "list-users", "-h"],
+    ):
+        result = run(*args, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "Usage: socius" in result.stdout, args
+
+    result = run("--version", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == socius.__version__
+    assert result.stderr == ""
+
+    # Options a setting also sets show the default the server would use.
+    help_text = run("serve", "--help", env=env).stdout
+    for option, default in (("--host", "127.0.0.1"), ("--port", "8080"), ("--workers", "1")):
+        line = next(line for line in help_text.splitlines() if option in line)
+        rest = help_text[help_text.index(line) :]
+        assert f"[default: {default}]" in rest.split("--", 2)[1], (option, help_text)
+
+
+@pytest.mark.parametrize("args", [["version"], ["--version"], ["-h"], ["serve", "-h"]])
+def test_version_and_help_do_not_load_the_server(args):
+    # `socius version` took 1.5 s importing the app; what it loads is the measure here.
+    heavy = ("sqlalchemy", "litestar", "granian", "alembic", "asyncpg", "redis", "nats",
+             "socius.bootstrap", "socius.api", "socius.storage")  # fmt: skip
+    probe = (
+        "import sys\n"
+        "from socius.cli import app\n"
+        f"try:\n    app({args!r}, prog_name='socius')\nexcept SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({heavy!r}))\n"
+        "print('LOADED', ','.join(loaded), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=base_env(), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    loaded = result.stderr.rsplit("LOADED", 1)[1].strip()
+    assert loaded == "", f"{args} imported {loaded}"
+
+
+def test_results_go_to_stdout_and_progress_to_stderr(tmp_path):
+    from socius.storage.migrate import pending_revisions
+
+    env = base_env(SOCIUS_DATA_DIR=str(tmp_path))
+    result = run("migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"database at revision {head_revision()} (was empty)\n"
+    # One progress line per migration, in order, numbered.
+    steps = pending_revisions(None)
+    progress = [line.strip() for line in result.stderr.splitlines() if "/" in line]
+    assert len(progress) == len(steps) >= 2, result.stderr
+    for number, (line, (revision, _)) in enumerate(zip(progress, steps, strict=True), 1):
+        assert line.startswith(f"[{number}/{len(steps)}] {revision} "), line
+
+    again = run("migrate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"database at revision {head_revision()} (was {head_revision()})\n"
+    assert "up to date" in again.stderr
+
+    name = unique_name("out")
+    result = run("admin", "create-user", name, "--password", PASSWORD, env=env)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(rf"created {name} \(\d+\)\n", result.stdout), result.stdout
+
+    result = run("admin", "disable-user", name, env=env)
+    assert (result.returncode, result.stdout) == (0, f"{name} is now disabled\n"), result.stderr
+    result = run("admin", "rotate-keys", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("new signing key ")
+
+    # Errors are diagnostics: nothing on stdout.
+    result = run("admin", "enable-user", "nobody_here", env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip()
+
+
+def test_list_users_piped_and_as_json(tmp_path):
+    env = base_env(SOCIUS_DATA_DIR=str(tmp_path))
+    del env["COLUMNS"]  # as in a pipe: no terminal width at all
+    assert run("migrate", env=env).returncode == 0
+    long_email = "someone.with.a.rather.long.address@example.com"
+    names = [unique_name("list") for _ in range(3)]
+    for name in names:
+        result = run("admin", "create-user", name, "--password", PASSWORD,
+                     "--email", f"{name}.{long_email}", env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    result = run("admin", "list-users", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no spinner in a pipe
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["id", "username", "email", "status", "admin", "created"]
+    assert len(lines) == 3
+    for name, line in zip(names, lines, strict=True):
+        cells = line.split()
+        assert cells[1:3] == [name, f"{name}.{long_email}"], line
+        # The whole timestamp, not cut to the width of a terminal there is not.
+        assert datetime.fromisoformat(cells[-1]).tzinfo is not None, line
+        assert not any(ch in line for ch in "│┃━…"), line
+    # Columns line up: every cell of a column starts at the same offset.
+    assert len({line.index(name) for name, line in zip(names, lines, strict=True)}) == 1
+
+    result = run("admin", "list-users", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    page = json.loads(result.stdout)
+    assert [u["username"] for u in page["items"]] == names
+    assert page["next_after"] is None
+    first = page["items"][0]
+    assert set(first) >= {"id", "username", "email", "status", "is_admin", "created_at"}
+    assert isinstance(first["id"], str)
+    assert first["email"] == f"{names[0]}.{long_email}"
+    assert (first["status"], first["is_admin"]) == ("active", False)
+    assert first["created_at"].endswith("Z")
+
+    # Paging with what the previous page says.
+    seen, after = [], None
+    while True:
+        args = ["admin", "list-users", "--json", "--limit", "2"]
+        result = run(*args, *(["--after", after] if after else []), env=env)
+        assert result.returncode == 0, result.stderr
+        page = json.loads(result.stdout)
+        seen += [u["username"] for u in page["items"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == names
+
+
+def test_list_users_on_a_narrow_terminal_keeps_whole_cells(tmp_path):
+    env = base_env(SOCIUS_DATA_DIR=str(tmp_path), COLUMNS="40", TERM="xterm")
+    assert run("migrate", env=env).returncode == 0
+    name = unique_name("tty")
+    assert run("admin", "create-user", name, "--password", PASSWORD, env=env).returncode == 0
+
+    output = in_a_terminal(["admin", "list-users"], env)
+    assert "listing accounts" in output  # the spinner while it works
+    (line,) = [line for line in output.splitlines() if name in line]
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", line), output
+
+    env["COLUMNS"] = "160"
+    output = in_a_terminal(["admin", "list-users"], env)
+    assert "┃" in output  # wide enough: a table
+    assert name in output
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", output), output
+
+
+def in_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What ``socius args`` writes with both stdout and stderr on a terminal."""
+    main, child = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(SOCIUS), *args], env=env, stdin=subprocess.DEVNULL,
+                                stdout=child, stderr=child)  # fmt: skip
+    finally:
+        os.close(child)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        assert proc.wait(timeout=60) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+
+
+@pytest.mark.redis
+def test_commands_take_a_node_id_of_their_own_from_redis(tmp_path, redis_prefix):
+    """With Redis and no SOCIUS_NODE_ID, a command (as a server does) takes its node id
+    from the shared counter: in a container every process may be pid 1, so an id derived
+    from the pid would collide with a server's (Kubernetes leaves SOCIUS_NODE_ID unset)."""
+    import redis
+
+    require_service(REDIS_URL, "redis")
+    counter = redis.Redis.from_url(REDIS_URL)
+    key = f"{redis_prefix}node_seq"
+    counter.set(key, 700)  # far from any pid this test could have
+    env = base_env(SOCIUS_DATA_DIR=str(tmp_path), SOCIUS_REDIS_URL=REDIS_URL,
+                   SOCIUS_REDIS_PREFIX=redis_prefix)  # fmt: skip
+    assert run("migrate", env=env).returncode == 0
+    nodes = []
+    for _ in range(2):
+        result = run("admin", "create-user", unique_name("node"), "--password", PASSWORD, env=env)
+        assert result.returncode == 0, result.stderr
+        user_id = int(re.search(r"\((\d+)\)", result.stdout).group(1))
+        nodes.append((user_id >> 12) & 1023)
+    counter.close()
+    assert nodes == [701, 702]

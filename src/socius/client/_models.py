@@ -1,4 +1,4 @@
-"""Typed responses of the public API (see API.md), decoded with msgspec.
+"""Typed responses of the public API (see docs/api.md), decoded with msgspec.
 
 Fields the contract lists are required, so a server that drifts from the contract fails
 loudly in tests; fields a newer server adds are ignored, so old clients keep working.

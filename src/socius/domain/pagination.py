@@ -1,11 +1,11 @@
-"""Opaque list cursors and page limits, as API.md sets them.
+"""Opaque list cursors and page limits, as docs/api.md sets them.
 
 A cursor is the position after the last item of a page: a small JSON object, base64url
 encoded without padding. Each list has its own position type, a msgspec ``Struct`` whose
 fields are bounded to what the database can hold, so a forged cursor is refused with
 400 ``invalid_cursor`` before it can reach a query. Cursors are validated, not signed:
 a position only says where to continue in a list the caller may read anyway
-(docs/decisions/0008-validated-cursors.md).
+(docs/decisions/0009-validated-cursors.md).
 """
 
 from __future__ import annotations

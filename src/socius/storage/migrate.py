@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,9 +16,19 @@ from sqlalchemy.engine import Connection
 
 from socius.storage.engine import make_engine
 
-__all__ = ["current_revision", "head_revision", "migrations_dir", "upgrade"]
+__all__ = [
+    "OnApplied",
+    "current_revision",
+    "head_revision",
+    "migrations_dir",
+    "pending_revisions",
+    "upgrade",
+]
 
 _LOCK_ID = 0x50C105  # PostgreSQL advisory lock: one migrator at a time across nodes
+
+#: Told ``(revision, description)`` after each migration step is applied (progress).
+OnApplied = Callable[[str, str], None]
 
 
 def migrations_dir() -> Path:
@@ -37,8 +49,16 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision``. Safe to run from several nodes."""
+def pending_revisions(current: str | None) -> list[tuple[str, str]]:
+    """``(revision, description)`` of each migration past ``current``, oldest first."""
+    scripts = ScriptDirectory.from_config(_config())
+    newer = scripts.iterate_revisions("head", current or "base")
+    return [(script.revision, script.doc) for script in reversed(list(newer))]
+
+
+async def upgrade(url: str, revision: str = "head", *, on_applied: OnApplied | None = None) -> None:
+    """Bring the database at ``url`` up to ``revision``. Safe to run from several nodes.
+    ``on_applied`` hears of each step as it is applied (inside the one transaction)."""
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -46,7 +66,7 @@ async def upgrade(url: str, revision: str = "head") -> None:
                 await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _LOCK_ID})
                 await conn.commit()
             try:
-                await conn.run_sync(_run_upgrade, revision)
+                await conn.run_sync(_run_upgrade, revision, on_applied)
                 await conn.commit()
             finally:
                 if conn.dialect.name == "postgresql":
@@ -56,10 +76,22 @@ async def upgrade(url: str, revision: str = "head") -> None:
         await engine.dispose()
 
 
-def _run_upgrade(connection: Connection, revision: str) -> None:
+def _run_upgrade(connection: Connection, revision: str, on_applied: OnApplied | None) -> None:
     cfg = _config()
     cfg.attributes["connection"] = connection
+    if on_applied is not None:
+        cfg.attributes["on_version_apply"] = _step_reporter(on_applied)
     command.upgrade(cfg, revision)
+
+
+def _step_reporter(on_applied: OnApplied) -> Callable[..., None]:
+    """Alembic's ``on_version_apply`` callback (keyword arguments only) for ``on_applied``."""
+
+    def report(*, step: Any, **_: Any) -> None:
+        script = step.up_revision
+        on_applied(step.up_revision_id or "", script.doc if script is not None else "")
+
+    return report
 
 
 async def current_revision(url: str) -> str | None:
