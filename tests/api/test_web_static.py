@@ -35,9 +35,7 @@ def stack() -> str:
 
 
 def client_files() -> list[Path]:
-    return sorted(
-        p for p in WEB_ROOT.rglob("*") if p.is_file() and DOCS_ROOT not in p.parents
-    )
+    return sorted(p for p in WEB_ROOT.rglob("*") if p.is_file() and DOCS_ROOT not in p.parents)
 
 
 def test_the_client_page_is_served_at_the_root(http: Http) -> None:
@@ -67,9 +65,7 @@ def test_revalidation_answers_304_without_a_body(http: Http) -> None:
     first = http.get("/web/app.js", headers={"accept-encoding": "identity"})
     etag = first.headers["etag"]
     assert re.fullmatch(r'"[0-9a-f]{20}"', etag)
-    again = http.get(
-        "/web/app.js", headers={"if-none-match": etag, "accept-encoding": "identity"}
-    )
+    again = http.get("/web/app.js", headers={"if-none-match": etag, "accept-encoding": "identity"})
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == etag
@@ -152,9 +148,7 @@ def test_the_vendored_swagger_ui_is_the_recorded_version_with_its_licence() -> N
     record = json.loads((VENDORED / "VENDORED.json").read_text())
     assert record["package"] == "swagger-ui-dist"
     assert re.fullmatch(r"\d+\.\d+\.\d+", record["version"])
-    assert {"LICENSE", "NOTICE", "swagger-ui-bundle.js", "swagger-ui.css"} <= set(
-        record["sha256"]
-    )
+    assert {"LICENSE", "NOTICE", "swagger-ui-bundle.js", "swagger-ui.css"} <= set(record["sha256"])
     for name, digest in record["sha256"].items():
         assert hashlib.sha256((VENDORED / name).read_bytes()).hexdigest() == digest, name
     assert "Apache License" in (VENDORED / "LICENSE").read_text()

@@ -14,9 +14,9 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from socius import __version__
+from socius.api import web
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
-from socius.api import web
 from socius.api.openapi import document_errors
 from socius.api.rest import (
     auth,

@@ -4,6 +4,7 @@
 
 const STORAGE_KEY = "socius.session";
 const EARLY_REFRESH_MS = 30_000; // refresh this long before the access token expires
+// (or after three quarters of its life, when it lives less than two minutes)
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
@@ -47,12 +48,17 @@ export class Api extends EventTarget {
     }
   }
 
+  #expiring(session) {
+    return session.expires_at - Date.now() < (session.early_ms ?? EARLY_REFRESH_MS);
+  }
+
   #save(auth) {
     this.session = {
       user_id: auth.user.id,
       access_token: auth.access_token,
       refresh_token: auth.refresh_token,
       expires_at: Date.now() + auth.expires_in * 1000,
+      early_ms: Math.min(EARLY_REFRESH_MS, (auth.expires_in * 1000) / 4),
     };
     this.storage.setItem(STORAGE_KEY, JSON.stringify(this.session));
   }
@@ -67,7 +73,7 @@ export class Api extends EventTarget {
   /** A usable access token, refreshed first when it is about to expire. */
   async accessToken() {
     if (!this.session) throw new ApiError(401, "signed_out", "You are signed out.");
-    if (this.session.expires_at - Date.now() < EARLY_REFRESH_MS) await this.refresh();
+    if (this.#expiring(this.session)) await this.refresh();
     if (!this.session) throw new ApiError(401, "signed_out", "You are signed out.");
     return this.session.access_token;
   }
@@ -91,7 +97,7 @@ export class Api extends EventTarget {
         this.#forget("expired");
         throw new ApiError(401, "signed_out", "You are signed out.");
       }
-      if (stored.refresh_token !== spent && stored.expires_at - Date.now() > EARLY_REFRESH_MS) {
+      if (stored.refresh_token !== spent && !this.#expiring(stored)) {
         this.session = stored; // another tab refreshed meanwhile
         return;
       }

@@ -60,6 +60,7 @@ export function authView(ctx, { mode = "login", notice = "" } = {}) {
       creating ? "Already have an account? " : "New here? ",
       h("a", { href: creating ? "#/login" : "#/register" }, creating ? "Sign in" : "Create an account"),
     ),
+    h("p", { class: "switch" }, h("a", { href: "/docs" }, "API reference")),
   );
   return { node: h("div", { class: "auth" }, form) };
 }

@@ -78,7 +78,14 @@ export function profileView(ctx) {
     status,
   );
   return {
-    node: h("div", { class: "page" }, h("h1", { tabindex: "-1" }, "Your profile"), cardSlot, form),
+    node: h(
+      "div",
+      { class: "page" },
+      h("h1", { tabindex: "-1" }, "Your profile"),
+      cardSlot,
+      form,
+      h("p", {}, h("a", { href: "/docs" }, "API reference")),
+    ),
     dispose: stop,
   };
 }
