@@ -3,8 +3,8 @@ the package (``socius/web``), with no CDN and no build step.
 
 Only four exact routes are registered — ``/``, ``/web/{path}``, ``/docs`` and
 ``/docs/{path}`` — never a catch-all mount, so no API path can be shadowed; none of them is
-in the OpenAPI document. A file is read once, on its first request, and kept in memory
-with its gzip form and a strong ETag. Answers say ``Cache-Control: no-cache``: browsers
+in the OpenAPI document. A file is read on its first request and kept in memory with its
+gzip form and a strong ETag. Answers say ``Cache-Control: no-cache``: browsers
 keep the files and revalidate them, which costs a 304 with no body, so a new release
 shows at the next load. HTML pages carry a Content-Security-Policy that allows this
 origin only (docs/web.md).
@@ -84,7 +84,9 @@ class Asset:
 
 
 class Assets:
-    """The servable files under ``root``, by relative path; loaded on first use and kept.
+    """The servable files under ``root``, by relative path; each kept in memory once read,
+    and read again when its size or modification time changes (one ``stat`` a request:
+    an edited file shows at the next load, without a restart).
 
     A path is servable when it names a regular file inside ``root`` with a known suffix,
     no part of it is hidden or ``..``, and it is not under one of ``exclude``."""
@@ -92,16 +94,23 @@ class Assets:
     def __init__(self, root: Path, *, exclude: tuple[str, ...] = ()) -> None:
         self._root = root.resolve()
         self._exclude = exclude
-        self._loaded: dict[str, Asset] = {}
+        self._loaded: dict[str, tuple[Path, tuple[int, int], Asset]] = {}
 
     def get(self, relative: str) -> Asset | None:
         known = self._loaded.get(relative)
-        if known is not None:
-            return known
-        path = self._locate(relative)
+        path = known[0] if known is not None else self._locate(relative)
         if path is None:
             return None
-        asset = self._loaded[relative] = Asset.load(path)
+        try:
+            stat = path.stat()
+        except OSError:
+            self._loaded.pop(relative, None)
+            return None
+        version = (stat.st_mtime_ns, stat.st_size)
+        if known is not None and known[1] == version:
+            return known[2]
+        asset = Asset.load(path)
+        self._loaded[relative] = (path, version, asset)
         return asset
 
     def _locate(self, relative: str) -> Path | None:
