@@ -196,6 +196,7 @@ async def test_two_people_sign_up_befriend_and_chat_live(
     await a.get_by_role("button", name="React with 👍").focus()
     await a.keyboard.press("Enter")
     await expect(bobs.get_by_role("button", name="👍 1")).to_have_attribute("aria-pressed", "true")
+    await expect(bobs.get_by_role("button", name="React to Bob's message")).to_be_focused()
     await expect(
         b.locator("li.message", has_text="Hi Alice!").get_by_role("button", name="👍 1")
     ).to_be_visible()
@@ -248,7 +249,7 @@ async def test_a_client_whose_node_died_resumes_where_it_was(
     browser: Browser, cluster: Cluster, shots: Shots
 ) -> None:
     """Alice and Bob on two nodes of a cluster (PostgreSQL, Redis, NATS): messages cross
-    nodes live; Bob's node dies, Alice writes, and Bob's client, reconnected to the
+    nodes live, in a direct conversation and a group; Bob's node dies, Alice writes, and Bob's client, reconnected to the
     restarted node with its last cursor, gets the message without reloading anything."""
     node_a, node_b = await cluster.start("a", "b")
     suffix = os.urandom(3).hex()
@@ -264,6 +265,19 @@ async def test_a_client_whose_node_died_resumes_where_it_was(
     await expect(bob.messages()).to_contain_text("Across the nodes")
     await bob.say("Received on node b")
     await expect(alice.messages()).to_contain_text("Received on node b")
+
+    # A group: it appears in Bob's list as soon as Alice creates it, with her message.
+    await alice.open_nav("Chats")
+    await alice.page.get_by_role("button", name="New group").click()
+    await alice.page.get_by_label("Group name").fill("Weekend plans")
+    await alice.page.get_by_role("group", name="Members").get_by_label("Bob").check()
+    await alice.page.get_by_role("button", name="Create group").click()
+    await expect(alice.page.get_by_role("heading", name="Weekend plans")).to_be_visible()
+    await alice.say("Group hello")
+    group = bob.page.get_by_role("link", name="Weekend plans")
+    await expect(group.locator(".badge")).to_have_text("1 unread")
+    await group.click()
+    await expect(bob.messages()).to_contain_text("Group hello")
 
     node_b.kill()
     await expect(bob.page.locator("#connection")).not_to_have_text("Connected")

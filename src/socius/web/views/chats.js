@@ -151,7 +151,9 @@ function toggleGroupForm(ctx, slot, button) {
 
 function conversationPane(ctx, id) {
   const { api, store, gateway } = ctx;
-  const state = { picker: null, editing: null, first: true, lastTyping: 0 };
+  // picker/editing: the message whose reaction picker is open / being edited; focusKey:
+  // the data-key to focus after the next render (the React button once the picker closes).
+  const state = { picker: null, editing: null, first: true, lastTyping: 0, focusKey: null };
   const nodes = new Map(); // message id -> {li, sig}
 
   const title = h("h2", { id: "conv-title", tabindex: "-1" });
@@ -261,7 +263,8 @@ function conversationPane(ctx, id) {
 
   function renderMessages() {
     const atEnd = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 48;
-    const focusKey = document.activeElement?.dataset?.key;
+    const focusKey = state.focusKey || document.activeElement?.dataset?.key;
+    state.focusKey = null;
     const list = store.sortedMessages(id);
     const seen = new Set();
     let previous = null;
@@ -397,6 +400,7 @@ function messageItem(ctx, conversationId, m, state, { startEditing, rerender }) 
     if (on) store.myReactions.add(`${m.id} ${emoji}`);
     else store.myReactions.delete(`${m.id} ${emoji}`);
     state.picker = null;
+    state.focusKey = `react-${m.id}`;
     store.keepMessage(result);
   };
   const reactions = Object.entries(m.reactions || {}).filter(([, n]) => n > 0);
@@ -455,6 +459,7 @@ function messageItem(ctx, conversationId, m, state, { startEditing, rerender }) 
             onkeydown: (e) => {
               if (e.key === "Escape") {
                 state.picker = null;
+                state.focusKey = `react-${m.id}`;
                 rerender();
               }
             },
