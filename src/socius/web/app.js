@@ -110,7 +110,7 @@ gateway.addEventListener("status", (e) => {
 });
 api.addEventListener("signedout", (e) => {
   gateway.stop();
-  store.me = null;
+  store.reset();
   nav.hidden = true;
   signout.hidden = true;
   connection.hidden = true;

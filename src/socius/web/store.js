@@ -31,6 +31,20 @@ export class Store extends EventTarget {
     setInterval(() => this.#expireTyping(), 1000);
   }
 
+  /** Forget everything (signed out): nothing of one account stays for the next. */
+  reset() {
+    this.loaded = false;
+    this.held = [];
+    this.me = null;
+    for (const map of [this.users, this.conversations, this.messages, this.complete,
+      this.members, this.typing, this.presence, this.myReactions]) map.clear();
+    this.friends = [];
+    this.incoming = [];
+    this.outgoing = [];
+    this.notifications = [];
+    this.notificationsUnread = 0;
+  }
+
   changed(what) {
     this.dispatchEvent(new CustomEvent("change", { detail: what }));
   }
@@ -55,6 +69,11 @@ export class Store extends EventTarget {
     this.notificationsUnread = notifications.unread_count ?? 0;
     await this.loadGraph();
     this.loaded = true;
+    if (this.open) {
+      // A screen that stays open through a resync reads its conversation again.
+      this.loadMessages(this.open).catch(() => {});
+      this.loadMembers(this.open);
+    }
     const held = this.held;
     this.held = [];
     for (const event of held) this.apply(event);
@@ -245,6 +264,10 @@ export class Store extends EventTarget {
       c.last_message = message;
     }
     c.last_seq = Math.max(c.last_seq || 0, message.seq);
+    if (message.sender_id === this.me?.id) {
+      // Sending moves our own read pointer (the server does the same).
+      c.last_read_seq = Math.max(c.last_read_seq || 0, message.seq);
+    }
   }
 
   /** Move our read pointer in the open conversation up to its newest message. */
@@ -288,7 +311,9 @@ function onMessage(store, event) {
   if (event.type === "message.created" && m.seq > before) {
     c.last_message = m;
     c.last_seq = m.seq;
-    if (m.sender_id !== store.me.id) {
+    if (m.sender_id === store.me.id) {
+      c.last_read_seq = Math.max(c.last_read_seq || 0, m.seq);
+    } else {
       const reading = store.open === m.conversation_id && document.visibilityState === "visible";
       if (!reading) c.unread_count = (c.unread_count || 0) + 1;
       const typists = store.typing.get(m.conversation_id);
