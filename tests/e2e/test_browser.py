@@ -249,8 +249,9 @@ async def test_a_client_whose_node_died_resumes_where_it_was(
     browser: Browser, cluster: Cluster, shots: Shots
 ) -> None:
     """Alice and Bob on two nodes of a cluster (PostgreSQL, Redis, NATS): messages cross
-    nodes live, in a direct conversation and a group; Bob's node dies, Alice writes, and Bob's client, reconnected to the
-    restarted node with its last cursor, gets the message without reloading anything."""
+    nodes live, in a direct conversation and a group. Bob's node dies, Alice writes, and
+    Bob's client, reconnected to the restarted node with its last cursor, gets the
+    message without reloading anything."""
     node_a, node_b = await cluster.start("a", "b")
     suffix = os.urandom(3).hex()
     alice = await person(browser, "alice", DESKTOP)

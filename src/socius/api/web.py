@@ -170,43 +170,44 @@ def _serve(
     return Response(asset.body, headers=headers)
 
 
-_client = Assets(WEB_ROOT, exclude=("docs",))
-_docs = Assets(WEB_ROOT / "docs")
+class _Site:
+    """A folder of files and the policy its pages are served with."""
+
+    def __init__(self, assets: Assets, csp: str) -> None:
+        self.assets = assets
+        self.csp = csp
+
+    def answer(self, request: Request[Any, Any, Any], path: str) -> Response[bytes]:
+        asset = self.assets.get(path)
+        if asset is None:
+            raise NotFound("no such file", code="not_found")
+        return _serve(request, asset, csp=self.csp if path.endswith(".html") else None)
 
 
-def _found(assets: Assets, path: str) -> Asset:
-    asset = assets.get(path)
-    if asset is None:
-        raise NotFound("no such file", code="not_found")
-    return asset
-
-
-def _csp(path: str, client: bool) -> str | None:
-    if not path.endswith(".html"):
-        return None
-    return CLIENT_CSP if client else DOCS_CSP
+_CLIENT = _Site(Assets(WEB_ROOT, exclude=("docs",)), CLIENT_CSP)
+_DOCS = _Site(Assets(WEB_ROOT / "docs"), DOCS_CSP)
 
 
 @get("/", include_in_schema=False)
 async def client_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     """The browser client's one page; it routes with the URL fragment (``#/chats``)."""
-    return _serve(request, _found(_client, "index.html"), csp=CLIENT_CSP)
+    return _CLIENT.answer(request, "index.html")
 
 
 @get("/web/{path:path}", include_in_schema=False)
 async def client_file(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[bytes]:
-    return _serve(request, _found(_client, path), csp=_csp(path, client=True))
+    return _CLIENT.answer(request, path)
 
 
 @get("/docs", include_in_schema=False)
 async def docs_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Swagger UI on ``/openapi.json``, from files vendored in the package."""
-    return _serve(request, _found(_docs, "index.html"), csp=DOCS_CSP)
+    return _DOCS.answer(request, "index.html")
 
 
 @get("/docs/{path:path}", include_in_schema=False)
 async def docs_file(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[bytes]:
-    return _serve(request, _found(_docs, path), csp=_csp(path, client=False))
+    return _DOCS.answer(request, path)
 
 
 router = Router(path="/", route_handlers=[client_page, client_file, docs_page, docs_file])
