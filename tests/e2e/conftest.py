@@ -106,3 +106,12 @@ def pytest_runtest_makereport(
         for node in c.nodes.values():
             report.sections.append((f"socius node {node.name} (:{node.port})", node.output()))
     return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from e2e.browser import ARTIFACTS, Shots
+
+    if Shots.taken:
+        terminalreporter.write_line(
+            f"browser screenshots: {len(Shots.taken)} in {ARTIFACTS}", bold=True
+        )

@@ -10,12 +10,11 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.response import Redirect
-from litestar.status_codes import HTTP_307_TEMPORARY_REDIRECT
 
 from socius import __version__
+from socius.api import web
 from socius.api.body import StrictRequest
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
@@ -70,11 +69,6 @@ async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(msgspec.json.encode(schema), media_type="application/vnd.oai.openapi+json")
 
 
-@get("/docs", summary="Interactive API documentation", tags=["operations"], include_in_schema=False)
-async def docs() -> Redirect:
-    return Redirect("/openapi", status_code=HTTP_307_TEMPORARY_REDIRECT)
-
-
 def build_litestar(container: Container, metrics: Metrics, *, debug: bool = False) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -92,7 +86,8 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
         version=__version__,
         description=_DESCRIPTION,
         path="/openapi",
-        render_plugins=[ScalarRenderPlugin(path="/")],
+        # The interactive reference is /docs (api/web.py), served without a CDN.
+        render_plugins=[JsonRenderPlugin(path="/")],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(
@@ -110,7 +105,6 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             ops.readyz,
             metrics_endpoint,
             openapi_json,
-            docs,
             auth.router,
             me.router,
             users.router,
@@ -121,6 +115,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             inbox.router,
             presence.router,
             ws_gateway,
+            web.router,  # the browser client at / and the API reference at /docs
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
