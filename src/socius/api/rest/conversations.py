@@ -504,6 +504,8 @@ router = Router(
             unreact,
             mark_read,
             typing,
+            mute_conversation,
+            unmute_conversation,
         ]
     ),
     tags=["conversations"],
