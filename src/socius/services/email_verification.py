@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from socius.domain.errors import Conflict, InvalidInput, RateLimited, Unauthenticated
+from socius.domain.errors import Conflict, InvalidToken, RateLimited, Unauthenticated
 from socius.domain.mail import Mail, MailTemplate
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose, hash_token, new_token
 from socius.domain.users import User
@@ -21,13 +21,13 @@ from socius.services.mail_queue import MailQueue, duration_text, send_after_comm
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.throttle import Throttle
 
-__all__ = ["EmailVerification", "check_mailed_token"]
+__all__ = ["EmailVerification", "check_mailed_token", "invalid_token"]
 
 log = structlog.get_logger("socius.identity")
 
 
-def invalid_token() -> InvalidInput:
-    return InvalidInput("the link is not valid (or was used already)", code="invalid_token")
+def invalid_token() -> InvalidToken:
+    return InvalidToken("the link is not valid (or was used already)")
 
 
 def check_mailed_token(
@@ -39,7 +39,7 @@ def check_mailed_token(
     if token is None or token.used_at is not None:
         raise invalid_token()
     if token.expires_at <= now:
-        raise InvalidInput("the link has expired; ask for a new one", code="token_expired")
+        raise InvalidToken("the link has expired; ask for a new one", code="token_expired")
     if user is None or not user.is_active or user.email is None or user.email != token.email:
         raise invalid_token()
     return token, user

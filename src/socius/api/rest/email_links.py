@@ -4,7 +4,7 @@ mailed to the account's address."""
 from __future__ import annotations
 
 import msgspec
-from litestar import Router, post
+from litestar import MediaType, Router, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
@@ -32,6 +32,7 @@ class ResetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 @post(
     "/verify-email/request",
     status_code=HTTP_202_ACCEPTED,
+    media_type=MediaType.TEXT,  # no body at all
     summary="Mail yourself a verification link",
     description="Mails a single-use link to your address (valid "
     "SOCIUS_EMAIL_VERIFICATION_TTL_SECONDS, 48 h by default); the link carries a token for "
@@ -61,6 +62,7 @@ async def verify_email(data: JSONBody[TokenIn], state: State) -> None:
 @post(
     "/password-reset/request",
     status_code=HTTP_202_ACCEPTED,
+    media_type=MediaType.TEXT,  # no body at all
     summary="Mail a password reset link",
     description="Answers 202 at once whether or not the address belongs to an account (the "
     "look-up and the mail happen afterwards), so the answer tells nothing. When it does, "
