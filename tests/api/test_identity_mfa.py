@@ -166,7 +166,8 @@ def test_wrong_codes_kill_the_token_and_then_hold_the_account(
         assert api_error(client.login_mfa, token, code=wrong).code == "invalid_mfa_code"
     held = api_error(client.login_mfa, token, code=right)
     assert (held.status, held.code) == (429, "too_many_attempts")
-    assert held.retry_after is not None and held.retry_after > 0
+    assert held.retry_after is not None
+    assert held.retry_after > 0
 
 
 def test_forged_malformed_and_expired_mfa_tokens(
