@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-__all__ = ["OneTimeToken", "TokenPurpose", "hash_token", "new_token"]
+__all__ = ["OneTimeToken", "TokenPurpose", "hash_token", "issue_token", "new_token"]
 
 _TOKEN_BYTES = 32
 
@@ -44,3 +44,24 @@ def new_token() -> str:
 def hash_token(token: str) -> bytes:
     """What is stored of a token (it has 256 random bits: one SHA-256 is enough)."""
     return hashlib.sha256(b"ott:" + token.encode()).digest()
+
+
+def issue_token(
+    purpose: TokenPurpose,
+    *,
+    user_id: int,
+    now: datetime,
+    ttl_seconds: int,
+    email: str | None = None,
+) -> tuple[str, OneTimeToken]:
+    """A fresh token for the user (to hand out) and its record (to store)."""
+    token = new_token()
+    record = OneTimeToken(
+        token_hash=hash_token(token),
+        purpose=purpose,
+        user_id=user_id,
+        email=email,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+    )
+    return token, record

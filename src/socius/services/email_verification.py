@@ -9,13 +9,13 @@ limited per account.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from socius.domain.errors import Conflict, InvalidToken, RateLimited, Unauthenticated
 from socius.domain.mail import Mail, MailTemplate
-from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose, hash_token, new_token
+from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose, hash_token, issue_token
 from socius.domain.users import User
 from socius.services.mail_queue import MailQueue, duration_text, send_after_commit
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -68,18 +68,14 @@ class EmailVerification:
         mail to send once it commits (None when there is no address, or it is verified)."""
         if user.email is None or user.email_verified:
             return None
-        token = new_token()
-        now = self._clock()
-        await uow.one_time_tokens.add(
-            OneTimeToken(
-                token_hash=hash_token(token),
-                purpose=TokenPurpose.VERIFY_EMAIL,
-                user_id=user.id,
-                email=user.email,
-                created_at=now,
-                expires_at=now + timedelta(seconds=self._ttl),
-            )
+        token, record = issue_token(
+            TokenPurpose.VERIFY_EMAIL,
+            user_id=user.id,
+            email=user.email,
+            now=self._clock(),
+            ttl_seconds=self._ttl,
         )
+        await uow.one_time_tokens.add(record)
         return Mail(
             to=user.email,
             template=MailTemplate.VERIFY_EMAIL,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 
 import structlog
 
@@ -37,7 +36,7 @@ from socius.domain.mfa import (
     provisioning_uri,
     recovery_code_matches,
 )
-from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose, hash_token, new_token
+from socius.domain.one_time_tokens import TokenPurpose, hash_token, issue_token
 from socius.domain.users import User
 from socius.services.mail_queue import MailQueue, send_after_commit, when_text
 from socius.services.passwords import PasswordHasher
@@ -253,19 +252,14 @@ class MfaService:
             factor = await uow.mfa.factor(user.id)
         if factor is None or not factor.enabled:
             return None
-        token = new_token()
-        now = self._clock()
+        token, record = issue_token(
+            TokenPurpose.MFA_LOGIN,
+            user_id=user.id,
+            now=self._clock(),
+            ttl_seconds=self._challenge_ttl,
+        )
         async with self._uow() as uow:
-            await uow.one_time_tokens.add(
-                OneTimeToken(
-                    token_hash=hash_token(token),
-                    purpose=TokenPurpose.MFA_LOGIN,
-                    user_id=user.id,
-                    email=None,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=self._challenge_ttl),
-                )
-            )
+            await uow.one_time_tokens.add(record)
             await uow.commit()
         return MfaChallenge(token, self._challenge_ttl)
 

@@ -15,12 +15,11 @@ link went to counts as verified, since the link was opened.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 
 import structlog
 
 from socius.domain.mail import Mail, MailTemplate
-from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose, hash_token, new_token
+from socius.domain.one_time_tokens import TokenPurpose, hash_token, issue_token
 from socius.domain.users import check_email, normalize_login
 from socius.services.email_verification import check_mailed_token, invalid_token
 from socius.services.mail_queue import MailQueue, duration_text, send_after_commit, when_text
@@ -73,19 +72,15 @@ class PasswordResets:
             user = await uow.users.get_by_login(address)
         if user is None or not user.is_active or user.email != address:
             return []
-        token = new_token()
-        now = self._clock()
+        token, record = issue_token(
+            TokenPurpose.RESET_PASSWORD,
+            user_id=user.id,
+            email=address,
+            now=self._clock(),
+            ttl_seconds=self._ttl,
+        )
         async with self._uow() as uow:
-            await uow.one_time_tokens.add(
-                OneTimeToken(
-                    token_hash=hash_token(token),
-                    purpose=TokenPurpose.RESET_PASSWORD,
-                    user_id=user.id,
-                    email=address,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=self._ttl),
-                )
-            )
+            await uow.one_time_tokens.add(record)
             await uow.commit()
         log.info("password reset link issued", user_id=user.id)
         return [

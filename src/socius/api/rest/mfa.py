@@ -42,7 +42,12 @@ class DisableIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     recovery_code: RecoveryCodeText | None = None
 
 
-@get("/", summary="Your second factors")
+@get(
+    "/",
+    summary="Your second factors",
+    description="Whether TOTP is on (`totp_enabled`), enrolled but not yet confirmed "
+    "(`totp_pending`), and how many unused recovery codes are left.",
+)
 async def mfa_status(state: State, principal: Caller) -> MfaStatusOut:
     status = await container_of(state).mfa.status(principal.user_id)
     return MfaStatusOut(
