@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
-from socius.settings import Settings, decode_key, load_settings
+from socius.settings import Settings, SettingsError, decode_key, load_settings
 from socius.storage.unit_of_work import Database
 
 __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
@@ -355,13 +356,18 @@ def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMaile
         common={"app_name": settings.app_name, "public_url": settings.effective_public_url},
     )
     if settings.smtp_url:
-        return SmtpMailer(
-            settings.smtp_url,
-            templates,
-            sender=settings.mail_from,
-            timeout=settings.smtp_timeout_seconds,
-            ca_file=settings.smtp_ca_file,
-        )
+        try:
+            return SmtpMailer(
+                settings.smtp_url,
+                templates,
+                sender=settings.mail_from,
+                timeout=settings.smtp_timeout_seconds,
+                ca_file=settings.smtp_ca_file,
+            )
+        except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; named for the reader
+            raise SettingsError(
+                f"SOCIUS_SMTP_CA_FILE: cannot load {settings.smtp_ca_file}: {exc}"
+            ) from exc
     if settings.is_embedded:
         return OutboxMailer(
             Path(settings.data_dir) / "outbox", templates, sender=settings.mail_from

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
+from socius.bootstrap import build
 from socius.settings import SettingsError, load_settings
 
 KEY = base64.b64encode(b"k" * 32).decode()
@@ -42,3 +44,14 @@ def test_the_public_url_defaults_to_the_listening_address() -> None:
     assert load_settings({}).effective_public_url == "http://127.0.0.1:8080"
     custom = load_settings({"SOCIUS_PUBLIC_URL": "https://chat.example.org/"})
     assert custom.effective_public_url == "https://chat.example.org"
+
+
+def test_an_unreadable_smtp_ca_file_fails_at_start(tmp_path: Path) -> None:
+    settings = load_settings(
+        {},
+        data_dir=str(tmp_path),
+        smtp_url="smtps://mail.example.org",
+        smtp_ca_file=str(tmp_path / "missing.pem"),
+    )
+    with pytest.raises(SettingsError, match="SOCIUS_SMTP_CA_FILE"):
+        build(settings)
