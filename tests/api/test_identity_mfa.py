@@ -333,3 +333,34 @@ def test_without_a_key_the_cluster_refuses_enrolment_and_embedded_makes_one(
         else:
             failure = api_error(client.enroll_totp)
             assert (failure.status, failure.code) == (403, "mfa_not_configured")
+
+
+async def test_one_code_sent_twice_at_once_signs_in_once(
+    mfa_settings: Settings, clock: Clock
+) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from socius.client import ApiError
+
+    app = make_app(mfa_settings, clock=clock)
+    async with AsyncTestClient(app.asgi) as http:  # type: ignore[arg-type]
+        owner = AsyncClient(http=http)
+        await owner.register("racing_mfa_user", PASSWORD)
+        enrollment = await owner.enroll_totp()
+        await owner.confirm_totp(code_at(enrollment.secret, clock.now))
+        clock.advance(30)
+        clients = [AsyncClient(http=http) for _ in range(4)]
+        tokens = []
+        for client in clients:
+            with pytest.raises(MfaRequired) as pending:
+                await client.login("racing_mfa_user", PASSWORD)
+            tokens.append(pending.value.mfa_token)
+        code = code_at(enrollment.secret, clock.now)
+        results = await asyncio.gather(
+            *(c.login_mfa(t, code=code) for c, t in zip(clients, tokens, strict=True)),
+            return_exceptions=True,
+        )
+    signed_in = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert len(signed_in) == 1
+    assert [(e.status, e.code) for e in refused] == [(401, "invalid_mfa_code")] * 3
