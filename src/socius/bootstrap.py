@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
 from litestar.types import ASGIApp
@@ -22,6 +25,7 @@ from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
 from socius.domain.errors import BusUnavailable, CacheUnavailable
 from socius.domain.ids import IdGenerator
+from socius.mail import LogOnlyMailer, OutboxMailer, SmtpMailer, Templates
 from socius.observability.logging import RequestContextMiddleware, configure_logging
 from socius.observability.metrics import Metrics, MetricsMiddleware
 from socius.observability.tracing import TracingMiddleware, configure_tracing
@@ -31,22 +35,27 @@ from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.container import Container
 from socius.services.delivery import Delivery
+from socius.services.email_verification import EmailVerification
 from socius.services.graph import GraphService
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
 from socius.services.login_throttle import LoginThrottle
 from socius.services.lookaside import LookAside
+from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService
+from socius.services.mfa import MfaService
+from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Bus, Cache
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
+from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
-from socius.settings import Settings, load_settings
+from socius.settings import Settings, SettingsError, decode_key, load_settings
 from socius.storage.unit_of_work import Database
 
 __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
@@ -163,6 +172,42 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         on_cache_error=cache_error,
         on_revoked=revocation_notifier(delivery),
     )
+    mail = MailQueue(
+        _make_mailer(settings),
+        retry_seconds=settings.mail_retry_seconds,
+        on_result=lambda result: metrics.mails_total.labels(result=result).inc(),
+    )
+
+    def hourly(name: str, limit: int) -> Throttle:
+        return Throttle(
+            cache, name=name, limit=limit, window_seconds=3600, on_cache_error=cache_error
+        )
+
+    verification = EmailVerification(
+        database,
+        clock,
+        mail,
+        throttle=hourly("verify_email", settings.verify_email_max_per_hour),
+        ttl_seconds=settings.email_verification_ttl_seconds,
+        link_for=_link(settings, settings.verify_email_link),
+    )
+    mfa = MfaService(
+        database,
+        clock,
+        hasher,
+        SecretBox(lambda: _mfa_keys(settings)),
+        mail,
+        throttle=Throttle(
+            cache,
+            name="mfa_account",
+            limit=settings.mfa_max_failures_per_account,
+            window_seconds=settings.login_failure_window_seconds,
+            on_cache_error=cache_error,
+            on_refused=metrics.login_throttled_total.labels(scope="mfa").inc,
+        ),
+        issuer=settings.app_name,
+        challenge_ttl_seconds=settings.mfa_login_ttl_seconds,
+    )
     auth = AuthService(
         database,
         clock,
@@ -182,8 +227,11 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             on_refused=lambda scope: metrics.login_throttled_total.labels(scope=scope).inc(),
             on_cache_error=cache_error,
         ),
+        mfa=mfa,
+        verification=verification,
         session_max_age_seconds=settings.session_max_age_seconds,
         refresh_grace_seconds=settings.refresh_grace_seconds,
+        require_verified_email=settings.require_verified_email,
     )
     limits = _user_limits(settings, cache, metrics, cache_error)
     messaging = MessagingService(database, clock, ids, delivery, limits=limits)
@@ -197,13 +245,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         profiles,
         graph_cache,
         messaging,
-        register_throttle=Throttle(
-            cache,
-            name="register_ip",
-            limit=settings.register_max_per_ip_per_hour,
-            window_seconds=3600,
-            on_cache_error=cache_error,
-        ),
+        verification,
+        mail,
+        register_throttle=hourly("register_ip", settings.register_max_per_ip_per_hour),
+        require_verified_email=settings.require_verified_email,
     )
     container = Container(
         settings=settings,
@@ -218,6 +263,20 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         tokens=tokens,
         revocations=revocations,
         retention=LogRetention(database, clock, keep_seconds=settings.event_log_retention_seconds),
+        mail=mail,
+        verification=verification,
+        password_resets=PasswordResets(
+            database,
+            clock,
+            hasher,
+            revocations,
+            mail,
+            per_address=hourly("reset_address", settings.password_reset_max_per_address_per_hour),
+            per_ip=hourly("reset_ip", settings.password_reset_max_per_ip_per_hour),
+            ttl_seconds=settings.password_reset_ttl_seconds,
+            link_for=_link(settings, settings.password_reset_link),
+        ),
+        mfa=mfa,
     )
     realtime = Realtime(
         bus=bus,
@@ -283,9 +342,61 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
 
     container.on_start.append(start)
     container.on_start.append(realtime.start)  # after the bus has started
+    container.on_start.append(mail.start)
     container.on_stop.append(stop)
+    container.on_stop.append(mail.stop)  # before the database closes (stops run reversed)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
     return Wiring(container, metrics, database, cache, bus, claim_node_id)
+
+
+def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMailer:
+    """SMTP when configured; else, embedded, files in data_dir/outbox; else only a log line."""
+    templates = Templates(
+        settings.mail_templates_dir,
+        common={"app_name": settings.app_name, "public_url": settings.effective_public_url},
+    )
+    if settings.smtp_url:
+        try:
+            return SmtpMailer(
+                settings.smtp_url,
+                templates,
+                sender=settings.mail_from,
+                timeout=settings.smtp_timeout_seconds,
+                ca_file=settings.smtp_ca_file,
+            )
+        except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; named for the reader
+            raise SettingsError(
+                f"SOCIUS_SMTP_CA_FILE: cannot load {settings.smtp_ca_file}: {exc}"
+            ) from exc
+    if settings.is_embedded:
+        return OutboxMailer(
+            Path(settings.data_dir) / "outbox", templates, sender=settings.mail_from
+        )
+    return LogOnlyMailer()
+
+
+def _link(settings: Settings, template: str) -> Callable[[str], str]:
+    base = settings.effective_public_url
+    return lambda token: template.replace("{public_url}", base).replace("{token}", token)
+
+
+def _mfa_keys(settings: Settings) -> list[bytes]:
+    """The keys that seal TOTP secrets, the current one first. Embedded without one set,
+    a key is made once and kept in data_dir/mfa.key (readable by the owner only)."""
+    configured = [settings.mfa_encryption_key, *settings.mfa_encryption_old_keys]
+    keys = [decode_key(k) for k in configured if k]
+    if settings.mfa_encryption_key or not settings.is_embedded:
+        if not keys:
+            log.warning("no SOCIUS_MFA_ENCRYPTION_KEY: two-factor sign-in cannot be enrolled")
+        return keys
+    path = Path(settings.data_dir) / "mfa.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        log.info("made a key for two-factor secrets", path=str(path))
+    return [decode_key(path.read_text().strip()), *keys]
 
 
 def _user_limits(

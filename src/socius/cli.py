@@ -272,7 +272,8 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: expire messages, prune event logs, purge ended sessions.
+    """Run background work: expire messages, prune event logs, purge ended sessions and
+    expired one-time tokens (mailed links, logins waiting for a second factor).
 
     Erases disappearing messages when their time is up.
 
@@ -305,8 +306,9 @@ def worker(
             horizon = datetime.now(UTC) - timedelta(seconds=settings.access_token_ttl_seconds)
             async with wiring.database() as uow:
                 purged = await uow.sessions.purge(horizon)
+                tokens = await uow.one_time_tokens.purge(datetime.now(UTC))
                 await uow.commit()
-            err.print(f"purged {purged} ended session(s)")
+            err.print(f"purged {purged} ended session(s), {tokens} expired one-time token(s)")
             due.purge = time.monotonic() + interval
 
     async def work(wiring: Wiring) -> None:

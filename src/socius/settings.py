@@ -7,6 +7,7 @@ variables. A bad value fails at start with a message that names the setting.
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["Settings", "SettingsError", "decode_key", "load_settings"]
 
 ENV_PREFIX = "SOCIUS_"
 
@@ -63,6 +64,29 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     register_max_per_ip_per_hour: int = 100
     trust_forwarded_for: bool = False
     refresh_grace_seconds: int = 20
+
+    # mail (docs/identity.md): empty smtp_url writes mails to data_dir/outbox (embedded)
+    smtp_url: str = ""  # smtp:// (STARTTLS required), smtps:// (TLS), smtp+insecure://
+    smtp_ca_file: str = ""  # extra CA certificates (PEM) to trust for the SMTP server
+    smtp_timeout_seconds: int = 30
+    mail_from: str = "socius <no-reply@localhost>"
+    mail_templates_dir: str = ""  # a template here overrides the packaged one of its name
+    mail_retry_seconds: int = 900  # keep retrying a mail this long while SMTP is down
+    verify_email_link: str = "{public_url}/#verify-email={token}"
+    password_reset_link: str = "{public_url}/#reset-password={token}"  # noqa: S105
+
+    # email verification, password reset, second factor
+    require_verified_email: bool = False  # login refused (403) until the email is verified
+    email_verification_ttl_seconds: int = 48 * 3600
+    verify_email_max_per_hour: int = 5  # verification mails one account may ask for
+    password_reset_ttl_seconds: int = 1800
+    password_reset_max_per_address_per_hour: int = 5
+    password_reset_max_per_ip_per_hour: int = 20
+    mfa_encryption_key: str = ""  # 32 bytes, base64; embedded: generated in data_dir
+    mfa_encryption_old_keys: list[str] = []  # still decrypt (rotation), never encrypt
+    app_name: str = "socius"  # in mails, and the issuer authenticator apps show
+    mfa_login_ttl_seconds: int = 300
+    mfa_max_failures_per_account: int = 10  # per login_failure_window_seconds
 
     # abuse limits, per user: N actions, then one more every seconds/N (0 turns one off)
     limit_messages: int = 50
@@ -113,6 +137,31 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             ),
             (self.ws_max_connections_per_user >= 0, "ws_max_connections_per_user", "must be >= 0"),
             (
+                self.smtp_url == "" or _scheme(self.smtp_url) in {"smtp", "smtps", "smtp+insecure"},
+                "smtp_url",
+                "must start with smtp://, smtps:// or smtp+insecure://",
+            ),
+            (
+                "{token}" in self.verify_email_link,
+                "verify_email_link",
+                "must contain {token}",
+            ),
+            (
+                "{token}" in self.password_reset_link,
+                "password_reset_link",
+                "must contain {token}",
+            ),
+            (
+                60 <= self.password_reset_ttl_seconds <= 24 * 3600,
+                "password_reset_ttl_seconds",
+                "must be 60..86400",
+            ),
+            (
+                30 <= self.mfa_login_ttl_seconds <= 3600,
+                "mfa_login_ttl_seconds",
+                "must be 30..3600",
+            ),
+            (
                 self.database_url == "" or _scheme(self.database_url) in _DB_SCHEMES,
                 "database_url",
                 "must start with sqlite:// or postgresql://",
@@ -128,6 +177,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "must start with nats:// or tls://",
             ),
         ]
+        key_why = "must be 32 random bytes in base64 (`openssl rand -base64 32` makes one)"
+        checks += [
+            (
+                self.mfa_encryption_key == "" or _is_key(self.mfa_encryption_key),
+                "mfa_encryption_key",
+                key_why,
+            ),
+            (all(map(_is_key, self.mfa_encryption_old_keys)), "mfa_encryption_old_keys", key_why),
+        ]
         checks += [
             (_scheme(url) in _DB_SCHEMES, "database_replica_urls", "must be database URLs")
             for url in self.database_replica_urls
@@ -139,6 +197,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "login_max_failures_per_ip",
                 "login_max_failures_per_account",
                 "login_failure_window_seconds",
+                "smtp_timeout_seconds",
+                "mail_retry_seconds",
+                "email_verification_ttl_seconds",
+                "verify_email_max_per_hour",
+                "password_reset_max_per_address_per_hour",
+                "password_reset_max_per_ip_per_hour",
+                "mfa_max_failures_per_account",
             )
         ]
         checks += [
@@ -158,6 +223,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         return f"sqlite:///{Path(self.data_dir) / 'socius.db'}"
 
     @property
+    def effective_public_url(self) -> str:
+        """Where clients reach this server (links in mails): ``public_url``, or the address
+        it listens on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def is_embedded(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
@@ -168,6 +241,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
 
 _USER_LIMITS = ("limit_messages", "limit_typing", "limit_friend_requests", "limit_groups")
 _DB_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
+
+
+def decode_key(value: str) -> bytes:
+    """A key written in base64 (standard or URL-safe, padding optional); ValueError when
+    it is not base64."""
+    text = value.strip().replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def _is_key(value: str) -> bool:
+    """32 bytes in base64."""
+    try:
+        return len(decode_key(value)) == 32
+    except ValueError:
+        return False
 
 
 def _scheme(url: str) -> str:

@@ -31,6 +31,7 @@ from socius.domain.errors import (
     Gone,
     InvalidCursor,
     InvalidInput,
+    InvalidToken,
     NotFound,
     RateLimited,
     TooLarge,
@@ -45,6 +46,7 @@ log = structlog.get_logger("socius.api")
 # First match wins: a subclass comes before its base.
 ERROR_STATUS: dict[type[DomainError], int] = {
     InvalidCursor: 400,
+    InvalidToken: 400,
     InvalidInput: 422,
     Unauthenticated: 401,
     Forbidden: 403,

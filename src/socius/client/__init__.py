@@ -8,12 +8,13 @@ It depends only on httpx and msgspec, never on the server's packages.
 """
 
 from socius.client._async import AsyncClient
-from socius.client._errors import ApiError
+from socius.client._errors import ApiError, EmailVerificationRequired, MfaRequired
 from socius.client._models import (
     AuthResult,
     Conversation,
     ListedUser,
     Message,
+    MfaStatus,
     Page,
     PrivateUser,
     PublicUser,
@@ -23,6 +24,7 @@ from socius.client._models import (
     SyncItem,
     SyncPage,
     TokenPair,
+    TotpEnrollment,
 )
 from socius.client._realtime import RealtimeClient, RealtimeClosed
 from socius.client._sync import Client
@@ -33,8 +35,11 @@ __all__ = [
     "AuthResult",
     "Client",
     "Conversation",
+    "EmailVerificationRequired",
     "ListedUser",
     "Message",
+    "MfaRequired",
+    "MfaStatus",
     "Page",
     "PrivateUser",
     "PublicUser",
@@ -46,4 +51,5 @@ __all__ = [
     "SyncItem",
     "SyncPage",
     "TokenPair",
+    "TotpEnrollment",
 ]

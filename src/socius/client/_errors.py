@@ -1,4 +1,5 @@
-"""The one exception the SDK raises for an error answer from the server."""
+"""The exceptions the SDK raises: ApiError for an error answer from the server, and the
+two that stop a sign-in half way (a second factor to give, an email to verify)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 
-__all__ = ["ApiError"]
+__all__ = ["ApiError", "EmailVerificationRequired", "MfaRequired"]
 
 
 class ApiError(Exception):
@@ -71,6 +72,36 @@ class ApiError(Exception):
             details,
             parse_retry_after(response.headers.get("retry-after")),
         )
+
+
+class MfaRequired(Exception):
+    """The password was right and the account has a second factor: call `login_mfa` with
+    `mfa_token` and a code (or a recovery code) within `expires_in` seconds."""
+
+    mfa_token: str
+    expires_in: int
+
+    def __init__(self, mfa_token: str, expires_in: int) -> None:
+        super().__init__("a second factor is required: call login_mfa")
+        self.mfa_token = mfa_token
+        self.expires_in = expires_in
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.mfa_token, self.expires_in))
+
+
+class EmailVerificationRequired(Exception):
+    """The account was created, but the server signs it in only once its email is
+    verified (a link was mailed to it). `user` is the new account (a PrivateUser)."""
+
+    user: Any
+
+    def __init__(self, user: Any) -> None:
+        super().__init__("the account was created; verify its email address, then log in")
+        self.user = user
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.user,))
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -13,11 +13,13 @@ import msgspec
 
 __all__ = [
     "AuthResult",
+    "MfaStatus",
     "Page",
     "PrivateUser",
     "PublicUser",
     "SessionInfo",
     "TokenPair",
+    "TotpEnrollment",
 ]
 
 T = TypeVar("T")
@@ -45,6 +47,7 @@ class PrivateUser(PublicUser, frozen=True, kw_only=True):
     dm_policy: str
     settings: dict[str, Any]
     updated_at: datetime
+    email_verified: bool = False
 
 
 class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +62,22 @@ class AuthResult(TokenPair, frozen=True, kw_only=True):
     """What register, login and refresh answer: the user and a new token pair."""
 
     user: PrivateUser
+
+
+class TotpEnrollment(msgspec.Struct, frozen=True, kw_only=True):
+    """A pending authenticator: type `secret` into an app, or show `otpauth_uri` as a QR
+    code; then confirm with a first code."""
+
+    secret: str
+    otpauth_uri: str
+
+
+class MfaStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The caller's second factors."""
+
+    totp_enabled: bool
+    totp_pending: bool
+    recovery_codes_left: int
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,9 +7,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Self, TypeVar
 
 import httpx
+import msgspec
 
 from socius.client._codec import decode, encode
-from socius.client._errors import ApiError
+from socius.client._errors import ApiError, EmailVerificationRequired, MfaRequired
 from socius.client._http import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
@@ -22,6 +23,7 @@ from socius.client._models import (
     Conversation,
     ListedUser,
     Message,
+    MfaStatus,
     Page,
     PrivateUser,
     PublicUser,
@@ -29,6 +31,7 @@ from socius.client._models import (
     SessionInfo,
     Suggestion,
     SyncPage,
+    TotpEnrollment,
 )
 
 __all__ = ["Client"]
@@ -176,6 +179,11 @@ class Client:
 
     def _authenticate(self, path: str, body: dict[str, Any]) -> AuthResult:
         response = self.request("POST", path, json=body, auth=False)
+        answer = decode(dict[str, Any], response.content)
+        if answer.get("mfa_required") is True:
+            raise MfaRequired(str(answer["mfa_token"]), int(answer["expires_in"]))
+        if answer.get("email_verification_required") is True:
+            raise EmailVerificationRequired(msgspec.convert(answer["user"], PrivateUser))
         result = decode(AuthResult, response.content)
         self.access_token = result.access_token
         self.refresh_token = result.refresh_token
@@ -191,7 +199,9 @@ class Client:
         email: str | None = None,
         display_name: str | None = None,
     ) -> AuthResult:
-        """Create an account and keep its tokens."""
+        """Create an account and keep its tokens (with an email, a verification link is
+        mailed to it). Raises EmailVerificationRequired when the server signs accounts in
+        only once their email is verified."""
         body: dict[str, Any] = {"username": username, "password": password}
         if email is not None:
             body["email"] = email
@@ -200,11 +210,31 @@ class Client:
         return self._authenticate("/v1/auth/register", body)
 
     def login(self, username: str, password: str) -> AuthResult:
-        """Log in with a username or email and keep the new tokens."""
+        """Log in with a username or email and keep the new tokens.
+
+        Raises MfaRequired when the account has a second factor (finish with `login_mfa`),
+        and ApiError 403 `email_not_verified` when the server requires a verified email.
+        """
         return self._authenticate(
             "/v1/auth/login",
             {"username": username, "password": password},
         )
+
+    def login_mfa(
+        self,
+        mfa_token: str,
+        *,
+        code: str | None = None,
+        recovery_code: str | None = None,
+    ) -> AuthResult:
+        """Finish a login that raised MfaRequired, with the authenticator's current code or
+        one of the recovery codes (exactly one), and keep the new tokens."""
+        body: dict[str, Any] = {"mfa_token": mfa_token}
+        if code is not None:
+            body["code"] = code
+        if recovery_code is not None:
+            body["recovery_code"] = recovery_code
+        return self._authenticate("/v1/auth/login/mfa", body)
 
     def refresh(self, refresh_token: str | None = None) -> AuthResult:
         """Spend a refresh token (the stored one by default) and keep the new pair."""
@@ -218,6 +248,29 @@ class Client:
         self.request("POST", "/v1/auth/logout")
         self.access_token = None
         self.refresh_token = None
+
+    # -- email links -------------------------------------------------------------------------
+
+    def request_email_verification(self) -> None:
+        """Mail a verification link to your address (the link carries the token)."""
+        self.request("POST", "/v1/auth/verify-email/request")
+
+    def verify_email(self, token: str) -> None:
+        """Verify an address with the token from its link (no session needed)."""
+        self.request("POST", "/v1/auth/verify-email", json={"token": token}, auth=False)
+
+    def request_password_reset(self, email: str) -> None:
+        """Ask for a reset link; the answer is the same whether or not the address exists."""
+        self.request("POST", "/v1/auth/password-reset/request", json={"email": email}, auth=False)
+
+    def reset_password(self, token: str, password: str) -> None:
+        """Set a new password with the token from a reset link; every session ends."""
+        self.request(
+            "POST",
+            "/v1/auth/password-reset",
+            json={"token": token, "password": password},
+            auth=False,
+        )
 
     # -- me ----------------------------------------------------------------------------------
 
@@ -236,6 +289,41 @@ class Client:
             "/v1/me/password",
             json={"current_password": current_password, "new_password": new_password},
         )
+
+    def change_email(self, email: str, password: str) -> PrivateUser:
+        """A new address, unverified until the link mailed to it is followed."""
+        response = self.request("POST", "/v1/me/email", json={"email": email, "password": password})
+        return decode(PrivateUser, response.content)
+
+    # -- second factor -----------------------------------------------------------------------
+
+    def mfa_status(self) -> MfaStatus:
+        return self._get(MfaStatus, "/v1/me/mfa")
+
+    def enroll_totp(self) -> TotpEnrollment:
+        """Start TOTP enrolment: a secret for an authenticator app, pending until confirmed."""
+        response = self.request("POST", "/v1/me/mfa/totp")
+        return decode(TotpEnrollment, response.content)
+
+    def confirm_totp(self, code: str) -> list[str]:
+        """Turn TOTP on with a first code; the ten recovery codes, shown this once."""
+        response = self.request("POST", "/v1/me/mfa/totp/confirm", json={"code": code})
+        return decode(dict[str, list[str]], response.content)["recovery_codes"]
+
+    def disable_totp(
+        self,
+        password: str,
+        *,
+        code: str | None = None,
+        recovery_code: str | None = None,
+    ) -> None:
+        """Turn TOTP off: the password and a current code or a recovery code (exactly one)."""
+        body: dict[str, Any] = {"password": password}
+        if code is not None:
+            body["code"] = code
+        if recovery_code is not None:
+            body["recovery_code"] = recovery_code
+        self.request("DELETE", "/v1/me/mfa/totp", json=body)
 
     def sessions(self) -> list[SessionInfo]:
         page = self._get(Page[SessionInfo], "/v1/me/sessions")

@@ -13,6 +13,7 @@ __all__ = [
     "Gone",
     "InvalidCursor",
     "InvalidInput",
+    "InvalidToken",
     "NotFound",
     "RateLimited",
     "TooLarge",
@@ -43,6 +44,13 @@ class InvalidCursor(InvalidInput):
     """A list cursor the server did not issue for that list (400, not 422: it is opaque)."""
 
     default_code = "invalid_cursor"
+
+
+class InvalidToken(InvalidInput):
+    """A one-time token (from a mailed link) that is not, or no longer, valid (400: it is
+    opaque, like a cursor)."""
+
+    default_code = "invalid_token"
 
 
 class Unauthenticated(DomainError):

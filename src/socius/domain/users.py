@@ -92,10 +92,15 @@ class User:
     created_at: datetime
     updated_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+    email_verified_at: datetime | None = None  # None: never verified, or changed since
 
     @property
     def is_active(self) -> bool:
         return self.status is UserStatus.ACTIVE
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email is not None and self.email_verified_at is not None
 
 
 def check_username(value: str) -> str:

@@ -163,6 +163,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.mails_total = Counter(
+            "mails_total",
+            "Outgoing mails by result (sent, retried, rejected, dropped).",
+            ["result"],
+            registry=r,
+        )
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)

@@ -9,6 +9,8 @@ from typing import Any
 from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from socius.domain.graph import EdgeType
 from socius.domain.ids import IdGenerator
+from socius.domain.mail import Mail, MailTemplate
+from socius.domain.one_time_tokens import TokenPurpose
 from socius.domain.users import (
     DmPolicy,
     User,
@@ -20,7 +22,9 @@ from socius.domain.users import (
     check_username,
 )
 from socius.services.auth import AuthService, ClientInfo, IssuedTokens, Principal
+from socius.services.email_verification import EmailVerification
 from socius.services.graph_cache import GraphCache
+from socius.services.mail_queue import MailQueue, send_after_commit, when_text
 from socius.services.messaging import MessagingService
 from socius.services.passwords import PasswordHasher, check_password_policy
 from socius.services.ports import Clock, UnitOfWorkFactory
@@ -28,7 +32,7 @@ from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
 
-__all__ = ["AccountService", "OwnAccount", "ProfileChanges"]
+__all__ = ["AccountService", "OwnAccount", "PendingVerification", "ProfileChanges"]
 
 ProfileChanges = Mapping[str, Any]
 _EXPORT_MAX = 1_000_000  # no real account comes near; bounds the query all the same
@@ -41,6 +45,13 @@ class OwnAccount:
 
     user: User
     profile: Profile
+
+
+@dataclass(frozen=True, slots=True)
+class PendingVerification:
+    """A new account that may sign in once its email is verified (the link is mailed)."""
+
+    user: User
 
 
 def _wrong_password() -> Forbidden:
@@ -59,8 +70,11 @@ class AccountService:
         profiles: ProfileService,
         graph_cache: GraphCache,
         messaging: MessagingService,
+        verification: EmailVerification,
+        mail: MailQueue,
         *,
         register_throttle: Throttle,
+        require_verified_email: bool = False,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -72,6 +86,9 @@ class AccountService:
         self._profiles = profiles
         self._graph_cache = graph_cache
         self._messaging = messaging
+        self._verification = verification
+        self._mail = mail
+        self._require_verified_email = require_verified_email
 
     async def _new_user(
         self,
@@ -110,15 +127,27 @@ class AccountService:
         email: str | None,
         display_name: str | None,
         client: ClientInfo,
-    ) -> IssuedTokens:
+    ) -> IssuedTokens | PendingVerification:
+        """A new account, its first session, and a verification link mailed to its
+        email. When the server requires verified email, the account needs one (422
+        ``email_required``) and gets no session until it is verified."""
         await self._register_throttle.check(client.ip)
+        if self._require_verified_email and not email:
+            raise InvalidInput(
+                "an email address is required", code="email_required", details={"field": "email"}
+            )
         user = await self._new_user(username, password, email=email, display_name=display_name)
         async with self._uow() as uow:
             await uow.users.add(user)
-            issued = await self._auth.start_session(uow, user, client)
+            send_after_commit(self._mail, uow, await self._verification.issue(uow, user))
+            issued = (
+                None
+                if self._require_verified_email
+                else await self._auth.start_session(uow, user, client)
+            )
             await uow.commit()
         await self._register_throttle.hit(client.ip)
-        return issued
+        return issued or PendingVerification(user)
 
     async def _user(self, principal: Principal) -> User:
         async with self._uow(write=False) as uow:
@@ -178,6 +207,43 @@ class AccountService:
             )
             await self._revocations.record(uow, ended, user_id=user.id)
             await uow.commit()
+
+    async def change_email(self, principal: Principal, email: str, password: str) -> OwnAccount:
+        """A new address, unverified until its link is followed (it is mailed; the old
+        address gets a notice). Needs the password: 403 ``invalid_password``; 409
+        ``email_taken``. The same address again changes nothing."""
+        user = await self._user(principal)
+        address = check_email(email)
+        if not await self._hasher.verify(user.password_hash, password):
+            raise _wrong_password()
+        if address == user.email:
+            return await self.me(principal)
+        now = self._clock()
+        async with self._uow() as uow:
+            changed = await uow.users.update(
+                user.id, {"email": address, "email_verified_at": None, "updated_at": now}
+            )
+            if changed is None:
+                raise Unauthenticated("the account no longer exists", code="account_gone")
+            await uow.one_time_tokens.delete_for_user(
+                user.id, [TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD]
+            )
+            notice = (
+                Mail(
+                    to=user.email,
+                    template=MailTemplate.EMAIL_CHANGED,
+                    values={
+                        "username": user.username,
+                        "new_email": address,
+                        "when": when_text(now),
+                    },
+                )
+                if user.email
+                else None
+            )
+            send_after_commit(self._mail, uow, notice, await self._verification.issue(uow, changed))
+            await uow.commit()
+        return OwnAccount(changed, await self._profiles.get(changed.id))
 
     async def delete_account(self, principal: Principal, password: str) -> None:
         user = await self._user(principal)

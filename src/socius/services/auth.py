@@ -11,11 +11,13 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from socius.domain.errors import NotFound, Unauthenticated
+from socius.domain.errors import Forbidden, NotFound, Unauthenticated
 from socius.domain.ids import IdGenerator
 from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
 from socius.domain.users import User, normalize_login
+from socius.services.email_verification import EmailVerification
 from socius.services.login_throttle import LoginThrottle
+from socius.services.mfa import MfaChallenge, MfaService
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
@@ -91,8 +93,11 @@ class AuthService:
         profiles: ProfileService,
         *,
         login_throttle: LoginThrottle,
+        mfa: MfaService,
+        verification: EmailVerification,
         session_max_age_seconds: int,
         refresh_grace_seconds: int = 20,
+        require_verified_email: bool = False,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -102,6 +107,9 @@ class AuthService:
         self._revocations = revocations
         self._profiles = profiles
         self._login_throttle = login_throttle
+        self._mfa = mfa
+        self._verification = verification
+        self._require_verified_email = require_verified_email
         self._session_max_age = timedelta(seconds=session_max_age_seconds)
         self._refresh_grace = timedelta(seconds=refresh_grace_seconds)
 
@@ -141,7 +149,11 @@ class AuthService:
             expires_in=self._tokens.ttl_seconds,
         )
 
-    async def login(self, login: str, password: str, client: ClientInfo) -> IssuedTokens:
+    async def login(
+        self, login: str, password: str, client: ClientInfo
+    ) -> IssuedTokens | MfaChallenge:
+        """Password login: tokens, or the challenge of a second factor to answer with
+        ``login_mfa``."""
         name = normalize_login(login)
         async with self._uow(write=False) as uow:
             user = await uow.users.get_by_login(name) if name else None
@@ -156,16 +168,47 @@ class AuthService:
         if user is None or not ok:
             await self._login_throttle.failed(account_key, client.ip)
             raise _bad_credentials()
-        await self._login_throttle.succeeded(account_key, client.ip)
+        if self._hasher.needs_rehash(user.password_hash):
+            new_hash = await self._hasher.hash(password)
+            async with self._uow() as uow:
+                changes = {"password_hash": new_hash, "updated_at": self._clock()}
+                user = await uow.users.update(user.id, changes) or user
+                await uow.commit()
+        return await self.finish_login(user, client)
+
+    async def finish_login(self, user: User, client: ClientInfo) -> IssuedTokens | MfaChallenge:
+        """The one gate every way of signing in passes once it knows who the user is
+        (password here; passkeys and OpenID Connect call it too): a verified email when
+        the server requires one (403 ``email_not_verified``, and a new link is mailed),
+        then the second factor when the account has one (the challenge is answered
+        instead of tokens), then a new session."""
+        if self._require_verified_email and not user.email_verified:
+            await self._verification.resend_quietly(user)
+            raise Forbidden(
+                "verify your email address first: a link was mailed to it",
+                code="email_not_verified",
+            )
+        challenge = await self._mfa.challenge(user)
+        if challenge is not None:
+            return challenge
+        return await self._signed_in(user, client)
+
+    async def login_mfa(
+        self,
+        mfa_token: str,
+        client: ClientInfo,
+        *,
+        code: str | None = None,
+        recovery_code: str | None = None,
+    ) -> IssuedTokens:
+        """The second step of a login: the challenge's token and a code (or a recovery
+        code) for a new session."""
+        user = await self._mfa.redeem(mfa_token, code=code, recovery_code=recovery_code)
+        return await self._signed_in(user, client)
+
+    async def _signed_in(self, user: User, client: ClientInfo) -> IssuedTokens:
+        await self._login_throttle.succeeded(f"user:{user.id}", client.ip)
         async with self._uow() as uow:
-            if self._hasher.needs_rehash(user.password_hash):
-                new_hash = await self._hasher.hash(password)
-                user = (
-                    await uow.users.update(
-                        user.id, {"password_hash": new_hash, "updated_at": self._clock()}
-                    )
-                    or user
-                )
             issued = await self.start_session(uow, user, client)
             await uow.commit()
         return await self._with_profile(issued)

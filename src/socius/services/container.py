@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING
 from socius.services.accounts import AccountService
 from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
+from socius.services.email_verification import EmailVerification
 from socius.services.graph import GraphService
 from socius.services.inbox import InboxService
+from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService
+from socius.services.mfa import MfaService
+from socius.services.password_reset import PasswordResets
 from socius.services.profiles import ProfileService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
@@ -41,6 +45,10 @@ class Container:
     tokens: AccessTokens
     revocations: Revocations
     retention: LogRetention
+    mail: MailQueue
+    verification: EmailVerification
+    password_resets: PasswordResets
+    mfa: MfaService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

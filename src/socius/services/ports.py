@@ -10,7 +10,10 @@ from typing import Any, Protocol, Self
 from socius.domain.conversations import Conversation, Member, Message, Role
 from socius.domain.events import Event, LogPage
 from socius.domain.graph import EdgeRow, EdgeType
+from socius.domain.mail import Mail
+from socius.domain.mfa import RecoveryCode, TotpFactor
 from socius.domain.notifications import Notification
+from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.users import User
@@ -21,7 +24,10 @@ __all__ = [
     "Clock",
     "ConversationRepository",
     "EdgeRepository",
+    "Mailer",
+    "MfaRepository",
     "NotificationRepository",
+    "OneTimeTokenRepository",
     "OutboxRepository",
     "RefreshSpend",
     "SessionRepository",
@@ -360,6 +366,54 @@ class NotificationRepository(Protocol):
         """Each notification (by id) takes the payload given."""
 
 
+class OneTimeTokenRepository(Protocol):
+    """Single-use tokens, stored by their hash (domain/one_time_tokens.py)."""
+
+    async def add(self, token: OneTimeToken) -> None: ...
+
+    async def get(self, token_hash: bytes, purpose: TokenPurpose) -> OneTimeToken | None: ...
+
+    async def spend(self, token_hash: bytes, purpose: TokenPurpose, when: datetime) -> bool:
+        """Mark the token used if it is unused and unexpired at ``when``; exactly one of
+        concurrent callers gets True."""
+
+    async def count_failure(self, token_hash: bytes, *, max_attempts: int, when: datetime) -> int:
+        """Add a failed attempt; the token is spent once it reaches ``max_attempts``.
+        The attempts so far."""
+
+    async def delete_for_user(self, user_id: int, purposes: Sequence[TokenPurpose]) -> None:
+        """Void every token of these purposes the user holds."""
+
+    async def purge(self, before: datetime) -> int:
+        """Delete tokens that expired before ``before``; how many."""
+
+
+class MfaRepository(Protocol):
+    """Each user's TOTP factor (at most one) and recovery codes."""
+
+    async def factor(self, user_id: int) -> TotpFactor | None: ...
+
+    async def put_factor(self, factor: TotpFactor) -> None:
+        """Insert or replace the user's factor."""
+
+    async def confirm_factor(self, user_id: int, when: datetime, step: int) -> bool:
+        """Enable a pending factor, its first code's step used; False when none was pending."""
+
+    async def use_step(self, user_id: int, step: int) -> bool:
+        """Record ``step`` as used if it is later than the last one used; exactly one of
+        concurrent callers with the same step gets True (no replay)."""
+
+    async def delete_factor(self, user_id: int) -> bool:
+        """Remove the factor and every recovery code; False when there was no factor."""
+
+    async def replace_recovery_codes(self, user_id: int, codes: Sequence[RecoveryCode]) -> None: ...
+
+    async def unused_recovery_codes(self, user_id: int) -> list[RecoveryCode]: ...
+
+    async def use_recovery_code(self, user_id: int, code_hash: bytes, when: datetime) -> bool:
+        """Spend one code; exactly one of concurrent callers gets True."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -383,6 +437,12 @@ class UnitOfWork(Protocol):
 
     @property
     def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def one_time_tokens(self) -> OneTimeTokenRepository: ...
+
+    @property
+    def mfa(self) -> MfaRepository: ...
 
     async def commit(self) -> None: ...
 
@@ -479,6 +539,17 @@ class Cache(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Mailer(Protocol):
+    """Outbound mail: SMTP, or files in an outbox folder. Services never call it inside a
+    transaction; they hand mails to ``services/mail_queue.py`` after commit."""
+
+    async def send(self, mail: Mail) -> None:
+        """Render and deliver one mail. Raises MailUnavailable when it may work later
+        (server down, timeout, a temporary refusal) and MailRejected when it never will."""
 
     async def close(self) -> None: ...
 

@@ -28,11 +28,14 @@ __all__ = [
     "messages",
     "metadata",
     "notifications",
+    "one_time_tokens",
     "reactions",
+    "recovery_codes",
     "refresh_tokens",
     "revoked_sessions",
     "sessions",
     "signing_keys",
+    "totp_factors",
     "user_events",
     "user_seqs",
     "users",
@@ -65,6 +68,8 @@ users = Table(
     Column("settings", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # When the current email was verified; cleared whenever the email changes.
+    Column("email_verified_at", UtcDateTime, nullable=True),
 )
 
 sessions = Table(
@@ -257,4 +262,60 @@ Index(
     notifications.c.message_id,
     sqlite_where=notifications.c.message_id.isnot(None),
     postgresql_where=notifications.c.message_id.isnot(None),
+)
+
+# Single-use secrets (email verification, password reset, a login's second step), kept
+# by their SHA-256 only (domain/one_time_tokens.py). A mailed token names the address it
+# went to and is void once the account's email differs.
+one_time_tokens = Table(
+    "one_time_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column(
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("email", String(254), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+)
+
+# Each user's TOTP authenticator: the secret encrypted (services/secret_box.py), pending
+# until confirmed; ``last_step`` is the last time step a code was accepted for (replay).
+totp_factors = Table(
+    "totp_factors",
+    metadata,
+    Column(
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("secret_box", LargeBinary(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    Column("last_step", BigInteger, nullable=True),
+)
+
+# Single-use recovery codes: a salted SHA-256 of each.
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column(
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("code_hash", LargeBinary(32), primary_key=True),
+    Column("salt", LargeBinary(16), nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
 )

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
+from socius.storage.mfa import SqlMfaRepository
 from socius.storage.notifications import SqlNotificationRepository
+from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
@@ -45,6 +47,8 @@ class SqlUnitOfWork:
     outbox: SqlOutboxRepository
     conversations: SqlConversationRepository
     notifications: SqlNotificationRepository
+    one_time_tokens: SqlOneTimeTokenRepository
+    mfa: SqlMfaRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -102,6 +106,8 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(conn)
         self.conversations = SqlConversationRepository(conn)
         self.notifications = SqlNotificationRepository(conn)
+        self.one_time_tokens = SqlOneTimeTokenRepository(conn)
+        self.mfa = SqlMfaRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

@@ -15,7 +15,16 @@ from socius.domain.graph import EdgeType
 from socius.domain.users import DmPolicy, User, UserStatus
 from socius.storage.driver import direct, fetch, read_timestamp
 from socius.storage.id_lists import one_of
-from socius.storage.tables import edge_counts, edges, refresh_tokens, sessions, users
+from socius.storage.tables import (
+    edge_counts,
+    edges,
+    one_time_tokens,
+    recovery_codes,
+    refresh_tokens,
+    sessions,
+    totp_factors,
+    users,
+)
 
 __all__ = ["SqlUserRepository", "escape_like"]
 
@@ -31,6 +40,7 @@ _UPDATABLE = {
     "email",
     "settings",
     "updated_at",
+    "email_verified_at",
 }
 
 
@@ -54,6 +64,7 @@ def _to_user(row: Row[Any]) -> User:
         created_at=row.created_at,
         updated_at=row.updated_at,
         settings=dict(row.settings or {}),
+        email_verified_at=row.email_verified_at,
     )
 
 
@@ -85,6 +96,9 @@ def _user_from_driver(row: Sequence[Any]) -> User:
         created_at=read_timestamp(v["created_at"]),
         updated_at=read_timestamp(v["updated_at"]),
         settings=dict(settings or {}),
+        email_verified_at=(
+            None if v["email_verified_at"] is None else read_timestamp(v["email_verified_at"])
+        ),
     )
 
 
@@ -118,6 +132,7 @@ class SqlUserRepository:
                         settings=user.settings,
                         created_at=user.created_at,
                         updated_at=user.updated_at,
+                        email_verified_at=user.email_verified_at,
                     )
                 )
         except IntegrityError as exc:
@@ -220,7 +235,8 @@ class SqlUserRepository:
 
     async def delete(self, user_id: int) -> bool:
         # Children first: correct whether or not the engine enforces ON DELETE CASCADE.
-        await self._conn.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+        for child in (one_time_tokens, totp_factors, recovery_codes, refresh_tokens):
+            await self._conn.execute(delete(child).where(child.c.user_id == user_id))
         await self._conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
         result = await self._conn.execute(delete(users).where(users.c.id == user_id))
         return bool(result.rowcount)

@@ -20,8 +20,11 @@ def test_all() -> None:
         "AuthResult",
         "Client",
         "Conversation",
+        "EmailVerificationRequired",
         "ListedUser",
         "Message",
+        "MfaRequired",
+        "MfaStatus",
         "Page",
         "PrivateUser",
         "PublicUser",
@@ -33,6 +36,7 @@ def test_all() -> None:
         "SyncItem",
         "SyncPage",
         "TokenPair",
+        "TotpEnrollment",
     ]
     for name in socius.client.__all__:
         assert getattr(socius.client, name).__module__.startswith("socius.client.")

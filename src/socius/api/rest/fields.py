@@ -23,6 +23,7 @@ from socius.domain.conversations import (
     TITLE_PATTERN,
 )
 from socius.domain.ids import ID_PATTERN
+from socius.domain.mfa import RECOVERY_CODE_PATTERN, TOTP_CODE_PATTERN
 from socius.domain.users import (
     AVATAR_URL_MAX,
     AVATAR_URL_PATTERN,
@@ -44,11 +45,15 @@ __all__ = [
     "DisplayName",
     "DisplayNameOrEmpty",
     "Email",
+    "EmailAddress",
     "IdText",
     "MessageBody",
     "MessageTtl",
+    "MfaCode",
     "NewPassword",
+    "OneTimeTokenText",
     "Password",
+    "RecoveryCodeText",
     "Title",
     "Username",
     "optional",
@@ -97,6 +102,36 @@ Email = Annotated[
         maxLength=EMAIL_MAX,
         pattern=optional(EMAIL_PATTERN),
         description="An address (422 `invalid_email`); empty for none",
+    ),
+]
+EmailAddress = Annotated[
+    str,
+    _documented(
+        maxLength=EMAIL_MAX,
+        pattern=EMAIL_PATTERN,
+        description="An email address (422 `invalid_email`)",
+    ),
+]
+OneTimeTokenText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=256,
+        description="The token from the link (400 `invalid_token` or `token_expired`)",
+    ),
+]
+MfaCode = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=TOTP_CODE_PATTERN,
+        description="The 6-digit code the authenticator app shows now",
+    ),
+]
+RecoveryCodeText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=RECOVERY_CODE_PATTERN,
+        description="One of the recovery codes (`xxxx-xxxx-xxxx-xxxx`), each usable once",
     ),
 ]
 DisplayName = Annotated[

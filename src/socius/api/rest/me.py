@@ -12,7 +12,14 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.options import with_options
-from socius.api.rest.fields import AvatarUrl, Bio, DisplayName, NewPassword, Password
+from socius.api.rest.fields import (
+    AvatarUrl,
+    Bio,
+    DisplayName,
+    EmailAddress,
+    NewPassword,
+    Password,
+)
 from socius.api.rest.params import IdPath
 from socius.api.rest.views import (
     PrivateUserOut,
@@ -41,6 +48,11 @@ class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PasswordChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     current_password: Password
     new_password: NewPassword
+
+
+class EmailChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: EmailAddress
+    password: Password
 
 
 class PasswordConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -90,6 +102,22 @@ async def change_password(data: JSONBody[PasswordChange], state: State, principa
     )
 
 
+@post(
+    "/email",
+    status_code=200,
+    summary="Change your email address",
+    description="Needs your password (403 `invalid_password`). The new address is unverified "
+    "(`email_verified: false`) until the link mailed to it is followed; links sent before "
+    "are void, and the old address gets a notice. 409 `email_taken`. The same address "
+    "again changes nothing.",
+)
+async def change_email(
+    data: JSONBody[EmailChange], state: State, principal: Caller
+) -> PrivateUserOut:
+    account = await container_of(state).accounts.change_email(principal, data.email, data.password)
+    return private_user_out(account.user, account.profile)
+
+
 @get("/sessions", summary="Your live sessions, newest first")
 async def list_sessions(state: State, principal: Caller) -> SessionsOut:
     sessions = await container_of(state).auth.list_sessions(principal)
@@ -126,6 +154,7 @@ router = Router(
             update_me,
             delete_me,
             change_password,
+            change_email,
             list_sessions,
             revoke_session,
             revoke_other_sessions,

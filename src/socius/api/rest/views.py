@@ -10,16 +10,20 @@ import msgspec
 from socius.domain.sessions import Session
 from socius.domain.users import User
 from socius.services.auth import IssuedTokens
+from socius.services.mfa import MfaChallenge
 from socius.services.profiles import Profile
 
 __all__ = [
     "AuthOut",
+    "MfaRequiredOut",
     "Page",
     "PrivateUserOut",
     "PublicUserOut",
     "SessionOut",
     "SessionsOut",
+    "VerificationRequiredOut",
     "auth_out",
+    "login_out",
     "private_user_out",
     "public_user_out",
     "session_out",
@@ -47,6 +51,7 @@ class PrivateUserOut(PublicUserOut, kw_only=True):
     """The caller's own profile: the public one plus private fields."""
 
     email: str | None
+    email_verified: bool
     dm_policy: str
     settings: dict[str, Any]
     updated_at: datetime
@@ -60,6 +65,23 @@ class AuthOut(msgspec.Struct, kw_only=True):
     refresh_token: str
     expires_in: int
     token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+
+
+class MfaRequiredOut(msgspec.Struct, kw_only=True):
+    """The password was right and the account has a second factor: answer the challenge
+    with POST /v1/auth/login/mfa within ``expires_in`` seconds."""
+
+    mfa_required: bool
+    mfa_token: str
+    expires_in: int
+
+
+class VerificationRequiredOut(msgspec.Struct, kw_only=True):
+    """The account was created; it may sign in once its email is verified (the link has
+    been mailed)."""
+
+    user: PrivateUserOut
+    email_verification_required: bool
 
 
 class SessionOut(msgspec.Struct, kw_only=True):
@@ -119,6 +141,7 @@ def private_user_out(user: User, profile: Profile | None = None) -> PrivateUserO
         following_count=p.following_count,
         created_at=user.created_at,
         email=user.email,
+        email_verified=user.email_verified,
         dm_policy=user.dm_policy.value,
         settings=user.settings,
         updated_at=user.updated_at,
@@ -132,6 +155,14 @@ def auth_out(issued: IssuedTokens) -> AuthOut:
         refresh_token=issued.refresh_token,
         expires_in=issued.expires_in,
     )
+
+
+def login_out(result: IssuedTokens | MfaChallenge) -> AuthOut | MfaRequiredOut:
+    if isinstance(result, MfaChallenge):
+        return MfaRequiredOut(
+            mfa_required=True, mfa_token=result.mfa_token, expires_in=result.expires_in
+        )
+    return auth_out(result)
 
 
 def session_out(session: Session, current: bool) -> SessionOut:
