@@ -8,7 +8,7 @@ It depends only on httpx and msgspec, never on the server's packages.
 """
 
 from socius.client._async import AsyncClient
-from socius.client._errors import ApiError
+from socius.client._errors import ApiError, GraphQLError
 from socius.client._models import (
     AuthResult,
     Conversation,
@@ -33,6 +33,7 @@ __all__ = [
     "AuthResult",
     "Client",
     "Conversation",
+    "GraphQLError",
     "ListedUser",
     "Message",
     "Page",

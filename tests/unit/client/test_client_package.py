@@ -20,6 +20,7 @@ def test_all() -> None:
         "AuthResult",
         "Client",
         "Conversation",
+        "GraphQLError",
         "ListedUser",
         "Message",
         "Page",
