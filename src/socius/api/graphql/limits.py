@@ -6,11 +6,13 @@
   list's ``limit`` or ``first``, or the number of ``ids`` given; variables count at their
   value. Past ``MAX_COST``: ``query_too_complex``. So ``conversations(first: 50) { edges
   { node { members(first: 10) { nodes { user { username } } } } } }`` costs about 1,700,
-  and the same with ``first: 100`` twice about 30,000.
+  and the same with ``first: 100`` twice about 80,000.
 
 The document is also limited to ``MAX_TOKENS`` tokens while it is parsed (Strawberry's
 ``MaxTokensLimiter``), so a huge one is refused before it is even built. Introspection
-(``__schema``, ``__type``) is free: the schema bounds it.
+counts too, each of its lists at its average length in this schema (``types`` at the
+number of types): GraphiQL's own query costs a few thousand, and the classic
+``types { fields { type { fields ... } } }`` explosion is refused.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
@@ -45,8 +50,8 @@ from socius.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 __all__ = ["MAX_COST", "MAX_DEPTH", "MAX_TOKENS", "QueryLimits", "measure"]
 
-MAX_DEPTH = 12
-MAX_COST = 20_000
+MAX_DEPTH = 15  # the deepest query the schema allows is 9; GraphiQL's introspection, 15
+MAX_COST = 50_000
 MAX_TOKENS = 5_000
 _PAGE_ARGUMENTS = ("first", "limit")
 
@@ -145,15 +150,20 @@ class _Walk:
         seen: frozenset[str],
     ) -> None:
         name = node.name.value
-        if name.startswith("__"):
-            return
         self.depth = max(self.depth, depth)
         fields = parent.fields if isinstance(parent, GraphQLObjectType) else {}
         definition = fields.get(name)
-        type_ = _unwrap(definition.type) if definition is not None else None
+        type_: GraphQLOutputType | None = None
+        if definition is not None:
+            type_ = _unwrap(definition.type)
+        elif name in _INTROSPECTION_ROOTS:  # __schema, __type: on every root, unlisted
+            type_ = self.schema.get_type(_INTROSPECTION_ROOTS[name])  # type: ignore[assignment]
         if isinstance(type_, GraphQLList):
             assert definition is not None
-            multiplier *= self._size(node, definition, page)
+            if parent is not None and parent.name.startswith("__"):
+                multiplier *= _introspection_sizes(self.schema).get(name, 1)
+            else:
+                multiplier *= self._size(node, definition, page)
         self.cost += multiplier
         if node.selection_set is None:
             return
@@ -162,6 +172,40 @@ class _Walk:
             self._page(node) if inner is not None and inner.name.endswith("Connection") else 1
         )
         self.selections(node.selection_set, inner, depth + 1, multiplier, inner_page, seen)
+
+
+_INTROSPECTION_ROOTS = {"__schema": "__Schema", "__type": "__Type"}
+_sizes: dict[int, dict[str, int]] = {}
+
+
+def _introspection_sizes(schema: GraphQLSchema) -> dict[str, int]:
+    """How long each list of the introspection types is in ``schema``, on average (the
+    whole list of types for ``types``): what describing the schema costs."""
+    known = _sizes.get(id(schema))
+    if known is not None:
+        return known
+    types = [t for t in schema.type_map.values() if not t.name.startswith("__")]
+    objects = [t for t in types if isinstance(t, GraphQLObjectType | GraphQLInterfaceType)]
+    fields = [f for t in objects for f in t.fields.values()]
+    enums = [t for t in types if isinstance(t, GraphQLEnumType)]
+    inputs = [t for t in types if isinstance(t, GraphQLInputObjectType)]
+
+    def mean(total: int, count: int) -> int:
+        return max(1, -(-total // max(count, 1)))
+
+    known = {
+        "types": len(schema.type_map),
+        "directives": len(schema.directives),
+        "fields": mean(len(fields), len(objects)),
+        "args": mean(sum(len(f.args) for f in fields), len(fields)),
+        "enumValues": mean(sum(len(t.values) for t in enums), len(enums)),
+        "inputFields": mean(sum(len(t.fields) for t in inputs), len(inputs)),
+        "interfaces": 1,
+        "possibleTypes": 1,
+        "locations": 1,
+    }
+    _sizes[id(schema)] = known
+    return known
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
