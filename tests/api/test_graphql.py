@@ -33,7 +33,8 @@ def befriend(a: Account, b: Account) -> None:
 def group(a: Account, *others: Account, title: str = "g") -> str:
     data = gql(
         a,
-        "mutation($t: String!, $m: [ID!]!) { createGroup(title: $t, memberIds: $m) { id kind role } }",
+        "mutation($t: String!, $m: [ID!]!) { "
+        "createGroup(title: $t, memberIds: $m) { id kind role } }",
         t=title,
         m=[o.id for o in others],
     )
@@ -202,7 +203,8 @@ def test_conversation_and_messages(register: Callable[..., Account]) -> None:
         c=cid,
         m=first["id"],
     )["editMessage"]
-    assert edited["body"] == "hello!" and edited["editedAt"]
+    assert edited["body"] == "hello!"
+    assert edited["editedAt"]
     reacted = gql(
         b,
         'mutation($c: ID!, $m: ID!) { react(conversationId: $c, messageId: $m, emoji: "👍") '
@@ -217,7 +219,8 @@ def test_conversation_and_messages(register: Callable[..., Account]) -> None:
     assert read["markRead"]["lastReadSeq"] == 2
     added = gql(
         a,
-        "mutation($c: ID!, $u: [ID!]!) { addMembers(conversationId: $c, userIds: $u) { memberCount } }",
+        "mutation($c: ID!, $u: [ID!]!) { "
+        "addMembers(conversationId: $c, userIds: $u) { memberCount } }",
         c=cid,
         u=[c.id],
     )
@@ -246,7 +249,8 @@ def test_conversation_and_messages(register: Callable[..., Account]) -> None:
     assert more["pageInfo"]["hasNextPage"] is False
     deleted = gql(
         a,
-        "mutation($c: ID!, $m: ID!) { deleteMessage(conversationId: $c, messageId: $m) { body deleted } }",
+        "mutation($c: ID!, $m: ID!) { "
+        "deleteMessage(conversationId: $c, messageId: $m) { body deleted } }",
         c=cid,
         m=first["id"],
     )
@@ -274,7 +278,8 @@ def test_someone_elses_conversation_is_not_found(register: Callable[..., Account
         ("query($c: ID!) { conversation(id: $c) { id } }", {"c": "nope"}),
         (SEND, {"c": cid, "k": "z", "b": "let me in"}),
         (
-            "mutation($c: ID!, $m: ID!) { deleteMessage(conversationId: $c, messageId: $m) { id } }",
+            "mutation($c: ID!, $m: ID!) { "
+            "deleteMessage(conversationId: $c, messageId: $m) { id } }",
             {"c": cid, "m": message["id"]},
         ),
         ("mutation($c: ID!) { markRead(conversationId: $c, seq: 1) { lastReadSeq } }", {"c": cid}),
@@ -291,7 +296,8 @@ def test_authentication_is_rests(register: Callable[..., Account], http: TestCli
     (error,) = anonymous.json()["errors"]
     assert error["extensions"]["code"] == "missing_token"
     assert error["path"] == ["me"]
-    assert "locations" in error and "stack" not in str(error).lower()
+    assert "locations" in error
+    assert "stack" not in str(error).lower()
     bad = http.post("/graphql", json={"query": ME}, headers={"Authorization": "Bearer nope"})
     rest_bad = http.get("/v1/me", headers={"Authorization": "Bearer nope"})
     assert bad.json()["errors"][0]["extensions"]["code"] == rest_bad.json()["error"]["code"]
@@ -321,13 +327,17 @@ def test_limits_and_query_errors(register: Callable[..., Account], http: TestCli
     assert error.data is None
     costly = (
         "query($n: Int) { conversations(first: $n) { edges { node { "
-        "members(first: $n) { edges { node { userId role joinedAt user { id username } } } } } } } }"
+        "members(first: $n) { edges { node { userId role joinedAt user { id username } } } } "
+        "} } } }"
     )
     assert gql(a, costly, n=10)
     refused = gql_error(a, costly, n=100)
     assert codes(refused) == ["query_too_complex"]
     assert refused.details["cost"] > refused.details["max_cost"]
-    bomb = "{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }"
+    bomb = (
+        "{ __schema { types { fields { type { fields { type { fields { type { fields { name "
+        "} } } } } } } } } }"
+    )
     assert codes(gql_error(a, bomb)) == ["query_too_complex"]
     graphiql = http.post("/graphql", json={"query": get_introspection_query(descriptions=True)})
     assert graphiql.json()["data"]["__schema"]["queryType"]["name"] == "Query"
