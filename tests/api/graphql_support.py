@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
+
+from ws_support import realtime_of
 
 from conftest import Account
 from socius.client import GraphQLError
@@ -63,3 +66,19 @@ def next_payload(ws: WebSocketTestSession, op_id: str) -> dict[str, Any]:
             payload = frame["payload"]
             assert isinstance(payload, dict)
             return payload
+
+
+def wait_streaming(app: Any, http: TestClient[Any], user_id: str, count: int = 1) -> None:
+    """Wait until ``count`` gateway connections of the user are streaming live (a
+    subscription that starts "from now" misses what commits before that)."""
+    gateway = realtime_of(app).gateway
+
+    async def ready() -> None:
+        async with asyncio.timeout(WAIT):
+            while (
+                sum(1 for c in gateway.connections if c.ready and c.user_id == int(user_id))
+                < count
+            ):
+                await asyncio.sleep(0.01)
+
+    http.blocking_portal.call(ready)
