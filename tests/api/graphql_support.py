@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
-
 from ws_support import realtime_of
 
 from conftest import Account
@@ -76,8 +75,7 @@ def wait_streaming(app: Any, http: TestClient[Any], user_id: str, count: int = 1
     async def ready() -> None:
         async with asyncio.timeout(WAIT):
             while (
-                sum(1 for c in gateway.connections if c.ready and c.user_id == int(user_id))
-                < count
+                sum(1 for c in gateway.connections if c.ready and c.user_id == int(user_id)) < count
             ):
                 await asyncio.sleep(0.01)
 

@@ -7,10 +7,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from litestar.exceptions import WebSocketDisconnect
-from litestar.testing import TestClient
-
-from conftest import Account
 from graphql_support import (
     next_payload,
     recv,
@@ -18,7 +14,11 @@ from graphql_support import (
     transport_ws,
     wait_streaming,
 )
+from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import TestClient
 from ws_support import connected
+
+from conftest import Account
 
 EVENTS = "subscription($c: String) { events(cursor: $c) { type cursor event } }"
 
@@ -77,7 +77,11 @@ def test_events_stream_live_and_resume_from_a_cursor(
         assert [r["event"]["message"]["id"] for r in replayed] == missed
         rest = a.client.request("GET", "/v1/sync", params={"cursor": cursor}).json()
         assert [r["cursor"] for r in replayed] == [i["cursor"] for i in rest["items"]]
-        assert events_item(ws, "2") == {"type": "ready", "cursor": replayed[-1]["cursor"], "event": None}
+        assert events_item(ws, "2") == {
+            "type": "ready",
+            "cursor": replayed[-1]["cursor"],
+            "event": None,
+        }
         # A bad cursor: the same code as /v1/sync gives.
         subscribe(ws, "3", EVENTS, c="bogus!")
         payload = next_payload(ws, "3")
@@ -92,8 +96,7 @@ def test_message_created_is_for_members_only(
     cid = direct(a, b)
     other = direct(b, register())
     query = (
-        "subscription($c: ID!) { messageCreated(conversationId: $c) { id body seq "
-        "sender { id } } }"
+        "subscription($c: ID!) { messageCreated(conversationId: $c) { id body seq sender { id } } }"
     )
     with transport_ws(http, outsider.auth.access_token) as ws:
         subscribe(ws, "x", query, c=cid)
@@ -134,9 +137,7 @@ def test_typing_and_presence(
             "data": {"typing": {"conversationId": cid, "userId": b.id}}
         }
         with connected(http, b.auth.access_token):
-            assert next_payload(ws, "p") == {
-                "data": {"presence": {"userId": b.id, "online": True}}
-            }
+            assert next_payload(ws, "p") == {"data": {"presence": {"userId": b.id, "online": True}}}
         assert next_payload(ws, "p") == {"data": {"presence": {"userId": b.id, "online": False}}}
 
 
@@ -151,7 +152,10 @@ def test_queries_over_the_socket_and_its_authentication(
     # The header-like payload GraphiQL sends works too.
     with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
         ws.send_json(
-            {"type": "connection_init", "payload": {"Authorization": f"Bearer {a.auth.access_token}"}}
+            {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {a.auth.access_token}"},
+            }
         )
         assert recv(ws) == {"type": "connection_ack"}
     for payload in ({}, {"token": "nope"}):

@@ -165,9 +165,7 @@ def test_the_vendored_swagger_ui_is_the_recorded_version_with_its_licence() -> N
 def test_no_file_of_the_client_or_docs_loads_anything_from_elsewhere() -> None:
     vendored = (VENDORED, GRAPHIQL_ROOT / "vendor")
     ours = [
-        p
-        for p in WEB_ROOT.rglob("*")
-        if p.is_file() and not any(v in p.parents for v in vendored)
+        p for p in WEB_ROOT.rglob("*") if p.is_file() and not any(v in p.parents for v in vendored)
     ]
     for path in ours:
         if path.suffix not in (".html", ".js", ".css"):

@@ -68,8 +68,10 @@ DOCS_CSP = (
     "frame-ancestors 'none'"
 )
 
-# GraphiQL (React) sets style attributes too; its editor needs nothing else from elsewhere.
-GRAPHIQL_CSP = DOCS_CSP
+# GraphiQL (React) sets style attributes too, and its CSS carries its fonts as data: URLs.
+GRAPHIQL_CSP = DOCS_CSP.replace(
+    "img-src 'self' data:;", "img-src 'self' data:; font-src 'self' data:;"
+)
 
 
 @dataclass(frozen=True, slots=True)
