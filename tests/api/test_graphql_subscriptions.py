@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from graphql_support import (
     next_payload,
     recv,
@@ -161,12 +162,9 @@ def test_queries_over_the_socket_and_its_authentication(
     for payload in ({}, {"token": "nope"}):
         with http.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             ws.send_json({"type": "connection_init", "payload": payload})
-            try:
-                frame = recv(ws)
-            except WebSocketDisconnect as closed:
-                assert closed.code == 4403
-            else:
-                raise AssertionError(f"expected a close, got {frame}")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                recv(ws)
+            assert closed.value.code == 4403
 
 
 def test_a_revoked_session_ends_its_subscriptions(
