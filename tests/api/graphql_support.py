@@ -72,11 +72,14 @@ def wait_streaming(app: Any, http: TestClient[Any], user_id: str, count: int = 1
     subscription that starts "from now" misses what commits before that)."""
     gateway = realtime_of(app).gateway
 
+    def streaming() -> int:
+        return sum(1 for c in gateway.connections if c.ready and c.user_id == int(user_id))
+
     async def ready() -> None:
-        async with asyncio.timeout(WAIT):
-            while (
-                sum(1 for c in gateway.connections if c.ready and c.user_id == int(user_id)) < count
-            ):
-                await asyncio.sleep(0.01)
+        for _ in range(int(WAIT / 0.01)):
+            if streaming() >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{count} streams of user {user_id} not ready")
 
     http.blocking_portal.call(ready)

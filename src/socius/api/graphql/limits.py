@@ -1,4 +1,5 @@
-"""How big a query may be: its depth and its cost, judged before anything runs.
+"""How big a query may be: its depth and its cost, judged once it is valid, before
+anything runs.
 
 - **Depth**: fields nested more than ``MAX_DEPTH`` levels: ``query_too_deep``.
 - **Cost**: the number of field values the query may produce, counting every list at the
@@ -246,12 +247,12 @@ def _refusal(code: str, message: str, **details: int) -> GraphQLError:
 
 
 class QueryLimits(SchemaExtension):
-    """Refuses a query past the depth or cost limit, before it is validated or run."""
+    """Refuses a valid query past the depth or cost limit, before it runs."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None and context.pre_execution_errors is None:
+        if document is not None and not context.pre_execution_errors:
             depth, cost = measure(
                 context.schema._schema, document, context.operation_name, context.variables
             )
