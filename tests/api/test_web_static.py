@@ -19,6 +19,7 @@ Http = TestClient[ASGIApp]
 
 DOCS_ROOT = WEB_ROOT / "docs"
 VENDORED = DOCS_ROOT / "swagger-ui"
+GRAPHIQL_ROOT = WEB_ROOT / "graphiql"  # served under /graphql/ide (test_graphql_page.py)
 TYPES = {
     ".html": "text/html",
     ".js": "text/javascript",
@@ -35,7 +36,11 @@ def stack() -> str:
 
 
 def client_files() -> list[Path]:
-    return sorted(p for p in WEB_ROOT.rglob("*") if p.is_file() and DOCS_ROOT not in p.parents)
+    return sorted(
+        p
+        for p in WEB_ROOT.rglob("*")
+        if p.is_file() and DOCS_ROOT not in p.parents and GRAPHIQL_ROOT not in p.parents
+    )
 
 
 def test_the_client_page_is_served_at_the_root(http: Http) -> None:
@@ -100,6 +105,7 @@ def test_text_files_are_gzipped_when_the_browser_accepts_it(http: Http) -> None:
         "/web/%2e%2e/api/web.py",
         "/web/..%2fapi%2fweb.py",
         "/web/docs/index.html",  # the docs are served under /docs only
+        "/web/graphiql/index.html",  # GraphiQL under /graphql only
         "/web/.hidden.js",
         "/web/",
         "/docs/../index.html",
@@ -157,7 +163,10 @@ def test_the_vendored_swagger_ui_is_the_recorded_version_with_its_licence() -> N
 
 
 def test_no_file_of_the_client_or_docs_loads_anything_from_elsewhere() -> None:
-    ours = [p for p in WEB_ROOT.rglob("*") if p.is_file() and VENDORED not in p.parents]
+    vendored = (VENDORED, GRAPHIQL_ROOT / "vendor")
+    ours = [
+        p for p in WEB_ROOT.rglob("*") if p.is_file() and not any(v in p.parents for v in vendored)
+    ]
     for path in ours:
         if path.suffix not in (".html", ".js", ".css"):
             continue
@@ -168,7 +177,7 @@ def test_no_file_of_the_client_or_docs_loads_anything_from_elsewhere() -> None:
 def test_the_client_modules_import_only_files_that_exist() -> None:
     imports = re.compile(r'(?:import|from)\s*(?:\(\s*)?"(\.{1,2}/[^"]+)"')
     for path in WEB_ROOT.rglob("*.js"):
-        if DOCS_ROOT in path.parents:
+        if DOCS_ROOT in path.parents or GRAPHIQL_ROOT in path.parents:
             continue
         for target in imports.findall(path.read_text()):
             assert (path.parent / target).resolve().is_file(), f"{path.name}: {target}"

@@ -18,6 +18,7 @@ from socius.api import web
 from socius.api.body import StrictRequest
 from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
+from socius.api.graphql import graphql_controller
 from socius.api.openapi import document
 from socius.api.rest import (
     auth,
@@ -119,6 +120,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             inbox.router,
             presence.router,
             ws_gateway,
+            graphql_controller(),  # /graphql (docs/graphql.md)
             web.router,  # the browser client at / and the API reference at /docs
         ],
         dependencies=dependencies,

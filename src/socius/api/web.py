@@ -1,9 +1,11 @@
-"""The browser client at ``/`` and the API reference at ``/docs``: static files shipped in
-the package (``socius/web``), with no CDN and no build step.
+"""The browser client at ``/``, the API reference at ``/docs`` and GraphiQL at ``GET
+/graphql``: static files shipped in the package (``socius/web``), with no CDN and no build
+step.
 
-Only four exact routes are registered — ``/``, ``/web/{path}``, ``/docs`` and
-``/docs/{path}`` — never a catch-all mount, so no API path can be shadowed; none of them is
-in the OpenAPI document. A file is read on its first request and kept in memory with its
+Only exact routes are registered — ``/``, ``/web/{path}``, ``/docs``, ``/docs/{path}`` and
+``/graphql/ide/{path}`` (the GraphiQL page itself is answered by the GraphQL controller,
+through ``graphiql_page``) — never a catch-all mount, so no API path can be shadowed; none
+of them is in the OpenAPI document. A file is read on its first request and kept in memory with its
 gzip form and a strong ETag. Answers say ``Cache-Control: no-cache``: browsers
 keep the files and revalidate them, which costs a 304 with no body, so a new release
 shows at the next load. HTML pages carry a Content-Security-Policy that allows this
@@ -23,7 +25,16 @@ from litestar.params import FromPath
 
 from socius.domain.errors import NotFound
 
-__all__ = ["CLIENT_CSP", "DOCS_CSP", "WEB_ROOT", "Asset", "Assets", "router"]
+__all__ = [
+    "CLIENT_CSP",
+    "DOCS_CSP",
+    "GRAPHIQL_CSP",
+    "WEB_ROOT",
+    "Asset",
+    "Assets",
+    "graphiql_page",
+    "router",
+]
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
@@ -55,6 +66,11 @@ DOCS_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
+)
+
+# GraphiQL (React) sets style attributes too, and its CSS carries its fonts as data: URLs.
+GRAPHIQL_CSP = DOCS_CSP.replace(
+    "img-src 'self' data:;", "img-src 'self' data:; font-src 'self' data:;"
 )
 
 
@@ -184,8 +200,15 @@ class _Site:
         return _serve(request, asset, csp=self.csp if path.endswith(".html") else None)
 
 
-_CLIENT = _Site(Assets(WEB_ROOT, exclude=("docs",)), CLIENT_CSP)
+_CLIENT = _Site(Assets(WEB_ROOT, exclude=("docs", "graphiql")), CLIENT_CSP)
 _DOCS = _Site(Assets(WEB_ROOT / "docs"), DOCS_CSP)
+_GRAPHIQL = _Site(Assets(WEB_ROOT / "graphiql"), GRAPHIQL_CSP)
+
+
+def graphiql_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """GraphiQL on ``/graphql``, from files vendored in the package (the GraphQL
+    controller answers a browser's ``GET /graphql`` with it)."""
+    return _GRAPHIQL.answer(request, "index.html")
 
 
 @get("/", include_in_schema=False)
@@ -210,4 +233,12 @@ async def docs_file(request: Request[Any, Any, Any], path: FromPath[str]) -> Res
     return _DOCS.answer(request, path)
 
 
-router = Router(path="/", route_handlers=[client_page, client_file, docs_page, docs_file])
+@get("/graphql/ide/{path:path}", include_in_schema=False)
+async def graphiql_file(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[bytes]:
+    return _GRAPHIQL.answer(request, path)
+
+
+router = Router(
+    path="/",
+    route_handlers=[client_page, client_file, docs_page, docs_file, graphiql_file],
+)

@@ -8,7 +8,12 @@ It depends only on httpx and msgspec, never on the server's packages.
 """
 
 from socius.client._async import AsyncClient
-from socius.client._errors import ApiError, EmailVerificationRequired, MfaRequired
+from socius.client._errors import (
+    ApiError,
+    EmailVerificationRequired,
+    GraphQLError,
+    MfaRequired,
+)
 from socius.client._models import (
     AuthResult,
     Conversation,
@@ -36,6 +41,7 @@ __all__ = [
     "Client",
     "Conversation",
     "EmailVerificationRequired",
+    "GraphQLError",
     "ListedUser",
     "Message",
     "MfaRequired",

@@ -9,7 +9,13 @@ import httpx
 import msgspec
 
 from socius.client._codec import decode, encode
-from socius.client._errors import ApiError, EmailVerificationRequired, MfaRequired
+from socius.client._errors import (
+    ApiError,
+    EmailVerificationRequired,
+    GraphQLError,
+    MfaRequired,
+    parse_retry_after,
+)
 from socius.client._http import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
@@ -187,6 +193,42 @@ class AsyncClient:
         self.access_token = result.access_token
         self.refresh_token = result.refresh_token
         return result
+
+    async def graphql(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        operation_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Run a GraphQL query or mutation at /graphql; the answer's `data`.
+
+        Raises GraphQLError (an ApiError with the first error's code, and every error in
+        `errors`) when the answer has errors, and ApiError for an answer that is not
+        GraphQL at all.
+        """
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = dict(variables)
+        if operation_name is not None:
+            body["operationName"] = operation_name
+        response = await self.raw("POST", "/graphql", json=body)
+        try:
+            answer = decode(dict[str, Any], response.content)
+        except ValueError:
+            raise ApiError.from_response(response) from None
+        errors = answer.get("errors")
+        data = answer.get("data")
+        if errors:
+            raise GraphQLError(
+                response.status_code,
+                list(errors),
+                data if isinstance(data, dict) else None,
+                parse_retry_after(response.headers.get("retry-after")),
+            )
+        if response.status_code >= 400 or not isinstance(data, dict):
+            raise ApiError.from_response(response)
+        return data
 
     # -- auth --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 
-__all__ = ["ApiError", "EmailVerificationRequired", "MfaRequired"]
+__all__ = ["ApiError", "EmailVerificationRequired", "GraphQLError", "MfaRequired"]
 
 
 class ApiError(Exception):
@@ -102,6 +102,43 @@ class EmailVerificationRequired(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.user,))
+
+
+class GraphQLError(ApiError):
+    """A GraphQL answer with errors (``client.graphql``).
+
+    `code`, `message` and `details` are those of the first error (its
+    ``extensions.code``: the same stable codes as REST); `errors` holds them all, as the
+    server sent them, and `data` whatever the server could answer (None when nothing).
+    """
+
+    errors: list[dict[str, Any]]
+    data: dict[str, Any] | None
+
+    def __init__(
+        self,
+        status: int,
+        errors: list[dict[str, Any]],
+        data: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        first = errors[0] if errors else {}
+        extensions = first.get("extensions") if isinstance(first.get("extensions"), dict) else {}
+        assert isinstance(extensions, dict)
+        code = extensions.get("code")
+        details = extensions.get("details")
+        super().__init__(
+            status,
+            code if isinstance(code, str) else "graphql_error",
+            str(first.get("message", "the GraphQL operation failed")),
+            details if isinstance(details, dict) else {},
+            retry_after,
+        )
+        self.errors = errors
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.status, self.errors, self.data, self.retry_after))
 
 
 def parse_retry_after(value: str | None) -> float | None:

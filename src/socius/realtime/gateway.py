@@ -33,6 +33,7 @@ from socius.domain.errors import (
     Unavailable,
 )
 from socius.domain.ids import parse_id
+from socius.domain.sessions import AccessClaims
 from socius.observability.metrics import Metrics
 from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
@@ -188,11 +189,20 @@ class Gateway:
     async def _revoked(self, session_ids: list[int]) -> dict[int, bool]:
         return dict.fromkeys(await self.revocations.revoked_among(session_ids), True)
 
-    async def serve(self, socket: Socket) -> None:
-        """Run one accepted socket until it closes."""
+    async def serve(
+        self,
+        socket: Socket,
+        *,
+        claims: AccessClaims | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        """Run one accepted socket until it closes. ``claims``: the caller, already
+        authenticated by the transport (the auth frame's token is then not verified again;
+        the session's revocation still is); ``limits``: this socket's own (the GraphQL
+        subscriptions, whose liveness their own socket watches)."""
         if self._checker is None:
             self._checker = asyncio.create_task(self._check_all(), name="socius-ws-check")
-        connection = Connection(self, socket, self.limits)
+        connection = Connection(self, socket, limits or self.limits, claims)
         self.connections.add(connection)
         self._idle.clear()
         if self.metrics:
@@ -312,6 +322,7 @@ class Connection:
     own and no timer (the gateway's one timer watches every socket's silence)."""
 
     __slots__ = (
+        "_claims",
         "_done",
         "_gw",
         "_limits",
@@ -332,8 +343,11 @@ class Connection:
         "user_id",
     )
 
-    def __init__(self, gateway: Gateway, socket: Socket, limits: Limits) -> None:
+    def __init__(
+        self, gateway: Gateway, socket: Socket, limits: Limits, claims: AccessClaims | None = None
+    ) -> None:
         self._gw = gateway
+        self._claims = claims
         self._socket = socket
         self._limits = limits
         self.user_id = 0
@@ -453,7 +467,7 @@ class Connection:
         gw = self._gw
         try:
             # The signature and claims; revocation is checked once subscribed (below).
-            claims = await gw.tokens.verify(frame.token)
+            claims = self._claims or await gw.tokens.verify(frame.token)
         except Unauthenticated as exc:
             self.finish(CLOSE_UNAUTHENTICATED, exc.code)
             return False

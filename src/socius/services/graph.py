@@ -190,6 +190,19 @@ class GraphService:
                 raise _user_not_found()
         return await self._profiles.get(user_id)
 
+    async def visible_profiles(self, viewer: int, user_ids: Sequence[int]) -> dict[int, Profile]:
+        """The profiles among ``user_ids`` that ``viewer`` may see (``visible_profile`` for
+        many: one cached multi-get of relationships, one of profiles); the rest are left
+        out: unknown, erased, or blocked either way."""
+        others = [u for u in dict.fromkeys(user_ids) if u != viewer]
+        found = await self._cache.relationships(viewer, others) if others else {}
+        shown = [
+            u
+            for u in dict.fromkeys(user_ids)
+            if u == viewer or not (EdgeType.BLOCKS in found[u] or EdgeType.BLOCKED_BY in found[u])
+        ]
+        return await self._profiles.get_many(shown) if shown else {}
+
     async def check_list_visible(self, viewer: int, owner: int) -> None:
         """May ``viewer`` see ``owner``'s friend and follower lists?"""
         if viewer == owner:

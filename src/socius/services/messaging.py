@@ -15,6 +15,7 @@ typing never reaches someone who mutes its sender. Messages in groups stay visib
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -343,14 +344,9 @@ class MessagingService:
             rows = await uow.conversations.for_user(actor, limit=size + 1, before=before)
             shown = rows[:size]
             last = await uow.conversations.last_messages([c.id for c, _ in shown])
-            views = []
-            for c, m in shown:
-                ids = (
-                    await uow.conversations.member_ids(c.id)
-                    if c.kind is ConversationKind.DIRECT
-                    else None
-                )
-                views.append(ConversationView(c, m, last.get(c.id), ids))
+            direct = [c.id for c, _ in shown if c.kind is ConversationKind.DIRECT]
+            pairs = await uow.conversations.member_ids_many(direct) if direct else {}
+            views = [ConversationView(c, m, last.get(c.id), pairs.get(c.id)) for c, m in shown]
         next_cursor = None
         if len(rows) > size and shown:
             c = shown[-1][0]
@@ -404,6 +400,26 @@ class MessagingService:
         shown = found[:size]
         more = len(found) > size and shown
         return shown, encode_cursor(MemberPosition(u=shown[-1].user_id)) if more else None
+
+    async def first_members(
+        self, actor: int, conversation_ids: Sequence[int], *, limit: int | None
+    ) -> dict[int, tuple[list[Member], str | None]]:
+        """``members`` (first page) of several conversations in one statement; those
+        ``actor`` is not a member of are left out (a caller treats them as not found)."""
+        size = check_limit(limit)
+        async with self._uow(write=False) as uow:
+            found = await uow.conversations.first_members(
+                list(dict.fromkeys(conversation_ids)), actor, limit=size + 1
+            )
+        pages = {}
+        for cid, rows in found.items():
+            shown = rows[:size]
+            more = len(rows) > size and shown
+            pages[cid] = (
+                shown,
+                encode_cursor(MemberPosition(u=shown[-1].user_id)) if more else None,
+            )
+        return pages
 
     async def add_members(
         self, actor: int, conversation_id: int, user_ids: list[int]

@@ -273,6 +273,9 @@ class ConversationRepository(Protocol):
 
     async def member_ids(self, conversation_id: int) -> list[int]: ...
 
+    async def member_ids_many(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
+        """``member_ids`` of several conversations in one statement."""
+
     async def audience(self, conversation_id: int, speaker: int, *, typing: bool) -> list[int]:
         """The members who hear ``speaker``'s typing (``typing``) or read receipts: all but
         the speaker and those blocked either way with them; for typing, also not those
@@ -284,6 +287,12 @@ class ConversationRepository(Protocol):
     async def members(
         self, conversation_id: int, *, limit: int, after_user_id: int | None
     ) -> list[Member]: ...
+
+    async def first_members(
+        self, conversation_ids: Sequence[int], viewer: int, *, limit: int
+    ) -> dict[int, list[Member]]:
+        """The first ``limit`` members (by user id) of each of the conversations that
+        ``viewer`` is a member of, in one statement; the others are left out."""
 
     async def add_members(
         self,

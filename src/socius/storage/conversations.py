@@ -300,6 +300,19 @@ class SqlConversationRepository:
         rows = await self._conn.execute(_MEMBER_IDS, {"cid": conversation_id})
         return [row.user_id for row in rows]
 
+    async def member_ids_many(self, conversation_ids: Sequence[int]) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {c: [] for c in conversation_ids}
+        if not found:
+            return found
+        rows = await self._conn.execute(
+            select(members.c.conversation_id, members.c.user_id).where(
+                members.c.conversation_id.in_(list(found))
+            )
+        )
+        for row in rows:
+            found[row.conversation_id].append(row.user_id)
+        return found
+
     async def audience(self, conversation_id: int, speaker: int, *, typing: bool) -> list[int]:
         """The members who hear ``speaker``'s typing (``typing``) or read receipts: all but
         the speaker and those blocked either way with them; for typing, also not those
@@ -329,6 +342,40 @@ class SqlConversationRepository:
         if after_user_id is not None:
             stmt = stmt.where(members.c.user_id > after_user_id)
         return [_member(row) for row in await self._conn.execute(stmt)]
+
+    async def first_members(
+        self, conversation_ids: Sequence[int], viewer: int, *, limit: int
+    ) -> dict[int, list[Member]]:
+        if not conversation_ids:
+            return {}
+        mine = members.alias("mine")
+        ranked = (
+            select(
+                members,
+                func.row_number()
+                .over(partition_by=members.c.conversation_id, order_by=members.c.user_id)
+                .label("rank"),
+            )
+            .where(
+                members.c.conversation_id.in_(list(conversation_ids)),
+                exists(
+                    select(mine.c.user_id).where(
+                        mine.c.conversation_id == members.c.conversation_id,
+                        mine.c.user_id == viewer,
+                    )
+                ),
+            )
+            .subquery()
+        )
+        rows = await self._conn.execute(
+            select(ranked)
+            .where(ranked.c.rank <= limit)
+            .order_by(ranked.c.conversation_id, ranked.c.user_id)
+        )
+        found: dict[int, list[Member]] = {}
+        for row in rows:
+            found.setdefault(row.conversation_id, []).append(_member(row))
+        return found
 
     async def add_members(
         self,

@@ -21,6 +21,7 @@ def test_all() -> None:
         "Client",
         "Conversation",
         "EmailVerificationRequired",
+        "GraphQLError",
         "ListedUser",
         "Message",
         "MfaRequired",
