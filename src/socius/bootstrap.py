@@ -28,6 +28,8 @@ from socius.observability.tracing import TracingMiddleware, configure_tracing
 from socius.realtime import Realtime, revocation_notifier
 from socius.realtime.gateway import Gateway
 from socius.services.accounts import AccountService
+from socius.services.admin import AdminService
+from socius.services.audit import AuditLog
 from socius.services.auth import AuthService
 from socius.services.container import Container
 from socius.services.delivery import Delivery
@@ -218,6 +220,15 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         tokens=tokens,
         revocations=revocations,
         retention=LogRetention(database, clock, keep_seconds=settings.event_log_retention_seconds),
+        admin=AdminService(
+            database,
+            clock,
+            accounts,
+            revocations,
+            profiles,
+            tokens,
+            AuditLog(database, clock, ids),
+        ),
     )
     realtime = Realtime(
         bus=bus,

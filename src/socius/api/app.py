@@ -20,6 +20,7 @@ from socius.api.dependencies import container_of, dependencies
 from socius.api.errors import exception_handlers
 from socius.api.openapi import document
 from socius.api.rest import (
+    admin,
     auth,
     conversations,
     friends,
@@ -114,6 +115,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             conversations.router,
             inbox.router,
             presence.router,
+            admin.router,
             ws_gateway,
             web.router,  # the browser client at / and the API reference at /docs
         ],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from socius.services.accounts import AccountService
+from socius.services.admin import AdminService
 from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.graph import GraphService
@@ -41,6 +42,7 @@ class Container:
     tokens: AccessTokens
     revocations: Revocations
     retention: LogRetention
+    admin: AdminService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

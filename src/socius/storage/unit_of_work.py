@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
     outbox: SqlOutboxRepository
     conversations: SqlConversationRepository
     notifications: SqlNotificationRepository
+    audit: SqlAuditRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -102,6 +104,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(conn)
         self.conversations = SqlConversationRepository(conn)
         self.notifications = SqlNotificationRepository(conn)
+        self.audit = SqlAuditRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

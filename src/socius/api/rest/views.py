@@ -50,6 +50,7 @@ class PrivateUserOut(PublicUserOut, kw_only=True):
     dm_policy: str
     settings: dict[str, Any]
     updated_at: datetime
+    is_admin: bool
 
 
 class AuthOut(msgspec.Struct, kw_only=True):
@@ -122,6 +123,7 @@ def private_user_out(user: User, profile: Profile | None = None) -> PrivateUserO
         dm_policy=user.dm_policy.value,
         settings=user.settings,
         updated_at=user.updated_at,
+        is_admin=user.is_admin,
     )
 
 
