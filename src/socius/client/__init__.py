@@ -8,8 +8,11 @@ It depends only on httpx and msgspec, never on the server's packages.
 """
 
 from socius.client._async import AsyncClient
+from socius.client._async_admin import AsyncAdmin
 from socius.client._errors import ApiError
 from socius.client._models import (
+    AdminUser,
+    AuditEntry,
     AuthResult,
     Conversation,
     ListedUser,
@@ -26,10 +29,15 @@ from socius.client._models import (
 )
 from socius.client._realtime import RealtimeClient, RealtimeClosed
 from socius.client._sync import Client
+from socius.client._sync_admin import Admin
 
 __all__ = [
+    "Admin",
+    "AdminUser",
     "ApiError",
+    "AsyncAdmin",
     "AsyncClient",
+    "AuditEntry",
     "AuthResult",
     "Client",
     "Conversation",
