@@ -19,11 +19,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 
-from socius.api.dependencies import authenticate, container_of
+from socius.api.dependencies import Requester, authenticate, container_of
 from socius.api.options import with_options
 from socius.observability.logging import current_request_id
 from socius.services.audit import Actor
-from socius.services.auth import ClientInfo
 
 __all__ = ["AdminActor", "admin_router", "require_admin"]
 
@@ -53,7 +52,7 @@ async def require_admin(
     await _check(connection)
 
 
-async def provide_actor(request: Request[Any, Any, Any], client: ClientInfo) -> Actor:
+async def provide_actor(request: Request[Any, Any, Any], client: Requester) -> Actor:
     actor = await _check(request)
     return dataclasses.replace(actor, ip=client.ip or None)
 
