@@ -48,7 +48,12 @@ async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     """A guard: guards run before parameters are parsed, so a caller who is not an
-    administrator gets 403 whatever else is wrong with the request."""
+    administrator gets 403 whatever else is wrong with the request. ``OPTIONS`` (which
+    methods a path has: the OpenAPI document tells as much) needs only a valid token, as
+    on every other path."""
+    if connection.scope.get("method") == "OPTIONS":
+        await authenticate(connection)
+        return
     await _check(connection)
 
 
