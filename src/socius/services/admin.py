@@ -7,6 +7,7 @@ methods; they differ only in the ``Actor`` they pass (services/audit.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -209,10 +210,7 @@ class AdminService:
         caller's own account."""
         reason = check_reason(reason)
         async with self._uow() as uow:
-            admins = await self._lock(uow, actor)
-            user = await uow.users.get(user_id)
-            if user is None:
-                raise _no_such_user()
+            admins, user = await self._start(uow, actor, user_id)
             if user.status is status:
                 return Outcome(await self._with_login(uow, user), changed=False)
             details: dict[str, object] = {"reason": reason}
@@ -229,17 +227,14 @@ class AdminService:
                 ended = await uow.sessions.revoke_all(user.id, now)
                 await self._revocations.record(uow, ended, user_id=user.id)
                 details["sessions_revoked"] = len(ended)
+            changed = user.id
+            uow.after_commit(lambda: self._profiles.invalidate(changed))
             action = (
                 AuditAction.USER_DISABLE
                 if status is UserStatus.DISABLED
                 else AuditAction.USER_ENABLE
             )
-            await self._audit.record(uow, actor, action, target=_target(user), details=details)
-            changed = user.id
-            uow.after_commit(lambda: self._profiles.invalidate(changed))
-            view = await self._with_login(uow, user)
-            await uow.commit()
-        return Outcome(view, changed=True)
+            return await self._finish(uow, actor, action, user, details)
 
     async def set_admin(
         self, actor: Actor, user_id: int, is_admin: bool, *, reason: str | None = None
@@ -248,10 +243,7 @@ class AdminService:
         it (409 ``last_admin``); an administrator may step down while others remain."""
         reason = check_reason(reason)
         async with self._uow() as uow:
-            admins = await self._lock(uow, actor)
-            user = await uow.users.get(user_id)
-            if user is None:
-                raise _no_such_user()
+            admins, user = await self._start(uow, actor, user_id)
             if user.is_admin is is_admin:
                 return Outcome(await self._with_login(uow, user), changed=False)
             if not is_admin and admins == [user.id]:
@@ -261,12 +253,7 @@ class AdminService:
                 or user
             )
             action = AuditAction.USER_GRANT_ADMIN if is_admin else AuditAction.USER_REVOKE_ADMIN
-            await self._audit.record(
-                uow, actor, action, target=_target(user), details={"reason": reason}
-            )
-            view = await self._with_login(uow, user)
-            await uow.commit()
-        return Outcome(view, changed=True)
+            return await self._finish(uow, actor, action, user, {"reason": reason})
 
     async def rotate_keys(self, actor: Actor) -> str:
         """A new token signing key (services/tokens.py); the new key's id."""
@@ -276,6 +263,28 @@ class AdminService:
             await self._audit.record(uow, actor, AuditAction.KEYS_ROTATE, details={"kid": kid})
 
         return await self._tokens.rotate(within=audited)
+
+    async def _start(self, uow: UnitOfWork, actor: Actor, user_id: int) -> tuple[list[int], User]:
+        """Lock the administrators (``_lock``) and read the account acted on."""
+        admins = await self._lock(uow, actor)
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise _no_such_user()
+        return admins, user
+
+    async def _finish(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        action: AuditAction,
+        user: User,
+        details: Mapping[str, object],
+    ) -> Outcome:
+        """Write the action's audit entry and commit: the account as it now is."""
+        await self._audit.record(uow, actor, action, target=_target(user), details=details)
+        view = await self._with_login(uow, user)
+        await uow.commit()
+        return Outcome(view, changed=True)
 
     async def _with_login(self, uow: UnitOfWork, user: User) -> AdminUser:
         logins = await uow.sessions.last_logins([user.id])

@@ -21,7 +21,7 @@ from socius.api.rest.views import Page
 from socius.domain.audit import ACTION_PATTERN, REASON_MAX, REASON_PATTERN, AuditEntry, Via
 from socius.domain.ids import ID_PATTERN, parse_id
 from socius.domain.users import UserStatus
-from socius.services.admin import AdminUser, Outcome
+from socius.services.admin import AdminUser
 from socius.services.audit import AuditPage
 
 __all__ = ["AdminUserOut", "AuditEntryOut", "router"]
@@ -156,8 +156,8 @@ async def get_user(user_id: IdPath, state: State) -> AdminUserOut:
     return _user_out(await container_of(state).admin.get_user(user_id_or_404(user_id)))
 
 
-def _outcome(outcome: Outcome) -> AdminUserOut:
-    return _user_out(outcome.user)
+def _reason(data: ActionNote | None) -> str | None:
+    return data.reason if data else None
 
 
 @post(
@@ -173,9 +173,9 @@ async def disable_user(
     user_id: IdPath, state: State, admin: AdminActor, data: Note = None
 ) -> AdminUserOut:
     outcome = await container_of(state).admin.set_status(
-        admin, user_id_or_404(user_id), UserStatus.DISABLED, reason=data.reason if data else None
+        admin, user_id_or_404(user_id), UserStatus.DISABLED, reason=_reason(data)
     )
-    return _outcome(outcome)
+    return _user_out(outcome.user)
 
 
 @post(
@@ -188,9 +188,9 @@ async def enable_user(
     user_id: IdPath, state: State, admin: AdminActor, data: Note = None
 ) -> AdminUserOut:
     outcome = await container_of(state).admin.set_status(
-        admin, user_id_or_404(user_id), UserStatus.ACTIVE, reason=data.reason if data else None
+        admin, user_id_or_404(user_id), UserStatus.ACTIVE, reason=_reason(data)
     )
-    return _outcome(outcome)
+    return _user_out(outcome.user)
 
 
 @post(
@@ -203,9 +203,9 @@ async def grant_admin(
     user_id: IdPath, state: State, admin: AdminActor, data: Note = None
 ) -> AdminUserOut:
     outcome = await container_of(state).admin.set_admin(
-        admin, user_id_or_404(user_id), True, reason=data.reason if data else None
+        admin, user_id_or_404(user_id), True, reason=_reason(data)
     )
-    return _outcome(outcome)
+    return _user_out(outcome.user)
 
 
 @post(
@@ -220,9 +220,9 @@ async def revoke_admin(
     user_id: IdPath, state: State, admin: AdminActor, data: Note = None
 ) -> AdminUserOut:
     outcome = await container_of(state).admin.set_admin(
-        admin, user_id_or_404(user_id), False, reason=data.reason if data else None
+        admin, user_id_or_404(user_id), False, reason=_reason(data)
     )
-    return _outcome(outcome)
+    return _user_out(outcome.user)
 
 
 # ---------------------------------------------------------------------------- audit
