@@ -125,6 +125,21 @@ def test_a_revoked_administrator_is_refused_at_the_next_request(
     assert other.client.me().is_admin is False  # the account itself goes on
 
 
+def test_the_admin_check_costs_one_lookup_of_the_callers_row(
+    register: Callable[..., Account], admin: Account, count_queries: Callable[[], Any]
+) -> None:
+    """docs/admin.md: the flag is read on every admin request, not cached: one statement
+    (the caller's row by primary key) before the route's own reads."""
+    bob = register()
+    admin.client.admin.user(bob.id)  # anything lazily set up is set up
+    with count_queries() as statements:
+        assert admin.client.admin.user(bob.id).id == bob.id
+    # The check, the account, its last login.
+    assert len(statements) == 3, statements
+    assert statements[0].lstrip().upper().startswith("SELECT"), statements[0]
+    assert "users" in statements[0] and "sessions" not in statements[0]
+
+
 # ---------------------------------------------------------------------------- accounts
 
 
