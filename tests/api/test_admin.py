@@ -137,7 +137,8 @@ def test_the_admin_check_costs_one_lookup_of_the_callers_row(
     # The check, the account, its last login.
     assert len(statements) == 3, statements
     assert statements[0].lstrip().upper().startswith("SELECT"), statements[0]
-    assert "users" in statements[0] and "sessions" not in statements[0]
+    assert "users" in statements[0]
+    assert "sessions" not in statements[0]
 
 
 # ---------------------------------------------------------------------------- accounts
