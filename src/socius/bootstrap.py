@@ -32,6 +32,8 @@ from socius.observability.tracing import TracingMiddleware, configure_tracing
 from socius.realtime import Realtime, revocation_notifier
 from socius.realtime.gateway import Gateway
 from socius.services.accounts import AccountService
+from socius.services.admin import AdminService
+from socius.services.audit import AuditLog
 from socius.services.auth import AuthService
 from socius.services.container import Container
 from socius.services.delivery import Delivery
@@ -277,6 +279,15 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             link_for=_link(settings, settings.password_reset_link),
         ),
         mfa=mfa,
+        admin=AdminService(
+            database,
+            clock,
+            accounts,
+            revocations,
+            profiles,
+            tokens,
+            AuditLog(database, clock, ids),
+        ),
     )
     realtime = Realtime(
         bus=bus,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from socius.bootstrap import Wiring
     from socius.domain.users import User, UserStatus
     from socius.preflight import PreflightError
+    from socius.services.admin import AdminService, Outcome
+    from socius.services.audit import Actor
 
 __all__ = ["app", "main"]
 
@@ -329,6 +331,9 @@ def worker(
     _with_wiring(settings, work, doing=None)
 
 
+_REASON = typer.Option(help="why: kept in the audit log with the action")
+
+
 @admin.command("create-user")
 def create_user(
     username: str,
@@ -336,39 +341,83 @@ def create_user(
     email: Annotated[str | None, typer.Option()] = None,
     is_admin: Annotated[bool, typer.Option("--admin", help="an administrator")] = False,
 ) -> None:
-    """Create an account; prints its username and id."""
+    """Create an account; prints its username and id. Written to the audit log."""
+    from socius.services.audit import Actor
 
     async def work(wiring: Wiring) -> None:
-        user = await wiring.container.accounts.admin_create_user(
-            username, password, email=email, is_admin=is_admin
+        user = await wiring.container.admin.create_user(
+            Actor.command_line(), username, password, email=email, is_admin=is_admin
         )
         _out(f"created {user.username} ({user.id})")
 
     _with_wiring(_settings(), work, doing=f"creating {username}")
 
 
-def _set_status(username: str, status: UserStatus) -> None:
-    async def work(wiring: Wiring) -> None:
-        user = await wiring.container.accounts.admin_set_status(username, status)
-        _out(f"{user.username} is now {user.status.value}")
+def _change(
+    name: str,
+    change: Callable[[AdminService, Actor, int], Awaitable[Outcome]],
+    done: Callable[[User], str],
+    already: str,
+) -> None:
+    """Run one audited admin action on the account ``name`` (a username or an id) and
+    print ``done(user)``; a user already so is an error (exit 1, ``no_change``)."""
+    from socius.domain.errors import Conflict
+    from socius.services.audit import Actor
 
-    _with_wiring(_settings(), work, doing=f"updating {username}")
+    async def work(wiring: Wiring) -> None:
+        admin = wiring.container.admin
+        outcome = await change(admin, Actor.command_line(), await admin.find_user(name))
+        if not outcome.changed:
+            raise Conflict(f"{outcome.user.user.username} {already}", code="no_change")
+        _out(done(outcome.user.user))
+
+    _with_wiring(_settings(), work, doing=f"updating {name}")
+
+
+def _set_status(name: str, status: UserStatus, reason: str | None) -> None:
+    _change(
+        name,
+        lambda admin, actor, uid: admin.set_status(actor, uid, status, reason=reason),
+        lambda user: f"{user.username} is now {user.status.value}",
+        f"is already {status.value}",
+    )
 
 
 @admin.command("disable-user")
-def disable_user(username: str) -> None:
-    """Disable an account and end all its sessions at once."""
+def disable_user(user: str, reason: Annotated[str | None, _REASON] = None) -> None:
+    """Disable an account (a username or id) and end all its sessions at once."""
     from socius.domain.users import UserStatus
 
-    _set_status(username, UserStatus.DISABLED)
+    _set_status(user, UserStatus.DISABLED, reason)
 
 
 @admin.command("enable-user")
-def enable_user(username: str) -> None:
-    """Enable a disabled account."""
+def enable_user(user: str, reason: Annotated[str | None, _REASON] = None) -> None:
+    """Enable a disabled account (a username or id)."""
     from socius.domain.users import UserStatus
 
-    _set_status(username, UserStatus.ACTIVE)
+    _set_status(user, UserStatus.ACTIVE, reason)
+
+
+def _set_admin(name: str, is_admin: bool, reason: str | None) -> None:
+    _change(
+        name,
+        lambda admin, actor, uid: admin.set_admin(actor, uid, is_admin, reason=reason),
+        lambda user: f"{user.username} is {'now' if is_admin else 'no longer'} an administrator",
+        "is already an administrator" if is_admin else "is not an administrator",
+    )
+
+
+@admin.command("grant-admin")
+def grant_admin(user: str, reason: Annotated[str | None, _REASON] = None) -> None:
+    """Make an account (a username or id) an administrator: it may use /v1/admin."""
+    _set_admin(user, True, reason)
+
+
+@admin.command("revoke-admin")
+def revoke_admin(user: str, reason: Annotated[str | None, _REASON] = None) -> None:
+    """Take the administrator flag back; refused for the last active administrator."""
+    _set_admin(user, False, reason)
 
 
 #: The columns of ``list-users``: header, and the cell of one user.
@@ -446,7 +495,7 @@ def list_users(
     """List accounts, oldest first: a table on a terminal, plain columns when piped."""
 
     async def work(wiring: Wiring) -> list[User]:
-        return await wiring.container.accounts.admin_list_users(
+        return await wiring.container.admin.list_oldest_first(
             limit=limit, after_id=int(after) if after else None
         )
 
@@ -461,11 +510,13 @@ def list_users(
 def rotate_keys() -> None:
     """Make a new token signing key and print its id.
 
-    Older keys verify until their tokens expire: nobody is logged out.
+    Older keys verify until their tokens expire: nobody is logged out. Written to the
+    audit log.
     """
+    from socius.services.audit import Actor
 
     async def work(wiring: Wiring) -> None:
-        kid = await wiring.container.tokens.rotate()
+        kid = await wiring.container.admin.rotate_keys(Actor.command_line())
         _out(f"new signing key {kid}")
 
     _with_wiring(_settings(), work, doing="rotating the signing keys")

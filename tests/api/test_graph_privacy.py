@@ -11,6 +11,7 @@ import pytest
 
 from conftest import PASSWORD, Account
 from socius.client import ApiError, Client
+from socius.services.audit import Actor
 from socius.services.graph_cache import HEAD_SIZE
 from socius.services.suggestions import FANOUT
 
@@ -399,12 +400,13 @@ def test_suggestions_read_only_the_newest_friends_of_each_friend(
     """Fan-out is bounded: a friend with more than FANOUT friends lends only the newest."""
     me, hub = register(), register()
     befriend(me, hub)
-    graph, accounts = app.wiring.container.graph, app.wiring.container.accounts
+    graph, admin = app.wiring.container.graph, app.wiring.container.admin
+    cli = Actor.command_line()
 
     async def befriend_many() -> list[str]:
         made = []
         for i in range(FANOUT + 5):
-            user = await accounts.admin_create_user(f"hubf_{i}_{me.id[-6:]}", PASSWORD)
+            user = await admin.create_user(cli, f"hubf_{i}_{me.id[-6:]}", PASSWORD)
             await graph.send_friend_request(int(hub.id), user.id)
             await graph.accept_friend_request(user.id, int(hub.id))
             made.append(str(user.id))
@@ -517,7 +519,9 @@ def test_paging_past_the_cached_head_of_a_list(
     async def make_followers() -> list[str]:
         made = []
         for i in range(HEAD_SIZE + 9):
-            user = await container.accounts.admin_create_user(f"fan_{i}_{me.id[-6:]}", PASSWORD)
+            user = await container.admin.create_user(
+                Actor.command_line(), f"fan_{i}_{me.id[-6:]}", PASSWORD
+            )
             await container.graph.follow(user.id, owner)
             made.append(str(user.id))
         return made

@@ -7,6 +7,7 @@ import secrets
 from conftest import PASSWORD
 from contract import api_error, assert_error, bearer
 from socius.domain.users import UserStatus
+from socius.services.audit import Actor
 
 PUBLIC_USER_KEYS = {
     "id",
@@ -24,7 +25,10 @@ PUBLIC_USER_KEYS = {
 
 def disable(http, app, username: str) -> None:
     async def run() -> None:
-        await app.wiring.container.accounts.admin_set_status(username, UserStatus.DISABLED)
+        admin = app.wiring.container.admin
+        await admin.set_status(
+            Actor.command_line(), await admin.find_user(username), UserStatus.DISABLED
+        )
 
     http.blocking_portal.call(run)
 

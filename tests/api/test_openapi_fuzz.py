@@ -7,7 +7,8 @@ missing and bad credentials), in-process on the ASGI app. It must find nothing.
 - Secured operations carry a live bearer token. Operations that end sessions (logout,
   session revocation, password change, account erasure) act as a second account on a fresh
   session each time, so the main one stays signed in; an account the fuzzer erases is
-  registered again.
+  registered again. The main account is an administrator (made as ``socius admin
+  grant-admin`` makes one), so the /v1/admin routes are fuzzed past their gate.
 - Cursors are opaque: the document gives each list's cursor its own ``format``, and the
   fuzzer is taught to make well-formed ones (``CURSOR_STRATEGIES``) with positions
   anywhere in range, so positive data reaches the database at its extremes.
@@ -21,6 +22,7 @@ once per stack (slow).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -40,16 +42,20 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from conftest import PASSWORD, App, make_app, unique_name
 from socius.api.rest.params import CURSOR_FORMATS
+from socius.bootstrap import build
 from socius.domain.pagination import (
     MAX_INT64,
     ActivityPosition,
+    AuditPosition,
     EdgePosition,
     LogPosition,
     MemberPosition,
     NotificationPosition,
     OffsetPosition,
+    UserPosition,
     encode_cursor,
 )
+from socius.services.audit import Actor
 from socius.settings import Settings
 
 # Throttles raised (and per-user limits off) so that hundreds of fuzzed logins,
@@ -92,6 +98,9 @@ STATE_RULES = {
     "token_expired": "the token of a mailed link is one the server issued lately",
     "code_or_recovery_code": "exactly one of two optional fields (not expressible here)",
 }
+# The main account is an administrator, so that /v1/admin is fuzzed past its gate. What
+# it may meet there: refusing to disable itself is ``cannot_target_self`` above; being the
+# last administrator is a 409, which positive data may get.
 
 _ids = st.integers(1, MAX_INT64)
 _positions = st.integers(0, MAX_INT64)
@@ -108,6 +117,8 @@ CURSOR_STRATEGIES: dict[type[Any], st.SearchStrategy[Any]] = {
         ),
     ),
     OffsetPosition: st.builds(OffsetPosition, o=_positions),
+    UserPosition: st.builds(UserPosition, u=_ids),
+    AuditPosition: st.builds(AuditPosition, a=_ids),
 }
 
 
@@ -263,10 +274,23 @@ def test_schemathesis_finds_nothing(fuzz_settings: Settings) -> None:
         asgi.shutdown_lifespans()
 
 
+async def _make_admin(app: App, username: str) -> None:
+    """What ``socius admin grant-admin`` does: another process's services on the same
+    database and cache (the admin check reads the database, so the app sees it at once)."""
+    wiring = build(app.wiring.container.settings)
+    try:
+        admin = wiring.container.admin
+        await admin.set_admin(Actor.command_line(), await admin.find_user(username), True)
+    finally:
+        await wiring.cache.close()
+        await wiring.database.dispose()
+
+
 def _run(app: App, client: Any) -> None:
     main, other = Identity(client), Identity(client)
     main.register()
     other.register()
+    asyncio.run(_make_admin(app, main.username))
     tokens = Tokens(main, other)
     config = SchemathesisConfig.from_dict(
         {

@@ -5,11 +5,14 @@ Two people sign up, become friends and chat, each in their own browser context (
 desktop, one on a phone-sized screen); each sees the other's messages, typing, reactions,
 edits and deletes live, and unread badges and read receipts follow. Across two nodes of
 a cluster, a client whose node died resumes from its cursor and gets what it missed.
-``/docs`` lists every operation with the network off. Screenshots: e2e/browser.py.
+``/docs`` lists every operation with the network off. An administrator disables an account
+from the admin page, whose browser is signed out at once, and finds the action in the
+audit log. Screenshots: e2e/browser.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -29,7 +32,7 @@ from playwright.async_api import (
 
 from conftest import NATS_URL, require_service
 from e2e.browser import CHROMIUM_ARGS, Shots, chromium_path
-from e2e.cluster import Cluster, Node, free_port
+from e2e.cluster import SOCIUS, Cluster, Node, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -330,3 +333,71 @@ async def test_the_api_reference_works_with_the_network_off(
     await page.screenshot(path=shots.path("docs"), full_page=False)
     assert elsewhere == []
     assert problems == []
+
+
+async def test_an_administrator_disables_an_account_and_finds_it_in_the_audit_log(
+    browser: Browser, embedded: Node, shots: Shots
+) -> None:
+    base = embedded.http_url
+    suffix = os.urandom(3).hex()
+    mallory = await person(browser, "mallory", PHONE)
+    await mallory.sign_up(base, suffix)
+    await expect(
+        mallory.page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin")
+    ).to_be_hidden()
+
+    # The operator makes the first administrator on the command line (docs/admin.md).
+    boss = f"boss_{suffix}"
+    made = await asyncio.create_subprocess_exec(
+        str(SOCIUS),
+        *("admin", "create-user", boss, "--password", PASSWORD, "--admin"),
+        env=embedded.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(made.communicate(), timeout=60)
+    assert made.returncode == 0, stderr.decode()
+    admin = await person(browser, "boss", DESKTOP)
+    page = admin.page
+    await page.goto(f"{base}/#/login")
+    await page.get_by_label("Username or email").fill(boss)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Chats")).to_be_visible()
+    await admin.open_nav("Admin")
+    await expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    # The command line's own action is the first entry of the log.
+    log = page.get_by_role("list", name="Audit log")
+    await expect(log.get_by_role("listitem").first).to_contain_text(
+        f"The command line created @{boss}"
+    )
+
+    name = f"mallory_{suffix}"
+    await page.get_by_label("Find accounts").fill(name)
+    await page.get_by_role("button", name="Find", exact=True).click()
+    accounts = page.get_by_role("list", name="Accounts")
+    await expect(accounts.get_by_role("listitem")).to_have_count(1)
+    await expect(accounts).to_contain_text(f"@{name}")
+    await page.get_by_label("Reason for your next action (optional)").fill("spam links")
+    # With the keyboard.
+    await page.get_by_role("button", name=f"Disable: @{name}").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name=f"Enable: @{name}")).to_be_visible()
+    await expect(accounts).to_contain_text("disabled")
+    await expect(page.locator("#announcer")).to_have_text(f"@{name} disabled.")
+    entry = log.get_by_role("listitem").first
+    await expect(entry).to_contain_text(f"@{boss} disabled @{name}")
+    await expect(entry).to_contain_text("Reason: spam links · 1 session(s) ended")
+    await page.screenshot(path=shots.path("admin-disabled"), full_page=True)
+
+    # Mallory's session ended at once: her socket closed, and her client signed her out.
+    await expect(mallory.page.get_by_role("heading", name="Sign in to socius")).to_be_visible()
+    await expect(
+        mallory.page.get_by_role("status").filter(has_text="session has ended")
+    ).to_be_visible()
+    await mallory.page.screenshot(path=shots.path("mallory-signed-out"))
+
+    await page.get_by_role("button", name=f"Enable: @{name}").click()
+    await expect(log.get_by_role("listitem").first).to_contain_text(f"@{boss} enabled @{name}")
+    assert admin.errors == []
+    assert mallory.errors == []

@@ -300,6 +300,49 @@ def test_disable_user_closes_the_users_sockets_at_once(stack, cli_env, app, http
         assert other.receive_json(timeout=10) == {"type": "pong"}
 
 
+def test_grant_and_revoke_admin_from_the_command_line_are_audited(stack, cli_env, register):
+    ada, bob = register(), register()
+    result = run("admin", "grant-admin", ada.username, "--reason", "first admin", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{ada.username} is now an administrator"
+    assert ada.client.me().is_admin is True
+
+    # The last administrator stays, from the command line too.
+    result = run("admin", "revoke-admin", ada.username, env=cli_env)
+    assert result.returncode == 1
+    assert "last_admin" in result.stderr
+    result = run("admin", "grant-admin", bob.id, env=cli_env)  # an id works as well
+    assert result.returncode == 0, result.stderr
+    result = run("admin", "grant-admin", bob.username, env=cli_env)
+    assert result.returncode == 1
+    assert "no_change" in result.stderr
+    result = run("admin", "revoke-admin", bob.username, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{bob.username} is no longer an administrator"
+    result = run("admin", "disable-user", bob.username, "--reason", "spam", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    result = run("admin", "grant-admin", "nobody_here", env=cli_env)
+    assert result.returncode == 1
+    assert "user_not_found" in result.stderr
+
+    entries = ada.client.admin.audit(actor="cli").items
+    assert [(e.action, e.target_username) for e in entries] == [
+        ("user.disable", bob.username),
+        ("user.revoke_admin", bob.username),
+        ("user.grant_admin", bob.username),
+        ("user.grant_admin", ada.username),
+    ]
+    assert {(e.via, e.actor_id, e.ip, e.request_id) for e in entries} == {("cli", None, None, None)}
+    assert entries[0].details == {"reason": "spam", "sessions_revoked": 1}
+    assert entries[-1].details == {"reason": "first admin"}
+
+    result = run("admin", "rotate-keys", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    kid = result.stdout.split()[-1]
+    (rotated,) = ada.client.admin.audit(action="keys.rotate").items
+    assert (rotated.via, rotated.details, rotated.target_id) == ("cli", {"kid": kid}, None)
+
+
 # ------------------------------------------------------------------ the command surface
 
 

@@ -21,6 +21,7 @@ from socius.api.errors import exception_handlers
 from socius.api.graphql import graphql_controller
 from socius.api.openapi import document
 from socius.api.rest import (
+    admin,
     auth,
     conversations,
     email_links,
@@ -119,6 +120,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             conversations.router,
             inbox.router,
             presence.router,
+            admin.router,
             ws_gateway,
             graphql_controller(),  # /graphql (docs/graphql.md)
             web.router,  # the browser client at / and the API reference at /docs

@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import msgspec
 from litestar import Litestar
@@ -120,14 +121,22 @@ def _request_bodies(app: Litestar, schema: OpenAPI, components: Components) -> N
     bodies, defined = msgspec.json.schema_components(
         [annotation for _, annotation in targets], ref_template=_REF_TEMPLATE
     )
-    for (operation, _), body in zip(targets, bodies, strict=True):
+    for (operation, annotation), body in zip(targets, bodies, strict=True):
         assert isinstance(operation.request_body, RequestBody)
         operation.request_body.content = {
             "application/json": OpenAPIMediaType(schema=_Raw(raw=body))
         }
+        # An optional body (``data: X | None = None``) may be left out altogether.
+        operation.request_body.required = not _accepts_none(annotation)
     schemas = dict(components.schemas or {})
     schemas.update({name: _Raw(raw=raw) for name, raw in defined.items()})
     components.schemas = schemas
+
+
+def _accepts_none(annotation: Any) -> bool:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(annotation)
 
 
 def _query_parameters(schema: OpenAPI) -> None:

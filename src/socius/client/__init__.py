@@ -8,6 +8,7 @@ It depends only on httpx and msgspec, never on the server's packages.
 """
 
 from socius.client._async import AsyncClient
+from socius.client._async_admin import AsyncAdmin
 from socius.client._errors import (
     ApiError,
     EmailVerificationRequired,
@@ -15,6 +16,8 @@ from socius.client._errors import (
     MfaRequired,
 )
 from socius.client._models import (
+    AdminUser,
+    AuditEntry,
     AuthResult,
     Conversation,
     ListedUser,
@@ -33,10 +36,15 @@ from socius.client._models import (
 )
 from socius.client._realtime import RealtimeClient, RealtimeClosed
 from socius.client._sync import Client
+from socius.client._sync_admin import Admin
 
 __all__ = [
+    "Admin",
+    "AdminUser",
     "ApiError",
+    "AsyncAdmin",
     "AsyncClient",
+    "AuditEntry",
     "AuthResult",
     "Client",
     "Conversation",

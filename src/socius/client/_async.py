@@ -8,6 +8,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import msgspec
 
+from socius.client._async_admin import AsyncAdmin
 from socius.client._codec import decode, encode
 from socius.client._errors import (
     ApiError,
@@ -87,6 +88,11 @@ class AsyncClient:
     def http(self) -> httpx.AsyncClient:
         """The underlying httpx client."""
         return self._http
+
+    @property
+    def admin(self) -> AsyncAdmin:
+        """The administrator's calls (`/v1/admin`), with this client's tokens."""
+        return AsyncAdmin(self)
 
     def with_token(self, access_token: str | None) -> AsyncClient:
         """Another client acting as `access_token`, sending through the same httpx client."""

@@ -12,6 +12,8 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 __all__ = [
+    "AdminUser",
+    "AuditEntry",
     "AuthResult",
     "MfaStatus",
     "Page",
@@ -48,6 +50,7 @@ class PrivateUser(PublicUser, frozen=True, kw_only=True):
     settings: dict[str, Any]
     updated_at: datetime
     email_verified: bool = False
+    is_admin: bool = False
 
 
 class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,3 +177,35 @@ class SyncItem(msgspec.Struct, frozen=True, kw_only=True):
 class SyncPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[SyncItem]
     next_cursor: str
+
+
+class AdminUser(msgspec.Struct, frozen=True, kw_only=True):
+    """An account as administrators see it (``/v1/admin/users``)."""
+
+    id: str
+    username: str
+    email: str | None
+    display_name: str
+    status: str
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None = None
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One administrator action (``/v1/admin/audit``); ``via`` is ``api`` or ``cli``."""
+
+    id: str
+    created_at: datetime
+    action: str
+    via: str
+    actor_id: str | None
+    actor_username: str | None
+    target_type: str | None
+    target_id: str | None
+    target_username: str | None
+    details: dict[str, Any]
+    request_id: str | None
+    ip: str | None

@@ -39,6 +39,7 @@ from socius.client._models import (
     SyncPage,
     TotpEnrollment,
 )
+from socius.client._sync_admin import Admin
 
 __all__ = ["Client"]
 
@@ -88,6 +89,11 @@ class Client:
     def http(self) -> httpx.Client:
         """The underlying httpx client."""
         return self._http
+
+    @property
+    def admin(self) -> Admin:
+        """The administrator's calls (`/v1/admin`), with this client's tokens."""
+        return Admin(self)
 
     def with_token(self, access_token: str | None) -> Client:
         """Another client acting as `access_token`, sending through the same httpx client."""

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_INT64",
     "MAX_LIMIT",
     "ActivityPosition",
+    "AuditPosition",
     "EdgePosition",
     "Id",
     "LogPosition",
@@ -33,6 +34,7 @@ __all__ = [
     "NotificationPosition",
     "OffsetPosition",
     "Seq",
+    "UserPosition",
     "check_limit",
     "decode_cursor",
     "encode_cursor",
@@ -90,6 +92,18 @@ class OffsetPosition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The ``o``-th result of a ranked search."""
 
     o: Seq
+
+
+class UserPosition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Before user ``u``, newest first (the administrators' list of accounts)."""
+
+    u: Id
+
+
+class AuditPosition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Before audit log entry ``a``, newest first."""
+
+    a: Id
 
 
 P = TypeVar("P", bound=msgspec.Struct)

@@ -1,4 +1,4 @@
-"""Accounts: registration, the caller's own profile, password, erasure, export, admin."""
+"""Accounts: registration, the caller's own profile, password, erasure, export."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from socius.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from socius.domain.graph import EdgeType
 from socius.domain.ids import IdGenerator
 from socius.domain.mail import Mail, MailTemplate
@@ -90,7 +90,7 @@ class AccountService:
         self._mail = mail
         self._require_verified_email = require_verified_email
 
-    async def _new_user(
+    async def new_user(
         self,
         username: str,
         password: str,
@@ -99,6 +99,8 @@ class AccountService:
         display_name: str | None,
         is_admin: bool = False,
     ) -> User:
+        """A new account's record, its fields checked and its password hashed (stored by
+        the caller)."""
         name = check_username(username)
         check_password_policy(password, username=name)
         now = self._clock()
@@ -136,7 +138,7 @@ class AccountService:
             raise InvalidInput(
                 "an email address is required", code="email_required", details={"field": "email"}
             )
-        user = await self._new_user(username, password, email=email, display_name=display_name)
+        user = await self.new_user(username, password, email=email, display_name=display_name)
         async with self._uow() as uow:
             await uow.users.add(user)
             send_after_commit(self._mail, uow, await self._verification.issue(uow, user))
@@ -262,6 +264,7 @@ class AccountService:
             await self._messaging.erase_user(uow, user_id)
             await uow.notifications.erase_user(user_id)
             await uow.outbox.erase_user(user_id)
+            await uow.audit.erase_user(user_id)
             await uow.users.delete(user_id)
             uow.after_commit(lambda: self._graph_cache.user_erased(user_id, neighbors))
             await uow.commit()
@@ -326,45 +329,3 @@ class AccountService:
                 for n in inbox
             ],
         }
-
-    # administration (CLI only) -------------------------------------------------------
-
-    async def admin_create_user(
-        self,
-        username: str,
-        password: str,
-        *,
-        email: str | None = None,
-        display_name: str | None = None,
-        is_admin: bool = False,
-    ) -> User:
-        user = await self._new_user(
-            username, password, email=email, display_name=display_name, is_admin=is_admin
-        )
-        async with self._uow() as uow:
-            await uow.users.add(user)
-            await uow.commit()
-        return user
-
-    async def admin_set_status(self, username: str, status: UserStatus) -> User:
-        async with self._uow() as uow:
-            user = await uow.users.get_by_username(check_username(username))
-            if user is None:
-                raise NotFound("no such user", code="user_not_found")
-            if user.status is status:
-                raise Conflict(f"the user is already {status.value}", code="no_change")
-            user = (
-                await uow.users.update(user.id, {"status": status, "updated_at": self._clock()})
-                or user
-            )
-            if status is UserStatus.DISABLED:
-                ended = await uow.sessions.revoke_all(user.id, self._clock())
-                await self._revocations.record(uow, ended, user_id=user.id)
-            changed = user.id
-            uow.after_commit(lambda: self._profiles.invalidate(changed))
-            await uow.commit()
-        return user
-
-    async def admin_list_users(self, *, limit: int, after_id: int | None) -> list[User]:
-        async with self._uow(write=False) as uow:
-            return await uow.users.list_page(limit=limit, after_id=after_id)

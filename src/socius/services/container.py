@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from socius.services.accounts import AccountService
+from socius.services.admin import AdminService
 from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
@@ -49,6 +50,7 @@ class Container:
     verification: EmailVerification
     password_resets: PasswordResets
     mfa: MfaService
+    admin: AdminService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -7,6 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from socius.domain.audit import AuditEntry, Via
 from socius.domain.conversations import Conversation, Member, Message, Role
 from socius.domain.events import Event, LogPage
 from socius.domain.graph import EdgeRow, EdgeType
@@ -16,9 +17,10 @@ from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
-from socius.domain.users import User
+from socius.domain.users import User, UserStatus
 
 __all__ = [
+    "AuditRepository",
     "Bus",
     "Cache",
     "Clock",
@@ -76,6 +78,22 @@ class UserRepository(Protocol):
 
     async def list_page(self, *, limit: int, after_id: int | None) -> list[User]: ...
 
+    async def admin_page(
+        self,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        query: str | None = None,
+        status: UserStatus | None = None,
+        is_admin: bool | None = None,
+    ) -> list[User]:
+        """Every account (disabled ones too), newest first, narrowed by each filter given:
+        ``query`` in the username, email or display name (or the id itself)."""
+
+    async def lock_admins(self) -> list[int]:
+        """The active administrators' ids, their rows locked until the transaction ends,
+        so that changes to who is an administrator run one at a time."""
+
 
 class SessionRepository(Protocol):
     async def add(self, session: Session) -> None: ...
@@ -118,6 +136,10 @@ class SessionRepository(Protocol):
 
     async def purge(self, before: datetime) -> int:
         """Delete sessions that ended before ``before``; how many."""
+
+    async def last_logins(self, user_ids: Sequence[int]) -> dict[int, datetime]:
+        """When each user last logged in, as far as the sessions on record tell (those
+        without one are left out)."""
 
 
 class SigningKeyRepository(Protocol):
@@ -423,6 +445,29 @@ class MfaRepository(Protocol):
         """Spend one code; exactly one of concurrent callers gets True."""
 
 
+class AuditRepository(Protocol):
+    """The administrators' audit log (domain/audit.py)."""
+
+    async def add(self, entry: AuditEntry) -> None: ...
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        actor_id: int | None = None,
+        via: Via | None = None,
+        action: str | None = None,
+        target_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """Entries newest first, with the actor's and a user target's current username;
+        each filter given narrows the list."""
+
+    async def erase_user(self, user_id: int) -> None:
+        """The account is being erased: keep its id in the entries, drop the address it
+        acted from and free text about it (``ERASED_DETAILS``)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -452,6 +497,9 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa(self) -> MfaRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
 
     async def commit(self) -> None: ...
 

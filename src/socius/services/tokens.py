@@ -14,6 +14,7 @@ import binascii
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from socius.domain.errors import Unauthenticated
 from socius.domain.sessions import AccessClaims
 from socius.domain.signing_keys import SigningKeyRecord
-from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 __all__ = ["AccessTokens"]
 
@@ -94,11 +95,16 @@ class AccessTokens:
             self._install(records)
             self._last_reload = time.monotonic()
 
-    async def rotate(self) -> str:
-        """Make a new signing key and retire the others; returns the new ``kid``."""
+    async def rotate(
+        self, *, within: Callable[[UnitOfWork, str], Awaitable[None]] | None = None
+    ) -> str:
+        """Make a new signing key and retire the others; returns the new ``kid``.
+        ``within(uow, kid)`` runs in the same transaction (the audit log's entry)."""
         now = self._clock()
         record = _new_key(now)
         async with self._uow() as uow:
+            if within is not None:
+                await within(uow, record.kid)
             await uow.signing_keys.add(record)
             await uow.signing_keys.retire_all_except(record.kid, now)
             await uow.signing_keys.delete_retired_before(now - timedelta(seconds=2 * self._ttl))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, or_, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
+from socius.storage.id_lists import one_of
 from socius.storage.tables import refresh_tokens, revoked_sessions, sessions
 
 __all__ = ["SqlSessionRepository"]
@@ -162,6 +164,18 @@ class SqlSessionRepository:
             stmt = stmt.where(revoked_sessions.c.until >= since)
         rows = await self._conn.execute(stmt)
         return [(row.session_id, row.until) for row in rows]
+
+    async def last_logins(self, user_ids: Sequence[int]) -> dict[int, datetime]:
+        """When each of ``user_ids`` last logged in, as far as the sessions on record tell
+        (ended sessions are purged a while after they end): users without one are left out."""
+        if not user_ids:
+            return {}
+        rows = await self._conn.execute(
+            select(sessions.c.user_id, func.max(sessions.c.created_at).label("at"))
+            .where(one_of(sessions.c.user_id, user_ids, self._conn.dialect.name))
+            .group_by(sessions.c.user_id)
+        )
+        return {row.user_id: row.at for row in rows}
 
     async def purge(self, before: datetime) -> int:
         ended = or_(sessions.c.expires_at < before, sessions.c.revoked_at < before)

@@ -19,11 +19,13 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 
 from socius.storage.types import UtcDateTime
 
 __all__ = [
+    "audit_log",
     "members",
     "messages",
     "metadata",
@@ -70,6 +72,13 @@ users = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # When the current email was verified; cleared whenever the email changes.
     Column("email_verified_at", UtcDateTime, nullable=True),
+)
+# The administrators, found without a scan (the last-admin rule counts them).
+Index(
+    "ix_users_is_admin",
+    users.c.is_admin,
+    sqlite_where=users.c.is_admin == true(),
+    postgresql_where=users.c.is_admin == true(),
 )
 
 sessions = Table(
@@ -319,3 +328,22 @@ recovery_codes = Table(
     Column("salt", LargeBinary(16), nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
 )
+# What administrators did (domain/audit.py). People are named by id only: usernames are
+# joined in when read, so an erased account leaves nothing but its id here.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("via", String(8), nullable=False),
+    Column("actor_id", BigInteger, nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32), nullable=True),
+    Column("target_id", BigInteger, nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("ip", String(64), nullable=True),
+)
+Index("ix_audit_log_actor_id_id", audit_log.c.actor_id, audit_log.c.id)
+Index("ix_audit_log_action_id", audit_log.c.action, audit_log.c.id)
+Index("ix_audit_log_target_id_id", audit_log.c.target_id, audit_log.c.id)

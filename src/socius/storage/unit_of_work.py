@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
@@ -49,6 +50,7 @@ class SqlUnitOfWork:
     notifications: SqlNotificationRepository
     one_time_tokens: SqlOneTimeTokenRepository
     mfa: SqlMfaRepository
+    audit: SqlAuditRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -108,6 +110,7 @@ class SqlUnitOfWork:
         self.notifications = SqlNotificationRepository(conn)
         self.one_time_tokens = SqlOneTimeTokenRepository(conn)
         self.mfa = SqlMfaRepository(conn)
+        self.audit = SqlAuditRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

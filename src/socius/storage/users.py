@@ -6,7 +6,19 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -276,6 +288,48 @@ class SqlUserRepository:
             .offset(offset)
         )
         return [_to_user(row) for row in await self._conn.execute(stmt)]
+
+    async def admin_page(
+        self,
+        *,
+        limit: int,
+        before_id: int | None = None,
+        query: str | None = None,
+        status: UserStatus | None = None,
+        is_admin: bool | None = None,
+    ) -> list[User]:
+        """Every account (disabled ones too), newest first: those whose username, email or
+        display name contains ``query`` (or whose id it is), of ``status``, admins or not."""
+        stmt = select(users).order_by(users.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(users.c.id < before_id)
+        if status is not None:
+            stmt = stmt.where(users.c.status == status.value)
+        if is_admin is not None:
+            stmt = stmt.where(users.c.is_admin == (true() if is_admin else false()))
+        if query:
+            contains = "%" + escape_like(query.lower()) + "%"
+            matches: list[ColumnElement[bool]] = [
+                users.c.username.like(contains, escape="\\"),
+                users.c.email.like(contains, escape="\\"),
+                func.lower(users.c.display_name).like(contains, escape="\\"),
+            ]
+            if query.isascii() and query.isdigit() and len(query) <= 19:
+                matches.append(users.c.id == int(query))
+            stmt = stmt.where(or_(*matches))
+        return [_to_user(row) for row in await self._conn.execute(stmt)]
+
+    async def lock_admins(self) -> list[int]:
+        """The active administrators, their rows locked until the transaction ends (on
+        PostgreSQL; SQLite's single writer needs none): admin changes run one at a time."""
+        stmt = (
+            select(users.c.id)
+            .where(users.c.is_admin == true(), users.c.status == UserStatus.ACTIVE.value)
+            .order_by(users.c.id)
+        )
+        if self._conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return [row.id for row in await self._conn.execute(stmt)]
 
     async def list_page(self, *, limit: int, after_id: int | None) -> list[User]:
         stmt = select(users).order_by(users.c.id).limit(limit)

@@ -243,6 +243,23 @@ export class Api extends EventTarget {
     return this.call("POST", `/v1/conversations/${enc(id)}/read`, { body: { seq } });
   }
 
+  // administration (docs/admin.md; administrators only) ---------------------------------
+  adminUsers({ q, status, cursor, limit = 20 } = {}) {
+    return this.call("GET", "/v1/admin/users", {
+      query: { q: q || undefined, status: status || undefined, cursor, limit },
+    });
+  }
+  adminAction(userId, action, reason) {
+    return this.call("POST", `/v1/admin/users/${enc(userId)}/${action}`, {
+      body: reason ? { reason } : undefined,
+    });
+  }
+  adminAudit({ action, cursor, limit = 20 } = {}) {
+    return this.call("GET", "/v1/admin/audit", {
+      query: { action: action || undefined, cursor, limit },
+    });
+  }
+
   // inbox ---------------------------------------------------------------------------------
   notifications() { return this.call("GET", "/v1/notifications", { query: { limit: 50 } }); }
   markNotificationsRead(upToId) {

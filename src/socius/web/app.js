@@ -43,7 +43,7 @@ const routes = [
   [/^#\/admin$/, () => adminView(ctx)],
 ];
 
-/** Admins see the admin page once the API says who is one (a field of /v1/me to come). */
+/** Administrators see the admin page: /v1/me says who is one. */
 function isAdmin(me) {
   return Boolean(me?.is_admin);
 }

@@ -15,8 +15,12 @@ CLIENT = ROOT / "src" / "socius" / "client"
 
 def test_all() -> None:
     assert socius.client.__all__ == [
+        "Admin",
+        "AdminUser",
         "ApiError",
+        "AsyncAdmin",
         "AsyncClient",
+        "AuditEntry",
         "AuthResult",
         "Client",
         "Conversation",

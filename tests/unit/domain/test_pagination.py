@@ -17,11 +17,13 @@ from socius.domain.pagination import (
     MAX_CURSOR_LENGTH,
     MAX_INT64,
     ActivityPosition,
+    AuditPosition,
     EdgePosition,
     LogPosition,
     MemberPosition,
     NotificationPosition,
     OffsetPosition,
+    UserPosition,
     decode_cursor,
     encode_cursor,
 )
@@ -37,7 +39,12 @@ def test_positions_round_trip(n: int) -> None:
     for position in (LogPosition(s=n), EdgePosition(p=n), OffsetPosition(o=n)):
         assert decode_cursor(encode_cursor(position), type(position)) == position
     if n:
-        for position in (NotificationPosition(n=n), MemberPosition(u=n)):
+        for position in (
+            NotificationPosition(n=n),
+            MemberPosition(u=n),
+            UserPosition(u=n),
+            AuditPosition(a=n),
+        ):
             assert decode_cursor(encode_cursor(position), type(position)) == position
 
 
@@ -102,7 +109,12 @@ def test_a_time_must_be_aware_and_in_range(when: Any) -> None:
 
 @pytest.mark.parametrize("n", [0, -5, MAX_INT64 + 1])
 def test_ids_are_positive_64_bit(n: int) -> None:
-    for kind, key in ((NotificationPosition, "n"), (MemberPosition, "u")):
+    for kind, key in (
+        (NotificationPosition, "n"),
+        (MemberPosition, "u"),
+        (UserPosition, "u"),
+        (AuditPosition, "a"),
+    ):
         with pytest.raises(InvalidCursor):
             decode_cursor(forged({key: n}), kind)
     with pytest.raises(InvalidCursor):

@@ -21,11 +21,13 @@ from socius.domain.pagination import (
     MAX_INT64,
     MAX_LIMIT,
     ActivityPosition,
+    AuditPosition,
     EdgePosition,
     LogPosition,
     MemberPosition,
     NotificationPosition,
     OffsetPosition,
+    UserPosition,
 )
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "MAX_LIST_IDS",
     "ActivityCursor",
     "AfterSeq",
+    "AuditCursor",
     "BeforeSeq",
     "EdgeCursor",
     "IdList",
@@ -43,6 +46,7 @@ __all__ = [
     "MemberCursor",
     "NotificationCursor",
     "OffsetCursor",
+    "UserCursor",
     "parse_id_list",
     "user_id_or_404",
 ]
@@ -74,6 +78,8 @@ CURSOR_FORMATS: dict[str, type[msgspec.Struct]] = {
     "member-cursor": MemberPosition,
     "activity-cursor": ActivityPosition,
     "offset-cursor": OffsetPosition,
+    "user-cursor": UserPosition,
+    "audit-cursor": AuditPosition,
 }
 """The ``format`` of each list's cursor parameter, and the position it holds."""
 
@@ -103,6 +109,12 @@ ActivityCursor = Annotated[
 ]
 OffsetCursor = Annotated[
     str | None, QueryParameter(description=_CURSOR, schema_extra={"format": "offset-cursor"})
+]
+UserCursor = Annotated[
+    str | None, QueryParameter(description=_CURSOR, schema_extra={"format": "user-cursor"})
+]
+AuditCursor = Annotated[
+    str | None, QueryParameter(description=_CURSOR, schema_extra={"format": "audit-cursor"})
 ]
 
 IdPath = Annotated[

@@ -55,6 +55,7 @@ class PrivateUserOut(PublicUserOut, kw_only=True):
     dm_policy: str
     settings: dict[str, Any]
     updated_at: datetime
+    is_admin: bool
 
 
 class AuthOut(msgspec.Struct, kw_only=True):
@@ -145,6 +146,7 @@ def private_user_out(user: User, profile: Profile | None = None) -> PrivateUserO
         dm_policy=user.dm_policy.value,
         settings=user.settings,
         updated_at=user.updated_at,
+        is_admin=user.is_admin,
     )
 
 
