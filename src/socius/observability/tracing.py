@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -72,7 +73,11 @@ def configure_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider |
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    # One instance id per provider (per process): which node a span comes from.
+    resource = Resource.create(
+        {SERVICE_NAME: service_name, "service.instance.id": secrets.token_hex(8)}
+    )
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter_module.OTLPSpanExporter(endpoint=url)))
     return provider
 
