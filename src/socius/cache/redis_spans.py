@@ -4,7 +4,8 @@ Used only when tracing is on: the cache then builds its client from ``traced_red
 instead of ``redis.asyncio.Redis`` (off, the plain class runs, with no check at all).
 Spans carry ``db.system`` = ``redis`` and ``db.operation``: the command's name, or
 ``PIPELINE`` / ``MULTI`` with the commands' names in ``db.statement``; never keys or
-values. A Lua script runs as ``EVALSHA``.
+values. A Lua script runs as ``EVALSHA``. A command outside any span (a background loop)
+makes none.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
 from redis.asyncio.client import Pipeline
 
 if TYPE_CHECKING:
@@ -28,6 +29,11 @@ def _end(span: Span, error: BaseException | None) -> None:
     span.end()
 
 
+def _in_a_trace() -> bool:
+    """Commands outside any span (background loops) make no span of their own."""
+    return bool(get_current_span().get_span_context().is_valid)
+
+
 def _name(command: Any) -> str:
     if isinstance(command, bytes):
         return command.decode("ascii", "replace").upper()
@@ -38,7 +44,7 @@ class _TracedPipeline(Pipeline):
     _socius_tracer: Tracer
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        if not self.command_stack:
+        if not self.command_stack or not _in_a_trace():
             return await super().execute(raise_on_error)
         operation = "MULTI" if self.is_transaction or self.explicit_transaction else "PIPELINE"
         names = " ".join(_name(args[0]) for args, _ in self.command_stack)
@@ -66,6 +72,8 @@ class _TracedRedis(aioredis.Redis):
     _socius_tracer: Tracer
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not _in_a_trace():
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         operation = _name(args[0])
         span = self._socius_tracer.start_span(
             operation,

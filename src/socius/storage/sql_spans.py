@@ -3,16 +3,18 @@
 Installed on an engine only when tracing is on (``trace_engine``): off, the engine has
 no listener at all. The span is a child of the span current where the statement runs
 (SQLAlchemy's async layer runs the driver in a greenlet that shares the caller's
-context). It carries ``db.system`` (``postgresql``, ``sqlite``), ``db.operation`` (the
-statement's first word) and ``db.statement``: the SQL text with its placeholders, never
-the parameters' values.
+context); a statement run outside any span (a housekeeping loop, the worker) makes
+none, so that traces stay those of requests, sockets and deliveries. It carries
+``db.system`` (``postgresql``, ``sqlite``), ``db.operation`` (the statement's first
+word) and ``db.statement``: the SQL text with its placeholders, never the parameters'
+values.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +45,8 @@ def trace_engine(engine: AsyncEngine, tracer: Tracer) -> None:
         _context: Any,
         _executemany: bool,
     ) -> None:
+        if not get_current_span().get_span_context().is_valid:
+            return  # background work (housekeeping, the worker): no trace to join
         operation = _operation(statement)
         conn.info[_SPAN] = tracer.start_span(
             operation,
