@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from litestar.types import ASGIApp
@@ -21,6 +22,7 @@ from socius.api.ws import WebSocketFront
 from socius.bus.memory import MemoryBus
 from socius.bus.nats import NatsBus
 from socius.bus.redis import RedisBus
+from socius.bus.traced import TracedBus
 from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
 from socius.domain.errors import BusUnavailable, CacheUnavailable
@@ -60,6 +62,10 @@ from socius.services.tokens import AccessTokens
 from socius.settings import Settings, SettingsError, decode_key, load_settings
 from socius.storage.unit_of_work import Database
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+
 __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
 
 log = structlog.get_logger("socius.bootstrap")
@@ -84,8 +90,11 @@ class Wiring:
         cache: Cache,
         bus: Bus,
         claim_node_id: Callable[[], Awaitable[None]],
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """``tracer_provider``: set when tracing is on (SOCIUS_OTLP_ENDPOINT)."""
         self.container = container
+        self.tracer_provider = tracer_provider
         self.metrics = metrics
         self.database = database
         self.cache = cache
@@ -99,13 +108,20 @@ class Wiring:
         return await _start_bus(self.bus)
 
 
-def _make_bus(settings: Settings) -> Bus:
-    """NATS when configured, else Redis pub/sub when Redis is, else in-process."""
+def _make_bus(settings: Settings, tracer: Tracer | None) -> Bus:
+    """NATS when configured, else Redis pub/sub when Redis is, else in-process; wrapped in
+    spans when tracing is on."""
+    bus: Bus
     if settings.nats_url:
-        return NatsBus(settings.nats_url, prefix=settings.redis_prefix.rstrip(":") + ".")
-    if settings.redis_url:
-        return RedisBus(settings.redis_url, prefix=settings.redis_prefix)
-    return MemoryBus()
+        bus = NatsBus(settings.nats_url, prefix=settings.redis_prefix.rstrip(":") + ".")
+        system = "nats"
+    elif settings.redis_url:
+        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+        system = "redis"
+    else:
+        bus = MemoryBus()
+        system = "memory"
+    return bus if tracer is None else TracedBus(bus, tracer, system=system)
 
 
 def _node_id(settings: Settings) -> int:
@@ -115,6 +131,8 @@ def _node_id(settings: Settings) -> int:
 def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wiring:
     """Wire every service for ``settings``. Opens nothing until the app starts."""
     metrics = Metrics()
+    provider = configure_tracing("socius", settings.otlp_endpoint)
+    tracer = provider.get_tracer("socius") if provider is not None else None
     database = Database(
         settings.effective_database_url,
         replica_urls=settings.database_replica_urls,
@@ -122,8 +140,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         echo=settings.database_echo,
     )
     metrics.add_pool_gauge("primary", database.pool_stats)
+    if tracer is not None:
+        database.trace(tracer)
     cache: Cache = (
-        RedisCache(settings.redis_url, prefix=settings.redis_prefix)
+        RedisCache(settings.redis_url, prefix=settings.redis_prefix, tracer=tracer)
         if settings.redis_url
         else MemoryCache()
     )
@@ -146,7 +166,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error)
 
     ids = IdGenerator(_node_id(settings))
-    bus = _make_bus(settings)
+    bus = _make_bus(settings, tracer)
 
     def bus_error(op: str) -> None:
         metrics.bus_errors_total.labels(op=op).inc()
@@ -304,6 +324,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         sockets_per_user=settings.ws_max_connections_per_user,
         on_cache_error=cache_error,
     )
+    realtime.gateway.tracer = tracer
     container.realtime = realtime
     container.readiness["database"] = database.ping
     if settings.redis_url:
@@ -351,13 +372,24 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         await cache.close()
         await database.dispose()
 
+    if provider is not None:
+        # The first stop added runs last: the spans of everything else are ended by then.
+        container.on_stop.append(_flusher(provider))
     container.on_start.append(start)
     container.on_start.append(realtime.start)  # after the bus has started
     container.on_start.append(mail.start)
     container.on_stop.append(stop)
     container.on_stop.append(mail.stop)  # before the database closes (stops run reversed)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
-    return Wiring(container, metrics, database, cache, bus, claim_node_id)
+    return Wiring(container, metrics, database, cache, bus, claim_node_id, provider)
+
+
+def _flusher(provider: TracerProvider) -> Callable[[], Awaitable[None]]:
+    async def flush() -> None:
+        # Exports the last batch over HTTP: off the event loop.
+        await asyncio.to_thread(provider.shutdown)
+
+    return flush
 
 
 def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMailer:
@@ -485,20 +517,25 @@ async def _housekeeping(
             log.exception("housekeeping failed")
 
 
-def wrap(app: ASGIApp, wiring: Wiring, settings: Settings) -> ASGIApp:
+def wrap(
+    app: ASGIApp,
+    wiring: Wiring,
+    settings: Settings,  # noqa: ARG001  (kept for callers; tracing comes with the wiring)
+) -> ASGIApp:
     """The middleware around the Litestar app, outermost first: the WebSocket gateway's
-    own front (api/ws.py), request context, tracing, metrics. They sit outside routing so
-    that unmatched requests are counted too."""
-    inner: ASGIApp = MetricsMiddleware(app, wiring.metrics)
-    provider = configure_tracing("socius", settings.otlp_endpoint)
+    own front (api/ws.py), tracing (when on), request context, metrics. They sit outside
+    routing so that unmatched requests are counted too; the request context runs inside
+    the server span, so that the access log line carries its trace id."""
+    inner: ASGIApp = RequestContextMiddleware(MetricsMiddleware(app, wiring.metrics))
+    provider = wiring.tracer_provider
     if provider is not None:
         inner = TracingMiddleware(inner, provider.get_tracer("socius"))
-    return WebSocketFront(RequestContextMiddleware(inner), wiring.container.realtime)
+    return WebSocketFront(inner, wiring.container.realtime)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     """The ASGI app Granian serves."""
     settings = settings or load_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, trace_ids=bool(settings.otlp_endpoint))
     wiring = build(settings)
     return wrap(build_litestar(wiring.container, wiring.metrics), wiring, settings)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from socius.bus.nats import NatsBus
 from socius.cache.redis import RedisCache
+from socius.observability.tracing import tracing_installed
 from socius.settings import Settings
 from socius.storage.unit_of_work import Database
 
@@ -168,7 +169,14 @@ async def _nats(url: str) -> None:
 
 async def check_dependencies(settings: Settings, *, database_only: bool = False) -> None:
     """Each configured dependency answers, or a ``PreflightError`` names the first that
-    does not, with its setting and its address (without password)."""
+    does not, with its setting and its address (without password). Tracing configured
+    without the `otel` extra installed is refused too (exit status 2)."""
+    if settings.otlp_endpoint and not database_only and not tracing_installed():
+        raise PreflightError(
+            "SOCIUS_OTLP_ENDPOINT is set but the tracing extra is not installed: "
+            "pip install 'socius[otel]' (or unset SOCIUS_OTLP_ENDPOINT)",
+            exit_code=2,
+        )
     checks: list[tuple[str, str, str, Callable[[], Awaitable[None]]]] = []
     if settings.database_url:
         address = redact(settings.database_url)

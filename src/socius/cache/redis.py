@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from socius.domain.errors import CacheUnavailable
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 __all__ = ["RedisCache"]
 
@@ -134,14 +137,27 @@ def _bytes(value: bytes | str | None) -> bytes | None:
 
 
 class RedisCache:
-    def __init__(self, url: str, *, prefix: str = "socius:", timeout: float = 0.5) -> None:
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            max_connections=512,
-            health_check_interval=0,
-        )
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "socius:",
+        timeout: float = 0.5,
+        tracer: Tracer | None = None,
+    ) -> None:
+        """``tracer``: each command (or pipeline) is a span of it (None: no tracing)."""
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "max_connections": 512,
+            "health_check_interval": 0,
+        }
+        if tracer is None:
+            self._redis = aioredis.Redis.from_url(url, **options)
+        else:
+            from socius.cache.redis_spans import traced_redis
+
+            self._redis = traced_redis(url, tracer, **options)
         self._prefix = prefix
         self._fill_script = self._redis.register_script(_FILL)
         self._get_or_lease_script = self._redis.register_script(_GET_OR_LEASE)

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from socius.observability.spans import add_trace_ids
+
 __all__ = [
     "REDACTED",
     "RequestContextMiddleware",
@@ -88,13 +90,16 @@ def redact(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> 
     return event_dict
 
 
-def configure_logging(level: str, json: bool, *, stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str, json: bool, *, stream: TextIO | None = None, trace_ids: bool = False
+) -> None:
     """Configure structlog and route stdlib logging through the same processors.
 
     `json` selects one JSON object per line (production) or a human console format.
     httpx/httpcore are held at WARNING or above: below that they log full URLs.
     Safe to call more than once: the previous socius handler is replaced, other root
-    handlers (e.g. pytest's) are left alone. `stream` defaults to stderr.
+    handlers (e.g. pytest's) are left alone. `stream` defaults to stderr. `trace_ids`
+    (tracing is on): each line logged inside a span carries its `trace_id` and `span_id`.
     """
     try:
         level_no = _LEVELS[level.lower()]
@@ -111,6 +116,8 @@ def configure_logging(level: str, json: bool, *, stream: TextIO | None = None) -
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact,
     ]
+    if trace_ids:
+        shared.insert(1, add_trace_ids)
     final: list[Processor]
     if json:
         final = [

@@ -1,12 +1,16 @@
 """OpenTelemetry tracing: an optional OTLP/HTTP exporter and a server-span ASGI middleware.
 
 Tracing is off unless an OTLP endpoint is configured; then the bootstrap installs
-`TracingMiddleware`. The SDK is imported only when tracing is configured.
+`TracingMiddleware` and the span hooks of the database, the cache, the bus and the
+WebSocket gateway (``observability/spans.py``). The SDK and the exporter (the `otel`
+extra) are imported only when tracing is configured; the core needs only the API.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-__all__ = ["TracingMiddleware", "configure_tracing"]
+__all__ = ["TracingMiddleware", "configure_tracing", "tracing_installed"]
 
 # Loose on purpose: servers pass plain dicts, Litestar types scopes and messages as
 # TypedDicts; both sides must fit (e.g. Litestar(middleware=[DefineMiddleware(...)])).
@@ -38,6 +42,14 @@ def _traces_url(endpoint: str) -> str:
     return urlunsplit(parts)
 
 
+def tracing_installed() -> bool:
+    """Whether the `otel` extra (the SDK and the OTLP/HTTP exporter) is installed."""
+    try:
+        return importlib.util.find_spec(_OTLP_HTTP_MODULE) is not None
+    except ImportError:  # a parent package is missing
+        return False
+
+
 def configure_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider | None:
     """Build a TracerProvider exporting spans over OTLP/HTTP, or None when no endpoint is set.
 
@@ -52,16 +64,20 @@ def configure_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider |
         exporter_module = importlib.import_module(_OTLP_HTTP_MODULE)
     except ImportError as exc:
         raise RuntimeError(
-            f"tracing is enabled (OTLP endpoint {otlp_endpoint!r}) but the OTLP/HTTP exporter "
-            "is not installed: pip install opentelemetry-exporter-otlp-proto-http "
-            "(or unset the OTLP endpoint to disable tracing)"
+            f"tracing is enabled (OTLP endpoint {otlp_endpoint!r}) but the OpenTelemetry SDK "
+            "and OTLP/HTTP exporter are not installed: pip install 'socius[otel]' "
+            "(or unset SOCIUS_OTLP_ENDPOINT to disable tracing)"
         ) from exc
 
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    # One instance id per provider (per process): which node a span comes from.
+    resource = Resource.create(
+        {SERVICE_NAME: service_name, "service.instance.id": secrets.token_hex(8)}
+    )
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter_module.OTLPSpanExporter(endpoint=url)))
     return provider
 

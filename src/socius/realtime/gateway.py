@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import structlog
@@ -43,6 +43,9 @@ from socius.services.inbox import InboxService, cursor_for, seq_of
 from socius.services.messaging import MessagingService
 from socius.services.revocation import Revocations
 from socius.services.tokens import AccessTokens
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 __all__ = [
     "CLOSE_BAD_CURSOR",
@@ -179,6 +182,8 @@ class Gateway:
         self._checker: asyncio.Task[None] | None = None
         self._reconfigured = asyncio.Event()
         self.clock = time.monotonic
+        #: Tracing on: a span per connection, its handshake and each client frame but pings.
+        self.tracer: Tracer | None = None
 
     def configure(self, **changes: Any) -> None:
         """Change limits for connections opened from now on (tests use small ones)."""
@@ -208,7 +213,13 @@ class Gateway:
         if self.metrics:
             self.metrics.ws_connections.inc()
         try:
-            code = await connection.run()
+            tracer = self.tracer
+            if tracer is None:
+                code = await connection.run()
+            else:
+                from socius.realtime.ws_spans import traced_session
+
+                code = await traced_session(tracer, connection)
         finally:
             self.connections.discard(connection)
             if not self.connections:
@@ -435,7 +446,12 @@ class Connection:
             if not admitted:
                 self.finish(CLOSE_TRY_LATER, "too many connections at once, retry shortly")
                 return
-            started = await self._start(auth)
+            tracer = self._gw.tracer
+            if tracer is None:
+                started = await self._start(auth)
+            else:
+                with tracer.start_as_current_span("ws auth"):
+                    started = await self._start(auth)
         del auth  # the token is not kept for the socket's life
         if not started:
             return
@@ -659,6 +675,7 @@ class Connection:
         """Client frames until the end. Silence is watched by the gateway's sweep (one
         timer per process, not one per socket)."""
         limits, receive, clock = self._limits, self._socket.receive, self._gw.clock
+        tracer = self._gw.tracer
         self.heard = clock()
         while self._done is None:
             raw = await receive()
@@ -669,7 +686,11 @@ class Connection:
             if _too_big(raw, limits.max_frame_bytes):
                 self.finish(CLOSE_TOO_BIG, f"frames are limited to {limits.max_frame_bytes} bytes")
                 return
-            await self._on_frame(raw)
+            if tracer is None or raw in _PINGS:
+                await self._on_frame(raw)
+            else:
+                with tracer.start_as_current_span(_frame_span(raw)):
+                    await self._on_frame(raw)
 
     async def _on_frame(self, raw: str | bytes) -> None:
         if raw in _PINGS:
@@ -722,6 +743,18 @@ class Connection:
             body["cursor"] = cursor_for(seq)
         body["event"] = self._gw.render(type_, payload)
         return _encode(body).decode()
+
+
+_TRACED_FRAMES = frozenset({"typing", "ack", "ping", "auth"})
+
+
+def _frame_span(raw: str | bytes) -> str:
+    """The span name of a client frame (tracing on): ``ws <type>`` for the known types."""
+    try:
+        kind = _decode_frame(raw).type
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return "ws bad_frame"
+    return f"ws {kind}" if kind in _TRACED_FRAMES else "ws frame"
 
 
 def _too_big(raw: str | bytes, limit: int) -> bool:

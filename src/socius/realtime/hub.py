@@ -18,6 +18,7 @@ import msgspec
 import structlog
 
 from socius.domain.errors import BusUnavailable
+from socius.observability.spans import strip_trace_context
 from socius.services.delivery import BusEvent, user_subject
 from socius.services.ports import Bus, Subscription
 
@@ -28,6 +29,16 @@ log = structlog.get_logger("socius.realtime")
 Change = Callable[[int], None]
 
 _decode = msgspec.json.Decoder(BusEvent).decode
+
+
+def _decode_untraced(payload: bytes) -> BusEvent | None:
+    inner = strip_trace_context(payload)
+    if inner is payload:
+        return None
+    try:
+        return _decode(inner)
+    except msgspec.DecodeError:
+        return None
 
 
 class Listener(Protocol):
@@ -126,10 +137,14 @@ class Hub:
         members = self._members.get(user_id)
         if not members:
             return
+        event: BusEvent | None
         try:
             event = _decode(payload)
         except msgspec.DecodeError:
-            log.warning("ws_bad_bus_payload", user_id=user_id, size=len(payload))
-            return
+            # From a node that traces while this one does not: the trace context first.
+            event = _decode_untraced(payload)
+            if event is None:
+                log.warning("ws_bad_bus_payload", user_id=user_id, size=len(payload))
+                return
         for listener in tuple(members):
             listener.deliver(event)

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import structlog
 from sqlalchemy import text
@@ -30,6 +30,9 @@ from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 __all__ = ["Database", "SqlUnitOfWork"]
 
@@ -180,6 +183,13 @@ class Database:
         if replica and not write and self.replicas:
             engine = self.replicas[next(self._next_replica)]
         return SqlUnitOfWork(engine, write=write, write_lock=self._write_lock)
+
+    def trace(self, tracer: Tracer) -> None:
+        """Make every statement of every engine a span of ``tracer`` (tracing is on)."""
+        from socius.storage.sql_spans import trace_engine
+
+        for engine in (self.primary, *self.replicas):
+            trace_engine(engine, tracer)
 
     async def ping(self) -> None:
         async with self.primary.connect() as conn:

@@ -163,7 +163,7 @@ def test_no_endpoint_means_no_tracing() -> None:
 
 def test_a_missing_exporter_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, OTLP_MODULE, None)  # makes the import fail
-    with pytest.raises(RuntimeError, match="pip install opentelemetry-exporter-otlp-proto-http"):
+    with pytest.raises(RuntimeError, match=r"pip install .socius\[otel\]."):
         configure_tracing("socius", "http://collector:4318")
 
 
