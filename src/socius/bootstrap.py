@@ -254,6 +254,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         verification,
         mail,
         register_throttle=hourly("register_ip", settings.register_max_per_ip_per_hour),
+        reads=database.reads,
         require_verified_email=settings.require_verified_email,
     )
     container = Container(

@@ -10,6 +10,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from socius.cache.redis_timeouts import connection_class_for
 from socius.domain.errors import CacheUnavailable
 
 __all__ = ["RedisCache"]
@@ -141,6 +142,7 @@ class RedisCache:
             socket_connect_timeout=timeout,
             max_connections=512,
             health_check_interval=0,
+            **connection_class_for(url),  # no task per command (cache/redis_timeouts.py)
         )
         self._prefix = prefix
         self._fill_script = self._redis.register_script(_FILL)
