@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from bench.harness.floor import FloorServer, measure_floor
+from bench.harness.floor import (
+    SERVER_CPU,
+    THROUGHPUT,
+    FloorServer,
+    define_floor_metrics,
+    floor_phase,
+)
 from bench.harness.machine import machine_info
 from bench.harness.options import Options
 from bench.harness.plot import write_plot
@@ -60,8 +66,6 @@ ENDPOINTS: tuple[tuple[str, str, float], ...] = (
     ("user", "GET /v1/users/{id} (warm)", 2.5),
     ("friends", "GET /v1/friends?limit=50 (50 friends, warm)", 4.0),
 )
-THROUGHPUT = "throughput (requests/s)"
-SERVER_CPU = "server CPU per request (µs, all server threads; robust to a shared machine)"
 
 
 def run(options: Options) -> int:
@@ -124,18 +128,7 @@ def _request_files(workdir: Path, readers: list[tuple[str, str, list[str]]]) -> 
 
 def _define_metrics(r: Report) -> None:
     lower = {"higher_is_better": False}
-    r.metric(
-        "floor", "bare Litestar+msgspec GET (framework floor)", "req/s", THROUGHPUT, is_floor=True
-    )
-    r.metric(
-        "cpu_floor",
-        "server CPU, framework floor",
-        "µs",
-        SERVER_CPU,
-        phase="floor",
-        is_floor=True,
-        **lower,
-    )
+    define_floor_metrics(r)
     for key, label, target in ENDPOINTS:
         r.metric(key, label, "req/s", THROUGHPUT)
         r.metric(f"cpu_{key}", f"server CPU, {label}", "µs", SERVER_CPU, phase=key, **lower)
@@ -222,15 +215,7 @@ async def _one_run(
     m = report.metrics
     progress.set_overall(f"run {run_no + 1}/{o.runs}")
     raw: dict[str, Any] = {"run": run_no + 1}
-    await progress.wait_for_quiet(o.wait_quiet)
-    async with progress.phase("framework floor: wrk GET / (bare Litestar)", o.duration + 1):
-        rec = await measure_floor(
-            floor, duration=o.duration, connections=o.connections, threads=o.wrk_threads
-        )
-    raw["floor"] = rec
-    m["floor"].add(rec["rate"], rec["errors"])
-    m["cpu_floor"].add(rec["server_cpu_us_per_request"], rec["errors"])
-    floor_cpu = rec["server_cpu_us_per_request"]
+    floor_cpu = await floor_phase(o, report, progress, floor, raw)
     await asyncio.sleep(PAUSE)
 
     for key, label, _target in ENDPOINTS:

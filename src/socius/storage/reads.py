@@ -37,6 +37,12 @@ def _numbered(sql: str) -> str:
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
 
 
+async def _keep_session(_conn: Any) -> None:
+    """What a connection goes back to the pool with: nothing to undo (one autocommit
+    SELECT at a time, no session state), so not asyncpg's default reset, which is a
+    round trip (``RESET ALL``, ``UNLISTEN *``...) on every release."""
+
+
 class HotReads:
     """Reads on the driver; `url` is the database's (``sqlite:///path`` or PostgreSQL)."""
 
@@ -87,6 +93,7 @@ class HotReads:
                     max_size=self._pool_size,
                     timeout=5,
                     server_settings={"application_name": "socius"},
+                    reset=_keep_session,
                 )
         return self._pool
 
