@@ -76,7 +76,8 @@ class HotReads:
                 pool = self._pool or await self._open_pool()
                 return await pool.fetchrow(_numbered(sql), *args)
             conn = self._sqlite or self._open_sqlite()
-            return conn.execute(sql, args).fetchone()
+            rows = conn.execute(sql, args).fetchall()  # run to its end: no read left open
+            return rows[0] if rows else None
         except Exception as exc:
             if is_outage(exc):
                 raise database_unavailable(exc) from exc
