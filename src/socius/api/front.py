@@ -51,11 +51,12 @@ _PARAM = re.compile(r"\{([^}:]+)(?::([^}]+))?\}")
 class AuthTable:
     """Which (method, path) need a bearer token, as the app's routes declare it."""
 
-    __slots__ = ("_patterns", "_static")
+    __slots__ = ("_combined", "_patterns", "_static")
 
     def __init__(self) -> None:
         self._static: dict[str, tuple[frozenset[str], str]] = {}
-        self._patterns: list[tuple[re.Pattern[str], tuple[frozenset[str], str]]] = []
+        self._patterns: list[tuple[str, tuple[frozenset[str], str]]] = []
+        self._combined: re.Pattern[str] | None = None
 
     def add(self, path: str, template: str, methods: frozenset[str]) -> None:
         """`path` as Litestar declares it (``/v1/users/{user_id:str}``), `template` as it
@@ -69,9 +70,13 @@ class AuthTable:
             regex.append(".*" if m.group(2) == "path" else "[^/]+")
             end = m.end()
         regex.append(re.escape(path[end:]))
-        self._patterns.append((re.compile("".join(regex)), (methods, template)))
+        self._patterns.append(("".join(regex), (methods, template)))
         # Most literal text first: Litestar prefers static path components to parameters.
-        self._patterns.sort(key=lambda p: -len(_PARAM.sub("", p[0].pattern)))
+        self._patterns.sort(key=lambda p: -len(p[0].replace("[^/]+", "").replace(".*", "")))
+        # One alternation, matched in C: the first pattern that matches names its group.
+        self._combined = re.compile(
+            "|".join(f"(?P<r{i}>{regex})" for i, (regex, _) in enumerate(self._patterns))
+        )
 
     def needs_auth(self, method: str, path: str) -> str | None:
         """The route template when `method` on `path` needs a bearer token, else None."""
@@ -80,12 +85,10 @@ class AuthTable:
             path = normalize_path(path)
             found = self._static.get(path)
             if found is None:
-                for pattern, candidate in self._patterns:
-                    if pattern.fullmatch(path):
-                        found = candidate
-                        break
-                else:
+                match = self._combined.fullmatch(path) if self._combined else None
+                if match is None or match.lastgroup is None:
                     return None
+                found = self._patterns[int(match.lastgroup[1:])][1]
         return found[1] if method in found[0] else None
 
 
