@@ -244,10 +244,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     @property
     def effective_workers(self) -> int:
         """``workers``, or when it is 0: one per core on a shared database and Redis (the
-        state worker processes must share), one on embedded SQLite."""
+        state worker processes must share) when each process takes its own node id; one
+        on embedded SQLite or with a fixed ``node_id`` (ids embed it: one process only)."""
         if self.workers:
             return self.workers
-        if self.redis_url and not self.is_embedded:
+        if self.redis_url and not self.is_embedded and self.node_id < 0:
             return max(1, os.cpu_count() or 1)
         return 1
 
