@@ -15,14 +15,15 @@ from bench.harness.options import Options
 __all__ = ["run"]
 
 WORKLOADS = {
+    "w0": "the request path: server CPU per request against the framework floor",
     "w1": "social graph API",
     "w2": "chat delivery",
     "w3": "connections",
     "w4": "identity: login, refresh, token verification",
     "w5": "scale-out",
 }
-IMPLEMENTED = {"w1", "w2", "w3", "w4"}
-NEEDS_WRK = {"w1", "w2", "w4"}  # their HTTP load comes from wrk
+IMPLEMENTED = {"w0", "w1", "w2", "w3", "w4"}
+NEEDS_WRK = {"w0", "w1", "w2", "w4"}  # their HTTP load comes from wrk
 OWN_OPTIONS = {"w2", "w3"}  # add their own options to the shared parser: main(parser, args)
 
 

@@ -51,9 +51,15 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 class BareServer:
-    def __init__(self, port: int, log_path: Path) -> None:
+    """A bare ASGI app (`target`, "module:attribute") under Granian with socius serve's
+    settings: one worker, backlog 4096, no access log, Granian's default event loop."""
+
+    def __init__(
+        self, port: int, log_path: Path, target: str = "bench.harness.bare_ws:app"
+    ) -> None:
         self.port = port
         self.log_path = log_path
+        self.target = target
         self.base_url = f"http://127.0.0.1:{port}"
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -74,7 +80,7 @@ class BareServer:
                 "1",
                 "--backlog",
                 "4096",
-                "bench.harness.bare_ws:app",
+                self.target,
                 cwd=root,
                 stdout=log,
                 stderr=subprocess.STDOUT,

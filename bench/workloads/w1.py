@@ -11,8 +11,9 @@ How it runs:
    server's own signing key (AccessTokens on the same database).
 4. The measurement server (`socius serve`, default settings, `--workers`).
 5. A warm-up (unmeasured): the W1 mix for min(duration, 10) s.
-6. Each run: framework floor (wrk GET /healthz), database floor (PK reads through the
-   driver), the W1 mix (wrk + bench/lua/w1.lua), server cache hit/miss counts (/metrics).
+6. Each run: the framework floor (bench/harness/floor.py), GET /healthz, database floor
+   (PK reads through the driver), the W1 mix (wrk + bench/lua/w1.lua), server cache
+   hit/miss counts (/metrics).
 7. With --profile (diagnostics, not in the medians): one more W1 phase with py-spy on the
    first Granian worker and /proc CPU per thread, then each operation alone for 5 s (its
    rate and server CPU per request); the summary goes to
@@ -35,6 +36,7 @@ import httpx
 from rich.console import Console
 
 from bench.harness.dbfloor import pk_read_floor
+from bench.harness.floor import FloorServer, define_floor_metrics, floor_phase
 from bench.harness.machine import machine_info
 from bench.harness.options import Options
 from bench.harness.plot import write_plot
@@ -92,7 +94,8 @@ def run(options: Options) -> int:
 
 def _define_metrics(r: Report, stack: str) -> None:
     lower = {"higher_is_better": False}
-    r.metric("healthz", "GET /healthz (framework floor)", "req/s", THROUGHPUT, is_floor=True)
+    define_floor_metrics(r)
+    r.metric("healthz", "GET /healthz", "req/s", THROUGHPUT, is_floor=True)
     r.metric("db", "PK read via driver (database floor)", "req/s", THROUGHPUT, is_floor=True)
     r.metric("w1", "W1 mix", "req/s", THROUGHPUT, target=TARGET_RATE[stack])
     r.metric("w1_p50", "W1 p50", "ms", LATENCY, phase="w1", **lower)
@@ -101,6 +104,9 @@ def _define_metrics(r: Report, stack: str) -> None:
     r.metric("w1_p999", "W1 p99.9", "ms", LATENCY, phase="w1", **lower)
     r.metric("cpu_healthz", "server CPU, GET /healthz", "µs", SERVER_CPU, phase="healthz", **lower)
     r.metric("cpu_w1", "server CPU, W1 mix", "µs", SERVER_CPU, phase="w1", **lower)
+    cpu_target = {"postgres": 8, "embedded": 6}[stack]
+    r.ratio("cpu_w1_floor", f"server CPU, W1 ÷ floor CPU (target ≤ {cpu_target})")
+    r.ratio("cpu_healthz_floor", "server CPU, /healthz ÷ floor CPU (target ≤ 1.5)")
     r.ratio("w1_healthz", "W1 ÷ /healthz (target ≥ 0.5)")
     r.ratio("w1_db", "W1 ÷ DB floor")
 
@@ -245,14 +251,17 @@ async def _main(o: Options) -> int:
             log_path=workdir / "server.log",
             extra_env=source.env(),
         )
-        total_phases = 2 + 3 * o.runs + (1 + len(w1_mix.MIX) if o.profile else 0)
+        total_phases = 2 + 4 * o.runs + (1 + len(w1_mix.MIX) if o.profile else 0)
         with BenchProgress(console, total_phases) as progress:
+            floor = FloorServer(workdir / "floor.log")
             async with progress.phase("measurement server", 5):
                 await server.start()
+                await floor.start()
             try:
                 runner = _Runner(
                     o, report, progress, server, stack, workdir, graph, callers, tokens
                 )
+                runner.floor = floor
                 await runner.warm_up()
                 for run_no in range(o.runs):
                     await runner.run(run_no)
@@ -264,6 +273,7 @@ async def _main(o: Options) -> int:
                         report.warnings.append(f"profile / per-op diagnostics failed: {exc!r}")
             finally:
                 await server.stop()
+                await floor.stop()
         report.finished_at = datetime.now(UTC)
         _cpu_warnings(report)
         report.notes += [
@@ -312,6 +322,7 @@ class _Runner:
         self.ids: list[int] = [int(x) for x in graph.ids.tolist()]
         self.seed = w1_seed.SeedParams.from_env().rng_seed + 100
         self._spy_seconds = float(PROFILE_SECONDS)
+        self.floor: FloorServer | None = None
 
     def _slots(self, name: str, seed: int, seconds: float) -> tuple[Path, dict[str, int]]:
         path = self.workdir / f"slots-{name}.txt"
@@ -367,9 +378,13 @@ class _Runner:
         self.progress.set_overall(f"run {run_no + 1}/{o.runs}")
         raw: dict[str, Any] = {"run": run_no + 1}
 
+        assert self.floor is not None
+        floor_cpu = await floor_phase(o, self.report, self.progress, self.floor, raw)
+        await asyncio.sleep(PAUSE)
+
         waited = await self._phase_start()
         async with self.progress.phase(
-            "framework floor: wrk GET /healthz", o.duration, server_pids=self.server.pids()
+            "wrk GET /healthz", o.duration, server_pids=self.server.pids()
         ) as cpu:
             res = await run_wrk(
                 self.server.base_url,
@@ -421,6 +436,8 @@ class _Runner:
         await asyncio.sleep(PAUSE)
 
         last = {k: v.values[-1] for k, v in m.items() if v.values}
+        self.report.ratios["cpu_w1_floor"].values.append(last["cpu_w1"] / floor_cpu)
+        self.report.ratios["cpu_healthz_floor"].values.append(last["cpu_healthz"] / floor_cpu)
         self.report.ratios["w1_healthz"].values.append(last["w1"] / last["healthz"])
         self.report.ratios["w1_db"].values.append(last["w1"] / last["db"])
         self.report.runs.append(raw)

@@ -10,9 +10,9 @@ How it runs (bench/README.md has the details):
    The server is then stopped. Those accounts are never logged in by the bench.
 3. Measurement server: `socius serve` with the default argon2 settings. It registers the
    accounts used for login (their hashes are 64 MiB, t=3, checked and recorded).
-4. Each run: framework floor (wrk GET /healthz), database floor (PK reads through the
-   driver), login (open loop, 10/s), refresh (wrk, chained token rotation), GET /v1/me
-   (wrk), in-process AccessTokens.verify cost.
+4. Each run: the framework floor (bench/harness/floor.py), GET /healthz, the database
+   floor (PK reads through the driver), login (open loop, 10/s), refresh (wrk, chained
+   token rotation), GET /v1/me (wrk), in-process AccessTokens.verify cost.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import httpx
 from rich.console import Console
 
 from bench.harness.dbfloor import pk_read_floor, user_ids
+from bench.harness.floor import FloorServer, define_floor_metrics, floor_phase
 from bench.harness.machine import machine_info
 from bench.harness.openloop import open_loop
 from bench.harness.options import Options
@@ -192,7 +193,8 @@ SERVER_CPU = "server CPU per request (µs, all server threads; robust to a share
 
 def _define_metrics(r: Report) -> None:
     lower = {"higher_is_better": False}
-    r.metric("healthz", "GET /healthz (framework floor)", "req/s", THROUGHPUT, is_floor=True)
+    define_floor_metrics(r)
+    r.metric("healthz", "GET /healthz", "req/s", THROUGHPUT, is_floor=True)
     r.metric("db", "PK read via driver (database floor)", "req/s", THROUGHPUT, is_floor=True)
     r.metric("me", "GET /v1/me (authenticated)", "req/s", THROUGHPUT)
     r.metric("refresh", "POST /v1/auth/refresh (rotation)", "req/s", THROUGHPUT, target=3000.0)
@@ -218,6 +220,8 @@ def _define_metrics(r: Report) -> None:
     for key, label in (("healthz", "GET /healthz"), ("refresh", "refresh"), ("me", "GET /v1/me")):
         r.metric(f"cpu_{key}", f"server CPU, {label}", "µs", SERVER_CPU, phase=key, **lower)
     r.metric("cpu_login", "server CPU, login", "µs", SERVER_CPU, phase="login", **lower)
+    for key, label in (("healthz", "GET /healthz"), ("refresh", "refresh"), ("me", "GET /v1/me")):
+        r.ratio(f"cpu_{key}_floor", f"server CPU, {label} ÷ floor CPU")
     r.ratio("refresh_healthz", "refresh ÷ /healthz")
     r.ratio("me_healthz", "/v1/me ÷ /healthz")
     r.ratio("refresh_db", "refresh ÷ DB floor")
@@ -261,7 +265,7 @@ async def _main(o: Options) -> int:
         },
     )
     _define_metrics(report)
-    total_phases = 2 + 6 * o.runs
+    total_phases = 2 + 7 * o.runs
     with BenchProgress(console, total_phases) as progress:
         async with fresh_stack(
             o.stack,
@@ -280,13 +284,16 @@ async def _main(o: Options) -> int:
                 log_path=workdir / "server.log",
                 extra_env=source.env(),
             )
+            floor = FloorServer(workdir / "floor.log")
             async with progress.phase("measurement server + login accounts", 5):
                 await server.start()
+                await floor.start()
             try:
                 login_users = await _register_login_users(server.base_url)
                 params = await _password_hash_params(stack, login_users[0][0])
                 report.config["argon2_stored_for_login_accounts"] = params
                 runner = _Runner(o, report, progress, server, stack, source, workdir)
+                runner.floor = floor
                 runner.login_users = login_users
                 runner.ids = await user_ids(
                     sqlite_path=stack.sqlite_path, database_url=stack.database_url
@@ -298,6 +305,7 @@ async def _main(o: Options) -> int:
                     await runner.run(run_no, tokens)
             finally:
                 await server.stop()
+                await floor.stop()
 
     report.finished_at = datetime.now(UTC)
     _cpu_warnings(report)
@@ -347,6 +355,7 @@ class _Runner:
         self.ids: list[int] = []
         self.me_chains: list[str] = []
         self.login_users: list[tuple[str, str]] = []
+        self.floor: FloorServer | None = None
 
     @asynccontextmanager
     async def _phase(
@@ -402,7 +411,10 @@ class _Runner:
         self.progress.set_overall(f"run {run_no + 1}/{o.runs}")
         raw: dict[str, Any] = {"run": run_no + 1}
 
-        await self._wrk(raw, "healthz", "framework floor: wrk GET /healthz", "healthz.lua", None)
+        assert self.floor is not None
+        floor_cpu = await floor_phase(o, self.report, self.progress, self.floor, raw)
+        await asyncio.sleep(PAUSE)
+        await self._wrk(raw, "healthz", "wrk GET /healthz", "healthz.lua", None)
 
         async with self._phase(raw, "db_floor", "database floor: PK reads", o.duration) as rec:
             rec.update(
@@ -442,6 +454,8 @@ class _Runner:
         m["authenticate"].add(rec["authenticate_us"], rec["errors"])
 
         ratios, last = self.report.ratios, {k: v.values[-1] for k, v in m.items() if v.values}
+        for key in ("healthz", "refresh", "me"):
+            ratios[f"cpu_{key}_floor"].values.append(last[f"cpu_{key}"] / floor_cpu)
         ratios["refresh_healthz"].values.append(last["refresh"] / last["healthz"])
         ratios["me_healthz"].values.append(last["me"] / last["healthz"])
         ratios["refresh_db"].values.append(last["refresh"] / last["db"])

@@ -217,7 +217,11 @@ def serve(
     ] = _DEFAULTS.host,
     port: Annotated[int, typer.Option(help="port to listen on (or SOCIUS_PORT)")] = _DEFAULTS.port,
     workers: Annotated[
-        int, typer.Option(help="worker processes (or SOCIUS_WORKERS)")
+        int,
+        typer.Option(
+            help="worker processes (or SOCIUS_WORKERS); 0: one per core with PostgreSQL "
+            "and Redis, one on embedded SQLite"
+        ),
     ] = _DEFAULTS.workers,
 ) -> None:
     """Run the HTTP and WebSocket server (Granian).
@@ -236,7 +240,8 @@ def serve(
     options = {"host": host, "port": port, "workers": workers}
     given = {name: value for name, value in options.items() if _given(ctx, name)}
     settings = _settings(**given)
-    if settings.workers > 1 and not settings.redis_url:
+    workers = settings.effective_workers
+    if workers > 1 and not settings.redis_url:
         err.print(
             "[red]SOCIUS_WORKERS > 1 needs SOCIUS_REDIS_URL[/red]: revocations and rate "
             "limits must be shared between worker processes."
@@ -255,13 +260,13 @@ def serve(
     where = "embedded SQLite" if settings.is_embedded else "PostgreSQL"
     err.print(
         f"socius {__version__} on http://{settings.host}:{settings.port} "
-        f"({where}, {settings.workers} worker(s))"
+        f"({where}, {workers} worker(s))"
     )
     Granian(
-        "socius.bootstrap:create_app",
+        "socius.bootstrap:serve_app",
         address=settings.host,
         port=settings.port,
-        workers=settings.workers,
+        workers=workers,
         interface=Interfaces.ASGI,
         factory=True,
         backlog=4096,

@@ -31,7 +31,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # where and how to serve
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int = 1
+    workers: int = 0  # 0: one per core with a shared Redis, else 1 (effective_workers)
     public_url: str = ""
     data_dir: str = "./socius-data"
     node_id: int = -1  # 0..1023; -1 derives one from the process id
@@ -102,7 +102,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # operations
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+    access_log_sample_rate: float = 1.0  # share of ordinary requests logged; errors, slow: all
+    access_log_slow_ms: int = 500  # a request at least this slow is always logged
     otlp_endpoint: str = ""
+    gc_freeze: bool = True  # gc.freeze() once the app is built: start-up objects never scanned
+    gc_gen0_threshold: int = 20_000  # allocations between young collections; 0: Python's own
     max_body_bytes: int = 64 * 1024
 
     # retention
@@ -111,7 +115,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
             (1 <= self.port <= 65535, "port", "must be 1..65535"),
-            (1 <= self.workers <= 256, "workers", "must be 1..256"),
+            (0 <= self.workers <= 256, "workers", "must be 0..256 (0: automatic)"),
+            (
+                0.0 <= self.access_log_sample_rate <= 1.0,
+                "access_log_sample_rate",
+                "must be 0..1",
+            ),
+            (self.access_log_slow_ms >= 0, "access_log_slow_ms", "must be >= 0"),
+            (self.gc_gen0_threshold >= 0, "gc_gen0_threshold", "must be >= 0"),
             (-1 <= self.node_id <= 1023, "node_id", "must be 0..1023 (or -1 for automatic)"),
             (self.database_pool_size >= 1, "database_pool_size", "must be >= 1"),
             (self.access_token_ttl_seconds >= 30, "access_token_ttl_seconds", "must be >= 30"),
@@ -229,6 +240,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def effective_workers(self) -> int:
+        """``workers``, or when it is 0: one per core on a shared database and Redis (the
+        state worker processes must share) when each process takes its own node id; one
+        on embedded SQLite or with a fixed ``node_id`` (ids embed it: one process only)."""
+        if self.workers:
+            return self.workers
+        if self.redis_url and not self.is_embedded and self.node_id < 0:
+            return max(1, os.cpu_count() or 1)
+        return 1
 
     @property
     def is_embedded(self) -> bool:

@@ -34,7 +34,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 @pytest.fixture
 def app(make_settings: Callable[..., Settings], receiver: OtlpReceiver) -> App:
-    return make_app(make_settings(otlp_endpoint=receiver.url))
+    # JSON logs: the access lines (written by the front, not structlog) are JSON too.
+    return make_app(make_settings(otlp_endpoint=receiver.url, log_json=True))
 
 
 def flush(*apps: App) -> None:
@@ -170,6 +171,8 @@ def test_log_lines_carry_the_trace_and_span_ids(
     trace_id = secrets.token_hex(16)
     try:
         a.client.request("GET", "/v1/me", headers=traceparent(trace_id))
+        assert app.wiring.access_log is not None
+        app.wiring.access_log.flush()  # access lines are written in batches
     finally:
         configure_logging("info", json=False)
     flush(app)

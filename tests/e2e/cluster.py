@@ -76,7 +76,9 @@ class Node:
     def __init__(self, name: str, port: int, env: dict[str, str], log_path: Path) -> None:
         self.name = name
         self.port = port
-        self.env = env
+        # One worker process per node (SOCIUS_WORKERS=0 would start one per core on
+        # PostgreSQL + Redis): a node's /metrics, its node id and its SIGKILL are one process.
+        self.env = {"SOCIUS_WORKERS": "1", **env}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.incarnations = 0

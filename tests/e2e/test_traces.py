@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cache_contract import eventually
 from e2e.cluster import Cluster
 from otlp_receiver import OtlpReceiver, Span, children
 from socius.client import AsyncClient, RealtimeClient
@@ -80,7 +81,15 @@ async def test_a_message_is_one_trace_from_the_post_on_a_to_the_socket_on_b(
     assert server.instance != deliver.instance  # two processes: node A, node B
     assert {s.resource["service.name"] for s in spans} == {"socius"}
 
-    lines = [json.loads(line) for line in a.output().splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("trace_id") == trace_id]
+    def traced_lines() -> list[dict[str, object]]:
+        lines = [json.loads(line) for line in a.output().splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("trace_id") == trace_id]
+
+    # Access lines are written in batches (every 0.5 s at the latest).
+    async def logged() -> bool:
+        return any(line.get("event") == "request" for line in traced_lines())
+
+    await eventually(logged, within=WAIT)
+    access = traced_lines()
     assert [line["event"] for line in access] == ["request"]
     assert access[0]["span_id"] == server.span_id

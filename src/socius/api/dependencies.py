@@ -8,13 +8,13 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.handlers.base import BaseRouteHandler
 
 from socius.domain.errors import Unauthenticated
 from socius.services.auth import ClientInfo, Principal
 from socius.services.container import Container
 
 __all__ = [
+    "PRINCIPAL_KEY",
     "Caller",
     "Requester",
     "container_of",
@@ -36,12 +36,16 @@ def container_of(state: State) -> Container:
     return container
 
 
-_PRINCIPAL = "socius.principal"
+PRINCIPAL_KEY = "socius.principal"
+"""Where the caller is kept in ``scope["state"]`` once verified (by api/front.py)."""
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller of this request, verified once and remembered in the scope."""
-    known = connection.state.get(_PRINCIPAL)
+    """The caller of this request, verified once and remembered in the scope. The front
+    (api/front.py) has done it for every route that declares the bearer requirement; this
+    is the way for anything else that needs the caller."""
+    state = connection.scope.get("state")
+    known = state.get(PRINCIPAL_KEY) if state else None
     if isinstance(known, Principal):
         return known
     header = connection.headers.get("authorization", "")
@@ -49,17 +53,15 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("an access token is required", code="missing_token")
     principal = await container_of(connection.app.state).auth.authenticate(token.strip())
-    connection.state[_PRINCIPAL] = principal
+    connection.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
     return principal
 
 
-async def require_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A guard: guards run before parameters are parsed, so a request without a valid
-    token gets 401 whatever else is wrong with it."""
-    await authenticate(connection)
-
-
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    state = request.scope.get("state")
+    known = state.get(PRINCIPAL_KEY) if state else None
+    if isinstance(known, Principal):  # the front verified it (the usual case)
+        return known
     return await authenticate(request)
 
 

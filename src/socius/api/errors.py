@@ -39,7 +39,7 @@ from socius.domain.errors import (
     Unavailable,
 )
 
-__all__ = ["ERROR_STATUS", "error_response", "exception_handlers"]
+__all__ = ["ERROR_STATUS", "error_parts", "error_response", "exception_handlers"]
 
 log = structlog.get_logger("socius.api")
 
@@ -87,28 +87,56 @@ def error_response(
 
 def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     assert isinstance(exc, DomainError)
+    status, body, headers = _domain_parts(exc, request.url.path)
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def _domain_parts(exc: DomainError, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
     status = next((s for kind, s in ERROR_STATUS.items() if isinstance(exc, kind)), 400)
     headers = None
     if isinstance(exc, RateLimited | Unavailable):
         headers = {"Retry-After": str(max(1, exc.retry_after))}
     if isinstance(exc, Unavailable):
-        _log_outage(request, exc)
-    return error_response(status, exc.code, exc.message, exc.details, headers)
+        _log_outage(path, exc)
+    body = {"error": {"code": exc.code, "message": exc.message, "details": exc.details or {}}}
+    return status, body, headers
 
 
-def _dependency(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """A cache, bus or connection failure no service degraded around: retry shortly."""
+def _as_unavailable(exc: Exception) -> Unavailable:
     what = {CacheUnavailable: "the cache", BusUnavailable: "the event bus"}
     name = next((n for kind, n in what.items() if isinstance(exc, kind)), "a dependency")
     unavailable = Unavailable(f"{name} is unavailable; retry shortly")
     unavailable.__cause__ = exc
-    return _domain(request, unavailable)
+    return unavailable
 
 
-def _log_outage(request: Request[Any, Any, Any], exc: Exception) -> None:
+def _dependency(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A cache, bus or connection failure no service degraded around: retry shortly."""
+    return _domain(request, _as_unavailable(exc))
+
+
+def error_parts(exc: Exception, path: str) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """Status, body and headers of the answer to `exc`, for code that answers outside
+    Litestar's exception handlers (api/front.py): the same mapping as theirs."""
+    if isinstance(exc, CacheUnavailable | BusUnavailable | OSError):
+        exc = _as_unavailable(exc)
+    if isinstance(exc, DomainError):
+        return _domain_parts(exc, path)
+    log.error("unhandled error", path=path, exc_info=exc)
+    body = {
+        "error": {
+            "code": "internal_error",
+            "message": "an internal error occurred; it is a bug",
+            "details": {},
+        }
+    }
+    return HTTP_500_INTERNAL_SERVER_ERROR, body, None
+
+
+def _log_outage(path: str, exc: Exception) -> None:
     # One line per request, no traceback: an outage answers every request this way.
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    log.warning("dependency unavailable", path=request.url.path, error=repr(cause)[:300])
+    log.warning("dependency unavailable", path=path, error=repr(cause)[:300])
 
 
 def _validation(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

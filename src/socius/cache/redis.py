@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from socius.cache.redis_timeouts import connection_class_for
 from socius.domain.errors import CacheUnavailable
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ class RedisCache:
             "socket_connect_timeout": timeout,
             "max_connections": 512,
             "health_check_interval": 0,
+            **connection_class_for(url),  # no task per command (cache/redis_timeouts.py)
         }
         if tracer is None:
             self._redis = aioredis.Redis.from_url(url, **options)

@@ -24,10 +24,13 @@ from socius.observability.spans import add_trace_ids
 __all__ = [
     "REDACTED",
     "RequestContextMiddleware",
+    "add_request_id",
     "configure_logging",
     "current_request_id",
+    "next_request_id",
     "redact",
     "request_id_var",
+    "valid_request_id",
 ]
 
 # Loose on purpose: servers pass plain dicts, Litestar types scopes and messages as
@@ -90,6 +93,16 @@ def redact(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> 
     return event_dict
 
 
+def add_request_id(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: the id of the request being handled, when there is one (the
+    front sets `request_id_var`; nothing is bound per request)."""
+    if "request_id" not in event_dict:
+        request_id = request_id_var.get()
+        if request_id is not None:
+            event_dict["request_id"] = request_id
+    return event_dict
+
+
 def configure_logging(
     level: str, json: bool, *, stream: TextIO | None = None, trace_ids: bool = False
 ) -> None:
@@ -111,6 +124,7 @@ def configure_logging(
 
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -160,17 +174,22 @@ _ID_PREFIX = os.urandom(8).hex()
 _id_counter = itertools.count(1)
 
 
-def _next_request_id() -> str:
+def next_request_id() -> str:
     """Unique across processes (random prefix) and cheap (a counter): ids need not be
     unguessable, only distinct."""
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
-def _request_id_from(headers: Any) -> str | None:
+def request_id_from(headers: Any) -> str | None:
     for name, value in headers:
         if name == _REQUEST_ID_HEADER:
-            return value.decode("ascii") if _REQUEST_ID.fullmatch(value) else None
+            return valid_request_id(value)
     return None
+
+
+def valid_request_id(value: bytes) -> str | None:
+    """A client's X-Request-ID value, if well-formed (else None: one is generated)."""
+    return value.decode("ascii") if _REQUEST_ID.fullmatch(value) else None
 
 
 class RequestContextMiddleware:
@@ -195,7 +214,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id_from(scope.get("headers", ())) or _next_request_id()
+        request_id = request_id_from(scope.get("headers", ())) or next_request_id()
         header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
         # Read before the app runs: routing may rewrite scope["path"] (mounts).
         method: str = scope.get("method", "")

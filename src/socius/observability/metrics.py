@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -16,16 +17,20 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.utils import floatToGoString
 
-__all__ = ["HTTP_DURATION_BUCKETS", "Metrics", "MetricsMiddleware"]
+__all__ = ["HTTP_DURATION_BUCKETS", "UNMATCHED", "HttpStats", "Metrics", "MetricsMiddleware"]
 
 # Loose on purpose: servers pass plain dicts, Litestar types scopes and messages as
 # TypedDicts; both sides must fit (e.g. Litestar(middleware=[DefineMiddleware(...)])).
@@ -50,11 +55,81 @@ HTTP_DURATION_BUCKETS: tuple[float, ...] = (
     5.0,
 )
 
+# The `le` label of each duration bucket, as prometheus_client writes them.
+_LE: tuple[str, ...] = tuple(
+    floatToGoString(bound)  # type: ignore[no-untyped-call]
+    for bound in (*HTTP_DURATION_BUCKETS, float("inf"))
+)
+
 # Any other method a client invents is folded into "OTHER" (bounded label cardinality).
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
-_UNMATCHED = "unmatched"
+UNMATCHED = "unmatched"
+
+
+class HttpStats:
+    """HTTP request counts and durations kept as plain numbers, exported when scraped.
+
+    `record` is what every request pays: one dict look-up and three additions, no lock
+    (one event loop per process), no label objects. Per (method, route, status) it keeps
+    [count, sum of seconds, one count per duration bucket (not cumulative), +Inf];
+    `collect` turns them into ``http_requests_total{method,route,status}``,
+    ``http_request_duration_seconds{method,route}`` and ``http_requests_in_flight``.
+    """
+
+    __slots__ = ("_series", "in_flight")
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, int], list[float]] = {}
+        self.in_flight = 0
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            if method not in _KNOWN_METHODS and method != "OTHER":
+                self.record("OTHER", route, status, seconds)
+                return
+            series = self._series[key] = [0.0] * (len(HTTP_DURATION_BUCKETS) + 3)
+        series[0] += 1
+        series[1] += seconds
+        series[2 + bisect_left(HTTP_DURATION_BUCKETS, seconds)] += 1
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self.collect())
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "http_requests",
+            "HTTP requests handled, by method, route template and status.",
+            labels=["method", "route", "status"],
+        )
+        duration = HistogramMetricFamily(
+            "http_request_duration_seconds",
+            "HTTP request duration in seconds, until the response body was sent.",
+            labels=["method", "route"],
+        )
+        in_flight = GaugeMetricFamily(
+            "http_requests_in_flight", "HTTP requests currently being handled."
+        )
+        in_flight.add_metric([], self.in_flight)
+        by_route: dict[tuple[str, str], list[float]] = {}
+        for (method, route, status), series in list(self._series.items()):
+            requests.add_metric([method, route, str(status)], series[0])
+            total = by_route.get((method, route))
+            if total is None:
+                by_route[(method, route)] = list(series)
+            else:
+                for i, value in enumerate(series):
+                    total[i] += value
+        for (method, route), series in by_route.items():
+            buckets, running = [], 0.0
+            for bound, count in zip(_LE, series[2:], strict=True):
+                running += count
+                buckets.append((bound, running))
+            duration.add_metric([method, route], buckets, series[1])
+        return [requests, duration, in_flight]
 
 
 class _PoolCollector:
@@ -93,24 +168,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.http_requests_total = Counter(
-            "http_requests_total",
-            "HTTP requests handled, by method, route template and status.",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.http_request_duration_seconds = Histogram(
-            "http_request_duration_seconds",
-            "HTTP request duration in seconds, until the response body was sent.",
-            ["method", "route"],
-            buckets=HTTP_DURATION_BUCKETS,
-            registry=r,
-        )
-        self.http_requests_in_flight = Gauge(
-            "http_requests_in_flight",
-            "HTTP requests currently being handled.",
-            registry=r,
-        )
+        self.http = HttpStats()
+        r.register(self.http)
         self.cache_errors_total = Counter(
             "cache_errors_total",
             "Cache operations that failed (the request fell back to the database).",
@@ -192,23 +251,20 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware counting and timing HTTP requests.
+    """Pure ASGI middleware counting and timing HTTP requests into `Metrics.http`.
 
     Non-HTTP scopes (websocket, lifespan) pass through untouched. The route label is
     the framework's route template (``scope["path_template"]``, set by Litestar while
     routing, so it is read after the inner app ran) or ``"unmatched"``; never the raw
-    path, whose cardinality is unbounded.
+    path, whose cardinality is unbounded. (The served app counts in api/front.py, which
+    does the same with the rest of the per-request work.)
     """
 
-    __slots__ = ("_children", "_duration", "_in_flight", "_requests", "app")
+    __slots__ = ("_stats", "app")
 
     def __init__(self, app: _ASGIApp, metrics: Metrics) -> None:
         self.app = app
-        self._requests = metrics.http_requests_total
-        self._duration = metrics.http_request_duration_seconds
-        self._in_flight = metrics.http_requests_in_flight
-        # (method, route, status) -> (counter child, histogram child)
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._stats = metrics.http
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -224,28 +280,12 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        in_flight = self._in_flight
-        in_flight.inc()
+        stats = self._stats
+        stats.in_flight += 1
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_capturing_status)
         finally:
-            elapsed = time.perf_counter() - start
-            in_flight.dec()
-            self._record(scope, status, elapsed)
-
-    def _record(self, scope: Any, status: int, elapsed: float) -> None:
-        method: str = scope.get("method", "GET")
-        if method not in _KNOWN_METHODS:
-            method = "OTHER"
-        route: str = scope.get("path_template") or _UNMATCHED
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self._requests.labels(method, route, str(status)),
-                self._duration.labels(method, route),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(elapsed)
+            stats.in_flight -= 1
+            route: str = scope.get("path_template") or UNMATCHED
+            stats.record(scope.get("method", "GET"), route, status, time.perf_counter() - start)

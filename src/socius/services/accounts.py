@@ -27,7 +27,7 @@ from socius.services.graph_cache import GraphCache
 from socius.services.mail_queue import MailQueue, send_after_commit, when_text
 from socius.services.messaging import MessagingService
 from socius.services.passwords import PasswordHasher, check_password_policy
-from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.ports import Clock, HotReads, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
@@ -75,8 +75,10 @@ class AccountService:
         *,
         register_throttle: Throttle,
         require_verified_email: bool = False,
+        reads: HotReads | None = None,
     ) -> None:
         self._uow = uow
+        self._reads = reads if reads is not None and reads.available else None
         self._clock = clock
         self._ids = ids
         self._hasher = hasher
@@ -152,8 +154,11 @@ class AccountService:
         return issued or PendingVerification(user)
 
     async def _user(self, principal: Principal) -> User:
-        async with self._uow(write=False) as uow:
-            user = await uow.users.get(principal.user_id)
+        if self._reads is not None:  # one row, on the driver (storage/reads.py)
+            user = await self._reads.user(principal.user_id)
+        else:
+            async with self._uow(write=False) as uow:
+                user = await uow.users.get(principal.user_id)
         if user is None or not user.is_active:
             raise Unauthenticated("the account no longer exists", code="account_gone")
         return user

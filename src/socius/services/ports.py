@@ -26,6 +26,7 @@ __all__ = [
     "Clock",
     "ConversationRepository",
     "EdgeRepository",
+    "HotReads",
     "Mailer",
     "MfaRepository",
     "NotificationRepository",
@@ -519,6 +520,16 @@ class UnitOfWork(Protocol):
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, write: bool = True, replica: bool = False) -> UnitOfWork:
         """A unit of work; ``replica=True`` allows a lag-tolerant read replica."""
+
+
+class HotReads(Protocol):
+    """The hottest primary-key reads, on the database driver itself (storage/reads.py):
+    one committed row, without a unit of work."""
+
+    @property
+    def available(self) -> bool: ...
+
+    async def user(self, user_id: int) -> User | None: ...
 
 
 class Cache(Protocol):

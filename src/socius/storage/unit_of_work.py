@@ -27,6 +27,7 @@ from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
+from socius.storage.reads import HotReads
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
@@ -169,6 +170,8 @@ class Database:
             make_engine(r, pool_size=pool_size, echo=echo) for r in (replica_urls or [])
         ]
         self._next_replica = itertools.cycle(range(len(self.replicas) or 1))
+        #: The hottest primary-key reads, on the driver (storage/reads.py).
+        self.reads = HotReads(url, pool_size=pool_size)
         # SQLite has one writer at a time. Queue writers here, in order, rather than let
         # them collide on the database lock and sleep in SQLite's busy handler (whose
         # back-off grows to 100 ms a try): an embedded server is one process.
@@ -203,6 +206,7 @@ class Database:
         return {"in_use": int(checked_out), "idle": int(idle)}
 
     async def dispose(self) -> None:
+        await self.reads.close()
         await self.primary.dispose()
         for engine in self.replicas:
             await engine.dispose()

@@ -38,7 +38,7 @@ from socius.storage.tables import (
     users,
 )
 
-__all__ = ["SqlUserRepository", "escape_like"]
+__all__ = ["USER_COLUMNS", "SqlUserRepository", "escape_like", "user_from_driver"]
 
 _UPDATABLE = {
     "display_name",
@@ -82,10 +82,11 @@ def _to_user(row: Row[Any]) -> User:
 
 _USER_FIELDS = tuple(c.name for c in users.c)
 _USER_COLUMNS = ", ".join(_USER_FIELDS)
+USER_COLUMNS = _USER_COLUMNS  # for storage/reads.py
 _COUNT_COLUMN = ", (SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 
 
-def _user_from_driver(row: Sequence[Any]) -> User:
+def user_from_driver(row: Sequence[Any]) -> User:
     """A users row as the driver returns it, columns in table order (``_USER_FIELDS``):
     what SQLAlchemy's types would do, by hand (SQLite: 0/1 booleans, JSON and timestamps
     as text; asyncpg: JSON as text)."""
@@ -198,7 +199,7 @@ class SqlUserRepository:
         rows = await fetch(self._conn, sql, *args)
         n = len(_USER_FIELDS)
         return [
-            (_user_from_driver(row), {t: int(c or 0) for t, c in zip(types, row[n:], strict=True)})
+            (user_from_driver(row), {t: int(c or 0) for t, c in zip(types, row[n:], strict=True)})
             for row in rows
         ]
 
@@ -209,7 +210,7 @@ class SqlUserRepository:
         if self._conn.dialect.name == "sqlite" and direct(self._conn):
             marks = ", ".join("?" * len(user_ids))
             sql = f"SELECT {_USER_COLUMNS} FROM users WHERE id IN ({marks}) ORDER BY id"  # noqa: S608
-            return [_user_from_driver(row) for row in await fetch(self._conn, sql, *user_ids)]
+            return [user_from_driver(row) for row in await fetch(self._conn, sql, *user_ids)]
         stmt = select(users).where(users.c.id.in_(user_ids)).order_by(users.c.id)
         if self._conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(read=not exclusive)

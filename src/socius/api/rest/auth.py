@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, Requester, container_of, require_auth
+from socius.api.dependencies import Caller, Requester, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import (
     DisplayNameOrEmpty,
@@ -143,7 +143,6 @@ async def refresh(data: JSONBody[RefreshIn], state: State) -> AuthOut:
     summary="End this session",
     description="The session's access and refresh tokens stop working at once.",
     security=[{"bearer": []}],
-    guards=[require_auth],
 )
 async def logout(state: State, principal: Caller) -> None:
     await container_of(state).auth.logout(principal)

@@ -11,7 +11,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import ClientMsgId, IdText, MessageBody, MessageTtl, Title
 from socius.api.rest.message_views import (
@@ -510,5 +510,4 @@ router = Router(
     ),
     tags=["conversations"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, Requester, container_of, require_auth
+from socius.api.dependencies import Caller, Requester, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import EmailAddress, NewPassword, OneTimeTokenText
 
@@ -40,7 +40,6 @@ class ResetIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     "`too_many_attempts` past SOCIUS_VERIFY_EMAIL_MAX_PER_HOUR. The mail leaves after the "
     "answer: a mail server that is down delays it, never this request.",
     security=[{"bearer": []}],
-    guards=[require_auth],
 )
 async def request_verification(state: State, principal: Caller) -> None:
     await container_of(state).verification.request(principal.user_id)

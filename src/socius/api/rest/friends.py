@@ -9,7 +9,7 @@ from litestar import Router, delete, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import IdText
 from socius.api.rest.graph_views import (
@@ -131,5 +131,4 @@ router = Router(
     ),
     tags=["graph"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

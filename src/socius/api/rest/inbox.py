@@ -8,7 +8,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import IdText
 from socius.api.rest.message_views import (
@@ -109,5 +109,4 @@ router = Router(
     route_handlers=with_options([notifications, mark_notifications_read, sync]),
     tags=["conversations"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import (
     AvatarUrl,
@@ -163,5 +163,4 @@ router = Router(
     ),
     tags=["identity"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

@@ -8,7 +8,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.fields import MfaCode, Password, RecoveryCodeText
 
@@ -106,5 +106,4 @@ router = Router(
     route_handlers=with_options([mfa_status, enroll_totp, confirm_totp, disable_totp]),
     tags=["identity"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

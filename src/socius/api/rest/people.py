@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Router, delete, get, post
 from litestar.datastructures import State
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.graph_views import (
     RelationshipOut,
@@ -154,5 +154,4 @@ router = Router(
     ),
     tags=["graph"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Router, get
 from litestar.datastructures import State
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.params import IdList, parse_id_list
 from socius.domain.errors import Unavailable
@@ -61,5 +61,4 @@ router = Router(
     route_handlers=with_options([presence]),
     tags=["conversations"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

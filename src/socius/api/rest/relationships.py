@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Router, get, post
 from litestar.datastructures import State
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.graph_views import (
     RelationshipOut,
@@ -72,5 +72,4 @@ router = Router(
     route_handlers=with_options([relationships, blocks, follow_requests, approve, reject]),
     tags=["graph"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )

@@ -8,7 +8,7 @@ from litestar import Router, get
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
 from socius.api.rest.params import IdPath, Limit, OffsetCursor
 from socius.api.rest.views import Page, PublicUserOut, public_user_out
@@ -66,5 +66,4 @@ router = Router(
     route_handlers=with_options([search_users, user_by_username, user_by_id]),
     tags=["identity"],
     security=[{"bearer": []}],
-    guards=[require_auth],
 )
