@@ -23,9 +23,9 @@ PROPAGATION = 0.1  # seconds: a revocation is refused on every other node within
 WAIT = 30.0  # seconds a test waits for an outage or a return to be noticed
 
 
-@pytest.fixture(params=["redis", "nats"])
+@pytest.fixture(params=["default", "nats"])
 def bus_kind(request: pytest.FixtureRequest, stack: str) -> str:
-    """The clustered stack's bus: Redis pub/sub or NATS (the embedded one: in-process)."""
+    """The bus: "default" is Redis pub/sub clustered, in-process embedded; or NATS."""
     kind = str(request.param)
     if stack == "sqlite" and kind == "nats":
         pytest.skip("the embedded stack has its in-process bus")
@@ -118,7 +118,7 @@ async def test_a_token_revoked_while_redis_is_down_is_never_accepted_elsewhere(
         kept = await session(a, name)
         assert await b.me_status(token) == 200
         redis_server.stop()
-        if bus_kind == "redis":  # the bus went with Redis: wait until both nodes know
+        if bus_kind == "default":  # the bus went with Redis: wait until both nodes know
             for node in (a, b):
                 await eventually(
                     lambda n=node: _not(n.link_current()), within=WAIT, what="link lost"
