@@ -108,8 +108,8 @@ async def test_no_stale_read_survives_the_invalidation_window(
                 }
                 for node in (a, b):
 
-                    async def current(n: Node = node) -> bool:
-                        return await seen(n, owner, viewer) == expected
+                    async def current(n: Node = node, want: Any = expected) -> bool:
+                        return await seen(n, owner, viewer) == want
 
                     await eventually(current, within=WINDOW, what=f"round {i} on a node")
                 # Past the window, while the readers keep filling: nothing older comes back.
