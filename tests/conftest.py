@@ -33,6 +33,7 @@ from clock import Clock
 from socius.api.app import build_litestar
 from socius.bootstrap import Wiring, build, wrap
 from socius.client import AsyncClient, AuthResult, Client
+from socius.services.ports import Bus
 from socius.settings import Settings, load_settings
 from socius.storage.migrate import upgrade
 from socius.storage.tables import metadata
@@ -162,9 +163,12 @@ class App:
     wiring: Wiring
 
 
-def make_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> App:
-    """An app from ``settings``; on ``clock`` (e.g. ``clock.Clock``) when given."""
-    wiring = build(settings) if clock is None else build(settings, clock=clock)
+def make_app(
+    settings: Settings, *, clock: Callable[[], datetime] | None = None, bus: Bus | None = None
+) -> App:
+    """An app from ``settings``; on ``clock`` (e.g. ``clock.Clock``) when given; on
+    ``bus`` (e.g. a ``MemoryBus`` on a broker shared with another app) when given."""
+    wiring = build(settings, bus=bus) if clock is None else build(settings, clock=clock, bus=bus)
     litestar = build_litestar(wiring.container, wiring.metrics)
     return App(wrap(litestar, wiring, settings), wiring)
 

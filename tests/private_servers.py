@@ -21,7 +21,15 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PrivatePostgres", "PrivateRedis", "free_port", "private_postgres", "private_redis"]
+__all__ = [
+    "PrivateNats",
+    "PrivatePostgres",
+    "PrivateRedis",
+    "free_port",
+    "private_nats",
+    "private_postgres",
+    "private_redis",
+]
 
 START_TIMEOUT = 30.0
 
@@ -148,6 +156,57 @@ class PrivateRedis:
         if proc is not None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+class PrivateNats:
+    """A ``nats-server`` of its own (core NATS, no JetStream), on the same port each start."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            pytest.skip("nats-server is not installed")
+        self.binary = binary
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        self.proc = subprocess.Popen(
+            [self.binary, "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
+            ):
+                if s.recv(4).startswith(b"INFO"):
+                    return
+            time.sleep(0.05)  # waiting for the server to listen, not an assertion
+        self.stop()
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def private_nats() -> Iterator[PrivateNats]:
+    server = PrivateNats()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ from socius.services.accounts import AccountService
 from socius.services.admin import AdminService
 from socius.services.audit import AuditLog
 from socius.services.auth import AuthService
+from socius.services.bus_link import BusLink
 from socius.services.container import Container
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
@@ -52,6 +53,7 @@ from socius.services.lookaside import LookAside
 from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
+from socius.services.near_cache import NearCache, own_user_key
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Bus, Cache
@@ -133,8 +135,12 @@ def _node_id(settings: Settings) -> int:
     return settings.node_id if settings.node_id >= 0 else os.getpid() % 1024
 
 
-def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wiring:
-    """Wire every service for ``settings``. Opens nothing until the app starts."""
+def build(
+    settings: Settings, *, clock: Callable[[], datetime] = utc_now, bus: Bus | None = None
+) -> Wiring:
+    """Wire every service for ``settings``. Opens nothing until the app starts. ``bus``:
+    one to use instead of the one ``settings`` name (tests: in-process nodes of a cluster
+    on one ``MemoryBroker``)."""
     metrics = Metrics()
     provider = configure_tracing("socius", settings.otlp_endpoint)
     tracer = provider.get_tracer("socius") if provider is not None else None
@@ -167,11 +173,29 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             ).inc
         inc()
 
-    def lookaside(name: str) -> LookAside:
-        return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error)
-
     ids = IdGenerator(_node_id(settings))
-    bus = _make_bus(settings, tracer)
+    bus = bus or _make_bus(settings, tracer)
+    link = BusLink(
+        bus,
+        heartbeat=settings.bus_heartbeat_seconds,
+        on_change=lambda current: metrics.bus_link_current.set(1 if current else 0),
+    )
+    near = NearCache(
+        max_entries=settings.l1_cache_entries,
+        ttl=settings.l1_cache_ttl_seconds,
+        link=link,
+        origin=secrets.token_hex(8),
+        local_l2=None if settings.redis_url else cache,
+        on_result=lambda result: cache_result("l1", result),
+    )
+
+    async def users_changed(user_ids: set[int]) -> None:
+        await near.broadcast([own_user_key(u) for u in user_ids])
+
+    database.on_users_changed = users_changed
+
+    def lookaside(name: str) -> LookAside:
+        return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error, near=near)
 
     def bus_error(op: str) -> None:
         metrics.bus_errors_total.labels(op=op).inc()
@@ -196,8 +220,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         database,
         clock,
         token_ttl_seconds=settings.access_token_ttl_seconds,
+        link=link,
         on_cache_error=cache_error,
         on_revoked=revocation_notifier(delivery),
+        on_check=lambda source: metrics.revocation_checks_total.labels(source=source).inc(),
     )
     mail = MailQueue(
         _make_mailer(settings),
@@ -277,6 +303,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         register_throttle=hourly("register_ip", settings.register_max_per_ip_per_hour),
         reads=database.reads,
         require_verified_email=settings.require_verified_email,
+        near=near,
     )
     container = Container(
         settings=settings,
@@ -355,6 +382,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         await tokens.load_keys()
         await revocations.resync()
         bus_up = await _start_bus(bus)
+        # Subscribes the revocation list and the L1 to the bus and catches them up; until
+        # then (or while the bus is away) checks ask Redis and the database.
+        await link.start()
         background.append(
             asyncio.create_task(
                 _housekeeping(
@@ -374,6 +404,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await link.stop()
         await bus.close()
         await cache.close()
         await database.dispose()
@@ -508,6 +539,9 @@ async def _housekeeping(
                     await gateway.close_revoked()
             elif time.monotonic() >= next_resync:
                 await revocations.resync()
+                # A net under the bus: a revocation whose notice was lost still reaches
+                # memory (and a CLI's, when the bus was down for it).
+                await revocations.poll()
                 next_resync = time.monotonic() + _RESYNC_SECONDS
             if settings.is_embedded:  # clustered: `socius worker` does these
                 await messaging.expire_due()

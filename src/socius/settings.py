@@ -45,6 +45,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     redis_url: str = ""  # empty: in-process cache, rate limits and revocations
     redis_prefix: str = "socius:"
     nats_url: str = ""
+    # node memory fed by the bus (docs/decisions/0016): revocations and the L1 cache
+    bus_heartbeat_seconds: float = 1.0  # silent for 3x this: fall back to Redis/database
+    l1_cache_entries: int = 50_000  # hot profiles, own users, list heads per node; 0: off
+    l1_cache_ttl_seconds: float = 10.0  # bounds what a lost invalidation could leave
 
     # identity
     jwt_issuer: str = "socius"
@@ -125,6 +129,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             (self.gc_gen0_threshold >= 0, "gc_gen0_threshold", "must be >= 0"),
             (-1 <= self.node_id <= 1023, "node_id", "must be 0..1023 (or -1 for automatic)"),
             (self.database_pool_size >= 1, "database_pool_size", "must be >= 1"),
+            (
+                0.05 <= self.bus_heartbeat_seconds <= 60,
+                "bus_heartbeat_seconds",
+                "must be 0.05..60",
+            ),
+            (self.l1_cache_entries >= 0, "l1_cache_entries", "must be >= 0 (0 turns it off)"),
+            (
+                0 < self.l1_cache_ttl_seconds <= 3600,
+                "l1_cache_ttl_seconds",
+                "must be > 0 and <= 3600",
+            ),
             (self.access_token_ttl_seconds >= 30, "access_token_ttl_seconds", "must be >= 30"),
             (self.session_max_age_seconds >= 60, "session_max_age_seconds", "must be >= 60"),
             (self.argon2_memory_kib >= 1024, "argon2_memory_kib", "must be >= 1024"),

@@ -3,10 +3,12 @@ commit at once, and /v1/me on it still refuses an account that is gone."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from contract import assert_error, bearer
+from contract import bearer
 from socius.domain.users import UserStatus
+from socius.services.audit import Actor
 from socius.storage.unit_of_work import Database
 
 
@@ -45,11 +47,17 @@ async def test_me_reads_each_commit_and_refuses_an_account_gone(app, ahttp):
         assert r.status_code == 200, r.text
         me = await ahttp.get("/v1/me", headers=bearer(token))
         assert me.json()["display_name"] == name
-    database = Database(app.wiring.database.url, pool_size=2)
-    try:
-        async with database() as uow:
-            await uow.users.update(user_id, {"status": UserStatus.DISABLED})
-            await uow.commit()
-    finally:
-        await database.dispose()
-    assert_error(await ahttp.get("/v1/me", headers=bearer(token)), 401, "account_gone")
+
+    # Disabled the way an operator does it (`socius admin disable-user`, the same service
+    # call), on the app's loop: its commit drops the user from every node's L1, as every
+    # write of the app does.
+    async def disable() -> None:
+        await app.wiring.container.admin.set_status(
+            Actor.command_line(), user_id, UserStatus.DISABLED
+        )
+
+    await asyncio.to_thread(ahttp.blocking_portal.call, disable)
+    refused = await ahttp.get("/v1/me", headers=bearer(token))
+    assert refused.status_code == 401, refused.text
+    # Disabling revokes the sessions too: whichever check sees it first refuses.
+    assert refused.json()["error"]["code"] in {"session_revoked", "account_gone"}

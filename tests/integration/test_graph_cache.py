@@ -47,6 +47,7 @@ def test_warm_graph_reads_run_no_sql(
     befriend(me.client, me.id, other.client, other.id)
     fan.client.request("POST", f"/v1/users/{me.id}/follow")
     reads = [
+        "/v1/me",  # the own account from the node's L1, its profile too
         "/v1/friends",
         f"/v1/users/{other.id}",
         f"/v1/users/{me.id}",
@@ -62,7 +63,33 @@ def test_warm_graph_reads_run_no_sql(
         assert statements == [], (path, statements)
         assert response.status_code == 200
     assert metric(http, "cache_requests_total", result="hit") > 0
-    assert metric(http, "cache_requests_total", cache="profile", result="hit") > 0
+    # Warm reads are served by the node's L1, in front of the shared cache.
+    assert metric(http, "cache_requests_total", cache="l1", result="hit") > 0
+
+
+def test_warm_reads_make_no_cache_round_trip(
+    app: Any, http: Any, register: Callable[..., Account], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warm, the node's memory answers: the token, the revocation check, the own account,
+    profiles and list heads. No call reaches the shared cache (Redis) at all."""
+    me, other = register(), register()
+    befriend(me.client, me.id, other.client, other.id)
+    reads = ["/v1/me", "/v1/friends", f"/v1/users/{other.id}", f"/v1/users/{other.id}/friends"]
+    for path in reads:  # warm-up
+        me.client.request("GET", path)
+    cache = app.wiring.cache
+    calls: list[str] = []
+    for name in ("get", "get_many", "exists", "get_or_lease", "get_many_or_lease", "lease"):
+        original = getattr(cache, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kw)
+
+        monkeypatch.setattr(cache, name, counted)
+    for path in reads:
+        assert me.client.request("GET", path).status_code == 200
+    assert calls == []
 
 
 def test_cold_list_reads_cost_the_same_for_any_length(

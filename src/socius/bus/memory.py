@@ -129,6 +129,9 @@ class MemoryBus:
     async def ping(self) -> None:
         self._check()
 
+    def watch(self, on_change: Callable[[bool], None]) -> None:
+        """An in-process bus never loses its broker while it runs."""
+
     async def close(self) -> None:
         self._closed = True
         self._broker.detach(self)

@@ -75,6 +75,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._closed = False
         self._last_error: BaseException | None = None
+        self._watchers: list[Callable[[bool], None]] = []
 
     async def start(self) -> None:
         if self._closed:
@@ -114,9 +115,22 @@ class NatsBus:
     async def _on_disconnected(self) -> None:
         if not self._closed:
             log.warning("bus_disconnected", bus="nats")
+            self._tell(False)
 
     async def _on_reconnected(self) -> None:
+        # The client has sent its subscriptions again before it calls this.
         log.info("bus_reconnected", bus="nats")
+        self._tell(True)
+
+    def watch(self, on_change: Callable[[bool], None]) -> None:
+        self._watchers.append(on_change)
+
+    def _tell(self, up: bool) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(up)
+            except Exception:
+                log.exception("bus_watcher_failed", bus="nats")
 
     def _client(self) -> Client:
         nc = self._nc

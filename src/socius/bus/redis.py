@@ -92,6 +92,8 @@ class RedisBus:
         self._closed = False
         self._last_seen = 0.0
         self._last_probe = 0.0
+        self._watchers: list[Callable[[bool], None]] = []
+        self._down = False
 
     async def start(self) -> None:
         if self._closed:
@@ -179,6 +181,24 @@ class RedisBus:
         orphans = [c for c in self._pubsub.channels if c not in self._subs]
         if orphans:
             await self._pubsub.unsubscribe(*orphans)
+        if self._down:
+            self._down = False
+            self._tell(True)
+
+    def watch(self, on_change: Callable[[bool], None]) -> None:
+        self._watchers.append(on_change)
+
+    def _tell(self, up: bool) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(up)
+            except Exception:
+                log.exception("bus_watcher_failed", bus="redis")
+
+    def _lost(self) -> None:
+        if not self._down and not self._closed:
+            self._down = True
+            self._tell(False)
 
     async def _read(self) -> None:
         """Read the connection: pongs are answered here, messages queued for dispatch."""
@@ -199,6 +219,7 @@ class RedisBus:
             except Exception as exc:
                 # The next get_message reconnects (and PubSub subscribes its channels).
                 log.warning("bus_reader_error", bus="redis", error=repr(exc))
+                self._lost()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
@@ -249,6 +270,7 @@ class RedisBus:
         if now - self._last_seen > 3 * self._keepalive:
             log.warning("bus_connection_silent", bus="redis")
             self._last_seen = self._last_probe = now
+            self._lost()
             await connection.disconnect()
         elif now - self._last_seen > self._keepalive and now - self._last_probe > self._keepalive:
             self._last_probe = now

@@ -182,6 +182,18 @@ class Metrics:
             ["op"],
             registry=r,
         )
+        self.bus_link_current = Gauge(
+            "bus_link_current",
+            "1 while this node hears the bus and has caught up (memory answers revocation "
+            "checks, L1 serves); 0 while it falls back to Redis and the database.",
+            registry=r,
+        )
+        self.revocation_checks_total = Counter(
+            "revocation_checks_total",
+            "Revocation checks by what answered them: memory, redis, database.",
+            ["source"],
+            registry=r,
+        )
         self.ws_connections = Gauge(
             "ws_connections",
             "WebSocket connections open on this process.",

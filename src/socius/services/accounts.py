@@ -26,6 +26,7 @@ from socius.services.email_verification import EmailVerification
 from socius.services.graph_cache import GraphCache
 from socius.services.mail_queue import MailQueue, send_after_commit, when_text
 from socius.services.messaging import MessagingService
+from socius.services.near_cache import NearCache, own_user_key
 from socius.services.passwords import PasswordHasher, check_password_policy
 from socius.services.ports import Clock, HotReads, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
@@ -76,7 +77,11 @@ class AccountService:
         register_throttle: Throttle,
         require_verified_email: bool = False,
         reads: HotReads | None = None,
+        near: NearCache | None = None,
     ) -> None:
+        """``near``: this node's L1, which holds own users (``u:<id>``) for ``me``; any
+        commit that changes a user drops theirs on every node (bootstrap wires it)."""
+        self._near = near
         self._uow = uow
         self._reads = reads if reads is not None and reads.available else None
         self._clock = clock
@@ -164,7 +169,20 @@ class AccountService:
         return user
 
     async def me(self, principal: Principal) -> OwnAccount:
-        user = await self._user(principal)
+        near = self._near
+        if near is None:
+            user = await self._user(principal)
+        else:
+            key = own_user_key(principal.user_id)
+            held = near.get(key)
+            if isinstance(held, User):
+                user = held
+            else:
+                ticket = near.begin()
+                user = await self._user(principal)
+                near.put(key, user, ticket)
+            if not user.is_active:
+                raise Unauthenticated("the account no longer exists", code="account_gone")
         return OwnAccount(user, await self._profiles.get(user.id))
 
     async def update_me(self, principal: Principal, changes: ProfileChanges) -> OwnAccount:

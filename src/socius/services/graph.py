@@ -103,11 +103,13 @@ class GraphService:
                 await uow.edges.remove(actor, type_, other)
             for type_ in plan.add:
                 await uow.edges.add(actor, type_, other, pos=pos, created_at=now)
+            changed = {*plan.add, *plan.remove}
+            # Invalidate (every node's L1 too) before the events are published: a client
+            # that reacts to one reads the new state.
+            uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
             events = _events(plan, actor, other)
             notify = await self._unmuted(uow, events, actor, other, before)
             await self._delivery.record(uow, events, notify=notify)
-            changed = {*plan.add, *plan.remove}
-            uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
             await uow.commit()
         return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
 

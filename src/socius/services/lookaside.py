@@ -26,6 +26,7 @@ import msgspec
 import structlog
 
 from socius.domain.errors import CacheUnavailable
+from socius.services.near_cache import MISS, NearCache
 from socius.services.ports import Cache
 
 __all__ = ["LookAside", "msgpack_codec"]
@@ -81,8 +82,11 @@ class LookAside:
         on_error: Callable[[str], None] = lambda _op: None,
         lease_ttl: float = 3.0,
         waits: Sequence[float] = DEFAULT_WAITS,
+        near: NearCache | None = None,
     ) -> None:
+        """``near``: this node's L1 (services/near_cache.py), read before ``cache``."""
         self._cache = cache
+        self._near = near
         self._name = name
         self._on_result = on_result
         self._on_error = on_error
@@ -101,9 +105,28 @@ class LookAside:
         encode: Callable[[T], bytes],
         decode: Callable[[bytes], T],
     ) -> T | None:
-        """The value for ``key``: from the cache, else from ``load`` (None = absent).
+        """The value for ``key``: from L1, else the cache, else ``load`` (None = absent).
 
         The read and, on a miss, the lease are one cache call (one Redis round trip)."""
+        near = self._near
+        if near is None:
+            return await self._get(key, load, ttl, encode, decode)
+        held = near.get(key)
+        if held is not MISS:
+            return held  # type: ignore[no-any-return]
+        ticket = near.begin()
+        value = await self._get(key, load, ttl, encode, decode)
+        near.put(key, value, ticket)
+        return value
+
+    async def _get(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[T | None]],
+        ttl: float,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+    ) -> T | None:
         while True:
             flight = self._flights.get(key)
             if flight is None:
@@ -132,8 +155,15 @@ class LookAside:
                 return result  # type: ignore[no-any-return]
 
     async def peek(self, key: str, *, decode: Callable[[bytes], T]) -> T | None:
-        """The cached value of ``key`` if there is one (never loads nor fills): None for
-        a miss, an absent row, or a cache outage."""
+        """The cached value of ``key`` if there is one (never loads nor fills the cache):
+        None for a miss, an absent row, or a cache outage."""
+        near = self._near
+        ticket = (0, 0.0)
+        if near is not None:
+            held = near.get(key)
+            if held is not MISS:
+                return held  # type: ignore[no-any-return]
+            ticket = near.begin()
         try:
             raw = await self._cache.get(key)
         except CacheUnavailable:
@@ -141,7 +171,11 @@ class LookAside:
             return None
         cached = self._unpack(key, raw, decode)
         self._on_result(self._name, "miss" if cached is _MISS else "hit")
-        return None if isinstance(cached, _Miss) else cached
+        if isinstance(cached, _Miss):
+            return None
+        if near is not None:
+            near.put(key, cached, ticket)
+        return cached
 
     async def _lead(
         self,
@@ -236,6 +270,34 @@ class LookAside:
         loaded with one ``load_many`` call (ids missing from its result are absent) and
         filled together.
         """
+        near = self._near
+        if near is None:
+            return await self._get_many(ids, load_many, key, ttl, encode, decode)
+        held: dict[K, T | None] = {}
+        wanted: list[K] = []
+        for i in dict.fromkeys(ids):
+            value = near.get(key(i))
+            if value is MISS:
+                wanted.append(i)
+            else:
+                held[i] = value
+        if wanted:
+            ticket = near.begin()
+            values = await self._get_many(wanted, load_many, key, ttl, encode, decode)
+            for i, value in zip(wanted, values, strict=True):
+                held[i] = value
+                near.put(key(i), value, ticket)
+        return [held.get(i) for i in ids]
+
+    async def _get_many(
+        self,
+        ids: Sequence[K],
+        load_many: Callable[[list[K]], Awaitable[Mapping[K, T]]],
+        key: Callable[[K], str],
+        ttl: float,
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+    ) -> list[T | None]:
         unique = list(dict.fromkeys(ids))
         if not unique:
             return []
@@ -329,7 +391,9 @@ class LookAside:
     # ------------------------------------------------------------------ writes
 
     async def invalidate(self, *keys: str) -> None:
-        """After a commit: drop ``keys`` and break their leases. Never raises on outage."""
+        """After a commit: drop ``keys`` and break their leases, then drop them from every
+        node's L1 (in that order: a node that hears the broadcast reads L2 afresh).
+        Never raises on outage."""
         if not keys:
             return
         try:
@@ -337,6 +401,8 @@ class LookAside:
         except CacheUnavailable:
             # Stale entries outlive the outage until their ttl: keep ttls short.
             self._error("invalidate")
+        if self._near is not None:
+            await self._near.broadcast(list(keys))
 
     # ------------------------------------------------------------------ helpers
 

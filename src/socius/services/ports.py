@@ -643,4 +643,10 @@ class Bus(Protocol):
 
     async def ping(self) -> None: ...
 
+    def watch(self, on_change: Callable[[bool], None]) -> None:
+        """Call ``on_change(False)`` when the connection to the broker is lost (what is
+        published meanwhile may never arrive) and ``on_change(True)`` once it is back with
+        its subscriptions (services/bus_link.py then catches up from the database)."""
+        ...
+
     async def close(self) -> None: ...

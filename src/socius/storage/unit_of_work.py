@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Database", "SqlUnitOfWork"]
 
 AfterCommit = Callable[[], Awaitable[None]]
+UsersChanged = Callable[[set[int]], Awaitable[None]]
 
 log = structlog.get_logger("socius.storage")
 
@@ -57,9 +58,15 @@ class SqlUnitOfWork:
     audit: SqlAuditRepository
 
     def __init__(
-        self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        write: bool,
+        write_lock: asyncio.Lock | None = None,
+        on_users_changed: UsersChanged | None = None,
     ) -> None:
         self._engine = engine
+        self._on_users_changed = on_users_changed
         self._write = write
         self._write_lock = write_lock if write else None
         self._holds_lock = False
@@ -126,6 +133,10 @@ class SqlUnitOfWork:
         self._tx = None
         self._release()  # the next writer may start while this one's callbacks run
         callbacks, self._after = self._after, []
+        changed = self.users.changed
+        if changed and self._on_users_changed is not None:
+            # Before the others: whatever they publish is read with the user's new row.
+            await self._on_users_changed(set(changed))
         for callback in callbacks:
             await callback()
 
@@ -176,6 +187,8 @@ class Database:
         # them collide on the database lock and sleep in SQLite's busy handler (whose
         # back-off grows to 100 ms a try): an embedded server is one process.
         self._write_lock = asyncio.Lock() if self.primary.dialect.name == "sqlite" else None
+        #: After a commit that updated or deleted users, with their ids (node caches).
+        self.on_users_changed: UsersChanged | None = None
 
     @property
     def dialect(self) -> str:
@@ -185,7 +198,12 @@ class Database:
         engine = self.primary
         if replica and not write and self.replicas:
             engine = self.replicas[next(self._next_replica)]
-        return SqlUnitOfWork(engine, write=write, write_lock=self._write_lock)
+        return SqlUnitOfWork(
+            engine,
+            write=write,
+            write_lock=self._write_lock,
+            on_users_changed=self.on_users_changed,
+        )
 
     def trace(self, tracer: Tracer) -> None:
         """Make every statement of every engine a span of ``tracer`` (tracing is on)."""

@@ -125,6 +125,7 @@ def _conflict(exc: IntegrityError) -> Conflict:
 class SqlUserRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.changed: set[int] = set()  # users updated or deleted in this transaction
 
     async def add(self, user: User) -> None:
         try:
@@ -232,6 +233,7 @@ class SqlUserRepository:
         values = {
             k: (v.value if isinstance(v, DmPolicy | UserStatus) else v) for k, v in changes.items()
         }
+        self.changed.add(user_id)
         try:
             async with self._conn.begin_nested():
                 row = (
@@ -247,6 +249,7 @@ class SqlUserRepository:
         return _to_user(row) if row else None
 
     async def delete(self, user_id: int) -> bool:
+        self.changed.add(user_id)
         # Children first: correct whether or not the engine enforces ON DELETE CASCADE.
         for child in (one_time_tokens, totp_factors, recovery_codes, refresh_tokens):
             await self._conn.execute(delete(child).where(child.c.user_id == user_id))

@@ -1,0 +1,183 @@
+"""This node's in-process cache (L1) of hot look-aside entries, kept decoded.
+
+In front of the shared cache (L2: Redis, or the in-process cache embedded). Coherent by
+invalidations broadcast on the bus after commit, the memcache/TAO way
+(docs/decisions/0016):
+
+- a writer invalidates L2 first (deleting the value and breaking its lease), then drops
+  the keys from its own L1, then broadcasts them; every node drops them when it hears;
+- a fill races with invalidations: ``begin()`` before reading L2 or the database, and
+  ``put`` stores only if no invalidation of that key (nor a loss of the bus link) came
+  in between: a value read before a write never outlives the write's broadcast;
+- while the bus link is not current (invalidations may be missed), L1 is empty and
+  unused; it fills again once the link has caught up;
+- a TTL (``ttl``) bounds what a lost broadcast could leave, and entries are kept in LRU
+  order up to ``max_entries``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import msgspec
+import structlog
+
+from socius.services.bus_link import BusLink
+from socius.services.ports import Cache
+
+__all__ = ["MISS", "SUBJECT", "NearCache", "own_user_key"]
+
+log = structlog.get_logger("socius.cache")
+
+SUBJECT = "cache.invalidate"
+_FILL_HORIZON = 30.0  # seconds: a fill that began longer ago than this stores nothing
+
+
+def own_user_key(user_id: int) -> str:
+    """A user's own row (L1 only: it holds the email and credentials)."""
+    return f"u:{user_id}"
+
+
+class _Miss:
+    __slots__ = ()
+
+
+MISS: Final = _Miss()
+
+
+class _Invalidation(msgspec.Struct, array_like=True):
+    origin: str
+    keys: list[str]
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Invalidation).decode
+
+
+class NearCache:
+    subject = SUBJECT
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        ttl: float,
+        link: BusLink | None,
+        origin: str,
+        local_l2: Cache | None = None,
+        on_result: Callable[[str], None] = lambda _result: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``link``: the node's bus link (None: an L1 that never holds anything).
+        ``local_l2``: the L2 when it is this process's own (embedded): invalidations
+        heard from other nodes drop its keys as well."""
+        self._max = max_entries
+        self._ttl = ttl
+        self._link = link
+        self._origin = origin
+        self._local_l2 = local_l2
+        self._on_result = on_result
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._gen = 0  # moves on at every drop
+        self._dropped: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (gen, at)
+        self._cleared_gen = 0  # the gen of the last clear (link lost)
+        if link is not None and max_entries > 0:
+            link.follow(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self._max > 0 and self._link is not None and self._link.current
+
+    def get(self, key: str) -> Any:
+        """The value held for ``key``, or ``MISS``."""
+        if not self.enabled:
+            return MISS
+        entry = self._entries.get(key)
+        if entry is None:
+            self._on_result("miss")
+            return MISS
+        value, expires = entry
+        if expires < self._clock():
+            del self._entries[key]
+            self._on_result("miss")
+            return MISS
+        self._entries.move_to_end(key)
+        self._on_result("hit")
+        return value
+
+    def begin(self) -> tuple[int, float]:
+        """A fill's ticket: take it before reading what ``put`` will store."""
+        return self._gen, self._clock()
+
+    def put(self, key: str, value: Any, ticket: tuple[int, float]) -> bool:
+        """Store ``value`` unless ``key`` was invalidated (or the link lost) since
+        ``ticket`` was taken. True when stored."""
+        if not self.enabled:
+            return False
+        gen, began = ticket
+        now = self._clock()
+        if gen < self._cleared_gen or now - began > _FILL_HORIZON:
+            return False
+        dropped = self._dropped.get(key)
+        if dropped is not None and dropped[0] > gen:
+            return False
+        entries = self._entries
+        entries[key] = (value, now + self._ttl)
+        entries.move_to_end(key)
+        if len(entries) > self._max:
+            entries.popitem(last=False)
+        return True
+
+    def drop(self, keys: Iterable[str]) -> None:
+        """Forget ``keys`` here, and refuse the fills of them already under way."""
+        self._gen += 1
+        gen, now = self._gen, self._clock()
+        dropped = self._dropped
+        for key in keys:
+            self._entries.pop(key, None)
+            dropped[key] = (gen, now)
+            dropped.move_to_end(key)
+        horizon = now - _FILL_HORIZON
+        while dropped:
+            first = next(iter(dropped.values()))
+            if first[1] >= horizon:
+                break
+            dropped.popitem(last=False)
+
+    async def broadcast(self, keys: list[str]) -> None:
+        """After L2 is invalidated: drop ``keys`` here and tell every other node."""
+        if self._max <= 0:
+            return
+        self.drop(keys)
+        if self._link is not None:
+            await self._link.publish(SUBJECT, _encode(_Invalidation(self._origin, keys)))
+
+    # ------------------------------------------------------------------ the bus link
+
+    async def on_message(self, payload: bytes) -> None:
+        try:
+            message = _decode(payload)
+        except (msgspec.DecodeError, ValueError):
+            log.warning("cache invalidation undecodable")
+            return
+        self.drop(message.keys)
+        if self._local_l2 is not None and message.origin != self._origin:
+            await self._local_l2.invalidate(*message.keys)
+
+    def lost(self) -> None:
+        """Invalidations may be missed from now on: hold nothing, fill nothing."""
+        self._gen += 1
+        self._cleared_gen = self._gen
+        self._entries.clear()
+
+    async def catch_up(self) -> None:
+        """The link hears again: fills begun before now (which may have read a value
+        whose invalidation was missed) store nothing; those begun after are heard about."""
+        self.lost()
+
+    def __len__(self) -> int:
+        return len(self._entries)

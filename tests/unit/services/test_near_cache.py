@@ -1,0 +1,101 @@
+"""The node's L1: fills that race an invalidation store nothing, a lost bus link empties
+it and keeps it empty until caught up, and invalidations cross between nodes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from socius.bus.memory import MemoryBroker, MemoryBus
+from socius.cache.memory import MemoryCache
+from socius.services.bus_link import BusLink
+from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.near_cache import MISS, NearCache
+
+encode, decode = msgpack_codec(str)
+
+
+async def node(broker: MemoryBroker) -> tuple[BusLink, NearCache]:
+    link = BusLink(MemoryBus(broker=broker), heartbeat=0.05)
+    near = NearCache(max_entries=100, ttl=60, link=link, origin=str(id(link)))
+    await link.start()
+    assert link.current
+    return link, near
+
+
+async def test_a_fill_that_began_before_an_invalidation_stores_nothing() -> None:
+    link, near = await node(MemoryBroker())
+    try:
+        ticket = near.begin()  # a reader starts loading the old value ...
+        near.drop(["p:1"])  # ... a writer's invalidation comes in ...
+        assert not near.put("p:1", "old", ticket)  # ... the old value is not kept
+        assert near.get("p:1") is MISS
+        fresh = near.begin()
+        assert near.put("p:1", "new", fresh)
+        assert near.get("p:1") == "new"
+        # Another key's invalidation does not refuse this one's fill.
+        ticket = near.begin()
+        near.drop(["p:2"])
+        assert near.put("p:1", "newer", ticket)
+    finally:
+        await link.stop()
+
+
+async def test_invalidations_cross_to_the_other_node_and_race_its_fills() -> None:
+    broker = MemoryBroker()
+    (link_a, near_a), (link_b, near_b) = await node(broker), await node(broker)
+    try:
+        near_b.put("p:1", "old", near_b.begin())
+        ticket = near_b.begin()
+        await near_a.broadcast(["p:1"])
+        for _ in range(100):
+            if near_b.get("p:1") is MISS:
+                break
+            await asyncio.sleep(0.001)
+        assert near_b.get("p:1") is MISS
+        assert not near_b.put("p:1", "old", ticket)
+    finally:
+        await link_a.stop()
+        await link_b.stop()
+
+
+async def test_a_lost_link_empties_the_l1_until_it_has_caught_up() -> None:
+    link, near = await node(MemoryBroker())
+    try:
+        near.put("p:1", "v", near.begin())
+        ticket = near.begin()
+        link.lose("test")
+        assert not link.current
+        assert near.get("p:1") is MISS
+        assert not near.put("p:1", "v", near.begin())  # nothing is held meanwhile
+        for _ in range(200):
+            if link.current:
+                break
+            await asyncio.sleep(0.01)
+        assert link.current
+        assert not near.put("p:1", "v", ticket)  # began before the loss: may be stale
+        assert near.put("p:1", "v", near.begin())
+    finally:
+        await link.stop()
+
+
+async def test_lookaside_serves_warm_reads_from_l1_and_invalidates_it() -> None:
+    link, near = await node(MemoryBroker())
+    cache = MemoryCache()
+    loads: list[int] = []
+    values = {"k": "one"}
+
+    async def load() -> str | None:
+        loads.append(1)
+        return values["k"]
+
+    look = LookAside(cache, name="t", near=near)
+    try:
+        assert await look.get("k", load, ttl=60, encode=encode, decode=decode) == "one"
+        await cache.delete("k")  # L2 forgets: L1 still answers
+        assert await look.get("k", load, ttl=60, encode=encode, decode=decode) == "one"
+        assert len(loads) == 1
+        values["k"] = "two"
+        await look.invalidate("k")
+        assert await look.get("k", load, ttl=60, encode=encode, decode=decode) == "two"
+    finally:
+        await link.stop()
