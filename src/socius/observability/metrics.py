@@ -133,6 +133,12 @@ class Metrics:
             "Event frames sent on WebSocket connections.",
             registry=r,
         )
+        self.send_group_size = Histogram(
+            "send_group_size",
+            "Sends committed together in one transaction (group commit).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.ws_closed_total = Counter(
             "ws_closed_total",
             "WebSocket connections closed, by close code.",

@@ -27,6 +27,7 @@ from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
+from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
@@ -51,6 +52,7 @@ class SqlUnitOfWork:
     one_time_tokens: SqlOneTimeTokenRepository
     mfa: SqlMfaRepository
     audit: SqlAuditRepository
+    sends: SqlSendRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -111,6 +113,7 @@ class SqlUnitOfWork:
         self.one_time_tokens = SqlOneTimeTokenRepository(conn)
         self.mfa = SqlMfaRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.sends = SqlSendRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
