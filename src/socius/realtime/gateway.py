@@ -38,7 +38,7 @@ from socius.observability.metrics import Metrics
 from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
 from socius.realtime.socket_cap import SocketCap
-from socius.services.delivery import BusEvent, Delivery
+from socius.services.delivery import Delivery, EncodedBusEvent
 from socius.services.inbox import InboxService, cursor_for, seq_of
 from socius.services.messaging import MessagingService
 from socius.services.revocation import Revocations
@@ -128,6 +128,7 @@ class _ClientFrame(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _encode = msgspec.json.Encoder().encode
+_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_auth = msgspec.json.Decoder(_Auth).decode
 _decode_frame = msgspec.json.Decoder(_ClientFrame).decode
 _PONG = _encode({"type": "pong"}).decode()
@@ -179,6 +180,18 @@ class Gateway:
         self._checker: asyncio.Task[None] | None = None
         self._reconfigured = asyncio.Event()
         self.clock = time.monotonic
+        self._rendered: tuple[str, bytes, str] = ("", b"", "")
+
+    def event_json(self, type_: str, payload: bytes) -> str:
+        """The event as frames carry it (``render``), JSON. The recipients of one event
+        on this node get it one after another: the last one rendered is kept, so an event
+        is decoded and rendered once per node, not once per socket."""
+        last_type, last_payload, last = self._rendered
+        if payload == last_payload and type_ == last_type:
+            return last
+        rendered = _encode(self.render(type_, _decode_payload(payload))).decode()
+        self._rendered = (type_, bytes(payload), rendered)
+        return rendered
 
     def configure(self, **changes: Any) -> None:
         """Change limits for connections opened from now on (tests use small ones)."""
@@ -358,7 +371,7 @@ class Connection:
         self.slot = ""  # this connection's place under the per-user cap
         self._typed: dict[int, float] | None = None
         # Both made when needed and dropped when drained (an idle socket has neither).
-        self._live: deque[BusEvent | _Head] | None = None  # live events to process
+        self._live: deque[EncodedBusEvent | _Head] | None = None  # live events to process
         self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
         self.heard = 0.0  # loop time of the last frame from the client (once ready)
         self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
@@ -519,23 +532,38 @@ class Connection:
 
     # -- from the hub and the periodic check ----------------------------------------------
 
-    def deliver(self, event: BusEvent) -> None:
+    def deliver(self, event: EncodedBusEvent) -> None:
         if self._done is not None:
             return
         if event.type in INTERNAL_EVENTS:
             if event.type == SESSION_REVOKED:
-                ended = event.payload.get("session_ids") or []
+                ended = _decode_payload(event.payload).get("session_ids") or []
                 if str(self.session_id) in ended:
                     self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
             return
         live = self._live
         if live is None:
+            if self.ready and self._pump is None and self._now(event):
+                return  # handled here: no task (the usual case: the next number)
             live = self._live = deque()
         elif len(live) >= self._limits.live_buffer:
             self.finish(CLOSE_TOO_SLOW, "too far behind: resume from your cursor")
             return
         live.append(event)
         self._flush_live()
+
+    def _now(self, event: EncodedBusEvent) -> bool:
+        """Handle a live event at once if that needs no waiting (no gap to fill first);
+        False when it must go through the pump."""
+        seq = event.seq
+        if seq is not None:
+            if seq <= self.last_seq:
+                return True  # already sent
+            if seq > self.last_seq + 1:
+                return False  # a gap: filled from the log first (async)
+        if self._offer(self._live_frame(event)) and seq is not None:
+            self.last_seq = seq
+        return True
 
     def behind(self, head: int) -> None:
         """The log's head is ``head``: send what the bus has not delivered up to it."""
@@ -566,16 +594,16 @@ class Connection:
             if not self._live:
                 self._live = None
 
-    async def _handle(self, event: BusEvent) -> bool:
+    async def _handle(self, event: EncodedBusEvent) -> bool:
         """One live event; False once the connection is finished."""
         seq = event.seq
         if seq is None:
-            return self._offer(self._frame(event.type, event.payload, None))
+            return self._offer(self._live_frame(event))
         if seq <= self.last_seq:
             return True  # already sent (replayed, or the bus said it twice)
         if seq > self.last_seq + 1 and not await self._fill(seq - 1):
             return False
-        if not self._offer(self._frame(event.type, event.payload, seq)):
+        if not self._offer(self._live_frame(event)):
             return False
         self.last_seq = seq
         return True
@@ -715,6 +743,14 @@ class Connection:
             await self._gw.messaging.typing(self.user_id, conversation_id)
         except DomainError as exc:
             self._offer(_error_frame(exc.code, exc.message), is_event=False)
+
+    def _live_frame(self, event: EncodedBusEvent) -> str:
+        """``_frame`` of a live event, its rendering shared with the other sockets."""
+        rendered = self._gw.event_json(event.type, event.payload)
+        if event.seq is None:
+            return '{"type":"event","event":' + rendered + "}"
+        cursor = _encode(cursor_for(event.seq)).decode()
+        return '{"type":"event","cursor":' + cursor + ',"event":' + rendered + "}"
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}

@@ -657,6 +657,10 @@ class Bus(Protocol):
         """Send ``payload`` to every current subscriber of ``subject`` on any node.
         Raises BusUnavailable when the bus cannot be reached."""
 
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """``publish`` each ``(subject, payload)``, in order, in as few round trips as the
+        bus allows (one, on the buses here). Raises BusUnavailable as ``publish``."""
+
     async def subscribe(
         self, subject: str, handler: Callable[[bytes], Awaitable[None]]
     ) -> Subscription:
