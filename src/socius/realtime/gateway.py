@@ -6,8 +6,9 @@ replays its user's log after the cursor, says ``ready``, and streams live events
 tracks ``last_seq``, the last log position sent: a live event at or below it is a
 duplicate and dropped, the next one is sent, and one further ahead reveals a gap that is
 filled from the log first. Typing and presence carry no position and pass straight
-through. Every frame goes through a bounded send queue drained by a writer task; a client
-that lets it fill up is closed with 4408 and resumes from its cursor.
+through. A frame is sent at once when nothing waits before it; otherwise it goes through
+a bounded send queue drained by a writer task; a client that lets it fill up is closed
+with 4408 and resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from socius.domain.errors import (
 from socius.domain.ids import parse_id
 from socius.domain.sessions import AccessClaims
 from socius.observability.metrics import Metrics
+from socius.realtime import eager
 from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
 from socius.realtime.socket_cap import SocketCap
@@ -181,6 +183,19 @@ class Gateway:
         self._reconfigured = asyncio.Event()
         self.clock = time.monotonic
         self._rendered: tuple[str, bytes, str] = ("", b"", "")
+        self._turn = 0
+        self._counting = False
+
+    def turn(self) -> int:
+        """A number that changes with every turn of the event loop (while asked for)."""
+        if not self._counting:
+            self._counting = True
+            asyncio.get_running_loop().call_soon(self._turned)
+        return self._turn
+
+    def _turned(self) -> None:
+        self._turn += 1
+        self._counting = False
 
     def event_json(self, type_: str, payload: bytes) -> str:
         """The event as frames carry it (``render``), JSON. The recipients of one event
@@ -337,6 +352,7 @@ class Connection:
     __slots__ = (
         "_claims",
         "_done",
+        "_eager_turn",
         "_gw",
         "_limits",
         "_live",
@@ -379,6 +395,7 @@ class Connection:
         self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done: tuple[int | None, str] | None = None
+        self._eager_turn = -1  # the loop turn of this socket's last frame sent at once
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -634,11 +651,20 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def _offer(self, text: str, *, is_event: bool = True) -> bool:
-        """Queue a frame without waiting; a full queue closes the connection (4408)."""
+        """Queue a frame without waiting; a full queue closes the connection (4408).
+        With nothing queued and no writer, the frame is sent at once, in this call: a
+        writer task exists only when a send has to wait (``realtime/eager.py``), or for
+        the frames of a burst (more than one in a turn of the loop), which go through the
+        bounded queue as before, so that a flood still overflows it."""
         if self._done is not None:
             return False
         out = self._out
         if out is None:
+            if self._writer is None:
+                turn = self._gw.turn()
+                if turn != self._eager_turn:  # one frame per turn of the loop goes at once
+                    self._eager_turn = turn
+                    return self._send_now(text, is_event)
             out = self._out = deque()
         elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
@@ -647,6 +673,23 @@ class Connection:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         return True
+
+    def _send_now(self, text: str, is_event: bool) -> bool:
+        try:
+            pending = eager.start(self._socket.send(text))
+        except Exception:  # the client went away
+            self.finish(None)
+            return False
+        if pending is None:
+            self._sent(is_event)
+        else:  # the send waits: a writer finishes it, then sends what queues meanwhile
+            self._writer = asyncio.create_task(self._write(pending, is_event))
+        return True
+
+    def _sent(self, is_event: bool) -> None:
+        metrics = self._gw.metrics
+        if is_event and metrics:
+            metrics.ws_events_sent_total.inc()
 
     async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
@@ -663,17 +706,20 @@ class Connection:
                 self._room = None
         return self._offer(text, is_event=is_event)
 
-    async def _write(self) -> None:
-        out, metrics = self._out, self._gw.metrics
+    async def _write(self, pending: eager.Pending | None = None, is_event: bool = False) -> None:
+        """Send the queued frames (after finishing ``pending``, a send already started)."""
         try:
+            if pending is not None:
+                await eager.finish(pending)
+                self._sent(is_event)
+            out = self._out
             while out:
                 text, is_event = out.popleft()
                 room = self._room
                 if room is not None and not room.done():
                     room.set_result(None)
                 await self._socket.send(text)
-                if is_event and metrics:
-                    metrics.ws_events_sent_total.inc()
+                self._sent(is_event)
         except Exception:  # the client went away mid-send
             self.finish(None)
         finally:
