@@ -60,10 +60,14 @@ _PG = {
 # SQLite: the lists as placeholders, ``{}`` filled with ``?, ?...`` (never with values).
 _LITE = {
     "members": "SELECT conversation_id, user_id FROM members WHERE conversation_id IN ({})",
-    "by_client_ids": "SELECT conversation_id, sender_id, client_msg_id, id FROM messages "
-    "WHERE (conversation_id, sender_id, client_msg_id) IN (VALUES {})",
+    # Joined with the VALUES list, not ``(a, b) IN (VALUES ...)``: SQLite scans the whole
+    # table for a row-value IN, and searches the unique index for each row of a join.
+    "by_client_ids": "SELECT m.conversation_id, m.sender_id, m.client_msg_id, m.id "
+    "FROM (VALUES {}) AS k JOIN messages m ON m.conversation_id = k.column1 "
+    "AND m.sender_id = k.column2 AND m.client_msg_id = k.column3",
     "in_conversations": "SELECT id, conversation_id FROM messages WHERE id IN ({})",
-    "edges": "SELECT src, dst, type FROM edges WHERE (src, dst) IN (VALUES {})",
+    "edges": "SELECT e.src, e.dst, e.type FROM (VALUES {}) AS k "
+    "JOIN edges e ON e.src = k.column1 AND e.dst = k.column2",
 }
 _LITE_ADVANCE = "UPDATE conversations SET last_seq = ?, last_message_at = ? WHERE id = ?"
 _LITE_READ_UP_TO = (
