@@ -21,6 +21,7 @@ from bench.harness.stack import Stack
 from bench.workloads.w23_seed import TOKEN_ENV
 
 __all__ = [
+    "BackendCpu",
     "History",
     "PidCpu",
     "add_stack_args",
@@ -131,6 +132,17 @@ class History:
         )
         return int(rows[0][0])
 
+    async def backend_pids(self) -> list[int]:
+        """PostgreSQL: the server processes serving the bench database, but this reader's
+        own (their CPU is the database's work for the server); SQLite: none."""
+        if self._pg is None:
+            return []
+        rows = await self._pg.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [int(r["pid"]) for r in rows]
+
     async def seqs(self, prefix: str) -> dict[str, list[int]]:
         """conversation id -> seqs of the messages whose client_msg_id starts with prefix."""
         rows = await self._rows(
@@ -171,6 +183,25 @@ class PidCpu:
             {f"{g}_cpu_s": round(after[g] - self._before[g], 3) for g in self.groups}
         )
         return self.result
+
+
+class BackendCpu:
+    """CPU seconds of the database's backends for the bench database between ``start``
+    and ``stop`` (PostgreSQL; 0 on SQLite, whose work is in the server process). Backends
+    that appear meanwhile count from 0; the shared WAL writer and checkpointer are left
+    out (with synchronous commit each backend flushes its own commit record)."""
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+        self._before: dict[int, float] = {}
+
+    async def start(self) -> BackendCpu:
+        self._before = {p: proc_cpu_s(p) for p in await self._history.backend_pids()}
+        return self
+
+    async def stop(self) -> float:
+        pids = set(self._before) | set(await self._history.backend_pids())
+        return round(sum(max(proc_cpu_s(p) - self._before.get(p, 0.0), 0.0) for p in pids), 3)
 
 
 def flatten(xs: Iterable[Iterable[Any]]) -> list[Any]:

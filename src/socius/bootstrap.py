@@ -51,7 +51,7 @@ from socius.services.inbox import InboxService
 from socius.services.login_throttle import LoginThrottle
 from socius.services.lookaside import LookAside
 from socius.services.mail_queue import MailQueue
-from socius.services.messaging import MessagingService
+from socius.services.messaging import MessagingService, SendGroups
 from socius.services.mfa import MfaService
 from socius.services.near_cache import NearCache, own_user_key
 from socius.services.password_reset import PasswordResets
@@ -287,7 +287,18 @@ def build(
         require_verified_email=settings.require_verified_email,
     )
     limits = _user_limits(settings, cache, metrics, cache_error)
-    messaging = MessagingService(database, clock, ids, delivery, limits=limits)
+    messaging = MessagingService(
+        database,
+        clock,
+        ids,
+        delivery,
+        limits=limits,
+        groups=SendGroups(
+            max_group=settings.send_group_max,
+            window=settings.send_group_window_ms / 1000,
+            on_group=metrics.send_group_size.observe,
+        ),
+    )
     accounts = AccountService(
         database,
         clock,

@@ -103,6 +103,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     limit_groups_seconds: int = 3600
     ws_max_connections_per_user: int = 20  # 0: no cap
 
+    # group commit of sends (decision 0011): concurrent sends share one transaction
+    send_group_max: int = 128  # sends per transaction at most
+    send_group_window_ms: float = 2.0  # an idle server waits this long for more sends
+
     # operations
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
@@ -146,6 +150,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             (self.argon2_time_cost >= 1, "argon2_time_cost", "must be >= 1"),
             (self.argon2_parallelism >= 1, "argon2_parallelism", "must be >= 1"),
             (self.max_body_bytes >= 1024, "max_body_bytes", "must be >= 1024"),
+            (1 <= self.send_group_max <= 1000, "send_group_max", "must be 1..1000"),
+            (
+                0 <= self.send_group_window_ms <= 100,
+                "send_group_window_ms",
+                "must be 0..100",
+            ),
             (
                 self.event_log_retention_seconds >= 0,
                 "event_log_retention_seconds",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
@@ -83,6 +83,11 @@ class MemoryBus:
     async def publish(self, subject: str, payload: bytes) -> None:
         self._check()
         self._broker.route(subject, payload)
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self._check()
+        for subject, payload in items:
+            self._broker.route(subject, payload)
 
     async def subscribe(self, subject: str, handler: Handler) -> MemorySubscription:
         self._check()

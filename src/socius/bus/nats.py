@@ -147,6 +147,19 @@ class NatsBus:
         except _FAILURES as exc:
             raise BusUnavailable(f"NATS publish failed: {exc!r}") from exc
 
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Appended to the client's buffer together: its flusher writes them to the server
+        in one go."""
+        nc = self._client()
+        prefix = self._prefix
+        try:
+            for subject, payload in items:
+                await nc.publish(prefix + subject, payload)
+        except BadSubjectError as exc:
+            raise ValueError("invalid subject") from exc
+        except _FAILURES as exc:
+            raise BusUnavailable(f"NATS publish failed: {exc!r}") from exc
+
     async def flush(self) -> None:
         """Wait until the server has received everything published so far."""
         await self._round_trip(self._client())

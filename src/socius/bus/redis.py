@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -121,6 +121,19 @@ class RedisBus:
         self._check()
         try:
             await self._redis.publish(self._prefix + subject, payload)
+        except _FAILURES as exc:
+            raise BusUnavailable(f"Redis publish failed: {exc!r}") from exc
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """One pipeline of PUBLISH commands: one round trip."""
+        self._check()
+        if not items:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for subject, payload in items:
+                    pipe.publish(self._prefix + subject, payload)
+                await pipe.execute()
         except _FAILURES as exc:
             raise BusUnavailable(f"Redis publish failed: {exc!r}") from exc
 

@@ -11,11 +11,18 @@ inside the deliver span.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    set_span_in_context,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from socius.observability.spans import open_envelope, seal_envelope
@@ -33,6 +40,8 @@ class _Bus(Protocol):
     async def start(self) -> None: ...
 
     async def publish(self, subject: str, payload: bytes) -> None: ...
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None: ...
 
     async def subscribe(self, subject: str, handler: Handler) -> Any: ...
 
@@ -66,7 +75,8 @@ class TracedBus:
         # What a particular bus has beyond the port (NatsBus.flush), untraced.
         return getattr(self.inner, name)
 
-    async def publish(self, subject: str, payload: bytes) -> None:
+    def _publish_span(self, subject: str, payload: bytes) -> tuple[Span, bytes]:
+        """A started ``bus publish`` span and the payload sealed with its context."""
         span = self._tracer.start_span(
             "bus publish",
             kind=SpanKind.PRODUCER,
@@ -79,14 +89,32 @@ class TracedBus:
         )
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier, context=set_span_in_context(span))
+        return span, seal_envelope(carrier, payload)
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        await self.publish_many([(subject, payload)])
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """One span per message (each carries its own context), one call of the bus."""
+        spans: list[Span] = []
+        sealed: list[tuple[str, bytes]] = []
+        for subject, payload in items:
+            span, body = self._publish_span(subject, payload)
+            spans.append(span)
+            sealed.append((subject, body))
         try:
-            await self.inner.publish(subject, seal_envelope(carrier, payload))
+            if len(sealed) == 1:
+                await self.inner.publish(*sealed[0])
+            else:
+                await self.inner.publish_many(sealed)
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
-            span.end()
+            for span in spans:
+                span.end()
 
     async def subscribe(self, subject: str, handler: Handler) -> Any:
         tracer, system = self._tracer, self._system

@@ -17,6 +17,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
 )
 from prometheus_client.core import (
@@ -202,6 +203,12 @@ class Metrics:
         self.ws_events_sent_total = Counter(
             "ws_events_sent_total",
             "Event frames sent on WebSocket connections.",
+            registry=r,
+        )
+        self.send_group_size = Histogram(
+            "send_group_size",
+            "Sends committed together in one transaction (group commit).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=r,
         )
         self.ws_closed_total = Counter(

@@ -6,8 +6,9 @@ replays its user's log after the cursor, says ``ready``, and streams live events
 tracks ``last_seq``, the last log position sent: a live event at or below it is a
 duplicate and dropped, the next one is sent, and one further ahead reveals a gap that is
 filled from the log first. Typing and presence carry no position and pass straight
-through. Every frame goes through a bounded send queue drained by a writer task; a client
-that lets it fill up is closed with 4408 and resumes from its cursor.
+through. A frame is sent at once when nothing waits before it; otherwise it goes through
+a bounded send queue drained by a writer task; a client that lets it fill up is closed
+with 4408 and resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from socius.domain.errors import (
 from socius.domain.ids import parse_id
 from socius.domain.sessions import AccessClaims
 from socius.observability.metrics import Metrics
+from socius.realtime import eager
 from socius.realtime.batcher import Batcher
 from socius.realtime.hub import Hub
 from socius.realtime.socket_cap import SocketCap
-from socius.services.delivery import BusEvent, Delivery
+from socius.services.delivery import Delivery, EncodedBusEvent
 from socius.services.inbox import InboxService, cursor_for, seq_of
 from socius.services.messaging import MessagingService
 from socius.services.revocation import Revocations
@@ -131,6 +133,7 @@ class _ClientFrame(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _encode = msgspec.json.Encoder().encode
+_decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
 _decode_auth = msgspec.json.Decoder(_Auth).decode
 _decode_frame = msgspec.json.Decoder(_ClientFrame).decode
 _PONG = _encode({"type": "pong"}).decode()
@@ -184,6 +187,31 @@ class Gateway:
         self.clock = time.monotonic
         #: Tracing on: a span per connection, its handshake and each client frame but pings.
         self.tracer: Tracer | None = None
+        self._rendered: tuple[str, bytes, str] = ("", b"", "")
+        self._turn = 0
+        self._counting = False
+
+    def turn(self) -> int:
+        """A number that changes with every turn of the event loop (while asked for)."""
+        if not self._counting:
+            self._counting = True
+            asyncio.get_running_loop().call_soon(self._turned)
+        return self._turn
+
+    def _turned(self) -> None:
+        self._turn += 1
+        self._counting = False
+
+    def event_json(self, type_: str, payload: bytes) -> str:
+        """The event as frames carry it (``render``), JSON. The recipients of one event
+        on this node get it one after another: the last one rendered is kept, so an event
+        is decoded and rendered once per node, not once per socket."""
+        last_type, last_payload, last = self._rendered
+        if payload == last_payload and type_ == last_type:
+            return last
+        rendered = _encode(self.render(type_, _decode_payload(payload))).decode()
+        self._rendered = (type_, bytes(payload), rendered)
+        return rendered
 
     def configure(self, **changes: Any) -> None:
         """Change limits for connections opened from now on (tests use small ones)."""
@@ -335,6 +363,7 @@ class Connection:
     __slots__ = (
         "_claims",
         "_done",
+        "_eager_turn",
         "_gw",
         "_limits",
         "_live",
@@ -369,7 +398,7 @@ class Connection:
         self.slot = ""  # this connection's place under the per-user cap
         self._typed: dict[int, float] | None = None
         # Both made when needed and dropped when drained (an idle socket has neither).
-        self._live: deque[BusEvent | _Head] | None = None  # live events to process
+        self._live: deque[EncodedBusEvent | _Head] | None = None  # live events to process
         self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
         self.heard = 0.0  # loop time of the last frame from the client (once ready)
         self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
@@ -377,6 +406,7 @@ class Connection:
         self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done: tuple[int | None, str] | None = None
+        self._eager_turn = -1  # the loop turn of this socket's last frame sent at once
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -535,23 +565,38 @@ class Connection:
 
     # -- from the hub and the periodic check ----------------------------------------------
 
-    def deliver(self, event: BusEvent) -> None:
+    def deliver(self, event: EncodedBusEvent) -> None:
         if self._done is not None:
             return
         if event.type in INTERNAL_EVENTS:
             if event.type == SESSION_REVOKED:
-                ended = event.payload.get("session_ids") or []
+                ended = _decode_payload(event.payload).get("session_ids") or []
                 if str(self.session_id) in ended:
                     self.finish(CLOSE_UNAUTHENTICATED, "the session has ended")
             return
         live = self._live
         if live is None:
+            if self.ready and self._pump is None and self._now(event):
+                return  # handled here: no task (the usual case: the next number)
             live = self._live = deque()
         elif len(live) >= self._limits.live_buffer:
             self.finish(CLOSE_TOO_SLOW, "too far behind: resume from your cursor")
             return
         live.append(event)
         self._flush_live()
+
+    def _now(self, event: EncodedBusEvent) -> bool:
+        """Handle a live event at once if that needs no waiting (no gap to fill first);
+        False when it must go through the pump."""
+        seq = event.seq
+        if seq is not None:
+            if seq <= self.last_seq:
+                return True  # already sent
+            if seq > self.last_seq + 1:
+                return False  # a gap: filled from the log first (async)
+        if self._offer(self._live_frame(event)) and seq is not None:
+            self.last_seq = seq
+        return True
 
     def behind(self, head: int) -> None:
         """The log's head is ``head``: send what the bus has not delivered up to it."""
@@ -582,16 +627,16 @@ class Connection:
             if not self._live:
                 self._live = None
 
-    async def _handle(self, event: BusEvent) -> bool:
+    async def _handle(self, event: EncodedBusEvent) -> bool:
         """One live event; False once the connection is finished."""
         seq = event.seq
         if seq is None:
-            return self._offer(self._frame(event.type, event.payload, None))
+            return self._offer(self._live_frame(event))
         if seq <= self.last_seq:
             return True  # already sent (replayed, or the bus said it twice)
         if seq > self.last_seq + 1 and not await self._fill(seq - 1):
             return False
-        if not self._offer(self._frame(event.type, event.payload, seq)):
+        if not self._offer(self._live_frame(event)):
             return False
         self.last_seq = seq
         return True
@@ -622,11 +667,20 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def _offer(self, text: str, *, is_event: bool = True) -> bool:
-        """Queue a frame without waiting; a full queue closes the connection (4408)."""
+        """Queue a frame without waiting; a full queue closes the connection (4408).
+        With nothing queued and no writer, the frame is sent at once, in this call: a
+        writer task exists only when a send has to wait (``realtime/eager.py``), or for
+        the frames of a burst (more than one in a turn of the loop), which go through the
+        bounded queue as before, so that a flood still overflows it."""
         if self._done is not None:
             return False
         out = self._out
         if out is None:
+            if self._writer is None:
+                turn = self._gw.turn()
+                if turn != self._eager_turn:  # one frame per turn of the loop goes at once
+                    self._eager_turn = turn
+                    return self._send_now(text, is_event)
             out = self._out = deque()
         elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
@@ -635,6 +689,23 @@ class Connection:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         return True
+
+    def _send_now(self, text: str, is_event: bool) -> bool:
+        try:
+            pending = eager.start(self._socket.send(text))
+        except Exception:  # the client went away
+            self.finish(None)
+            return False
+        if pending is None:
+            self._sent(is_event)
+        else:  # the send waits: a writer finishes it, then sends what queues meanwhile
+            self._writer = asyncio.create_task(self._write(pending, is_event))
+        return True
+
+    def _sent(self, is_event: bool) -> None:
+        metrics = self._gw.metrics
+        if is_event and metrics:
+            metrics.ws_events_sent_total.inc()
 
     async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
@@ -651,17 +722,20 @@ class Connection:
                 self._room = None
         return self._offer(text, is_event=is_event)
 
-    async def _write(self) -> None:
-        out, metrics = self._out, self._gw.metrics
+    async def _write(self, pending: eager.Pending | None = None, is_event: bool = False) -> None:
+        """Send the queued frames (after finishing ``pending``, a send already started)."""
         try:
+            if pending is not None:
+                await eager.finish(pending)
+                self._sent(is_event)
+            out = self._out
             while out:
                 text, is_event = out.popleft()
                 room = self._room
                 if room is not None and not room.done():
                     room.set_result(None)
                 await self._socket.send(text)
-                if is_event and metrics:
-                    metrics.ws_events_sent_total.inc()
+                self._sent(is_event)
         except Exception:  # the client went away mid-send
             self.finish(None)
         finally:
@@ -736,6 +810,14 @@ class Connection:
             await self._gw.messaging.typing(self.user_id, conversation_id)
         except DomainError as exc:
             self._offer(_error_frame(exc.code, exc.message), is_event=False)
+
+    def _live_frame(self, event: EncodedBusEvent) -> str:
+        """``_frame`` of a live event, its rendering shared with the other sockets."""
+        rendered = self._gw.event_json(event.type, event.payload)
+        if event.seq is None:
+            return '{"type":"event","event":' + rendered + "}"
+        cursor = _encode(cursor_for(event.seq)).decode()
+        return '{"type":"event","cursor":' + cursor + ',"event":' + rendered + "}"
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}

@@ -1,11 +1,12 @@
 """The hub: this process's live connections by user, and their bus subscriptions.
 
 The first connection of a user on this process subscribes the bus subject ``user.<id>``;
-the last one to leave unsubscribes. Each payload that arrives is decoded once and handed
-to every connection of that user. Handing over never waits (a connection queues it), so
-the bus's dispatcher is never held up by a slow client. ``on_change(user_id)`` is told,
-without waiting, when a user's first connection here arrives or their last one leaves
-(presence reconciles it in the background: it is not on the connect path).
+the last one to leave unsubscribes. Each payload that arrives is decoded once (its event's
+own payload left as JSON) and handed to every connection of that user. Handing over never
+waits (a connection queues it), so the bus's dispatcher is never held up by a slow client.
+``on_change(user_id)`` is told, without waiting, when a user's first connection here
+arrives or their last one leaves (presence reconciles it in the background: it is not on
+the connect path).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import structlog
 
 from socius.domain.errors import BusUnavailable
 from socius.observability.spans import strip_trace_context
-from socius.services.delivery import BusEvent, user_subject
+from socius.services.delivery import EncodedBusEvent, user_subject
 from socius.services.ports import Bus, Subscription
 
 __all__ = ["Hub", "Listener"]
@@ -28,10 +29,12 @@ log = structlog.get_logger("socius.realtime")
 
 Change = Callable[[int], None]
 
-_decode = msgspec.json.Decoder(BusEvent).decode
+# The payload stays JSON (msgspec.Raw): a connection forwards it, rendered once per event
+# for all of them (Gateway.event_json), and never needs it as objects.
+_decode = msgspec.json.Decoder(EncodedBusEvent).decode
 
 
-def _decode_untraced(payload: bytes) -> BusEvent | None:
+def _decode_untraced(payload: bytes) -> EncodedBusEvent | None:
     inner = strip_trace_context(payload)
     if inner is payload:
         return None
@@ -42,7 +45,7 @@ def _decode_untraced(payload: bytes) -> BusEvent | None:
 
 
 class Listener(Protocol):
-    def deliver(self, event: BusEvent) -> None:
+    def deliver(self, event: EncodedBusEvent) -> None:
         """Take one event of the listener's user; must not block."""
 
 
@@ -137,7 +140,7 @@ class Hub:
         members = self._members.get(user_id)
         if not members:
             return
-        event: BusEvent | None
+        event: EncodedBusEvent | None
         try:
             event = _decode(payload)
         except msgspec.DecodeError:

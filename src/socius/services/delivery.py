@@ -20,7 +20,7 @@ from socius.domain.ids import IdGenerator
 from socius.domain.notifications import Notification
 from socius.services.ports import Bus, Clock, UnitOfWork
 
-__all__ = ["BusEvent", "Delivery", "user_subject"]
+__all__ = ["BusEvent", "Delivery", "EncodedBusEvent", "user_subject"]
 
 
 class BusEvent(msgspec.Struct, frozen=True):
@@ -28,6 +28,17 @@ class BusEvent(msgspec.Struct, frozen=True):
 
     type: str
     payload: dict[str, Any]
+    seq: int | None = None
+    created_at: datetime | None = None
+
+
+class EncodedBusEvent(msgspec.Struct, frozen=True):
+    """A ``BusEvent`` whose payload is JSON already: the same bytes on the bus. A message's
+    payload is encoded once and spliced into the event of each of its recipients; a
+    receiver that only forwards it keeps it as it came (``msgspec.Raw``)."""
+
+    type: str
+    payload: msgspec.Raw
     seq: int | None = None
     created_at: datetime | None = None
 
@@ -90,12 +101,22 @@ class Delivery:
         return stored
 
     async def publish(self, events: Sequence[Event]) -> None:
-        try:
-            for e in events:
-                await self._bus.publish(
+        """Every event onto its recipient's subject, in one bus call. Events that share a
+        payload (a message's, for each member) share its encoding."""
+        encoded: dict[int, msgspec.Raw] = {}
+        items: list[tuple[str, bytes]] = []
+        for e in events:
+            raw = encoded.get(id(e.payload))
+            if raw is None:
+                raw = encoded[id(e.payload)] = msgspec.Raw(_encode(e.payload))
+            items.append(
+                (
                     user_subject(e.user_id),
-                    _encode(BusEvent(e.type, e.payload, e.seq, e.created_at)),
+                    _encode(EncodedBusEvent(e.type, raw, e.seq, e.created_at)),
                 )
+            )
+        try:
+            await self._bus.publish_many(items)
         except BusUnavailable:
             # Durable in the log: clients get it on their next gap check or reconnect.
             self._on_bus_error("publish")
@@ -104,8 +125,7 @@ class Delivery:
         """Typing and presence: not logged, not replayed, carry no cursor."""
         body = _encode(BusEvent(type_, payload))
         try:
-            for user_id in user_ids:
-                await self._bus.publish(user_subject(user_id), body)
+            await self._bus.publish_many([(user_subject(u), body) for u in user_ids])
         except BusUnavailable:
             self._on_bus_error("ephemeral")
 

@@ -15,10 +15,12 @@ typing never reaches someone who mutes its sender. Messages in groups stay visib
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+import structlog
 
 from socius.domain.conversations import (
     MAX_GROUP_MEMBERS,
@@ -36,7 +38,7 @@ from socius.domain.conversations import (
     direct_key,
     not_found,
 )
-from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from socius.domain.events import Event
 from socius.domain.graph import EdgeType, check_not_self
 from socius.domain.ids import IdGenerator
@@ -50,6 +52,7 @@ from socius.domain.pagination import (
 from socius.domain.users import DmPolicy
 from socius.services import erasure
 from socius.services.delivery import Delivery
+from socius.services.group_commit import GroupCommit
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.rate_limits import UserLimits
 
@@ -57,10 +60,13 @@ __all__ = [
     "ConversationPage",
     "ConversationView",
     "MessagingService",
+    "SendGroups",
     "conversation_payload",
     "message_payload",
     "tombstone_payload",
 ]
+
+log = structlog.get_logger("socius.messaging")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +131,37 @@ def conversation_payload(c: Conversation) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Send:
+    actor: int
+    conversation_id: int
+    client_msg_id: str
+    body: str
+    reply_to: int | None
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        """What makes a send the retry of another (one message per key)."""
+        return (self.conversation_id, self.actor, self.client_msg_id)
+
+
+def _bad_reply_to() -> InvalidInput:
+    return InvalidInput(
+        "reply_to is not a message of this conversation",
+        code="invalid_reply_to",
+        details={"field": "reply_to"},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendGroups:
+    """How sends are grouped (settings ``send_group_max``, ``send_group_window_ms``)."""
+
+    max_group: int = 128
+    window: float = 0.002  # seconds
+    on_group: Callable[[int], None] = lambda _size: None
+
+
 class MessagingService:
     def __init__(
         self,
@@ -134,12 +171,20 @@ class MessagingService:
         delivery: Delivery,
         *,
         limits: UserLimits | None = None,
+        groups: SendGroups | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._ids = ids
         self._delivery = delivery
         self._limits = limits or UserLimits.off()
+        grouping = groups or SendGroups()
+        self._sends: GroupCommit[_Send, tuple[Message, bool]] = GroupCommit(
+            self._send_group,
+            max_group=grouping.max_group,
+            window=grouping.window,
+            on_group=grouping.on_group,
+        )
 
     # helpers -------------------------------------------------------------------------
 
@@ -550,14 +595,178 @@ class MessagingService:
         body: str,
         reply_to: int | None,
     ) -> tuple[Message, bool]:
-        """The message, and whether it is new (False: a retry found the original)."""
+        """The message, and whether it is new (False: a retry found the original).
+
+        Concurrent sends share one transaction (group commit, decision 0011); this
+        returns once the group has committed. What is wrong with one send (its input, its
+        rate, its conversation) is its own answer and fails no other send of its group."""
         check_client_msg_id(client_msg_id)
         check_body(body)
         await self._limits.messages.check(actor)
+        return await self._sends.submit(
+            _Send(actor, conversation_id, client_msg_id, body, reply_to)
+        )
+
+    async def _send_group(self, ops: Sequence[_Send]) -> list[tuple[Message, bool] | Exception]:
+        """Answer every send of a group: together in one transaction, or, when that
+        transaction fails for another reason than an outage, each in its own."""
+        try:
+            return await self._send_together(ops)
+        except Unavailable:
+            raise  # every send of the group: 503
+        except Exception:
+            if len(ops) == 1:
+                raise
+            log.warning("send_group_failed", size=len(ops), exc_info=True)
+        answers: list[tuple[Message, bool] | Exception] = []
+        for op in ops:
+            try:
+                answers.append(await self._send_alone(op))
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+    async def _send_together(self, ops: Sequence[_Send]) -> list[tuple[Message, bool] | Exception]:
+        """One transaction for every send of ``ops``; each send is checked as ``_send_alone``
+        checks it (same order, same errors), and those that fail are left out."""
+        answers: list[tuple[Message, bool] | Exception | None] = [None] * len(ops)
+        async with self._uow() as uow:
+            found = await uow.sends.lock([op.conversation_id for op in ops])
+            members = await uow.sends.member_ids(list(found))
+            live: list[int] = []
+            for i, op in enumerate(ops):
+                if op.conversation_id in found and op.actor in members[op.conversation_id]:
+                    live.append(i)
+                else:
+                    answers[i] = not_found()
+            keys = {ops[i].key for i in live}
+            earlier = await uow.sends.by_client_ids(sorted(keys)) if keys else {}
+            originals = await self._originals(uow, ops, live, earlier)
+            refused = await self._unreachable(uow, ops, live, found, members)
+            replies = await uow.sends.in_conversations(
+                [r for i in live if (r := ops[i].reply_to) is not None]
+            )
+            now = self._clock()
+            last = {cid: c.last_seq for cid, c in found.items()}
+            fresh: dict[tuple[int, int, str], Message] = {}
+            new: list[Message] = []
+            read: dict[tuple[int, int], int] = {}
+            for i in live:
+                op = ops[i]
+                if op.key in originals:
+                    answers[i] = (originals[op.key], False)
+                    continue
+                if op.key in fresh:  # the same send twice in this group
+                    answers[i] = (fresh[op.key], False)
+                    continue
+                problem = refused.get((op.actor, op.conversation_id))
+                if (
+                    problem is None
+                    and op.reply_to is not None
+                    and replies.get(op.reply_to) != op.conversation_id
+                ):
+                    problem = _bad_reply_to()
+                if problem is not None:
+                    answers[i] = problem
+                    continue
+                conversation = found[op.conversation_id]
+                seq = last[op.conversation_id] = last[op.conversation_id] + 1
+                ttl = conversation.message_ttl_seconds
+                message = Message(
+                    id=self._ids.next_id(),
+                    conversation_id=op.conversation_id,
+                    seq=seq,
+                    sender_id=op.actor,
+                    client_msg_id=op.client_msg_id,
+                    body=op.body,
+                    reply_to=op.reply_to,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                )
+                fresh[op.key] = message
+                new.append(message)
+                read[(op.conversation_id, op.actor)] = seq
+                answers[i] = (message, True)
+            if new:
+                await uow.sends.insert(new)
+                await uow.sends.advance(
+                    {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}, now
+                )
+                await uow.sends.read_up_to([(c, u, s) for (c, u), s in read.items()])
+                events = [
+                    Event(u, "message.created", payload, message_id=m.id)
+                    for m in new
+                    for payload in ({"message": message_payload(m)},)
+                    for u in sorted(members[m.conversation_id])
+                ]
+                await self._delivery.record(uow, events)
+                await uow.commit()
+        done: list[tuple[Message, bool] | Exception] = []
+        for answer in answers:
+            assert answer is not None
+            done.append(answer)
+        return done
+
+    async def _originals(
+        self,
+        uow: UnitOfWork,
+        ops: Sequence[_Send],
+        live: list[int],
+        earlier: dict[tuple[int, int, str], int],
+    ) -> dict[tuple[int, int, str], Message]:
+        """The messages sent before under the keys of ``live`` sends (retries)."""
+        found: dict[tuple[int, int, str], Message] = {}
+        for i in live:
+            key = ops[i].key
+            if key in earlier and key not in found:
+                message = await uow.conversations.message(key[0], earlier[key])
+                if message is not None:
+                    found[key] = message
+        return found
+
+    async def _unreachable(
+        self,
+        uow: UnitOfWork,
+        ops: Sequence[_Send],
+        live: list[int],
+        found: dict[int, Conversation],
+        members: dict[int, set[int]],
+    ) -> dict[tuple[int, int], Exception]:
+        """``(actor, conversation)`` -> why ``actor`` may not write that direct
+        conversation now (``_check_reachable`` of its other member), for the sends of
+        ``live`` to direct conversations."""
+        pairs: dict[tuple[int, int], int] = {}
+        for i in live:
+            op = ops[i]
+            if found[op.conversation_id].kind is ConversationKind.DIRECT:
+                for peer in members[op.conversation_id]:
+                    if peer != op.actor:
+                        pairs[(op.actor, op.conversation_id)] = peer
+        if not pairs:
+            return {}
+        peers = {u.id: u for u in await uow.users.get_many(sorted(set(pairs.values())))}
+        edges = await uow.sends.edges_between(sorted({(a, p) for (a, _), p in pairs.items()}))
+        refused: dict[tuple[int, int], Exception] = {}
+        for (actor, cid), peer in pairs.items():
+            user = peers.get(peer)
+            types = edges.get((actor, peer), set())
+            if user is None or not user.is_active:
+                refused[(actor, cid)] = NotFound("no such user", code="user_not_found")
+            elif EdgeType.BLOCKS in types or EdgeType.BLOCKED_BY in types:
+                refused[(actor, cid)] = Forbidden("you cannot message this user", code="blocked")
+            elif user.dm_policy is DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
+                refused[(actor, cid)] = Forbidden(
+                    "this user only takes messages from friends", code="dm_not_allowed"
+                )
+        return refused
+
+    async def _send_alone(self, op: _Send) -> tuple[Message, bool]:
+        """One send in its own transaction (a group whose transaction failed)."""
+        actor, conversation_id = op.actor, op.conversation_id
         async with self._uow() as uow:
             conversation, _ = await self._membership(uow, actor, conversation_id, lock=True)
             existing = await uow.conversations.message_by_client_id(
-                conversation_id, actor, client_msg_id
+                conversation_id, actor, op.client_msg_id
             )
             if existing is not None:
                 return existing, False
@@ -567,14 +776,10 @@ class MessagingService:
                     if peer != actor:
                         await self._check_reachable(uow, actor, peer)
             if (
-                reply_to is not None
-                and await uow.conversations.message(conversation_id, reply_to) is None
+                op.reply_to is not None
+                and await uow.conversations.message(conversation_id, op.reply_to) is None
             ):
-                raise InvalidInput(
-                    "reply_to is not a message of this conversation",
-                    code="invalid_reply_to",
-                    details={"field": "reply_to"},
-                )
+                raise _bad_reply_to()
             now = self._clock()
             seq = await uow.conversations.next_seq(conversation_id, now)
             ttl = conversation.message_ttl_seconds
@@ -583,9 +788,9 @@ class MessagingService:
                 conversation_id=conversation_id,
                 seq=seq,
                 sender_id=actor,
-                client_msg_id=client_msg_id,
-                body=body,
-                reply_to=reply_to,
+                client_msg_id=op.client_msg_id,
+                body=op.body,
+                reply_to=op.reply_to,
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl) if ttl else None,
             )

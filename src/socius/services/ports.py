@@ -221,6 +221,35 @@ class EdgeRepository(Protocol):
         """Remove every edge of the user; the users on the other ends."""
 
 
+class SendRepository(Protocol):
+    """The statements of a group of sends (group commit), each for the whole group."""
+
+    async def lock(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        """The conversations found, locked in ascending id order until the end."""
+
+    async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, set[int]]: ...
+
+    async def by_client_ids(
+        self, keys: Sequence[tuple[int, int, str]]
+    ) -> dict[tuple[int, int, str], int]:
+        """``(conversation, sender, client_msg_id)`` -> the id of the message sent so."""
+
+    async def in_conversations(self, message_ids: Sequence[int]) -> dict[int, int]:
+        """Message id -> conversation id, for the messages that exist."""
+
+    async def edges_between(
+        self, pairs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], set[EdgeType]]: ...
+
+    async def insert(self, new: Sequence[Message]) -> None: ...
+
+    async def advance(self, last_seqs: dict[int, int], when: datetime) -> None:
+        """Set each conversation's ``last_seq``; the caller holds the locks."""
+
+    async def read_up_to(self, pointers: Sequence[tuple[int, int, int]]) -> None:
+        """Move ``(conversation, user, seq)`` read pointers forward, never back."""
+
+
 class OutboxRepository(Protocol):
     """Every user's event log (see domain/events.py)."""
 
@@ -502,6 +531,9 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditRepository: ...
 
+    @property
+    def sends(self) -> SendRepository: ...
+
     async def commit(self) -> None: ...
 
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -635,6 +667,10 @@ class Bus(Protocol):
     async def publish(self, subject: str, payload: bytes) -> None:
         """Send ``payload`` to every current subscriber of ``subject`` on any node.
         Raises BusUnavailable when the bus cannot be reached."""
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """``publish`` each ``(subject, payload)``, in order, in as few round trips as the
+        bus allows (one, on the buses here). Raises BusUnavailable as ``publish``."""
 
     async def subscribe(
         self, subject: str, handler: Callable[[bytes], Awaitable[None]]

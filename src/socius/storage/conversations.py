@@ -28,7 +28,7 @@ from socius.domain.conversations import Conversation, ConversationKind, Member, 
 from socius.domain.graph import EdgeType
 from socius.storage.tables import conversations, edges, members, messages, reactions
 
-__all__ = ["SqlConversationRepository"]
+__all__ = ["SqlConversationRepository", "conversation_from_row"]
 
 # The statements of a send, built once: SQLAlchemy then skips building and hashing
 # them on every call (half of a statement's cost here, see bench/send_cost.py).
@@ -130,6 +130,9 @@ def _conversation(row: Row[Any]) -> Conversation:
         updated_at=row.updated_at,
         last_message_at=row.last_message_at,
     )
+
+
+conversation_from_row = _conversation
 
 
 def _member(row: Row[Any]) -> Member:

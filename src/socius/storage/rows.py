@@ -10,6 +10,7 @@ it with ``exec_driver_sql``; the SQL stays the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -21,6 +22,10 @@ __all__ = ["ValuesList"]
 
 # Both databases allow 32,766+ parameters per statement; stay well below.
 MAX_PARAMS = 30_000
+# Values converted once per object however many rows hold it (they stay alive, and so
+# keep their ids, while the rows are converted).
+_SHARED = (dict, list, datetime)
+_MISSING = object()
 
 
 class ValuesList:
@@ -52,11 +57,23 @@ class ValuesList:
         processors = self._bind(dialect)
         dollar = dialect.paramstyle == "numeric_dollar"
         one = "(" + ", ".join("?" * width) + ")"
+        # One object in many rows (a message's payload in each member's event, the one
+        # timestamp of a write) is converted once: JSON is encoded once per message.
+        done: dict[int, Any] = {}
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start : start + per_chunk]
             params: list[Any] = []
             for row in chunk:
                 for value, process in zip(row, processors, strict=True):
-                    params.append(process(value) if process is not None else value)
+                    if process is None:
+                        params.append(value)
+                    elif type(value) in _SHARED:
+                        key = id(value)
+                        converted = done.get(key, _MISSING)
+                        if converted is _MISSING:
+                            converted = done[key] = process(value)
+                        params.append(converted)
+                    else:
+                        params.append(process(value))
             values = "VALUES " + ", ".join(one for _ in chunk)
             yield (numbered(values) if dollar else values), tuple(params)

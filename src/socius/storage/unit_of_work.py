@@ -28,6 +28,7 @@ from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.reads import HotReads
+from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
@@ -56,6 +57,7 @@ class SqlUnitOfWork:
     one_time_tokens: SqlOneTimeTokenRepository
     mfa: SqlMfaRepository
     audit: SqlAuditRepository
+    sends: SqlSendRepository
 
     def __init__(
         self,
@@ -122,6 +124,7 @@ class SqlUnitOfWork:
         self.one_time_tokens = SqlOneTimeTokenRepository(conn)
         self.mfa = SqlMfaRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.sends = SqlSendRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

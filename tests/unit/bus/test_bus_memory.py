@@ -68,6 +68,21 @@ class BusContract:
         await bus.publish("user.1", b"hello")
         assert await inbox.wait_for(1) == [b"hello"]
 
+    async def test_publish_many_reaches_each_subject_in_order(self, make_bus: MakeBus) -> None:
+        sender, receiver = await make_bus(), await make_bus()
+        first, second = Inbox(), Inbox()
+        await receiver.subscribe("user.1", first)
+        await receiver.subscribe("user.2", second)
+        items = [(f"user.{1 + k % 2}", b"m%d" % k) for k in range(10)] + [("user.3", b"none")]
+        await sender.publish_many(items)
+        assert await first.wait_for(5) == [b"m0", b"m2", b"m4", b"m6", b"m8"]
+        assert await second.wait_for(5) == [b"m1", b"m3", b"m5", b"m7", b"m9"]
+        await sender.publish_many([])
+
+    async def test_publish_many_on_a_dead_bus_is_unavailable(self, dead_bus: Bus) -> None:
+        with pytest.raises(BusUnavailable):
+            await dead_bus.publish_many([("user.1", b"lost")])
+
     async def test_a_publish_on_one_node_reaches_another_node_on_its_subjects_only(
         self, make_bus: MakeBus
     ) -> None:

@@ -16,7 +16,7 @@ from socius.bus.traced import TracedBus
 from socius.domain.errors import BusUnavailable
 from socius.observability.spans import open_envelope, seal_envelope, strip_trace_context
 from socius.realtime.hub import Hub
-from socius.services.delivery import BusEvent, user_subject
+from socius.services.delivery import BusEvent, EncodedBusEvent, user_subject
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -103,16 +103,18 @@ async def test_a_node_that_does_not_trace_reads_a_traced_nodes_events(
     plain = MemoryBus(broker=broker)
     await traced.start()
     await plain.start()
-    delivered: asyncio.Queue[BusEvent] = asyncio.Queue()
+    delivered: asyncio.Queue[EncodedBusEvent] = asyncio.Queue()
 
     class Listener:
-        def deliver(self, event: BusEvent) -> None:
+        def deliver(self, event: EncodedBusEvent) -> None:
             delivered.put_nowait(event)
 
     hub = Hub(plain)
     await hub.join(7, Listener())
     event = BusEvent("typing", {"conversation_id": "3"})
     await traced.publish(user_subject(7), msgspec.json.encode(event))
-    assert await asyncio.wait_for(delivered.get(), 5) == event
+    got = await asyncio.wait_for(delivered.get(), 5)
+    # Connections get the payload still encoded (it is rendered once per node).
+    assert (got.type, msgspec.json.decode(got.payload)) == (event.type, event.payload)
     await traced.close()
     await plain.close()

@@ -1,0 +1,213 @@
+"""The statements of a group of sends (group commit, decision 0011): each one covers every
+message of the group, so a group of N costs about what one send did.
+
+On PostgreSQL the lists go as arrays (``unnest``), so every statement keeps one text
+whatever the group's size (one server-side prepare per connection); on SQLite, which runs
+on the loop and prepares in microseconds, as ``IN``/``VALUES`` lists or ``executemany``.
+The reads and updates go to the driver directly once the transaction is open (the first
+statement, the locks, goes through SQLAlchemy and opens it: ``storage/driver.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.conversations import Conversation, Message
+from socius.domain.graph import EdgeType
+from socius.storage.conversations import conversation_from_row
+from socius.storage.driver import direct, fetch, write_timestamp
+from socius.storage.id_lists import one_of
+from socius.storage.rows import ValuesList
+from socius.storage.tables import conversations, messages
+
+__all__ = ["SqlSendRepository"]
+
+_MESSAGES = ValuesList(
+    messages,
+    [
+        "id",
+        "conversation_id",
+        "seq",
+        "sender_id",
+        "client_msg_id",
+        "body",
+        "reply_to",
+        "created_at",
+        "expires_at",
+    ],
+)
+
+_PG = {
+    "members": "SELECT conversation_id, user_id FROM members "
+    "WHERE conversation_id = ANY(?::bigint[])",
+    "by_client_ids": "SELECT m.conversation_id, m.sender_id, m.client_msg_id, m.id "
+    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
+    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid",
+    "in_conversations": "SELECT id, conversation_id FROM messages WHERE id = ANY(?::bigint[])",
+    "edges": "SELECT e.src, e.dst, e.type FROM edges e "
+    "JOIN unnest(?::bigint[], ?::bigint[]) AS k(src, dst) ON e.src = k.src AND e.dst = k.dst",
+    "advance": "UPDATE conversations AS c SET last_seq = k.seq, last_message_at = ? "
+    "FROM unnest(?::bigint[], ?::bigint[]) AS k(id, seq) WHERE c.id = k.id",
+    "read_up_to": "UPDATE members AS m SET last_read_seq = k.seq "
+    "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS k(cid, uid, seq) "
+    "WHERE m.conversation_id = k.cid AND m.user_id = k.uid AND m.last_read_seq < k.seq",
+}
+# SQLite: the lists as placeholders, ``{}`` filled with ``?, ?...`` (never with values).
+_LITE = {
+    "members": "SELECT conversation_id, user_id FROM members WHERE conversation_id IN ({})",
+    # Joined with the VALUES list, not ``(a, b) IN (VALUES ...)``: SQLite scans the whole
+    # table for a row-value IN, and searches the unique index for each row of a join.
+    "by_client_ids": "SELECT m.conversation_id, m.sender_id, m.client_msg_id, m.id "
+    "FROM (VALUES {}) AS k JOIN messages m ON m.conversation_id = k.column1 "
+    "AND m.sender_id = k.column2 AND m.client_msg_id = k.column3",
+    "in_conversations": "SELECT id, conversation_id FROM messages WHERE id IN ({})",
+    "edges": "SELECT e.src, e.dst, e.type FROM (VALUES {}) AS k "
+    "JOIN edges e ON e.src = k.column1 AND e.dst = k.column2",
+}
+_LITE_ADVANCE = "UPDATE conversations SET last_seq = ?, last_message_at = ? WHERE id = ?"
+_LITE_READ_UP_TO = (
+    "UPDATE members SET last_read_seq = ? "
+    "WHERE conversation_id = ? AND user_id = ? AND last_read_seq < ?"
+)
+
+
+def _marks(n: int, width: int = 1) -> str:
+    one = "?" if width == 1 else "(" + ", ".join("?" * width) + ")"
+    return ", ".join(one for _ in range(n))
+
+
+class SqlSendRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    async def lock(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
+        """The conversations, each locked (PostgreSQL ``FOR UPDATE``, in ascending id
+        order: the one order of every writer) until the transaction ends."""
+        ids = sorted(set(conversation_ids))
+        stmt = (
+            select(conversations)
+            .where(one_of(conversations.c.id, ids, self._conn.dialect.name))
+            .order_by(conversations.c.id)
+        )
+        if self._postgres:
+            stmt = stmt.with_for_update()
+        rows = await self._conn.execute(stmt)
+        return {row.id: conversation_from_row(row) for row in rows}
+
+    async def _rows(self, name: str, lite: str, *args: Any) -> Sequence[Sequence[Any]]:
+        if self._postgres:
+            assert direct(self._conn), "the transaction opens with the locks"
+            return await fetch(self._conn, _PG[name], *args)
+        flat = [v for arg in args for v in (arg if isinstance(arg, list) else [arg])]
+        return await fetch(self._conn, lite, *flat)
+
+    async def member_ids(self, conversation_ids: Sequence[int]) -> dict[int, set[int]]:
+        ids = list(conversation_ids)
+        found: dict[int, set[int]] = {c: set() for c in ids}
+        if ids:
+            lite = _LITE["members"].format(_marks(len(ids)))
+            for cid, uid in await self._rows("members", lite, ids):
+                found[int(cid)].add(int(uid))
+        return found
+
+    async def by_client_ids(
+        self, keys: Sequence[tuple[int, int, str]]
+    ) -> dict[tuple[int, int, str], int]:
+        """The messages already sent under ``(conversation, sender, client_msg_id)``:
+        key -> message id."""
+        if not keys:
+            return {}
+        if self._postgres:
+            rows = await self._rows(
+                "by_client_ids",
+                "",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+            )
+        else:
+            sql = _LITE["by_client_ids"].format(_marks(len(keys), 3))
+            rows = await fetch(self._conn, sql, *[v for k in keys for v in k])
+        return {(int(c), int(s), str(m)): int(i) for c, s, m, i in rows}
+
+    async def in_conversations(self, message_ids: Sequence[int]) -> dict[int, int]:
+        """Message id -> its conversation id, for those of ``message_ids`` that exist."""
+        ids = sorted(set(message_ids))
+        if not ids:
+            return {}
+        lite = _LITE["in_conversations"].format(_marks(len(ids)))
+        return {int(m): int(c) for m, c in await self._rows("in_conversations", lite, ids)}
+
+    async def edges_between(
+        self, pairs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], set[EdgeType]]:
+        """The edge types from ``src`` to ``dst`` of each pair."""
+        found: dict[tuple[int, int], set[EdgeType]] = {p: set() for p in pairs}
+        if not found:
+            return found
+        keys = list(found)
+        if self._postgres:
+            rows = await self._rows("edges", "", [s for s, _ in keys], [d for _, d in keys])
+        else:
+            sql = _LITE["edges"].format(_marks(len(keys), 2))
+            rows = await fetch(self._conn, sql, *[v for k in keys for v in k])
+        for src, dst, type_ in rows:
+            found[(int(src), int(dst))].add(EdgeType(type_))
+        return found
+
+    async def insert(self, new: Sequence[Message]) -> None:
+        """The new messages, in multi-row INSERTs."""
+        rows = [
+            (
+                m.id,
+                m.conversation_id,
+                m.seq,
+                m.sender_id,
+                m.client_msg_id,
+                m.body,
+                m.reply_to,
+                m.created_at,
+                m.expires_at,
+            )
+            for m in new
+        ]
+        for values, params in _MESSAGES.chunks(self._conn.dialect, rows):
+            await self._conn.exec_driver_sql(
+                f"INSERT INTO messages ({_MESSAGES.column_list}) {values}", params
+            )
+
+    async def advance(self, last_seqs: dict[int, int], when: datetime) -> None:
+        """Each conversation's ``last_seq`` (and last activity ``when``); the caller holds
+        their locks."""
+        if not last_seqs:
+            return
+        at = write_timestamp(when, self._conn.dialect.name)
+        if self._postgres:
+            await self._rows("advance", "", at, list(last_seqs), list(last_seqs.values()))
+        else:
+            await self._conn.exec_driver_sql(
+                _LITE_ADVANCE, [(seq, at, cid) for cid, seq in last_seqs.items()]
+            )
+
+    async def read_up_to(self, pointers: Sequence[tuple[int, int, int]]) -> None:
+        """Move each ``(conversation, user, seq)`` read pointer forward (never back)."""
+        if not pointers:
+            return
+        if self._postgres:
+            await self._rows(
+                "read_up_to",
+                "",
+                [p[0] for p in pointers],
+                [p[1] for p in pointers],
+                [p[2] for p in pointers],
+            )
+        else:
+            await self._conn.exec_driver_sql(
+                _LITE_READ_UP_TO, [(seq, cid, uid, seq) for cid, uid, seq in pointers]
+            )
