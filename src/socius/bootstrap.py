@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import structlog
 from litestar.types import ASGIApp
 
@@ -46,6 +47,10 @@ from socius.services.lookaside import LookAside
 from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
+from socius.services.oidc import OidcService
+from socius.services.oidc_provider import OidcProviderClient, ProviderConfig
+from socius.services.passkeys import PasskeyService
+from socius.services.passkeys import available as passkeys_available
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Bus, Cache
@@ -252,6 +257,17 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         register_throttle=hourly("register_ip", settings.register_max_per_ip_per_hour),
         require_verified_email=settings.require_verified_email,
     )
+    oidc_http: list[httpx.AsyncClient] = []
+
+    def http_client() -> httpx.AsyncClient:
+        if not oidc_http:
+            oidc_http.append(
+                httpx.AsyncClient(
+                    timeout=settings.oidc_http_timeout_seconds, follow_redirects=False
+                )
+            )
+        return oidc_http[0]
+
     container = Container(
         settings=settings,
         auth=auth,
@@ -288,7 +304,30 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             tokens,
             AuditLog(database, clock, ids),
         ),
+        oidc=OidcService(
+            database,
+            clock,
+            ids,
+            auth,
+            _oidc_providers(settings, http_client),
+            public_url=settings.effective_public_url,
+            return_urls=settings.oidc_return_urls,
+            state_ttl_seconds=settings.oidc_state_ttl_seconds,
+            exchange_ttl_seconds=settings.oidc_exchange_ttl_seconds,
+        ),
+        passkeys=PasskeyService(
+            database,
+            clock,
+            ids,
+            auth,
+            rp_id=settings.effective_webauthn_rp_id,
+            rp_name=settings.webauthn_rp_name or settings.app_name,
+            origins=settings.effective_webauthn_origins,
+            challenge_ttl_seconds=settings.passkey_challenge_ttl_seconds,
+        ),
     )
+    if not passkeys_available():
+        log.warning("the webauthn package is missing: passkeys are off (socius[federation])")
     realtime = Realtime(
         bus=bus,
         cache=cache,
@@ -347,6 +386,9 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        for client in oidc_http:
+            await client.aclose()
+        oidc_http.clear()
         await bus.close()
         await cache.close()
         await database.dispose()
@@ -384,6 +426,27 @@ def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMaile
             Path(settings.data_dir) / "outbox", templates, sender=settings.mail_from
         )
     return LogOnlyMailer()
+
+
+def _oidc_providers(
+    settings: Settings, http: Callable[[], httpx.AsyncClient]
+) -> dict[str, OidcProviderClient]:
+    base = settings.effective_public_url
+    return {
+        name: OidcProviderClient(
+            ProviderConfig(
+                name=name,
+                issuer=p.issuer,
+                client_id=p.client_id,
+                client_secret=p.client_secret,
+                scopes=list(p.scopes),
+                display_name=p.display_name,
+            ),
+            http,
+            redirect_uri=f"{base}/v1/auth/oidc/{name}/callback",
+        )
+        for name, p in settings.oidc_providers.items()
+    }
 
 
 def _link(settings: Settings, template: str) -> Callable[[str], str]:

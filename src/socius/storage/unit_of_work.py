@@ -22,6 +22,11 @@ from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
+from socius.storage.federation import (
+    SqlAuthChallengeRepository,
+    SqlIdentityRepository,
+    SqlPasskeyRepository,
+)
 from socius.storage.mfa import SqlMfaRepository
 from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
@@ -51,6 +56,9 @@ class SqlUnitOfWork:
     one_time_tokens: SqlOneTimeTokenRepository
     mfa: SqlMfaRepository
     audit: SqlAuditRepository
+    challenges: SqlAuthChallengeRepository
+    identities: SqlIdentityRepository
+    passkeys: SqlPasskeyRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -111,6 +119,9 @@ class SqlUnitOfWork:
         self.one_time_tokens = SqlOneTimeTokenRepository(conn)
         self.mfa = SqlMfaRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.challenges = SqlAuthChallengeRepository(conn)
+        self.identities = SqlIdentityRepository(conn)
+        self.passkeys = SqlPasskeyRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
