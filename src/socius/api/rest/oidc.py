@@ -139,7 +139,7 @@ async def callback(
     provider: ProviderPath,
     state: State,
     code: Annotated[str | None, QueryParameter(max_length=2048)] = None,
-    oidc_state: Annotated[str | None, QueryParameter(query="state", max_length=256)] = None,
+    oidc_state: Annotated[str | None, QueryParameter(name="state", max_length=256)] = None,
     error: Annotated[str | None, QueryParameter(max_length=256)] = None,
 ) -> Redirect:
     url = await container_of(state).oidc.callback(
