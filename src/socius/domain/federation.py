@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from socius.domain.errors import InvalidInput
+from socius.domain.users import DISPLAY_NAME_MAX, DISPLAY_NAME_PATTERN
 
 __all__ = [
     "PROVIDER_PATTERN",
@@ -33,8 +34,8 @@ __all__ = [
 ]
 
 PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
-PASSKEY_NAME_MAX = 64
-_NAME = re.compile(r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,64}$")
+PASSKEY_NAME_MAX = DISPLAY_NAME_MAX  # the same rules as a display name
+_NAME = re.compile(DISPLAY_NAME_PATTERN)
 
 
 class ChallengePurpose(StrEnum):
@@ -97,11 +98,11 @@ def unusable_password_hash() -> str:
 
 
 def check_passkey_name(value: str) -> str:
-    name = value.strip()
-    if not _NAME.fullmatch(name):
+    if len(value) > PASSKEY_NAME_MAX or not _NAME.fullmatch(value):
         raise InvalidInput(
-            "a passkey's name is 1-64 printable characters",
+            f"a passkey's name is 1-{PASSKEY_NAME_MAX} characters, without control characters "
+            "or line breaks",
             code="invalid_passkey_name",
             details={"field": "name"},
         )
-    return name
+    return value.strip()

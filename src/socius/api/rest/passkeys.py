@@ -19,10 +19,21 @@ from socius.api.rest.views import AuthOut, MfaRequiredOut, login_out
 from socius.domain.errors import NotFound
 from socius.domain.federation import Passkey
 from socius.domain.ids import parse_id
+from socius.domain.users import DISPLAY_NAME_MAX, DISPLAY_NAME_PATTERN
 
 __all__ = ["auth_router", "me_router"]
 
-PasskeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+PasskeyName = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "maxLength": DISPLAY_NAME_MAX,
+            "pattern": DISPLAY_NAME_PATTERN,
+            "description": "As a display name: no control characters or line breaks; "
+            "surrounding spaces are trimmed (422 `invalid_passkey_name`)",
+        }
+    ),
+]
 
 
 class OptionsOut(msgspec.Struct, kw_only=True):
