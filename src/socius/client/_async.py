@@ -424,7 +424,7 @@ class AsyncClient:
 
     async def begin_passkey_registration(self) -> dict[str, Any]:
         """Options for ``navigator.credentials.create()`` (JSON form)."""
-        response = await self.request("POST", "/v1/me/passkeys/register/begin")
+        response = await self.request("POST", "/v1/me/passkeys/begin")
         return decode(dict[str, dict[str, Any]], response.content)["options"]
 
     async def finish_passkey_registration(
@@ -434,7 +434,7 @@ class AsyncClient:
         body: dict[str, Any] = {"credential": credential}
         if name is not None:
             body["name"] = name
-        response = await self.request("POST", "/v1/me/passkeys/register/finish", json=body)
+        response = await self.request("POST", "/v1/me/passkeys/finish", json=body)
         return decode(PasskeyInfo, response.content)
 
     async def rename_passkey(self, passkey_id: str, name: str) -> PasskeyInfo:

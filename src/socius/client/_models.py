@@ -94,6 +94,7 @@ class OidcProvider(msgspec.Struct, frozen=True, kw_only=True):
 class LinkedIdentity(msgspec.Struct, frozen=True, kw_only=True):
     """An identity at a provider, linked to the caller's account."""
 
+    id: str  # its provider's name (one identity per provider)
     provider: str
     subject: str
     email: str | None

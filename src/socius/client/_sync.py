@@ -421,7 +421,7 @@ class Client:
 
     def begin_passkey_registration(self) -> dict[str, Any]:
         """Options for ``navigator.credentials.create()`` (JSON form)."""
-        response = self.request("POST", "/v1/me/passkeys/register/begin")
+        response = self.request("POST", "/v1/me/passkeys/begin")
         return decode(dict[str, dict[str, Any]], response.content)["options"]
 
     def finish_passkey_registration(
@@ -431,7 +431,7 @@ class Client:
         body: dict[str, Any] = {"credential": credential}
         if name is not None:
             body["name"] = name
-        response = self.request("POST", "/v1/me/passkeys/register/finish", json=body)
+        response = self.request("POST", "/v1/me/passkeys/finish", json=body)
         return decode(PasskeyInfo, response.content)
 
     def rename_passkey(self, passkey_id: str, name: str) -> PasskeyInfo:

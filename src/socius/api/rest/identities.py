@@ -20,6 +20,7 @@ __all__ = ["router"]
 
 
 class IdentityOut(msgspec.Struct, kw_only=True):
+    id: str  # the provider's name: an account has at most one identity per provider
     provider: str
     subject: str  # the provider's id for you
     email: str | None  # as the provider last said
@@ -42,6 +43,7 @@ async def list_identities(state: State, principal: Caller) -> IdentitiesOut:
     return IdentitiesOut(
         items=[
             IdentityOut(
+                id=i.provider,
                 provider=i.provider,
                 subject=i.subject,
                 email=i.email,
@@ -74,14 +76,15 @@ async def link_identity(
 
 
 @delete(
-    "/{provider:str}",
+    "/{identity_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     summary="Unlink a provider",
-    description="404 `identity_not_found`; 409 `last_sign_in_method` when it is the "
+    description="The id is the provider's name (as listed). 404 `identity_not_found`; 409 "
+    "`last_sign_in_method` when it is the "
     "account's only way to sign in (no password, no other identity, no passkey).",
 )
-async def unlink_identity(provider: ProviderPath, state: State, principal: Caller) -> None:
-    await container_of(state).oidc.unlink(principal.user_id, provider)
+async def unlink_identity(identity_id: ProviderPath, state: State, principal: Caller) -> None:
+    await container_of(state).oidc.unlink(principal.user_id, identity_id)
 
 
 router = Router(

@@ -90,7 +90,7 @@ async def list_passkeys(state: State, principal: Caller) -> PasskeysOut:
 
 
 @post(
-    "/register/begin",
+    "/begin",
     status_code=200,
     summary="Start registering a passkey",
     description="Options for `navigator.credentials.create()`: a discoverable credential "
@@ -103,7 +103,7 @@ async def register_begin(state: State, principal: Caller) -> OptionsOut:
 
 
 @post(
-    "/register/finish",
+    "/finish",
     status_code=201,
     summary="Finish registering a passkey",
     description="Send the credential `navigator.credentials.create()` answered (its JSON "
