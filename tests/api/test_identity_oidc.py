@@ -319,7 +319,9 @@ def test_linking_and_unlinking_a_provider(
     answer = back_from_provider(http, alice.client.link_identity("acme"))
     assert fragment(answer) == {"oidc_linked": "acme"}
     [linked] = alice.client.identities()
-    assert (linked.provider, linked.subject) == ("acme", f"sub-{alice.username}")
+    assert (linked.id, linked.provider, linked.subject) == ("acme", "acme", f"sub-{alice.username}")
+    [exported] = alice.client.export()["identities"]
+    assert (exported["provider"], exported["subject"]) == ("acme", f"sub-{alice.username}")
     # That identity now signs in to alice.
     back = fragment(sign_in(http, provider, f"sub-{alice.username}"))
     assert sdk().oidc_exchange(back["oidc_code"]).user.id == alice.id

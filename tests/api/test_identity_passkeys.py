@@ -187,3 +187,17 @@ def test_rename_and_delete(register: Callable[..., Account], sdk: Callable[[], C
     assert gone.code == "unknown_passkey"
     unauthenticated = bob.client.raw("GET", "/v1/me/passkeys", auth=False)
     assert error(unauthenticated) == (401, "missing_token")
+
+
+def test_passkeys_are_in_the_export_and_go_with_the_account(
+    register: Callable[..., Account], sdk: Callable[[], Client]
+) -> None:
+    alice = register()
+    device = with_passkey(alice, "yubikey")
+    [entry] = alice.client.export()["passkeys"]
+    assert entry["name"] == "yubikey"
+    assert set(entry) == {"id", "name", "created_at", "last_used_at"}  # no key material
+    alice.client.delete_me(PASSWORD)
+    client = sdk()
+    gone = api_error(client.finish_passkey_login, device.get(client.begin_passkey_login()))
+    assert gone.code == "unknown_passkey"
