@@ -317,20 +317,27 @@ def test_linking_and_unlinking_a_provider(
     alice, bob = register(), register()
     provider.sign_in_as(f"sub-{alice.username}")  # no email needed to link
     answer = back_from_provider(http, alice.client.link_identity("acme"))
-    assert fragment(answer) == {"oidc_linked": "acme"}
-    [linked] = alice.client.identities()
+    code = fragment(answer)["oidc_link_code"]
+    # Only the account that started linking can confirm it.
+    stranger = api_error(bob.client.confirm_identity_link, code)
+    assert (stranger.status, stranger.code) == (400, "invalid_code")
+    answer = back_from_provider(http, alice.client.link_identity("acme"))
+    linked = alice.client.confirm_identity_link(fragment(answer)["oidc_link_code"])
     assert (linked.id, linked.provider, linked.subject) == ("acme", "acme", f"sub-{alice.username}")
+    assert alice.client.identities() == [linked]
     [exported] = alice.client.export()["identities"]
     assert (exported["provider"], exported["subject"]) == ("acme", f"sub-{alice.username}")
     # That identity now signs in to alice.
     back = fragment(sign_in(http, provider, f"sub-{alice.username}"))
     assert sdk().oidc_exchange(back["oidc_code"]).user.id == alice.id
     # Bob cannot take it; alice cannot link a second acme identity.
-    taken = back_from_provider(http, bob.client.link_identity("acme"))
-    assert error(taken) == (409, "identity_already_linked")
+    taken = fragment(back_from_provider(http, bob.client.link_identity("acme")))
+    refused = api_error(bob.client.confirm_identity_link, taken["oidc_link_code"])
+    assert (refused.status, refused.code) == (409, "identity_already_linked")
     provider.sign_in_as(f"another-{alice.username}")
-    second = back_from_provider(http, alice.client.link_identity("acme"))
-    assert error(second) == (409, "provider_already_linked")
+    second = fragment(back_from_provider(http, alice.client.link_identity("acme")))
+    refused = api_error(alice.client.confirm_identity_link, second["oidc_link_code"])
+    assert (refused.status, refused.code) == (409, "provider_already_linked")
     # Alice has a password: she may unlink.
     alice.client.unlink_identity("acme")
     assert alice.client.identities() == []
@@ -338,6 +345,29 @@ def test_linking_and_unlinking_a_provider(
     assert (gone.status, gone.code) == (404, "identity_not_found")
     unauthenticated = http.post("/v1/me/identities", json={"provider": "acme"})
     assert error(unauthenticated) == (401, "missing_token")
+
+
+def test_only_the_client_that_started_a_sign_in_finishes_it(
+    http: TestClient[Any], sdk: Callable[[], Client], provider: OidcProvider
+) -> None:
+    """No login CSRF: a sign-in someone else started cannot be finished in your browser
+    (it lacks the start's cookie) or your app (it lacks the start's binding)."""
+    name = unique_name("csrf")
+    provider.sign_in_as(f"sub-{name}", **verified(name))
+    start = http.get("/v1/auth/oidc/acme/start", follow_redirects=False)
+    assert "httponly" in start.headers["set-cookie"].lower()
+    http.cookies.clear()  # the victim's browser never started it
+    refused = back_from_provider(http, start.headers["location"])
+    assert error(refused) == (400, "invalid_state")
+    attacker = sdk()
+    url = attacker.oidc_authorization_url("acme")
+    code = fragment(back_from_provider(http, url))["oidc_code"]
+    victim = sdk()
+    wrong = api_error(victim.oidc_exchange, code)
+    assert (wrong.status, wrong.code) == (400, "invalid_binding")
+    # The binding alone is no code: the code was spent by the refused attempt.
+    spent = api_error(attacker.oidc_exchange, code)
+    assert spent.code == "invalid_code"
 
 
 def test_the_last_way_to_sign_in_cannot_be_unlinked(

@@ -59,6 +59,7 @@ class Client:
 
     access_token: str | None
     refresh_token: str | None
+    oidc_binding: str | None  # of the OpenID Connect sign-in this client started last
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class Client:
     ) -> None:
         self.access_token = access_token
         self.refresh_token = refresh_token
+        self.oidc_binding = None
         self._base_url = base_url
         self._timeout = timeout
         self._user_agent = user_agent
@@ -386,29 +388,43 @@ class Client:
     def oidc_authorization_url(self, provider: str, *, return_to: str | None = None) -> str:
         """Start signing in with ``provider``: the URL to open in a browser. Once signed
         in there, the browser comes back to ``return_to`` with ``#oidc_code=...``: pass it
-        to `oidc_exchange`."""
+        to `oidc_exchange` (this client keeps the sign-in's binding for it)."""
         body = {} if return_to is None else {"return_to": return_to}
         response = self.request(
             "POST", f"/v1/auth/oidc/{segment(provider)}/start", json=body, auth=False
         )
-        return str(decode(dict[str, Any], response.content)["authorization_url"])
+        answer = decode(dict[str, Any], response.content)
+        self.oidc_binding = answer.get("binding")
+        return str(answer["authorization_url"])
 
-    def oidc_exchange(self, code: str) -> AuthResult:
-        """Trade the callback's one-time ``oidc_code`` for tokens (kept by this client).
-        Raises MfaRequired when the account has a second factor (finish with `login_mfa`)."""
-        return self._authenticate("/v1/auth/oidc/exchange", {"code": code})
+    def oidc_exchange(self, code: str, *, binding: str | None = None) -> AuthResult:
+        """Trade the callback's one-time ``oidc_code`` for tokens (kept by this client),
+        with the binding of the sign-in this client started (or ``binding``, for one
+        started elsewhere by `oidc_authorization_url`). Raises MfaRequired when the account
+        has a second factor (finish with `login_mfa`)."""
+        body: dict[str, Any] = {"code": code}
+        if (binding or self.oidc_binding) is not None:
+            body["binding"] = binding or self.oidc_binding
+        return self._authenticate("/v1/auth/oidc/exchange", body)
 
     def identities(self) -> list[LinkedIdentity]:
         page = self._get(Page[LinkedIdentity], "/v1/me/identities")
         return page.items
 
     def link_identity(self, provider: str, *, return_to: str | None = None) -> str:
-        """Start linking ``provider`` to this account: the URL to open in a browser."""
+        """Start linking ``provider`` to this account: the URL to open in a browser. It
+        comes back to ``return_to`` with ``#oidc_link_code=...``: pass it to
+        `confirm_identity_link`."""
         body: dict[str, Any] = {"provider": provider}
         if return_to is not None:
             body["return_to"] = return_to
         response = self.request("POST", "/v1/me/identities", json=body)
         return str(decode(dict[str, Any], response.content)["authorization_url"])
+
+    def confirm_identity_link(self, code: str) -> LinkedIdentity:
+        """Finish linking with the callback's ``oidc_link_code``."""
+        response = self.request("POST", "/v1/me/identities/confirm", json={"code": code})
+        return decode(LinkedIdentity, response.content)
 
     def unlink_identity(self, provider: str) -> None:
         self.request("DELETE", f"/v1/me/identities/{segment(provider)}")

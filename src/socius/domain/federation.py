@@ -42,6 +42,7 @@ class ChallengePurpose(StrEnum):
     OIDC_LOGIN = "oidc_login"  # the state of a sign-in at a provider
     OIDC_LINK = "oidc_link"  # the state of linking a provider to a signed-in account
     OIDC_EXCHANGE = "oidc_exchange"  # the code the callback hands the app, for tokens
+    OIDC_LINK_CONFIRM = "oidc_link_confirm"  # the code the linking account confirms
     PASSKEY_REGISTER = "passkey_register"
     PASSKEY_LOGIN = "passkey_login"
 

@@ -9,6 +9,11 @@ callback, which spends the state, trades the code for an ID token, verifies it, 
 ``AuthService.finish_login`` like every sign-in (a second factor, when the account has
 one, is asked there).
 
+Login CSRF (someone else's sign-in finished in your browser or app) is closed by a
+binding: a secret the start hands only to the client that started — as a cookie to a
+browser (checked by the callback), or in the answer to an app (checked by ``exchange``).
+Linking finishes with ``confirm_link`` by the very account that started it.
+
 Which account an identity signs in to:
 
 1. the account it is linked to (``federated_identities``);
@@ -23,10 +28,13 @@ Which account an identity signs in to:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 from urllib.parse import urlencode
 
 import structlog
@@ -55,12 +63,31 @@ from socius.services.oidc_provider import IdClaims, OidcProviderClient
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.sign_in_methods import keep_one_way_in
 
-__all__ = ["OidcService"]
+__all__ = ["OidcService", "Provider", "StartedSignIn", "Via"]
 
 log = structlog.get_logger("socius.oidc")
 
 _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 _LOGIN_PURPOSES = (ChallengePurpose.OIDC_LOGIN, ChallengePurpose.OIDC_LINK)
+
+
+Via = Literal["browser", "app"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartedSignIn:
+    authorization_url: str
+    binding: str  # for the starting client only: a cookie, or kept by the app
+
+
+def _binding_hash(binding: str) -> str:
+    return hashlib.sha256(b"oidc-binding:" + binding.encode()).hexdigest()
+
+
+def _binding_matches(presented: str | None, expected: object) -> bool:
+    if not presented or not isinstance(expected, str) or len(presented) > 128:
+        return False
+    return hmac.compare_digest(_binding_hash(presented), expected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +186,24 @@ class OidcService:
     # signing in ------------------------------------------------------------------------
 
     async def start(
-        self, provider: str, return_to: str | None, *, link_user_id: int | None = None
-    ) -> str:
+        self,
+        provider: str,
+        return_to: str | None,
+        *,
+        via: Via,
+        link_user_id: int | None = None,
+    ) -> StartedSignIn:
         """The provider's authorization URL for a new sign-in (or, with ``link_user_id``,
-        for linking an identity to that account). 404 ``unknown_provider``; 422
-        ``invalid_return_to``; 503 ``oidc_provider_unavailable``."""
+        for linking an identity to that account), and the sign-in's binding: a secret
+        that proves, later, that whoever finishes the sign-in started it (no login CSRF).
+        ``via`` says where it is proved: ``browser`` — the start's browser shows it to the
+        callback (a cookie); ``app`` — the app shows it to ``exchange``. 404
+        ``unknown_provider``; 422 ``invalid_return_to``; 503 ``oidc_provider_unavailable``."""
         client = self._provider(provider)
         back = self._return_to(return_to)
         nonce = new_secret()
         verifier = secrets.token_urlsafe(48)
+        binding = new_secret()
         purpose = (
             ChallengePurpose.OIDC_LOGIN if link_user_id is None else ChallengePurpose.OIDC_LINK
         )
@@ -175,10 +211,18 @@ class OidcService:
         state = await self._challenge(
             purpose,
             link_user_id,
-            {"provider": provider, "nonce": nonce, "verifier": verifier, "return_to": back},
+            {
+                "provider": provider,
+                "nonce": nonce,
+                "verifier": verifier,
+                "return_to": back,
+                "via": via,
+                "binding": _binding_hash(binding),
+            },
             self._state_ttl,
         )
-        return await client.authorization_url(state=state, nonce=nonce, verifier=verifier)
+        url = await client.authorization_url(state=state, nonce=nonce, verifier=verifier)
+        return StartedSignIn(url, binding)
 
     async def callback(
         self,
@@ -187,12 +231,14 @@ class OidcService:
         code: str | None,
         state: str | None,
         error: str | None = None,
+        browser_binding: str | None = None,
     ) -> str:
-        """Where the callback sends the browser: the app's ``return_to`` with
-        ``oidc_code`` (trade it with ``exchange``) or, after linking, ``oidc_linked``.
-        400 ``invalid_state``, ``oidc_provider_error``, ``oidc_code_rejected``,
-        ``invalid_id_token``; 403 ``oidc_email_unverified``; 409 ``oidc_account_exists``,
-        ``identity_already_linked``, ``provider_already_linked``."""
+        """Where the callback sends the browser: the sign-in's ``return_to`` with
+        ``oidc_code`` (trade it with ``exchange``) or, when linking, ``oidc_link_code``
+        (confirm it with ``confirm_link``). ``browser_binding``: the binding the start
+        gave the browser (its cookie). 400 ``invalid_state``, ``oidc_provider_error``,
+        ``oidc_code_rejected``, ``invalid_id_token``; 403 ``oidc_email_unverified``; 409
+        ``oidc_account_exists``, ``identity_already_linked``, ``provider_already_linked``."""
         client = self._provider(provider)
         if not state or not 20 <= len(state) <= 128:
             raise _bad_state()
@@ -202,6 +248,13 @@ class OidcService:
             await uow.commit()
         if spent is None or spent.data.get("provider") != provider:
             raise _bad_state()
+        if spent.data.get("via") == "browser" and not _binding_matches(
+            browser_binding, spent.data.get("binding")
+        ):
+            raise InvalidToken(
+                "this sign-in was started in another browser (or its cookie is gone): start again",
+                code="invalid_state",
+            )
         if error or not code:
             raise InvalidToken(
                 "the provider did not sign you in",
@@ -213,33 +266,47 @@ class OidcService:
         )
         back = spent.data["return_to"]
         if spent.purpose is ChallengePurpose.OIDC_LINK:
-            assert spent.user_id is not None
-            await self._link(spent.user_id, provider, claims)
-            return _back_to(back, {"oidc_linked": provider})
+            pending = await self._challenge(
+                ChallengePurpose.OIDC_LINK_CONFIRM,
+                spent.user_id,
+                {"provider": provider, "subject": claims.subject, "email": claims.email or ""},
+                self._exchange_ttl,
+            )
+            return _back_to(back, {"oidc_link_code": pending})
         user = await self._account_for(provider, claims)
+        carried = {"provider": provider}
+        if spent.data.get("via") == "app":
+            carried["binding"] = spent.data["binding"]
         exchange = await self._challenge(
-            ChallengePurpose.OIDC_EXCHANGE, user.id, {"provider": provider}, self._exchange_ttl
+            ChallengePurpose.OIDC_EXCHANGE, user.id, carried, self._exchange_ttl
         )
         return _back_to(back, {"oidc_code": exchange})
 
-    async def exchange(self, code: str, client: ClientInfo) -> IssuedTokens | MfaChallenge:
+    async def _spend_code(self, code: str, purpose: ChallengePurpose) -> AuthChallenge:
+        if 20 <= len(code) <= 128:
+            async with self._uow() as uow:
+                spent = await uow.challenges.spend(hash_challenge(code), (purpose,), self._clock())
+                await uow.commit()
+            if spent is not None and spent.user_id is not None:
+                return spent
+        raise InvalidToken("the code is not valid (unknown, used or expired)", code="invalid_code")
+
+    async def exchange(
+        self, code: str, client: ClientInfo, *, binding: str | None = None
+    ) -> IssuedTokens | MfaChallenge:
         """Trade the callback's one-time code for tokens (or the second factor's
-        challenge). 400 ``invalid_code``; then as every sign-in (``finish_login``)."""
-        if not 20 <= len(code) <= 128:
+        challenge). A sign-in an app started needs the ``binding`` its start answered.
+        400 ``invalid_code``, ``invalid_binding``; then as every sign-in
+        (``finish_login``)."""
+        spent = await self._spend_code(code, ChallengePurpose.OIDC_EXCHANGE)
+        expected = spent.data.get("binding")
+        if expected is not None and not _binding_matches(binding, expected):
             raise InvalidToken(
-                "the code is not valid (unknown, used or expired)", code="invalid_code"
-            )
-        async with self._uow() as uow:
-            spent = await uow.challenges.spend(
-                hash_challenge(code), (ChallengePurpose.OIDC_EXCHANGE,), self._clock()
-            )
-            await uow.commit()
-        if spent is None or spent.user_id is None:
-            raise InvalidToken(
-                "the code is not valid (unknown, used or expired)", code="invalid_code"
+                "this sign-in was started by another client: send the binding its start answered",
+                code="invalid_binding",
             )
         async with self._uow(write=False) as uow:
-            user = await uow.users.get(spent.user_id)
+            user = await uow.users.get(spent.user_id or 0)
         if user is None:
             raise Unauthenticated("the account no longer exists", code="account_gone")
         return await self._auth.finish_login(user, client, method=SignInMethod.OIDC)
@@ -266,14 +333,14 @@ class OidcService:
                         "to it and link the provider from its settings",
                         code="oidc_account_exists",
                     )
-                await self._add_identity(uow, owner, provider, claims)
+                await self._add_identity(uow, owner, provider, claims.subject, claims.email)
                 await uow.commit()
                 log.info(
                     "oidc identity linked by verified email", user_id=owner.id, provider=provider
                 )
                 return owner
             user = await self._new_account(uow, claims, address)
-            await self._add_identity(uow, user, provider, claims)
+            await self._add_identity(uow, user, provider, claims.subject, claims.email)
             await uow.commit()
         log.info("account made by oidc sign-in", user_id=user.id, provider=provider)
         return user
@@ -307,7 +374,7 @@ class OidcService:
         raise Conflict("no free username could be found; try again", code="username_taken")
 
     async def _add_identity(
-        self, uow: UnitOfWork, user: User, provider: str, claims: IdClaims
+        self, uow: UnitOfWork, user: User, provider: str, subject: str, email: str | None
     ) -> None:
         for existing in await uow.identities.for_user(user.id):
             if existing.provider == provider:
@@ -316,27 +383,39 @@ class OidcService:
                     code="provider_already_linked",
                 )
         now = self._clock()
-        await uow.identities.add(
-            FederatedIdentity(provider, claims.subject, user.id, claims.email, now, now)
-        )
+        await uow.identities.add(FederatedIdentity(provider, subject, user.id, email, now, now))
 
     # linking ---------------------------------------------------------------------------
 
-    async def _link(self, user_id: int, provider: str, claims: IdClaims) -> None:
+    async def confirm_link(self, user_id: int, code: str) -> FederatedIdentity:
+        """Link the identity the callback's ``oidc_link_code`` holds to the caller, who
+        must be the account that started linking (else 400 ``invalid_code``: a link a
+        stranger started never lands in this account, nor this one's in theirs). 409
+        ``identity_already_linked``, ``provider_already_linked``."""
+        spent = await self._spend_code(code, ChallengePurpose.OIDC_LINK_CONFIRM)
+        if spent.user_id != user_id:
+            raise InvalidToken(
+                "the code is not valid (unknown, used or expired)", code="invalid_code"
+            )
+        provider, subject = spent.data["provider"], spent.data["subject"]
+        email = spent.data.get("email") or None
         async with self._uow() as uow:
             user = await uow.users.get(user_id)
             if user is None or not user.is_active:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
-            linked = await uow.identities.get(provider, claims.subject)
+            linked = await uow.identities.get(provider, subject)
             if linked is not None:
                 if linked.user_id == user_id:
-                    return
+                    return linked
                 raise Conflict(
                     "this identity is linked to another account", code="identity_already_linked"
                 )
-            await self._add_identity(uow, user, provider, claims)
+            await self._add_identity(uow, user, provider, subject, email)
+            stored = await uow.identities.get(provider, subject)
             await uow.commit()
         log.info("oidc identity linked", user_id=user_id, provider=provider)
+        assert stored is not None
+        return stored
 
     async def identities(self, user_id: int) -> list[FederatedIdentity]:
         async with self._uow(write=False) as uow:

@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from socius.api.dependencies import Caller, container_of, require_auth
 from socius.api.options import with_options
 from socius.api.rest.oidc import AuthorizationOut, ProviderPath, ReturnTo
-from socius.domain.federation import PROVIDER_PATTERN
+from socius.domain.federation import PROVIDER_PATTERN, FederatedIdentity
 
 __all__ = ["router"]
 
@@ -32,6 +32,21 @@ class IdentitiesOut(msgspec.Struct, kw_only=True):
     items: list[IdentityOut]
 
 
+class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+def identity_out(i: FederatedIdentity) -> IdentityOut:
+    return IdentityOut(
+        id=i.provider,
+        provider=i.provider,
+        subject=i.subject,
+        email=i.email,
+        created_at=i.created_at,
+        last_used_at=i.last_used_at,
+    )
+
+
 class LinkIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     provider: Annotated[str, msgspec.Meta(pattern=PROVIDER_PATTERN, max_length=32)]
     return_to: ReturnTo | None = None
@@ -40,39 +55,40 @@ class LinkIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 @get("/", summary="Your linked sign-in providers")
 async def list_identities(state: State, principal: Caller) -> IdentitiesOut:
     found = await container_of(state).oidc.identities(principal.user_id)
-    return IdentitiesOut(
-        items=[
-            IdentityOut(
-                id=i.provider,
-                provider=i.provider,
-                subject=i.subject,
-                email=i.email,
-                created_at=i.created_at,
-                last_used_at=i.last_used_at,
-            )
-            for i in found
-        ]
-    )
+    return IdentitiesOut(items=[identity_out(i) for i in found])
 
 
 @post(
     "/",
     status_code=200,
     summary="Link a provider to your account",
-    description="Answers the provider's authorization URL: open it; the callback links the "
-    "identity the provider vouches for to this account and redirects to `return_to` with "
-    "`#oidc_linked=<provider>`. From then on that identity signs in to this account. One "
-    "identity per provider. The callback answers 409 `identity_already_linked` (it is "
-    "another account's) or `provider_already_linked`. 404 `unknown_provider`; 422 "
-    "`invalid_return_to`.",
+    description="Answers the provider's authorization URL: open it; once signed in there, "
+    "the callback redirects to `return_to` with `#oidc_link_code=<code>`, which this account "
+    "confirms with POST /v1/me/identities/confirm (within SOCIUS_OIDC_EXCHANGE_TTL_SECONDS). "
+    "From then on that identity signs in to this account. One identity per provider. 404 "
+    "`unknown_provider`; 422 `invalid_return_to`; 503 `oidc_provider_unavailable`.",
 )
 async def link_identity(
     data: JSONBody[LinkIn], state: State, principal: Caller
 ) -> AuthorizationOut:
-    url = await container_of(state).oidc.start(
-        data.provider, data.return_to, link_user_id=principal.user_id
+    started = await container_of(state).oidc.start(
+        data.provider, data.return_to, via="app", link_user_id=principal.user_id
     )
-    return AuthorizationOut(authorization_url=url)
+    return AuthorizationOut(authorization_url=started.authorization_url)
+
+
+@post(
+    "/confirm",
+    status_code=201,
+    summary="Finish linking a provider",
+    description="The `oidc_link_code` the callback redirected with, once, by the account that "
+    "started linking (400 `invalid_code` otherwise, expired or used). 409 "
+    "`identity_already_linked` (the identity signs in to another account), "
+    "`provider_already_linked` (this account has an identity at that provider).",
+)
+async def confirm_link(data: JSONBody[ConfirmIn], state: State, principal: Caller) -> IdentityOut:
+    linked = await container_of(state).oidc.confirm_link(principal.user_id, data.code)
+    return identity_out(linked)
 
 
 @delete(
@@ -89,7 +105,7 @@ async def unlink_identity(identity_id: ProviderPath, state: State, principal: Ca
 
 router = Router(
     path="/v1/me/identities",
-    route_handlers=with_options([list_identities, link_identity, unlink_identity]),
+    route_handlers=with_options([list_identities, link_identity, confirm_link, unlink_identity]),
     tags=["identity"],
     security=[{"bearer": []}],
     guards=[require_auth],
