@@ -55,6 +55,8 @@ class OidcProvider:
     code_ttl: float = 60.0
     deny: bool = False
     token_requests: int = 0
+    jwks_requests: int = 0
+    kid: str = "k1"
     _key: rsa.RSAPrivateKey = field(default_factory=_rsa)
     _stranger: rsa.RSAPrivateKey = field(default_factory=_rsa)
     _codes: dict[str, _Code] = field(default_factory=dict)
@@ -63,9 +65,15 @@ class OidcProvider:
     def sign_in_as(self, sub: str, **claims: Any) -> None:
         self.user = {"sub": sub, **claims}
 
+    def rotate_key(self) -> None:
+        """A new signing key under a new ``kid``; the JWKS holds only the new one."""
+        self._key = _rsa()
+        self.kid = f"k{int(self.kid[1:]) + 1}"
+
     def jwks(self) -> dict[str, Any]:
+        self.jwks_requests += 1
         public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key.public_key()))
-        return {"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+        return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
 
     def discovery(self) -> dict[str, Any]:
         return {
@@ -137,7 +145,7 @@ class OidcProvider:
             **self.id_token_overrides,
         }
         key = self._stranger if self.sign_with_stranger else self._key
-        id_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+        id_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.kid})
         body = {
             "access_token": secrets.token_urlsafe(16),
             "token_type": "Bearer",

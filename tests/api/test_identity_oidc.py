@@ -3,6 +3,7 @@ the whole redirect flow, linking, and the failure paths. Both stacks, through th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +19,7 @@ from clock import Clock
 from conftest import PASSWORD, Account, App, make_app, unique_name
 from contract import api_error
 from oidc_provider import OidcProvider, running_provider
-from socius.client import Client, MfaRequired
+from socius.client import ApiError, AsyncClient, AuthResult, Client, MfaRequired
 from socius.settings import Settings
 
 KEY = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="  # 32 bytes of "1", base64
@@ -381,3 +382,41 @@ def test_the_last_way_to_sign_in_cannot_be_unlinked(
     refused = api_error(client.unlink_identity, "acme")
     assert (refused.status, refused.code) == (409, "last_sign_in_method")
     assert [i.provider for i in client.identities()] == ["acme"]
+
+
+def test_a_rotated_provider_key_is_fetched_once(
+    http: TestClient[Any], sdk: Callable[[], Client], provider: OidcProvider
+) -> None:
+    name = unique_name("rot")
+    sdk().oidc_exchange(
+        fragment(sign_in(http, provider, f"sub-{name}", **verified(name)))["oidc_code"]
+    )
+    fetched = provider.jwks_requests
+    sdk().oidc_exchange(fragment(sign_in(http, provider, f"sub-{name}"))["oidc_code"])
+    assert provider.jwks_requests == fetched  # cached
+    provider.rotate_key()
+    again = sdk().oidc_exchange(fragment(sign_in(http, provider, f"sub-{name}"))["oidc_code"])
+    assert again.user.username == name
+    assert provider.jwks_requests == fetched + 1
+
+
+async def test_the_async_sdk_signs_in_with_a_provider_and_a_code_works_once(
+    ahttp: Any, async_sdk: Callable[[], AsyncClient], provider: OidcProvider
+) -> None:
+    name = unique_name("async")
+    provider.sign_in_as(f"sub-{name}", **verified(name))
+    client = async_sdk()
+    url = await client.oidc_authorization_url("acme")
+    at_provider = await asyncio.to_thread(httpx.get, url, follow_redirects=False)
+    back = urlsplit(at_provider.headers["location"])
+    answer = await ahttp.get(f"{back.path}?{back.query}", follow_redirects=False)
+    code = fragment(answer)["oidc_code"]
+    results = await asyncio.gather(
+        client.oidc_exchange(code), client.oidc_exchange(code), return_exceptions=True
+    )
+    signed_in = [r for r in results if isinstance(r, AuthResult)]
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert len(signed_in) == 1, results
+    assert [(r.status, r.code) for r in refused] == [(400, "invalid_code")]
+    assert signed_in[0].user.username == name
+    assert [i.provider for i in await client.identities()] == ["acme"]

@@ -5,6 +5,7 @@ stacks, through the SDK."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +16,9 @@ from litestar.testing import TestClient
 from totp_support import enable_totp
 
 from clock import Clock
-from conftest import PASSWORD, Account, App, make_app
+from conftest import PASSWORD, Account, App, make_app, unique_name
 from contract import api_error
-from socius.client import Client, MfaRequired
+from socius.client import ApiError, AsyncClient, AuthResult, Client, MfaRequired
 from socius.settings import Settings
 from webauthn_authenticator import SoftAuthenticator
 
@@ -201,3 +202,26 @@ def test_passkeys_are_in_the_export_and_go_with_the_account(
     client = sdk()
     gone = api_error(client.finish_passkey_login, device.get(client.begin_passkey_login()))
     assert gone.code == "unknown_passkey"
+
+
+async def test_the_async_sdk_and_one_assertion_sent_twice_at_once(
+    async_sdk: Callable[[], AsyncClient],
+) -> None:
+    client = async_sdk()
+    alice = await client.register(unique_name("pk"), PASSWORD)
+    device = SoftAuthenticator(origin=PUBLIC)
+    options = await client.begin_passkey_registration()
+    await client.finish_passkey_registration(device.create(options), name="key")
+    fresh = async_sdk()
+    assertion = device.get(await fresh.begin_passkey_login())
+    results = await asyncio.gather(
+        fresh.finish_passkey_login(assertion),
+        async_sdk().finish_passkey_login(assertion),
+        return_exceptions=True,
+    )
+    signed_in = [r for r in results if isinstance(r, AuthResult)]
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert [r.user.id for r in signed_in] == [alice.user.id], results
+    assert [(r.status, r.code) for r in refused] == [(400, "invalid_challenge")]
+    [key] = await client.passkeys()
+    assert (await client.rename_passkey(key.id, "renamed")).name == "renamed"
