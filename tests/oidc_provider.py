@@ -47,11 +47,12 @@ class _Code:
 @dataclass
 class OidcProvider:
     client_id: str = "socius-test"
-    client_secret: str = "provider-secret-for-tests"
+    client_secret: str = "provider-secret-for-the-socius-tests-0123456789"
     issuer: str = ""
     user: dict[str, Any] = field(default_factory=dict)  # who signs in at /authorize
     id_token_overrides: dict[str, Any] = field(default_factory=dict)
     sign_with_stranger: bool = False
+    symmetric: bool = False  # sign with the client secret (HS256): refused by socius
     code_ttl: float = 60.0
     deny: bool = False
     token_requests: int = 0
@@ -145,7 +146,10 @@ class OidcProvider:
             **self.id_token_overrides,
         }
         key = self._stranger if self.sign_with_stranger else self._key
-        id_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.kid})
+        if self.symmetric:
+            id_token = jwt.encode(claims, self.client_secret, algorithm="HS256")
+        else:
+            id_token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": self.kid})
         body = {
             "access_token": secrets.token_urlsafe(16),
             "token_type": "Bearer",

@@ -35,6 +35,7 @@ def provider() -> Iterator[OidcProvider]:
 def _fresh_knobs(provider: OidcProvider) -> None:
     provider.id_token_overrides = {}
     provider.sign_with_stranger = False
+    provider.symmetric = False
     provider.code_ttl = 60.0
     provider.deny = False
 
@@ -232,6 +233,17 @@ def test_an_id_token_signed_by_another_key_is_refused(
     answer = sign_in(http, provider, unique_name("sub"), **verified(unique_name("x")))
     assert error(answer) == (400, "invalid_id_token")
     assert answer.json()["error"]["details"]["reason"] == "signature"
+
+
+def test_an_id_token_signed_with_the_client_secret_is_refused(
+    http: TestClient[Any], provider: OidcProvider
+) -> None:
+    """Only the provider's asymmetric keys sign: an HS256 token (the client secret, which
+    socius holds too) is refused, whatever its claims."""
+    provider.symmetric = True
+    answer = sign_in(http, provider, unique_name("sub"), **verified(unique_name("x")))
+    assert error(answer) == (400, "invalid_id_token")
+    assert answer.json()["error"]["details"]["reason"] == "algorithm"
 
 
 def test_an_expired_code_or_a_declined_sign_in_is_refused(
