@@ -268,6 +268,13 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             )
         return oidc_http[0]
 
+    starts = Throttle(
+        cache,
+        name="sign_in_starts",
+        limit=settings.sign_in_starts_max_per_ip_per_minute,
+        window_seconds=60,
+        on_cache_error=cache_error,
+    )
     container = Container(
         settings=settings,
         auth=auth,
@@ -310,6 +317,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             ids,
             auth,
             _oidc_providers(settings, http_client),
+            starts=starts,
             public_url=settings.effective_public_url,
             return_urls=settings.oidc_return_urls,
             state_ttl_seconds=settings.oidc_state_ttl_seconds,
@@ -320,6 +328,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             clock,
             ids,
             auth,
+            starts=starts,
             rp_id=settings.effective_webauthn_rp_id,
             rp_name=settings.webauthn_rp_name or settings.app_name,
             origins=settings.effective_webauthn_origins,

@@ -110,6 +110,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     webauthn_rp_name: str = ""  # empty: app_name
     webauthn_origins: list[str] = []  # empty: the origin of public_url
     passkey_challenge_ttl_seconds: int = 300
+    sign_in_starts_max_per_ip_per_minute: int = 60  # provider and passkey ceremonies begun
 
     # abuse limits, per user: N actions, then one more every seconds/N (0 turns one off)
     limit_messages: int = 50
@@ -231,6 +232,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "oidc_exchange_ttl_seconds",
                 "oidc_http_timeout_seconds",
                 "passkey_challenge_ttl_seconds",
+                "sign_in_starts_max_per_ip_per_minute",
             )
         ]
         checks += [

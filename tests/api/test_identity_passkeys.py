@@ -225,3 +225,15 @@ async def test_the_async_sdk_and_one_assertion_sent_twice_at_once(
     assert [(r.status, r.code) for r in refused] == [(400, "invalid_challenge")]
     [key] = await client.passkeys()
     assert (await client.rename_passkey(key.id, "renamed")).name == "renamed"
+
+
+def test_ceremonies_begun_are_limited_per_address(
+    make_settings: Callable[..., Settings], clock: Clock
+) -> None:
+    app = make_app(
+        make_settings(public_url=PUBLIC, sign_in_starts_max_per_ip_per_minute=3), clock=clock
+    )
+    with TestClient(app.asgi) as http:  # type: ignore[arg-type]
+        for _ in range(3):
+            assert http.post("/v1/auth/passkey/begin").status_code == 200
+        assert error(http.post("/v1/auth/passkey/begin")) == (429, "too_many_attempts")

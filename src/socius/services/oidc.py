@@ -62,6 +62,7 @@ from socius.services.mfa import MfaChallenge
 from socius.services.oidc_provider import IdClaims, OidcProviderClient
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.sign_in_methods import keep_one_way_in
+from socius.services.throttle import Throttle
 
 __all__ = ["OidcService", "Provider", "StartedSignIn", "Via"]
 
@@ -131,6 +132,7 @@ class OidcService:
         auth: AuthService,
         providers: dict[str, OidcProviderClient],
         *,
+        starts: Throttle,
         public_url: str,
         return_urls: list[str],
         state_ttl_seconds: int,
@@ -141,6 +143,7 @@ class OidcService:
         self._ids = ids
         self._auth = auth
         self._providers = providers
+        self._starts = starts
         self._public_url = public_url.rstrip("/")
         self._return_urls = [self._public_url, *return_urls]
         self._state_ttl = timedelta(seconds=state_ttl_seconds)
@@ -191,6 +194,7 @@ class OidcService:
         return_to: str | None,
         *,
         via: Via,
+        ip: str,
         link_user_id: int | None = None,
     ) -> StartedSignIn:
         """The provider's authorization URL for a new sign-in (or, with ``link_user_id``,
@@ -198,9 +202,12 @@ class OidcService:
         that proves, later, that whoever finishes the sign-in started it (no login CSRF).
         ``via`` says where it is proved: ``browser`` — the start's browser shows it to the
         callback (a cookie); ``app`` — the app shows it to ``exchange``. 404
-        ``unknown_provider``; 422 ``invalid_return_to``; 503 ``oidc_provider_unavailable``."""
+        ``unknown_provider``; 422 ``invalid_return_to``; 429 ``too_many_attempts`` (per
+        client address); 503 ``oidc_provider_unavailable``."""
         client = self._provider(provider)
         back = self._return_to(return_to)
+        await self._starts.check(ip)
+        await self._starts.hit(ip)
         nonce = new_secret()
         verifier = secrets.token_urlsafe(48)
         binding = new_secret()

@@ -37,6 +37,7 @@ from socius.services.auth import AuthService, ClientInfo, IssuedTokens, SignInMe
 from socius.services.mfa import MfaChallenge
 from socius.services.ports import Clock, UnitOfWorkFactory
 from socius.services.sign_in_methods import keep_one_way_in
+from socius.services.throttle import Throttle
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -111,6 +112,7 @@ class PasskeyService:
         ids: IdGenerator,
         auth: AuthService,
         *,
+        starts: Throttle,
         rp_id: str,
         rp_name: str,
         origins: list[str],
@@ -120,6 +122,7 @@ class PasskeyService:
         self._clock = clock
         self._ids = ids
         self._auth = auth
+        self._starts = starts
         self._rp_id = rp_id
         self._rp_name = rp_name
         self._origins = origins
@@ -161,6 +164,8 @@ class PasskeyService:
             existing = await uow.passkeys.for_user(user_id)
         if user is None or not user.is_active:
             raise Unauthenticated("the account no longer exists", code="account_gone")
+        await self._starts.check(f"user:{user_id}")
+        await self._starts.hit(f"user:{user_id}")
         if len(existing) >= _MAX_PASSKEYS:
             raise InvalidInput(
                 f"an account has at most {_MAX_PASSKEYS} passkeys", code="too_many_passkeys"
@@ -229,10 +234,13 @@ class PasskeyService:
 
     # signing in ------------------------------------------------------------------------
 
-    async def login_begin(self) -> dict[str, Any]:
+    async def login_begin(self, ip: str) -> dict[str, Any]:
         """The options for ``navigator.credentials.get()``: any of this site's
-        discoverable passkeys, the user verified."""
+        discoverable passkeys, the user verified. 429 ``too_many_attempts`` (per client
+        address)."""
         lib = _library()
+        await self._starts.check(ip)
+        await self._starts.hit(ip)
         from webauthn.helpers import options_to_json_dict
         from webauthn.helpers.structs import UserVerificationRequirement
 

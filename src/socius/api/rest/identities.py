@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from socius.api.dependencies import Caller, container_of, require_auth
+from socius.api.dependencies import Caller, Requester, container_of, require_auth
 from socius.api.options import with_options
 from socius.api.rest.oidc import AuthorizationOut, ProviderPath, ReturnTo
 from socius.domain.federation import PROVIDER_PATTERN, FederatedIdentity
@@ -69,10 +69,10 @@ async def list_identities(state: State, principal: Caller) -> IdentitiesOut:
     "`unknown_provider`; 422 `invalid_return_to`; 503 `oidc_provider_unavailable`.",
 )
 async def link_identity(
-    data: JSONBody[LinkIn], state: State, principal: Caller
+    data: JSONBody[LinkIn], state: State, principal: Caller, client: Requester
 ) -> AuthorizationOut:
     started = await container_of(state).oidc.start(
-        data.provider, data.return_to, via="app", link_user_id=principal.user_id
+        data.provider, data.return_to, via="app", ip=client.ip, link_user_id=principal.user_id
     )
     return AuthorizationOut(authorization_url=started.authorization_url)
 

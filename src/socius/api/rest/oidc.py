@@ -88,7 +88,8 @@ async def list_providers(state: State) -> ProvidersOut:
 
 _START = (
     "A single-use state (valid SOCIUS_OIDC_STATE_TTL_SECONDS), a nonce and a PKCE verifier "
-    "are kept for the sign-in. 404 `unknown_provider`; 422 `invalid_return_to`; 503 "
+    "are kept for the sign-in. 404 `unknown_provider`; 422 `invalid_return_to`; 429 "
+    "`too_many_attempts` past SOCIUS_SIGN_IN_STARTS_MAX_PER_IP_PER_MINUTE; 503 "
     "`oidc_provider_unavailable` when the provider's discovery cannot be read."
 )
 
@@ -104,12 +105,13 @@ _START = (
 async def start_redirect(
     provider: ProviderPath,
     state: State,
+    client: Requester,
     return_to: Annotated[
         str | None, QueryParameter(max_length=2048, description="as in the POST form")
     ] = None,
 ) -> Redirect:
     container = container_of(state)
-    started = await container.oidc.start(provider, return_to, via="browser")
+    started = await container.oidc.start(provider, return_to, via="browser", ip=client.ip)
     cookie = Cookie(
         key=binding_cookie(provider),
         value=started.binding,
@@ -131,9 +133,11 @@ async def start_redirect(
     "started a sign-in can finish it: 400 `invalid_binding`). " + _START,
 )
 async def start_json(
-    provider: ProviderPath, data: JSONBody[StartIn], state: State
+    provider: ProviderPath, data: JSONBody[StartIn], state: State, client: Requester
 ) -> AuthorizationOut:
-    started = await container_of(state).oidc.start(provider, data.return_to, via="app")
+    started = await container_of(state).oidc.start(
+        provider, data.return_to, via="app", ip=client.ip
+    )
     return AuthorizationOut(authorization_url=started.authorization_url, binding=started.binding)
 
 

@@ -96,7 +96,8 @@ async def list_passkeys(state: State, principal: Caller) -> PasskeysOut:
     description="Options for `navigator.credentials.create()`: a discoverable credential "
     "(resident key) with user verification required, your other passkeys excluded. The "
     "challenge is single-use and valid SOCIUS_PASSKEY_CHALLENGE_TTL_SECONDS. 422 "
-    "`too_many_passkeys` (20). " + _UNAVAILABLE,
+    "`too_many_passkeys` (20); 429 `too_many_attempts` past "
+    "SOCIUS_SIGN_IN_STARTS_MAX_PER_IP_PER_MINUTE ceremonies a minute. " + _UNAVAILABLE,
 )
 async def register_begin(state: State, principal: Caller) -> OptionsOut:
     return OptionsOut(options=await container_of(state).passkeys.register_begin(principal.user_id))
@@ -153,10 +154,11 @@ async def delete_passkey(passkey_id: IdPath, state: State, principal: Caller) ->
     summary="Start signing in with a passkey",
     description="Options for `navigator.credentials.get()`: no username needed (discoverable "
     "credentials), user verification required. The challenge is single-use and valid "
-    "SOCIUS_PASSKEY_CHALLENGE_TTL_SECONDS. " + _UNAVAILABLE,
+    "SOCIUS_PASSKEY_CHALLENGE_TTL_SECONDS. 429 `too_many_attempts` past "
+    "SOCIUS_SIGN_IN_STARTS_MAX_PER_IP_PER_MINUTE. " + _UNAVAILABLE,
 )
-async def login_begin(state: State) -> OptionsOut:
-    return OptionsOut(options=await container_of(state).passkeys.login_begin())
+async def login_begin(state: State, client: Requester) -> OptionsOut:
+    return OptionsOut(options=await container_of(state).passkeys.login_begin(client.ip))
 
 
 @post(
