@@ -498,7 +498,7 @@ async def test_sign_in_with_a_provider_then_with_a_passkey(
     )
     assert added["name"] == "chromium", added
     await page.get_by_role("button", name="Sign out").click()
-    passkey = page.get_by_role("button", name="Sign in with a passkey")
+    passkey = page.get_by_role("button", name="Use a passkey")
     await expect(passkey).to_be_visible()
     await passkey.click()
     await expect(page.get_by_role("heading", name="Chats")).to_be_visible()

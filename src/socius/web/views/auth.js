@@ -89,7 +89,7 @@ async function otherWays(ctx, box, error) {
           button.disabled = false;
         }
       },
-    }, "Sign in with a passkey"));
+    }, "Use a passkey"));
   }
   try {
     for (const provider of await ctx.api.oidcProviders()) {
