@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import structlog
 from litestar import Litestar
 from litestar.types import ASGIApp
@@ -54,6 +55,10 @@ from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService, SendGroups
 from socius.services.mfa import MfaService
 from socius.services.near_cache import NearCache, own_user_key
+from socius.services.oidc import OidcService
+from socius.services.oidc_provider import OidcProviderClient, ProviderConfig
+from socius.services.passkeys import PasskeyService
+from socius.services.passkeys import available as passkeys_available
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import Bus, Cache
@@ -316,6 +321,24 @@ def build(
         require_verified_email=settings.require_verified_email,
         near=near,
     )
+    oidc_http: list[httpx.AsyncClient] = []
+
+    def http_client() -> httpx.AsyncClient:
+        if not oidc_http:
+            oidc_http.append(
+                httpx.AsyncClient(
+                    timeout=settings.oidc_http_timeout_seconds, follow_redirects=False
+                )
+            )
+        return oidc_http[0]
+
+    starts = Throttle(
+        cache,
+        name="sign_in_starts",
+        limit=settings.sign_in_starts_max_per_ip_per_minute,
+        window_seconds=60,
+        on_cache_error=cache_error,
+    )
     container = Container(
         settings=settings,
         auth=auth,
@@ -352,7 +375,32 @@ def build(
             tokens,
             AuditLog(database, clock, ids),
         ),
+        oidc=OidcService(
+            database,
+            clock,
+            ids,
+            auth,
+            _oidc_providers(settings, http_client),
+            starts=starts,
+            public_url=settings.effective_public_url,
+            return_urls=settings.oidc_return_urls,
+            state_ttl_seconds=settings.oidc_state_ttl_seconds,
+            exchange_ttl_seconds=settings.oidc_exchange_ttl_seconds,
+        ),
+        passkeys=PasskeyService(
+            database,
+            clock,
+            ids,
+            auth,
+            starts=starts,
+            rp_id=settings.effective_webauthn_rp_id,
+            rp_name=settings.webauthn_rp_name or settings.app_name,
+            origins=settings.effective_webauthn_origins,
+            challenge_ttl_seconds=settings.passkey_challenge_ttl_seconds,
+        ),
     )
+    if not passkeys_available():
+        log.warning("the webauthn package is missing: passkeys are off (socius[federation])")
     realtime = Realtime(
         bus=bus,
         cache=cache,
@@ -416,6 +464,9 @@ def build(
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await link.stop()
+        for client in oidc_http:
+            await client.aclose()
+        oidc_http.clear()
         await bus.close()
         await cache.close()
         await database.dispose()
@@ -464,6 +515,27 @@ def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMaile
             Path(settings.data_dir) / "outbox", templates, sender=settings.mail_from
         )
     return LogOnlyMailer()
+
+
+def _oidc_providers(
+    settings: Settings, http: Callable[[], httpx.AsyncClient]
+) -> dict[str, OidcProviderClient]:
+    base = settings.effective_public_url
+    return {
+        name: OidcProviderClient(
+            ProviderConfig(
+                name=name,
+                issuer=p.issuer,
+                client_id=p.client_id,
+                client_secret=p.client_secret,
+                scopes=list(p.scopes),
+                display_name=p.display_name,
+            ),
+            http,
+            redirect_uri=f"{base}/v1/auth/oidc/{name}/callback",
+        )
+        for name, p in settings.oidc_providers.items()
+    }
 
 
 def _link(settings: Settings, template: str) -> Callable[[str], str]:

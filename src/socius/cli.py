@@ -314,6 +314,7 @@ def worker(
             async with wiring.database() as uow:
                 purged = await uow.sessions.purge(horizon)
                 tokens = await uow.one_time_tokens.purge(datetime.now(UTC))
+                tokens += await uow.challenges.purge(datetime.now(UTC))
                 await uow.commit()
             err.print(f"purged {purged} ended session(s), {tokens} expired one-time token(s)")
             due.purge = time.monotonic() + interval

@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
-__all__ = ["Settings", "SettingsError", "decode_key", "load_settings"]
+__all__ = ["OidcProvider", "Settings", "SettingsError", "decode_key", "load_settings"]
 
 ENV_PREFIX = "SOCIUS_"
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
+
+
+class OidcProvider(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One OpenID Connect provider (docs/identity.md#sign-in-with-openid-connect)."""
+
+    issuer: str  # https://accounts.example.com: discovery is at <issuer>/.well-known/...
+    client_id: str
+    client_secret: str = ""  # empty: a public client (PKCE only)
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "email", "profile"])
+    display_name: str = ""  # the button's label; empty: the provider's name
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -91,6 +103,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     app_name: str = "socius"  # in mails, and the issuer authenticator apps show
     mfa_login_ttl_seconds: int = 300
     mfa_max_failures_per_account: int = 10  # per login_failure_window_seconds
+
+    # sign-in with OpenID Connect providers and passkeys (docs/identity.md)
+    oidc_providers: dict[str, OidcProvider] = {}  # by name; env: JSON
+    oidc_return_urls: list[str] = []  # where a callback may send the browser besides public_url
+    oidc_state_ttl_seconds: int = 600  # how long a sign-in at the provider may take
+    oidc_exchange_ttl_seconds: int = 120  # the one-time code the app trades for tokens
+    oidc_http_timeout_seconds: int = 10
+    webauthn_rp_id: str = ""  # empty: the host of public_url
+    webauthn_rp_name: str = ""  # empty: app_name
+    webauthn_origins: list[str] = []  # empty: the origin of public_url
+    passkey_challenge_ttl_seconds: int = 300
+    sign_in_starts_max_per_ip_per_minute: int = 60  # provider and passkey ceremonies begun
 
     # abuse limits, per user: N actions, then one more every seconds/N (0 turns one off)
     limit_messages: int = 50
@@ -240,6 +264,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "password_reset_max_per_address_per_hour",
                 "password_reset_max_per_ip_per_hour",
                 "mfa_max_failures_per_account",
+                "oidc_state_ttl_seconds",
+                "oidc_exchange_ttl_seconds",
+                "oidc_http_timeout_seconds",
+                "passkey_challenge_ttl_seconds",
+                "sign_in_starts_max_per_ip_per_minute",
             )
         ]
         checks += [
@@ -247,6 +276,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             for name in _USER_LIMITS
             for why in [f"must be >= 0, and {ENV_PREFIX}{name.upper()}_SECONDS >= 1"]
         ]
+        for name, provider in self.oidc_providers.items():
+            checks += [
+                (
+                    _PROVIDER_NAME.fullmatch(name) is not None,
+                    "oidc_providers",
+                    f"{name!r}: a name is 1-32 of a-z, 0-9, _ and - (it is in URLs)",
+                ),
+                (
+                    _is_secure_url(provider.issuer),
+                    "oidc_providers",
+                    f"{name}: issuer must be an https:// URL (http:// only on a loopback address)",
+                ),
+                (bool(provider.client_id), "oidc_providers", f"{name}: client_id is required"),
+                ("openid" in provider.scopes, "oidc_providers", f"{name}: scopes need openid"),
+            ]
         for ok, name, why in checks:
             if not ok:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: {why}")
@@ -278,12 +322,36 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         return 1
 
     @property
+    def effective_webauthn_rp_id(self) -> str:
+        """The passkeys' relying party id: ``webauthn_rp_id``, or public_url's host."""
+        return self.webauthn_rp_id or (urlsplit(self.effective_public_url).hostname or "")
+
+    @property
+    def effective_webauthn_origins(self) -> list[str]:
+        """The origins passkey ceremonies may come from."""
+        if self.webauthn_origins:
+            return [o.rstrip("/") for o in self.webauthn_origins]
+        parts = urlsplit(self.effective_public_url)
+        return [f"{parts.scheme}://{parts.netloc}"]
+
+    @property
     def is_embedded(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
         return msgspec.convert({**msgspec.structs.asdict(self), **changes}, Settings)
+
+
+_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _is_secure_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
 
 
 _USER_LIMITS = ("limit_messages", "limit_typing", "limit_friend_requests", "limit_groups")
@@ -322,6 +390,11 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             raise SettingsError(f"{key}: unknown setting")
         if fields[name].type == list[str]:
             values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif name == "oidc_providers":  # {"name": {"issuer": ..., "client_id": ...}, ...}
+            try:
+                values[name] = msgspec.json.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise SettingsError(f"{key}: not JSON: {exc}") from exc
         else:
             values[name] = raw
     return values

@@ -97,6 +97,9 @@ STATE_RULES = {
     "invalid_token": "the token of a mailed link is one the server issued, and unspent",
     "token_expired": "the token of a mailed link is one the server issued lately",
     "code_or_recovery_code": "exactly one of two optional fields (not expressible here)",
+    "invalid_code": "an OpenID Connect exchange code is one the server issued, and unspent",
+    "invalid_challenge": "a passkey answer signs a challenge the server issued, and unspent",
+    "invalid_passkey_response": "a passkey answer is an authenticator's, signed",
 }
 # The main account is an administrator, so that /v1/admin is fuzzed past its gate. What
 # it may meet there: refusing to disable itself is ``cannot_target_self`` above; being the

@@ -7,7 +7,8 @@ edits and deletes live, and unread badges and read receipts follow. Across two n
 a cluster, a client whose node died resumes from its cursor and gets what it missed.
 ``/docs`` lists every operation with the network off. An administrator disables an account
 from the admin page, whose browser is signed out at once, and finds the action in the
-audit log. Screenshots: e2e/browser.py.
+audit log. A person signs in with an OpenID provider, adds a passkey (Chromium's virtual
+authenticator) and signs in with it. Screenshots: e2e/browser.py.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from playwright.async_api import (
 from conftest import NATS_URL, require_service
 from e2e.browser import CHROMIUM_ARGS, Shots, chromium_path
 from e2e.cluster import SOCIUS, Cluster, Node, free_port
+from oidc_provider import OidcProvider, running_provider
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -401,3 +403,104 @@ async def test_an_administrator_disables_an_account_and_finds_it_in_the_audit_lo
     await expect(log.get_by_role("listitem").first).to_contain_text(f"@{boss} enabled @{name}")
     assert admin.errors == []
     assert mallory.errors == []
+
+
+@pytest.fixture
+async def federated(tmp_path: Path) -> AsyncIterator[tuple[Node, OidcProvider, str]]:
+    """``socius serve`` embedded, with a real OpenID provider beside it, reached by the
+    browser as ``localhost`` (passkeys need a domain, not an IP address)."""
+    with running_provider() as provider:
+        port = free_port()
+        public = f"http://localhost:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIUS_")}
+        env.update(
+            {
+                "SOCIUS_DATA_DIR": str(tmp_path / "data"),
+                "SOCIUS_ARGON2_MEMORY_KIB": "1024",
+                "SOCIUS_ARGON2_TIME_COST": "1",
+                "SOCIUS_LOG_LEVEL": "warning",
+                "SOCIUS_PUBLIC_URL": public,
+                "SOCIUS_OIDC_PROVIDERS": json.dumps(
+                    {
+                        "acme": {
+                            "issuer": provider.issuer,
+                            "client_id": provider.client_id,
+                            "client_secret": provider.client_secret,
+                            "display_name": "Acme ID",
+                        }
+                    }
+                ),
+            }
+        )
+        node = Node("federated", port, env, tmp_path / "server.log")
+        await node.start()
+        try:
+            yield node, provider, public
+        finally:
+            node.sweep()
+
+
+async def test_sign_in_with_a_provider_then_with_a_passkey(
+    browser: Browser, federated: tuple[Node, OidcProvider, str], shots: Shots
+) -> None:
+    _, provider, public = federated
+    name = f"ada_{os.getpid()}"
+    provider.sign_in_as(
+        f"sub-{name}", email=f"{name}@example.org", email_verified=True, preferred_username=name
+    )
+    context = await browser.new_context(**DESKTOP)  # type: ignore[arg-type]
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{public}/")
+    sign_in = page.get_by_role("link", name="Sign in with Acme ID")
+    await expect(sign_in).to_be_visible()
+    await page.screenshot(path=shots.path("providers"), full_page=False)
+    await sign_in.click()  # to the provider, which signs ada in, and back
+    await expect(page.get_by_role("heading", name="Chats")).to_be_visible()
+    assert "oidc_code" not in page.url
+    me = await page.evaluate(
+        "fetch('/v1/me', {headers: {authorization: 'Bearer ' + "
+        "JSON.parse(localStorage.getItem('socius.session')).access_token}}).then(r => r.json())"
+    )
+    assert (me["username"], me["email_verified"]) == (name, True)
+
+    # A passkey, made by Chromium's virtual authenticator (a PIN-verified platform key).
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("WebAuthn.enable")
+    await cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    added = await page.evaluate(
+        """async () => {
+          const token = JSON.parse(localStorage.getItem('socius.session')).access_token;
+          const call = (path, body) => fetch(path, {
+            method: 'POST',
+            headers: {authorization: 'Bearer ' + token, 'content-type': 'application/json'},
+            body: JSON.stringify(body),
+          }).then(r => r.json());
+          const {options} = await call('/v1/me/passkeys/begin', {});
+          const credential = await navigator.credentials.create(
+            {publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options)});
+          const body = {credential: credential.toJSON(), name: 'chromium'};
+          return call('/v1/me/passkeys/finish', body);
+        }"""
+    )
+    assert added["name"] == "chromium", added
+    await page.get_by_role("button", name="Sign out").click()
+    passkey = page.get_by_role("button", name="Use a passkey")
+    await expect(passkey).to_be_visible()
+    await passkey.click()
+    await expect(page.get_by_role("heading", name="Chats")).to_be_visible()
+    await page.screenshot(path=shots.path("passkey"), full_page=False)
+    assert errors == []

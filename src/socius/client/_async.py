@@ -27,10 +27,13 @@ from socius.client._http import (
 from socius.client._models import (
     AuthResult,
     Conversation,
+    LinkedIdentity,
     ListedUser,
     Message,
     MfaStatus,
+    OidcProvider,
     Page,
+    PasskeyInfo,
     PrivateUser,
     PublicUser,
     Relationship,
@@ -55,6 +58,7 @@ class AsyncClient:
 
     access_token: str | None
     refresh_token: str | None
+    oidc_binding: str | None  # of the OpenID Connect sign-in this client started last
 
     def __init__(
         self,
@@ -68,6 +72,7 @@ class AsyncClient:
     ) -> None:
         self.access_token = access_token
         self.refresh_token = refresh_token
+        self.oidc_binding = None
         self._base_url = base_url
         self._timeout = timeout
         self._user_agent = user_agent
@@ -375,6 +380,97 @@ class AsyncClient:
         if recovery_code is not None:
             body["recovery_code"] = recovery_code
         await self.request("DELETE", "/v1/me/mfa/totp", json=body)
+
+    # -- OpenID Connect providers -----------------------------------------------------------
+
+    async def oidc_providers(self) -> list[OidcProvider]:
+        """The providers the server offers ("Sign in with ...")."""
+        page = await self._get(Page[OidcProvider], "/v1/auth/oidc", auth=False)
+        return page.items
+
+    async def oidc_authorization_url(self, provider: str, *, return_to: str | None = None) -> str:
+        """Start signing in with ``provider``: the URL to open in a browser. Once signed
+        in there, the browser comes back to ``return_to`` with ``#oidc_code=...``: pass it
+        to `oidc_exchange` (this client keeps the sign-in's binding for it)."""
+        body = {} if return_to is None else {"return_to": return_to}
+        response = await self.request(
+            "POST", f"/v1/auth/oidc/{segment(provider)}/start", json=body, auth=False
+        )
+        answer = decode(dict[str, Any], response.content)
+        self.oidc_binding = answer.get("binding")
+        return str(answer["authorization_url"])
+
+    async def oidc_exchange(self, code: str, *, binding: str | None = None) -> AuthResult:
+        """Trade the callback's one-time ``oidc_code`` for tokens (kept by this client),
+        with the binding of the sign-in this client started (or ``binding``, for one
+        started elsewhere by `oidc_authorization_url`). Raises MfaRequired when the account
+        has a second factor (finish with `login_mfa`)."""
+        body: dict[str, Any] = {"code": code}
+        if (binding or self.oidc_binding) is not None:
+            body["binding"] = binding or self.oidc_binding
+        return await self._authenticate("/v1/auth/oidc/exchange", body)
+
+    async def identities(self) -> list[LinkedIdentity]:
+        page = await self._get(Page[LinkedIdentity], "/v1/me/identities")
+        return page.items
+
+    async def link_identity(self, provider: str, *, return_to: str | None = None) -> str:
+        """Start linking ``provider`` to this account: the URL to open in a browser. It
+        comes back to ``return_to`` with ``#oidc_link_code=...``: pass it to
+        `confirm_identity_link`."""
+        body: dict[str, Any] = {"provider": provider}
+        if return_to is not None:
+            body["return_to"] = return_to
+        response = await self.request("POST", "/v1/me/identities", json=body)
+        return str(decode(dict[str, Any], response.content)["authorization_url"])
+
+    async def confirm_identity_link(self, code: str) -> LinkedIdentity:
+        """Finish linking with the callback's ``oidc_link_code``."""
+        response = await self.request("POST", "/v1/me/identities/confirm", json={"code": code})
+        return decode(LinkedIdentity, response.content)
+
+    async def unlink_identity(self, provider: str) -> None:
+        await self.request("DELETE", f"/v1/me/identities/{segment(provider)}")
+
+    # -- passkeys ------------------------------------------------------------------------------
+
+    async def passkeys(self) -> list[PasskeyInfo]:
+        page = await self._get(Page[PasskeyInfo], "/v1/me/passkeys")
+        return page.items
+
+    async def begin_passkey_registration(self) -> dict[str, Any]:
+        """Options for ``navigator.credentials.create()`` (JSON form)."""
+        response = await self.request("POST", "/v1/me/passkeys/begin")
+        return decode(dict[str, dict[str, Any]], response.content)["options"]
+
+    async def finish_passkey_registration(
+        self, credential: dict[str, Any], *, name: str | None = None
+    ) -> PasskeyInfo:
+        """Register the credential ``navigator.credentials.create()`` answered."""
+        body: dict[str, Any] = {"credential": credential}
+        if name is not None:
+            body["name"] = name
+        response = await self.request("POST", "/v1/me/passkeys/finish", json=body)
+        return decode(PasskeyInfo, response.content)
+
+    async def rename_passkey(self, passkey_id: str, name: str) -> PasskeyInfo:
+        response = await self.request(
+            "PATCH", f"/v1/me/passkeys/{segment(passkey_id)}", json={"name": name}
+        )
+        return decode(PasskeyInfo, response.content)
+
+    async def delete_passkey(self, passkey_id: str) -> None:
+        await self.request("DELETE", f"/v1/me/passkeys/{segment(passkey_id)}")
+
+    async def begin_passkey_login(self) -> dict[str, Any]:
+        """Options for ``navigator.credentials.get()`` (JSON form): no username needed."""
+        response = await self.request("POST", "/v1/auth/passkey/begin", auth=False)
+        return decode(dict[str, dict[str, Any]], response.content)["options"]
+
+    async def finish_passkey_login(self, credential: dict[str, Any]) -> AuthResult:
+        """Sign in with the credential ``navigator.credentials.get()`` answered; tokens
+        are kept by this client. A passkey needs no second factor."""
+        return await self._authenticate("/v1/auth/passkey/finish", {"credential": credential})
 
     async def sessions(self) -> list[SessionInfo]:
         page = await self._get(Page[SessionInfo], "/v1/me/sessions")

@@ -83,6 +83,34 @@ class MfaStatus(msgspec.Struct, frozen=True, kw_only=True):
     recovery_codes_left: int
 
 
+class OidcProvider(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider to sign in with: show "Sign in with `display_name`"."""
+
+    name: str
+    display_name: str
+    start_url: str  # relative to the server: a browser GETs it and is redirected
+
+
+class LinkedIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """An identity at a provider, linked to the caller's account."""
+
+    id: str  # its provider's name (one identity per provider)
+    provider: str
+    subject: str
+    email: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class PasskeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the caller's passkeys."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True):
     """One login on one device."""
 

@@ -309,6 +309,8 @@ class AccountService:
             memberships = await uow.conversations.for_user(user.id, limit=_EXPORT_MAX, before=None)
             written = await uow.conversations.messages_by(user.id)
             inbox = await uow.notifications.page(user.id, limit=_EXPORT_MAX, before_id=None)
+            identities = await uow.identities.for_user(user.id)
+            passkeys = await uow.passkeys.for_user(user.id)
         profile = asdict(user)
         profile.pop("password_hash")
         return {
@@ -316,6 +318,25 @@ class AccountService:
             "exported_at": self._clock(),
             "profile": profile,
             "sessions": [asdict(s) for s in sessions],
+            "identities": [
+                {
+                    "provider": i.provider,
+                    "subject": i.subject,
+                    "email": i.email,
+                    "created_at": i.created_at,
+                    "last_used_at": i.last_used_at,
+                }
+                for i in identities
+            ],
+            "passkeys": [
+                {
+                    "id": str(p.id),
+                    "name": p.name,
+                    "created_at": p.created_at,
+                    "last_used_at": p.last_used_at,
+                }
+                for p in passkeys
+            ],
             "relationships": edges,
             "conversations": [
                 {

@@ -8,6 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import structlog
 
@@ -24,9 +25,24 @@ from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.tokens import AccessTokens
 
-__all__ = ["AuthService", "ClientInfo", "IssuedTokens", "Principal", "hash_refresh_token"]
+__all__ = [
+    "AuthService",
+    "ClientInfo",
+    "IssuedTokens",
+    "Principal",
+    "SignInMethod",
+    "hash_refresh_token",
+]
 
 log = structlog.get_logger("socius.auth")
+
+
+class SignInMethod(StrEnum):
+    """How a user proved who they are, for ``AuthService.finish_login``."""
+
+    PASSWORD = "password"  # noqa: S105 (a method's name, not a secret)
+    OIDC = "oidc"
+    PASSKEY = "passkey"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,23 +190,32 @@ class AuthService:
                 changes = {"password_hash": new_hash, "updated_at": self._clock()}
                 user = await uow.users.update(user.id, changes) or user
                 await uow.commit()
-        return await self.finish_login(user, client)
+        return await self.finish_login(user, client, method=SignInMethod.PASSWORD)
 
-    async def finish_login(self, user: User, client: ClientInfo) -> IssuedTokens | MfaChallenge:
+    async def finish_login(
+        self, user: User, client: ClientInfo, *, method: SignInMethod
+    ) -> IssuedTokens | MfaChallenge:
         """The one gate every way of signing in passes once it knows who the user is
-        (password here; passkeys and OpenID Connect call it too): a verified email when
-        the server requires one (403 ``email_not_verified``, and a new link is mailed),
-        then the second factor when the account has one (the challenge is answered
-        instead of tokens), then a new session."""
+        (a password, an OpenID Connect provider, a passkey): the account must be active
+        (403 ``account_disabled``), its email verified when the server requires it (403
+        ``email_not_verified``, and a new link is mailed), then the second factor when the
+        account has one (the challenge is answered instead of tokens) — except after a
+        passkey, which is two factors already (the device, and the PIN or biometric it
+        verified) — then a new session."""
+        if not user.is_active:
+            raise Forbidden("this account is disabled", code="account_disabled")
         if self._require_verified_email and not user.email_verified:
             await self._verification.resend_quietly(user)
             raise Forbidden(
                 "verify your email address first: a link was mailed to it",
                 code="email_not_verified",
             )
-        challenge = await self._mfa.challenge(user)
-        if challenge is not None:
-            return challenge
+        if method is not SignInMethod.PASSKEY:
+            challenge = await self._mfa.challenge(user)
+            if challenge is not None:
+                return challenge
+        if method is not SignInMethod.PASSWORD:
+            log.info("signed in", user_id=user.id, method=method.value)
         return await self._signed_in(user, client)
 
     async def login_mfa(

@@ -16,6 +16,8 @@ from socius.services.inbox import InboxService
 from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
+from socius.services.oidc import OidcService
+from socius.services.passkeys import PasskeyService
 from socius.services.password_reset import PasswordResets
 from socius.services.profiles import ProfileService
 from socius.services.retention import LogRetention
@@ -51,6 +53,8 @@ class Container:
     password_resets: PasswordResets
     mfa: MfaService
     admin: AdminService
+    oidc: OidcService
+    passkeys: PasskeyService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -13,7 +13,8 @@ pass); a recovery code works once. Wrong codes are counted per ``mfa_token`` (5 
 and per account (``Throttle``: past its limit, 429 until the window ends).
 
 This is the gate every way of signing in goes through once it knows who the user is
-(``AuthService.finish_login``): password today, passkeys and OpenID Connect too.
+(``AuthService.finish_login``): a password or an OpenID Connect provider (a passkey
+is two factors already and skips it).
 """
 
 from __future__ import annotations

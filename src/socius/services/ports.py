@@ -10,6 +10,7 @@ from typing import Any, Protocol, Self
 from socius.domain.audit import AuditEntry, Via
 from socius.domain.conversations import Conversation, Member, Message, Role
 from socius.domain.events import Event, LogPage
+from socius.domain.federation import AuthChallenge, ChallengePurpose, FederatedIdentity, Passkey
 from socius.domain.graph import EdgeRow, EdgeType
 from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
@@ -475,6 +476,64 @@ class MfaRepository(Protocol):
         """Spend one code; exactly one of concurrent callers gets True."""
 
 
+class AuthChallengeRepository(Protocol):
+    """Single-use challenges of sign-in ceremonies, by their hash (domain/federation.py)."""
+
+    async def add(self, challenge: AuthChallenge) -> None: ...
+
+    async def get(self, token_hash: bytes) -> AuthChallenge | None: ...
+
+    async def spend(
+        self, token_hash: bytes, purposes: tuple[ChallengePurpose, ...], when: datetime
+    ) -> AuthChallenge | None:
+        """Mark the challenge used if it is of one of ``purposes``, unused and unexpired at
+        ``when``, and answer it; exactly one of concurrent callers gets it."""
+
+    async def purge(self, before: datetime) -> int:
+        """Delete challenges that expired before ``before``; how many."""
+
+
+class IdentityRepository(Protocol):
+    """Identities at OpenID Connect providers, each linked to one account."""
+
+    async def get(self, provider: str, subject: str) -> FederatedIdentity | None: ...
+
+    async def for_user(self, user_id: int) -> list[FederatedIdentity]: ...
+
+    async def add(self, identity: FederatedIdentity) -> None:
+        """Insert; the (provider, subject) pair is unique."""
+
+    async def touch(
+        self, provider: str, subject: str, when: datetime, email: str | None
+    ) -> None: ...
+
+    async def delete(self, user_id: int, provider: str, subject: str) -> bool: ...
+
+    async def count(self, user_id: int) -> int: ...
+
+
+class PasskeyRepository(Protocol):
+    """WebAuthn credentials."""
+
+    async def add(self, passkey: Passkey) -> None:
+        """Insert; the credential id is unique."""
+
+    async def by_credential(self, credential_id: bytes) -> Passkey | None: ...
+
+    async def get(self, user_id: int, passkey_id: int) -> Passkey | None: ...
+
+    async def for_user(self, user_id: int) -> list[Passkey]: ...
+
+    async def use(self, passkey_id: int, *, old_count: int, new_count: int, when: datetime) -> bool:
+        """Store the new signature counter if the stored one is still ``old_count``."""
+
+    async def rename(self, user_id: int, passkey_id: int, name: str) -> bool: ...
+
+    async def delete(self, user_id: int, passkey_id: int) -> bool: ...
+
+    async def count(self, user_id: int) -> int: ...
+
+
 class AuditRepository(Protocol):
     """The administrators' audit log (domain/audit.py)."""
 
@@ -533,6 +592,15 @@ class UnitOfWork(Protocol):
 
     @property
     def sends(self) -> SendRepository: ...
+
+    @property
+    def challenges(self) -> AuthChallengeRepository: ...
+
+    @property
+    def identities(self) -> IdentityRepository: ...
+
+    @property
+    def passkeys(self) -> PasskeyRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -26,11 +26,14 @@ from socius.storage.types import UtcDateTime
 
 __all__ = [
     "audit_log",
+    "auth_challenges",
+    "federated_identities",
     "members",
     "messages",
     "metadata",
     "notifications",
     "one_time_tokens",
+    "passkeys",
     "reactions",
     "recovery_codes",
     "refresh_tokens",
@@ -347,3 +350,63 @@ audit_log = Table(
 Index("ix_audit_log_actor_id_id", audit_log.c.actor_id, audit_log.c.id)
 Index("ix_audit_log_action_id", audit_log.c.action, audit_log.c.id)
 Index("ix_audit_log_target_id_id", audit_log.c.target_id, audit_log.c.id)
+
+# Identities at OpenID Connect providers (docs/identity.md): one account each.
+federated_identities = Table(
+    "federated_identities",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column(
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("email", String(254), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+# WebAuthn credentials: the COSE public key and the authenticator's signature counter.
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column(
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("credential_id", LargeBinary(1023), nullable=False, unique=True),
+    Column("public_key", LargeBinary(1024), nullable=False),
+    Column("sign_count", BigInteger, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("transports", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+# The single-use, short-lived challenges of sign-in ceremonies (an OpenID state, the
+# code a browser trades for tokens, a WebAuthn challenge), by their SHA-256 only. Unlike
+# one_time_tokens, most have no account yet.
+auth_challenges = Table(
+    "auth_challenges",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("purpose", String(24), nullable=False),
+    Column(
+        "user_id",
+        BigInteger,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    Column("used_at", UtcDateTime, nullable=True),
+)

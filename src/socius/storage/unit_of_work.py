@@ -22,6 +22,11 @@ from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
+from socius.storage.federation import (
+    SqlAuthChallengeRepository,
+    SqlIdentityRepository,
+    SqlPasskeyRepository,
+)
 from socius.storage.mfa import SqlMfaRepository
 from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
@@ -58,6 +63,9 @@ class SqlUnitOfWork:
     mfa: SqlMfaRepository
     audit: SqlAuditRepository
     sends: SqlSendRepository
+    challenges: SqlAuthChallengeRepository
+    identities: SqlIdentityRepository
+    passkeys: SqlPasskeyRepository
 
     def __init__(
         self,
@@ -125,6 +133,9 @@ class SqlUnitOfWork:
         self.mfa = SqlMfaRepository(conn)
         self.audit = SqlAuditRepository(conn)
         self.sends = SqlSendRepository(conn)
+        self.challenges = SqlAuthChallengeRepository(conn)
+        self.identities = SqlIdentityRepository(conn)
+        self.passkeys = SqlPasskeyRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

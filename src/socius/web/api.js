@@ -173,6 +173,36 @@ export class Api extends EventTarget {
     return auth.user;
   }
 
+  /** The OpenID Connect providers to show a "Sign in with ..." button for. */
+  async oidcProviders() {
+    return (await this.call("GET", "/v1/auth/oidc", { auth: false })).items;
+  }
+
+  /** Trade the one-time code the provider's callback put in the URL for a session. */
+  async oidcExchange(code) {
+    const auth = await this.call("POST", "/v1/auth/oidc/exchange", { body: { code }, auth: false });
+    return this.#signIn(auth);
+  }
+
+  /** Sign in with a passkey of this site (no username: the browser offers them). */
+  async passkeyLogin() {
+    const { options } = await this.call("POST", "/v1/auth/passkey/begin", { auth: false });
+    const credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
+    const auth = await this.call("POST", "/v1/auth/passkey/finish", {
+      body: { credential: credentialJson(credential) }, auth: false,
+    });
+    return this.#signIn(auth);
+  }
+
+  #signIn(auth) {
+    if (auth.mfa_required) {
+      throw new ApiError(403, "mfa_required",
+        "This account asks for a second factor, which this client cannot take yet: sign in with its password in an app that can, or with a passkey.");
+    }
+    this.#save(auth);
+    return auth.user;
+  }
+
   async logout() {
     try {
       if (this.session) await this.call("POST", "/v1/auth/logout");
@@ -280,4 +310,44 @@ async function toError(response) {
   }
   const message = error.message || `${response.status} ${response.statusText}`;
   return new ApiError(response.status, error.code || `http_${response.status}`, message, error.details);
+}
+
+// WebAuthn's options and answers carry bytes; the API speaks base64url (its JSON form).
+function fromB64u(text) {
+  const plain = text.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(plain + "=".repeat((4 - (plain.length % 4)) % 4)), (c) => c.charCodeAt(0));
+}
+
+function toB64u(buffer) {
+  let text = "";
+  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function requestOptions(options) {
+  if (window.PublicKeyCredential?.parseRequestOptionsFromJSON) {
+    return PublicKeyCredential.parseRequestOptionsFromJSON(options);
+  }
+  return {
+    ...options,
+    challenge: fromB64u(options.challenge),
+    allowCredentials: (options.allowCredentials || []).map((c) => ({ ...c, id: fromB64u(c.id) })),
+  };
+}
+
+function credentialJson(credential) {
+  if (typeof credential.toJSON === "function") return credential.toJSON();
+  const r = credential.response;
+  return {
+    id: credential.id,
+    rawId: toB64u(credential.rawId),
+    type: credential.type,
+    response: {
+      clientDataJSON: toB64u(r.clientDataJSON),
+      authenticatorData: toB64u(r.authenticatorData),
+      signature: toB64u(r.signature),
+      userHandle: r.userHandle ? toB64u(r.userHandle) : null,
+    },
+    clientExtensionResults: credential.getClientExtensionResults?.() ?? {},
+  };
 }

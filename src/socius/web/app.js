@@ -142,9 +142,27 @@ async function boot() {
   renderBadges();
 }
 
-window.addEventListener("hashchange", route);
-if (api.signedIn) {
-  boot().then(route, () => route());
-} else {
-  route();
+/** Back from a provider: the callback put a one-time code in the fragment. */
+async function finishProviderSignIn() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("oidc_code");
+  if (!code) return false;
+  history.replaceState(null, "", location.pathname + location.search + "#/login");
+  try {
+    await api.oidcExchange(code);
+    await ctx.signedIn();
+  } catch (error) {
+    notice = error.message;
+    route();
+  }
+  return true;
 }
+
+window.addEventListener("hashchange", route);
+finishProviderSignIn().then((handled) => {
+  if (handled) return;
+  if (api.signedIn) {
+    boot().then(route, () => route());
+  } else {
+    route();
+  }
+});

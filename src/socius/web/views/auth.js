@@ -20,6 +20,7 @@ export function authView(ctx, { mode = "login", notice = "" } = {}) {
   });
   const submit = h("button", { type: "submit", class: "primary" }, creating ? "Create account" : "Sign in");
 
+  const others = h("div", { class: "other-ways", "aria-label": "Other ways to sign in" });
   const form = h(
     "form",
     {
@@ -60,7 +61,43 @@ export function authView(ctx, { mode = "login", notice = "" } = {}) {
       creating ? "Already have an account? " : "New here? ",
       h("a", { href: creating ? "#/login" : "#/register" }, creating ? "Sign in" : "Create an account"),
     ),
+    creating ? null : others,
     h("p", { class: "switch" }, h("a", { href: "/docs" }, "API reference")),
   );
+  if (!creating) otherWays(ctx, others, error);
   return { node: h("div", { class: "auth" }, form) };
+}
+
+/** "Sign in with <provider>" links (GET .../start: the browser goes to the provider and
+ * comes back with #oidc_code=...) and a passkey button, under the password form. */
+async function otherWays(ctx, box, error) {
+  const buttons = [];
+  if (window.PublicKeyCredential) {
+    buttons.push(h("button", {
+      type: "button", class: "passkey",
+      onclick: async (e) => {
+        const button = e.currentTarget;
+        error.textContent = "";
+        button.disabled = true;
+        try {
+          await ctx.api.passkeyLogin();
+          await ctx.signedIn();
+        } catch (err) {
+          // NotAllowedError: the person closed the browser's dialog; nothing to say.
+          error.textContent = err.name === "NotAllowedError" ? "" : err.message || String(err);
+        } finally {
+          button.disabled = false;
+        }
+      },
+    }, "Use a passkey"));
+  }
+  try {
+    for (const provider of await ctx.api.oidcProviders()) {
+      buttons.push(h("a", { class: "button oidc", href: provider.start_url, dataset: { provider: provider.name } },
+        `Sign in with ${provider.display_name}`));
+    }
+  } catch {
+    // no providers listed: the password form still works
+  }
+  box.replaceChildren(...buttons);
 }
