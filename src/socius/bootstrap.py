@@ -38,6 +38,7 @@ from socius.services.auth import AuthService
 from socius.services.container import Container
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
+from socius.services.events import DomainEvents
 from socius.services.graph import GraphService
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
@@ -48,9 +49,10 @@ from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import Bus, Cache
+from socius.services.ports import Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
+from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.secret_box import SecretBox
@@ -58,7 +60,9 @@ from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
 from socius.settings import Settings, SettingsError, decode_key, load_settings
+from socius.storage.event_stream import SqlEventStream
 from socius.storage.unit_of_work import Database
+from socius.stream.jetstream import JetStreamEventStream
 
 __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
 
@@ -108,6 +112,20 @@ def _make_bus(settings: Settings) -> Bus:
     return MemoryBus()
 
 
+def make_event_stream(settings: Settings, database: Database) -> EventStream:
+    """JetStream when configured (or NATS is, with ``event_stream=auto``), else the
+    database's ``event_stream`` table."""
+    if settings.uses_jetstream:
+        return JetStreamEventStream(
+            settings.nats_url,
+            stream=settings.event_stream_name,
+            subject_prefix=settings.event_subject_prefix,
+            duplicate_window=float(settings.event_duplicate_window_seconds),
+            max_age=float(settings.event_stream_max_age_seconds),
+        )
+    return SqlEventStream(database)
+
+
 def _node_id(settings: Settings) -> int:
     return settings.node_id if settings.node_id >= 0 else os.getpid() % 1024
 
@@ -151,7 +169,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     def bus_error(op: str) -> None:
         metrics.bus_errors_total.labels(op=op).inc()
 
-    delivery = Delivery(bus, clock, ids, on_bus_error=bus_error)
+    stream = make_event_stream(settings, database)
+    events = DomainEvents(database, clock, ids, stream)
+    delivery = Delivery(bus, clock, ids, on_bus_error=bus_error, events=events)
+    relay = Relay(database, stream, clock, lease_seconds=settings.event_relay_lease_seconds)
     profiles = ProfileService(database, lookaside("profile"))
     graph_cache = GraphCache(database, lookaside("graph"))
     hasher = PasswordHasher(
@@ -251,6 +272,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         mail,
         register_throttle=hourly("register_ip", settings.register_max_per_ip_per_hour),
         require_verified_email=settings.require_verified_email,
+        events=events,
     )
     container = Container(
         settings=settings,
@@ -286,8 +308,10 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             revocations,
             profiles,
             tokens,
-            AuditLog(database, clock, ids),
+            AuditLog(database, clock, ids, events=events),
         ),
+        events=events,
+        relay=relay,
     )
     realtime = Realtime(
         bus=bus,
@@ -328,6 +352,8 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         await tokens.load_keys()
         await revocations.resync()
         bus_up = await _start_bus(bus)
+        if settings.event_relay_in_server:
+            background.append(asyncio.create_task(relay.run()))
         background.append(
             asyncio.create_task(
                 _housekeeping(
@@ -347,6 +373,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await stream.close()
         await bus.close()
         await cache.close()
         await database.dispose()

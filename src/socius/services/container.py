@@ -11,6 +11,7 @@ from socius.services.admin import AdminService
 from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
+from socius.services.events import DomainEvents
 from socius.services.graph import GraphService
 from socius.services.inbox import InboxService
 from socius.services.mail_queue import MailQueue
@@ -18,6 +19,7 @@ from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
 from socius.services.password_reset import PasswordResets
 from socius.services.profiles import ProfileService
+from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
@@ -51,6 +53,8 @@ class Container:
     password_resets: PasswordResets
     mfa: MfaService
     admin: AdminService
+    events: DomainEvents
+    relay: Relay
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -17,6 +17,7 @@ from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
+from socius.domain.stream import DomainEvent, StreamedEvent
 from socius.domain.users import User, UserStatus
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "Cache",
     "Clock",
     "ConversationRepository",
+    "DomainEventRepository",
     "EdgeRepository",
+    "EventStream",
+    "LeaseRepository",
     "Mailer",
     "MfaRepository",
     "NotificationRepository",
@@ -36,6 +40,7 @@ __all__ = [
     "SigningKeyRecord",
     "SigningKeyRepository",
     "SpendOutcome",
+    "StreamRepository",
     "Subscription",
     "UnitOfWork",
     "UnitOfWorkFactory",
@@ -468,6 +473,71 @@ class AuditRepository(Protocol):
         acted from and free text about it (``ERASED_DETAILS``)."""
 
 
+class DomainEventRepository(Protocol):
+    """The outbox of domain events (domain/stream.py): appended in the writing
+    transaction, emptied by the relay."""
+
+    async def add(self, events: Sequence[DomainEvent]) -> None: ...
+
+    async def unsent(self, limit: int) -> list[DomainEvent]:
+        """The oldest events not yet published, by id."""
+
+    async def mark_sent(self, ids: Sequence[int]) -> None: ...
+
+    async def pending(self) -> int: ...
+
+    async def bodies(self, message_ids: Sequence[int]) -> dict[int, str]:
+        """The bodies of those messages that still have content."""
+
+
+class StreamRepository(Protocol):
+    """The stream kept in the database (when it is not in JetStream)."""
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        """Append in order; an event already there (by id) is not added again."""
+
+    async def read(
+        self, *, after: int, types: Sequence[str] = (), limit: int
+    ) -> list[StreamedEvent]: ...
+
+    async def head(self) -> int: ...
+
+    async def position_at(self, when: datetime) -> int: ...
+
+
+class LeaseRepository(Protocol):
+    async def take(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:
+        """Take or renew lease ``name`` for ``holder`` until ``until``; True when held."""
+
+    async def release(self, name: str, holder: str, *, now: datetime) -> None: ...
+
+
+class EventStream(Protocol):
+    """The durable event stream: JetStream (clustered) or a database table (embedded).
+    Positions start at 1 and only grow; ``types`` are names or ``prefix.*``."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Append in order and return once durable. Publishing an event again (same id)
+        adds nothing (JetStream: within the duplicate window). Raises Unavailable."""
+
+    async def read(
+        self, *, after: int, types: Sequence[str] = (), limit: int
+    ) -> list[StreamedEvent]:
+        """Up to ``limit`` events after position ``after``, oldest first."""
+
+    async def head(self) -> int:
+        """The last position (0: empty)."""
+
+    async def position_at(self, when: datetime) -> int:
+        """The position to read ``after`` to start at the first event at/after ``when``."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -497,6 +567,15 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa(self) -> MfaRepository: ...
+
+    @property
+    def domain_events(self) -> DomainEventRepository: ...
+
+    @property
+    def stream(self) -> StreamRepository: ...
+
+    @property
+    def leases(self) -> LeaseRepository: ...
 
     @property
     def audit(self) -> AuditRepository: ...

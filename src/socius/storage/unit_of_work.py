@@ -20,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
+from socius.storage.domain_events import (
+    SqlDomainEventRepository,
+    SqlLeaseRepository,
+    SqlStreamRepository,
+)
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
 from socius.storage.mfa import SqlMfaRepository
@@ -51,6 +56,9 @@ class SqlUnitOfWork:
     one_time_tokens: SqlOneTimeTokenRepository
     mfa: SqlMfaRepository
     audit: SqlAuditRepository
+    domain_events: SqlDomainEventRepository
+    stream: SqlStreamRepository
+    leases: SqlLeaseRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -111,6 +119,9 @@ class SqlUnitOfWork:
         self.one_time_tokens = SqlOneTimeTokenRepository(conn)
         self.mfa = SqlMfaRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.domain_events = SqlDomainEventRepository(conn)
+        self.stream = SqlStreamRepository(conn)
+        self.leases = SqlLeaseRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
