@@ -59,9 +59,11 @@ from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
+from socius.services.webhooks import WebhookService
 from socius.settings import Settings, SettingsError, decode_key, load_settings
 from socius.storage.event_stream import SqlEventStream
 from socius.storage.unit_of_work import Database
+from socius.stream.http_sender import HttpWebhookSender
 from socius.stream.jetstream import JetStreamEventStream
 
 __all__ = ["Wiring", "build", "create_app", "utc_now", "wrap"]
@@ -173,6 +175,21 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     events = DomainEvents(database, clock, ids, stream)
     delivery = Delivery(bus, clock, ids, on_bus_error=bus_error, events=events)
     relay = Relay(database, stream, clock, lease_seconds=settings.event_relay_lease_seconds)
+    audit = AuditLog(database, clock, ids, events=events)
+    webhooks = WebhookService(
+        database,
+        clock,
+        ids,
+        stream,
+        HttpWebhookSender(
+            allow_private=settings.webhook_allow_private,
+            timeout=settings.webhook_timeout_seconds,
+            max_response_bytes=settings.webhook_max_response_bytes,
+        ),
+        audit,
+        give_up_seconds=settings.webhook_give_up_seconds,
+        lease_seconds=settings.event_relay_lease_seconds,
+    )
     profiles = ProfileService(database, lookaside("profile"))
     graph_cache = GraphCache(database, lookaside("graph"))
     hasher = PasswordHasher(
@@ -308,10 +325,11 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             revocations,
             profiles,
             tokens,
-            AuditLog(database, clock, ids, events=events),
+            audit,
         ),
         events=events,
         relay=relay,
+        webhooks=webhooks,
     )
     realtime = Realtime(
         bus=bus,
@@ -354,6 +372,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         bus_up = await _start_bus(bus)
         if settings.event_relay_in_server:
             background.append(asyncio.create_task(relay.run()))
+            background.append(asyncio.create_task(webhooks.run()))
         background.append(
             asyncio.create_task(
                 _housekeeping(
@@ -374,6 +393,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await stream.close()
+        await webhooks.close()
         await bus.close()
         await cache.close()
         await database.dispose()

@@ -281,8 +281,9 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: expire messages, prune event logs, purge ended sessions and
-    expired one-time tokens (mailed links, logins waiting for a second factor).
+    """Run background work: relay domain events to the stream, deliver webhooks, expire
+    messages, prune event logs, purge ended sessions and expired one-time tokens (mailed
+    links, logins waiting for a second factor).
 
     Erases disappearing messages when their time is up.
 
@@ -301,6 +302,12 @@ def worker(
         prune = 0.0
 
     async def one_round(wiring: Wiring, due: Due) -> None:
+        published = await wiring.container.relay.run_once()
+        if published:
+            err.print(f"relayed {published} event(s) to the stream")
+        sent = await wiring.container.webhooks.deliver_due()
+        if sent:
+            err.print(f"delivered {sent} webhook event(s)")
         expired = await wiring.container.messaging.expire_due()
         if expired:
             err.print(f"expired {expired} message(s)")

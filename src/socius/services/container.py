@@ -24,6 +24,7 @@ from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
 from socius.services.tokens import AccessTokens
+from socius.services.webhooks import WebhookService
 from socius.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class Container:
     admin: AdminService
     events: DomainEvents
     relay: Relay
+    webhooks: WebhookService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -19,6 +20,8 @@ from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOut
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.stream import DomainEvent, StreamedEvent
 from socius.domain.users import User, UserStatus
+from socius.domain.webhooks import Delivery as WebhookDelivery
+from socius.domain.webhooks import Webhook
 
 __all__ = [
     "AuditRepository",
@@ -45,6 +48,10 @@ __all__ = [
     "UnitOfWork",
     "UnitOfWorkFactory",
     "UserRepository",
+    "WebhookRefused",
+    "WebhookRepository",
+    "WebhookResponse",
+    "WebhookSender",
 ]
 
 Clock = Callable[[], datetime]
@@ -512,6 +519,50 @@ class LeaseRepository(Protocol):
     async def release(self, name: str, holder: str, *, now: datetime) -> None: ...
 
 
+class WebhookRepository(Protocol):
+    async def add(self, hook: Webhook) -> None: ...
+
+    async def get(self, webhook_id: int, *, lock: bool = False) -> Webhook | None: ...
+
+    async def list_all(self) -> list[Webhook]: ...
+
+    async def due(self, now: datetime) -> list[Webhook]:
+        """Enabled endpoints not waiting for a retry."""
+
+    async def update(self, webhook_id: int, changes: Mapping[str, Any]) -> Webhook | None: ...
+
+    async def delete(self, webhook_id: int) -> bool: ...
+
+    async def add_delivery(self, delivery: WebhookDelivery) -> None: ...
+
+    async def deliveries(
+        self, webhook_id: int, *, limit: int, before_id: int | None
+    ) -> list[WebhookDelivery]:
+        """Newest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    status_code: int
+    latency_ms: int
+
+
+class WebhookRefused(Exception):
+    """The request was not made or failed: a refused destination (SSRF guard), a
+    timeout, a connection error. ``reason`` is short and safe to log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WebhookSender(Protocol):
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
+        """POST ``body`` to ``url``; the answer's status. Raises WebhookRefused."""
+
+    async def close(self) -> None: ...
+
+
 class EventStream(Protocol):
     """The durable event stream: JetStream (clustered) or a database table (embedded).
     Positions start at 1 and only grow; ``types`` are names or ``prefix.*``."""
@@ -576,6 +627,9 @@ class UnitOfWork(Protocol):
 
     @property
     def leases(self) -> LeaseRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     @property
     def audit(self) -> AuditRepository: ...

@@ -35,6 +35,7 @@ from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
+from socius.storage.webhooks import SqlWebhookRepository
 
 __all__ = ["Database", "SqlUnitOfWork"]
 
@@ -59,6 +60,7 @@ class SqlUnitOfWork:
     domain_events: SqlDomainEventRepository
     stream: SqlStreamRepository
     leases: SqlLeaseRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -122,6 +124,7 @@ class SqlUnitOfWork:
         self.domain_events = SqlDomainEventRepository(conn)
         self.stream = SqlStreamRepository(conn)
         self.leases = SqlLeaseRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
