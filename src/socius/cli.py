@@ -642,6 +642,83 @@ def events_tail(
     _print_events(start, types, bodies, follow=True)
 
 
+def _when(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time (or date) from the command line, in UTC when no zone is given."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=name) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@events.command("export")
+def events_export(
+    out: Annotated[Path, typer.Option(help="the directory to write (Parquet files)")],
+    since: Annotated[str | None, typer.Option(help="from this time (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="up to (not including) this time")] = None,
+    types: Annotated[str | None, _TYPES] = None,
+    restart: Annotated[
+        bool, typer.Option(help="start over instead of resuming the export in OUT")
+    ] = False,
+) -> None:
+    """Write the stream to Parquet, partitioned by day and event type (docs/analytics.md).
+
+    Resumable: run it again with the same options to continue where it stopped. Events
+    about erased accounts and redacted messages are left out. Needs socius[analytics].
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from socius.domain.stream import check_types
+    from socius.stream.export import ExportError, MissingExtra, export_events, export_schema
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    try:
+        export_schema()
+    except MissingExtra as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+
+    async def work(wiring: Wiring) -> None:
+        wanted = check_types([types] if types else [])
+        progress = Progress(
+            "exporting",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("events", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                result = await export_events(
+                    wiring.container.events.stream,
+                    out,
+                    since=start,
+                    until=end,
+                    types=wanted,
+                    restart=restart,
+                    on_progress=advance,
+                )
+            except ExportError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+        _out(
+            f"exported {result.written} event(s) in {result.files} file(s) to {out} "
+            f"(left out {result.skipped} erased; up to position {result.last_position}"
+            f"{', resumed' if result.resumed else ''})"
+        )
+
+    _with_wiring(settings, work, doing=None)
+
+
 #: What ``socius bench`` imports beyond socius's own dependencies (the ``dev`` extras).
 _BENCH_MODULES = ("matplotlib", "numpy")
 _BENCH_EXTRAS = "pip install 'socius[dev]' (in a source tree: .venv/bin/pip install -e '.[dev]')"
