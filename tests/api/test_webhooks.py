@@ -95,9 +95,9 @@ def test_create_read_change_delete_each_audited(
     assert actions[:3] == ["webhook.delete", "webhook.update", "webhook.create"]
 
     for body, code in [
-        ({"url": "ftp://example.com/x"}, "invalid_url"),
-        ({"url": "http://user:pw@example.com/"}, "invalid_url"),
-        ({"url": "https://example.com/", "types": ["no.such_type"]}, "invalid_event_type"),
+        ({"url": "ftp://example.com/x"}, "validation_error"),
+        ({"url": "http://user:pw@example.com/"}, "validation_error"),
+        ({"url": "https://example.com/", "types": ["Bad Type"]}, "validation_error"),
         ({"url": "https://example.com/", "secret": "short"}, "validation_error"),
         ({"url": "https://example.com/", "extra": 1}, "unknown_field"),
     ]:

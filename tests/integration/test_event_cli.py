@@ -50,7 +50,7 @@ def test_relay_replay_tail_and_export(tmp_path: Path) -> None:
     assert [json.loads(line)["position"] for line in later.stdout.splitlines()] == [2]
     since = _run(env, "events", "replay", "--from", lines[1]["occurred_at"])
     assert [json.loads(line)["position"] for line in since.stdout.splitlines()] == [2]
-    bad = _run(env, "events", "replay", "--types", "nope.nothing")
+    bad = _run(env, "events", "replay", "--types", "Nope!")
     assert bad.returncode == 1
     assert "invalid_event_type" in bad.stderr
 

@@ -25,6 +25,8 @@ from socius.domain.graph import EdgeType
 __all__ = [
     "EVENT_SCHEMA_VERSION",
     "EVENT_TYPES",
+    "FILTERS_PATTERN",
+    "FILTER_PATTERN",
     "REDACTION_TYPES",
     "TYPE_PATTERN",
     "USER_FIELDS",
@@ -111,16 +113,23 @@ class StreamedEvent:
     body: str | None = None  # only when asked for, and the message still has content
 
 
+_FILTER = r"[a-z][a-z_]{0,31}(?:[.][a-z][a-z_]{0,31}){0,3}(?:[.][*])?"
+FILTER_PATTERN = f"^{_FILTER}$"
+"""One type filter: a type name, or ``prefix.*`` for every type under a prefix. A name
+that is no type (yet) is allowed and matches nothing."""
+FILTERS_PATTERN = f"^{_FILTER}(?:,{_FILTER})*$"
+"""Filters in one string, comma-separated (a query parameter)."""
+_ONE_FILTER = re.compile(FILTER_PATTERN)
+
+
 def check_types(types: Iterable[str] | None, *, field_name: str = "types") -> list[str]:
-    """Event type filters: known types or ``prefix.*`` (every type under a prefix)."""
+    """Event type filters (``FILTER_PATTERN``), each string comma-separated."""
     found: list[str] = []
     for raw in types or ():
         for name in (part.strip() for part in raw.split(",")):
             if not name:
                 continue
-            prefix = name.removesuffix(".*") + "."
-            wildcard = name.endswith(".*") and any(t.startswith(prefix) for t in EVENT_TYPES)
-            if wildcard or name in EVENT_TYPES:
+            if _ONE_FILTER.fullmatch(name):
                 found.append(name)
             else:
                 raise InvalidInput(

@@ -79,7 +79,7 @@ class HttpWebhookSender:
         try:
             async with asyncio.timeout(self._timeout):
                 addresses = await self._resolve(host, port)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a bad IDNA name
             raise WebhookRefused("the host does not resolve") from exc
         if not addresses:
             raise WebhookRefused("the host does not resolve")

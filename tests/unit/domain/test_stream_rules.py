@@ -30,7 +30,8 @@ def test_type_filters() -> None:
         "graph.followed",
         "message.*",
     ]
-    for bad in ("message", "nope.*", "message.created.x", "MESSAGE.CREATED"):
+    assert check_types(["future.kind"]) == ["future.kind"]  # no such type: matches nothing
+    for bad in ("Message", "a..b", "message.*.x", "MESSAGE.CREATED", "x.**", "a.b.c.d.e"):
         with pytest.raises(InvalidInput):
             check_types([bad])
     assert type_matches("message.created", ["message.*"])

@@ -13,7 +13,7 @@ from litestar.params import QueryParameter
 from socius.api.dependencies import container_of
 from socius.api.rest.admin_access import admin_router
 from socius.api.rest.params import Limit
-from socius.domain.stream import EVENT_SCHEMA_VERSION, StreamedEvent
+from socius.domain.stream import EVENT_SCHEMA_VERSION, FILTERS_PATTERN, StreamedEvent
 from socius.services.events import EventPage
 
 __all__ = ["EventOut", "EventPageOut", "event_out", "router"]
@@ -82,7 +82,9 @@ async def list_events(
         str | None,
         QueryParameter(
             max_length=1000,
-            description="comma-separated event types or `prefix.*`, e.g. `message.*`",
+            pattern=FILTERS_PATTERN,
+            description="comma-separated event types or `prefix.*`, e.g. `message.*` "
+            "(a name that is no type matches nothing)",
         ),
     ] = None,
     bodies: Annotated[

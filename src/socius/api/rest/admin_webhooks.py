@@ -20,7 +20,16 @@ from socius.api.rest.params import AuditCursor, IdPath, Limit
 from socius.api.rest.views import Page
 from socius.domain.errors import NotFound
 from socius.domain.ids import parse_id
-from socius.domain.webhooks import DESCRIPTION_MAX, SECRET_PATTERN, URL_MAX, Delivery, Webhook
+from socius.domain.stream import FILTER_PATTERN
+from socius.domain.webhooks import (
+    DESCRIPTION_MAX,
+    DESCRIPTION_PATTERN,
+    SECRET_PATTERN,
+    URL_MAX,
+    URL_PATTERN,
+    Delivery,
+    Webhook,
+)
 from socius.services.webhooks import WebhookChanges
 
 __all__ = ["router"]
@@ -29,15 +38,23 @@ _TYPES = msgspec.Meta(
     max_length=100,
     description="event types (or `prefix.*`) to receive; empty or absent: every type",
 )
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=URL_MAX, description="http(s) URL")]
+Url = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=URL_MAX,
+        pattern=URL_PATTERN,
+        description="an absolute http(s) URL, without credentials or fragment",
+    ),
+]
 Secret = Annotated[
     str,
     msgspec.Meta(
         pattern=SECRET_PATTERN, description="`whsec_` + base64 key; made for you when absent"
     ),
 ]
-Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX)]
-TypeName = Annotated[str, msgspec.Meta(max_length=64)]
+Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN)]
+TypeName = Annotated[str, msgspec.Meta(max_length=64, pattern=FILTER_PATTERN)]
 
 
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
