@@ -371,6 +371,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         await revocations.resync()
         bus_up = await _start_bus(bus)
         if settings.event_relay_in_server:
+            events.on_commit = relay.wake
             background.append(asyncio.create_task(relay.run()))
             background.append(asyncio.create_task(webhooks.run()))
         background.append(

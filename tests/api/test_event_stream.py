@@ -139,3 +139,24 @@ def test_bad_filters_are_refused(
     ]:
         response = http.get("/v1/admin/events", params=params, headers=bearer(_token(admin)))
         assert_error(response, 422, code)
+
+
+def test_the_servers_own_relay_publishes_after_each_commit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import time
+
+    from socius.client import Client
+
+    served = make_app(make_settings(event_relay_in_server=True))
+    with TestClient(served.asgi) as http:  # type: ignore[arg-type]
+        admin = Client(http=http)
+        admin.register("relayadmin", PASSWORD)
+        grant_admin_from_cli(served, http, admin.me().id)
+        deadline = time.monotonic() + 30  # background work: wait for it, bounded
+        types: list[str] = []
+        while time.monotonic() < deadline and "admin.user_grant_admin" not in types:
+            response = http.get("/v1/admin/events", headers=bearer(admin.access_token or ""))
+            types = [e["type"] for e in response.json()["items"]]
+            time.sleep(0.05)
+        assert types == ["account.created", "admin.user_grant_admin"]

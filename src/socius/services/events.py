@@ -8,7 +8,7 @@ publishes it to the stream afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +61,7 @@ class DomainEvents:
         self._clock = clock
         self._ids = ids
         self._stream = stream
+        self.on_commit: Callable[[], None] | None = None  # wakes the relay (bootstrap)
 
     @property
     def stream(self) -> EventStream:
@@ -84,7 +85,13 @@ class DomainEvents:
             message_id=message_id,
         )
         await uow.domain_events.add([event])
+        if self.on_commit is not None:
+            uow.after_commit(self._committed)
         return event
+
+    async def _committed(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit()
 
     async def read(
         self,

@@ -10,6 +10,7 @@ them as duplicates, so nothing is lost and nothing is there twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -19,6 +20,7 @@ from datetime import timedelta
 import structlog
 
 from socius.domain.errors import Unavailable
+from socius.domain.stream import DomainEvent
 from socius.services.ports import Clock, EventStream, UnitOfWorkFactory
 
 __all__ = ["LEASE", "Relay"]
@@ -45,6 +47,11 @@ class Relay:
         self._batch = batch
         self._on_published = on_published
         self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._work = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was committed to the outbox in this process: run a round now."""
+        self._work.set()
 
     async def _hold(self) -> bool:
         now = self._clock()
@@ -53,14 +60,20 @@ class Relay:
             await uow.commit()
         return held
 
+    async def _unsent(self) -> list[DomainEvent]:
+        async with self._uow(write=False) as uow:
+            return await uow.domain_events.unsent(self._batch)
+
     async def run_once(self) -> int | None:
-        """One round; how many events it published (None: another relay holds the lease)."""
+        """One round; how many events it published (None: another relay holds the lease).
+        An empty outbox costs one read: the lease is taken only when there is work."""
+        batch = await self._unsent()
+        if not batch:
+            return 0
         if not await self._hold():
             return None
         total = 0
         while True:
-            async with self._uow(write=False) as uow:
-                batch = await uow.domain_events.unsent(self._batch)
             if not batch:
                 return total
             await self._stream.publish(batch)
@@ -71,15 +84,19 @@ class Relay:
             self._on_published(len(batch))
             if len(batch) < self._batch or not await self._hold():
                 return total
+            batch = await self._unsent()
 
     async def release(self) -> None:
         async with self._uow() as uow:
             await uow.leases.release(LEASE, self.holder, now=self._clock())
             await uow.commit()
 
-    async def run(self, *, interval: float = 0.2) -> None:
-        """Rounds for ever (a background task); an outage waits and tries again."""
+    async def run(self, *, interval: float = 1.0) -> None:
+        """Rounds for ever (a background task): at once after a commit in this process
+        (``wake``), else every ``interval`` seconds (events other processes wrote). An
+        outage waits and tries again."""
         while True:
+            self._work.clear()
             try:
                 published = await self.run_once()
             except Unavailable as exc:
@@ -89,4 +106,6 @@ class Relay:
                 log.exception("relay_failed")
                 published = 0
             if not published:
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._work.wait()

@@ -318,10 +318,10 @@ class WebhookService:
     async def deliver_due(self) -> int:
         """One round: every enabled endpoint not waiting for a retry gets what the stream
         holds for it, in order, until it fails once. How many events were delivered."""
-        if not await self._hold():
-            return 0
         async with self._uow(write=False) as uow:
             hooks = await uow.webhooks.due(self._clock())
+        if not hooks or not await self._hold():  # nothing to do costs one read
+            return 0
         delivered = 0
         for hook in hooks:
             delivered += await self._drain(hook)
