@@ -125,7 +125,7 @@ def make_event_stream(settings: Settings, database: Database) -> EventStream:
             duplicate_window=float(settings.event_duplicate_window_seconds),
             max_age=float(settings.event_stream_max_age_seconds),
         )
-    return SqlEventStream(database)
+    return SqlEventStream(database, max_age_seconds=settings.event_stream_max_age_seconds)
 
 
 def _node_id(settings: Settings) -> int:

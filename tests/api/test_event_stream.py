@@ -160,3 +160,26 @@ def test_the_servers_own_relay_publishes_after_each_commit(
             types = [e["type"] for e in response.json()["items"]]
             time.sleep(0.05)
         assert types == ["account.created", "admin.user_grant_admin"]
+
+
+def test_the_database_stream_keeps_events_for_max_age(
+    make_settings: Callable[..., Settings], register: Callable[..., Account]
+) -> None:
+    from clock import Clock
+
+    clock = Clock()
+    kept = make_app(make_settings(event_stream_max_age_seconds=3600), clock=clock)
+    with TestClient(kept.asgi) as http:  # type: ignore[arg-type]
+        from socius.client import Client
+
+        old = Client(http=http)
+        old.register("oldtimer", PASSWORD)
+        relay(kept, http)
+        clock.advance(7200)
+        admin = Client(http=http)
+        admin.register("newcomer", PASSWORD)
+        grant_admin_from_cli(kept, http, admin.me().id)
+        relay(kept, http)
+        events = read_events(http, admin.access_token or "")
+    assert [e["type"] for e in events] == ["account.created", "admin.user_grant_admin"]
+    assert events[0]["data"]["user_id"] == admin.me().id

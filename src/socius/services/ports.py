@@ -511,6 +511,9 @@ class StreamRepository(Protocol):
 
     async def position_at(self, when: datetime) -> int: ...
 
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Drop up to ``limit`` of the oldest events that occurred before ``before``."""
+
 
 class LeaseRepository(Protocol):
     async def take(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:

@@ -138,6 +138,20 @@ class SqlStreamRepository:
         rows = await self._conn.execute(stmt.order_by(event_stream.c.position).limit(limit))
         return [StreamedEvent(int(row.position), _event(row)) for row in rows]
 
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Drop up to ``limit`` of the oldest events that occurred before ``before``."""
+        oldest = (
+            select(event_stream.c.position)
+            .where(event_stream.c.occurred_at < before)
+            .order_by(event_stream.c.position)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        result = await self._conn.execute(
+            delete(event_stream).where(event_stream.c.position.in_(oldest))
+        )
+        return int(result.rowcount or 0)
+
     async def head(self) -> int:
         found = await self._conn.execute(select(func.max(event_stream.c.position)))
         return int(found.scalar_one_or_none() or 0)

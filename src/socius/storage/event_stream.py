@@ -4,7 +4,7 @@ the ``event_stream`` table, numbered in the order the relay published."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from socius.domain.stream import DomainEvent, StreamedEvent
 from socius.storage.unit_of_work import Database
@@ -17,8 +17,9 @@ class SqlEventStream:
 
     name = "database"
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, max_age_seconds: int = 0) -> None:
         self._database = database
+        self._max_age = timedelta(seconds=max_age_seconds)
 
     async def start(self) -> None:
         return None
@@ -31,6 +32,9 @@ class SqlEventStream:
             return
         async with self._database() as uow:
             await uow.stream.append(events)
+            if self._max_age:  # retention, a little with each batch (as JetStream's max_age)
+                before = max(e.occurred_at for e in events) - self._max_age
+                await uow.stream.prune(before, limit=2 * len(events))
             await uow.commit()
 
     async def read(
