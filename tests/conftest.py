@@ -145,7 +145,18 @@ def make_settings(
         base = {"data_dir": str(tmp_path), "database_pool_size": 5}
 
     def make(**overrides: object) -> Settings:
-        return load_settings({}, **{**base, **FAST_HASHING, "log_json": False, **overrides})
+        return load_settings(
+            {},
+            # The event relay and webhook dispatcher run when a test says so (their SQL
+            # would otherwise land in the statement counts of unrelated tests).
+            **{
+                **base,
+                **FAST_HASHING,
+                "log_json": False,
+                "event_relay_in_server": False,
+                **overrides,
+            },
+        )
 
     return make
 

@@ -46,6 +46,7 @@ from socius.services.bus_link import BusLink
 from socius.services.container import Container
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
+from socius.services.events import DomainEvents
 from socius.services.graph import GraphService
 from socius.services.graph_cache import GraphCache
 from socius.services.inbox import InboxService
@@ -61,17 +62,22 @@ from socius.services.passkeys import PasskeyService
 from socius.services.passkeys import available as passkeys_available
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import Bus, Cache
+from socius.services.ports import Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
+from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
+from socius.services.webhooks import WebhookService
 from socius.settings import Settings, SettingsError, decode_key, load_settings
+from socius.storage.event_stream import SqlEventStream
 from socius.storage.unit_of_work import Database
+from socius.stream.http_sender import HttpWebhookSender
+from socius.stream.jetstream import JetStreamEventStream
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -134,6 +140,20 @@ def _make_bus(settings: Settings, tracer: Tracer | None) -> Bus:
         bus = MemoryBus()
         system = "memory"
     return bus if tracer is None else TracedBus(bus, tracer, system=system)
+
+
+def make_event_stream(settings: Settings, database: Database) -> EventStream:
+    """JetStream when configured (or NATS is, with ``event_stream=auto``), else the
+    database's ``event_stream`` table."""
+    if settings.uses_jetstream:
+        return JetStreamEventStream(
+            settings.nats_url,
+            stream=settings.event_stream_name,
+            subject_prefix=settings.event_subject_prefix,
+            duplicate_window=float(settings.event_duplicate_window_seconds),
+            max_age=float(settings.event_stream_max_age_seconds),
+        )
+    return SqlEventStream(database, max_age_seconds=settings.event_stream_max_age_seconds)
 
 
 def _node_id(settings: Settings) -> int:
@@ -205,7 +225,25 @@ def build(
     def bus_error(op: str) -> None:
         metrics.bus_errors_total.labels(op=op).inc()
 
-    delivery = Delivery(bus, clock, ids, on_bus_error=bus_error)
+    stream = make_event_stream(settings, database)
+    events = DomainEvents(database, clock, ids, stream)
+    delivery = Delivery(bus, clock, ids, on_bus_error=bus_error, events=events)
+    relay = Relay(database, stream, clock, lease_seconds=settings.event_relay_lease_seconds)
+    audit = AuditLog(database, clock, ids, events=events)
+    webhooks = WebhookService(
+        database,
+        clock,
+        ids,
+        stream,
+        HttpWebhookSender(
+            allow_private=settings.webhook_allow_private,
+            timeout=settings.webhook_timeout_seconds,
+            max_response_bytes=settings.webhook_max_response_bytes,
+        ),
+        audit,
+        give_up_seconds=settings.webhook_give_up_seconds,
+        lease_seconds=settings.event_relay_lease_seconds,
+    )
     profiles = ProfileService(database, lookaside("profile"))
     graph_cache = GraphCache(database, lookaside("graph"))
     hasher = PasswordHasher(
@@ -320,6 +358,7 @@ def build(
         reads=database.reads,
         require_verified_email=settings.require_verified_email,
         near=near,
+        events=events,
     )
     oidc_http: list[httpx.AsyncClient] = []
 
@@ -373,7 +412,7 @@ def build(
             revocations,
             profiles,
             tokens,
-            AuditLog(database, clock, ids),
+            audit,
         ),
         oidc=OidcService(
             database,
@@ -398,6 +437,9 @@ def build(
             origins=settings.effective_webauthn_origins,
             challenge_ttl_seconds=settings.passkey_challenge_ttl_seconds,
         ),
+        events=events,
+        relay=relay,
+        webhooks=webhooks,
     )
     if not passkeys_available():
         log.warning("the webauthn package is missing: passkeys are off (socius[federation])")
@@ -444,6 +486,10 @@ def build(
         # Subscribes the revocation list and the L1 to the bus and catches them up; until
         # then (or while the bus is away) checks ask Redis and the database.
         await link.start()
+        if settings.event_relay_in_server:
+            events.on_commit = relay.wake
+            background.append(asyncio.create_task(relay.run()))
+            background.append(asyncio.create_task(webhooks.run()))
         background.append(
             asyncio.create_task(
                 _housekeeping(
@@ -467,6 +513,8 @@ def build(
         for client in oidc_http:
             await client.aclose()
         oidc_http.clear()
+        await stream.close()
+        await webhooks.close()
         await bus.close()
         await cache.close()
         await database.dispose()

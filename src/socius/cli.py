@@ -49,6 +49,12 @@ admin = typer.Typer(
     help="Administer accounts and keys.", no_args_is_help=True, context_settings=_CONTEXT
 )
 app.add_typer(admin, name="admin")
+events = typer.Typer(
+    help="Read, relay and export the durable event stream (docs/events.md).",
+    no_args_is_help=True,
+    context_settings=_CONTEXT,
+)
+app.add_typer(events, name="events")
 #: Diagnostics: progress, warnings, errors. Results are written to stdout with `_out`.
 err = Console(stderr=True, highlight=False)
 
@@ -150,6 +156,7 @@ def _with_wiring(
                 )
             return await work(wiring)
         finally:
+            await wiring.container.events.stream.close()
             await wiring.bus.close()
             await wiring.cache.close()
             await wiring.database.dispose()
@@ -279,8 +286,9 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: expire messages, prune event logs, purge ended sessions and
-    expired one-time tokens (mailed links, logins waiting for a second factor).
+    """Run background work: relay domain events to the stream, deliver webhooks, expire
+    messages, prune event logs, purge ended sessions and expired one-time tokens (mailed
+    links, logins waiting for a second factor).
 
     Erases disappearing messages when their time is up.
 
@@ -299,6 +307,12 @@ def worker(
         prune = 0.0
 
     async def one_round(wiring: Wiring, due: Due) -> None:
+        published = await wiring.container.relay.run_once()
+        if published:
+            err.print(f"relayed {published} event(s) to the stream")
+        sent = await wiring.container.webhooks.deliver_due()
+        if sent:
+            err.print(f"delivered {sent} webhook event(s)")
         expired = await wiring.container.messaging.expire_due()
         if expired:
             err.print(f"expired {expired} message(s)")
@@ -526,6 +540,189 @@ def rotate_keys() -> None:
         _out(f"new signing key {kid}")
 
     _with_wiring(_settings(), work, doing="rotating the signing keys")
+
+
+@events.command("relay")
+def events_relay(
+    once: Annotated[
+        bool, typer.Option(help="publish what is waiting (once the lease is free) and exit")
+    ] = False,
+) -> None:
+    """Move domain events from the outbox to the stream (JetStream or the database).
+
+    One relay is active per cluster (a lease in the database); servers run one too unless
+    SOCIUS_EVENT_RELAY_IN_SERVER=false. Counts go to stderr.
+    """
+    settings = _settings()
+
+    async def work(wiring: Wiring) -> None:
+        relay = wiring.container.relay
+        if not once:
+            await relay.run()
+            return
+        waited = 0.0
+        while (published := await relay.run_once()) is None:
+            if waited > 2 * settings.event_relay_lease_seconds:
+                raise _stream_busy()
+            await asyncio.sleep(0.25)
+            waited += 0.25
+        await relay.release()
+        err.print(f"published {published} event(s)")
+
+    _with_wiring(settings, work, doing=None)
+
+
+def _stream_busy() -> Exception:
+    from socius.domain.errors import Conflict
+
+    return Conflict("another relay holds the lease", code="relay_busy")
+
+
+_FROM = typer.Option("--from", help="a stream position (1 is the first event) or an ISO 8601 time")
+_TYPES = typer.Option(help="comma-separated event types, or prefix.* (e.g. message.*)")
+_BODIES = typer.Option(help="attach message bodies that still exist")
+
+
+def _print_events(
+    start: str | None,
+    types: str | None,
+    bodies: bool,
+    *,
+    follow: bool,
+    limit: int | None = None,
+) -> None:
+    """JSON lines on stdout, the shape of GET /v1/admin/events' items."""
+    import msgspec
+
+    from socius.api.rest.admin_events import event_out
+    from socius.services.events import parse_start
+
+    settings = _settings()
+    encode = msgspec.json.Encoder().encode
+
+    async def work(wiring: Wiring) -> None:
+        events_ = wiring.container.events
+        if start is None:
+            after = await events_.stream.head() if follow else 0
+        else:
+            after = await events_.start_after(parse_start(start))
+        shown = 0
+        while True:
+            page = await events_.read(
+                after=after, types=[types] if types else [], limit=100, bodies=bodies
+            )
+            for item in page.items:
+                _out(encode(event_out(item, bodies=bodies)).decode())
+                shown += 1
+                if limit is not None and shown >= limit:
+                    return
+            after = page.next_after
+            if not page.items:
+                if not follow:
+                    return
+                await asyncio.sleep(0.5)
+
+    _with_wiring(settings, work, doing=None)
+
+
+@events.command("replay")
+def events_replay(
+    start: Annotated[str | None, _FROM] = None,
+    types: Annotated[str | None, _TYPES] = None,
+    bodies: Annotated[bool, _BODIES] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
+) -> None:
+    """Print the stream from a position or time (default: the start) up to its end, one
+    JSON object a line."""
+    _print_events(start, types, bodies, follow=False, limit=limit)
+
+
+@events.command("tail")
+def events_tail(
+    start: Annotated[str | None, _FROM] = None,
+    types: Annotated[str | None, _TYPES] = None,
+    bodies: Annotated[bool, _BODIES] = False,
+) -> None:
+    """Print new events as they arrive (from a position or time when given), one JSON
+    object a line, until interrupted."""
+    _print_events(start, types, bodies, follow=True)
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time (or date) from the command line, in UTC when no zone is given."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=name) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@events.command("export")
+def events_export(
+    out: Annotated[Path, typer.Option(help="the directory to write (Parquet files)")],
+    since: Annotated[str | None, typer.Option(help="from this time (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="up to (not including) this time")] = None,
+    types: Annotated[str | None, _TYPES] = None,
+    restart: Annotated[
+        bool, typer.Option(help="start over instead of resuming the export in OUT")
+    ] = False,
+) -> None:
+    """Write the stream to Parquet, partitioned by day and event type (docs/analytics.md).
+
+    Resumable: run it again with the same options to continue where it stopped. Events
+    about erased accounts and redacted messages are left out. Needs socius[analytics].
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from socius.domain.stream import check_types
+    from socius.stream.export import ExportError, MissingExtra, export_events, export_schema
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    try:
+        export_schema()
+    except MissingExtra as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+
+    async def work(wiring: Wiring) -> None:
+        wanted = check_types([types] if types else [])
+        progress = Progress(
+            "exporting",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("events", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                result = await export_events(
+                    wiring.container.events.stream,
+                    out,
+                    since=start,
+                    until=end,
+                    types=wanted,
+                    restart=restart,
+                    on_progress=advance,
+                )
+            except ExportError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+        _out(
+            f"exported {result.written} event(s) in {result.files} file(s) to {out} "
+            f"(left out {result.skipped} erased; up to position {result.last_position}"
+            f"{', resumed' if result.resumed else ''})"
+        )
+
+    _with_wiring(settings, work, doing=None)
 
 
 #: What ``socius bench`` imports beyond socius's own dependencies (the ``dev`` extras).

@@ -144,6 +144,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # retention
     event_log_retention_seconds: int = 30 * 24 * 3600  # 0 keeps every event for ever
 
+    # the durable event stream and webhooks (docs/events.md)
+    event_stream: Literal["auto", "database", "jetstream"] = "auto"  # auto: JetStream with NATS
+    event_stream_name: str = "SOCIUS_EVENTS"
+    event_subject_prefix: str = "socius.events."
+    event_stream_max_age_seconds: int = 0  # JetStream's max_age; 0 keeps events for ever
+    event_duplicate_window_seconds: int = 300  # JetStream de-duplication window
+    event_relay_lease_seconds: int = 15
+    event_relay_in_server: bool = True  # false: only `socius worker` / `events relay` relay
+    webhook_allow_private: bool = False  # allow loopback/private/link-local destinations
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_response_bytes: int = 64 * 1024
+    webhook_give_up_seconds: int = 24 * 3600  # failing this long: the endpoint is disabled
+
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
             (1 <= self.port <= 65535, "port", "must be 1..65535"),
@@ -185,6 +198,39 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "event_log_retention_seconds",
                 "must be >= 0 (0 keeps events for ever)",
             ),
+            (
+                1 <= self.event_relay_lease_seconds <= 3600,
+                "event_relay_lease_seconds",
+                "must be 1..3600",
+            ),
+            (
+                self.event_duplicate_window_seconds >= 2 * self.event_relay_lease_seconds + 10,
+                "event_duplicate_window_seconds",
+                "must be >= 2 * SOCIUS_EVENT_RELAY_LEASE_SECONDS + 10 (a relay that takes "
+                "over republishes within it)",
+            ),
+            (
+                self.event_stream_max_age_seconds >= 0,
+                "event_stream_max_age_seconds",
+                "must be >= 0",
+            ),
+            (
+                self.event_subject_prefix.endswith(".") and " " not in self.event_subject_prefix,
+                "event_subject_prefix",
+                "must end with a dot and hold no spaces",
+            ),
+            (
+                self.event_stream != "jetstream" or bool(self.nats_url),
+                "event_stream",
+                "jetstream needs SOCIUS_NATS_URL",
+            ),
+            (
+                0 < self.webhook_timeout_seconds <= 60,
+                "webhook_timeout_seconds",
+                "must be in (0, 60]",
+            ),
+            (self.webhook_max_response_bytes >= 0, "webhook_max_response_bytes", "must be >= 0"),
+            (self.webhook_give_up_seconds >= 60, "webhook_give_up_seconds", "must be >= 60"),
             (
                 0 <= self.refresh_grace_seconds <= 300,
                 "refresh_grace_seconds",
@@ -333,6 +379,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             return [o.rstrip("/") for o in self.webauthn_origins]
         parts = urlsplit(self.effective_public_url)
         return [f"{parts.scheme}://{parts.netloc}"]
+
+    @property
+    def uses_jetstream(self) -> bool:
+        """The event stream is in JetStream (else in the database)."""
+        return self.event_stream == "jetstream" or (
+            self.event_stream == "auto" and bool(self.nats_url)
+        )
 
     @property
     def is_embedded(self) -> bool:

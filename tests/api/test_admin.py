@@ -91,7 +91,10 @@ def test_every_admin_route_needs_an_administrator(
     assert_error(http.request(method, url), 401)
 
     answered = http.request(method, url, headers=bearer(admin.auth.access_token))
-    assert answered.status_code == 200, answered.text
+    if "{user_id}" in path or ("{" not in path and method == "GET"):
+        assert answered.status_code == 200, answered.text
+    else:  # a webhook's id, a body: the gate lets the administrator through to those checks
+        assert answered.status_code in (404, 422), answered.text
 
 
 def test_me_says_who_is_an_administrator_and_public_profiles_never_do(

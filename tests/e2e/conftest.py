@@ -85,6 +85,9 @@ def cluster(
         # One sender streams hundreds of messages as fast as the nodes take them (the
         # limits have their own tests).
         "SOCIUS_LIMIT_MESSAGES": "0",
+        # The durable event stream in the test database, not in a stream of the shared
+        # NATS server that would outlive the test (JetStream has tests of its own).
+        "SOCIUS_EVENT_STREAM": "database",
     }
     if bus == "nats":
         env["SOCIUS_NATS_URL"] = NATS_URL

@@ -22,6 +22,8 @@ from socius.api.graphql import graphql_controller
 from socius.api.openapi import document
 from socius.api.rest import (
     admin,
+    admin_events,
+    admin_webhooks,
     auth,
     conversations,
     email_links,
@@ -128,6 +130,8 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             inbox.router,
             presence.router,
             admin.router,
+            admin_events.router,
+            admin_webhooks.router,
             ws_gateway,
             graphql_controller(),  # /graphql (docs/graphql.md)
             web.router,  # the browser client at / and the API reference at /docs

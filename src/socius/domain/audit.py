@@ -54,6 +54,7 @@ class TargetType(StrEnum):
     """What an action was taken on (``target_id`` is its id). Later features add theirs."""
 
     USER = "user"
+    WEBHOOK = "webhook"
 
 
 class AuditAction(StrEnum):
@@ -65,6 +66,10 @@ class AuditAction(StrEnum):
     USER_GRANT_ADMIN = "user.grant_admin"
     USER_REVOKE_ADMIN = "user.revoke_admin"
     KEYS_ROTATE = "keys.rotate"
+    WEBHOOK_CREATE = "webhook.create"
+    WEBHOOK_UPDATE = "webhook.update"
+    WEBHOOK_DELETE = "webhook.delete"
+    WEBHOOK_PING = "webhook.ping"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,13 @@ from socius.domain.users import (
 )
 from socius.services.auth import AuthService, ClientInfo, IssuedTokens, Principal
 from socius.services.email_verification import EmailVerification
+from socius.services.events import DomainEvents
 from socius.services.graph_cache import GraphCache
 from socius.services.mail_queue import MailQueue, send_after_commit, when_text
 from socius.services.messaging import MessagingService
 from socius.services.near_cache import NearCache, own_user_key
 from socius.services.passwords import PasswordHasher, check_password_policy
-from socius.services.ports import Clock, HotReads, UnitOfWorkFactory
+from socius.services.ports import Clock, HotReads, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
@@ -78,10 +79,12 @@ class AccountService:
         require_verified_email: bool = False,
         reads: HotReads | None = None,
         near: NearCache | None = None,
+        events: DomainEvents | None = None,
     ) -> None:
         """``near``: this node's L1, which holds own users (``u:<id>``) for ``me``; any
         commit that changes a user drops theirs on every node (bootstrap wires it)."""
         self._near = near
+        self._events = events
         self._uow = uow
         self._reads = reads if reads is not None and reads.available else None
         self._clock = clock
@@ -148,6 +151,7 @@ class AccountService:
         user = await self.new_user(username, password, email=email, display_name=display_name)
         async with self._uow() as uow:
             await uow.users.add(user)
+            await self._event(uow, "account.created", user.id)
             send_after_commit(self._mail, uow, await self._verification.issue(uow, user))
             issued = (
                 None
@@ -157,6 +161,11 @@ class AccountService:
             await uow.commit()
         await self._register_throttle.hit(client.ip)
         return issued or PendingVerification(user)
+
+    async def _event(self, uow: UnitOfWork, type_: str, user_id: int, **data: Any) -> None:
+        """The write's one event in the durable stream (services/events.py)."""
+        if self._events is not None:
+            await self._events.append(uow, type_, {"user_id": user_id, **data})
 
     async def _user(self, principal: Principal) -> User:
         if self._reads is not None:  # one row, on the driver (storage/reads.py)
@@ -211,6 +220,8 @@ class AccountService:
             user = await uow.users.update(principal.user_id, values)
             if user is None:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
+            fields = sorted(k for k in values if k != "updated_at")
+            await self._event(uow, "account.updated", user.id, fields=fields)
             uow.after_commit(lambda: self._profiles.invalidate(principal.user_id))
             await uow.commit()
         return OwnAccount(user, await self._profiles.get(user.id))
@@ -253,6 +264,7 @@ class AccountService:
             await uow.one_time_tokens.delete_for_user(
                 user.id, [TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD]
             )
+            await self._event(uow, "account.updated", user.id, fields=["email"])
             notice = (
                 Mail(
                     to=user.email,
@@ -289,6 +301,7 @@ class AccountService:
             await uow.outbox.erase_user(user_id)
             await uow.audit.erase_user(user_id)
             await uow.users.delete(user_id)
+            await self._event(uow, "account.erased", user_id)  # a redaction: consumers forget
             uow.after_commit(lambda: self._graph_cache.user_erased(user_id, neighbors))
             await uow.commit()
 

@@ -14,6 +14,7 @@ from typing import Any
 from socius.domain.audit import AuditEntry, Via
 from socius.domain.ids import IdGenerator
 from socius.domain.pagination import AuditPosition, check_limit, decode_cursor, encode_cursor
+from socius.services.events import DomainEvents
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 __all__ = ["Actor", "AuditLog", "AuditPage", "Target"]
@@ -50,7 +51,15 @@ class AuditPage:
 
 
 class AuditLog:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        *,
+        events: DomainEvents | None = None,
+    ) -> None:
+        self._events = events
         self._uow = uow
         self._clock = clock
         self._ids = ids
@@ -78,6 +87,18 @@ class AuditLog:
             ip=actor.ip or None,
         )
         await uow.audit.add(entry)
+        if self._events is not None:  # the stream: ids and the action, no free text
+            await self._events.append(
+                uow,
+                "admin." + action.replace(".", "_"),
+                {
+                    "audit_id": entry.id,
+                    "via": entry.via.value,
+                    "actor_id": entry.actor_id,
+                    "target_type": entry.target_type,
+                    "target_id": entry.target_id,
+                },
+            )
         return entry
 
     async def page(

@@ -11,6 +11,7 @@ from socius.services.admin import AdminService
 from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
+from socius.services.events import DomainEvents
 from socius.services.graph import GraphService
 from socius.services.inbox import InboxService
 from socius.services.mail_queue import MailQueue
@@ -20,10 +21,12 @@ from socius.services.oidc import OidcService
 from socius.services.passkeys import PasskeyService
 from socius.services.password_reset import PasswordResets
 from socius.services.profiles import ProfileService
+from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
 from socius.services.tokens import AccessTokens
+from socius.services.webhooks import WebhookService
 from socius.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,6 +58,9 @@ class Container:
     admin: AdminService
     oidc: OidcService
     passkeys: PasskeyService
+    events: DomainEvents
+    relay: Relay
+    webhooks: WebhookService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -18,6 +18,7 @@ from socius.domain.errors import BusUnavailable
 from socius.domain.events import Event
 from socius.domain.ids import IdGenerator
 from socius.domain.notifications import Notification
+from socius.services.events import DomainEvents
 from socius.services.ports import Bus, Clock, UnitOfWork
 
 __all__ = ["BusEvent", "Delivery", "EncodedBusEvent", "user_subject"]
@@ -58,7 +59,9 @@ class Delivery:
         ids: IdGenerator,
         *,
         on_bus_error: Callable[[str], None] = lambda _op: None,
+        events: DomainEvents | None = None,
     ) -> None:
+        self._events = events
         self._bus = bus
         self._clock = clock
         self._ids = ids
@@ -99,6 +102,26 @@ class Delivery:
 
         uow.after_commit(publish)
         return stored
+
+    async def domain(
+        self,
+        uow: UnitOfWork,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        message_id: int | None = None,
+    ) -> None:
+        """The domain write's one event in the durable stream (services/events.py), in
+        the same unit of work (nothing when the stream is not wired: unit tests)."""
+        if self._events is not None:
+            await self._events.append(uow, type_, data, message_id=message_id)
+
+    async def domain_many(
+        self, uow: UnitOfWork, items: Sequence[tuple[str, dict[str, Any], int | None]]
+    ) -> None:
+        """Several domain events (``(type, data, message_id)``) in one append."""
+        if self._events is not None:
+            await self._events.append_many(uow, items)
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Every event onto its recipient's subject, in one bus call. Events that share a

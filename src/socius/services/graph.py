@@ -30,6 +30,7 @@ from socius.domain.graph import (
 )
 from socius.domain.ids import IdGenerator
 from socius.domain.pagination import EdgePosition, check_limit, decode_cursor, encode_cursor
+from socius.domain.stream import graph_event_type
 from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache
@@ -110,6 +111,16 @@ class GraphService:
             events = _events(plan, actor, other)
             notify = await self._unmuted(uow, events, actor, other, before)
             await self._delivery.record(uow, events, notify=notify)
+            await self._delivery.domain(
+                uow,
+                graph_event_type(plan.add, plan.remove),
+                {
+                    "actor_id": actor,
+                    "other_id": other,
+                    "added": [t.name.lower() for t in plan.add],
+                    "removed": [t.name.lower() for t in plan.remove],
+                },
+            )
             await uow.commit()
         return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
 

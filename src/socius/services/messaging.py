@@ -284,6 +284,9 @@ class MessagingService:
                     )
                     created = await uow.conversations.get(conversation.id)
                     assert created is not None
+                    await self._delivery.domain(
+                        uow, "conversation.created", _conversation_data(created, actor, 2)
+                    )
                     await self._tell_members(
                         uow,
                         created.id,
@@ -334,6 +337,9 @@ class MessagingService:
             events = [Event(u, "member.added", payload) for u in [actor, *others]]
             await self._delivery.record(
                 uow, events, notify=await self._unmuted(uow, actor, events[1:])
+            )
+            await self._delivery.domain(
+                uow, "conversation.created", _conversation_data(created, actor, len(events))
             )
             await uow.commit()
         return await self.get(actor, conversation.id)
@@ -505,6 +511,11 @@ class MessagingService:
                 await self._delivery.record(
                     uow, events, notify=await self._unmuted(uow, actor, told)
                 )
+                await self._delivery.domain(
+                    uow,
+                    "conversation.members_added",
+                    {"conversation_id": conversation_id, "actor_id": actor, "user_ids": fresh},
+                )
                 await uow.commit()
         return await self.get(actor, conversation_id)
 
@@ -536,6 +547,11 @@ class MessagingService:
                     "by": str(actor),
                 },
                 also=[user_id],
+            )
+            await self._delivery.domain(
+                uow,
+                "conversation.member_removed",
+                {"conversation_id": conversation_id, "actor_id": actor, "user_id": user_id},
             )
             await uow.commit()
 
@@ -700,6 +716,18 @@ class MessagingService:
                     for u in sorted(members[m.conversation_id])
                 ]
                 await self._delivery.record(uow, events)
+                # The durable stream (services/events.py): ids and metadata, never the body.
+                await self._delivery.domain_many(
+                    uow,
+                    [
+                        (
+                            "message.created",
+                            _created_data(m, found[m.conversation_id].kind),
+                            m.id,
+                        )
+                        for m in new
+                    ],
+                )
                 await uow.commit()
         done: list[tuple[Message, bool] | Exception] = []
         for answer in answers:
@@ -804,6 +832,13 @@ class MessagingService:
                 members=member_ids,
                 about=message.id,
             )
+            # The durable stream (services/events.py): ids and metadata, never the body.
+            await self._delivery.domain(
+                uow,
+                "message.created",
+                _created_data(message, conversation.kind),
+                message_id=message.id,
+            )
             await uow.commit()
         return message, True
 
@@ -858,6 +893,12 @@ class MessagingService:
             await self._tell_members(
                 uow, conversation_id, "message.updated", payload, about=message_id
             )
+            await self._delivery.domain(
+                uow,
+                "message.edited",
+                {"message_id": message_id, "conversation_id": conversation_id, "sender_id": actor},
+                message_id=message_id,
+            )
             await uow.commit()
         return edited
 
@@ -886,6 +927,12 @@ class MessagingService:
         await erasure.forget_messages(uow, {erased.id: tombstone})  # in every log, in place
         await self._tell_members(
             uow, erased.conversation_id, erasure.TOMBSTONE, tombstone, about=erased.id
+        )
+        await self._delivery.domain(  # a redaction: consumers forget the message
+            uow,
+            "message.redacted",
+            {"message_id": erased.id, "conversation_id": erased.conversation_id},
+            message_id=erased.id,
         )
         return erased
 
@@ -917,6 +964,17 @@ class MessagingService:
                         "added": on,
                     },
                     about=message_id,
+                )
+                await self._delivery.domain(
+                    uow,
+                    "message.reacted",
+                    {
+                        "message_id": message_id,
+                        "conversation_id": conversation_id,
+                        "user_id": actor,
+                        "added": on,
+                    },
+                    message_id=message_id,
                 )
                 await uow.commit()
         return updated
@@ -1013,3 +1071,25 @@ class MessagingService:
                     await uow.commit()
                     erased += 1
         return erased
+
+
+def _conversation_data(conversation: Conversation, actor: int, members: int) -> dict[str, Any]:
+    """A ``conversation.created`` event's data: ids, kind and size; never the title."""
+    return {
+        "conversation_id": conversation.id,
+        "conversation_kind": conversation.kind.value,
+        "actor_id": actor,
+        "member_count": members,
+    }
+
+
+def _created_data(message: Message, kind: ConversationKind) -> dict[str, Any]:
+    """A ``message.created`` domain event's data: ids and metadata, never the body."""
+    return {
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "conversation_kind": kind.value,
+        "sender_id": message.sender_id,
+        "seq": message.seq,
+        "reply_to": message.reply_to,
+    }

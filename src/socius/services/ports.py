@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -18,7 +19,10 @@ from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
+from socius.domain.stream import DomainEvent, StreamedEvent
 from socius.domain.users import User, UserStatus
+from socius.domain.webhooks import Delivery as WebhookDelivery
+from socius.domain.webhooks import Webhook
 
 __all__ = [
     "AuditRepository",
@@ -26,8 +30,11 @@ __all__ = [
     "Cache",
     "Clock",
     "ConversationRepository",
+    "DomainEventRepository",
     "EdgeRepository",
+    "EventStream",
     "HotReads",
+    "LeaseRepository",
     "Mailer",
     "MfaRepository",
     "NotificationRepository",
@@ -38,10 +45,15 @@ __all__ = [
     "SigningKeyRecord",
     "SigningKeyRepository",
     "SpendOutcome",
+    "StreamRepository",
     "Subscription",
     "UnitOfWork",
     "UnitOfWorkFactory",
     "UserRepository",
+    "WebhookRefused",
+    "WebhookRepository",
+    "WebhookResponse",
+    "WebhookSender",
 ]
 
 Clock = Callable[[], datetime]
@@ -557,6 +569,118 @@ class AuditRepository(Protocol):
         acted from and free text about it (``ERASED_DETAILS``)."""
 
 
+class DomainEventRepository(Protocol):
+    """The outbox of domain events (domain/stream.py): appended in the writing
+    transaction, emptied by the relay."""
+
+    async def add(self, events: Sequence[DomainEvent]) -> None: ...
+
+    async def unsent(self, limit: int) -> list[DomainEvent]:
+        """The oldest events not yet published, by id."""
+
+    async def mark_sent(self, ids: Sequence[int]) -> None: ...
+
+    async def pending(self) -> int: ...
+
+    async def bodies(self, message_ids: Sequence[int]) -> dict[int, str]:
+        """The bodies of those messages that still have content."""
+
+
+class StreamRepository(Protocol):
+    """The stream kept in the database (when it is not in JetStream)."""
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        """Append in order; an event already there (by id) is not added again."""
+
+    async def read(
+        self, *, after: int, types: Sequence[str] = (), limit: int
+    ) -> list[StreamedEvent]: ...
+
+    async def head(self) -> int: ...
+
+    async def position_at(self, when: datetime) -> int: ...
+
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Drop up to ``limit`` of the oldest events that occurred before ``before``."""
+
+
+class LeaseRepository(Protocol):
+    async def take(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:
+        """Take or renew lease ``name`` for ``holder`` until ``until``; True when held."""
+
+    async def release(self, name: str, holder: str, *, now: datetime) -> None: ...
+
+
+class WebhookRepository(Protocol):
+    async def add(self, hook: Webhook) -> None: ...
+
+    async def get(self, webhook_id: int, *, lock: bool = False) -> Webhook | None: ...
+
+    async def list_all(self) -> list[Webhook]: ...
+
+    async def due(self, now: datetime) -> list[Webhook]:
+        """Enabled endpoints not waiting for a retry."""
+
+    async def update(self, webhook_id: int, changes: Mapping[str, Any]) -> Webhook | None: ...
+
+    async def delete(self, webhook_id: int) -> bool: ...
+
+    async def add_delivery(self, delivery: WebhookDelivery) -> None: ...
+
+    async def deliveries(
+        self, webhook_id: int, *, limit: int, before_id: int | None
+    ) -> list[WebhookDelivery]:
+        """Newest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    status_code: int
+    latency_ms: int
+
+
+class WebhookRefused(Exception):
+    """The request was not made or failed: a refused destination (SSRF guard), a
+    timeout, a connection error. ``reason`` is short and safe to log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WebhookSender(Protocol):
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
+        """POST ``body`` to ``url``; the answer's status. Raises WebhookRefused."""
+
+    async def close(self) -> None: ...
+
+
+class EventStream(Protocol):
+    """The durable event stream: JetStream (clustered) or a database table (embedded).
+    Positions start at 1 and only grow; ``types`` are names or ``prefix.*``."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Append in order and return once durable. Publishing an event again (same id)
+        adds nothing (JetStream: within the duplicate window). Raises Unavailable."""
+
+    async def read(
+        self, *, after: int, types: Sequence[str] = (), limit: int
+    ) -> list[StreamedEvent]:
+        """Up to ``limit`` events after position ``after``, oldest first."""
+
+    async def head(self) -> int:
+        """The last position (0: empty)."""
+
+    async def position_at(self, when: datetime) -> int:
+        """The position to read ``after`` to start at the first event at/after ``when``."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -586,6 +710,18 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa(self) -> MfaRepository: ...
+
+    @property
+    def domain_events(self) -> DomainEventRepository: ...
+
+    @property
+    def stream(self) -> StreamRepository: ...
+
+    @property
+    def leases(self) -> LeaseRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     @property
     def audit(self) -> AuditRepository: ...

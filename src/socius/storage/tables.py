@@ -27,7 +27,10 @@ from socius.storage.types import UtcDateTime
 __all__ = [
     "audit_log",
     "auth_challenges",
+    "domain_events",
+    "event_stream",
     "federated_identities",
+    "leases",
     "members",
     "messages",
     "metadata",
@@ -44,6 +47,8 @@ __all__ = [
     "user_events",
     "user_seqs",
     "users",
+    "webhook_deliveries",
+    "webhooks",
 ]
 
 metadata = MetaData(
@@ -409,4 +414,80 @@ auth_challenges = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
     Column("used_at", UtcDateTime, nullable=True),
+)
+
+# The outbox of domain events (domain/stream.py): one row per domain write, appended in
+# the writing transaction; the relay publishes it to the stream and deletes it.
+domain_events = Table(
+    "domain_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("message_id", BigInteger, nullable=True),
+)
+
+# The stream itself when it is kept in the database (embedded, or no JetStream): what the
+# relay published, numbered in publish order. ``id`` is unique: a relay that publishes
+# again after a crash adds nothing.
+_POSITION = BigInteger().with_variant(Integer(), "sqlite")
+event_stream = Table(
+    "event_stream",
+    metadata,
+    Column("position", _POSITION, primary_key=True, autoincrement=True),
+    Column("id", BigInteger, nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("message_id", BigInteger, nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_event_stream_type_position", event_stream.c.type, event_stream.c.position)
+Index("ix_event_stream_occurred_at", event_stream.c.occurred_at)
+
+# Leases: one holder at a time for work that must not run twice (the relay, webhooks).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# Webhook endpoints: each reads the stream from its own position, in order.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("url", Text, nullable=False),
+    Column("types", JSON, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("position", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("disabled_reason", String(64), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("webhook_id", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column("error", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index(
+    "ix_webhook_deliveries_webhook_id_id", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id
 )

@@ -20,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 
 from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
+from socius.storage.domain_events import (
+    SqlDomainEventRepository,
+    SqlLeaseRepository,
+    SqlStreamRepository,
+)
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
 from socius.storage.federation import (
@@ -37,6 +42,7 @@ from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.users import SqlUserRepository
+from socius.storage.webhooks import SqlWebhookRepository
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -66,6 +72,10 @@ class SqlUnitOfWork:
     challenges: SqlAuthChallengeRepository
     identities: SqlIdentityRepository
     passkeys: SqlPasskeyRepository
+    domain_events: SqlDomainEventRepository
+    stream: SqlStreamRepository
+    leases: SqlLeaseRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(
         self,
@@ -136,6 +146,10 @@ class SqlUnitOfWork:
         self.challenges = SqlAuthChallengeRepository(conn)
         self.identities = SqlIdentityRepository(conn)
         self.passkeys = SqlPasskeyRepository(conn)
+        self.domain_events = SqlDomainEventRepository(conn)
+        self.stream = SqlStreamRepository(conn)
+        self.leases = SqlLeaseRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

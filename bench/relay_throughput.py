@@ -1,0 +1,240 @@
+"""Event stream relay benchmark: events/s through the relay and its lag, under a W2-like
+send load.
+
+    .venv/bin/python -m bench.relay_throughput                 # SQLite, database stream
+    .venv/bin/python -m bench.relay_throughput --nats nats://127.0.0.1:4222
+    .venv/bin/python -m bench.relay_throughput --nats nats://127.0.0.1:4222 \
+        --postgres postgresql://postgres@127.0.0.1:5432/postgres
+
+W2-like: users in direct conversations and groups of 5-50 members; messages are sent
+through ``MessagingService.send`` (no HTTP, no sockets: the load is the write path, each
+send appending its ``message.created`` domain event in its transaction) at a fixed offered
+rate, open loop. The relay runs in the same process, as servers run it (a background task
+holding the lease). Reported:
+
+- offered and accepted messages/s;
+- events/s through the relay (published and marked sent) while the load runs, and the
+  time it took to drain what was left when the load stopped;
+- lag: from an event's commit-time timestamp to the stream's acknowledgement (p50/p99/max);
+- lost and duplicated: the stream must hold every event appended, once (both 0).
+
+The figures include the senders' CPU (one process, one event loop). Results go to
+bench/results/relay-<stream>-<stack>-<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.harness.machine import machine_info
+from bench.harness.stats import percentiles_ms
+from socius.bootstrap import build
+from socius.domain.stream import DomainEvent
+from socius.services.auth import ClientInfo
+from socius.services.ports import EventStream
+from socius.services.relay import Relay
+from socius.settings import load_settings
+from socius.storage.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "relay bench password 1"  # noqa: S105 (throwaway accounts)
+
+
+class Timed:
+    """The stream, noting each event's lag when the stream acknowledges it."""
+
+    def __init__(self, inner: EventStream) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.lags: list[float] = []
+        self.ids: list[int] = []
+
+    async def publish(self, events: Sequence[DomainEvent]) -> None:
+        await self._inner.publish(events)
+        now = datetime.now(UTC)
+        self.lags += [(now - e.occurred_at).total_seconds() for e in events]
+        self.ids += [e.id for e in events]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def _conversations(
+    services: Any, ids: list[int], rng: random.Random
+) -> list[tuple[int, int]]:
+    """(conversation, a member who sends there): each user in about 10 direct
+    conversations and 2 groups of 5-50 members, as in W2."""
+    targets: list[tuple[int, int]] = []
+    for i, user in enumerate(ids):
+        for k in range(1, 6):  # 5 started by each: about 10 each
+            other = ids[(i + k) % len(ids)]
+            view, _ = await services.messaging.open_direct(user, other)
+            targets.append((view.conversation.id, user))
+    for start in range(0, len(ids), 25):
+        size = rng.randint(5, 50)
+        members = [ids[(start + j) % len(ids)] for j in range(size)]
+        view = await services.messaging.create_group(members[0], "bench", members[1:])
+        targets += [(view.conversation.id, m) for m in members[:10]]
+    return targets
+
+
+async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
+    settings = load_settings(
+        {},
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+        log_json=False,
+        log_level="warning",
+        event_relay_in_server=False,
+        limit_messages=1_000_000_000,
+        limit_groups=1_000_000,
+        register_max_per_ip_per_hour=1_000_000,
+        **overrides,
+    )
+    await upgrade(settings.effective_database_url)
+    wiring = build(settings)
+    services = wiring.container
+    for start in services.on_start:
+        await start()
+    client = ClientInfo(ip="127.0.0.1", user_agent="relay-bench")
+    rng = random.Random(7)
+    ids = []
+    for i in range(args.users):
+        issued = await services.accounts.register(
+            f"r{secrets.token_hex(4)}{i}", PASSWORD, email=None, display_name=None, client=client
+        )
+        ids.append(issued.user.id)
+    targets = await _conversations(services, ids, rng)
+    stream = services.events.stream
+    timed = Timed(stream)
+    relay = Relay(wiring.database, timed, lambda: datetime.now(UTC), batch=args.batch)  # type: ignore[arg-type]
+    while await relay.run_once():  # the setup's events first: not in the figures
+        pass
+    timed.lags.clear()
+    timed.ids.clear()
+    head_before = await stream.head()
+
+    relaying = asyncio.create_task(relay.run(interval=0.01))
+    accepted = 0
+    pending: set[asyncio.Task[Any]] = set()
+
+    async def send(n: int) -> None:
+        nonlocal accepted
+        conversation, sender = targets[n % len(targets)]
+        await services.messaging.send(
+            sender, conversation, client_msg_id=f"b{n}", body="hello", reply_to=None
+        )
+        accepted += 1
+
+    started = time.monotonic()
+    n = 0
+    while (elapsed := time.monotonic() - started) < args.duration:
+        due = int(elapsed * args.rate)
+        while n < due:
+            task = asyncio.create_task(send(n))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*pending)
+    load_seconds = time.monotonic() - started
+    relayed_during = len(timed.ids)
+    drain_started = time.monotonic()
+    while len(timed.ids) < accepted:
+        await asyncio.sleep(0.01)
+        if time.monotonic() - drain_started > 120:
+            break
+    drain_seconds = time.monotonic() - drain_started
+    relaying.cancel()
+    await asyncio.gather(relaying, return_exceptions=True)
+    head_after = await stream.head()
+    stored = head_after - head_before
+    result = {
+        "stream": stream.name,
+        "offered_per_s": args.rate,
+        "sent": n,
+        "accepted_per_s": accepted / load_seconds,
+        "relayed_during_load_per_s": relayed_during / load_seconds,
+        "relayed_total": len(timed.ids),
+        "drain_after_load_s": drain_seconds,
+        "lag_ms": percentiles_ms(timed.lags),
+        "lost": max(accepted - stored, 0),
+        "duplicated": len(timed.ids) - len(set(timed.ids)) + max(stored - accepted, 0),
+        "conversations": len({c for c, _ in targets}),
+        "users": args.users,
+    }
+    if hasattr(stream, "delete"):
+        await stream.delete()
+    for stop in reversed(services.on_stop):
+        await stop()
+    return result
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--postgres", default="", help="admin URL: a fresh database beside it")
+    p.add_argument("--nats", default="", help="JetStream for the stream (else the database)")
+    p.add_argument("--rate", type=float, default=1000.0, help="messages/s offered")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--batch", type=int, default=500, help="relay batch size")
+    args = p.parse_args()
+    overrides: dict[str, Any] = {}
+    tmp = tempfile.TemporaryDirectory()
+    db_name = ""
+    if args.postgres:
+        db_name = f"socius_relay_bench_{secrets.token_hex(3)}"
+        conn = await asyncpg.connect(args.postgres)
+        await conn.execute(f'CREATE DATABASE "{db_name}"')
+        await conn.close()
+        overrides["database_url"] = args.postgres.rpartition("/")[0] + "/" + db_name
+    else:
+        overrides["data_dir"] = tmp.name
+    if args.nats:
+        tag = secrets.token_hex(3)
+        overrides |= {
+            "nats_url": args.nats,
+            "event_stream": "jetstream",
+            "event_stream_name": f"SOCIUS_RELAY_BENCH_{tag.upper()}",
+            "event_subject_prefix": f"socius-bench.{tag}.events.",
+        }
+    try:
+        result = await measure(args, overrides)
+    finally:
+        if db_name:
+            conn = await asyncpg.connect(args.postgres)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            await conn.close()
+        tmp.cleanup()
+    stack = "postgres" if args.postgres else "embedded"
+    report = {
+        "bench": "relay_throughput",
+        "stack": stack,
+        "args": vars(args),
+        "result": result,
+        "machine": machine_info(ROOT),
+        "at": datetime.now(UTC).isoformat(),
+    }
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = ROOT / "bench" / "results" / f"relay-{result['stream']}-{stack}-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    json.dump(result, sys.stdout, indent=2)
+    print(f"\nsaved {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,111 @@
+"""The relay: moves domain events from the outbox to the stream.
+
+One round: take the relay lease (one active relay per cluster), read the oldest unsent
+events, publish them to the stream (JetStream with ``Nats-Msg-Id`` = the event id, or the
+database's stream table, unique by id), then mark them sent. A relay killed between
+publish and mark publishes the same events again on its next round; the stream drops
+them as duplicates, so nothing is lost and nothing is there twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+
+from socius.domain.errors import Unavailable
+from socius.domain.stream import DomainEvent
+from socius.services.ports import Clock, EventStream, UnitOfWorkFactory
+
+__all__ = ["LEASE", "Relay"]
+
+LEASE = "event_relay"
+log = structlog.get_logger("socius.relay")
+
+
+class Relay:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        stream: EventStream,
+        clock: Clock,
+        *,
+        lease_seconds: float = 15.0,
+        batch: int = 500,
+        on_published: Callable[[int], None] = lambda _n: None,
+    ) -> None:
+        self._uow = uow
+        self._stream = stream
+        self._clock = clock
+        self._lease = timedelta(seconds=lease_seconds)
+        self._batch = batch
+        self._on_published = on_published
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._work = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was committed to the outbox in this process: run a round now."""
+        self._work.set()
+
+    async def _hold(self) -> bool:
+        now = self._clock()
+        async with self._uow() as uow:
+            held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
+            await uow.commit()
+        return held
+
+    async def _unsent(self) -> list[DomainEvent]:
+        async with self._uow(write=False) as uow:
+            return await uow.domain_events.unsent(self._batch)
+
+    async def run_once(self) -> int | None:
+        """One round; how many events it published (None: another relay holds the lease).
+        An empty outbox costs one read: the lease is taken only when there is work."""
+        batch = await self._unsent()
+        if not batch:
+            return 0
+        if not await self._hold():
+            return None
+        total = 0
+        while True:
+            if not batch:
+                return total
+            await self._stream.publish(batch)
+            async with self._uow() as uow:
+                await uow.domain_events.mark_sent([e.id for e in batch])
+                await uow.commit()
+            total += len(batch)
+            self._on_published(len(batch))
+            if len(batch) < self._batch or not await self._hold():
+                return total
+            batch = await self._unsent()
+
+    async def release(self) -> None:
+        async with self._uow() as uow:
+            await uow.leases.release(LEASE, self.holder, now=self._clock())
+            await uow.commit()
+
+    async def run(self, *, interval: float = 1.0) -> None:
+        """Rounds for ever (a background task): at once after a commit in this process
+        (``wake``), else every ``interval`` seconds (events other processes wrote). An
+        outage waits and tries again."""
+        while True:
+            self._work.clear()
+            try:
+                published = await self.run_once()
+            except Unavailable as exc:
+                log.warning("relay_unavailable", error=exc.message)
+                published = 0
+            except Exception:
+                log.exception("relay_failed")
+                published = 0
+            if not published:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._work.wait()

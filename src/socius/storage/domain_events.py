@@ -1,0 +1,165 @@
+"""The outbox of domain events, the stream kept in the database, and leases.
+
+The outbox (``domain_events``) is written in each domain write's transaction and emptied
+by the relay (services/relay.py). When the stream is kept in the database rather than in
+JetStream, ``SqlEventStream`` is it: numbered in the order the relay published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from socius.domain.stream import DomainEvent, StreamedEvent
+from socius.storage.tables import domain_events, event_stream, leases, messages
+
+__all__ = ["SqlDomainEventRepository", "SqlLeaseRepository", "SqlStreamRepository"]
+
+
+def _event(row: Row[Any]) -> DomainEvent:
+    return DomainEvent(row.id, row.type, row.occurred_at, dict(row.data), row.message_id)
+
+
+def _row(event: DomainEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "data": event.data,
+        "message_id": event.message_id,
+    }
+
+
+class SqlDomainEventRepository:
+    """The outbox, bound to a unit of work's connection."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, events: Sequence[DomainEvent]) -> None:
+        if events:
+            await self._conn.execute(insert(domain_events), [_row(e) for e in events])
+
+    async def unsent(self, limit: int) -> list[DomainEvent]:
+        """The oldest events not yet published, by id."""
+        rows = await self._conn.execute(
+            select(domain_events).order_by(domain_events.c.id).limit(limit)
+        )
+        return [_event(row) for row in rows]
+
+    async def mark_sent(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._conn.execute(delete(domain_events).where(domain_events.c.id.in_(ids)))
+
+    async def pending(self) -> int:
+        found = await self._conn.execute(select(func.count()).select_from(domain_events))
+        return int(found.scalar_one())
+
+    async def bodies(self, message_ids: Sequence[int]) -> dict[int, str]:
+        """The bodies of those messages that still have one."""
+        if not message_ids:
+            return {}
+        rows = await self._conn.execute(
+            select(messages.c.id, messages.c.body).where(
+                messages.c.id.in_(list(set(message_ids))),
+                messages.c.body.isnot(None),
+                messages.c.deleted_at.is_(None),
+            )
+        )
+        return {int(row.id): str(row.body) for row in rows}
+
+
+class SqlLeaseRepository:
+    """Named leases: one holder at a time until it lets the lease expire."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+    async def take(self, name: str, holder: str, *, now: datetime, until: datetime) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``until``: True when it
+        is ``holder``'s (it was free, expired, or already theirs)."""
+        values = self._insert(leases).values(name=name, holder=holder, expires_at=until)
+        stmt = values.on_conflict_do_update(
+            index_elements=[leases.c.name],
+            set_={"holder": holder, "expires_at": until},
+            where=or_(leases.c.holder == holder, leases.c.expires_at < now),
+        ).returning(leases.c.holder)
+        found = await self._conn.execute(stmt)
+        return bool(found.scalar_one_or_none() == holder)
+
+    async def release(self, name: str, holder: str, *, now: datetime) -> None:
+        await self._conn.execute(
+            update(leases)
+            .where(leases.c.name == name, leases.c.holder == holder)
+            .values(expires_at=now)
+        )
+
+
+def _type_filter(types: Sequence[str]) -> ColumnElement[bool] | None:
+    if not types:
+        return None
+    exact = [t for t in types if not t.endswith(".*")]
+    prefixes = [t[:-1] for t in types if t.endswith(".*")]
+    clauses: list[ColumnElement[bool]] = []
+    if exact:
+        clauses.append(event_stream.c.type.in_(exact))
+    clauses += [event_stream.c.type.startswith(p, autoescape=True) for p in prefixes]
+    return or_(*clauses)
+
+
+class SqlStreamRepository:
+    """The stream in the database, bound to a unit of work's connection."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        self._append = insert_(event_stream).on_conflict_do_nothing(
+            index_elements=[event_stream.c.id]
+        )
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        """Append, in order; an event already there (by id) is not added again."""
+        for event in events:  # one at a time: positions follow the order given
+            await self._conn.execute(self._append, [_row(event)])
+
+    async def read(
+        self, *, after: int, types: Sequence[str] = (), limit: int
+    ) -> list[StreamedEvent]:
+        stmt = select(event_stream).where(event_stream.c.position > after)
+        where = _type_filter(types)
+        if where is not None:
+            stmt = stmt.where(where)
+        rows = await self._conn.execute(stmt.order_by(event_stream.c.position).limit(limit))
+        return [StreamedEvent(int(row.position), _event(row)) for row in rows]
+
+    async def prune(self, before: datetime, *, limit: int) -> int:
+        """Drop up to ``limit`` of the oldest events that occurred before ``before``."""
+        oldest = (
+            select(event_stream.c.position)
+            .where(event_stream.c.occurred_at < before)
+            .order_by(event_stream.c.position)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        result = await self._conn.execute(
+            delete(event_stream).where(event_stream.c.position.in_(oldest))
+        )
+        return int(result.rowcount or 0)
+
+    async def head(self) -> int:
+        found = await self._conn.execute(select(func.max(event_stream.c.position)))
+        return int(found.scalar_one_or_none() or 0)
+
+    async def position_at(self, when: datetime) -> int:
+        """The position just before the first event at or after ``when``."""
+        found = await self._conn.execute(
+            select(func.min(event_stream.c.position)).where(event_stream.c.occurred_at >= when)
+        )
+        first = found.scalar_one_or_none()
+        return int(first) - 1 if first is not None else await self.head()

@@ -1,0 +1,1 @@
+"""Adapters of the durable event stream: JetStream, and webhook delivery over HTTP."""
