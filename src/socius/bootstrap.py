@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from litestar.types import ASGIApp
@@ -18,6 +19,7 @@ from litestar.types import ASGIApp
 from socius.api.app import build_litestar
 from socius.api.rest.message_views import event_body
 from socius.api.ws import WebSocketFront
+from socius.blobs import FileBlobStore, PillowImages, S3BlobStore
 from socius.bus.memory import MemoryBus
 from socius.bus.nats import NatsBus
 from socius.bus.redis import RedisBus
@@ -33,6 +35,7 @@ from socius.realtime import Realtime, revocation_notifier
 from socius.realtime.gateway import Gateway
 from socius.services.accounts import AccountService
 from socius.services.admin import AdminService
+from socius.services.attachments import AttachmentService
 from socius.services.audit import AuditLog
 from socius.services.auth import AuthService
 from socius.services.container import Container
@@ -48,7 +51,7 @@ from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import Bus, Cache
+from socius.services.ports import BlobStore, Bus, Cache
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.retention import LogRetention
@@ -237,6 +240,19 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     )
     limits = _user_limits(settings, cache, metrics, cache_error)
     messaging = MessagingService(database, clock, ids, delivery, limits=limits)
+    attachments = AttachmentService(
+        database,
+        clock,
+        ids,
+        _make_blob_store(settings),
+        PillowImages(),
+        spool_dir=Path(settings.data_dir) / "spool",
+        max_bytes=settings.upload_max_bytes,
+        allowed_types=settings.upload_allowed_types,
+        unsent_ttl_seconds=settings.upload_unsent_ttl_seconds,
+        presign_seconds=settings.blob_presign_seconds,
+    )
+    messaging.on_attachments_doomed = attachments.purge_soon
     accounts = AccountService(
         database,
         clock,
@@ -260,6 +276,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         graph=GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits),
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
+        attachments=attachments,
         inbox=InboxService(database),
         delivery=delivery,
         tokens=tokens,
@@ -310,6 +327,8 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         container.readiness["redis"] = cache.ping
     if settings.nats_url:
         container.readiness["nats"] = bus.ping
+    if not settings.effective_blob_url.startswith("file:"):
+        container.readiness["blobs"] = attachments.store.ping
 
     background: list[asyncio.Task[None]] = []
 
@@ -336,6 +355,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
                     revocations,
                     messaging,
                     container.retention,
+                    attachments,
                     bus,
                     bus_up,
                     realtime.gateway,
@@ -349,15 +369,37 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         await asyncio.gather(*background, return_exceptions=True)
         await bus.close()
         await cache.close()
+        await attachments.store.close()
         await database.dispose()
 
     container.on_start.append(start)
+    container.on_start.append(attachments.start)
     container.on_start.append(realtime.start)  # after the bus has started
     container.on_start.append(mail.start)
     container.on_stop.append(stop)
     container.on_stop.append(mail.stop)  # before the database closes (stops run reversed)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
     return Wiring(container, metrics, database, cache, bus, claim_node_id)
+
+
+def _make_blob_store(settings: Settings) -> BlobStore:
+    """Files under a directory (``file://``, the default: data_dir/blobs), or a bucket of
+    an S3-compatible object store (``s3://bucket/prefix``)."""
+    url = urlsplit(settings.effective_blob_url)
+    if url.scheme == "file":
+        return FileBlobStore(Path(unquote(url.path)))
+    if not url.netloc:
+        raise SettingsError("SOCIUS_BLOB_URL: s3:// needs a bucket name (s3://bucket)")
+    return S3BlobStore(
+        bucket=url.netloc,
+        prefix=url.path,
+        endpoint=settings.blob_s3_endpoint,
+        region=settings.blob_s3_region,
+        access_key=settings.blob_s3_access_key,
+        secret_key=settings.blob_s3_secret_key,
+        virtual_host=settings.blob_s3_virtual_host,
+        public_endpoint=settings.blob_s3_public_endpoint,
+    )
 
 
 def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMailer:
@@ -449,6 +491,7 @@ async def _housekeeping(
     revocations: Revocations,
     messaging: MessagingService,
     retention: LogRetention,
+    attachments: AttachmentService,
     bus: Bus,
     bus_up: bool,
     gateway: Gateway,
@@ -456,7 +499,8 @@ async def _housekeeping(
     """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
     refill Redis if it lost them, or (embedded) poll revocations other processes made and
     close their sockets (another process's in-process bus does not reach this one).
-    Embedded, also the worker's jobs: disappearing messages, the event logs' retention."""
+    Embedded, also the worker's jobs: disappearing messages, the event logs' retention,
+    the attachments' purge."""
     next_keys = time.monotonic() + settings.signing_key_refresh_seconds
     next_resync = time.monotonic() + _RESYNC_SECONDS
     next_prune = time.monotonic() + _PRUNE_SECONDS
@@ -475,6 +519,7 @@ async def _housekeeping(
                 await messaging.expire_due()
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + _PRUNE_SECONDS
+                    await attachments.purge()
                     _, more = await retention.prune()
                     if more:  # behind (or gave way to a lock): again next round
                         next_prune = time.monotonic()

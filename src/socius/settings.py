@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from socius.domain.attachments import DEFAULT_ALLOWED_TYPES
+
 __all__ = ["Settings", "SettingsError", "decode_key", "load_settings"]
 
 ENV_PREFIX = "SOCIUS_"
@@ -105,6 +107,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     otlp_endpoint: str = ""
     max_body_bytes: int = 64 * 1024
 
+    # attachments (docs/attachments.md)
+    blob_url: str = ""  # empty: files in data_dir/blobs; file:///dir; s3://bucket[/prefix]
+    blob_s3_endpoint: str = ""  # e.g. http://127.0.0.1:8333; empty: AWS (by region)
+    blob_s3_public_endpoint: str = ""  # in presigned URLs, when clients reach it elsewhere
+    blob_s3_region: str = "us-east-1"
+    blob_s3_access_key: str = ""
+    blob_s3_secret_key: str = ""
+    blob_s3_virtual_host: bool = False  # bucket.host/key rather than host/bucket/key
+    blob_presign_seconds: int = 300  # lifetime of presigned download URLs (S3 only)
+    upload_max_bytes: int = 25 * 1024 * 1024
+    upload_allowed_types: list[str] = msgspec.field(
+        default_factory=lambda: [*DEFAULT_ALLOWED_TYPES]
+    )
+    upload_unsent_ttl_seconds: int = 24 * 3600  # uploads never sent are purged after it
+
     # retention
     event_log_retention_seconds: int = 30 * 24 * 3600  # 0 keeps every event for ever
 
@@ -177,6 +194,30 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "must start with nats:// or tls://",
             ),
         ]
+        checks += [
+            (
+                self.blob_url == "" or _scheme(self.blob_url) in {"file", "s3"},
+                "blob_url",
+                "must start with file:// or s3://",
+            ),
+            (
+                _scheme(self.blob_url) != "s3"
+                or bool(self.blob_s3_access_key and self.blob_s3_secret_key),
+                "blob_s3_access_key",
+                "an s3:// SOCIUS_BLOB_URL needs SOCIUS_BLOB_S3_ACCESS_KEY and _SECRET_KEY",
+            ),
+            (
+                1 <= self.upload_max_bytes <= 5 * 1024**3,
+                "upload_max_bytes",
+                "must be 1..5368709120 (5 GiB, one S3 PUT)",
+            ),
+            (
+                60 <= self.blob_presign_seconds <= 7 * 24 * 3600 or self.blob_presign_seconds == 0,
+                "blob_presign_seconds",
+                "must be 60..604800, or 0 for no presigned URLs",
+            ),
+            (self.upload_unsent_ttl_seconds >= 60, "upload_unsent_ttl_seconds", "must be >= 60"),
+        ]
         key_why = "must be 32 random bytes in base64 (`openssl rand -base64 32` makes one)"
         checks += [
             (
@@ -229,6 +270,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def effective_blob_url(self) -> str:
+        """The configured blob store, or files in ``data_dir/blobs``."""
+        return self.blob_url or (Path(self.data_dir) / "blobs").resolve().as_uri()
 
     @property
     def is_embedded(self) -> bool:

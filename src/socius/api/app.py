@@ -22,6 +22,7 @@ from socius.api.graphql import graphql_controller
 from socius.api.openapi import document
 from socius.api.rest import (
     admin,
+    attachments,
     auth,
     conversations,
     email_links,
@@ -118,6 +119,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             friends.router,
             relationships.router,
             conversations.router,
+            attachments.router,
             inbox.router,
             presence.router,
             admin.router,

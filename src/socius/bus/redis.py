@@ -279,7 +279,7 @@ class RedisBus:
         for waiter in self._waiters.values():
             waiter.cancel()
         with contextlib.suppress(*_FAILURES):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         with contextlib.suppress(*_FAILURES):
             await self._sub_redis.aclose()
         with contextlib.suppress(*_FAILURES):

@@ -15,7 +15,7 @@ typing never reaches someone who mutes its sender. Messages in groups stay visib
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,7 @@ from socius.domain.pagination import (
 )
 from socius.domain.users import DmPolicy
 from socius.services import erasure
+from socius.services.attachments import check_attachable, link_attachments
 from socius.services.delivery import Delivery
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.rate_limits import UserLimits
@@ -99,6 +100,7 @@ def message_payload(m: Message) -> dict[str, Any]:
         "edited_at": _time(m.edited_at),
         "deleted": m.deleted,
         "reactions": m.reactions,
+        "attachments": [a.snapshot() for a in m.attachments],
     }
 
 
@@ -140,6 +142,8 @@ class MessagingService:
         self._ids = ids
         self._delivery = delivery
         self._limits = limits or UserLimits.off()
+        # Set by bootstrap: deletes the bytes of attachments doomed by a commit.
+        self.on_attachments_doomed: Callable[[], Awaitable[None]] | None = None
 
     # helpers -------------------------------------------------------------------------
 
@@ -549,8 +553,10 @@ class MessagingService:
         client_msg_id: str,
         body: str,
         reply_to: int | None,
+        attachment_ids: Sequence[int] = (),
     ) -> tuple[Message, bool]:
-        """The message, and whether it is new (False: a retry found the original)."""
+        """The message, and whether it is new (False: a retry found the original).
+        ``attachment_ids``: the actor's own uploads not sent yet (services/attachments.py)."""
         check_client_msg_id(client_msg_id)
         check_body(body)
         await self._limits.messages.check(actor)
@@ -575,6 +581,7 @@ class MessagingService:
                     code="invalid_reply_to",
                     details={"field": "reply_to"},
                 )
+            attached = await check_attachable(uow, actor, attachment_ids)
             now = self._clock()
             seq = await uow.conversations.next_seq(conversation_id, now)
             ttl = conversation.message_ttl_seconds
@@ -588,8 +595,10 @@ class MessagingService:
                 reply_to=reply_to,
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                attachments=tuple(attached),
             )
             await uow.conversations.add_message(message)
+            await link_attachments(uow, actor, attached, message.id, conversation_id)
             await uow.conversations.advance_read(conversation_id, actor, seq)
             await self._tell_members(
                 uow,
@@ -673,7 +682,10 @@ class MessagingService:
 
     async def _erase_message(self, uow: UnitOfWork, message: Message) -> Message:
         now = self._clock()
-        await uow.conversations.update_message(message.id, body=None, deleted_at=now)
+        await uow.conversations.update_message(
+            message.id, body=None, deleted_at=now, attachments=None
+        )
+        await self._doom_attachments(uow, uow.attachments.doom_for_messages([message.id], now))
         await uow.conversations.unreact_all(message.id)
         erased = await uow.conversations.message(message.conversation_id, message.id)
         assert erased is not None
@@ -756,9 +768,10 @@ class MessagingService:
         reacted = await erasure.reactions_of(uow, user_id)
         now = self._clock()
         live = await uow.conversations.erase_messages_by(user_id, now)
+        await self._doom_attachments(uow, uow.attachments.doom_owned_by(user_id, now))
         tombstones = {
             m.id: tombstone_payload(
-                replace(m, body=None, sender_id=None, deleted_at=now, reactions={})
+                replace(m, body=None, sender_id=None, deleted_at=now, reactions={}, attachments=())
             )
             for m in live
         }
@@ -793,6 +806,11 @@ class MessagingService:
                     "by": str(user_id),
                 },
             )
+
+    async def _doom_attachments(self, uow: UnitOfWork, dooming: Awaitable[int]) -> None:
+        """Run a statement that dooms attachments; once it commits, their bytes go."""
+        if await dooming and self.on_attachments_doomed is not None:
+            uow.after_commit(self.on_attachments_doomed)
 
     async def expire_due(self, *, limit: int = 500) -> int:
         """Erase the content of messages whose time is up; how many were erased."""

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from socius.storage.attachments import SqlAttachmentRepository
 from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.edges import SqlEdgeRepository
@@ -51,6 +52,7 @@ class SqlUnitOfWork:
     one_time_tokens: SqlOneTimeTokenRepository
     mfa: SqlMfaRepository
     audit: SqlAuditRepository
+    attachments: SqlAttachmentRepository
 
     def __init__(
         self, engine: AsyncEngine, *, write: bool, write_lock: asyncio.Lock | None = None
@@ -111,6 +113,7 @@ class SqlUnitOfWork:
         self.one_time_tokens = SqlOneTimeTokenRepository(conn)
         self.mfa = SqlMfaRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.attachments = SqlAttachmentRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
