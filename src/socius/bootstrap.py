@@ -377,6 +377,7 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
     container.on_start.append(realtime.start)  # after the bus has started
     container.on_start.append(mail.start)
     container.on_stop.append(stop)
+    container.on_stop.append(attachments.stop)  # before the database closes
     container.on_stop.append(mail.stop)  # before the database closes (stops run reversed)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
     return Wiring(container, metrics, database, cache, bus, claim_node_id)

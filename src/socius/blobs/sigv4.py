@@ -121,4 +121,4 @@ def presigned_query(
         "X-Amz-SignedHeaders": "host",
     }
     signature, _, _ = _signature(creds, when, method, path, query, {"host": host}, UNSIGNED)
-    return _query({**query, "X-Amz-Signature": signature})
+    return f"{_query(query)}&X-Amz-Signature={signature}"

@@ -133,8 +133,13 @@ class AttachmentService:
         self._tasks: set[asyncio.Task[None]] = set()  # held against garbage collection
 
     async def start(self) -> None:
-        self._spool.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._spool.mkdir, parents=True, exist_ok=True)
         await self.store.start()
+
+    async def stop(self) -> None:
+        """Let a purge that is under way finish (before the database closes)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # upload --------------------------------------------------------------------------
 
