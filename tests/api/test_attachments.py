@@ -141,6 +141,40 @@ def test_the_sdk_uploads_and_downloads(register: Callable[..., Account]) -> None
     assert bo.client.download_attachment(attachment.id, start=1, end=3) == data[1:4]
 
 
+def test_multipart_uploads(register: Callable[..., Account], http: Any) -> None:
+    ada = register()
+    data = png(30, 10)
+    auth = {"Authorization": f"Bearer {ada.client.access_token}"}
+    response = http.post(
+        UPLOADS,
+        headers=auth,
+        data={"caption": "ignored"},
+        files={"file": ("photo.png", data, "text/plain")},  # the part's type is not believed
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["content_type"] == "image/png"
+    assert answer["filename"] == "photo.png"
+    assert answer["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (answer["width"], answer["height"]) == (30, 10)
+    assert get(ada, answer["id"]).content == data
+
+    named = http.post(
+        UPLOADS, headers=auth, params={"filename": "other.png"}, files={"upload": ("a.png", data)}
+    )
+    assert named.status_code == 201
+    assert named.json()["filename"] == "other.png"
+
+    no_file = http.post(UPLOADS, headers=auth, data={"caption": "no file"}, files={"x": ("", b"")})
+    assert_error(no_file, 422, "invalid_multipart")
+    broken = http.post(
+        UPLOADS,
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=xyz"},
+        content=b"--abc\r\nnot a form",
+    )
+    assert_error(broken, 422, "invalid_multipart")
+
+
 def test_range_requests_and_etags(register: Callable[..., Account]) -> None:
     ada = register()
     data = PDF

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -156,10 +156,11 @@ class AttachmentService:
         body: AsyncIterable[bytes],
         *,
         declared_size: int | None,
-        filename: str | None,
+        filename: Callable[[], str | None],
     ) -> Attachment:
         """Store an upload streamed in ``body``; 413 past the limit (at once when the
-        declared size is already past it), 415 for a type not allowed."""
+        declared size is already past it), 415 for a type not allowed. ``filename`` is
+        asked once the body is read (a multipart body tells it on the way)."""
         if declared_size is not None and declared_size > self.limits.max_bytes:
             raise self._too_large()
         fd, name = tempfile.mkstemp(dir=self._spool, prefix="upload-")
@@ -187,7 +188,7 @@ class AttachmentService:
                 created_at=self._clock(),
                 width=dims[0] if dims else None,
                 height=dims[1] if dims else None,
-                filename=clean_filename(filename),
+                filename=clean_filename(filename()),
             )
             await self.store.put(
                 blob_key(attachment.id),

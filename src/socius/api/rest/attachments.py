@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
+import multipart
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.exceptions import InternalServerException
@@ -34,7 +35,7 @@ from socius.domain.attachments import (
     attachment_not_found,
     thumbnail_size,
 )
-from socius.domain.errors import InvalidInput
+from socius.domain.errors import InvalidInput, TooLarge
 from socius.domain.ids import parse_id
 
 __all__ = ["router"]
@@ -59,7 +60,16 @@ class _UploadOperation(Operation):
             content={
                 "application/octet-stream": OpenAPIMediaType(
                     schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
-                )
+                ),
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["file"],
+                        properties={
+                            "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                        },
+                    )
+                ),
             },
             description="The file's bytes, as the whole body (its Content-Type is not "
             "trusted: the type is read from the bytes).",
@@ -82,13 +92,67 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         raise InvalidInput("the upload ended early", code="upload_incomplete") from exc
 
 
+_FORM_OVERHEAD = 64 * 1024
+"""What a multipart body may carry besides the file (boundaries, headers, other fields)."""
+
+
+class _FormFile:
+    """The first file of a ``multipart/form-data`` body (the part named ``file``, or the
+    first with a file name), streamed: parts are parsed as the body arrives, and reading
+    stops at the end of that part."""
+
+    def __init__(self, request: Request[Any, Any, Any], boundary: str, max_bytes: int) -> None:
+        self._request = request
+        self._boundary = boundary
+        self._limit = max_bytes + _FORM_OVERHEAD
+        self.filename: str | None = None
+
+    def _invalid(self, why: str) -> InvalidInput:
+        return InvalidInput(
+            f"not a valid multipart/form-data body: {why}", code="invalid_multipart"
+        )
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            parser = multipart.PushMultipartParser(self._boundary, max_segment_count=16)
+        except multipart.MultipartError as exc:
+            raise self._invalid(str(exc)) from exc
+        seen, inside, found = 0, False, False
+        async for chunk in _body(self._request):
+            seen += len(chunk)
+            if seen > self._limit:
+                raise TooLarge(
+                    f"an upload is at most {self._limit - _FORM_OVERHEAD} bytes",
+                    code="request_too_large",
+                    details={"max": self._limit - _FORM_OVERHEAD},
+                )
+            try:
+                for event in parser.parse(chunk):
+                    if isinstance(event, multipart.MultipartSegment):
+                        inside = not found and (event.name == "file" or bool(event.filename))
+                        if inside:
+                            found, self.filename = True, event.filename
+                    elif event is None:
+                        if inside:
+                            return
+                    elif inside:
+                        yield bytes(event)
+            except multipart.MultipartError as exc:
+                raise self._invalid(str(exc)) from exc
+        if not found:
+            raise self._invalid("no file part (send it as the part named `file`)")
+
+
 @post(
     "/v1/uploads",
     status_code=HTTP_201_CREATED,
     summary="Upload a file",
-    description="The raw file as the body. It is streamed to storage, never held in memory; "
-    "past `SOCIUS_UPLOAD_MAX_BYTES` (default 25 MiB) 413 `request_too_large` (at once when "
-    "Content-Length says so). Its type is sniffed from its bytes; one not on "
+    description="The file as the whole body (any Content-Type), or as the part named "
+    "`file` of a `multipart/form-data` body (its file name is kept unless `filename` is "
+    "given; 422 `invalid_multipart` for a broken one). It is streamed to storage, never "
+    "held in memory; past `SOCIUS_UPLOAD_MAX_BYTES` (default 25 MiB) 413 "
+    "`request_too_large` (at once when Content-Length says so). Its type is sniffed "
+    "from its bytes; one not on "
     "`SOCIUS_UPLOAD_ALLOWED_TYPES` (or an empty file) is 415 `unsupported_media_type`. "
     "Images get `width` and `height`. Send it with a message (`attachment_ids`) within "
     "`SOCIUS_UPLOAD_UNSENT_TTL_SECONDS` (a day), or it is purged.",
@@ -107,12 +171,26 @@ async def upload(
         ),
     ] = None,
 ) -> AttachmentOut:
-    attachment = await container_of(state).attachments.upload(
-        principal.user_id,
-        _body(request),
-        declared_size=request.content_length,
-        filename=filename,
-    )
+    service = container_of(state).attachments
+    media, options = multipart.parse_options_header(request.headers.get("content-type", ""))
+    if media == "multipart/form-data":
+        declared = request.content_length
+        if declared is not None and declared > service.limits.max_bytes + _FORM_OVERHEAD:
+            declared = service.limits.max_bytes + 1  # refused before a byte is read
+        form = _FormFile(request, options.get("boundary", ""), service.limits.max_bytes)
+        attachment = await service.upload(
+            principal.user_id,
+            form.chunks(),
+            declared_size=declared if declared and declared > service.limits.max_bytes else None,
+            filename=lambda: filename or form.filename,
+        )
+    else:
+        attachment = await service.upload(
+            principal.user_id,
+            _body(request),
+            declared_size=request.content_length,
+            filename=lambda: filename,
+        )
     return attachment_out(attachment)
 
 
