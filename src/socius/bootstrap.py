@@ -251,6 +251,14 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Wir
         allowed_types=settings.upload_allowed_types,
         unsent_ttl_seconds=settings.upload_unsent_ttl_seconds,
         presign_seconds=settings.blob_presign_seconds,
+        limit=RateLimit(
+            Buckets(cache),
+            name="uploads",
+            count=settings.limit_uploads,
+            seconds=settings.limit_uploads_seconds,
+            on_refused=metrics.rate_limited_total.labels(action="uploads").inc,
+            on_cache_error=cache_error,
+        ),
     )
     messaging.on_attachments_doomed = attachments.purge_soon
     accounts = AccountService(

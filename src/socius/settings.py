@@ -99,6 +99,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     limit_friend_requests_seconds: int = 3600
     limit_groups: int = 20
     limit_groups_seconds: int = 3600
+    limit_uploads: int = 60
+    limit_uploads_seconds: int = 600
     ws_max_connections_per_user: int = 20  # 0: no cap
 
     # operations
@@ -285,7 +287,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         return msgspec.convert({**msgspec.structs.asdict(self), **changes}, Settings)
 
 
-_USER_LIMITS = ("limit_messages", "limit_typing", "limit_friend_requests", "limit_groups")
+_USER_LIMITS = (
+    "limit_messages",
+    "limit_typing",
+    "limit_friend_requests",
+    "limit_groups",
+    "limit_uploads",
+)
 _DB_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 
 

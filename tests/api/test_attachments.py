@@ -300,6 +300,17 @@ def test_the_size_limit_answers_413_without_reading_on(
     assert os.listdir(Path(settings.data_dir) / "spool") == []  # nothing left behind
 
 
+@pytest.mark.parametrize("settings_changes", [{"limit_uploads": 2, "limit_uploads_seconds": 3600}])
+def test_uploads_are_rate_limited(register: Callable[..., Account]) -> None:
+    ada, bo = register(), register()
+    assert upload(ada, png()).status_code == 201
+    assert upload(ada, png()).status_code == 201
+    refused = upload(ada, png())
+    assert_error(refused, 429, "rate_limited")
+    assert int(refused.headers["retry-after"]) > 0
+    assert upload(bo, png()).status_code == 201  # per user
+
+
 # ------------------------------------------------------------------------ who may read
 
 

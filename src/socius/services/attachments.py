@@ -44,6 +44,7 @@ from socius.domain.attachments import (
 from socius.domain.errors import Conflict, NotFound, TooLarge, UnsupportedMediaType
 from socius.domain.ids import IdGenerator
 from socius.services.ports import BlobStore, Clock, Images, UnitOfWork, UnitOfWorkFactory
+from socius.services.rate_limits import RateLimit
 
 __all__ = [
     "AttachmentService",
@@ -119,6 +120,7 @@ class AttachmentService:
         allowed_types: Sequence[str],
         unsent_ttl_seconds: int,
         presign_seconds: int,
+        limit: RateLimit | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -129,6 +131,7 @@ class AttachmentService:
         self.limits = Limits(
             max_bytes, frozenset(allowed_types), unsent_ttl_seconds, presign_seconds
         )
+        self._limit = limit
         self._purging = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()  # held against garbage collection
 
@@ -163,6 +166,8 @@ class AttachmentService:
         asked once the body is read (a multipart body tells it on the way)."""
         if declared_size is not None and declared_size > self.limits.max_bytes:
             raise self._too_large()
+        if self._limit is not None:
+            await self._limit.check(actor)
         fd, name = tempfile.mkstemp(dir=self._spool, prefix="upload-")
         spooled = Path(name)
         try:
