@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql_support import gql
 from PIL import Image
 
 from conftest import Account, App, Clock, make_app
@@ -173,6 +174,30 @@ def test_multipart_uploads(register: Callable[..., Account], http: Any) -> None:
         content=b"--abc\r\nnot a form",
     )
     assert_error(broken, 422, "invalid_multipart")
+
+
+def test_graphql_messages_list_their_attachments(register: Callable[..., Account]) -> None:
+    ada, bo = register(), register()
+    cid = direct(ada, bo)
+    a = uploaded(ada, png(8, 4), filename="tiny.png")
+    assert send(ada, cid, [a["id"]]).status_code == 201
+    answer = gql(
+        bo,
+        "query($c: ID!) { conversation(id: $c) { messages { attachments "
+        "{ id contentType size sha256 width height filename } } } }",
+        c=cid,
+    )
+    assert answer["conversation"]["messages"][-1]["attachments"] == [
+        {
+            "id": a["id"],
+            "contentType": "image/png",
+            "size": a["size"],
+            "sha256": a["sha256"],
+            "width": 8,
+            "height": 4,
+            "filename": "tiny.png",
+        }
+    ]
 
 
 def test_range_requests_and_etags(register: Callable[..., Account]) -> None:
