@@ -163,9 +163,14 @@ class S3BlobStore:
             await response.aclose()
 
     async def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            response = await self._send("DELETE", key)
+        gate = asyncio.Semaphore(8)
+
+        async def one(key: str) -> None:
+            async with gate:
+                response = await self._send("DELETE", key)
             self._check(response, "delete", (200, 204, 404))
+
+        await asyncio.gather(*(one(k) for k in keys))
 
     def presign(
         self, key: str, *, expires_seconds: int, content_type: str, disposition: str
