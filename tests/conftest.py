@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis
@@ -42,6 +43,7 @@ IN_CI = os.environ.get("CI") == "true"
 POSTGRES_URL = os.environ.get("SOCIUS_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("SOCIUS_TEST_REDIS_URL", "")
 NATS_URL = os.environ.get("SOCIUS_TEST_NATS_URL", "")
+S3_URL = os.environ.get("SOCIUS_TEST_S3_URL", "")  # http://key:secret@host:port/bucket
 STACKS = ["sqlite", "postgres"]
 _names = itertools.count()
 
@@ -111,6 +113,22 @@ def redis_prefix() -> Iterator[str]:
         r.close()
 
 
+def s3_settings() -> dict[str, object]:
+    """The postgres stack keeps attachments in the S3 store of ``SOCIUS_TEST_S3_URL``
+    (SeaweedFS, from scripts/services), under a prefix of the test's own."""
+    if not S3_URL:
+        if IN_CI:
+            pytest.fail("an S3 store is required under CI but SOCIUS_TEST_S3_URL is not set")
+        return {}
+    url = urlsplit(S3_URL)
+    return {
+        "blob_url": f"s3:/{url.path}/{secrets.token_hex(6)}",
+        "blob_s3_endpoint": f"{url.scheme}://{url.hostname}:{url.port}",
+        "blob_s3_access_key": unquote(url.username or ""),
+        "blob_s3_secret_key": unquote(url.password or ""),
+    }
+
+
 # ---------------------------------------------------------------------------- the stack
 
 
@@ -137,6 +155,8 @@ def make_settings(
             "redis_url": REDIS_URL,
             "redis_prefix": redis_prefix,
             "database_pool_size": 5,
+            "data_dir": str(tmp_path),
+            **s3_settings(),
         }
     else:
         db = tmp_path / "socius.db"

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import structlog
@@ -23,6 +24,7 @@ from socius.api.app import build_litestar
 from socius.api.front import Front, auth_table
 from socius.api.rest.message_views import event_body
 from socius.api.ws import WebSocketFront
+from socius.blobs import FileBlobStore, PillowImages, S3BlobStore
 from socius.bus.memory import MemoryBus
 from socius.bus.nats import NatsBus
 from socius.bus.redis import RedisBus
@@ -40,6 +42,7 @@ from socius.realtime import Realtime, revocation_notifier
 from socius.realtime.gateway import Gateway
 from socius.services.accounts import AccountService
 from socius.services.admin import AdminService
+from socius.services.attachments import AttachmentService
 from socius.services.audit import AuditLog
 from socius.services.auth import AuthService
 from socius.services.bus_link import BusLink
@@ -62,7 +65,7 @@ from socius.services.passkeys import PasskeyService
 from socius.services.passkeys import available as passkeys_available
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import Bus, Cache, EventStream
+from socius.services.ports import BlobStore, Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.relay import Relay
@@ -342,6 +345,27 @@ def build(
             on_group=metrics.send_group_size.observe,
         ),
     )
+    attachments = AttachmentService(
+        database,
+        clock,
+        ids,
+        _make_blob_store(settings),
+        PillowImages(),
+        spool_dir=Path(settings.data_dir) / "spool",
+        max_bytes=settings.upload_max_bytes,
+        allowed_types=settings.upload_allowed_types,
+        unsent_ttl_seconds=settings.upload_unsent_ttl_seconds,
+        presign_seconds=settings.blob_presign_seconds,
+        limit=RateLimit(
+            Buckets(cache),
+            name="uploads",
+            count=settings.limit_uploads,
+            seconds=settings.limit_uploads_seconds,
+            on_refused=metrics.rate_limited_total.labels(action="uploads").inc,
+            on_cache_error=cache_error,
+        ),
+    )
+    messaging.on_attachments_doomed = attachments.purge_soon
     accounts = AccountService(
         database,
         clock,
@@ -386,6 +410,7 @@ def build(
         graph=GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits),
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
+        attachments=attachments,
         inbox=InboxService(database),
         delivery=delivery,
         tokens=tokens,
@@ -465,6 +490,8 @@ def build(
         container.readiness["redis"] = cache.ping
     if settings.nats_url:
         container.readiness["nats"] = bus.ping
+    if not settings.effective_blob_url.startswith("file:"):
+        container.readiness["blobs"] = attachments.store.ping
 
     background: list[asyncio.Task[None]] = []
 
@@ -498,6 +525,7 @@ def build(
                     revocations,
                     messaging,
                     container.retention,
+                    attachments,
                     bus,
                     bus_up,
                     realtime.gateway,
@@ -517,15 +545,18 @@ def build(
         await webhooks.close()
         await bus.close()
         await cache.close()
+        await attachments.store.close()
         await database.dispose()
 
     if provider is not None:
         # The first stop added runs last: the spans of everything else are ended by then.
         container.on_stop.append(_span_flusher(provider))
     container.on_start.append(start)
+    container.on_start.append(attachments.start)
     container.on_start.append(realtime.start)  # after the bus has started
     container.on_start.append(mail.start)
     container.on_stop.append(stop)
+    container.on_stop.append(attachments.stop)  # before the database closes
     container.on_stop.append(mail.stop)  # before the database closes (stops run reversed)
     container.on_stop.append(realtime.stop)  # stops run in reverse: sockets before the bus
     return Wiring(container, metrics, database, cache, bus, claim_node_id, provider)
@@ -537,6 +568,26 @@ def _span_flusher(provider: TracerProvider) -> Callable[[], Awaitable[None]]:
         await asyncio.to_thread(provider.shutdown)
 
     return flush
+
+
+def _make_blob_store(settings: Settings) -> BlobStore:
+    """Files under a directory (``file://``, the default: data_dir/blobs), or a bucket of
+    an S3-compatible object store (``s3://bucket/prefix``)."""
+    url = urlsplit(settings.effective_blob_url)
+    if url.scheme == "file":
+        return FileBlobStore(Path(unquote(url.path)))
+    if not url.netloc:
+        raise SettingsError("SOCIUS_BLOB_URL: s3:// needs a bucket name (s3://bucket)")
+    return S3BlobStore(
+        bucket=url.netloc,
+        prefix=url.path,
+        endpoint=settings.blob_s3_endpoint,
+        region=settings.blob_s3_region,
+        access_key=settings.blob_s3_access_key,
+        secret_key=settings.blob_s3_secret_key,
+        virtual_host=settings.blob_s3_virtual_host,
+        public_endpoint=settings.blob_s3_public_endpoint,
+    )
 
 
 def _make_mailer(settings: Settings) -> SmtpMailer | OutboxMailer | LogOnlyMailer:
@@ -649,6 +700,7 @@ async def _housekeeping(
     revocations: Revocations,
     messaging: MessagingService,
     retention: LogRetention,
+    attachments: AttachmentService,
     bus: Bus,
     bus_up: bool,
     gateway: Gateway,
@@ -656,7 +708,8 @@ async def _housekeeping(
     """Pick up keys rotated by other nodes; keep the cache's revocation list complete:
     refill Redis if it lost them, or (embedded) poll revocations other processes made and
     close their sockets (another process's in-process bus does not reach this one).
-    Embedded, also the worker's jobs: disappearing messages, the event logs' retention."""
+    Embedded, also the worker's jobs: disappearing messages, the event logs' retention,
+    the attachments' purge."""
     next_keys = time.monotonic() + settings.signing_key_refresh_seconds
     next_resync = time.monotonic() + _RESYNC_SECONDS
     next_prune = time.monotonic() + _PRUNE_SECONDS
@@ -678,6 +731,7 @@ async def _housekeeping(
                 await messaging.expire_due()
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + _PRUNE_SECONDS
+                    await attachments.purge()
                     _, more = await retention.prune()
                     if more:  # behind (or gave way to a lock): again next round
                         next_prune = time.monotonic()

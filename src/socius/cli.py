@@ -294,6 +294,8 @@ def worker(
 
     Prunes event logs past SOCIUS_EVENT_LOG_RETENTION_SECONDS.
 
+    Deletes the bytes of attachments whose message is gone, and uploads never sent.
+
     What it did is logged on stderr.
     """
     from socius.domain.errors import Unavailable
@@ -331,6 +333,9 @@ def worker(
                 tokens += await uow.challenges.purge(datetime.now(UTC))
                 await uow.commit()
             err.print(f"purged {purged} ended session(s), {tokens} expired one-time token(s)")
+            removed = await wiring.container.attachments.purge()
+            if removed:
+                err.print(f"deleted {removed} attachment(s): never sent, or their message gone")
             due.purge = time.monotonic() + interval
 
     async def work(wiring: Wiring) -> None:

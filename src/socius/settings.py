@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from socius.domain.attachments import DEFAULT_ALLOWED_TYPES
+
 __all__ = ["OidcProvider", "Settings", "SettingsError", "decode_key", "load_settings"]
 
 ENV_PREFIX = "SOCIUS_"
@@ -125,6 +127,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     limit_friend_requests_seconds: int = 3600
     limit_groups: int = 20
     limit_groups_seconds: int = 3600
+    limit_uploads: int = 60
+    limit_uploads_seconds: int = 600
     ws_max_connections_per_user: int = 20  # 0: no cap
 
     # group commit of sends (decision 0011): concurrent sends share one transaction
@@ -140,6 +144,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     gc_freeze: bool = True  # gc.freeze() once the app is built: start-up objects never scanned
     gc_gen0_threshold: int = 20_000  # allocations between young collections; 0: Python's own
     max_body_bytes: int = 64 * 1024
+
+    # attachments (docs/attachments.md)
+    blob_url: str = ""  # empty: files in data_dir/blobs; file:///dir; s3://bucket[/prefix]
+    blob_s3_endpoint: str = ""  # e.g. http://127.0.0.1:8333; empty: AWS (by region)
+    blob_s3_public_endpoint: str = ""  # in presigned URLs, when clients reach it elsewhere
+    blob_s3_region: str = "us-east-1"
+    blob_s3_access_key: str = ""
+    blob_s3_secret_key: str = ""
+    blob_s3_virtual_host: bool = False  # bucket.host/key rather than host/bucket/key
+    blob_presign_seconds: int = 300  # lifetime of presigned download URLs (S3 only)
+    upload_max_bytes: int = 25 * 1024 * 1024
+    upload_allowed_types: list[str] = msgspec.field(
+        default_factory=lambda: [*DEFAULT_ALLOWED_TYPES]
+    )
+    upload_unsent_ttl_seconds: int = 24 * 3600  # uploads never sent are purged after it
 
     # retention
     event_log_retention_seconds: int = 30 * 24 * 3600  # 0 keeps every event for ever
@@ -283,6 +302,30 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "must start with nats:// or tls://",
             ),
         ]
+        checks += [
+            (
+                self.blob_url == "" or _scheme(self.blob_url) in {"file", "s3"},
+                "blob_url",
+                "must start with file:// or s3://",
+            ),
+            (
+                _scheme(self.blob_url) != "s3"
+                or bool(self.blob_s3_access_key and self.blob_s3_secret_key),
+                "blob_s3_access_key",
+                "an s3:// SOCIUS_BLOB_URL needs SOCIUS_BLOB_S3_ACCESS_KEY and _SECRET_KEY",
+            ),
+            (
+                1 <= self.upload_max_bytes <= 5 * 1024**3,
+                "upload_max_bytes",
+                "must be 1..5368709120 (5 GiB, one S3 PUT)",
+            ),
+            (
+                60 <= self.blob_presign_seconds <= 7 * 24 * 3600 or self.blob_presign_seconds == 0,
+                "blob_presign_seconds",
+                "must be 60..604800, or 0 for no presigned URLs",
+            ),
+            (self.upload_unsent_ttl_seconds >= 60, "upload_unsent_ttl_seconds", "must be >= 60"),
+        ]
         key_why = "must be 32 random bytes in base64 (`openssl rand -base64 32` makes one)"
         checks += [
             (
@@ -388,6 +431,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         )
 
     @property
+    def effective_blob_url(self) -> str:
+        """The configured blob store, or files in ``data_dir/blobs``."""
+        return self.blob_url or (Path(self.data_dir) / "blobs").resolve().as_uri()
+
+    @property
     def is_embedded(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
@@ -407,7 +455,13 @@ def _is_secure_url(url: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
 
 
-_USER_LIMITS = ("limit_messages", "limit_typing", "limit_friend_requests", "limit_groups")
+_USER_LIMITS = (
+    "limit_messages",
+    "limit_typing",
+    "limit_friend_requests",
+    "limit_groups",
+    "limit_uploads",
+)
 _DB_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 
 

@@ -25,6 +25,7 @@ MESSAGE_FIELDS = {
     "edited_at",
     "deleted",
     "reactions",
+    "attachments",  # docs/attachments.md
 }
 
 

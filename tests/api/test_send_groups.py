@@ -318,3 +318,51 @@ async def test_a_group_whose_transaction_fails_answers_each_send_alone(
     for client in (a, b):
         logged = [e["message"] for e in await log_of(client) if e["type"] == "message.created"]
         assert [m["seq"] for m in logged] == list(range(1, len(bodies) + 1))
+
+
+# A 1x1 PNG: the upload's type is read from these bytes.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+async def test_one_upload_goes_with_one_message_of_a_group(
+    app: App, served: Callable[[], AsyncClient]
+) -> None:
+    """Sends in one group that carry the same upload: one takes it, the others get 409,
+    and the rest of the group is not affected."""
+    (a, _, _), (_, b_id, _) = await signed_up(served, 2)
+    group = (
+        await a.request(
+            "POST", CONVERSATIONS, json={"kind": "group", "title": "g", "member_ids": [b_id]}
+        )
+    ).json()["id"]
+    shared = (await a.upload(PNG, filename="one.png")).id
+    other = (await a.upload(PNG, filename="two.png")).id
+
+    def text(tag: str, ids: list[str]) -> dict[str, Any]:
+        return {
+            "client_msg_id": f"{tag}-{uuid.uuid4().hex[:8]}",
+            "body": tag,
+            "attachment_ids": ids,
+        }
+
+    responses = await asyncio.gather(
+        post(a, group, text("s1", [shared])),
+        post(a, group, text("s2", [shared])),
+        post(a, group, text("s3", [other])),
+    )
+    codes = [r.status_code for r in responses[:2]]
+    assert sorted(codes) == [201, 409], [r.text for r in responses]
+    loser = responses[codes.index(409)]
+    assert loser.json()["error"]["code"] == "attachment_already_sent"
+    winner = responses[codes.index(201)].json()
+    assert [x["id"] for x in winner["attachments"]] == [shared]
+    assert responses[2].status_code == 201, responses[2].text
+    assert [x["id"] for x in responses[2].json()["attachments"]] == [other]
+    history = (
+        await a.request("GET", f"{CONVERSATIONS}/{group}/messages", params={"limit": 100})
+    ).json()["items"]
+    carried = sorted(x["id"] for m in history for x in m["attachments"])
+    assert carried == sorted([shared, other])

@@ -37,6 +37,7 @@ from socius.domain.errors import (
     TooLarge,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 __all__ = ["ERROR_STATUS", "error_parts", "error_response", "exception_handlers"]
@@ -54,6 +55,7 @@ ERROR_STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     Gone: 410,
     TooLarge: 413,
+    UnsupportedMediaType: 415,
     RateLimited: 429,
     Unavailable: 503,
 }

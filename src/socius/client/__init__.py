@@ -17,6 +17,8 @@ from socius.client._errors import (
 )
 from socius.client._models import (
     AdminUser,
+    Attachment,
+    AttachmentLink,
     AuditEntry,
     AuthResult,
     Conversation,
@@ -47,6 +49,8 @@ __all__ = [
     "ApiError",
     "AsyncAdmin",
     "AsyncClient",
+    "Attachment",
+    "AttachmentLink",
     "AuditEntry",
     "AuthResult",
     "Client",

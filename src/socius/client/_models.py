@@ -158,6 +158,25 @@ class Suggestion(msgspec.Struct, frozen=True, kw_only=True):
     score: float
 
 
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """An upload (``upload``); a message carries those sent with it."""
+
+    id: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    filename: str | None = None
+
+
+class AttachmentLink(msgspec.Struct, frozen=True, kw_only=True):
+    """A presigned URL of the object store (None where the server keeps files itself)."""
+
+    url: str | None
+    expires_at: datetime | None
+
+
 class Message(msgspec.Struct, frozen=True, kw_only=True):
     """A message; ``body`` is None and ``deleted`` true once deleted."""
 
@@ -172,6 +191,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     edited_at: datetime | None
     deleted: bool
     reactions: dict[str, int]
+    attachments: list[Attachment] = []
 
 
 class Conversation(msgspec.Struct, frozen=True, kw_only=True):

@@ -25,6 +25,8 @@ from socius.client._http import (
     segment,
 )
 from socius.client._models import (
+    Attachment,
+    AttachmentLink,
     AuthResult,
     Conversation,
     LinkedIdentity,
@@ -682,11 +684,15 @@ class Client:
         *,
         client_msg_id: str,
         reply_to: str | None = None,
+        attachment_ids: list[str] | None = None,
     ) -> Message:
-        """Send; the same `client_msg_id` again returns the original message."""
+        """Send; the same `client_msg_id` again returns the original message.
+        `attachment_ids`: up to 10 of your uploads (`upload`) not sent yet."""
         payload: dict[str, Any] = {"client_msg_id": client_msg_id, "body": body}
         if reply_to is not None:
             payload["reply_to"] = reply_to
+        if attachment_ids:
+            payload["attachment_ids"] = attachment_ids
         response = self.request(
             "POST", f"/v1/conversations/{segment(conversation_id)}/messages", json=payload
         )
@@ -707,6 +713,46 @@ class Client:
             params={"before_seq": before_seq, "after_seq": after_seq, "limit": limit},
         )
         return page.items
+
+    # -- attachments -------------------------------------------------------------------------
+
+    def upload(self, data: bytes, *, filename: str | None = None) -> Attachment:
+        """Upload a file (its type is read from its bytes); send it with a message within
+        a day (`send_message(..., attachment_ids=[...])`)."""
+        response = self.request(
+            "POST",
+            "/v1/uploads",
+            content=data,
+            params={"filename": filename},
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return decode(Attachment, response.content)
+
+    def download_attachment(
+        self, attachment_id: str, *, start: int | None = None, end: int | None = None
+    ) -> bytes:
+        """The bytes of an attachment (those from `start` to `end`, both included, when
+        given: a Range request)."""
+        headers = None
+        if start is not None or end is not None:
+            first = "" if start is None else str(start)
+            last = "" if end is None else str(end)
+            headers = {"Range": f"bytes={first}-{last}"}
+        response = self.request("GET", f"/v1/attachments/{segment(attachment_id)}", headers=headers)
+        return response.content
+
+    def attachment_thumbnail(self, attachment_id: str, *, size: int = 256) -> bytes:
+        """A WebP thumbnail of an image attachment, no larger than `size` on each side."""
+        response = self.request(
+            "GET",
+            f"/v1/attachments/{segment(attachment_id)}/thumbnail",
+            params={"size": size},
+        )
+        return response.content
+
+    def attachment_link(self, attachment_id: str) -> AttachmentLink:
+        """A presigned download URL, where the server's object store makes them."""
+        return self._get(AttachmentLink, f"/v1/attachments/{segment(attachment_id)}/link")
 
     def mark_read(self, conversation_id: str, seq: int) -> int:
         response = self.request(

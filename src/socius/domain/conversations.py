@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from socius.domain.attachments import Attachment
 from socius.domain.errors import Forbidden, InvalidInput, NotFound
 from socius.domain.text import (
     CONTROL,
@@ -112,6 +113,7 @@ class Message:
     deleted_at: datetime | None = None
     expires_at: datetime | None = None
     reactions: dict[str, int] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()  # in the order sent; none once deleted
 
     @property
     def deleted(self) -> bool:

@@ -19,6 +19,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedMediaType",
 ]
 
 
@@ -77,6 +78,12 @@ class Gone(DomainError):
 
 class TooLarge(DomainError):
     default_code = "too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    """A file of a type the server does not take (415)."""
+
+    default_code = "unsupported_media_type"
 
 
 class RateLimited(DomainError):

@@ -372,6 +372,7 @@ class AccountService:
                     "created_at": m.created_at,
                     "edited_at": m.edited_at,
                     "deleted": m.deleted,
+                    "attachments": [a.snapshot() for a in m.attachments],
                 }
                 for m in written
             ],

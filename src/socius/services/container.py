@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from socius.services.accounts import AccountService
 from socius.services.admin import AdminService
+from socius.services.attachments import AttachmentService
 from socius.services.auth import AuthService
 from socius.services.delivery import Delivery
 from socius.services.email_verification import EmailVerification
@@ -46,6 +47,7 @@ class Container:
     graph: GraphService
     suggestions: SuggestionService
     messaging: MessagingService
+    attachments: AttachmentService
     inbox: InboxService
     delivery: Delivery
     tokens: AccessTokens

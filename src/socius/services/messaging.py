@@ -15,13 +15,14 @@ typing never reaches someone who mutes its sender. Messages in groups stay visib
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from socius.domain.attachments import Attachment, check_attachment_count
 from socius.domain.conversations import (
     MAX_GROUP_MEMBERS,
     Conversation,
@@ -38,7 +39,14 @@ from socius.domain.conversations import (
     direct_key,
     not_found,
 )
-from socius.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from socius.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from socius.domain.events import Event
 from socius.domain.graph import EdgeType, check_not_self
 from socius.domain.ids import IdGenerator
@@ -51,6 +59,7 @@ from socius.domain.pagination import (
 )
 from socius.domain.users import DmPolicy
 from socius.services import erasure
+from socius.services.attachments import check_attachable, link_attachments
 from socius.services.delivery import Delivery
 from socius.services.group_commit import GroupCommit
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -105,6 +114,7 @@ def message_payload(m: Message) -> dict[str, Any]:
         "edited_at": _time(m.edited_at),
         "deleted": m.deleted,
         "reactions": m.reactions,
+        "attachments": [a.snapshot() for a in m.attachments],
     }
 
 
@@ -138,6 +148,7 @@ class _Send:
     client_msg_id: str
     body: str
     reply_to: int | None
+    attachment_ids: tuple[int, ...] = ()
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -185,6 +196,8 @@ class MessagingService:
             window=grouping.window,
             on_group=grouping.on_group,
         )
+        # Set by bootstrap: deletes the bytes of attachments doomed by a commit.
+        self.on_attachments_doomed: Callable[[], Awaitable[None]] | None = None
 
     # helpers -------------------------------------------------------------------------
 
@@ -610,17 +623,26 @@ class MessagingService:
         client_msg_id: str,
         body: str,
         reply_to: int | None,
+        attachment_ids: Sequence[int] = (),
     ) -> tuple[Message, bool]:
         """The message, and whether it is new (False: a retry found the original).
 
         Concurrent sends share one transaction (group commit, decision 0011); this
         returns once the group has committed. What is wrong with one send (its input, its
-        rate, its conversation) is its own answer and fails no other send of its group."""
+        rate, its conversation) is its own answer and fails no other send of its group.
+        ``attachment_ids``: the actor's own uploads not sent yet (services/attachments.py)."""
         check_client_msg_id(client_msg_id)
         check_body(body)
         await self._limits.messages.check(actor)
         return await self._sends.submit(
-            _Send(actor, conversation_id, client_msg_id, body, reply_to)
+            _Send(
+                actor,
+                conversation_id,
+                client_msg_id,
+                body,
+                reply_to,
+                tuple(check_attachment_count(list(attachment_ids))),
+            )
         )
 
     async def _send_group(self, ops: Sequence[_Send]) -> list[tuple[Message, bool] | Exception]:
@@ -667,6 +689,8 @@ class MessagingService:
             fresh: dict[tuple[int, int, str], Message] = {}
             new: list[Message] = []
             read: dict[tuple[int, int], int] = {}
+            taken: set[int] = set()  # attachments claimed by this group's sends
+            attach: list[tuple[int, list[Attachment], Message]] = []
             for i in live:
                 op = ops[i]
                 if op.key in originals:
@@ -682,6 +706,19 @@ class MessagingService:
                     and replies.get(op.reply_to) != op.conversation_id
                 ):
                     problem = _bad_reply_to()
+                attached: list[Attachment] = []
+                if problem is None and op.attachment_ids:
+                    try:
+                        attached = await check_attachable(uow, op.actor, op.attachment_ids)
+                    except DomainError as exc:
+                        problem = exc
+                    else:
+                        if taken.intersection(op.attachment_ids):  # by a send of this group
+                            problem = Conflict(
+                                "an attachment goes with one message only; upload it again",
+                                code="attachment_already_sent",
+                            )
+                        taken.update(op.attachment_ids)
                 if problem is not None:
                     answers[i] = problem
                     continue
@@ -698,13 +735,19 @@ class MessagingService:
                     reply_to=op.reply_to,
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                    attachments=tuple(attached),
                 )
+                if attached:
+                    attach.append((op.actor, attached, message))
                 fresh[op.key] = message
                 new.append(message)
                 read[(op.conversation_id, op.actor)] = seq
                 answers[i] = (message, True)
             if new:
                 await uow.sends.insert(new)
+                for actor, items, message in attach:
+                    # One taken meanwhile fails the group: each send is then tried alone.
+                    await link_attachments(uow, actor, items, message.id, message.conversation_id)
                 await uow.sends.advance(
                     {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}, now
                 )
@@ -808,6 +851,7 @@ class MessagingService:
                 and await uow.conversations.message(conversation_id, op.reply_to) is None
             ):
                 raise _bad_reply_to()
+            attached = await check_attachable(uow, actor, op.attachment_ids)
             now = self._clock()
             seq = await uow.conversations.next_seq(conversation_id, now)
             ttl = conversation.message_ttl_seconds
@@ -821,8 +865,10 @@ class MessagingService:
                 reply_to=op.reply_to,
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                attachments=tuple(attached),
             )
             await uow.conversations.add_message(message)
+            await link_attachments(uow, actor, attached, message.id, conversation_id)
             await uow.conversations.advance_read(conversation_id, actor, seq)
             await self._tell_members(
                 uow,
@@ -919,7 +965,10 @@ class MessagingService:
 
     async def _erase_message(self, uow: UnitOfWork, message: Message) -> Message:
         now = self._clock()
-        await uow.conversations.update_message(message.id, body=None, deleted_at=now)
+        await uow.conversations.update_message(
+            message.id, body=None, deleted_at=now, attachments=None
+        )
+        await self._doom_attachments(uow, uow.attachments.doom_for_messages([message.id], now))
         await uow.conversations.unreact_all(message.id)
         erased = await uow.conversations.message(message.conversation_id, message.id)
         assert erased is not None
@@ -1019,9 +1068,10 @@ class MessagingService:
         reacted = await erasure.reactions_of(uow, user_id)
         now = self._clock()
         live = await uow.conversations.erase_messages_by(user_id, now)
+        await self._doom_attachments(uow, uow.attachments.doom_owned_by(user_id, now))
         tombstones = {
             m.id: tombstone_payload(
-                replace(m, body=None, sender_id=None, deleted_at=now, reactions={})
+                replace(m, body=None, sender_id=None, deleted_at=now, reactions={}, attachments=())
             )
             for m in live
         }
@@ -1056,6 +1106,11 @@ class MessagingService:
                     "by": str(user_id),
                 },
             )
+
+    async def _doom_attachments(self, uow: UnitOfWork, dooming: Awaitable[int]) -> None:
+        """Run a statement that dooms attachments; once it commits, their bytes go."""
+        if await dooming and self.on_attachments_doomed is not None:
+            uow.after_commit(self.on_attachments_doomed)
 
     async def expire_due(self, *, limit: int = 500) -> int:
         """Erase the content of messages whose time is up; how many were erased."""

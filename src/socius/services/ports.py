@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from socius.domain.attachments import Attachment
 from socius.domain.audit import AuditEntry, Via
 from socius.domain.conversations import Conversation, Member, Message, Role
 from socius.domain.events import Event, LogPage
@@ -25,7 +27,9 @@ from socius.domain.webhooks import Delivery as WebhookDelivery
 from socius.domain.webhooks import Webhook
 
 __all__ = [
+    "AttachmentRepository",
     "AuditRepository",
+    "BlobStore",
     "Bus",
     "Cache",
     "Clock",
@@ -34,6 +38,7 @@ __all__ = [
     "EdgeRepository",
     "EventStream",
     "HotReads",
+    "Images",
     "LeaseRepository",
     "Mailer",
     "MfaRepository",
@@ -681,6 +686,84 @@ class EventStream(Protocol):
         """The position to read ``after`` to start at the first event at/after ``when``."""
 
 
+class AttachmentRepository(Protocol):
+    """Uploads (domain/attachments.py). A doomed one is read by nobody; the purge deletes
+    its bytes, then its row."""
+
+    async def add(self, attachment: Attachment) -> None: ...
+
+    async def readable(self, attachment_id: int, viewer: int) -> Attachment | None:
+        """The attachment, when ``viewer`` uploaded it or is a member of the conversation
+        it was sent in, and it is not doomed."""
+
+    async def get_many(self, attachment_ids: Sequence[int]) -> list[Attachment]:
+        """Those of the ids that exist and are not doomed."""
+
+    async def link(
+        self, attachment_ids: Sequence[int], owner_id: int, message_id: int, conversation_id: int
+    ) -> int:
+        """Attach the owner's unsent uploads to a message, in one statement; how many were."""
+
+    async def doom_for_messages(self, message_ids: Sequence[int], when: datetime) -> int: ...
+
+    async def doom_owned_by(self, owner_id: int, when: datetime) -> int: ...
+
+    async def doom_unsent(self, before: datetime, when: datetime, *, limit: int) -> int:
+        """Uploads never sent, made before ``before``; how many."""
+
+    async def doomed(self, *, limit: int) -> list[int]: ...
+
+    async def remove(self, attachment_ids: Sequence[int]) -> None:
+        """Delete the rows of doomed attachments (their bytes are gone)."""
+
+
+class BlobStore(Protocol):
+    """Where the bytes of attachments live: files under the data dir, or an S3-compatible
+    object store (``socius/blobs``). Keys are short paths of ``[a-z0-9/]``. A store that
+    cannot be reached raises ``Unavailable``."""
+
+    async def start(self) -> None: ...
+
+    async def put(
+        self, key: str, source: Path, *, size: int, sha256: str, content_type: str
+    ) -> None:
+        """Store the file at ``source`` (``size`` bytes, SHA-256 ``sha256`` in hex) under
+        ``key``, replacing what was there. ``source`` may be moved away."""
+
+    async def read(
+        self, key: str, *, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The bytes under ``key`` from ``offset`` (``length`` of them, or to the end),
+        in chunks. Raises ``BlobMissing`` (before the first chunk) when there are none."""
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove these keys; missing ones are no error."""
+
+    def presign(
+        self, key: str, *, expires_seconds: int, content_type: str, disposition: str
+    ) -> str | None:
+        """A URL anyone may GET the bytes from until it expires; None when the store has
+        no such URLs (files)."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Images(Protocol):
+    """Image work for attachments (Pillow, extra ``socius[images]``)."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def dimensions(self, path: Path) -> tuple[int, int] | None:
+        """Width and height from the file's header; None when it is not a readable image."""
+
+    def thumbnail(self, path: Path, size: int) -> bytes | None:
+        """A WebP of the image that fits in ``size`` x ``size``; None when it cannot be
+        read (or is too large to decode)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction. Rolls back unless ``commit`` is called."""
 
@@ -737,6 +820,9 @@ class UnitOfWork(Protocol):
 
     @property
     def passkeys(self) -> PasskeyRepository: ...
+
+    @property
+    def attachments(self) -> AttachmentRepository: ...
 
     async def commit(self) -> None: ...
 

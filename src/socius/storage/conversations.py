@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.conversations import Conversation, ConversationKind, Member, Message, Role
 from socius.domain.graph import EdgeType
+from socius.storage.attachments import carried, snapshots
 from socius.storage.tables import conversations, edges, members, messages, reactions
 
 __all__ = ["SqlConversationRepository", "conversation_from_row"]
@@ -174,6 +175,7 @@ def _message(row: Row[Any], reacted: dict[str, int] | None = None) -> Message:
         deleted_at=row.deleted_at,
         expires_at=row.expires_at,
         reactions=reacted or {},
+        attachments=carried(row.attachments, row.sender_id, row.created_at),
     )
 
 
@@ -463,6 +465,7 @@ class SqlConversationRepository:
                 "reply_to": message.reply_to,
                 "created_at": message.created_at,
                 "expires_at": message.expires_at,
+                "attachments": snapshots(message.attachments),
             },
         )
 
@@ -650,6 +653,7 @@ class SqlConversationRepository:
                 body=None,
                 sender_id=None,
                 deleted_at=func.coalesce(messages.c.deleted_at, when),
+                attachments=None,
             )
         )
         await self._conn.execute(delete(reactions).where(reactions.c.user_id == user_id))

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.conversations import Conversation, Message
 from socius.domain.graph import EdgeType
+from socius.storage.attachments import snapshots
 from socius.storage.conversations import conversation_from_row
 from socius.storage.driver import direct, fetch, write_timestamp
 from socius.storage.id_lists import one_of
@@ -39,6 +40,7 @@ _MESSAGES = ValuesList(
         "reply_to",
         "created_at",
         "expires_at",
+        "attachments",
     ],
 )
 
@@ -174,6 +176,7 @@ class SqlSendRepository:
                 m.reply_to,
                 m.created_at,
                 m.expires_at,
+                snapshots(m.attachments),
             )
             for m in new
         ]

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from socius.storage.types import UtcDateTime
 
 __all__ = [
+    "attachments",
     "audit_log",
     "auth_challenges",
     "domain_events",
@@ -247,6 +248,9 @@ messages = Table(
     Column("edited_at", UtcDateTime, nullable=True),
     Column("deleted_at", UtcDateTime, nullable=True),
     Column("expires_at", UtcDateTime, nullable=True, index=True),
+    # What the message carries (domain/attachments.py, Attachment.snapshot), in order;
+    # NULL for none, and once the message is deleted.
+    Column("attachments", JSON, nullable=True),
     UniqueConstraint("conversation_id", "seq"),
     UniqueConstraint("conversation_id", "sender_id", "client_msg_id"),
 )
@@ -491,3 +495,26 @@ webhook_deliveries = Table(
 Index(
     "ix_webhook_deliveries_webhook_id_id", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id
 )
+
+# Uploads (docs/attachments.md). ``message_id`` NULL: not sent yet (purged after a day);
+# ``doomed_at`` set: its message or owner is gone, nobody may read it, and the purge job
+# deletes its bytes and then the row.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("filename", String(255), nullable=True),
+    Column("message_id", BigInteger, nullable=True),
+    Column("conversation_id", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("doomed_at", UtcDateTime, nullable=True),
+)
+Index("ix_attachments_owner_id", attachments.c.owner_id)
+Index("ix_attachments_message_id_created_at", attachments.c.message_id, attachments.c.created_at)
+Index("ix_attachments_doomed_at", attachments.c.doomed_at)

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from socius.storage.attachments import SqlAttachmentRepository
 from socius.storage.audit import SqlAuditRepository
 from socius.storage.conversations import SqlConversationRepository
 from socius.storage.domain_events import (
@@ -76,6 +77,7 @@ class SqlUnitOfWork:
     stream: SqlStreamRepository
     leases: SqlLeaseRepository
     webhooks: SqlWebhookRepository
+    attachments: SqlAttachmentRepository
 
     def __init__(
         self,
@@ -150,6 +152,7 @@ class SqlUnitOfWork:
         self.stream = SqlStreamRepository(conn)
         self.leases = SqlLeaseRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.attachments = SqlAttachmentRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

@@ -20,6 +20,8 @@ def test_all() -> None:
         "ApiError",
         "AsyncAdmin",
         "AsyncClient",
+        "Attachment",
+        "AttachmentLink",
         "AuditEntry",
         "AuthResult",
         "Client",

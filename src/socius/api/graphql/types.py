@@ -143,6 +143,34 @@ class Reaction:
     count: int
 
 
+@strawberry.type(
+    description="A file sent with a message; its bytes are at GET /v1/attachments/{id}."
+)
+class Attachment:
+    id: strawberry.ID
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    filename: str | None
+
+
+def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
+    return [
+        Attachment(
+            id=strawberry.ID(str(a["id"])),
+            content_type=a["content_type"],
+            size=a["size"],
+            sha256=a["sha256"],
+            width=a.get("width"),
+            height=a.get("height"),
+            filename=a.get("filename"),
+        )
+        for a in items
+    ]
+
+
 @strawberry.type(description="A message; a deleted one is a tombstone (`body` null).")
 class Message:
     id: strawberry.ID
@@ -156,6 +184,7 @@ class Message:
     edited_at: datetime | None
     deleted: bool
     reactions: list[Reaction]
+    attachments: list[Attachment]
 
     @strawberry.field(
         description="The sender's profile; null for an erased account or across a block."
@@ -184,6 +213,7 @@ def message_of(m: DomainMessage) -> Message:
         edited_at=m.edited_at,
         deleted=m.deleted,
         reactions=_reactions(m.reactions),
+        attachments=_attachments([a.snapshot() for a in m.attachments]),
     )
 
 
@@ -207,6 +237,7 @@ def message_of_payload(p: dict[str, Any]) -> Message:
         edited_at=_time(p["edited_at"]),
         deleted=p["deleted"],
         reactions=_reactions(p["reactions"]),
+        attachments=_attachments(p.get("attachments", [])),
     )
 
 

@@ -23,6 +23,7 @@ from socius.api.rest.message_views import (
     message_out,
 )
 from socius.api.rest.params import ActivityCursor, AfterSeq, BeforeSeq, IdPath, Limit, MemberCursor
+from socius.domain.attachments import MAX_PER_MESSAGE
 from socius.domain.conversations import EMOJI_PATTERN, MAX_GROUP_MEMBERS, Role, not_found
 from socius.domain.errors import InvalidInput, NotFound
 from socius.domain.ids import parse_id
@@ -84,6 +85,15 @@ class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_msg_id: ClientMsgId
     body: MessageBody
     reply_to: IdText | None = None
+    attachment_ids: Annotated[
+        list[IdText],
+        msgspec.Meta(
+            extra_json_schema={"maxItems": MAX_PER_MESSAGE},
+            description=f"Up to {MAX_PER_MESSAGE} of your own uploads not sent yet "
+            "(POST /v1/uploads), in order (422 `too_many_attachments`, 404 "
+            "`attachment_not_found`, 409 `attachment_already_sent`)",
+        ),
+    ] = []
 
 
 class EditIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -311,8 +321,20 @@ async def send_message(
         client_msg_id=data.client_msg_id,
         body=data.body,
         reply_to=reply_to,
+        attachment_ids=_attachment_ids(data.attachment_ids),
     )
     return Response(message_out(message), status_code=201 if created else 200)
+
+
+def _attachment_ids(texts: list[str]) -> list[int]:
+    """Ids of uploads; a malformed one names nothing (404, like an unknown one)."""
+    ids = [parse_id(t) for t in texts]
+    bad = [t for t, i in zip(texts, ids, strict=True) if i is None]
+    if bad:
+        raise NotFound(
+            "no such attachment", code="attachment_not_found", details={"attachment_ids": bad}
+        )
+    return [i for i in ids if i is not None]
 
 
 @get(

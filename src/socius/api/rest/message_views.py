@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from socius.domain.attachments import Attachment
 from socius.domain.conversations import Member, Message
 from socius.domain.events import Event
 from socius.domain.notifications import Notification
@@ -14,17 +15,31 @@ from socius.services.inbox import cursor_for
 from socius.services.messaging import ConversationView
 
 __all__ = [
+    "AttachmentOut",
     "ConversationOut",
     "MemberOut",
     "MessageOut",
     "NotificationOut",
     "SyncEventOut",
+    "attachment_out",
     "conversation_out",
     "member_out",
     "message_out",
     "notification_out",
     "sync_event_out",
 ]
+
+
+class AttachmentOut(msgspec.Struct, kw_only=True):
+    """An upload; its bytes are at ``GET /v1/attachments/{id}``."""
+
+    id: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    filename: str | None = None
 
 
 class MessageOut(msgspec.Struct, kw_only=True):
@@ -39,6 +54,7 @@ class MessageOut(msgspec.Struct, kw_only=True):
     edited_at: datetime | None
     deleted: bool
     reactions: dict[str, int]
+    attachments: list[AttachmentOut] = []
 
 
 class ConversationOut(msgspec.Struct, kw_only=True):
@@ -94,6 +110,19 @@ def message_out(m: Message) -> MessageOut:
         edited_at=m.edited_at,
         deleted=m.deleted,
         reactions=m.reactions,
+        attachments=[attachment_out(a) for a in m.attachments],
+    )
+
+
+def attachment_out(a: Attachment) -> AttachmentOut:
+    return AttachmentOut(
+        id=str(a.id),
+        content_type=a.content_type,
+        size=a.size,
+        sha256=a.sha256,
+        width=a.width,
+        height=a.height,
+        filename=a.filename,
     )
 
 
