@@ -366,7 +366,7 @@ def test_help_and_version_flags():
 
     # Options a setting also sets show the default the server would use.
     help_text = run("serve", "--help", env=env).stdout
-    for option, default in (("--host", "127.0.0.1"), ("--port", "8080"), ("--workers", "1")):
+    for option, default in (("--host", "127.0.0.1"), ("--port", "8080"), ("--workers", "0")):
         line = next(line for line in help_text.splitlines() if option in line)
         rest = help_text[help_text.index(line) :]
         assert f"[default: {default}]" in rest.split("--", 2)[1], (option, help_text)
