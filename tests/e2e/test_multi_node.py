@@ -338,8 +338,9 @@ async def test_a_node_subscribes_only_for_the_users_connected_to_it(
     redis = aioredis.Redis.from_url(cluster.env["SOCIUS_REDIS_URL"])
 
     async def subscribed() -> dict[bytes | str, int]:
-        """Channel -> number of subscribers (nodes), for this test's channels."""
-        names = await redis.pubsub_channels(f"{redis_prefix}*")
+        """Channel -> number of subscribers (nodes), for this test's users' channels (every
+        node also listens to its node-wide subjects: revocations, cache invalidations)."""
+        names = await redis.pubsub_channels(f"{redis_prefix}user.*")
         if not names:
             return {}
         return dict(await redis.pubsub_numsub(*names))
