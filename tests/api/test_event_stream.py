@@ -109,6 +109,9 @@ def test_each_write_is_one_event_in_order_once(
     assert [e["position"] for e in later] == positions[6:]
     graph = read_events(http, _token(alice), types="graph.*,account.created")
     assert [e["type"] for e in graph] == types[:2] + types[3:6]
+    page = alice.client.admin.events(after=positions[2], types="graph.*", limit=2)
+    assert [e.type for e in page.items] == types[3:5]
+    assert page.next_after == positions[4]
 
 
 def test_erasure_appends_a_redaction_event(

@@ -214,3 +214,17 @@ def test_loopback_is_refused_without_the_setting(
     assert ping["status"] == "failed"
     assert "not allowed" in ping["error"]
     assert receiver.received == []
+
+
+def test_the_sdk_manages_webhooks(admin: Account, receiver: Receiver) -> None:
+    sdk = admin.client.admin
+    hook = sdk.create_webhook(receiver.url, types=["message.*"], description="bot")
+    receiver.secret = hook.secret
+    assert [h.id for h in sdk.webhooks()] == [hook.id]
+    assert sdk.update_webhook(hook.id, enabled=False).enabled is False
+    ping = sdk.ping_webhook(hook.id)
+    assert (ping.status, ping.event_type) == ("delivered", "webhook.ping")
+    assert receiver.received[0].signature_ok
+    assert [d.id for d in sdk.webhook_deliveries(hook.id).items] == [ping.id]
+    sdk.delete_webhook(hook.id)
+    assert sdk.webhooks() == []

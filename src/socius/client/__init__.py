@@ -20,6 +20,7 @@ from socius.client._models import (
     AuditEntry,
     AuthResult,
     Conversation,
+    EventPage,
     ListedUser,
     Message,
     MfaStatus,
@@ -28,11 +29,14 @@ from socius.client._models import (
     PublicUser,
     Relationship,
     SessionInfo,
+    StreamEvent,
     Suggestion,
     SyncItem,
     SyncPage,
     TokenPair,
     TotpEnrollment,
+    Webhook,
+    WebhookDelivery,
 )
 from socius.client._realtime import RealtimeClient, RealtimeClosed
 from socius.client._sync import Client
@@ -49,6 +53,7 @@ __all__ = [
     "Client",
     "Conversation",
     "EmailVerificationRequired",
+    "EventPage",
     "GraphQLError",
     "ListedUser",
     "Message",
@@ -61,9 +66,12 @@ __all__ = [
     "RealtimeClosed",
     "Relationship",
     "SessionInfo",
+    "StreamEvent",
     "Suggestion",
     "SyncItem",
     "SyncPage",
     "TokenPair",
     "TotpEnrollment",
+    "Webhook",
+    "WebhookDelivery",
 ]
