@@ -163,6 +163,14 @@ def test_the_servers_own_relay_publishes_after_each_commit(
             types = [e["type"] for e in response.json()["items"]]
             time.sleep(0.05)
         assert types == ["account.created", "admin.user_grant_admin"]
+        scraped = http.get("/metrics").text
+    relayed = [
+        line
+        for line in scraped.splitlines()
+        if "stream_events_relayed_total " in line and not line.startswith("#")
+    ]
+    assert relayed
+    assert float(relayed[0].rsplit(" ", 1)[1]) == 2
 
 
 def test_the_database_stream_keeps_events_for_max_age(
