@@ -109,6 +109,15 @@ def test_each_write_is_one_event_in_order_once(
     assert [e["position"] for e in later] == positions[6:]
     graph = read_events(http, _token(alice), types="graph.*,account.created")
     assert [e["type"] for e in graph] == types[:2] + types[3:6]
+    # --from TIME: before everything is the start; after everything is the head.
+    from datetime import UTC, datetime, timedelta
+
+    async def start_after(when: datetime) -> int:
+        return await app.wiring.container.events.start_after(when)
+
+    now = datetime.now(UTC)
+    assert http.blocking_portal.call(start_after, now - timedelta(days=1)) == 0
+    assert http.blocking_portal.call(start_after, now + timedelta(days=1)) == positions[-1]
     page = alice.client.admin.events(after=positions[2], types="graph.*", limit=2)
     assert [e.type for e in page.items] == types[3:5]
     assert page.next_after == positions[4]
