@@ -231,7 +231,13 @@ def build(
     stream = make_event_stream(settings, database)
     events = DomainEvents(database, clock, ids, stream)
     delivery = Delivery(bus, clock, ids, on_bus_error=bus_error, events=events)
-    relay = Relay(database, stream, clock, lease_seconds=settings.event_relay_lease_seconds)
+    relay = Relay(
+        database,
+        stream,
+        clock,
+        lease_seconds=settings.event_relay_lease_seconds,
+        on_published=metrics.stream_events_relayed_total.inc,
+    )
     audit = AuditLog(database, clock, ids, events=events)
     webhooks = WebhookService(
         database,
@@ -246,6 +252,7 @@ def build(
         audit,
         give_up_seconds=settings.webhook_give_up_seconds,
         lease_seconds=settings.event_relay_lease_seconds,
+        on_attempt=lambda status: metrics.webhook_deliveries_total.labels(status=status).inc(),
     )
     profiles = ProfileService(database, lookaside("profile"))
     graph_cache = GraphCache(database, lookaside("graph"))

@@ -109,6 +109,18 @@ def test_each_write_is_one_event_in_order_once(
     assert [e["position"] for e in later] == positions[6:]
     graph = read_events(http, _token(alice), types="graph.*,account.created")
     assert [e["type"] for e in graph] == types[:2] + types[3:6]
+    # --from TIME: before everything is the start; after everything is the head.
+    from datetime import UTC, datetime, timedelta
+
+    async def start_after(when: datetime) -> int:
+        return await app.wiring.container.events.start_after(when)
+
+    now = datetime.now(UTC)
+    assert http.blocking_portal.call(start_after, now - timedelta(days=1)) == 0
+    assert http.blocking_portal.call(start_after, now + timedelta(days=1)) == positions[-1]
+    page = alice.client.admin.events(after=positions[2], types="graph.*", limit=2)
+    assert [e.type for e in page.items] == types[3:5]
+    assert page.next_after == positions[4]
 
 
 def test_erasure_appends_a_redaction_event(
@@ -160,6 +172,14 @@ def test_the_servers_own_relay_publishes_after_each_commit(
             types = [e["type"] for e in response.json()["items"]]
             time.sleep(0.05)
         assert types == ["account.created", "admin.user_grant_admin"]
+        scraped = http.get("/metrics").text
+    relayed = [
+        line
+        for line in scraped.splitlines()
+        if "stream_events_relayed_total " in line and not line.startswith("#")
+    ]
+    assert relayed
+    assert float(relayed[0].rsplit(" ", 1)[1]) == 2
 
 
 def test_the_database_stream_keeps_events_for_max_age(

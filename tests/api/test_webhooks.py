@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,21 +21,34 @@ from admin_support import grant_admin_from_cli
 from clock import Clock
 from conftest import Account, App, make_app
 from contract import assert_error, bearer
-from event_support import relay
+from event_support import jetstream_settings, relay
 from socius.settings import Settings
+from socius.stream.jetstream import JetStreamEventStream
 from webhook_receiver import Receiver
 
 
-@pytest.fixture
-def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
-    return make_app(
-        make_settings(
-            event_relay_in_server=False,
-            webhook_allow_private=True,
-            access_token_ttl_seconds=10 * 24 * 3600,  # the tests move the clock by hours
-        ),
-        clock=clock,
-    )
+@pytest.fixture(params=["database", "jetstream"])
+def app(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings], clock: Clock
+) -> Iterator[App]:
+    """The stream in the database or in a JetStream stream of the test's own."""
+    options: dict[str, Any] = {
+        "webhook_allow_private": True,
+        "access_token_ttl_seconds": 10 * 24 * 3600,  # the tests move the clock by hours
+    }
+    if request.param == "jetstream":
+        made = make_app(jetstream_settings(make_settings, **options), clock=clock)
+    else:
+        made = make_app(make_settings(**options), clock=clock)
+    yield made
+    stream = made.wiring.container.events.stream
+    if isinstance(stream, JetStreamEventStream):
+
+        async def drop() -> None:
+            await stream.delete()
+            await stream.close()
+
+        asyncio.run(drop())
 
 
 @pytest.fixture
@@ -214,3 +228,17 @@ def test_loopback_is_refused_without_the_setting(
     assert ping["status"] == "failed"
     assert "not allowed" in ping["error"]
     assert receiver.received == []
+
+
+def test_the_sdk_manages_webhooks(admin: Account, receiver: Receiver) -> None:
+    sdk = admin.client.admin
+    hook = sdk.create_webhook(receiver.url, types=["message.*"], description="bot")
+    receiver.secret = hook.secret
+    assert [h.id for h in sdk.webhooks()] == [hook.id]
+    assert sdk.update_webhook(hook.id, enabled=False).enabled is False
+    ping = sdk.ping_webhook(hook.id)
+    assert (ping.status, ping.event_type) == ("delivered", "webhook.ping")
+    assert receiver.received[0].signature_ok
+    assert [d.id for d in sdk.webhook_deliveries(hook.id).items] == [ping.id]
+    sdk.delete_webhook(hook.id)
+    assert sdk.webhooks() == []

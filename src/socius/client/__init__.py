@@ -22,6 +22,7 @@ from socius.client._models import (
     AuditEntry,
     AuthResult,
     Conversation,
+    EventPage,
     LinkedIdentity,
     ListedUser,
     Message,
@@ -33,11 +34,14 @@ from socius.client._models import (
     PublicUser,
     Relationship,
     SessionInfo,
+    StreamEvent,
     Suggestion,
     SyncItem,
     SyncPage,
     TokenPair,
     TotpEnrollment,
+    Webhook,
+    WebhookDelivery,
 )
 from socius.client._realtime import RealtimeClient, RealtimeClosed
 from socius.client._sync import Client
@@ -56,6 +60,7 @@ __all__ = [
     "Client",
     "Conversation",
     "EmailVerificationRequired",
+    "EventPage",
     "GraphQLError",
     "LinkedIdentity",
     "ListedUser",
@@ -71,9 +76,12 @@ __all__ = [
     "RealtimeClosed",
     "Relationship",
     "SessionInfo",
+    "StreamEvent",
     "Suggestion",
     "SyncItem",
     "SyncPage",
     "TokenPair",
     "TotpEnrollment",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -15,13 +15,17 @@ __all__ = [
     "AdminUser",
     "AuditEntry",
     "AuthResult",
+    "EventPage",
     "MfaStatus",
     "Page",
     "PrivateUser",
     "PublicUser",
     "SessionInfo",
+    "StreamEvent",
     "TokenPair",
     "TotpEnrollment",
+    "Webhook",
+    "WebhookDelivery",
 ]
 
 T = TypeVar("T")
@@ -257,3 +261,55 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     details: dict[str, Any]
     request_id: str | None
     ip: str | None
+
+
+class StreamEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of the durable stream (``/v1/admin/events``, docs/events.md)."""
+
+    position: int
+    id: str
+    type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    body: str | None = None
+    v: int = 1
+
+
+class EventPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Events after a position; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[StreamEvent]
+    next_after: int
+    head: int
+
+
+class Webhook(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook endpoint (``/v1/admin/webhooks``)."""
+
+    id: str
+    url: str
+    types: list[str]
+    secret: str
+    enabled: bool
+    description: str | None
+    position: int
+    attempts: int
+    failing_since: datetime | None
+    next_attempt_at: datetime | None
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt to deliver an event (or a ping) to a webhook endpoint."""
+
+    id: str
+    event_id: str
+    event_type: str
+    attempt: int
+    status: str
+    status_code: int | None
+    latency_ms: int | None
+    error: str | None
+    created_at: datetime

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from socius.client._codec import decode
 from socius.client._http import segment
-from socius.client._models import AdminUser, AuditEntry, Page
+from socius.client._models import (
+    AdminUser,
+    AuditEntry,
+    EventPage,
+    Page,
+    Webhook,
+    WebhookDelivery,
+)
 
 if TYPE_CHECKING:
     from socius.client._sync import Client
@@ -118,3 +125,68 @@ class Admin:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def events(
+        self,
+        *,
+        after: int = 0,
+        types: str | None = None,
+        bodies: bool = False,
+        limit: int | None = None,
+    ) -> EventPage:
+        """The durable event stream after position `after`: `types` comma-separated names
+        or `prefix.*`; `bodies` attaches message bodies that still exist."""
+        params = {"after": after, "types": types, "bodies": bodies or None, "limit": limit}
+        response = self._client.request("GET", "/v1/admin/events", params=params)
+        return decode(EventPage, response.content)
+
+    def webhooks(self) -> list[Webhook]:
+        response = self._client.request("GET", "/v1/admin/webhooks")
+        return decode(Page[Webhook], response.content).items
+
+    def create_webhook(
+        self,
+        url: str,
+        *,
+        types: list[str] | None = None,
+        secret: str | None = None,
+        enabled: bool = True,
+        description: str | None = None,
+    ) -> Webhook:
+        """A new endpoint for the events of `types` (all when None); a secret is made
+        when none is given."""
+        body: dict[str, Any] = {"url": url, "enabled": enabled}
+        if types is not None:
+            body["types"] = types
+        if secret is not None:
+            body["secret"] = secret
+        if description is not None:
+            body["description"] = description
+        response = self._client.request("POST", "/v1/admin/webhooks", json=body)
+        return decode(Webhook, response.content)
+
+    def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook:
+        """Change `url`, `types`, `secret`, `enabled` or `description`."""
+        response = self._client.request(
+            "PATCH", f"/v1/admin/webhooks/{segment(webhook_id)}", json=changes
+        )
+        return decode(Webhook, response.content)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._client.request("DELETE", f"/v1/admin/webhooks/{segment(webhook_id)}")
+
+    def webhook_deliveries(
+        self, webhook_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[WebhookDelivery]:
+        """The endpoint's delivery attempts, newest first."""
+        response = self._client.request(
+            "GET",
+            f"/v1/admin/webhooks/{segment(webhook_id)}/deliveries",
+            params={"limit": limit, "cursor": cursor},
+        )
+        return decode(Page[WebhookDelivery], response.content)
+
+    def ping_webhook(self, webhook_id: str) -> WebhookDelivery:
+        """Send a signed `webhook.ping` event now; the delivery."""
+        response = self._client.request("POST", f"/v1/admin/webhooks/{segment(webhook_id)}/ping")
+        return decode(WebhookDelivery, response.content)

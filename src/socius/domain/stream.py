@@ -88,9 +88,9 @@ REDACTION_TYPES = frozenset({"account.erased", "message.redacted"})
 """Events that say something is gone: ``account.erased`` (``data.user_id``) and
 ``message.redacted`` (``data.message_id``: deleted, expired or erased with its author)."""
 
-USER_FIELDS = ("user_id", "actor_id", "other_id", "sender_id")
-"""Fields of ``data`` that name an account: an erased account's events are left out of
-exports."""
+USER_FIELDS = ("user_id", "actor_id", "other_id", "sender_id", "target_id", "user_ids")
+"""Fields of ``data`` that name accounts (``user_ids``: a list): an erased account's
+events are left out of exports. (``target_id`` may name a webhook: ids never collide.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +194,12 @@ class Redactions:
             return False
         if event.message_id is not None and event.message_id in self.messages:
             return True
-        return any(_as_int(event.data.get(f)) in self.users for f in USER_FIELDS)
+        for name in USER_FIELDS:
+            value = event.data.get(name)
+            values = value if isinstance(value, list) else [value]
+            if any(_as_int(v) in self.users for v in values):
+                return True
+        return False
 
 
 def _as_int(value: object) -> int | None:

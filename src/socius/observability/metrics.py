@@ -247,6 +247,17 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.stream_events_relayed_total = Counter(
+            "stream_events_relayed_total",
+            "Domain events the relay published to the durable stream.",
+            registry=r,
+        )
+        self.webhook_deliveries_total = Counter(
+            "webhook_deliveries_total",
+            "Webhook delivery attempts by status (delivered, failed).",
+            ["status"],
+            registry=r,
+        )
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)

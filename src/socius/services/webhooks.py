@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -105,7 +105,9 @@ class WebhookService:
         *,
         give_up_seconds: int = 24 * 3600,
         lease_seconds: int = 15,
+        on_attempt: Callable[[str], None] = lambda _status: None,
     ) -> None:
+        self._on_attempt = on_attempt
         self._uow = uow
         self._clock = clock
         self._ids = ids
@@ -295,6 +297,7 @@ class WebhookService:
                 status = "delivered"
             else:
                 error = f"answered {code}"
+        self._on_attempt(status)
         return Delivery(
             id=self._ids.next_id(),
             webhook_id=hook.id,

@@ -4,7 +4,8 @@
 Each event is published with ``Nats-Msg-Id`` = its id, so JetStream drops a second copy
 published within the stream's duplicate window (a relay that died between publishing
 and marking sent publishes again). Positions are JetStream's stream sequence numbers.
-Reads use a short-lived ephemeral pull consumer starting at the position asked for.
+Reads are direct gets ("the next message on this subject from this sequence"); finding
+the position of a time uses a short-lived ephemeral consumer.
 """
 
 from __future__ import annotations
@@ -215,10 +216,32 @@ class JetStreamEventStream:
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
-        )
-        return await self._take(config, types, limit)
+        """Direct gets, each "the next message at or after this sequence on this subject"
+        (one round trip per event, no consumer to make and remove). One type or prefix
+        filters on the server; several read every event and keep those that match."""
+        js = await self._context()
+        if len(types) == 1:
+            only = types[0]
+            subject = self.subject(only[:-1] + "*" if only.endswith(".*") else only)
+        else:
+            subject = self._prefix + ">"
+        found: list[StreamedEvent] = []
+        seq = after + 1
+        try:
+            while len(found) < limit:
+                try:
+                    msg = await js.get_msg(self.stream_name, seq=seq, next=True, subject=subject)
+                except NotFoundError:  # nothing further
+                    break
+                position = int(msg.seq or seq)
+                if msg.data is not None:
+                    event = decode_event(msg.data)
+                    if type_matches(event.type, types):
+                        found.append(StreamedEvent(position, event))
+                seq = position + 1
+        except _FAILURES as exc:
+            raise _unavailable(exc) from exc
+        return found
 
     async def head(self) -> int:
         js = await self._context()

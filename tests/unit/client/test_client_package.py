@@ -27,6 +27,7 @@ def test_all() -> None:
         "Client",
         "Conversation",
         "EmailVerificationRequired",
+        "EventPage",
         "GraphQLError",
         "ListedUser",
         "Message",
@@ -39,11 +40,14 @@ def test_all() -> None:
         "RealtimeClosed",
         "Relationship",
         "SessionInfo",
+        "StreamEvent",
         "Suggestion",
         "SyncItem",
         "SyncPage",
         "TokenPair",
         "TotpEnrollment",
+        "Webhook",
+        "WebhookDelivery",
     ]
     for name in socius.client.__all__:
         assert getattr(socius.client, name).__module__.startswith("socius.client.")

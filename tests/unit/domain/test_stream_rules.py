@@ -57,6 +57,9 @@ def test_redactions_cover_the_erased() -> None:
     assert seen.covers(DomainEvent(3, "graph.followed", NOW, {"actor_id": "1", "other_id": "7"}))
     assert seen.covers(DomainEvent(4, "message.created", NOW, {"sender_id": "2"}, message_id=9))
     assert not seen.covers(DomainEvent(5, "message.created", NOW, {"sender_id": "2"}, 10))
+    added = {"conversation_id": "3", "user_ids": ["5", "7"]}
+    assert seen.covers(DomainEvent(7, "conversation.members_added", NOW, added))
+    assert seen.covers(DomainEvent(8, "admin.user_disable", NOW, {"target_id": "7"}))
     assert not seen.covers(DomainEvent(6, "account.erased", NOW, {"user_id": "7"}))
 
 
