@@ -74,14 +74,14 @@ def test_two_stages_on_one_pinned_base_and_a_numeric_user():
     assert ("ENTRYPOINT", '["socius"]') in final
 
 
-def test_the_otel_extra_is_a_build_argument():
+def test_the_extras_are_a_build_argument():
     steps = instructions()
-    assert ("ARG", "EXTRAS=otel") in steps
+    assert ("ARG", "EXTRAS=otel,federation,images") in steps
     (install,) = [rest for kind, rest in steps if kind == "RUN" and "pip install" in rest]
     spec = re.search(r'"(\./[^"]*)"', install)
     assert spec, install
     # The shell of the build stage expands it: with the extra, and with none.
-    for extras, expected in (("otel", "./[otel]"), ("", "./")):
+    for extras, expected in (("otel,images", "./[otel,images]"), ("", "./")):
         echoed = subprocess.run(
             ["sh", "-c", f'echo "{spec.group(1)}"'], env={"EXTRAS": extras},
             capture_output=True, text=True, check=True,
