@@ -157,9 +157,15 @@ class SqlStreamRepository:
         return int(found.scalar_one_or_none() or 0)
 
     async def position_at(self, when: datetime) -> int:
-        """The position just before the first event at or after ``when``."""
+        """The position of the event just before the first event at or after ``when``
+        (0 when there is none: positions need not start at 1, nor be dense)."""
         found = await self._conn.execute(
             select(func.min(event_stream.c.position)).where(event_stream.c.occurred_at >= when)
         )
         first = found.scalar_one_or_none()
-        return int(first) - 1 if first is not None else await self.head()
+        if first is None:
+            return await self.head()
+        before = await self._conn.execute(
+            select(func.max(event_stream.c.position)).where(event_stream.c.position < first)
+        )
+        return int(before.scalar_one_or_none() or 0)
