@@ -304,10 +304,11 @@ async def test_the_api_reference_works_with_the_network_off(
     local = urlsplit(base).netloc
     async with httpx.AsyncClient() as http:
         schema = (await http.get(f"{base}/openapi.json")).json()
+    # Swagger UI lists an operation once under each of its tags.
     operations = sum(
-        1
+        max(1, len(operation.get("tags", [])))
         for item in schema["paths"].values()
-        for method in item
+        for method, operation in item.items()
         if method in ("get", "put", "post", "delete", "patch")
     )
     context = await browser.new_context(**DESKTOP)  # type: ignore[arg-type]

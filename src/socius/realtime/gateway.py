@@ -696,10 +696,9 @@ class Connection:
         except Exception:  # the client went away
             self.finish(None)
             return False
-        if pending is None:
-            self._sent(is_event)
-        else:  # the send waits: a writer finishes it, then sends what queues meanwhile
-            self._writer = asyncio.create_task(self._write(pending, is_event))
+        self._sent(is_event)  # counted when handed to the socket
+        if pending is not None:  # the send waits: a writer finishes it, then what queued
+            self._writer = asyncio.create_task(self._write(pending))
         return True
 
     def _sent(self, is_event: bool) -> None:
@@ -722,20 +721,21 @@ class Connection:
                 self._room = None
         return self._offer(text, is_event=is_event)
 
-    async def _write(self, pending: eager.Pending | None = None, is_event: bool = False) -> None:
-        """Send the queued frames (after finishing ``pending``, a send already started)."""
+    async def _write(self, pending: eager.Pending | None = None) -> None:
+        """Send the queued frames (after finishing ``pending``, a send already started and
+        counted). A frame is counted as it is handed to the socket: a client that has read
+        it finds it in the metrics."""
         try:
             if pending is not None:
                 await eager.finish(pending)
-                self._sent(is_event)
             out = self._out
             while out:
                 text, is_event = out.popleft()
                 room = self._room
                 if room is not None and not room.done():
                     room.set_result(None)
-                await self._socket.send(text)
                 self._sent(is_event)
+                await self._socket.send(text)
         except Exception:  # the client went away mid-send
             self.finish(None)
         finally:
