@@ -33,6 +33,15 @@ query($n: Int) {
 WARM = 5
 COLD_AT_MOST = WARM + 4
 
+# What the app's background loops run whenever their timers fire (the revocation list's
+# safety-net read every few seconds, the sweep of expired messages): on a loaded machine
+# they can land inside the counted window, and are not the page's statements.
+_BACKGROUND = ("FROM revoked_sessions", "WHERE messages.expires_at <=")
+
+
+def _page_statements(seen: list[str]) -> list[str]:
+    return [s for s in seen if not any(mark in s for mark in _BACKGROUND)]
+
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
@@ -85,8 +94,10 @@ def test_a_page_of_conversations_runs_a_fixed_number_of_statements(
         assert len(node["members"]["nodes"]) == (2 if node["kind"] == "direct" else 4)
         assert all(m["user"]["username"] for m in node["members"]["nodes"])
         assert (node["memberIds"] is None) == (node["kind"] == "group")
+    cold = _page_statements(cold)
     assert WARM < len(cold) <= COLD_AT_MOST, "\n".join(s[:90] for s in cold)
     with count_queries() as warm:
         again = gql(me, PAGE, n=50)["conversations"]
     assert again == page
+    warm = _page_statements(warm)
     assert len(warm) == WARM, "\n".join(s[:90] for s in warm)
