@@ -68,13 +68,14 @@ async def seed(base_url: str) -> tuple[str, list[str]]:
 async def measure(
     server: ServerProcess, path: str, tokens_file: Path, tokens: list[str], seconds: float
 ) -> dict[str, Any]:
-    env = {"BENCH_PATH": path, "BENCH_TOKENS": str(tokens_file)}
-    await asyncio.to_thread(tokens_file.write_text, "\n".join(tokens) + "\n")
+    env = {"BENCH_TOKENS": str(tokens_file)}
+    lines = "".join(f"{token} {path}\n" for token in tokens)  # lua/paths.lua's lines
+    await asyncio.to_thread(tokens_file.write_text, lines)
     # Warm-up: every token verified, every cache filled.
-    await run_wrk(server.base_url, "get_path.lua", duration=1, connections=16, env=env)
+    await run_wrk(server.base_url, "paths.lua", duration=1, connections=16, env=env)
     with CpuMeter(server.pids()) as meter:
         result = await run_wrk(
-            server.base_url, "get_path.lua", duration=seconds, connections=16, env=env
+            server.base_url, "paths.lua", duration=seconds, connections=16, env=env
         )
     errors = result.non2xx + sum(result.socket_errors.values())
     return {
