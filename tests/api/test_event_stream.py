@@ -138,6 +138,35 @@ def test_erasure_appends_a_redaction_event(
     )
 
 
+def test_an_account_made_by_an_administrator_is_account_created_too(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """A consumer following ``account.*`` sees every new account, however it was made:
+    ``socius admin create-user`` writes ``account.created`` (via ``admin``) beside the
+    audit's ``admin.user_create``."""
+    from socius.services.audit import Actor
+
+    admin = register()
+    grant_admin_from_cli(app, http, admin.id)
+
+    async def create() -> int:
+        user = await app.wiring.container.admin.create_user(
+            Actor.command_line(), "madebyadmin", PASSWORD
+        )
+        return user.id
+
+    made = str(http.blocking_portal.call(create))
+    relay(app, http)
+    events = read_events(http, _token(admin))
+    assert [(e["type"], e["data"].get("user_id"), e["data"].get("via")) for e in events] == [
+        ("account.created", admin.id, "register"),
+        ("admin.user_grant_admin", None, "cli"),
+        ("account.created", made, "admin"),
+        ("admin.user_create", None, "cli"),
+    ]
+    assert events[3]["data"]["target_id"] == made
+
+
 def test_bad_filters_are_refused(
     app: App, http: TestClient[Any], register: Callable[..., Account]
 ) -> None:
