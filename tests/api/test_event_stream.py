@@ -117,6 +117,15 @@ def test_each_write_is_one_event_in_order_once(
 
     now = datetime.now(UTC)
     assert http.blocking_portal.call(start_after, now - timedelta(days=1)) == 0
+    # A time is the events' occurred_at, whenever the relay stored them (here: all at
+    # once, after the last one occurred).
+    times = [datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for e in events]
+    for k in (1, 6, len(events) - 1):
+        earlier = [e for e, t in zip(events, times, strict=True) if t < times[k]]
+        when = times[k]
+        assert http.blocking_portal.call(start_after, when) == (
+            earlier[-1]["position"] if earlier else 0
+        )
     assert http.blocking_portal.call(start_after, now + timedelta(days=1)) == positions[-1]
     page = alice.client.admin.events(after=positions[2], types="graph.*", limit=2)
     assert [e.type for e in page.items] == types[3:5]

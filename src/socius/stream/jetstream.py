@@ -252,9 +252,21 @@ class JetStreamEventStream:
         return int(info.state.last_seq or 0)
 
     async def position_at(self, when: datetime) -> int:
+        """The time is the event's ``occurred_at``, as in the database stream. JetStream
+        knows only when the relay stored each event, which is never before it occurred:
+        the first event stored at or after ``when`` is where to start looking, and the
+        events the relay stored late (they occurred before ``when``) are skipped."""
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=when)
         first = await self._take(config, (), 1)
-        return first[0].position - 1 if first else await self.head()
+        if not first:
+            return await self.head()
+        after = first[0].position - 1
+        while page := await self.read(after=after, limit=256):
+            for item in page:
+                if item.event.occurred_at >= when:
+                    return item.position - 1
+            after = page[-1].position
+        return after
 
     async def delete(self) -> None:
         """Remove the stream (tests: each makes its own)."""
