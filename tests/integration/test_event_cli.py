@@ -137,3 +137,26 @@ def test_relay_replay_tail_and_export(settings: Settings, tmp_path: Path) -> Non
     refused = _run(env, "events", "export", "--out", str(out), "--types", "message.*")
     assert refused.returncode == 2
     assert "other parameters" in refused.stderr
+
+
+def test_export_without_pyarrow_says_what_to_install(tmp_path: Path) -> None:
+    # pyarrow made unimportable, as where socius[analytics] is not installed.
+    blocked = (
+        "import sys; sys.modules['pyarrow'] = None;"
+        f"sys.argv = ['socius', 'events', 'export', '--out', {str(tmp_path / 'out')!r}];"
+        "from socius.cli import main; main()"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIUS_")}
+    env["SOCIUS_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-c", blocked],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "pip install 'socius[analytics]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
