@@ -120,7 +120,7 @@ def test_each_write_is_one_event_in_order_once(
     # A time is the events' occurred_at, whenever the relay stored them (here: all at
     # once, after the last one occurred).
     times = [datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for e in events]
-    for k in (1, 6, len(events) - 1):
+    for k in range(len(events)):
         earlier = [e for e, t in zip(events, times, strict=True) if t < times[k]]
         when = times[k]
         assert http.blocking_portal.call(start_after, when) == (
