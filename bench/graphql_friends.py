@@ -10,7 +10,9 @@ with the same fields (REST's ``GET /v1/friends?limit=50``, GraphQL's ``friends(f
 REST and GraphQL alternating, ``--runs`` times; the figure is the server's CPU seconds
 per request (median of the runs), and the GraphQL / REST ratio. Both are served from the
 warm cache: what differs is the transport's own work. Every answer is checked (a GraphQL
-answer with ``errors`` counts as an error).
+answer with ``errors`` counts as an error). Each run also measures the framework floor
+(bench/harness/floor.py: a bare Litestar + msgspec GET under the same Granian settings)
+and gives both figures as a ratio to the floor's CPU per request of that run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness.cpu import CpuMeter
+from bench.harness.floor import FloorServer, measure_floor
 from bench.harness.machine import machine_info
 from bench.harness.server import ServerProcess, free_port
 from bench.harness.stack import fresh_stack
@@ -76,13 +79,25 @@ async def main(args: argparse.Namespace) -> int:
     ) as stack:
         env = {**stack.settings_env(), "SOCIUS_LIMIT_FRIEND_REQUESTS": "0"}
         server = ServerProcess(env, port=free_port(), workers=1, log_path=workdir / "server.log")
+        floor = FloorServer(workdir / "floor.log")
         await server.start()
         try:
+            await floor.start()
             tokens = await _seed(server.base_url, args.users, args.friends)
             token_file = workdir / "tokens.txt"
             token_file.write_text("\n".join(tokens) + "\n")
             for run in range(args.runs):
                 row: dict[str, dict[str, float]] = {}
+                floor_rec = await measure_floor(
+                    floor, duration=args.duration, connections=args.connections
+                )
+                floor_cpu = floor_rec["server_cpu_us_per_request"]
+                row["floor"] = {
+                    "requests": floor_rec["requests"],
+                    "rate": round(floor_rec["rate"], 1),
+                    "server_cpu_us_per_request": round(floor_cpu, 1),
+                    "errors": floor_rec["errors"],
+                }
                 order = ("rest", "graphql") if run % 2 == 0 else ("graphql", "rest")
                 for api in order:
                     wrk_env = {"BENCH_API": api, "BENCH_TOKENS": str(token_file)}
@@ -106,24 +121,32 @@ async def main(args: argparse.Namespace) -> int:
                         "p99_ms": round(result.latency_ms.get("p99", 0.0), 2),
                         "server_cpu_s": cpu,
                         "server_cpu_us_per_request": round(cpu / max(result.requests, 1) * 1e6, 1),
+                        "over_floor": round(cpu / max(result.requests, 1) * 1e6 / floor_cpu, 2),
                         "errors": result.errors,
                         "machine_busy_cores": meter.result["machine_busy_cores"],
                     }
                 runs.append(row)
         finally:
+            await floor.stop()
             await server.stop()
 
     def median(api: str, key: str) -> float:
         return float(statistics.median(r[api][key] for r in runs))
 
-    summary = {
+    summary: dict[str, dict[str, float]] = {
         api: {
             "server_cpu_us_per_request": median(api, "server_cpu_us_per_request"),
+            "over_floor": median(api, "over_floor"),
             "rate": median(api, "rate"),
             "p99_ms": median(api, "p99_ms"),
             "errors": int(sum(r[api]["errors"] for r in runs)),
         }
         for api in ("rest", "graphql")
+    }
+    summary["floor"] = {
+        "server_cpu_us_per_request": median("floor", "server_cpu_us_per_request"),
+        "rate": median("floor", "rate"),
+        "errors": int(sum(r["floor"]["errors"] for r in runs)),
     }
     summary["graphql_over_rest_cpu"] = {
         "ratio": round(
@@ -147,7 +170,7 @@ async def main(args: argparse.Namespace) -> int:
     await asyncio.to_thread(out.write_text, json.dumps(record, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     print(f"wrote {out.relative_to(RESULTS.parent.parent)}")
-    errors = summary["rest"]["errors"] + summary["graphql"]["errors"]
+    errors = summary["rest"]["errors"] + summary["graphql"]["errors"] + summary["floor"]["errors"]
     return 0 if errors == 0 else 1
 
 

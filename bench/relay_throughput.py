@@ -16,7 +16,12 @@ holding the lease). Reported:
 - events/s through the relay (published and marked sent) while the load runs, and the
   time it took to drain what was left when the load stopped;
 - lag: from an event's commit-time timestamp to the stream's acknowledgement (p50/p99/max);
-- lost and duplicated: the stream must hold every event appended, once (both 0).
+- lost and duplicated: the stream must hold every event appended, once (both 0);
+- send errors by code (an overloaded stack may refuse sends, e.g. 503 ``unavailable``
+  when the database pool times out): counted, never fatal, and the exit status is 1.
+
+Whatever happens, the services are stopped (their background tasks with them) and the
+bench's JetStream stream is deleted before the bench's PostgreSQL database is dropped.
 
 The figures include the senders' CPU (one process, one event loop). Results go to
 bench/results/relay-<stream>-<stack>-<UTC time>.json.
@@ -107,8 +112,28 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
     await upgrade(settings.effective_database_url)
     wiring = build(settings)
     services = wiring.container
-    for start in services.on_start:
-        await start()
+    stream = services.events.stream
+    try:
+        for start in services.on_start:
+            await start()
+        return await _load(args, wiring, stream)
+    finally:
+        # Always: the stream of our own (JetStream) removed, and every background task of
+        # the services stopped before the caller drops the database under them.
+        if hasattr(stream, "delete"):
+            try:
+                await stream.delete()
+            except Exception as exc:
+                print(f"warning: the bench's stream was not deleted: {exc!r}", file=sys.stderr)
+        for stop in reversed(services.on_stop):
+            try:
+                await stop()
+            except Exception as exc:
+                print(f"warning: stopping the services: {exc!r}", file=sys.stderr)
+
+
+async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> dict[str, Any]:
+    services = wiring.container
     client = ClientInfo(ip="127.0.0.1", user_agent="relay-bench")
     rng = random.Random(7)
     ids = []
@@ -118,7 +143,6 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
         )
         ids.append(issued.user.id)
     targets = await _conversations(services, ids, rng)
-    stream = services.events.stream
     timed = Timed(stream)
     relay = Relay(wiring.database, timed, lambda: datetime.now(UTC), batch=args.batch)  # type: ignore[arg-type]
     while await relay.run_once():  # the setup's events first: not in the figures
@@ -129,14 +153,20 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
 
     relaying = asyncio.create_task(relay.run(interval=0.01))
     accepted = 0
+    errors: dict[str, int] = {}
     pending: set[asyncio.Task[Any]] = set()
 
     async def send(n: int) -> None:
         nonlocal accepted
         conversation, sender = targets[n % len(targets)]
-        await services.messaging.send(
-            sender, conversation, client_msg_id=f"b{n}", body="hello", reply_to=None
-        )
+        try:
+            await services.messaging.send(
+                sender, conversation, client_msg_id=f"b{n}", body="hello", reply_to=None
+            )
+        except Exception as exc:
+            name = getattr(exc, "code", None) or type(exc).__name__
+            errors[name] = errors.get(name, 0) + 1
+            return
         accepted += 1
 
     started = time.monotonic()
@@ -162,11 +192,13 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
     await asyncio.gather(relaying, return_exceptions=True)
     head_after = await stream.head()
     stored = head_after - head_before
-    result = {
+    return {
         "stream": stream.name,
         "offered_per_s": args.rate,
         "sent": n,
         "accepted_per_s": accepted / load_seconds,
+        "send_errors": errors,
+        "load_seconds": load_seconds,
         "relayed_during_load_per_s": relayed_during / load_seconds,
         "relayed_total": len(timed.ids),
         "drain_after_load_s": drain_seconds,
@@ -176,11 +208,6 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
         "conversations": len({c for c, _ in targets}),
         "users": args.users,
     }
-    if hasattr(stream, "delete"):
-        await stream.delete()
-    for stop in reversed(services.on_stop):
-        await stop()
-    return result
 
 
 async def main() -> int:
@@ -233,7 +260,8 @@ async def main() -> int:
     out.write_text(json.dumps(report, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
     print(f"\nsaved {out.relative_to(ROOT)}")
-    return 0
+    failed = result["lost"] or result["duplicated"] or result["send_errors"]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

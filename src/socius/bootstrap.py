@@ -457,6 +457,7 @@ def build(
             return_urls=settings.oidc_return_urls,
             state_ttl_seconds=settings.oidc_state_ttl_seconds,
             exchange_ttl_seconds=settings.oidc_exchange_ttl_seconds,
+            events=events,
         ),
         passkeys=PasskeyService(
             database,

@@ -117,6 +117,15 @@ def test_each_write_is_one_event_in_order_once(
 
     now = datetime.now(UTC)
     assert http.blocking_portal.call(start_after, now - timedelta(days=1)) == 0
+    # A time is the events' occurred_at, whenever the relay stored them (here: all at
+    # once, after the last one occurred).
+    times = [datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for e in events]
+    for k in range(len(events)):
+        earlier = [e for e, t in zip(events, times, strict=True) if t < times[k]]
+        when = times[k]
+        assert http.blocking_portal.call(start_after, when) == (
+            earlier[-1]["position"] if earlier else 0
+        )
     assert http.blocking_portal.call(start_after, now + timedelta(days=1)) == positions[-1]
     page = alice.client.admin.events(after=positions[2], types="graph.*", limit=2)
     assert [e.type for e in page.items] == types[3:5]
@@ -136,6 +145,35 @@ def test_erasure_appends_a_redaction_event(
         "account.erased",
         leaving.id,
     )
+
+
+def test_an_account_made_by_an_administrator_is_account_created_too(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """A consumer following ``account.*`` sees every new account, however it was made:
+    ``socius admin create-user`` writes ``account.created`` (via ``admin``) beside the
+    audit's ``admin.user_create``."""
+    from socius.services.audit import Actor
+
+    admin = register()
+    grant_admin_from_cli(app, http, admin.id)
+
+    async def create() -> int:
+        user = await app.wiring.container.admin.create_user(
+            Actor.command_line(), "madebyadmin", PASSWORD
+        )
+        return user.id
+
+    made = str(http.blocking_portal.call(create))
+    relay(app, http)
+    events = read_events(http, _token(admin))
+    assert [(e["type"], e["data"].get("user_id"), e["data"].get("via")) for e in events] == [
+        ("account.created", admin.id, "register"),
+        ("admin.user_grant_admin", None, "cli"),
+        ("account.created", made, "admin"),
+        ("admin.user_create", None, "cli"),
+    ]
+    assert events[3]["data"]["target_id"] == made
 
 
 def test_bad_filters_are_refused(

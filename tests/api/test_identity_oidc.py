@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from admin_support import grant_admin_from_cli
 from api_support import error
 from federation_support import PUBLIC, back_from_provider, disable, fragment, mark_email_verified
 from litestar.testing import TestClient
@@ -18,6 +19,7 @@ from totp_support import code_at, enable_totp
 from clock import Clock
 from conftest import PASSWORD, Account, App, make_app, unique_name
 from contract import api_error
+from event_support import read_events, relay
 from oidc_provider import OidcProvider, running_provider
 from socius.client import ApiError, AsyncClient, AuthResult, Client, MfaRequired
 from socius.settings import Settings
@@ -105,7 +107,11 @@ def test_the_authorization_url_carries_pkce_state_and_nonce(
 
 
 def test_a_first_sign_in_makes_an_account_and_the_next_finds_it(
-    http: TestClient[Any], sdk: Callable[[], Client], provider: OidcProvider
+    app: App,
+    http: TestClient[Any],
+    sdk: Callable[[], Client],
+    provider: OidcProvider,
+    register: Callable[..., Account],
 ) -> None:
     name = unique_name("oidc")
     back = fragment(sign_in(http, provider, f"sub-{name}", **verified(name), name="Ada L."))
@@ -126,6 +132,16 @@ def test_a_first_sign_in_makes_an_account_and_the_next_finds_it(
     # An account made by a provider has no password.
     refused = api_error(sdk().login, name, "")
     assert refused.status in (401, 422)
+    # The durable stream has its account.created, once, as a registration's.
+    admin = register()
+    grant_admin_from_cli(app, http, admin.id)
+    relay(app, http)
+    created = [
+        e["data"]
+        for e in read_events(http, admin.client.access_token or "", types="account.created")
+    ]
+    assert {"user_id": first.user.id, "via": "oidc"} in created
+    assert [d["user_id"] for d in created].count(first.user.id) == 1
 
 
 def test_a_taken_username_gets_a_suffix(

@@ -151,7 +151,7 @@ class AccountService:
         user = await self.new_user(username, password, email=email, display_name=display_name)
         async with self._uow() as uow:
             await uow.users.add(user)
-            await self._event(uow, "account.created", user.id)
+            await self.created(uow, user.id, via="register")
             send_after_commit(self._mail, uow, await self._verification.issue(uow, user))
             issued = (
                 None
@@ -161,6 +161,11 @@ class AccountService:
             await uow.commit()
         await self._register_throttle.hit(client.ip)
         return issued or PendingVerification(user)
+
+    async def created(self, uow: UnitOfWork, user_id: int, *, via: str) -> None:
+        """The ``account.created`` event of a new account, however it was made
+        (``via``: ``register``, ``oidc`` or ``admin``), in the unit of work adding it."""
+        await self._event(uow, "account.created", user_id, via=via)
 
     async def _event(self, uow: UnitOfWork, type_: str, user_id: int, **data: Any) -> None:
         """The write's one event in the durable stream (services/events.py)."""

@@ -192,6 +192,7 @@ class AdminService:
         async with self._uow() as uow:
             await self._lock(uow, actor)
             await uow.users.add(user)
+            await self._accounts.created(uow, user.id, via="admin")
             await self._audit.record(
                 uow,
                 actor,

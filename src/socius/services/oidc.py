@@ -58,6 +58,7 @@ from socius.domain.federation import (
 from socius.domain.ids import IdGenerator
 from socius.domain.users import DmPolicy, User, UserStatus, check_email
 from socius.services.auth import AuthService, ClientInfo, IssuedTokens, SignInMethod
+from socius.services.events import DomainEvents
 from socius.services.mfa import MfaChallenge
 from socius.services.oidc_provider import IdClaims, OidcProviderClient
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -137,8 +138,10 @@ class OidcService:
         return_urls: list[str],
         state_ttl_seconds: int,
         exchange_ttl_seconds: int,
+        events: DomainEvents | None = None,
     ) -> None:
         self._uow = uow
+        self._events = events
         self._clock = clock
         self._ids = ids
         self._auth = auth
@@ -377,6 +380,10 @@ class OidcService:
                 email_verified_at=now,
             )
             await uow.users.add(user)
+            if self._events is not None:  # the stream's account.created, as a registration's
+                await self._events.append(
+                    uow, "account.created", {"user_id": user.id, "via": "oidc"}
+                )
             return user
         raise Conflict("no free username could be found; try again", code="username_taken")
 

@@ -252,9 +252,29 @@ class JetStreamEventStream:
         return int(info.state.last_seq or 0)
 
     async def position_at(self, when: datetime) -> int:
+        """The time is the event's ``occurred_at``, as in the database stream. JetStream
+        knows only when the relay stored each event, which is never before it occurred:
+        the first event stored at or after ``when`` is where to start looking; events
+        the relay stored late (after a relay outage: many) occurred before ``when``, so
+        the first that occurred at or after it is found by bisection over the positions
+        from there (the relay publishes in the order events occurred)."""
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=when)
         first = await self._take(config, (), 1)
-        return first[0].position - 1 if first else await self.head()
+        if not first:
+            return await self.head()
+        if first[0].event.occurred_at >= when:
+            return first[0].position - 1
+        # Bisection on "the next event at or after position s occurred at/after when (or
+        # there is none)": false at ``low``, true past the head.
+        low, high = first[0].position, await self.head() + 1
+        while high - low > 1:
+            middle = (low + high) // 2
+            found = await self.read(after=middle - 1, limit=1)
+            if not found or found[0].event.occurred_at >= when:
+                high = middle
+            else:
+                low = found[0].position
+        return high - 1
 
     async def delete(self) -> None:
         """Remove the stream (tests: each makes its own)."""
