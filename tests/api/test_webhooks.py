@@ -242,3 +242,68 @@ def test_the_sdk_manages_webhooks(admin: Account, receiver: Receiver) -> None:
     assert [d.id for d in sdk.webhook_deliveries(hook.id).items] == [ping.id]
     sdk.delete_webhook(hook.id)
     assert sdk.webhooks() == []
+
+
+def test_bodies_only_to_an_endpoint_that_asks_and_only_while_they_exist(
+    app: App,
+    http: Any,
+    admin: Account,
+    receiver: Receiver,
+    register: Callable[..., Account],
+) -> None:
+    auth = bearer(_token(admin))
+    plain_receiver = Receiver()
+    plain_receiver.start()
+    try:
+        wanting = http.post(
+            "/v1/admin/webhooks",
+            json={"url": receiver.url, "types": ["message.*"], "bodies": True},
+            headers=auth,
+        ).json()
+        plain = http.post(
+            "/v1/admin/webhooks",
+            json={"url": plain_receiver.url, "types": ["message.*"]},
+            headers=auth,
+        ).json()
+        assert (wanting["bodies"], plain["bodies"]) == (True, False)
+        receiver.secret = wanting["secret"]
+        plain_receiver.secret = plain["secret"]
+
+        ann, bob = register(), register()
+        ann.client.send_friend_request(bob.id)
+        bob.client.accept_friend_request(ann.id)
+        direct = ann.client.open_direct(bob.id)
+        kept = ann.client.send_message(direct.id, "still here", client_msg_id="k1")
+        gone = ann.client.send_message(direct.id, "taken back", client_msg_id="k2")
+        deleted = http.delete(
+            f"/v1/conversations/{direct.id}/messages/{gone.id}", headers=bearer(_token(ann))
+        )
+        assert deleted.status_code == 200, deleted.text
+        _deliver(app, http)
+    finally:
+        plain_receiver.stop()
+
+    def created(r: Receiver) -> dict[str, Any]:
+        bodies = {x.webhook_id: x.body for x in r.received}
+        return {
+            b["data"]["message_id"]: b
+            for b in (bodies[i] for i in r.unique_ids())
+            if b["type"] == "message.created"
+        }
+
+    asked = created(receiver)
+    assert set(asked) == {kept.id, gone.id}
+    assert asked[kept.id]["body"] == "still here"
+    assert "body" not in asked[gone.id]  # deleted before delivery: never sent
+    assert all(r.signature_ok for r in receiver.received)
+    not_asked = created(plain_receiver)
+    assert set(not_asked) == {kept.id, gone.id}
+    assert all("body" not in b for b in not_asked.values())
+
+    changed = http.patch(
+        f"/v1/admin/webhooks/{plain['id']}", json={"bodies": True}, headers=auth
+    ).json()
+    assert changed["bodies"] is True
+    audit = http.get("/v1/admin/audit", headers=auth).json()["items"]
+    assert audit[0]["action"] == "webhook.update"
+    assert audit[0]["details"]["bodies"] is True

@@ -157,10 +157,11 @@ class AsyncAdmin:
         secret: str | None = None,
         enabled: bool = True,
         description: str | None = None,
+        bodies: bool = False,
     ) -> Webhook:
         """A new endpoint for the events of `types` (all when None); a secret is made
-        when none is given."""
-        body: dict[str, Any] = {"url": url, "enabled": enabled}
+        when none is given. `bodies`: message events carry the body while it exists."""
+        body: dict[str, Any] = {"url": url, "enabled": enabled, "bodies": bodies}
         if types is not None:
             body["types"] = types
         if secret is not None:
@@ -171,7 +172,7 @@ class AsyncAdmin:
         return decode(Webhook, response.content)
 
     async def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook:
-        """Change `url`, `types`, `secret`, `enabled` or `description`."""
+        """Change `url`, `types`, `secret`, `enabled`, `description` or `bodies`."""
         response = await self._client.request(
             "PATCH", f"/v1/admin/webhooks/{segment(webhook_id)}", json=changes
         )

@@ -299,6 +299,8 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
+    bodies: bool = False
+    """Message events carry ``body`` while the message still has content."""
 
 
 class WebhookDelivery(msgspec.Struct, frozen=True, kw_only=True):

@@ -152,10 +152,11 @@ class Admin:
         secret: str | None = None,
         enabled: bool = True,
         description: str | None = None,
+        bodies: bool = False,
     ) -> Webhook:
         """A new endpoint for the events of `types` (all when None); a secret is made
-        when none is given."""
-        body: dict[str, Any] = {"url": url, "enabled": enabled}
+        when none is given. `bodies`: message events carry the body while it exists."""
+        body: dict[str, Any] = {"url": url, "enabled": enabled, "bodies": bodies}
         if types is not None:
             body["types"] = types
         if secret is not None:
@@ -166,7 +167,7 @@ class Admin:
         return decode(Webhook, response.content)
 
     def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook:
-        """Change `url`, `types`, `secret`, `enabled` or `description`."""
+        """Change `url`, `types`, `secret`, `enabled`, `description` or `bodies`."""
         response = self._client.request(
             "PATCH", f"/v1/admin/webhooks/{segment(webhook_id)}", json=changes
         )

@@ -67,6 +67,7 @@ class Webhook:
     disabled_reason: str | None  # "failing": disabled after failing too long
     created_at: datetime
     updated_at: datetime
+    bodies: bool = False  # message events carry the body while the message has content
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from socius.domain.pagination import check_limit
 from socius.domain.stream import DomainEvent, StreamedEvent, check_types
 from socius.services.ports import Clock, EventStream, UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["DomainEvents", "EventPage", "parse_start"]
+__all__ = ["DomainEvents", "EventPage", "attach_bodies", "parse_start"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,15 +130,7 @@ class DomainEvents:
         return EventPage(items, items[-1].position if items else after, head)
 
     async def with_bodies(self, items: Sequence[StreamedEvent]) -> list[StreamedEvent]:
-        wanted = [i.event.message_id for i in items if i.event.message_id is not None]
-        if not wanted:
-            return list(items)
-        async with self._uow(write=False) as uow:
-            found = await uow.domain_events.bodies(wanted)
-        return [
-            replace(i, body=found.get(i.event.message_id)) if i.event.message_id else i
-            for i in items
-        ]
+        return await attach_bodies(self._uow, items)
 
     async def start_after(self, start: int | datetime) -> int:
         """The position to read after, for ``--from`` (a position or a time)."""
@@ -150,3 +142,18 @@ class DomainEvents:
         """Events committed but not yet in the stream."""
         async with self._uow(write=False) as uow:
             return await uow.domain_events.pending()
+
+
+async def attach_bodies(
+    uow_factory: UnitOfWorkFactory, items: Sequence[StreamedEvent]
+) -> list[StreamedEvent]:
+    """The items, each message event with the body its message has now (none once the
+    message was deleted, expired or erased)."""
+    wanted = [i.event.message_id for i in items if i.event.message_id is not None]
+    if not wanted:
+        return list(items)
+    async with uow_factory(write=False) as uow:
+        found = await uow.domain_events.bodies(wanted)
+    return [
+        replace(i, body=found.get(i.event.message_id)) if i.event.message_id else i for i in items
+    ]

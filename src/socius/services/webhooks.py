@@ -38,6 +38,7 @@ from socius.domain.webhooks import (
     sign,
 )
 from socius.services.audit import Actor, AuditLog, Target
+from socius.services.events import attach_bodies
 from socius.services.ports import (
     Clock,
     EventStream,
@@ -70,6 +71,7 @@ class WebhookChanges:
     secret: str | None = None
     enabled: bool | None = None
     description: str | None = None
+    bodies: bool | None = None
 
 
 def _no_such_webhook() -> NotFound:
@@ -90,6 +92,7 @@ def event_body(item: StreamedEvent) -> bytes:
             "position": item.position,
             "data": e.data,
         }
+        | ({"body": item.body} if item.body is not None else {})
     )
 
 
@@ -135,6 +138,7 @@ class WebhookService:
         secret: str | None = None,
         enabled: bool = True,
         description: str | None = None,
+        bodies: bool = False,
     ) -> Webhook:
         """A new endpoint; it receives events that enter the stream from now on."""
         now = self._clock()
@@ -152,6 +156,7 @@ class WebhookService:
             disabled_reason=None,
             created_at=now,
             updated_at=now,
+            bodies=bodies,
         )
         async with self._uow() as uow:
             await self._start(uow, actor)
@@ -161,7 +166,12 @@ class WebhookService:
                 actor,
                 AuditAction.WEBHOOK_CREATE,
                 target=_target(hook.id),
-                details={"url": hook.url, "types": hook.types, "enabled": enabled},
+                details={
+                    "url": hook.url,
+                    "types": hook.types,
+                    "enabled": enabled,
+                    "bodies": bodies,
+                },
             )
             await uow.commit()
         return hook
@@ -187,6 +197,8 @@ class WebhookService:
             values["secret"] = check_secret(changes.secret)
         if changes.description is not None:
             values["description"] = check_description(changes.description)
+        if changes.bodies is not None:
+            values["bodies"] = changes.bodies
         if changes.enabled is not None:
             values["enabled"] = changes.enabled
             if changes.enabled:  # a fresh start: retry now, forget the failures
@@ -206,7 +218,7 @@ class WebhookService:
             values["updated_at"] = self._clock()
             updated = await uow.webhooks.update(webhook_id, values)
             assert updated is not None
-            shown = {k: v for k, v in values.items() if k in ("url", "types", "enabled")}
+            shown = {k: v for k, v in values.items() if k in ("url", "types", "enabled", "bodies")}
             if "secret" in values:
                 shown["secret_changed"] = True
             await self._audit.record(
@@ -336,6 +348,8 @@ class WebhookService:
             page = await self._stream.read(after=hook.position, types=hook.types, limit=_PAGE)
             if not page:
                 return delivered
+            if hook.bodies:  # read at each try: a body deleted meanwhile is never sent
+                page = await attach_bodies(self._uow, page)
             for item in page:
                 outcome = await self._deliver(hook, item)
                 if outcome is None:

@@ -474,6 +474,7 @@ webhooks = Table(
     Column("failing_since", UtcDateTime, nullable=True),
     Column("next_attempt_at", UtcDateTime, nullable=True),
     Column("disabled_reason", String(64), nullable=True),
+    Column("bodies", Boolean, nullable=False, server_default=false()),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -28,6 +28,7 @@ def _webhook(row: Row[Any]) -> Webhook:
         failing_since=row.failing_since,
         next_attempt_at=row.next_attempt_at,
         disabled_reason=row.disabled_reason,
+        bodies=bool(row.bodies),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -66,6 +67,7 @@ class SqlWebhookRepository:
                 failing_since=hook.failing_since,
                 next_attempt_at=hook.next_attempt_at,
                 disabled_reason=hook.disabled_reason,
+                bodies=hook.bodies,
                 created_at=hook.created_at,
                 updated_at=hook.updated_at,
             )

@@ -53,6 +53,10 @@ Secret = Annotated[
         pattern=SECRET_PATTERN, description="`whsec_` + base64 key; made for you when absent"
     ),
 ]
+_BODIES = msgspec.Meta(
+    description="message events carry `body`, read at each delivery attempt: a message "
+    "deleted, expired or erased before then is sent without it"
+)
 Description = Annotated[str, msgspec.Meta(max_length=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN)]
 TypeName = Annotated[str, msgspec.Meta(max_length=64, pattern=FILTER_PATTERN)]
 
@@ -63,6 +67,7 @@ class WebhookIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: Secret | None = None
     enabled: bool = True
     description: Description | None = None
+    bodies: Annotated[bool, _BODIES] = False
 
 
 class WebhookPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -73,6 +78,7 @@ class WebhookPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: Secret | None = None
     enabled: bool | None = None
     description: Description | None = None
+    bodies: Annotated[bool, _BODIES] | None = None
 
 
 class WebhookOut(msgspec.Struct, kw_only=True):
@@ -91,6 +97,8 @@ class WebhookOut(msgspec.Struct, kw_only=True):
     next_attempt_at: datetime | None
     disabled_reason: str | None
     """`failing` once disabled after failing for 24 h."""
+    bodies: bool
+    """Message events carry `body` while the message still has content."""
     created_at: datetime
     updated_at: datetime
 
@@ -122,6 +130,7 @@ def _out(hook: Webhook) -> WebhookOut:
         failing_since=hook.failing_since,
         next_attempt_at=hook.next_attempt_at,
         disabled_reason=hook.disabled_reason,
+        bodies=hook.bodies,
         created_at=hook.created_at,
         updated_at=hook.updated_at,
     )
@@ -166,6 +175,7 @@ async def create_webhook(
         secret=data.secret,
         enabled=data.enabled,
         description=data.description,
+        bodies=data.bodies,
     )
     return _out(hook)
 
@@ -196,6 +206,7 @@ async def update_webhook(
         secret=data.secret,
         enabled=data.enabled,
         description=data.description,
+        bodies=data.bodies,
     )
     return _out(await container_of(state).webhooks.update(admin, _hook_id(webhook_id), changes))
 
