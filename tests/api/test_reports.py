@@ -329,3 +329,20 @@ def test_reports_reach_the_event_stream_without_their_notes(
     text = str(events)
     assert "a private note" not in text
     assert "a resolution note" not in text
+
+
+def test_erasure_removes_the_notes_by_and_about_the_account(
+    register: Callable[..., Account], admin: Account
+) -> None:
+    ada, bob, cat = register(), register(), register()
+    by_ada = ada.client.report("user", bob.id, "spam", note="ada wrote this")
+    about_bob = cat.client.report("user", bob.id, "hate", note="bob said something")
+    about_cat = ada.client.report("user", cat.id, "other", note="ada wrote this too")
+    ada.client.delete_me(ada.password)
+    bob.client.delete_me(bob.password)
+    notes = {r.id: r.note for r in admin.client.admin.iter_reports()}
+    assert notes[by_ada.id] is None
+    assert notes[about_bob.id] is None
+    assert notes[about_cat.id] is None  # ada wrote it: ada is erased
+    still = cat.client.report("user", register().id, "spam", note="cat's own")
+    assert admin.client.admin.report(still.id).note == "cat's own"

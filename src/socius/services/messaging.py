@@ -642,46 +642,26 @@ class MessagingService:
         check_body(body)
         await self._limits.messages.check(actor)
         attached = tuple(check_attachment_count(list(attachment_ids)))
-        # Moderation: per request, before the send joins a group (a slow classifier
-        # delays this send only); a reject raises here.
-        verdict = await self._judge(MessageDraft(actor, conversation_id, body, None, len(attached)))
+        verdict = None
+        if self._moderation is not None:  # per request, before the group (decision 0023)
+            draft = MessageDraft(actor, conversation_id, body, None, len(attached))
+            verdict = await self._moderation.judge(draft)  # a reject raises here
         message, created = await self._sends.submit(
             _Send(actor, conversation_id, client_msg_id, body, reply_to, attached)
         )
-        if created:
+        if verdict is not None and created:
             await self._flagged(message, verdict)
         return message, created
 
-    # moderation (services/moderation.py) ---------------------------------------------
-
-    async def _judge(self, draft: MessageDraft) -> Verdict:
-        if self._moderation is None:
-            return Verdict.allow()
-        return await self._moderation.judge(draft)
-
     async def _flagged(self, message: Message, verdict: Verdict) -> None:
-        """A flagged message is stored; then reported (by the system) for administrators.
-        A report that cannot be written is logged: the message stays sent."""
+        """The moderation hook flagged ``message`` (now stored): report it, by the system,
+        for administrators. A report that cannot be written is logged; the message stays."""
         if verdict.decision is not Decision.FLAG or self.on_flagged is None:
             return
         try:
             await self.on_flagged(message, verdict)
         except Exception:
             log.exception("flag_report_failed", message_id=message.id)
-
-    async def remove(self, conversation_id: int, message_id: int) -> Message | None:
-        """Delete a message for everyone as a moderator (an administrator resolving a
-        report): as its sender deleting it. None when there is no such message; an
-        already deleted one is answered as it is."""
-        async with self._uow() as uow:
-            if await uow.conversations.get(conversation_id, lock=True) is None:
-                return None
-            message = await uow.conversations.message(conversation_id, message_id)
-            if message is None or message.deleted:
-                return message
-            deleted = await self._erase_message(uow, message)
-            await uow.commit()
-        return deleted
 
     async def _send_group(self, ops: Sequence[_Send]) -> list[tuple[Message, bool] | Exception]:
         """Answer every send of a group: together in one transaction, or, when that
@@ -962,7 +942,10 @@ class MessagingService:
 
     async def edit(self, actor: int, conversation_id: int, message_id: int, body: str) -> Message:
         check_body(body)
-        verdict = await self._judge(MessageDraft(actor, conversation_id, body, message_id))
+        if self._moderation is None:
+            return await self._edit(actor, conversation_id, message_id, body)
+        draft = MessageDraft(actor, conversation_id, body, message_id)
+        verdict = await self._moderation.judge(draft)  # a reject raises here
         edited = await self._edit(actor, conversation_id, message_id, body)
         await self._flagged(edited, verdict)
         return edited
@@ -1002,6 +985,20 @@ class MessagingService:
                     "only the sender or an admin may delete a message", code="not_the_sender"
                 )
             if message.deleted:
+                return message
+            deleted = await self._erase_message(uow, message)
+            await uow.commit()
+        return deleted
+
+    async def delete_as_moderator(self, conversation_id: int, message_id: int) -> Message | None:
+        """Delete a message for everyone as a moderator (an administrator resolving a
+        report): as its sender deleting it. None when there is no such message; an
+        already deleted one is answered as it is."""
+        async with self._uow() as uow:
+            if await uow.conversations.get(conversation_id, lock=True) is None:
+                return None
+            message = await uow.conversations.message(conversation_id, message_id)
+            if message is None or message.deleted:
                 return message
             deleted = await self._erase_message(uow, message)
             await uow.commit()

@@ -214,7 +214,9 @@ class ReportService:
                 raise InvalidInput(
                     "delete_message resolves reports of messages only", code="invalid_action"
                 )
-            removed = await self._messaging.remove(report.conversation_id, report.target_id)
+            removed = await self._messaging.delete_as_moderator(
+                report.conversation_id, report.target_id
+            )
             details["message_deleted"] = removed is not None
         elif action is ReportAction.DISABLE_USER:
             if report.target_user_id is None:
