@@ -41,6 +41,7 @@ __all__ = [
 log = structlog.get_logger("socius.moderation")
 
 _RANK = {Decision.ALLOW: 0, Decision.FLAG: 1, Decision.REJECT: 2}
+_WORD = re.compile(r"\w+")
 _LINK = re.compile(r"(?:\bhttps?://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
 
 
@@ -75,20 +76,31 @@ class Rule(Protocol):
 
 
 class WordList:
-    """Words (whole, any case) and regular expressions that flag or reject a message."""
+    """Words (whole, any case) and regular expressions that flag or reject a message.
+
+    Single words are looked up in a set, one lookup per word of the message however long
+    the list is; phrases (several words, any spacing or punctuation between them) and
+    patterns are searched."""
 
     def __init__(self, words: Sequence[str], patterns: Sequence[str], decision: Decision) -> None:
-        parts = [rf"(?<!\w){re.escape(w.strip())}(?!\w)" for w in words if w.strip()]
-        self._words = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        listed = [w.strip().casefold() for w in words if w.strip()]
+        self._words = frozenset(w for w in listed if _WORD.fullmatch(w))
+        phrases = [
+            r"(?<!\w)" + r"\W+".join(map(re.escape, _WORD.findall(w))) + r"(?!\w)"
+            for w in listed
+            if not _WORD.fullmatch(w) and _WORD.search(w)
+        ]
         self._patterns = [re.compile(p) for p in patterns]
+        if phrases:
+            self._patterns.append(re.compile("|".join(phrases), re.IGNORECASE))
         self._verdict = Verdict(decision, "words", ReportReason.OTHER)
 
     @property
     def empty(self) -> bool:
-        return self._words is None and not self._patterns
+        return not self._words and not self._patterns
 
     def judge(self, draft: MessageDraft) -> Verdict | None:
-        if self._words is not None and self._words.search(draft.body):
+        if self._words and not self._words.isdisjoint(_WORD.findall(draft.body.casefold())):
             return self._verdict
         for pattern in self._patterns:
             if pattern.search(draft.body):

@@ -23,7 +23,8 @@ def test_words_are_whole_and_any_case_and_patterns_are_searched() -> None:
     assert rule.judge(draft("SPAM!")) == Verdict(Decision.REJECT, "words")
     assert rule.judge(draft("say two words")) is not None
     assert rule.judge(draft("fr33   money")) is not None
-    for fine in ("spammy", "antispam", "two-words", "free"):
+    assert rule.judge(draft("two-words, two\n words")) is not None  # any gap
+    for fine in ("spammy", "antispam", "twowords", "free"):
         assert rule.judge(draft(fine)) is None, fine
     assert WordList([" ", ""], [], Decision.FLAG).empty
 
