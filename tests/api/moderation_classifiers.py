@@ -8,7 +8,7 @@ import asyncio
 from socius.domain.reports import Decision, ReportReason, Verdict
 from socius.services.moderation import MessageDraft
 
-__all__ = ["failing", "keywords", "slow"]
+__all__ = ["Counting", "counting", "failing", "keywords", "slow"]
 
 
 class Keywords:
@@ -31,6 +31,22 @@ class Slow:
         return Verdict(Decision.REJECT, "slow_model")
 
 
+class Counting:
+    """Never answers within a budget; counts how many sends it holds at once."""
+
+    inflight = 0
+    most = 0
+
+    async def classify(self, draft: MessageDraft) -> Verdict:
+        Counting.inflight += 1
+        Counting.most = max(Counting.most, Counting.inflight)
+        try:
+            await asyncio.sleep(30)
+        finally:
+            Counting.inflight -= 1
+        return Verdict(Decision.REJECT, "counting")
+
+
 class Failing:
     async def classify(self, draft: MessageDraft) -> Verdict:
         raise RuntimeError("the model server is down")
@@ -42,6 +58,11 @@ def keywords() -> Keywords:
 
 def slow() -> Slow:
     return Slow()
+
+
+def counting() -> Counting:
+    Counting.inflight = Counting.most = 0
+    return Counting()
 
 
 def failing() -> Failing:

@@ -10,20 +10,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 from admin_support import grant_admin_from_cli
 from litestar.testing import TestClient
+from moderation_classifiers import Counting
 
 from conftest import PASSWORD, Account, make_app, unique_name
 from contract import assert_error
+from served import lifespan
 from socius.bootstrap import build
-from socius.client import AdminReport, Client
+from socius.client import AdminReport, AsyncClient, Client
 from socius.settings import Settings, SettingsError, load_settings
 
 Start = Callable[..., Any]
@@ -208,6 +212,37 @@ def test_a_slow_classifier_does_not_hold_sends_past_its_budget(started: Start) -
         assert _bodies(bob, group) == ["hello 0", "hello 1", "edited"]
         assert _metric(http, "moderation_classifier_failures_total", 'reason="timeout"') == 4
         assert _system_reports(admin) == []
+
+
+async def test_sends_are_judged_concurrently_before_their_group(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Concurrent sends are in the classifier at the same time (it runs per request, not
+    inside the group commit), and each goes through once the budget is spent. The app is
+    served in this event loop so that the gathered sends really interleave."""
+    app = make_app(
+        make_settings(
+            moderation_classifier="moderation_classifiers:counting",
+            moderation_classifier_budget_ms=1000,
+        )
+    )
+    async with lifespan(app.asgi):
+        transport = httpx.ASGITransport(app=app.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            ada, bob = AsyncClient(http=http), AsyncClient(http=http)
+            await ada.register(unique_name(), PASSWORD)
+            me = await bob.register(unique_name(), PASSWORD)
+            group = (await ada.create_group("g", [me.user.id])).id
+            sent = await asyncio.gather(
+                *(
+                    ada.send_message(group, f"m{i}", client_msg_id=secrets.token_hex(8))
+                    for i in range(8)
+                )
+            )
+            assert sorted(m.body or "" for m in sent) == [f"m{i}" for i in range(8)]
+            assert len(await bob.messages(group)) == 8
+    assert Counting.most >= 2, Counting.most
+    assert Counting.inflight == 0
 
 
 def test_a_failing_classifier_fails_open(started: Start) -> None:
