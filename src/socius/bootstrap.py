@@ -33,6 +33,7 @@ from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
 from socius.domain.errors import BusUnavailable, CacheUnavailable
 from socius.domain.ids import IdGenerator
+from socius.domain.reports import Decision
 from socius.mail import LogOnlyMailer, OutboxMailer, SmtpMailer, Templates
 from socius.observability.access_log import AccessLog
 from socius.observability.logging import configure_logging
@@ -58,6 +59,7 @@ from socius.services.lookaside import LookAside
 from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService, SendGroups
 from socius.services.mfa import MfaService
+from socius.services.moderation import LinkSpam, Moderation, Rule, WordList, load_classifier
 from socius.services.near_cache import NearCache, own_user_key
 from socius.services.oidc import OidcService
 from socius.services.oidc_provider import OidcProviderClient, ProviderConfig
@@ -69,6 +71,7 @@ from socius.services.ports import BlobStore, Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.relay import Relay
+from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.secret_box import SecretBox
@@ -351,6 +354,7 @@ def build(
             window=settings.send_group_window_ms / 1000,
             on_group=metrics.send_group_size.observe,
         ),
+        moderation=_make_moderation(settings, metrics),
     )
     attachments = AttachmentService(
         database,
@@ -409,12 +413,26 @@ def build(
         window_seconds=60,
         on_cache_error=cache_error,
     )
+    graph = GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits)
+    admin = AdminService(database, clock, accounts, revocations, profiles, tokens, audit)
+    reports = ReportService(
+        database,
+        clock,
+        ids,
+        graph=graph,
+        messaging=messaging,
+        admin=admin,
+        audit=audit,
+        events=events,
+        limit=limits.reports,
+    )
+    messaging.on_flagged = reports.flag
     container = Container(
         settings=settings,
         auth=auth,
         accounts=accounts,
         profiles=profiles,
-        graph=GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits),
+        graph=graph,
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
         attachments=attachments,
@@ -437,15 +455,7 @@ def build(
             link_for=_link(settings, settings.password_reset_link),
         ),
         mfa=mfa,
-        admin=AdminService(
-            database,
-            clock,
-            accounts,
-            revocations,
-            profiles,
-            tokens,
-            audit,
-        ),
+        admin=admin,
         oidc=OidcService(
             database,
             clock,
@@ -473,6 +483,7 @@ def build(
         events=events,
         relay=relay,
         webhooks=webhooks,
+        reports=reports,
     )
     if not passkeys_available():
         log.warning("the webauthn package is missing: passkeys are off (socius[federation])")
@@ -576,6 +587,45 @@ def _span_flusher(provider: TracerProvider) -> Callable[[], Awaitable[None]]:
         await asyncio.to_thread(provider.shutdown)
 
     return flush
+
+
+def _make_moderation(settings: Settings, metrics: Metrics) -> Moderation | None:
+    """The moderation hook from the settings (docs/moderation.md); None when nothing is
+    configured (sends pay nothing). A classifier that cannot be loaded fails the start."""
+    rules: list[Rule] = []
+    words = WordList(
+        settings.moderation_blocked_words,
+        settings.moderation_blocked_patterns,
+        Decision(settings.moderation_words_action),
+    )
+    if not words.empty:
+        rules.append(words)
+    links = LinkSpam(
+        max_links=settings.moderation_max_links,
+        new_account_seconds=settings.moderation_new_account_seconds,
+        decision=Decision(settings.moderation_links_action),
+    )
+    if not links.empty:
+        rules.append(links)
+    classifier = None
+    if settings.moderation_classifier:
+        try:
+            classifier = load_classifier(settings.moderation_classifier)
+        except ValueError as exc:
+            raise SettingsError(f"SOCIUS_MODERATION_CLASSIFIER: {exc}") from exc
+    if not rules and classifier is None:
+        return None
+    return Moderation(
+        rules,
+        classifier,
+        budget_seconds=settings.moderation_classifier_budget_ms / 1000,
+        on_failure=lambda reason: metrics.moderation_classifier_failures_total.labels(
+            reason=reason
+        ).inc(),
+        on_decision=lambda decision: metrics.moderation_decisions_total.labels(
+            decision=decision
+        ).inc(),
+    )
 
 
 def _make_blob_store(settings: Settings) -> BlobStore:
@@ -689,6 +739,7 @@ def _user_limits(
         typing=limit("typing"),
         friend_requests=limit("friend_requests"),
         groups=limit("groups"),
+        reports=limit("reports"),
     )
 
 

@@ -129,11 +129,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     limit_groups_seconds: int = 3600
     limit_uploads: int = 60
     limit_uploads_seconds: int = 600
+    limit_reports: int = 20
+    limit_reports_seconds: int = 3600
     ws_max_connections_per_user: int = 20  # 0: no cap
 
     # group commit of sends (decision 0011): concurrent sends share one transaction
     send_group_max: int = 128  # sends per transaction at most
     send_group_window_ms: float = 2.0  # an idle server waits this long for more sends
+
+    # moderation (docs/moderation.md): the hook before a message is stored
+    moderation_blocked_words: list[str] = []  # whole words, any case
+    moderation_blocked_patterns: list[str] = []  # Python regular expressions (searched)
+    moderation_words_action: Literal["reject", "flag"] = "reject"
+    moderation_max_links: int = 0  # more links than this in one message: links_action; 0 off
+    moderation_new_account_seconds: int = 0  # any link from an account this young; 0 off
+    moderation_links_action: Literal["reject", "flag"] = "flag"
+    moderation_classifier: str = ""  # module:factory making a MessageClassifier; empty: none
+    moderation_classifier_budget_ms: int = 50  # past it the message goes ahead (fail open)
 
     # operations
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -365,6 +377,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             for name in _USER_LIMITS
             for why in [f"must be >= 0, and {ENV_PREFIX}{name.upper()}_SECONDS >= 1"]
         ]
+        checks += self._moderation_checks()
         for name, provider in self.oidc_providers.items():
             checks += [
                 (
@@ -383,6 +396,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         for ok, name, why in checks:
             if not ok:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: {why}")
+
+    def _moderation_checks(self) -> list[tuple[bool, str, str]]:
+        checks: list[tuple[bool, str, str]] = [
+            (self.moderation_max_links >= 0, "moderation_max_links", "must be >= 0 (0: off)"),
+            (
+                self.moderation_new_account_seconds >= 0,
+                "moderation_new_account_seconds",
+                "must be >= 0 (0: off)",
+            ),
+            (
+                1 <= self.moderation_classifier_budget_ms <= 10_000,
+                "moderation_classifier_budget_ms",
+                "must be 1..10000",
+            ),
+            (
+                not self.moderation_classifier
+                or _CLASSIFIER.fullmatch(self.moderation_classifier) is not None,
+                "moderation_classifier",
+                f"{self.moderation_classifier!r} is not of the form package.module:factory",
+            ),
+        ]
+        for pattern in self.moderation_blocked_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                checks.append(
+                    (False, "moderation_blocked_patterns", f"{pattern!r} is not a regex: {exc}")
+                )
+        return checks
 
     @property
     def effective_database_url(self) -> str:
@@ -444,6 +486,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         return msgspec.convert({**msgspec.structs.asdict(self), **changes}, Settings)
 
 
+_CLASSIFIER = re.compile(r"[A-Za-z_][\w]*(?:[.][A-Za-z_][\w]*)*:[A-Za-z_][\w]*")
 _PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
@@ -461,6 +504,7 @@ _USER_LIMITS = (
     "limit_friend_requests",
     "limit_groups",
     "limit_uploads",
+    "limit_reports",
 )
 _DB_SCHEMES = {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 

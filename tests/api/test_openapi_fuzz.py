@@ -70,6 +70,7 @@ NO_THROTTLES = {
     "limit_typing": 0,
     "limit_friend_requests": 0,
     "limit_groups": 0,
+    "limit_reports": 0,
     "verify_email_max_per_hour": 1_000_000,
     "password_reset_max_per_address_per_hour": 1_000_000,
     "password_reset_max_per_ip_per_hour": 1_000_000,
@@ -100,6 +101,8 @@ STATE_RULES = {
     "invalid_code": "an OpenID Connect exchange code is one the server issued, and unspent",
     "invalid_challenge": "a passkey answer signs a challenge the server issued, and unspent",
     "invalid_passkey_response": "a passkey answer is an authenticator's, signed",
+    "cannot_report_self": "the user or message reported is the caller's own",
+    "invalid_action": "delete_message resolves a report of a message, not of a user",
 }
 # The main account is an administrator, so that /v1/admin is fuzzed past its gate. What
 # it may meet there: refusing to disable itself is ``cannot_target_self`` above; being the

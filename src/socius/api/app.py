@@ -23,6 +23,7 @@ from socius.api.openapi import document
 from socius.api.rest import (
     admin,
     admin_events,
+    admin_reports,
     admin_webhooks,
     attachments,
     auth,
@@ -39,6 +40,7 @@ from socius.api.rest import (
     people,
     presence,
     relationships,
+    reports,
     users,
 )
 from socius.api.ws import ws_gateway
@@ -134,6 +136,8 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             admin.router,
             admin_events.router,
             admin_webhooks.router,
+            admin_reports.router,
+            reports.router,
             ws_gateway,
             graphql_controller(),  # /graphql (docs/graphql.md)
             web.router,  # the browser client at / and the API reference at /docs

@@ -16,6 +16,7 @@ from socius.client._errors import (
     MfaRequired,
 )
 from socius.client._models import (
+    AdminReport,
     AdminUser,
     Attachment,
     AttachmentLink,
@@ -33,6 +34,8 @@ from socius.client._models import (
     PrivateUser,
     PublicUser,
     Relationship,
+    Report,
+    ReportedMessage,
     SessionInfo,
     StreamEvent,
     Suggestion,
@@ -49,6 +52,7 @@ from socius.client._sync_admin import Admin
 
 __all__ = [
     "Admin",
+    "AdminReport",
     "AdminUser",
     "ApiError",
     "AsyncAdmin",
@@ -75,6 +79,8 @@ __all__ = [
     "RealtimeClient",
     "RealtimeClosed",
     "Relationship",
+    "Report",
+    "ReportedMessage",
     "SessionInfo",
     "StreamEvent",
     "Suggestion",

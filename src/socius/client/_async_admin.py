@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from socius.client._codec import decode
 from socius.client._http import segment
 from socius.client._models import (
+    AdminReport,
     AdminUser,
     AuditEntry,
     EventPage,
@@ -130,6 +131,45 @@ class AsyncAdmin:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def reports(
+        self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> Page[AdminReport]:
+        """Reports of abuse, newest first; `status` "open" or "resolved"."""
+        params = {"status": status, "limit": limit, "cursor": cursor}
+        response = await self._client.request("GET", "/v1/admin/reports", params=params)
+        return decode(Page[AdminReport], response.content)
+
+    async def iter_reports(
+        self, *, status: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[AdminReport]:
+        """Every report `reports` lists, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.reports(status=status, limit=limit, cursor=cursor)
+            for report in page.items:
+                yield report
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def report(self, report_id: str) -> AdminReport:
+        response = await self._client.request("GET", f"/v1/admin/reports/{segment(report_id)}")
+        return decode(AdminReport, response.content)
+
+    async def resolve_report(
+        self, report_id: str, action: str, *, note: str | None = None
+    ) -> AdminReport:
+        """Resolve a report: `action` "dismiss", "delete_message" (for everyone) or
+        "disable_user" (the reported user or the message's sender); written to the audit
+        log with `note`."""
+        body: dict[str, Any] = {"action": action}
+        if note is not None:
+            body["note"] = note
+        response = await self._client.request(
+            "POST", f"/v1/admin/reports/{segment(report_id)}/resolve", json=body
+        )
+        return decode(AdminReport, response.content)
 
     async def events(
         self,

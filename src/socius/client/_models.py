@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 __all__ = [
+    "AdminReport",
     "AdminUser",
     "AuditEntry",
     "AuthResult",
@@ -20,6 +21,8 @@ __all__ = [
     "Page",
     "PrivateUser",
     "PublicUser",
+    "Report",
+    "ReportedMessage",
     "SessionInfo",
     "StreamEvent",
     "TokenPair",
@@ -261,6 +264,51 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     details: dict[str, Any]
     request_id: str | None
     ip: str | None
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    """A report of abuse as its reporter sees it (``POST /v1/reports``)."""
+
+    id: str
+    target: str  # "user" or "message"
+    target_id: str
+    reason: str
+    note: str | None
+    status: str  # "open" or "resolved"
+    created_at: datetime
+
+
+class ReportedMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """The reported message as it is now (``body`` None once deleted)."""
+
+    id: str
+    conversation_id: str
+    sender_id: str | None
+    body: str | None
+    deleted: bool
+    created_at: datetime
+
+
+class AdminReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A report as administrators see it (``/v1/admin/reports``); ``reporter_id`` None:
+    the moderation hook flagged the message (``rule`` says which rule)."""
+
+    id: str
+    created_at: datetime
+    reporter_id: str | None
+    target: str
+    target_id: str
+    user_id: str | None
+    conversation_id: str | None
+    reason: str
+    note: str | None
+    rule: str | None
+    status: str
+    resolved_at: datetime | None
+    resolved_by: str | None
+    action: str | None
+    resolution_note: str | None
+    message: ReportedMessage | None
 
 
 class StreamEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -39,6 +39,7 @@ from socius.client._models import (
     PrivateUser,
     PublicUser,
     Relationship,
+    Report,
     SessionInfo,
     Suggestion,
     SyncPage,
@@ -648,6 +649,19 @@ class Client:
             "POST", "/v1/conversations", json={"kind": "direct", "member_ids": [user_id]}
         )
         return decode(Conversation, response.content)
+
+    def report(
+        self, target: str, target_id: str, reason: str, *, note: str | None = None
+    ) -> Report:
+        """Report a user (`target="user"`) or a message (`target="message"`) to the
+        administrators; `reason` one of spam, harassment, hate, sexual, violence,
+        self_harm, illegal, impersonation, other. While your report on the same target is
+        open, this answers that report (docs/moderation.md)."""
+        body: dict[str, Any] = {"target": target, "id": target_id, "reason": reason}
+        if note is not None:
+            body["note"] = note
+        response = self.request("POST", "/v1/reports", json=body)
+        return decode(Report, response.content)
 
     def create_group(self, title: str, member_ids: list[str]) -> Conversation:
         response = self.request(

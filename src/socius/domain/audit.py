@@ -55,6 +55,7 @@ class TargetType(StrEnum):
 
     USER = "user"
     WEBHOOK = "webhook"
+    REPORT = "report"
 
 
 class AuditAction(StrEnum):
@@ -70,6 +71,7 @@ class AuditAction(StrEnum):
     WEBHOOK_UPDATE = "webhook.update"
     WEBHOOK_DELETE = "webhook.delete"
     WEBHOOK_PING = "webhook.ping"
+    REPORT_RESOLVE = "report.resolve"
 
 
 @dataclass(frozen=True, slots=True)

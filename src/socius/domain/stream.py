@@ -80,6 +80,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "admin.webhook_update",
         "admin.webhook_delete",
         "admin.webhook_ping",
+        "admin.report_resolve",
+        "report.created",
+        "report.resolved",
     }
 )
 """Every type the stream carries (docs/events.md describes each one's ``data``)."""

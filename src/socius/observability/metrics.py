@@ -235,6 +235,18 @@ class Metrics:
             ["action"],
             registry=r,
         )
+        self.moderation_decisions_total = Counter(
+            "moderation_decisions_total",
+            "Messages the moderation hook flagged or rejected, by decision.",
+            ["decision"],
+            registry=r,
+        )
+        self.moderation_classifier_failures_total = Counter(
+            "moderation_classifier_failures_total",
+            "Classifier calls that timed out or raised: the message went ahead (fail open).",
+            ["reason"],
+            registry=r,
+        )
         self.auth_failures_total = Counter(
             "auth_failures_total",
             "Authentication failures by reason.",

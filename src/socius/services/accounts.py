@@ -305,6 +305,7 @@ class AccountService:
             await uow.notifications.erase_user(user_id)
             await uow.outbox.erase_user(user_id)
             await uow.audit.erase_user(user_id)
+            await uow.reports.erase_user(user_id)  # the notes by and about them
             await uow.users.delete(user_id)
             await self._event(uow, "account.erased", user_id)  # a redaction: consumers forget
             uow.after_commit(lambda: self._graph_cache.user_erased(user_id, neighbors))

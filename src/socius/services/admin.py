@@ -108,6 +108,10 @@ class AdminService:
             raise _admin_required()
         return Actor(Via.API, user.id, request_id, ip)
 
+    async def begin_action(self, uow: UnitOfWork, actor: Actor) -> list[int]:
+        """For other services' admin actions (resolving a report): ``_lock``."""
+        return await self._lock(uow, actor)
+
     async def _lock(self, uow: UnitOfWork, actor: Actor) -> list[int]:
         """Start an action: lock the administrators (actions run one at a time, so the
         last-admin rule holds under concurrency) and check that an API actor still is

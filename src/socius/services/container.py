@@ -23,6 +23,7 @@ from socius.services.passkeys import PasskeyService
 from socius.services.password_reset import PasswordResets
 from socius.services.profiles import ProfileService
 from socius.services.relay import Relay
+from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
@@ -63,6 +64,7 @@ class Container:
     events: DomainEvents
     relay: Relay
     webhooks: WebhookService
+    reports: ReportService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -57,11 +57,13 @@ from socius.domain.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from socius.domain.reports import Decision, Verdict
 from socius.domain.users import DmPolicy
 from socius.services import erasure
 from socius.services.attachments import check_attachable, link_attachments
 from socius.services.delivery import Delivery
 from socius.services.group_commit import GroupCommit
+from socius.services.moderation import MessageDraft, Moderation
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.rate_limits import UserLimits
 
@@ -183,6 +185,7 @@ class MessagingService:
         *,
         limits: UserLimits | None = None,
         groups: SendGroups | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -198,6 +201,10 @@ class MessagingService:
         )
         # Set by bootstrap: deletes the bytes of attachments doomed by a commit.
         self.on_attachments_doomed: Callable[[], Awaitable[None]] | None = None
+        # The moderation hook (services/moderation.py; None: nothing configured) and,
+        # set by bootstrap, what reports a flagged message (services/reports.py).
+        self._moderation = moderation
+        self.on_flagged: Callable[[Message, Verdict], Awaitable[object]] | None = None
 
     # helpers -------------------------------------------------------------------------
 
@@ -634,16 +641,27 @@ class MessagingService:
         check_client_msg_id(client_msg_id)
         check_body(body)
         await self._limits.messages.check(actor)
-        return await self._sends.submit(
-            _Send(
-                actor,
-                conversation_id,
-                client_msg_id,
-                body,
-                reply_to,
-                tuple(check_attachment_count(list(attachment_ids))),
-            )
+        attached = tuple(check_attachment_count(list(attachment_ids)))
+        verdict = None
+        if self._moderation is not None:  # per request, before the group (decision 0023)
+            draft = MessageDraft(actor, conversation_id, body, None, len(attached))
+            verdict = await self._moderation.judge(draft)  # a reject raises here
+        message, created = await self._sends.submit(
+            _Send(actor, conversation_id, client_msg_id, body, reply_to, attached)
         )
+        if verdict is not None and created:
+            await self._flagged(message, verdict)
+        return message, created
+
+    async def _flagged(self, message: Message, verdict: Verdict) -> None:
+        """The moderation hook flagged ``message`` (now stored): report it, by the system,
+        for administrators. A report that cannot be written is logged; the message stays."""
+        if verdict.decision is not Decision.FLAG or self.on_flagged is None:
+            return
+        try:
+            await self.on_flagged(message, verdict)
+        except Exception:
+            log.exception("flag_report_failed", message_id=message.id)
 
     async def _send_group(self, ops: Sequence[_Send]) -> list[tuple[Message, bool] | Exception]:
         """Answer every send of a group: together in one transaction, or, when that
@@ -924,6 +942,15 @@ class MessagingService:
 
     async def edit(self, actor: int, conversation_id: int, message_id: int, body: str) -> Message:
         check_body(body)
+        if self._moderation is None:
+            return await self._edit(actor, conversation_id, message_id, body)
+        draft = MessageDraft(actor, conversation_id, body, message_id)
+        verdict = await self._moderation.judge(draft)  # a reject raises here
+        edited = await self._edit(actor, conversation_id, message_id, body)
+        await self._flagged(edited, verdict)
+        return edited
+
+    async def _edit(self, actor: int, conversation_id: int, message_id: int, body: str) -> Message:
         async with self._uow() as uow:
             _, message = await self._own_message(uow, actor, conversation_id, message_id)
             if message.sender_id != actor:
@@ -958,6 +985,20 @@ class MessagingService:
                     "only the sender or an admin may delete a message", code="not_the_sender"
                 )
             if message.deleted:
+                return message
+            deleted = await self._erase_message(uow, message)
+            await uow.commit()
+        return deleted
+
+    async def delete_as_moderator(self, conversation_id: int, message_id: int) -> Message | None:
+        """Delete a message for everyone as a moderator (an administrator resolving a
+        report): as its sender deleting it. None when there is no such message; an
+        already deleted one is answered as it is."""
+        async with self._uow() as uow:
+            if await uow.conversations.get(conversation_id, lock=True) is None:
+                return None
+            message = await uow.conversations.message(conversation_id, message_id)
+            if message is None or message.deleted:
                 return message
             deleted = await self._erase_message(uow, message)
             await uow.commit()

@@ -19,6 +19,7 @@ from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
 from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
+from socius.domain.reports import Report, ReportAction, ReportedMessage, ReportStatus
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.stream import DomainEvent, StreamedEvent
@@ -46,6 +47,7 @@ __all__ = [
     "OneTimeTokenRepository",
     "OutboxRepository",
     "RefreshSpend",
+    "ReportRepository",
     "SessionRepository",
     "SigningKeyRecord",
     "SigningKeyRepository",
@@ -574,6 +576,39 @@ class AuditRepository(Protocol):
         acted from and free text about it (``ERASED_DETAILS``)."""
 
 
+class ReportRepository(Protocol):
+    """Abuse reports (domain/reports.py)."""
+
+    async def add(self, report: Report) -> Report:
+        """Insert; when the reporter already has an open report on the target, that one
+        (nothing is inserted)."""
+
+    async def get(self, report_id: int, *, lock: bool = False) -> Report | None: ...
+
+    async def page(
+        self, *, limit: int, before_id: int | None = None, status: ReportStatus | None = None
+    ) -> list[Report]:
+        """Newest first, each with the reported message as it now is."""
+
+    async def resolve(
+        self,
+        report_id: int,
+        *,
+        when: datetime,
+        by: int | None,
+        action: ReportAction,
+        note: str | None,
+    ) -> bool:
+        """Close an open report; False when it was not open."""
+
+    async def message_seen_by(self, message_id: int, user_id: int) -> ReportedMessage | None:
+        """The message when ``user_id`` is a member of its conversation and it is not
+        deleted."""
+
+    async def erase_user(self, user_id: int) -> None:
+        """Drop the free text of the reports the account made and of those about it."""
+
+
 class DomainEventRepository(Protocol):
     """The outbox of domain events (domain/stream.py): appended in the writing
     transaction, emptied by the relay."""
@@ -823,6 +858,9 @@ class UnitOfWork(Protocol):
 
     @property
     def attachments(self) -> AttachmentRepository: ...
+
+    @property
+    def reports(self) -> ReportRepository: ...
 
     async def commit(self) -> None: ...
 

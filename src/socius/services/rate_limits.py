@@ -1,7 +1,8 @@
 """Per-user abuse limits: token buckets in the cache, shared by every node.
 
 Each limited action (sending a message, a typing signal, a friend request, creating a
-group) has a bucket per user: ``count`` tokens, refilled one every ``seconds / count``.
+group, a report of abuse) has a bucket per user: ``count`` tokens, refilled one every
+``seconds / count``.
 An action that finds its bucket empty is refused with 429 ``rate_limited`` and a
 ``Retry-After`` saying when the next token comes.
 
@@ -15,6 +16,7 @@ A cache outage fails open: the action goes ahead, and the miss is counted.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,7 +92,9 @@ class UserLimits:
     typing: RateLimit
     friend_requests: RateLimit
     groups: RateLimit
+    reports: RateLimit = dataclasses.field(default_factory=lambda: _unlimited("reports"))
 
     @classmethod
     def off(cls) -> UserLimits:
-        return cls(*(_unlimited(n) for n in ("messages", "typing", "friend_requests", "groups")))
+        names = ("messages", "typing", "friend_requests", "groups", "reports")
+        return cls(*(_unlimited(n) for n in names))

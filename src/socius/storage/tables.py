@@ -41,6 +41,7 @@ __all__ = [
     "reactions",
     "recovery_codes",
     "refresh_tokens",
+    "reports",
     "revoked_sessions",
     "sessions",
     "signing_keys",
@@ -519,3 +520,36 @@ attachments = Table(
 Index("ix_attachments_owner_id", attachments.c.owner_id)
 Index("ix_attachments_message_id_created_at", attachments.c.message_id, attachments.c.created_at)
 Index("ix_attachments_doomed_at", attachments.c.doomed_at)
+
+# Reports of abuse (docs/moderation.md, decision 0023): ids only; the reported message is
+# joined in when read. One open report per reporter and target (the partial index).
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("reporter_id", BigInteger, nullable=True),  # NULL: the moderation hook
+    Column("target_type", String(16), nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("target_user_id", BigInteger, nullable=True),
+    Column("conversation_id", BigInteger, nullable=True),
+    Column("reason", String(32), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("rule", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("resolved_by", BigInteger, nullable=True),
+    Column("action", String(32), nullable=True),
+    Column("resolution_note", Text, nullable=True),
+)
+Index(
+    "ux_reports_open_reporter_target",
+    reports.c.reporter_id,
+    reports.c.target_type,
+    reports.c.target_id,
+    unique=True,
+    sqlite_where=reports.c.status == "open",
+    postgresql_where=reports.c.status == "open",
+)
+Index("ix_reports_status_id", reports.c.status, reports.c.id)
+Index("ix_reports_target_user_id", reports.c.target_user_id)

@@ -16,6 +16,7 @@ CLIENT = ROOT / "src" / "socius" / "client"
 def test_all() -> None:
     assert socius.client.__all__ == [
         "Admin",
+        "AdminReport",
         "AdminUser",
         "ApiError",
         "AsyncAdmin",
@@ -42,6 +43,8 @@ def test_all() -> None:
         "RealtimeClient",
         "RealtimeClosed",
         "Relationship",
+        "Report",
+        "ReportedMessage",
         "SessionInfo",
         "StreamEvent",
         "Suggestion",
