@@ -1,7 +1,7 @@
 """reports: abuse reports by users and by the moderation hook
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0017
 Create Date: 2026-12-04 19:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import socius.storage.types
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
