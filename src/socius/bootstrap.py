@@ -73,6 +73,7 @@ from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
+from socius.services.threads import ThreadService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
@@ -472,6 +473,7 @@ def build(
         events=events,
         relay=relay,
         webhooks=webhooks,
+        threads=ThreadService(database, clock, delivery),
     )
     if not passkeys_available():
         log.warning("the webauthn package is missing: passkeys are off (socius[federation])")

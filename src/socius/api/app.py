@@ -39,6 +39,7 @@ from socius.api.rest import (
     people,
     presence,
     relationships,
+    threads,
     users,
 )
 from socius.api.ws import ws_gateway
@@ -128,6 +129,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             friends.router,
             relationships.router,
             conversations.router,
+            threads.router,  # .../messages/{id}/thread (docs/threads.md)
             attachments.router,
             inbox.router,
             presence.router,

@@ -26,6 +26,7 @@ from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
+from socius.services.threads import ThreadService
 from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
 from socius.settings import Settings
@@ -63,6 +64,7 @@ class Container:
     events: DomainEvents
     relay: Relay
     webhooks: WebhookService
+    threads: ThreadService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -42,6 +42,7 @@ from socius.storage.reads import HotReads
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
+from socius.storage.threads import SqlThreadRepository
 from socius.storage.users import SqlUserRepository
 from socius.storage.webhooks import SqlWebhookRepository
 
@@ -78,6 +79,7 @@ class SqlUnitOfWork:
     leases: SqlLeaseRepository
     webhooks: SqlWebhookRepository
     attachments: SqlAttachmentRepository
+    threads: SqlThreadRepository
 
     def __init__(
         self,
@@ -153,6 +155,7 @@ class SqlUnitOfWork:
         self.leases = SqlLeaseRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         self.attachments = SqlAttachmentRepository(conn)
+        self.threads = SqlThreadRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
