@@ -385,3 +385,18 @@ async def test_concurrent_replies_count_every_one(app: App) -> None:
             assert told
             assert told[-1] == n
             assert told == sorted(told)
+
+
+def test_graphql_messages_carry_the_thread(register: Callable[..., Account]) -> None:
+    a, b = register(), register()
+    cid = make_group(a, b)
+    root = sent(a, cid, "topic")
+    reply(b, cid, root["id"], "re")
+    data = a.client.graphql(
+        "query($c: ID!) { conversation(id: $c) { messages { body threadRootId "
+        "thread { replyCount participants } } } }",
+        {"c": cid},
+    )
+    assert data["conversation"]["messages"] == [
+        {"body": "topic", "threadRootId": None, "thread": {"replyCount": 1, "participants": [b.id]}}
+    ]
