@@ -400,3 +400,11 @@ def test_graphql_messages_carry_the_thread(register: Callable[..., Account]) -> 
     assert data["conversation"]["messages"] == [
         {"body": "topic", "threadRootId": None, "thread": {"replyCount": 1, "participants": [b.id]}}
     ]
+    # Replying through the mutation works the same way.
+    sent_ = b.client.graphql(
+        'mutation($c: ID!, $t: ID) { sendMessage(conversationId: $c, clientMsgId: "g1", '
+        'body: "via graphql", threadRootId: $t) { threadRootId } }',
+        {"c": cid, "t": root["id"]},
+    )
+    assert sent_["sendMessage"] == {"threadRootId": root["id"]}
+    assert page(a, cid, root["id"])["root"]["thread"]["reply_count"] == 2
