@@ -104,6 +104,18 @@ def test_replies_count_on_the_root_and_stay_out_of_the_timeline(
     reply(c, cid, root["id"], "two")
     last = reply(b, cid, root["id"], "three")
     after = sent(a, cid, "main line")
+    # A retry of a reply is the same reply, counted once.
+    again = b.client.raw(
+        "POST",
+        f"{CONVERSATIONS}/{cid}/messages",
+        json={
+            "client_msg_id": last["client_msg_id"],
+            "body": "three",
+            "thread_root_id": root["id"],
+        },
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == last["id"]
 
     # The main timeline: the root and the later message, not the replies.
     assert [m["body"] for m in timeline(a, cid)] == ["topic", "main line"]
