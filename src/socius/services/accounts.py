@@ -373,6 +373,7 @@ class AccountService:
                     "edited_at": m.edited_at,
                     "deleted": m.deleted,
                     "attachments": [a.snapshot() for a in m.attachments],
+                    "thread_root_id": None if m.thread_root_id is None else str(m.thread_root_id),
                 }
                 for m in written
             ],
