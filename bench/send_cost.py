@@ -11,7 +11,8 @@ gathers N sends at a time (from the members in turn), which then share transacti
 (group commit, decision 0011): statements and CPU per send fall with N. With ``--postgres`` a
 fresh database is created and dropped; PostgreSQL's own CPU is not in the figure (its
 statements are). ``--thread`` sends every message as a reply in one thread (docs/threads.md):
-the difference is what keeping the root's summary and the senders' pointers costs. Sends are sequential by default: this is cost, not throughput (W2 measures it).
+the difference is what keeping the root's summary and the senders' pointers costs. Sends
+are sequential by default: this is cost, not throughput (W2 measures it).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ async def measure(
             )
             root_id = root.id
 
-        async def send(n: int, tag: str, cid: int = cid, size: int = size) -> None:
+        async def send(
+            n: int, tag: str, cid: int = cid, size: int = size, root_id: int | None = root_id
+        ) -> None:
             for start in range(0, n, concurrency):
                 done = await asyncio.gather(
                     *(
