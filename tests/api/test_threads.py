@@ -14,6 +14,7 @@ import pytest
 from api_support import error
 from ws_support import connected, until
 
+from clock import Clock
 from conftest import PASSWORD, Account, App, make_app, unique_name
 from served import serving
 from socius.settings import Settings
@@ -22,9 +23,10 @@ CONVERSATIONS = "/v1/conversations"
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Settings]) -> App:
-    # Enough connections that every racing reply holds one at the same time.
-    return make_app(make_settings(database_pool_size=25))
+def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
+    # Enough connections that every racing reply holds one at the same time; a clock the
+    # test moves (disappearing replies).
+    return make_app(make_settings(database_pool_size=25), clock=clock)
 
 
 def make_group(owner: Account, *members: Account) -> str:
@@ -317,6 +319,23 @@ def test_deleting_a_reply_takes_it_out_of_the_summary(register: Callable[..., Ac
     a.client.request("DELETE", f"{CONVERSATIONS}/{cid}/messages/{root['id']}")
     assert page(b, cid, root["id"])["root"]["thread"]["reply_count"] == 1
     assert error(send(b, cid, "late", thread_root_id=root["id"])) == (422, "invalid_thread_root")
+
+
+def test_a_disappearing_reply_leaves_the_summary_when_its_time_is_up(
+    app: App, http: Any, clock: Clock, register: Callable[..., Account]
+) -> None:
+    a, b = register(), register()
+    cid = make_group(a, b)
+    root = sent(a, cid, "topic")
+    reply(a, cid, root["id"], "lasting")
+    a.client.request("PATCH", f"{CONVERSATIONS}/{cid}", json={"message_ttl_seconds": 60})
+    reply(b, cid, root["id"], "fleeting")
+    assert root_in_timeline(a, cid, root["id"])["thread"]["participants"] == [a.id, b.id]
+    clock.advance(61)
+    http.blocking_portal.call(app.wiring.container.messaging.expire_due)
+    summary = root_in_timeline(a, cid, root["id"])["thread"]
+    assert (summary["reply_count"], summary["participants"]) == (1, [a.id])
+    assert [m["body"] for m in page(b, cid, root["id"])["items"]] == ["lasting", None]
 
 
 def test_an_erased_repliers_id_leaves_the_summary_and_the_logs(
