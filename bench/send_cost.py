@@ -10,7 +10,9 @@ round trip; ``--no-send-limit`` leaves it out, to see what it costs). ``--concur
 gathers N sends at a time (from the members in turn), which then share transactions
 (group commit, decision 0011): statements and CPU per send fall with N. With ``--postgres`` a
 fresh database is created and dropped; PostgreSQL's own CPU is not in the figure (its
-statements are). Sends are sequential by default: this is cost, not throughput (W2 measures it).
+statements are). ``--thread`` sends every message as a reply in one thread (docs/threads.md):
+the difference is what keeping the root's summary and the senders' pointers costs. Sends
+are sequential by default: this is cost, not throughput (W2 measures it).
 """
 
 from __future__ import annotations
@@ -52,7 +54,11 @@ def counting(engine: Any) -> Iterator[list[str]]:
 
 
 async def measure(
-    settings_overrides: dict[str, Any], sizes: list[int], sends: int, concurrency: int = 1
+    settings_overrides: dict[str, Any],
+    sizes: list[int],
+    sends: int,
+    concurrency: int = 1,
+    thread: bool = False,
 ) -> list[dict]:
     settings = load_settings(
         {},
@@ -84,8 +90,16 @@ async def measure(
         else:
             view = await services.messaging.create_group(ids[0], f"g{size}", ids[1:size])
         cid = view.conversation.id
+        root_id = None
+        if thread:
+            root, _ = await services.messaging.send(
+                ids[0], cid, client_msg_id=f"root{size}", body="topic", reply_to=None
+            )
+            root_id = root.id
 
-        async def send(n: int, tag: str, cid: int = cid, size: int = size) -> None:
+        async def send(
+            n: int, tag: str, cid: int = cid, size: int = size, root_id: int | None = root_id
+        ) -> None:
             for start in range(0, n, concurrency):
                 done = await asyncio.gather(
                     *(
@@ -95,6 +109,7 @@ async def measure(
                             client_msg_id=f"{tag}-{k}",
                             body="hello there",
                             reply_to=None,
+                            thread_root_id=root_id,
                         )
                         for k in range(start, min(n, start + concurrency))
                     )
@@ -111,6 +126,7 @@ async def measure(
             "members": size,
             "sends": sends,
             "concurrency": concurrency,
+            "thread": thread,
             "statements_per_send": round(len(per) / sends, 2),
             "cpu_us_per_send": round(cpu / sends * 1e6),
             "wall_us_per_send": round(wall / sends * 1e6),
@@ -136,6 +152,7 @@ async def main() -> int:
         help="sends gathered at once (from the members in turn): they share transactions "
         "(group commit, decision 0011)",
     )
+    p.add_argument("--thread", action="store_true", help="every send a reply in one thread")
     ns = p.parse_args()
     sizes = [int(s) for s in ns.sizes.split(",")]
     limit: dict[str, Any] = {"limit_messages": 0} if ns.no_send_limit else {}
@@ -148,13 +165,15 @@ async def main() -> int:
             extra: dict[str, Any] = {"database_url": url, **limit}
             if ns.redis:
                 extra |= {"redis_url": ns.redis, "redis_prefix": f"{name}:"}
-            rows = await measure(extra, sizes, ns.sends, ns.concurrency)
+            rows = await measure(extra, sizes, ns.sends, ns.concurrency, ns.thread)
         finally:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             await admin.close()
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = await measure({"data_dir": tmp, **limit}, sizes, ns.sends, ns.concurrency)
+            rows = await measure(
+                {"data_dir": tmp, **limit}, sizes, ns.sends, ns.concurrency, ns.thread
+            )
     print(json.dumps(rows, indent=1))
     return 0
 

@@ -76,6 +76,7 @@ from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
+from socius.services.threads import ThreadService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
@@ -484,6 +485,7 @@ def build(
         relay=relay,
         webhooks=webhooks,
         reports=reports,
+        threads=ThreadService(database, clock, delivery),
     )
     if not passkeys_available():
         log.warning("the webauthn package is missing: passkeys are off (socius[federation])")

@@ -26,6 +26,8 @@ MESSAGE_FIELDS = {
     "deleted",
     "reactions",
     "attachments",  # docs/attachments.md
+    "thread_root_id",  # docs/threads.md
+    "thread",
 }
 
 

@@ -93,6 +93,7 @@ STATE_RULES = {
     "cannot_target_self": "the id in the request is the caller's own",
     "weak_password": "a common password, or one containing the username",
     "invalid_reply_to": "reply_to names no message of this conversation",
+    "invalid_thread_root": "thread_root_id names a live top-level message of this conversation",
     "direct_conversation": "a direct conversation has no title and fixed members",
     "invalid_role": "the owner's own role cannot change",
     "invalid_token": "the token of a mailed link is one the server issued, and unspent",

@@ -41,6 +41,7 @@ from socius.api.rest import (
     presence,
     relationships,
     reports,
+    threads,
     users,
 )
 from socius.api.ws import ws_gateway
@@ -130,6 +131,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             friends.router,
             relationships.router,
             conversations.router,
+            threads.router,  # .../messages/{id}/thread (docs/threads.md)
             attachments.router,
             inbox.router,
             presence.router,

@@ -43,6 +43,8 @@ from socius.client._models import (
     SessionInfo,
     Suggestion,
     SyncPage,
+    ThreadPage,
+    ThreadRead,
     TotpEnrollment,
 )
 
@@ -715,12 +717,16 @@ class AsyncClient:
         client_msg_id: str,
         reply_to: str | None = None,
         attachment_ids: list[str] | None = None,
+        thread_root_id: str | None = None,
     ) -> Message:
         """Send; the same `client_msg_id` again returns the original message.
-        `attachment_ids`: up to 10 of your uploads (`upload`) not sent yet."""
+        `attachment_ids`: up to 10 of your uploads (`upload`) not sent yet.
+        `thread_root_id`: reply in that message's thread (`list_thread`)."""
         payload: dict[str, Any] = {"client_msg_id": client_msg_id, "body": body}
         if reply_to is not None:
             payload["reply_to"] = reply_to
+        if thread_root_id is not None:
+            payload["thread_root_id"] = thread_root_id
         if attachment_ids:
             payload["attachment_ids"] = attachment_ids
         response = await self.request(
@@ -743,6 +749,34 @@ class AsyncClient:
             params={"before_seq": before_seq, "after_seq": after_seq, "limit": limit},
         )
         return page.items
+
+    # -- threads (docs/threads.md) ----------------------------------------------------------
+
+    async def list_thread(
+        self,
+        conversation_id: str,
+        root_id: str,
+        *,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> ThreadPage:
+        """The root (with your unread count in its thread) and a page of its replies,
+        oldest first; paged like `messages`."""
+        return await self._get(
+            ThreadPage,
+            f"/v1/conversations/{segment(conversation_id)}/messages/{segment(root_id)}/thread",
+            params={"before_seq": before_seq, "after_seq": after_seq, "limit": limit},
+        )
+
+    async def mark_thread_read(self, conversation_id: str, root_id: str, seq: int) -> ThreadRead:
+        """Move your read pointer in the thread forward (never back) to `seq`."""
+        response = await self.request(
+            "POST",
+            f"/v1/conversations/{segment(conversation_id)}/messages/{segment(root_id)}/thread/read",
+            json={"seq": seq},
+        )
+        return decode(ThreadRead, response.content)
 
     # -- attachments -------------------------------------------------------------------------
 

@@ -199,6 +199,35 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool
     reactions: dict[str, int]
     attachments: list[Attachment] = []
+    thread_root_id: str | None = None  # a thread reply: its root
+    thread: Thread | None = None  # a root that ever had a reply: its thread
+
+
+class Thread(msgspec.Struct, frozen=True, kw_only=True):
+    """A root's thread: live replies, newest reply time, up to 10 distinct repliers; in
+    listings, your read pointer in it and the live replies of others past it."""
+
+    reply_count: int
+    last_reply_at: datetime | None
+    participants: list[str]
+    last_read_seq: int | None = None
+    unread_count: int | None = None
+
+
+class ThreadPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A thread's root and a page of its replies, oldest first."""
+
+    root: Message
+    items: list[Message]
+
+
+class ThreadRead(msgspec.Struct, frozen=True, kw_only=True):
+    """Your read pointer in a thread after moving it, and the unread replies left."""
+
+    conversation_id: str
+    root_id: str
+    last_read_seq: int
+    unread_count: int
 
 
 class Conversation(msgspec.Struct, frozen=True, kw_only=True):

@@ -99,6 +99,36 @@ class Member:
     muted: bool = False
 
 
+# The distinct repliers a thread summary names (the first to reply, in order).
+MAX_THREAD_PARTICIPANTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """A root's thread: its live replies (deleted and erased ones are not counted), when
+    the newest of them was sent, and up to ``MAX_THREAD_PARTICIPANTS`` distinct repliers
+    in the order they first replied. ``last_read_seq``/``unread_count`` are the caller's
+    own (REST views); events leave them out (None)."""
+
+    reply_count: int
+    last_reply_at: datetime | None
+    participants: tuple[int, ...]
+    last_read_seq: int | None = None
+    unread_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRoot:
+    """What a send checks and updates of a would-be root."""
+
+    id: int
+    conversation_id: int
+    is_reply: bool  # it is itself a thread reply: it cannot be a root
+    deleted: bool
+    reply_count: int
+    participants: tuple[int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     id: int
@@ -114,6 +144,10 @@ class Message:
     expires_at: datetime | None = None
     reactions: dict[str, int] = field(default_factory=dict)
     attachments: tuple[Attachment, ...] = ()  # in the order sent; none once deleted
+    # Threads (docs/threads.md): the root this message replies in, if it is a thread
+    # reply; the summary of its own thread, if it is a root that ever had a reply.
+    thread_root_id: int | None = None
+    thread: ThreadSummary | None = None
 
     @property
     def deleted(self) -> bool:

@@ -379,6 +379,7 @@ class AccountService:
                     "edited_at": m.edited_at,
                     "deleted": m.deleted,
                     "attachments": [a.snapshot() for a in m.attachments],
+                    "thread_root_id": None if m.thread_root_id is None else str(m.thread_root_id),
                 }
                 for m in written
             ],

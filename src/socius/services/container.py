@@ -27,6 +27,7 @@ from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.suggestions import SuggestionService
+from socius.services.threads import ThreadService
 from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
 from socius.settings import Settings
@@ -65,6 +66,7 @@ class Container:
     relay: Relay
     webhooks: WebhookService
     reports: ReportService
+    threads: ThreadService
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

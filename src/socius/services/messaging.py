@@ -59,7 +59,7 @@ from socius.domain.pagination import (
 )
 from socius.domain.reports import Decision, Verdict
 from socius.domain.users import DmPolicy
-from socius.services import erasure
+from socius.services import erasure, threads
 from socius.services.attachments import check_attachable, link_attachments
 from socius.services.delivery import Delivery
 from socius.services.group_commit import GroupCommit
@@ -117,6 +117,9 @@ def message_payload(m: Message) -> dict[str, Any]:
         "deleted": m.deleted,
         "reactions": m.reactions,
         "attachments": [a.snapshot() for a in m.attachments],
+        # threads (services/threads.py)
+        "thread_root_id": None if m.thread_root_id is None else str(m.thread_root_id),
+        "thread": None if m.thread is None else threads.thread_payload(m.thread),
     }
 
 
@@ -151,6 +154,7 @@ class _Send:
     body: str
     reply_to: int | None
     attachment_ids: tuple[int, ...] = ()
+    thread_root_id: int | None = None  # a thread reply (services/threads.py)
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -631,6 +635,7 @@ class MessagingService:
         body: str,
         reply_to: int | None,
         attachment_ids: Sequence[int] = (),
+        thread_root_id: int | None = None,
     ) -> tuple[Message, bool]:
         """The message, and whether it is new (False: a retry found the original).
 
@@ -647,7 +652,15 @@ class MessagingService:
             draft = MessageDraft(actor, conversation_id, body, None, len(attached))
             verdict = await self._moderation.judge(draft)  # a reject raises here
         message, created = await self._sends.submit(
-            _Send(actor, conversation_id, client_msg_id, body, reply_to, attached)
+            _Send(
+                actor,
+                conversation_id,
+                client_msg_id,
+                body,
+                reply_to,
+                attached,
+                thread_root_id,
+            )
         )
         if verdict is not None and created:
             await self._flagged(message, verdict)
@@ -702,6 +715,9 @@ class MessagingService:
             replies = await uow.sends.in_conversations(
                 [r for i in live if (r := ops[i].reply_to) is not None]
             )
+            roots = await uow.threads.roots(
+                [r for i in live if (r := ops[i].thread_root_id) is not None]
+            )
             now = self._clock()
             last = {cid: c.last_seq for cid, c in found.items()}
             fresh: dict[tuple[int, int, str], Message] = {}
@@ -724,6 +740,8 @@ class MessagingService:
                     and replies.get(op.reply_to) != op.conversation_id
                 ):
                     problem = _bad_reply_to()
+                if problem is None and op.thread_root_id is not None:
+                    problem = threads.check_root(roots.get(op.thread_root_id), op.conversation_id)
                 attached: list[Attachment] = []
                 if problem is None and op.attachment_ids:
                     try:
@@ -754,6 +772,7 @@ class MessagingService:
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl) if ttl else None,
                     attachments=tuple(attached),
+                    thread_root_id=op.thread_root_id,
                 )
                 if attached:
                     attach.append((op.actor, attached, message))
@@ -777,6 +796,7 @@ class MessagingService:
                     for u in sorted(members[m.conversation_id])
                 ]
                 await self._delivery.record(uow, events)
+                await threads.add_replies(uow, self._delivery, new, roots, members, now)
                 # The durable stream (services/events.py): ids and metadata, never the body.
                 await self._delivery.domain_many(
                     uow,
@@ -869,6 +889,12 @@ class MessagingService:
                 and await uow.conversations.message(conversation_id, op.reply_to) is None
             ):
                 raise _bad_reply_to()
+            # threads: the root must be a live, top-level message of this conversation
+            roots = await uow.threads.roots([op.thread_root_id] if op.thread_root_id else [])
+            if op.thread_root_id is not None and (
+                bad := threads.check_root(roots.get(op.thread_root_id), conversation_id)
+            ):
+                raise bad
             attached = await check_attachable(uow, actor, op.attachment_ids)
             now = self._clock()
             seq = await uow.conversations.next_seq(conversation_id, now)
@@ -884,6 +910,7 @@ class MessagingService:
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl) if ttl else None,
                 attachments=tuple(attached),
+                thread_root_id=op.thread_root_id,
             )
             await uow.conversations.add_message(message)
             await link_attachments(uow, actor, attached, message.id, conversation_id)
@@ -895,6 +922,9 @@ class MessagingService:
                 {"message": message_payload(message)},
                 members=member_ids,
                 about=message.id,
+            )
+            await threads.add_replies(
+                uow, self._delivery, [message], roots, {conversation_id: member_ids}, now
             )
             # The durable stream (services/events.py): ids and metadata, never the body.
             await self._delivery.domain(
@@ -918,9 +948,10 @@ class MessagingService:
         size = check_limit(limit)
         async with self._uow(write=False) as uow:
             await self._membership(uow, actor, conversation_id)
-            return await uow.conversations.history(
+            found = await uow.conversations.history(
                 conversation_id, limit=size, before_seq=before_seq, after_seq=after_seq
             )
+            return await threads.with_reads(uow, actor, found)
 
     async def _own_message(
         self,
@@ -1018,6 +1049,10 @@ class MessagingService:
         await self._tell_members(
             uow, erased.conversation_id, erasure.TOMBSTONE, tombstone, about=erased.id
         )
+        if erased.thread_root_id is not None:  # a thread reply: its root counts it no more
+            await threads.recount(
+                uow, self._delivery, {erased.thread_root_id: erased.conversation_id}
+            )
         await self._delivery.domain(  # a redaction: consumers forget the message
             uow,
             "message.redacted",
@@ -1125,6 +1160,12 @@ class MessagingService:
                 tombstones[message.id],
                 about=message.id,
             )
+        await threads.recount(  # the threads they replied in, without their replies
+            uow,
+            self._delivery,
+            {m.thread_root_id: m.conversation_id for m in live if m.thread_root_id is not None},
+        )
+        await uow.threads.forget_user(user_id)
         recounted = await erasure.recount_reactions(uow, reacted, skip=set(tombstones))
         for message_id, payload in recounted.items():
             await self._tell_members(

@@ -11,7 +11,14 @@ from typing import Any, Protocol, Self
 
 from socius.domain.attachments import Attachment
 from socius.domain.audit import AuditEntry, Via
-from socius.domain.conversations import Conversation, Member, Message, Role
+from socius.domain.conversations import (
+    Conversation,
+    Member,
+    Message,
+    Role,
+    ThreadRoot,
+    ThreadSummary,
+)
 from socius.domain.events import Event, LogPage
 from socius.domain.federation import AuthChallenge, ChallengePurpose, FederatedIdentity, Passkey
 from socius.domain.graph import EdgeRow, EdgeType
@@ -270,6 +277,28 @@ class SendRepository(Protocol):
         """Move ``(conversation, user, seq)`` read pointers forward, never back."""
 
 
+class ThreadRepository(Protocol):
+    """Threads (docs/threads.md): roots' summaries and per-thread read pointers."""
+
+    async def roots(self, ids: Sequence[int]) -> dict[int, ThreadRoot]:
+        """The messages of ``ids`` that exist, as would-be roots."""
+
+    async def set_summary(self, root_id: int, summary: ThreadSummary) -> None: ...
+
+    async def recount(self, root_id: int) -> ThreadSummary:
+        """The summary of the root's live replies as they stand (not stored)."""
+
+    async def read_up_to(self, pointers: Sequence[tuple[int, int, int]]) -> None:
+        """Move ``(root, user, seq)`` read pointers forward, never back."""
+
+    async def pointer(self, root_id: int, user_id: int) -> int: ...
+
+    async def unread(self, user_id: int, root_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Root -> (the user's read pointer, live replies of others past it)."""
+
+    async def forget_user(self, user_id: int) -> None: ...
+
+
 class OutboxRepository(Protocol):
     """Every user's event log (see domain/events.py)."""
 
@@ -396,6 +425,7 @@ class ConversationRepository(Protocol):
         limit: int,
         before_seq: int | None,
         after_seq: int | None,
+        thread_root_id: int | None = None,
     ) -> list[Message]: ...
 
     async def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, Message]: ...
@@ -861,6 +891,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reports(self) -> ReportRepository: ...
+
+    @property
+    def threads(self) -> ThreadRepository: ...
 
     async def commit(self) -> None: ...
 

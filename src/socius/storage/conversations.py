@@ -28,6 +28,7 @@ from socius.domain.conversations import Conversation, ConversationKind, Member, 
 from socius.domain.graph import EdgeType
 from socius.storage.attachments import carried, snapshots
 from socius.storage.tables import conversations, edges, members, messages, reactions
+from socius.storage.threads import thread_summary
 
 __all__ = ["SqlConversationRepository", "conversation_from_row"]
 
@@ -176,6 +177,8 @@ def _message(row: Row[Any], reacted: dict[str, int] | None = None) -> Message:
         expires_at=row.expires_at,
         reactions=reacted or {},
         attachments=carried(row.attachments, row.sender_id, row.created_at),
+        thread_root_id=row.thread_root_id,
+        thread=thread_summary(row),
     )
 
 
@@ -466,6 +469,7 @@ class SqlConversationRepository:
                 "created_at": message.created_at,
                 "expires_at": message.expires_at,
                 "attachments": snapshots(message.attachments),
+                "thread_root_id": message.thread_root_id,
             },
         )
 
@@ -493,10 +497,17 @@ class SqlConversationRepository:
         limit: int,
         before_seq: int | None,
         after_seq: int | None,
+        thread_root_id: int | None = None,
     ) -> list[Message]:
         """Oldest first: the ``limit`` messages after ``after_seq``, else those just before
-        ``before_seq`` (or the newest)."""
-        stmt = select(messages).where(messages.c.conversation_id == conversation_id)
+        ``before_seq`` (or the newest). The main timeline leaves thread replies out;
+        ``thread_root_id``: the replies of that thread instead (docs/threads.md)."""
+        stmt = select(messages).where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.thread_root_id.is_(None)
+            if thread_root_id is None
+            else messages.c.thread_root_id == thread_root_id,
+        )
         if after_seq is not None:
             stmt = stmt.where(messages.c.seq > after_seq).order_by(messages.c.seq)
             if before_seq is not None:

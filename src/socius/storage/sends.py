@@ -41,6 +41,7 @@ _MESSAGES = ValuesList(
         "created_at",
         "expires_at",
         "attachments",
+        "thread_root_id",
     ],
 )
 
@@ -177,6 +178,7 @@ class SqlSendRepository:
                 m.created_at,
                 m.expires_at,
                 snapshots(m.attachments),
+                m.thread_root_id,
             )
             for m in new
         ]

@@ -252,10 +252,28 @@ messages = Table(
     # What the message carries (domain/attachments.py, Attachment.snapshot), in order;
     # NULL for none, and once the message is deleted.
     Column("attachments", JSON, nullable=True),
+    # Threads (docs/threads.md, migration 0014): the root a reply belongs to; on a root,
+    # the summary of its live replies (NULL count: never had a reply) and the first
+    # distinct repliers (a JSON list of ids, in the order they first replied).
+    Column("thread_root_id", BigInteger, nullable=True),
+    Column("thread_reply_count", Integer, nullable=True),
+    Column("thread_last_reply_at", UtcDateTime, nullable=True),
+    Column("thread_participants", JSON, nullable=True),
     UniqueConstraint("conversation_id", "seq"),
     UniqueConstraint("conversation_id", "sender_id", "client_msg_id"),
 )
 Index("ix_messages_sender_id", messages.c.sender_id)
+Index("ix_messages_thread_root_id_seq", messages.c.thread_root_id, messages.c.seq)
+
+# Per-thread read pointers: the caller's ``last_read_seq`` (a conversation seq) in a thread.
+thread_reads = Table(
+    "thread_reads",
+    metadata,
+    Column("root_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_read_seq", BigInteger, nullable=False),
+)
+Index("ix_thread_reads_user_id", thread_reads.c.user_id)
 
 reactions = Table(
     "reactions",

@@ -43,6 +43,7 @@ from socius.storage.reports import SqlReportRepository
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
+from socius.storage.threads import SqlThreadRepository
 from socius.storage.users import SqlUserRepository
 from socius.storage.webhooks import SqlWebhookRepository
 
@@ -80,6 +81,7 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     attachments: SqlAttachmentRepository
     reports: SqlReportRepository
+    threads: SqlThreadRepository
 
     def __init__(
         self,
@@ -156,6 +158,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn)
         self.attachments = SqlAttachmentRepository(conn)
         self.reports = SqlReportRepository(conn)
+        self.threads = SqlThreadRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

@@ -306,7 +306,8 @@ function onMessage(store, event) {
   }
   const list = store.messages.get(m.conversation_id);
   const isNew = list ? !list.has(m.id) : m.seq > (c.last_message?.seq ?? 0);
-  if (list) store.remember(list, m);
+  // Thread replies are not in the main timeline (docs/threads.md); they still count.
+  if (list && !m.thread_root_id) store.remember(list, m);
   const before = c.last_seq || 0;
   if (event.type === "message.created" && m.seq > before) {
     c.last_message = m;

@@ -18,7 +18,16 @@ from socius.domain.conversations import not_found
 from socius.domain.errors import InvalidInput, NotFound
 from socius.domain.ids import parse_id
 
-__all__ = ["conversation_id", "id_list", "message_id", "reply_to", "struct", "user_id", "user_ids"]
+__all__ = [
+    "conversation_id",
+    "id_list",
+    "message_id",
+    "reply_to",
+    "struct",
+    "thread_root_id",
+    "user_id",
+    "user_ids",
+]
 
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
@@ -65,6 +74,20 @@ def reply_to(text: str) -> int:
             "reply_to is not a message of this conversation",
             code="invalid_reply_to",
             details={"field": "reply_to"},
+        )
+    return value
+
+
+def thread_root_id(text: str | None) -> int | None:
+    """A thread's root (docs/threads.md); a malformed one is no root (422, as unknown)."""
+    if text is None:
+        return None
+    value = parse_id(text)
+    if value is None:
+        raise InvalidInput(
+            "thread_root_id is not a message of this conversation",
+            code="invalid_thread_root",
+            details={"field": "thread_root_id"},
         )
     return value
 

@@ -182,10 +182,17 @@ class Mutation:
         client_msg_id: str,
         body: str,
         reply_to: strawberry.ID | None = None,
+        thread_root_id: strawberry.ID | None = None,
     ) -> Message:
         principal = await viewer(info)
         sent = inputs.struct(
-            MessageIn, {"client_msg_id": client_msg_id, "body": body, "reply_to": reply_to}
+            MessageIn,
+            {
+                "client_msg_id": client_msg_id,
+                "body": body,
+                "reply_to": reply_to,
+                "thread_root_id": thread_root_id,
+            },
         )
         message, _ = await _context(info).container.messaging.send(
             principal.user_id,
@@ -193,6 +200,7 @@ class Mutation:
             client_msg_id=sent.client_msg_id,
             body=sent.body,
             reply_to=None if sent.reply_to is None else inputs.reply_to(sent.reply_to),
+            thread_root_id=inputs.thread_root_id(sent.thread_root_id),
         )
         return message_of(message)
 

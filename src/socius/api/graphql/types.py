@@ -21,6 +21,7 @@ from socius.domain.graph import Relationship as DomainRelationship
 from socius.domain.notifications import Notification as DomainNotification
 from socius.domain.users import User as DomainUser
 from socius.services.profiles import Profile
+from socius.services.threads import thread_payload
 
 __all__ = [
     "Me",
@@ -156,6 +157,26 @@ class Attachment:
     filename: str | None
 
 
+@strawberry.type(
+    description="A root's thread (docs/threads.md): its live replies, when the newest was "
+    "sent, and up to 10 distinct repliers in the order they first replied."
+)
+class Thread:
+    reply_count: int
+    last_reply_at: datetime | None
+    participants: list[strawberry.ID]
+
+
+def _thread(t: dict[str, Any] | None) -> Thread | None:
+    if t is None:
+        return None
+    return Thread(
+        reply_count=t["reply_count"],
+        last_reply_at=_time(t["last_reply_at"]),
+        participants=[strawberry.ID(str(u)) for u in t["participants"]],
+    )
+
+
 def _attachments(items: list[dict[str, Any]]) -> list[Attachment]:
     return [
         Attachment(
@@ -185,6 +206,12 @@ class Message:
     deleted: bool
     reactions: list[Reaction]
     attachments: list[Attachment]
+    thread_root_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A thread reply: the root of its thread."
+    )
+    thread: Thread | None = strawberry.field(
+        default=None, description="A root that ever had a reply: its thread."
+    )
 
     @strawberry.field(
         description="The sender's profile; null for an erased account or across a block."
@@ -214,6 +241,8 @@ def message_of(m: DomainMessage) -> Message:
         deleted=m.deleted,
         reactions=_reactions(m.reactions),
         attachments=_attachments([a.snapshot() for a in m.attachments]),
+        thread_root_id=_id(m.thread_root_id),
+        thread=_thread(None if m.thread is None else thread_payload(m.thread)),
     )
 
 
@@ -238,6 +267,8 @@ def message_of_payload(p: dict[str, Any]) -> Message:
         deleted=p["deleted"],
         reactions=_reactions(p["reactions"]),
         attachments=_attachments(p.get("attachments", [])),
+        thread_root_id=p.get("thread_root_id"),
+        thread=_thread(p.get("thread")),
     )
 
 

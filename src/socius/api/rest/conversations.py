@@ -94,6 +94,14 @@ class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "`attachment_not_found`, 409 `attachment_already_sent`)",
         ),
     ] = []
+    thread_root_id: Annotated[
+        IdText | None,
+        msgspec.Meta(
+            description="Reply in the thread of this message: one of this conversation, not "
+            "itself a thread reply, not deleted (422 `invalid_thread_root`). Thread replies "
+            "stay out of the main timeline (docs/threads.md)"
+        ),
+    ] = None
 
 
 class EditIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -322,8 +330,23 @@ async def send_message(
         body=data.body,
         reply_to=reply_to,
         attachment_ids=_attachment_ids(data.attachment_ids),
+        thread_root_id=_thread_root_id(data.thread_root_id),
     )
     return Response(message_out(message), status_code=201 if created else 200)
+
+
+def _thread_root_id(text: str | None) -> int | None:
+    """A malformed root names no message of the conversation (422, like an unknown one)."""
+    if text is None:
+        return None
+    value = parse_id(text)
+    if value is None:
+        raise InvalidInput(
+            "thread_root_id is not a message of this conversation",
+            code="invalid_thread_root",
+            details={"field": "thread_root_id"},
+        )
+    return value
 
 
 def _attachment_ids(texts: list[str]) -> list[int]:
@@ -341,7 +364,9 @@ def _attachment_ids(texts: list[str]) -> list[int]:
     "/{conversation_id:str}/messages",
     summary="History, oldest first",
     description="The newest `limit` messages, or those before `before_seq`, or after "
-    "`after_seq`. Stays readable across a block.",
+    "`after_seq`. Thread replies are left out (they are paged at "
+    "`.../messages/{id}/thread`); a root carries `thread` with your `unread_count` in it. "
+    "Stays readable across a block.",
 )
 async def history(
     conversation_id: IdPath,

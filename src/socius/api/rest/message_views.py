@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from socius.domain.attachments import Attachment
-from socius.domain.conversations import Member, Message
+from socius.domain.conversations import Member, Message, ThreadSummary
 from socius.domain.events import Event
 from socius.domain.notifications import Notification
 from socius.services.inbox import cursor_for
@@ -21,12 +21,14 @@ __all__ = [
     "MessageOut",
     "NotificationOut",
     "SyncEventOut",
+    "ThreadOut",
     "attachment_out",
     "conversation_out",
     "member_out",
     "message_out",
     "notification_out",
     "sync_event_out",
+    "thread_out",
 ]
 
 
@@ -42,6 +44,18 @@ class AttachmentOut(msgspec.Struct, kw_only=True):
     filename: str | None = None
 
 
+class ThreadOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A root's thread (docs/threads.md): its live replies, when the newest was sent, up
+    to 10 distinct repliers in the order they first replied; in listings, the caller's
+    read pointer in the thread and the live replies of others past it."""
+
+    reply_count: int
+    last_reply_at: datetime | None
+    participants: list[str]
+    last_read_seq: int | None = None
+    unread_count: int | None = None
+
+
 class MessageOut(msgspec.Struct, kw_only=True):
     id: str
     conversation_id: str
@@ -55,6 +69,8 @@ class MessageOut(msgspec.Struct, kw_only=True):
     deleted: bool
     reactions: dict[str, int]
     attachments: list[AttachmentOut] = []
+    thread_root_id: str | None = None  # a thread reply: the root of its thread
+    thread: ThreadOut | None = None  # a root that ever had a reply: its thread
 
 
 class ConversationOut(msgspec.Struct, kw_only=True):
@@ -111,6 +127,18 @@ def message_out(m: Message) -> MessageOut:
         deleted=m.deleted,
         reactions=m.reactions,
         attachments=[attachment_out(a) for a in m.attachments],
+        thread_root_id=None if m.thread_root_id is None else str(m.thread_root_id),
+        thread=None if m.thread is None else thread_out(m.thread),
+    )
+
+
+def thread_out(t: ThreadSummary) -> ThreadOut:
+    return ThreadOut(
+        reply_count=t.reply_count,
+        last_reply_at=t.last_reply_at,
+        participants=[str(u) for u in t.participants],
+        last_read_seq=t.last_read_seq,
+        unread_count=t.unread_count,
     )
 
 
