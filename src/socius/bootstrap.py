@@ -71,6 +71,7 @@ from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
+from socius.services.search import SearchService
 from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
 from socius.services.throttle import Throttle
@@ -418,6 +419,7 @@ def build(
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
         attachments=attachments,
+        search=SearchService(database, clock),
         inbox=InboxService(database),
         delivery=delivery,
         tokens=tokens,

@@ -39,6 +39,7 @@ from socius.api.rest import (
     people,
     presence,
     relationships,
+    search,
     users,
 )
 from socius.api.ws import ws_gateway
@@ -129,6 +130,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             relationships.router,
             conversations.router,
             attachments.router,
+            search.router,
             inbox.router,
             presence.router,
             admin.router,

@@ -25,6 +25,7 @@ from socius.services.profiles import ProfileService
 from socius.services.relay import Relay
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
+from socius.services.search import SearchService
 from socius.services.suggestions import SuggestionService
 from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
@@ -48,6 +49,7 @@ class Container:
     suggestions: SuggestionService
     messaging: MessagingService
     attachments: AttachmentService
+    search: SearchService
     inbox: InboxService
     delivery: Delivery
     tokens: AccessTokens

@@ -19,6 +19,7 @@ from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
 from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
+from socius.domain.search import SearchHit
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.stream import DomainEvent, StreamedEvent
@@ -46,6 +47,7 @@ __all__ = [
     "OneTimeTokenRepository",
     "OutboxRepository",
     "RefreshSpend",
+    "SearchRepository",
     "SessionRepository",
     "SigningKeyRecord",
     "SigningKeyRepository",
@@ -686,6 +688,24 @@ class EventStream(Protocol):
         """The position to read ``after`` to start at the first event at/after ``when``."""
 
 
+class SearchRepository(Protocol):
+    """Message search (docs/search.md) over the index the database keeps with the
+    messages."""
+
+    async def messages(
+        self,
+        viewer: int,
+        words: Sequence[str],
+        *,
+        conversation_id: int | None,
+        now: datetime,
+        limit: int,
+        offset: int,
+    ) -> list[SearchHit]:
+        """Live messages holding every word, in the conversations ``viewer`` is a member
+        of (or ``conversation_id`` alone), best first: ``limit`` after ``offset``."""
+
+
 class AttachmentRepository(Protocol):
     """Uploads (domain/attachments.py). A doomed one is read by nobody; the purge deletes
     its bytes, then its row."""
@@ -823,6 +843,9 @@ class UnitOfWork(Protocol):
 
     @property
     def attachments(self) -> AttachmentRepository: ...
+
+    @property
+    def search(self) -> SearchRepository: ...
 
     async def commit(self) -> None: ...
 

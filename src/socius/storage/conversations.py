@@ -29,7 +29,7 @@ from socius.domain.graph import EdgeType
 from socius.storage.attachments import carried, snapshots
 from socius.storage.tables import conversations, edges, members, messages, reactions
 
-__all__ = ["SqlConversationRepository", "conversation_from_row"]
+__all__ = ["SqlConversationRepository", "conversation_from_row", "message_from_row"]
 
 # The statements of a send, built once: SQLAlchemy then skips building and hashing
 # them on every call (half of a statement's cost here, see bench/send_cost.py).
@@ -177,6 +177,9 @@ def _message(row: Row[Any], reacted: dict[str, int] | None = None) -> Message:
         reactions=reacted or {},
         attachments=carried(row.attachments, row.sender_id, row.created_at),
     )
+
+
+message_from_row = _message
 
 
 class SqlConversationRepository:

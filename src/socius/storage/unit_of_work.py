@@ -39,6 +39,7 @@ from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.reads import HotReads
+from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
@@ -78,6 +79,7 @@ class SqlUnitOfWork:
     leases: SqlLeaseRepository
     webhooks: SqlWebhookRepository
     attachments: SqlAttachmentRepository
+    search: SqlSearchRepository
 
     def __init__(
         self,
@@ -153,6 +155,7 @@ class SqlUnitOfWork:
         self.leases = SqlLeaseRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         self.attachments = SqlAttachmentRepository(conn)
+        self.search = SqlSearchRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
