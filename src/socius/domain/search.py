@@ -1,7 +1,7 @@
 """Message search (docs/search.md): what a query may be, and a hit.
 
 A query is plain words: every word must appear in a message for it to match (AND), in
-any order, case and accents aside. There is no operator syntax to get wrong: quotes,
+any order, case aside (accents too on SQLite). There is no operator syntax to get wrong: quotes,
 ``OR``, ``-`` and ``*`` are punctuation, so any text is a valid query.
 """
 

@@ -42,6 +42,7 @@ def test_all() -> None:
         "RealtimeClient",
         "RealtimeClosed",
         "Relationship",
+        "SearchHit",
         "SessionInfo",
         "StreamEvent",
         "Suggestion",

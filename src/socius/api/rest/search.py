@@ -37,7 +37,7 @@ def _hit_out(hit: SearchHit) -> SearchHitOut:
 @get(
     "/messages",
     summary="Search your messages, best match first",
-    description="Messages holding every word of `q` (any order, case and accents aside; "
+    description="Messages holding every word of `q` (any order, case aside; "
     "no operators: quotes, `OR`, `-` and `*` are plain punctuation), in the conversations "
     "the caller is a member of now, or in `conversation_id` alone (404 "
     "`conversation_not_found` unless a member, like every conversation route). Members "
