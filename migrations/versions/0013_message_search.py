@@ -29,22 +29,27 @@ branch_labels = None
 depends_on = None
 
 _SQLITE = [
-    # External content: the index keeps the tokens, the text stays in ``messages``.
-    "CREATE VIRTUAL TABLE messages_fts USING fts5("
-    "body, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    # External content: the index keeps tokens, the text stays in ``messages``. The
+    # conversation id is indexed too (one token), so that a search ANDs the caller's
+    # conversations into the text match instead of filtering every match afterwards.
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(body, conversation_id, content='messages', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
     "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages "
     "WHEN new.body IS NOT NULL BEGIN "
-    "INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body); END",
+    "INSERT INTO messages_fts(rowid, body, conversation_id) "
+    "VALUES (new.id, new.body, new.conversation_id); END",
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages "
     "WHEN old.body IS NOT NULL BEGIN "
-    "INSERT INTO messages_fts(messages_fts, rowid, body) VALUES ('delete', old.id, old.body); "
+    "INSERT INTO messages_fts(messages_fts, rowid, body, conversation_id) "
+    "VALUES ('delete', old.id, old.body, old.conversation_id); END",
+    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF body, conversation_id ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, body, conversation_id) "
+    "SELECT 'delete', old.id, old.body, old.conversation_id WHERE old.body IS NOT NULL; "
+    "INSERT INTO messages_fts(rowid, body, conversation_id) "
+    "SELECT new.id, new.body, new.conversation_id WHERE new.body IS NOT NULL; "
     "END",
-    "CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN "
-    "INSERT INTO messages_fts(messages_fts, rowid, body) "
-    "SELECT 'delete', old.id, old.body WHERE old.body IS NOT NULL; "
-    "INSERT INTO messages_fts(rowid, body) SELECT new.id, new.body WHERE new.body IS NOT NULL; "
-    "END",
-    "INSERT INTO messages_fts(rowid, body) SELECT id, body FROM messages WHERE body IS NOT NULL",
+    "INSERT INTO messages_fts(rowid, body, conversation_id) "
+    "SELECT id, body, conversation_id FROM messages WHERE body IS NOT NULL",
 ]
 # SQLite 3.42+: a removed message's tokens are removed from the index pages themselves,
 # not only masked until the next merge.

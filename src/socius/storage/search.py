@@ -40,7 +40,13 @@ __all__ = ["SqlSearchRepository"]
 
 _fts = table(FTS_TABLE, column("rowid"))
 _MATCH = text(f"{FTS_TABLE} MATCH :match")
-_BM25 = func.bm25(literal_column(FTS_TABLE))
+# The body alone is ranked: the conversation column only narrows the match.
+_BM25 = func.bm25(literal_column(FTS_TABLE), 1.0, 0.0)
+_CONVERSATIONS_OF = select(members.c.conversation_id).where(
+    members.c.user_id == bindparam("viewer")
+)
+MAX_NARROWED = 500
+"""Up to this many conversations, SQLite's text match is ANDed with them in the index."""
 _SNIPPETS = text(
     "SELECT rowid, snippet(messages_fts, 0, char(2), char(3), '…', 24) AS snippet "
     "FROM messages_fts WHERE messages_fts MATCH :match AND rowid IN :ids"
@@ -89,7 +95,16 @@ class SqlSearchRepository:
         if self._postgres:
             found = await self._postgres_hits(words, live, mine, limit, offset)
         else:
-            found = await self._sqlite_hits(words, live, mine, limit, offset)
+            if conversation_id is not None:
+                narrow = [conversation_id]
+            else:
+                rows = await self._conn.execute(_CONVERSATIONS_OF, {"viewer": viewer})
+                narrow = [int(r.conversation_id) for r in rows]
+                if not narrow:
+                    return []
+            found = await self._sqlite_hits(
+                words, narrow if len(narrow) <= MAX_NARROWED else [], live, mine, limit, offset
+            )
         counts = await SqlConversationRepository(self._conn).reaction_counts(
             [hit.message.id for hit in found]
         )
@@ -103,18 +118,24 @@ class SqlSearchRepository:
     async def _sqlite_hits(
         self,
         words: Sequence[str],
+        narrow: Sequence[int],
         live: list[ColumnElement[bool]],
         mine: ColumnElement[bool],
         limit: int,
         offset: int,
     ) -> list[SearchHit]:
-        # Each word a quoted string: FTS5 reads nothing in it as an operator.
-        match = " ".join(f'"{w}"' for w in words)
+        # Each word a quoted string in the body column: FTS5 reads nothing in it as an
+        # operator. ``narrow``: the conversations to match in (the index's own doclists
+        # skip the rest), none for all (the join with members filters then).
+        match = " ".join(f'body:"{w}"' for w in words)
+        narrowed = match
+        if narrow:
+            narrowed += " AND conversation_id:(" + " OR ".join(f'"{c}"' for c in narrow) + ")"
         score = _BM25.label("score")
         stmt = (
             select(messages, score)
             .select_from(_fts.join(messages, messages.c.id == _fts.c.rowid).join(members, mine))
-            .where(_MATCH.bindparams(match=match), *live)
+            .where(_MATCH.bindparams(match=narrowed), *live)
             .order_by(score, messages.c.id.desc())
             .limit(limit)
             .offset(offset)
