@@ -60,7 +60,12 @@ _HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=30, MinWords=1
 
 
 def _tsquery() -> ColumnElement[Any]:
-    return func.plainto_tsquery(_config, bindparam("q", type_=String))
+    # The words are written into the statement (they are ``\w+`` runs, and SQLAlchemy
+    # quotes them), not bound: a prepared statement switches to a generic plan after five
+    # runs, planned for no words in particular, and the best plan depends on them (a rare
+    # word: the GIN index; a common one: the caller's conversations first). Measured over
+    # 1 M messages, a common word went from 0.25 s to 1.4 s on the generic plan.
+    return func.plainto_tsquery(_config, bindparam("q", type_=String, literal_execute=True))
 
 
 class SqlSearchRepository:
