@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from socius.storage.engine import make_engine
+from socius.storage.search_schema import in_metadata
 from socius.storage.tables import metadata
 
 
@@ -17,6 +18,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=in_metadata,  # the search index: triggers and FTS5, not the metadata
         # socius.storage.migrate passes one in to report progress (`socius migrate`).
         on_version_apply=context.config.attributes.get("on_version_apply"),
     )

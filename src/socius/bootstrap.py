@@ -74,6 +74,7 @@ from socius.services.relay import Relay
 from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
+from socius.services.search import SearchService
 from socius.services.secret_box import SecretBox
 from socius.services.suggestions import SuggestionService
 from socius.services.threads import ThreadService
@@ -437,6 +438,7 @@ def build(
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
         attachments=attachments,
+        search=SearchService(database, clock),
         inbox=InboxService(database),
         delivery=delivery,
         tokens=tokens,

@@ -212,7 +212,7 @@ def migrate() -> None:
             if done < len(steps):
                 say(f"applying {steps[done][0]} ({done}/{len(steps)} done)")
 
-        asyncio.run(upgrade(url, on_applied=applied))
+        asyncio.run(upgrade(url, on_applied=applied, search_language=settings.search_language))
     _out(f"database at revision {head_revision()} (was {before or 'empty'})")
 
 
@@ -260,7 +260,9 @@ def serve(
         raise _refuse(exc) from exc
     _ready(settings)
     if settings.auto_migrate:
-        asyncio.run(upgrade(settings.effective_database_url))
+        asyncio.run(
+            upgrade(settings.effective_database_url, search_language=settings.search_language)
+        )
     # Workers read their settings from the environment: pass the overrides on.
     for name, value in given.items():
         os.environ[f"SOCIUS_{name.upper()}"] = str(value)

@@ -172,6 +172,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     )
     upload_unsent_ttl_seconds: int = 24 * 3600  # uploads never sent are purged after it
 
+    # message search (docs/search.md)
+    search_language: str = "simple"  # PostgreSQL text search configuration, e.g. english
+
     # retention
     event_log_retention_seconds: int = 30 * 24 * 3600  # 0 keeps every event for ever
 
@@ -337,6 +340,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "must be 60..604800, or 0 for no presigned URLs",
             ),
             (self.upload_unsent_ttl_seconds >= 60, "upload_unsent_ttl_seconds", "must be >= 60"),
+            (
+                re.fullmatch(r"[a-z][a-z_]{0,62}", self.search_language) is not None,
+                "search_language",
+                "must name a PostgreSQL text search configuration (simple, english, ...)",
+            ),
         ]
         key_why = "must be 32 random bytes in base64 (`openssl rand -base64 32` makes one)"
         checks += [

@@ -13,12 +13,15 @@ from sqlalchemy import inspect
 from conftest import POSTGRES_URL, require_service
 from socius.storage.engine import make_engine
 from socius.storage.migrate import current_revision, head_revision, upgrade
+from socius.storage.search_schema import in_metadata
 from socius.storage.tables import metadata
 
 
 def _snapshot(sync_conn) -> tuple[list, list]:
     """What the database holds: the schema difference to the metadata, and its shape."""
-    context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        sync_conn, opts={"compare_type": True, "include_name": in_metadata}
+    )
     diff = compare_metadata(context, metadata)
     inspector = inspect(sync_conn)
     shape = []

@@ -41,6 +41,7 @@ from socius.api.rest import (
     presence,
     relationships,
     reports,
+    search,
     threads,
     users,
 )
@@ -133,6 +134,7 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             conversations.router,
             threads.router,  # .../messages/{id}/thread (docs/threads.md)
             attachments.router,
+            search.router,
             inbox.router,
             presence.router,
             admin.router,

@@ -40,6 +40,7 @@ from socius.client._models import (
     PublicUser,
     Relationship,
     Report,
+    SearchHit,
     SessionInfo,
     Suggestion,
     SyncPage,
@@ -777,6 +778,46 @@ class AsyncClient:
             json={"seq": seq},
         )
         return decode(ThreadRead, response.content)
+
+    async def search_messages(
+        self,
+        q: str,
+        *,
+        conversation_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[SearchHit]:
+        """Messages holding every word of `q` in your conversations (or in
+        `conversation_id` alone), best first, each with a highlighted snippet."""
+        return await self._get(
+            Page[SearchHit],
+            "/v1/search/messages",
+            params={
+                "q": q,
+                "conversation_id": conversation_id,
+                "limit": limit,
+                "cursor": cursor,
+            },
+        )
+
+    async def iter_search_messages(
+        self,
+        q: str,
+        *,
+        conversation_id: str | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[SearchHit]:
+        """Every hit of `search_messages`, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.search_messages(
+                q, conversation_id=conversation_id, limit=limit, cursor=cursor
+            )
+            for hit in page.items:
+                yield hit
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # -- attachments -------------------------------------------------------------------------
 

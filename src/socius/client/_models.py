@@ -230,6 +230,14 @@ class ThreadRead(msgspec.Struct, frozen=True, kw_only=True):
     unread_count: int
 
 
+class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
+    """A message that matches a search, and a snippet of it: HTML-escaped text whose
+    matches are wrapped in ``<mark>`` and ``</mark>``, the only markup it holds."""
+
+    message: Message
+    snippet: str
+
+
 class Conversation(msgspec.Struct, frozen=True, kw_only=True):
     """A conversation as the caller sees it (with their role, unread count, and whether
     they muted it)."""

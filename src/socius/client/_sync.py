@@ -40,6 +40,7 @@ from socius.client._models import (
     PublicUser,
     Relationship,
     Report,
+    SearchHit,
     SessionInfo,
     Suggestion,
     SyncPage,
@@ -761,6 +762,45 @@ class Client:
             json={"seq": seq},
         )
         return decode(ThreadRead, response.content)
+
+    def search_messages(
+        self,
+        q: str,
+        *,
+        conversation_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[SearchHit]:
+        """Messages holding every word of `q` in your conversations (or in
+        `conversation_id` alone), best first, each with a highlighted snippet."""
+        return self._get(
+            Page[SearchHit],
+            "/v1/search/messages",
+            params={
+                "q": q,
+                "conversation_id": conversation_id,
+                "limit": limit,
+                "cursor": cursor,
+            },
+        )
+
+    def iter_search_messages(
+        self,
+        q: str,
+        *,
+        conversation_id: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[SearchHit]:
+        """Every hit of `search_messages`, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.search_messages(
+                q, conversation_id=conversation_id, limit=limit, cursor=cursor
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # -- attachments -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from socius.services.relay import Relay
 from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
+from socius.services.search import SearchService
 from socius.services.suggestions import SuggestionService
 from socius.services.threads import ThreadService
 from socius.services.tokens import AccessTokens
@@ -50,6 +51,7 @@ class Container:
     suggestions: SuggestionService
     messaging: MessagingService
     attachments: AttachmentService
+    search: SearchService
     inbox: InboxService
     delivery: Delivery
     tokens: AccessTokens

@@ -27,6 +27,7 @@ from socius.domain.mfa import RecoveryCode, TotpFactor
 from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
 from socius.domain.reports import Report, ReportAction, ReportedMessage, ReportStatus
+from socius.domain.search import SearchHit
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.signing_keys import SigningKeyRecord
 from socius.domain.stream import DomainEvent, StreamedEvent
@@ -55,6 +56,7 @@ __all__ = [
     "OutboxRepository",
     "RefreshSpend",
     "ReportRepository",
+    "SearchRepository",
     "SessionRepository",
     "SigningKeyRecord",
     "SigningKeyRepository",
@@ -751,6 +753,24 @@ class EventStream(Protocol):
         """The position to read ``after`` to start at the first event at/after ``when``."""
 
 
+class SearchRepository(Protocol):
+    """Message search (docs/search.md) over the index the database keeps with the
+    messages."""
+
+    async def messages(
+        self,
+        viewer: int,
+        words: Sequence[str],
+        *,
+        conversation_id: int | None,
+        now: datetime,
+        limit: int,
+        offset: int,
+    ) -> list[SearchHit]:
+        """Live messages holding every word, in the conversations ``viewer`` is a member
+        of (or ``conversation_id`` alone), best first: ``limit`` after ``offset``."""
+
+
 class AttachmentRepository(Protocol):
     """Uploads (domain/attachments.py). A doomed one is read by nobody; the purge deletes
     its bytes, then its row."""
@@ -894,6 +914,9 @@ class UnitOfWork(Protocol):
 
     @property
     def threads(self) -> ThreadRepository: ...
+
+    @property
+    def search(self) -> SearchRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -30,7 +30,7 @@ from socius.storage.attachments import carried, snapshots
 from socius.storage.tables import conversations, edges, members, messages, reactions
 from socius.storage.threads import thread_summary
 
-__all__ = ["SqlConversationRepository", "conversation_from_row"]
+__all__ = ["SqlConversationRepository", "conversation_from_row", "message_from_row"]
 
 # The statements of a send, built once: SQLAlchemy then skips building and hashing
 # them on every call (half of a statement's cost here, see bench/send_cost.py).
@@ -180,6 +180,9 @@ def _message(row: Row[Any], reacted: dict[str, int] | None = None) -> Message:
         thread_root_id=row.thread_root_id,
         thread=thread_summary(row),
     )
+
+
+message_from_row = _message
 
 
 class SqlConversationRepository:

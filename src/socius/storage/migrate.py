@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from socius.storage.engine import make_engine
+from socius.storage.search_schema import apply_search_language
 
 __all__ = [
     "OnApplied",
@@ -56,9 +57,17 @@ def pending_revisions(current: str | None) -> list[tuple[str, str]]:
     return [(script.revision, script.doc) for script in reversed(list(newer))]
 
 
-async def upgrade(url: str, revision: str = "head", *, on_applied: OnApplied | None = None) -> None:
+async def upgrade(
+    url: str,
+    revision: str = "head",
+    *,
+    on_applied: OnApplied | None = None,
+    search_language: str | None = None,
+) -> None:
     """Bring the database at ``url`` up to ``revision``. Safe to run from several nodes.
-    ``on_applied`` hears of each step as it is applied (inside the one transaction)."""
+    ``on_applied`` hears of each step as it is applied (inside the one transaction).
+    ``search_language``: the PostgreSQL text search configuration messages are indexed in
+    (re-indexing them when it changes; docs/search.md)."""
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -68,6 +77,10 @@ async def upgrade(url: str, revision: str = "head", *, on_applied: OnApplied | N
             try:
                 await conn.run_sync(_run_upgrade, revision, on_applied)
                 await conn.commit()
+                if search_language is not None and await apply_search_language(
+                    conn, search_language
+                ):
+                    await conn.commit()
             finally:
                 if conn.dialect.name == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _LOCK_ID})

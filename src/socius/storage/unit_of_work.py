@@ -40,6 +40,7 @@ from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.reads import HotReads
 from socius.storage.reports import SqlReportRepository
+from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
@@ -82,6 +83,7 @@ class SqlUnitOfWork:
     attachments: SqlAttachmentRepository
     reports: SqlReportRepository
     threads: SqlThreadRepository
+    search: SqlSearchRepository
 
     def __init__(
         self,
@@ -159,6 +161,7 @@ class SqlUnitOfWork:
         self.attachments = SqlAttachmentRepository(conn)
         self.reports = SqlReportRepository(conn)
         self.threads = SqlThreadRepository(conn)
+        self.search = SqlSearchRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

@@ -45,6 +45,7 @@ def test_all() -> None:
         "Relationship",
         "Report",
         "ReportedMessage",
+        "SearchHit",
         "SessionInfo",
         "StreamEvent",
         "Suggestion",
