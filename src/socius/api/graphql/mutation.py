@@ -21,7 +21,14 @@ from socius.api.graphql.types import (
     message_of,
     relationship_of,
 )
-from socius.api.rest.conversations import EditIn, GroupIn, MembersIn, MessageIn, ReadIn
+from socius.api.rest.conversations import (
+    EditIn,
+    GroupIn,
+    MembersIn,
+    MessageIn,
+    ReadIn,
+    attachment_ids_of,
+)
 from socius.api.rest.me import ProfilePatch
 from socius.domain.graph import Relationship as DomainRelationship
 from socius.services.graph import GraphService
@@ -173,7 +180,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Send a message. The same `clientMsgId` again returns the original "
-        "message." + _RATE + _READ_ONLY
+        "message. `attachmentIds`: up to 10 of your uploads (POST /v1/uploads) not sent "
+        'yet, in order; with them `body` may be empty (`""`).' + _RATE + _READ_ONLY
     )
     async def send_message(
         self,
@@ -182,10 +190,17 @@ class Mutation:
         client_msg_id: str,
         body: str,
         reply_to: strawberry.ID | None = None,
+        attachment_ids: list[strawberry.ID] | None = None,
     ) -> Message:
         principal = await viewer(info)
         sent = inputs.struct(
-            MessageIn, {"client_msg_id": client_msg_id, "body": body, "reply_to": reply_to}
+            MessageIn,
+            {
+                "client_msg_id": client_msg_id,
+                "body": body,
+                "reply_to": reply_to,
+                "attachment_ids": attachment_ids or [],
+            },
         )
         message, _ = await _context(info).container.messaging.send(
             principal.user_id,
@@ -193,6 +208,7 @@ class Mutation:
             client_msg_id=sent.client_msg_id,
             body=sent.body,
             reply_to=None if sent.reply_to is None else inputs.reply_to(sent.reply_to),
+            attachment_ids=attachment_ids_of(sent.attachment_ids),
         )
         return message_of(message)
 
