@@ -156,3 +156,15 @@ async def test_attachments_stream_both_ways(app: App) -> None:
             async for _ in bo.stream_attachment("12345"):
                 pass
         assert missing.value.status == 404
+
+
+def test_the_sync_client_streams_too(register: Callable[..., Account]) -> None:
+    ada, bo = register(), register()
+    data = png(64)
+    attachment = ada.client.upload(iter([data[:100], data[100:]]), filename="g.png")
+    assert attachment.sha256 == hashlib.sha256(data).hexdigest()
+    cid = ada.client.open_direct(bo.id).id
+    ada.client.send_message(cid, "", client_msg_id="s", attachment_ids=[attachment.id])
+    pieces = list(bo.client.stream_attachment(attachment.id, chunk_size=64))
+    assert len(pieces) > 1
+    assert b"".join(pieces) == data
