@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql_support import gql
+from graphql_support import codes, gql, gql_error
 from PIL import Image
 
 from conftest import Account, App, Clock, make_app
@@ -198,6 +198,38 @@ def test_graphql_messages_list_their_attachments(register: Callable[..., Account
             "filename": "tiny.png",
         }
     ]
+
+
+def test_a_message_of_attachments_alone_has_an_empty_body(
+    register: Callable[..., Account],
+) -> None:
+    """REST and GraphQL alike: the body may be empty exactly when files come with it."""
+    ada, bo = register(), register()
+    cid = direct(ada, bo)
+    photo = uploaded(ada, png(6, 6))["id"]
+    sent = send(ada, cid, [photo], body="")
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["body"] == ""
+    assert [a["id"] for a in sent.json()["attachments"]] == [photo]
+    assert_error(send(ada, cid, [], body=""), 422, "empty_body")
+    assert_error(send(ada, cid, [uploaded(ada, png())["id"]], body="  \n "), 422, "empty_body")
+
+    mutation = (
+        "mutation($c: ID!, $m: String!, $b: String!, $files: [ID!]) { sendMessage("
+        "conversationId: $c, clientMsgId: $m, body: $b, attachmentIds: $files) "
+        "{ body attachments { id contentType width } } }"
+    )
+    other = uploaded(ada, png(3, 2))["id"]
+    answer = gql(ada, mutation, c=cid, m="g1", b="", files=[other])
+    assert answer["sendMessage"] == {
+        "body": "",
+        "attachments": [{"id": other, "contentType": "image/png", "width": 3}],
+    }
+    assert codes(gql_error(ada, mutation, c=cid, m="g2", b="", files=[])) == ["empty_body"]
+    assert codes(gql_error(ada, mutation, c=cid, m="g3", b="", files=None)) == ["empty_body"]
+    # Sent through GraphQL is sent: the upload cannot go out twice.
+    assert_error(send(ada, cid, [other]), 409, "attachment_already_sent")
+    assert [m.body for m in bo.client.messages(cid)] == ["", ""]
 
 
 def test_range_requests_and_etags(register: Callable[..., Account]) -> None:

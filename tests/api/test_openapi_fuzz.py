@@ -99,6 +99,7 @@ STATE_RULES = {
     "invalid_token": "the token of a mailed link is one the server issued, and unspent",
     "token_expired": "the token of a mailed link is one the server issued lately",
     "code_or_recovery_code": "exactly one of two optional fields (not expressible here)",
+    "empty_body": "an empty body needs attachment_ids, uploads of the caller not sent yet",
     "invalid_code": "an OpenID Connect exchange code is one the server issued, and unspent",
     "invalid_challenge": "a passkey answer signs a challenge the server issued, and unspent",
     "invalid_passkey_response": "a passkey answer is an authenticator's, signed",

@@ -14,14 +14,17 @@ authenticator) and signs in with it. Screenshots: e2e/browser.py.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -126,6 +129,12 @@ class Person:
         await self.composer().fill(text)
         await self.composer().press("Enter")
         await expect(self.messages()).to_contain_text(text)
+
+
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "orange").save(out, format="PNG")
+    return out.getvalue()
 
 
 async def person(browser: Browser, name: str, device: dict[str, object]) -> Person:
@@ -236,6 +245,23 @@ async def test_two_people_sign_up_befriend_and_chat_live(
     await expect(bob.messages()).to_contain_text("This message was deleted.")
     await expect(bob.messages()).not_to_contain_text("Hello again")
     await b.screenshot(path=shots.path("bob-phone-deleted"))
+
+    # An image with no text: Bob sees its thumbnail, and the whole image on a click.
+    await a.get_by_label("Attach files").set_input_files(
+        files=[{"name": "dot.png", "mimeType": "image/png", "buffer": png(60, 40)}]
+    )
+    await expect(a.get_by_role("list", name="Files to send")).to_contain_text("dot.png")
+    await a.get_by_role("button", name="Send").click()
+    await expect(a.get_by_role("list", name="Files to send")).to_be_hidden()
+    opener = b.get_by_role("button", name="Open image dot.png")
+    thumb = opener.locator("img")
+    await expect(thumb).to_have_attribute("src", re.compile("^blob:"))
+    assert await thumb.evaluate("i => i.decode().then(() => i.naturalWidth)") > 0
+    await opener.click()
+    await expect(b.get_by_role("dialog", name="dot.png").locator("img")).to_be_visible()
+    await b.screenshot(path=shots.path("bob-phone-image"))
+    await b.get_by_role("button", name="Close").click()
+    await expect(b.get_by_role("dialog")).to_have_count(0)
 
     # Bob signs out: his session ends, and Alice sees him go offline.
     await expect(a.locator(".conv-sub")).to_have_text("Online")

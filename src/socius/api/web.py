@@ -57,8 +57,9 @@ _BASE_HEADERS = {
 }
 # The client builds its DOM from JavaScript and loads nothing from elsewhere: no inline
 # script or style, and the socket is same-origin ('self' covers ws: and wss: there).
+# Attachments are fetched with the session's token and shown from blob: URLs.
 CLIENT_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; "
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # Swagger UI sets style attributes on its elements.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -20,7 +20,9 @@ from socius.client._errors import (
 from socius.client._http import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
+    UNSET,
     USER_AGENT,
+    Unset,
     clean_params,
     segment,
 )
@@ -31,11 +33,14 @@ from socius.client._models import (
     Conversation,
     LinkedIdentity,
     ListedUser,
+    Member,
     Message,
     MfaStatus,
+    NotificationPage,
     OidcProvider,
     Page,
     PasskeyInfo,
+    Presence,
     PrivateUser,
     PublicUser,
     Relationship,
@@ -136,12 +141,13 @@ class AsyncClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         auth: bool = True,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request and return the response whatever its status.
 
-        `json` is encoded with msgspec (None: no body); `content` sends bytes as they are.
+        `json` is encoded with msgspec (None: no body); `content` sends bytes as they are
+        (or as an iterable yields them: a streamed body).
         Parameters set to None are left out. The Bearer header is sent when `auth` is true
         and the client has an access token; `headers` are added last.
         """
@@ -171,7 +177,7 @@ class AsyncClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         auth: bool = True,
-        content: bytes | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Like `raw`, but raise ApiError when the status is 400 or more."""
@@ -699,6 +705,78 @@ class AsyncClient:
     async def conversation(self, conversation_id: str) -> Conversation:
         return await self._get(Conversation, f"/v1/conversations/{segment(conversation_id)}")
 
+    async def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        title: str | None = None,
+        message_ttl_seconds: int | Unset | None = UNSET,
+    ) -> Conversation:
+        """Owner or admin: change the title, or make new messages disappear after
+        `message_ttl_seconds` (0 or None turns it off). Fields left out do not change."""
+        body: dict[str, Any] = {}
+        if title is not None:
+            body["title"] = title
+        if not isinstance(message_ttl_seconds, Unset):
+            body["message_ttl_seconds"] = message_ttl_seconds
+        response = await self.request(
+            "PATCH", f"/v1/conversations/{segment(conversation_id)}", json=body
+        )
+        return decode(Conversation, response.content)
+
+    async def members(
+        self, conversation_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Member]:
+        """The members of a conversation you are in."""
+        return await self._get(
+            Page[Member],
+            f"/v1/conversations/{segment(conversation_id)}/members",
+            params={"limit": limit, "cursor": cursor},
+        )
+
+    async def iter_members(
+        self, conversation_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[Member]:
+        """Every member, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.members(conversation_id, limit=limit, cursor=cursor)
+            for member in page.items:
+                yield member
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def add_members(self, conversation_id: str, user_ids: list[str]) -> Conversation:
+        """Owner or admin: add people to a group."""
+        response = await self.request(
+            "POST",
+            f"/v1/conversations/{segment(conversation_id)}/members",
+            json={"user_ids": user_ids},
+        )
+        return decode(Conversation, response.content)
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> None:
+        """Owner or admin: take someone out of a group (your own id: `leave`)."""
+        await self.request(
+            "DELETE",
+            f"/v1/conversations/{segment(conversation_id)}/members/{segment(user_id)}",
+        )
+
+    async def leave(self, conversation_id: str) -> None:
+        """Leave a group (this client's own user; its id is read from `me` once)."""
+        me = await self._get(dict[str, Any], "/v1/me")
+        await self.remove_member(conversation_id, str(me["id"]))
+
+    async def set_member_role(self, conversation_id: str, user_id: str, role: str) -> Member:
+        """The owner only: make a member `admin`, or `member` again."""
+        response = await self.request(
+            "PATCH",
+            f"/v1/conversations/{segment(conversation_id)}/members/{segment(user_id)}",
+            json={"role": role},
+        )
+        return decode(Member, response.content)
+
     async def mute_conversation(self, conversation_id: str) -> Conversation:
         """Mute the conversation's notifications, for you alone (unread counts go on)."""
         response = await self.request("PUT", f"/v1/conversations/{segment(conversation_id)}/mute")
@@ -819,11 +897,57 @@ class AsyncClient:
                 return
             cursor = page.next_cursor
 
+    async def edit_message(self, conversation_id: str, message_id: str, body: str) -> Message:
+        """Change the text of your message (its `edited_at` is set)."""
+        response = await self.request(
+            "PATCH",
+            f"/v1/conversations/{segment(conversation_id)}/messages/{segment(message_id)}",
+            json={"body": body},
+        )
+        return decode(Message, response.content)
+
+    async def delete_message(self, conversation_id: str, message_id: str) -> Message:
+        """Delete for everyone (sender, or a group's owner or admin): the content and its
+        attachments are erased; the tombstone (`deleted`, `body` None) is returned."""
+        response = await self.request(
+            "DELETE",
+            f"/v1/conversations/{segment(conversation_id)}/messages/{segment(message_id)}",
+        )
+        return decode(Message, response.content)
+
+    async def react(self, conversation_id: str, message_id: str, emoji: str) -> Message:
+        """Add your reaction (idempotent); the message with its counts."""
+        response = await self.request(
+            "PUT", self._reaction_path(conversation_id, message_id, emoji)
+        )
+        return decode(Message, response.content)
+
+    async def unreact(self, conversation_id: str, message_id: str, emoji: str) -> Message:
+        """Take your reaction back (idempotent)."""
+        response = await self.request(
+            "DELETE", self._reaction_path(conversation_id, message_id, emoji)
+        )
+        return decode(Message, response.content)
+
+    @staticmethod
+    def _reaction_path(conversation_id: str, message_id: str, emoji: str) -> str:
+        return (
+            f"/v1/conversations/{segment(conversation_id)}/messages/"
+            f"{segment(message_id)}/reactions/{segment(emoji)}"
+        )
+
+    async def typing(self, conversation_id: str) -> None:
+        """Tell the others you are typing (ephemeral: a `typing` event, nothing stored)."""
+        await self.request("POST", f"/v1/conversations/{segment(conversation_id)}/typing")
+
     # -- attachments -------------------------------------------------------------------------
 
-    async def upload(self, data: bytes, *, filename: str | None = None) -> Attachment:
+    async def upload(
+        self, data: bytes | AsyncIterable[bytes], *, filename: str | None = None
+    ) -> Attachment:
         """Upload a file (its type is read from its bytes); send it with a message within
-        a day (`send_message(..., attachment_ids=[...])`)."""
+        a day (`send_message(..., attachment_ids=[...])`). `data`: the bytes, or an
+        iterable of chunks, streamed (a large file need not be read into memory)."""
         response = await self.request(
             "POST",
             "/v1/uploads",
@@ -847,6 +971,28 @@ class AsyncClient:
             "GET", f"/v1/attachments/{segment(attachment_id)}", headers=headers
         )
         return response.content
+
+    async def stream_attachment(
+        self, attachment_id: str, *, chunk_size: int | None = 65536
+    ) -> AsyncIterator[bytes]:
+        """The bytes of an attachment, chunk by chunk as they arrive (never all in memory):
+        `async for chunk in client.stream_attachment(id): ...`. Raises ApiError before
+        the first chunk when the attachment cannot be read."""
+        headers: dict[str, str] = {}
+        if not self._owns_http:
+            headers["User-Agent"] = self._user_agent
+        if self.access_token is not None:
+            headers["Authorization"] = f"Bearer {self.access_token}"
+        async with self._http.stream(
+            "GET",
+            f"{self._prefix}/v1/attachments/{segment(attachment_id)}",
+            headers=headers,
+        ) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise ApiError.from_response(response)
+            async for chunk in response.aiter_bytes(chunk_size):
+                yield chunk
 
     async def attachment_thumbnail(self, attachment_id: str, *, size: int = 256) -> bytes:
         """A WebP thumbnail of an image attachment, no larger than `size` on each side."""
@@ -872,6 +1018,29 @@ class AsyncClient:
         older than the events kept raises ApiError 410 `cursor_expired`: re-read the state,
         then sync again with no cursor."""
         return await self._get(SyncPage, "/v1/sync", params={"cursor": cursor, "limit": limit})
+
+    # -- notifications and presence --------------------------------------------------------
+
+    async def notifications(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> NotificationPage:
+        """Your notification inbox, newest first, with the count of unread ones."""
+        return await self._get(
+            NotificationPage, "/v1/notifications", params={"limit": limit, "cursor": cursor}
+        )
+
+    async def mark_notifications_read(self, up_to_id: str) -> int:
+        """Mark read every notification up to and including `up_to_id`; how many were
+        unread."""
+        response = await self.request("POST", "/v1/notifications/read", json={"up_to_id": up_to_id})
+        return int(decode(dict[str, Any], response.content)["marked"])
+
+    async def presence(self, user_ids: list[str]) -> list[Presence]:
+        """Whether these users (up to 100) are online; only your friends are reported."""
+        page = await self._get(
+            dict[str, list[Presence]], "/v1/presence", params={"ids": ",".join(user_ids)}
+        )
+        return page["items"]
 
     # -- operations --------------------------------------------------------------------------
 

@@ -211,6 +211,10 @@ class AsyncAdmin:
         response = await self._client.request("POST", "/v1/admin/webhooks", json=body)
         return decode(Webhook, response.content)
 
+    async def webhook(self, webhook_id: str) -> Webhook:
+        response = await self._client.request("GET", f"/v1/admin/webhooks/{segment(webhook_id)}")
+        return decode(Webhook, response.content)
+
     async def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook:
         """Change `url`, `types`, `secret`, `enabled`, `description` or `bodies`."""
         response = await self._client.request(

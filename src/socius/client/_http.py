@@ -10,7 +10,9 @@ from urllib.parse import quote
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
+    "UNSET",
     "USER_AGENT",
+    "Unset",
     "clean_params",
     "segment",
 ]
@@ -36,3 +38,13 @@ def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if params is None:
         return None
     return {key: value for key, value in params.items() if value is not None}
+
+
+class Unset:
+    """The type of UNSET: an argument left out (None may mean something else)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()

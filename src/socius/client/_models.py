@@ -17,8 +17,12 @@ __all__ = [
     "AuditEntry",
     "AuthResult",
     "EventPage",
+    "Member",
     "MfaStatus",
+    "Notification",
+    "NotificationPage",
     "Page",
+    "Presence",
     "PrivateUser",
     "PublicUser",
     "Report",
@@ -257,6 +261,39 @@ class Conversation(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     muted: bool = False
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True):
+    """A member of a conversation (``/v1/conversations/{id}/members``)."""
+
+    user_id: str
+    role: str  # owner, admin or member
+    joined_at: datetime
+    last_read_seq: int
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of the notification inbox; ``payload`` depends on ``type``."""
+
+    id: str
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    read: bool
+
+
+class NotificationPage(Page[Notification], frozen=True, kw_only=True):
+    """A page of the inbox, newest first, and how many are unread in all."""
+
+    unread_count: int
+
+
+class Presence(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether a friend is online; ``last_seen_at`` is now for one who is."""
+
+    user_id: str
+    online: bool
+    last_seen_at: datetime | None
 
 
 class SyncItem(msgspec.Struct, frozen=True, kw_only=True):

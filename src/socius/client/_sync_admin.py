@@ -205,6 +205,10 @@ class Admin:
         response = self._client.request("POST", "/v1/admin/webhooks", json=body)
         return decode(Webhook, response.content)
 
+    def webhook(self, webhook_id: str) -> Webhook:
+        response = self._client.request("GET", f"/v1/admin/webhooks/{segment(webhook_id)}")
+        return decode(Webhook, response.content)
+
     def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook:
         """Change `url`, `types`, `secret`, `enabled`, `description` or `bodies`."""
         response = self._client.request(

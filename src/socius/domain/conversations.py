@@ -24,6 +24,7 @@ __all__ = [
     "EMOJI_PATTERN",
     "MAX_GROUP_MEMBERS",
     "MAX_TTL_SECONDS",
+    "SENT_BODY_PATTERN",
     "TITLE_MAX",
     "TITLE_PATTERN",
     "Conversation",
@@ -45,6 +46,8 @@ __all__ = [
 BODY_MAX = 4000
 BODY_PATTERN = visible_text_pattern(CONTROL)
 """Something visible; no control characters but tab and line breaks."""
+SENT_BODY_PATTERN = visible_text_pattern(CONTROL, empty=True)
+"""As BODY_PATTERN, or empty: a message with attachments needs no text."""
 TITLE_MAX = 100
 TITLE_PATTERN = visible_text_pattern(CONTROL_OR_BREAK)
 """Something visible, on one line (surrounding spaces are trimmed)."""
@@ -165,7 +168,11 @@ def direct_key(a: int, b: int) -> str:
     return f"{lo}:{hi}"
 
 
-def check_body(body: str) -> str:
+def check_body(body: str, *, attachments: bool = False) -> str:
+    """A message's text. With ``attachments`` (the message carries files) it may be
+    empty, though never blank: ``""`` is no text at all, ``"  "`` is a mistake."""
+    if attachments and body == "":
+        return body
     if not body.strip():
         raise InvalidInput("a message needs a body", code="empty_body", details={"field": "body"})
     if len(body) > BODY_MAX:

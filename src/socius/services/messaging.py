@@ -644,7 +644,7 @@ class MessagingService:
         rate, its conversation) is its own answer and fails no other send of its group.
         ``attachment_ids``: the actor's own uploads not sent yet (services/attachments.py)."""
         check_client_msg_id(client_msg_id)
-        check_body(body)
+        check_body(body, attachments=bool(attachment_ids))
         await self._limits.messages.check(actor)
         attached = tuple(check_attachment_count(list(attachment_ids)))
         verdict = None

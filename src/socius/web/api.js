@@ -122,8 +122,10 @@ export class Api extends EventTarget {
     return run();
   }
 
-  /** One API call; `auth` false for the calls made before signing in. */
-  async call(method, path, { body, query, auth = true } = {}) {
+  /** One API call; `auth` false for the calls made before signing in. `content`: raw
+   * bytes (a File or Blob) to send instead of a JSON `body`; `as: "blob"` answers the
+   * response's bytes as a Blob instead of its JSON. */
+  async call(method, path, { body, query, auth = true, content, as = "json" } = {}) {
     let url = path;
     if (query) {
       const params = new URLSearchParams();
@@ -132,15 +134,16 @@ export class Api extends EventTarget {
       if (text) url += `?${text}`;
     }
     for (let attempt = 0; ; attempt++) {
-      const headers = { accept: "application/json" };
+      const headers = as === "json" ? { accept: "application/json" } : {};
       if (body !== undefined) headers["content-type"] = "application/json";
+      if (content !== undefined) headers["content-type"] = "application/octet-stream";
       if (auth) headers.authorization = `Bearer ${await this.accessToken()}`;
       let response;
       try {
         response = await fetch(url, {
           method,
           headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
+          body: content !== undefined ? content : body === undefined ? undefined : JSON.stringify(body),
         });
       } catch (error) {
         throw new ApiError(0, "offline", "The server cannot be reached.");
@@ -152,7 +155,7 @@ export class Api extends EventTarget {
       if (response.status === 401 && auth) this.#forget("expired");
       if (!response.ok) throw await toError(response);
       if (response.status === 204) return null;
-      return response.json();
+      return as === "blob" ? response.blob() : response.json();
     }
   }
 
@@ -252,10 +255,21 @@ export class Api extends EventTarget {
       query: { before_seq: beforeSeq, limit },
     });
   }
-  send(id, body, clientMsgId) {
-    return this.call("POST", `/v1/conversations/${enc(id)}/messages`, {
-      body: { client_msg_id: clientMsgId, body },
+  send(id, body, clientMsgId, attachmentIds = []) {
+    const message = { client_msg_id: clientMsgId, body };
+    if (attachmentIds.length) message.attachment_ids = attachmentIds;
+    return this.call("POST", `/v1/conversations/${enc(id)}/messages`, { body: message });
+  }
+  /** Upload a File (its type is read from its bytes by the server); the attachment. */
+  upload(file) {
+    return this.call("POST", "/v1/uploads", {
+      content: file, query: { filename: file.name || undefined },
     });
+  }
+  /** An attachment's bytes (or its thumbnail's) as a Blob: they need the session's token. */
+  attachmentBlob(attachmentId, { thumbnail = false } = {}) {
+    const path = `/v1/attachments/${enc(attachmentId)}${thumbnail ? "/thumbnail" : ""}`;
+    return this.call("GET", path, { query: thumbnail ? { size: 256 } : undefined, as: "blob" });
   }
   edit(id, messageId, body) {
     return this.call("PATCH", `/v1/conversations/${enc(id)}/messages/${enc(messageId)}`, {

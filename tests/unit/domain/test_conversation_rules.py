@@ -66,6 +66,14 @@ def test_body_rejects(body: str, code: str) -> None:
     assert code_of(exc) == code
 
 
+def test_a_body_may_be_empty_only_with_attachments() -> None:
+    assert check_body("", attachments=True) == ""
+    for body in (" ", "\n\t"):
+        with pytest.raises(InvalidInput) as exc:
+            check_body(body, attachments=True)
+        assert code_of(exc) == "empty_body"
+
+
 @pytest.mark.parametrize(
     "value", ["a", "A-b_c.d:e", "0" * 64, "550e8400-e29b-41d4-a716-446655440000"]
 )

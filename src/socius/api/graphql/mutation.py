@@ -21,7 +21,14 @@ from socius.api.graphql.types import (
     message_of,
     relationship_of,
 )
-from socius.api.rest.conversations import EditIn, GroupIn, MembersIn, MessageIn, ReadIn
+from socius.api.rest.conversations import (
+    EditIn,
+    GroupIn,
+    MembersIn,
+    MessageIn,
+    ReadIn,
+    attachment_ids_of,
+)
 from socius.api.rest.me import ProfilePatch
 from socius.domain.graph import Relationship as DomainRelationship
 from socius.services.graph import GraphService
@@ -173,7 +180,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Send a message. The same `clientMsgId` again returns the original "
-        "message." + _RATE + _READ_ONLY
+        "message. `attachmentIds`: up to 10 of your uploads (POST /v1/uploads) not sent "
+        'yet, in order; with them `body` may be empty (`""`).' + _RATE + _READ_ONLY
     )
     async def send_message(
         self,
@@ -183,6 +191,7 @@ class Mutation:
         body: str,
         reply_to: strawberry.ID | None = None,
         thread_root_id: strawberry.ID | None = None,
+        attachment_ids: list[strawberry.ID] | None = None,
     ) -> Message:
         principal = await viewer(info)
         sent = inputs.struct(
@@ -192,6 +201,7 @@ class Mutation:
                 "body": body,
                 "reply_to": reply_to,
                 "thread_root_id": thread_root_id,
+                "attachment_ids": attachment_ids or [],
             },
         )
         message, _ = await _context(info).container.messaging.send(
@@ -201,6 +211,7 @@ class Mutation:
             body=sent.body,
             reply_to=None if sent.reply_to is None else inputs.reply_to(sent.reply_to),
             thread_root_id=inputs.thread_root_id(sent.thread_root_id),
+            attachment_ids=attachment_ids_of(sent.attachment_ids),
         )
         return message_of(message)
 

@@ -13,7 +13,14 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
-from socius.api.rest.fields import ClientMsgId, IdText, MessageBody, MessageTtl, Title
+from socius.api.rest.fields import (
+    ClientMsgId,
+    IdText,
+    MessageBody,
+    MessageTtl,
+    SentBody,
+    Title,
+)
 from socius.api.rest.message_views import (
     ConversationOut,
     MemberOut,
@@ -29,7 +36,7 @@ from socius.domain.errors import InvalidInput, NotFound
 from socius.domain.ids import parse_id
 from socius.domain.pagination import Seq
 
-__all__ = ["router"]
+__all__ = ["attachment_ids_of", "router"]
 
 UNSET = msgspec.UNSET
 Emoji = Annotated[
@@ -83,7 +90,7 @@ class RoleIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class MessageIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_msg_id: ClientMsgId
-    body: MessageBody
+    body: SentBody
     reply_to: IdText | None = None
     attachment_ids: Annotated[
         list[IdText],
@@ -329,7 +336,7 @@ async def send_message(
         client_msg_id=data.client_msg_id,
         body=data.body,
         reply_to=reply_to,
-        attachment_ids=_attachment_ids(data.attachment_ids),
+        attachment_ids=attachment_ids_of(data.attachment_ids),
         thread_root_id=_thread_root_id(data.thread_root_id),
     )
     return Response(message_out(message), status_code=201 if created else 200)
@@ -349,7 +356,7 @@ def _thread_root_id(text: str | None) -> int | None:
     return value
 
 
-def _attachment_ids(texts: list[str]) -> list[int]:
+def attachment_ids_of(texts: list[str]) -> list[int]:
     """Ids of uploads; a malformed one names nothing (404, like an unknown one)."""
     ids = [parse_id(t) for t in texts]
     bad = [t for t, i in zip(texts, ids, strict=True) if i is None]

@@ -19,6 +19,7 @@ from socius.domain.conversations import (
     BODY_PATTERN,
     CLIENT_MSG_ID_PATTERN,
     MAX_TTL_SECONDS,
+    SENT_BODY_PATTERN,
     TITLE_MAX,
     TITLE_PATTERN,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "OneTimeTokenText",
     "Password",
     "RecoveryCodeText",
+    "SentBody",
     "Title",
     "Username",
     "optional",
@@ -183,6 +185,16 @@ MessageBody = Annotated[
         pattern=BODY_PATTERN,
         description="Not blank; no control characters but tab and line breaks (422 "
         "`empty_body`, `body_too_long`, `invalid_characters`)",
+    ),
+]
+SentBody = Annotated[
+    str,
+    _documented(
+        maxLength=BODY_MAX,
+        pattern=SENT_BODY_PATTERN,
+        description='The text: not blank, and empty (`""`) only when `attachment_ids` is '
+        "not; no control characters but tab and line breaks (422 `empty_body`, "
+        "`body_too_long`, `invalid_characters`)",
     ),
 ]
 ClientMsgId = Annotated[

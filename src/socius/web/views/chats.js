@@ -1,6 +1,7 @@
 // Conversations: the list (with unread badges and presence) and the open conversation
 // (live messages, typing, read receipts, reactions, edits and deletes, a composer).
 import { alertUser, announce, h, randomId, replaceChildren, shortTime } from "../dom.js";
+import { attachmentList, nameOf } from "./attachments.js";
 import { act, avatar, isOnline, listen, presenceText } from "./common.js";
 
 const EMOJI = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
@@ -56,7 +57,7 @@ function conversationItems(ctx, openId) {
     let preview = "";
     if (last) {
       const who = last.sender_id === store.me.id ? "You: " : c.kind === "group" ? `${store.nameOf(last.sender_id)}: ` : "";
-      preview = last.deleted ? "Message deleted" : `${who}${last.body}`;
+      preview = last.deleted ? "Message deleted" : `${who}${textOf(last)}`;
     }
     const unread = c.unread_count || 0;
     return h(
@@ -153,7 +154,7 @@ function conversationPane(ctx, id) {
   const { api, store, gateway } = ctx;
   // picker/editing: the message whose reaction picker is open / being edited; focusKey:
   // the data-key to focus after the next render (the React button once the picker closes).
-  const state = { picker: null, editing: null, first: true, lastTyping: 0, focusKey: null };
+  const state = { picker: null, editing: null, first: true, lastTyping: 0, focusKey: null, files: [] };
   const nodes = new Map(); // message id -> {li, sig}
 
   const title = h("h2", { id: "conv-title", tabindex: "-1" });
@@ -194,10 +195,53 @@ function conversationPane(ctx, id) {
     },
   });
   const send = h("button", { type: "submit", class: "primary" }, "Send");
+  // Files to send with the next message: uploaded when it is sent, then attached to it.
+  const chosen = h("ul", { class: "chosen", "aria-label": "Files to send", hidden: true });
+  const filePicker = h("input", {
+    type: "file", multiple: true, class: "visually-hidden", tabindex: "-1", "aria-label": "Attach files",
+    onchange: () => {
+      state.files = [...state.files, ...filePicker.files].slice(0, 10);
+      filePicker.value = "";
+      renderChosen();
+      composer.focus();
+    },
+  });
+  const attach = h(
+    "button",
+    { type: "button", class: "secondary", "aria-label": "Attach a file", onclick: () => filePicker.click() },
+    "📎",
+  );
+
+  function renderChosen() {
+    chosen.hidden = !state.files.length;
+    chosen.replaceChildren(
+      ...state.files.map((file, i) =>
+        h(
+          "li",
+          {},
+          `${file.name} `,
+          h(
+            "button",
+            {
+              type: "button", class: "link", "aria-label": `Remove ${file.name}`,
+              onclick: () => {
+                state.files.splice(i, 1);
+                renderChosen();
+                composer.focus();
+              },
+            },
+            "Remove",
+          ),
+        ),
+      ),
+    );
+  }
   const form = h(
     "form",
     { class: "composer", onsubmit: (e) => { e.preventDefault(); submit(); } },
     h("label", { for: "composer", class: "visually-hidden" }, "Message"),
+    filePicker,
+    attach,
     composer,
     send,
     h("p", { id: "composer-hint", class: "visually-hidden" }, "Enter sends; Shift+Enter starts a new line."),
@@ -205,12 +249,19 @@ function conversationPane(ctx, id) {
 
   async function submit() {
     const body = composer.value.trim();
-    if (!body) return;
+    const files = state.editing ? [] : [...state.files];
+    if (!body && !files.length) return;
     send.disabled = true;
     try {
-      const result = state.editing
-        ? await api.edit(id, state.editing, body)
-        : await api.send(id, body, randomId());
+      let result;
+      if (state.editing) result = await api.edit(id, state.editing, body);
+      else {
+        const ids = [];
+        for (const file of files) ids.push((await api.upload(file)).id);
+        result = await api.send(id, body, randomId(), ids);
+        state.files = [];
+        renderChosen();
+      }
       store.keepMessage(result);
       composer.value = "";
       state.lastTyping = 0;
@@ -369,6 +420,7 @@ function conversationPane(ctx, id) {
     receipt,
     typingLine,
     editBanner,
+    chosen,
     form,
   );
   return {
@@ -385,6 +437,7 @@ function signature(store, m, state) {
   const mine = EMOJI.filter((e) => store.myReactions.has(`${m.id} ${e}`)).join("");
   return JSON.stringify([
     m.body, m.deleted, m.edited_at, m.reactions, mine, store.nameOf(m.sender_id),
+    (m.attachments || []).map((a) => a.id),
     state.picker === m.id, state.editing === m.id,
   ]);
 }
@@ -406,7 +459,7 @@ function messageItem(ctx, conversationId, m, state, { startEditing, rerender }) 
   const reactions = Object.entries(m.reactions || {}).filter(([, n]) => n > 0);
   const body = m.deleted
     ? h("p", { class: "body deleted" }, "This message was deleted.")
-    : h("p", { class: "body" }, m.body);
+    : [m.body ? h("p", { class: "body" }, m.body) : null, attachmentList(api, m.attachments)];
   const actions = m.deleted
     ? null
     : h(
@@ -519,5 +572,13 @@ function messageItem(ctx, conversationId, m, state, { startEditing, rerender }) 
 export function announceIncoming(store, m) {
   const c = store.conversations.get(m.conversation_id);
   const where = c?.kind === "group" ? ` in ${store.titleOf(c)}` : "";
-  announce(`New message from ${store.nameOf(m.sender_id)}${where}: ${m.body ?? ""}`);
+  announce(`New message from ${store.nameOf(m.sender_id)}${where}: ${textOf(m)}`);
+}
+
+/** A message's text, or what it carries when it has none. */
+function textOf(m) {
+  if (m.body) return m.body;
+  const files = m.attachments || [];
+  if (!files.length) return "";
+  return files.length === 1 ? `📎 ${nameOf(files[0])}` : `📎 ${files.length} files`;
 }
