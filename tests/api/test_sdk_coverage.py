@@ -120,6 +120,13 @@ SDK_METHODS: dict[tuple[str, str], str] = {
     ("POST", "/v1/conversations/{conversation_id}/typing"): "typing",
     ("PUT", "/v1/conversations/{conversation_id}/mute"): "mute_conversation",
     ("DELETE", "/v1/conversations/{conversation_id}/mute"): "unmute_conversation",
+    # threads, search, reports
+    ("GET", "/v1/conversations/{conversation_id}/messages/{message_id}/thread"): "list_thread",
+    ("POST", "/v1/conversations/{conversation_id}/messages/{message_id}/thread/read"): (
+        "mark_thread_read"
+    ),
+    ("GET", "/v1/search/messages"): "search_messages",
+    ("POST", "/v1/reports"): "report",
     # attachments
     ("POST", "/v1/uploads"): "upload",
     ("GET", "/v1/attachments/{attachment_id}"): "download_attachment",
@@ -138,6 +145,9 @@ SDK_METHODS: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/users/{user_id}/grant-admin"): "admin.grant_admin",
     ("POST", "/v1/admin/users/{user_id}/revoke-admin"): "admin.revoke_admin",
     ("GET", "/v1/admin/audit"): "admin.audit",
+    ("GET", "/v1/admin/reports"): "admin.reports",
+    ("GET", "/v1/admin/reports/{report_id}"): "admin.report",
+    ("POST", "/v1/admin/reports/{report_id}/resolve"): "admin.resolve_report",
     ("GET", "/v1/admin/events"): "admin.events",
     ("GET", "/v1/admin/webhooks"): "admin.webhooks",
     ("POST", "/v1/admin/webhooks"): "admin.create_webhook",
