@@ -265,8 +265,7 @@ def test_input_bounds(register: Callable[..., Account]) -> None:
     assert error(raw_search(a, q="  !!! ... ")) == (422, "empty_query")
     assert error(raw_search(a, q="x" * 257)) == (422, "query_too_long")
     assert raw_search(a, q="x" * 256).status_code == 200
-    assert error(raw_search(a, q=" ".join(["w"] * 17))) == (422, "query_too_long")
-    assert raw_search(a, q=" ".join(["hello"] * 16)).status_code == 200
+    assert raw_search(a, q=" ".join(["hi"] * 85)).status_code == 200  # any number of words
     assert error(raw_search(a, q="hel\x01lo")) == (422, "invalid_characters")
     assert error(raw_search(a)) == (422, "validation_error")  # q is required
     for limit in (0, 101, -1):

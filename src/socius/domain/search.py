@@ -19,15 +19,14 @@ __all__ = [
     "MARK_END",
     "MARK_START",
     "MAX_QUERY_LENGTH",
-    "MAX_QUERY_WORDS",
     "MAX_SEARCH_OFFSET",
+    "QUERY_PATTERN",
     "SearchHit",
     "highlighted",
     "query_words",
 ]
 
 MAX_QUERY_LENGTH = 256
-MAX_QUERY_WORDS = 16
 MAX_SEARCH_OFFSET = 1000
 """How deep pages go: past this many results, refine the query."""
 
@@ -37,11 +36,14 @@ MARK_START = "\x02"
 MARK_END = "\x03"
 
 _WORD = re.compile(r"\w+")
+QUERY_PATTERN = r"^[^\x00-\x1f\x7f]*\w[^\x00-\x1f\x7f]*$"
+"""What ``query_words`` accepts, for the OpenAPI document: a word character somewhere and
+no control character; ``MAX_QUERY_LENGTH`` bounds it (so at most 128 words)."""
 
 
 def query_words(q: str) -> list[str]:
     """The words of ``q``: 422 ``empty_query`` when it has none, ``query_too_long`` past
-    ``MAX_QUERY_LENGTH`` characters or ``MAX_QUERY_WORDS`` words."""
+    ``MAX_QUERY_LENGTH`` characters, ``invalid_characters`` for a control character."""
     if len(q) > MAX_QUERY_LENGTH:
         raise InvalidInput(
             f"a search is at most {MAX_QUERY_LENGTH} characters",
@@ -56,12 +58,6 @@ def query_words(q: str) -> list[str]:
     if not words:
         raise InvalidInput(
             "a search needs at least one word", code="empty_query", details={"field": "q"}
-        )
-    if len(words) > MAX_QUERY_WORDS:
-        raise InvalidInput(
-            f"a search is at most {MAX_QUERY_WORDS} words",
-            code="query_too_long",
-            details={"field": "q", "max_words": MAX_QUERY_WORDS},
         )
     return words
 

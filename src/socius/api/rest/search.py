@@ -16,7 +16,12 @@ from socius.api.rest.params import Limit, OffsetCursor
 from socius.api.rest.views import Page
 from socius.domain.conversations import not_found
 from socius.domain.ids import ID_PATTERN, parse_id
-from socius.domain.search import MAX_QUERY_LENGTH, MAX_QUERY_WORDS, MAX_SEARCH_OFFSET, SearchHit
+from socius.domain.search import (
+    MAX_QUERY_LENGTH,
+    MAX_SEARCH_OFFSET,
+    QUERY_PATTERN,
+    SearchHit,
+)
 
 __all__ = ["router"]
 
@@ -44,7 +49,7 @@ def _hit_out(hit: SearchHit) -> SearchHitOut:
     "search a conversation's whole history, as they read it; a deleted, expired or erased "
     f"message never matches. Pages go {MAX_SEARCH_OFFSET} results deep. 422 "
     f"`empty_query` for a `q` without a word, `query_too_long` past {MAX_QUERY_LENGTH} "
-    f"characters or {MAX_QUERY_WORDS} words.",
+    "characters, `invalid_characters` for a control character.",
 )
 async def search_messages(
     state: State,
@@ -53,7 +58,11 @@ async def search_messages(
         str,
         QueryParameter(
             description="the words to look for",
-            schema_extra={"minLength": 1, "maxLength": MAX_QUERY_LENGTH},
+            schema_extra={
+                "minLength": 1,
+                "maxLength": MAX_QUERY_LENGTH,
+                "pattern": QUERY_PATTERN,
+            },
         ),
     ],
     conversation_id: Annotated[
