@@ -38,6 +38,7 @@ from socius.api.rest import (
     passkeys,
     people,
     presence,
+    push,
     relationships,
     users,
 )
@@ -131,6 +132,8 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             attachments.router,
             inbox.router,
             presence.router,
+            push.me_router,
+            push.public_router,
             admin.router,
             admin_events.router,
             admin_webhooks.router,

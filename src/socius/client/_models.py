@@ -226,6 +226,43 @@ class SyncItem(msgspec.Struct, frozen=True, kw_only=True):
     event: dict[str, Any]
 
 
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """An inbox entry: ``type`` is ``message``, ``mention``, ``reply``, ``reaction``, or a
+    graph one (``friend.request``, ...); ``payload`` holds ids (docs/push.md)."""
+
+    id: str
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    read: bool
+
+
+class NotificationPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Notification]
+    next_cursor: str | None = None
+    unread_count: int = 0
+
+
+class NotificationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Which kinds of notification (and push) you get."""
+
+    message: bool
+    mention: bool
+    reply: bool
+    reaction: bool
+
+
+class PushDevice(msgspec.Struct, frozen=True, kw_only=True):
+    """A push target: ``webpush`` (``endpoint``) or ``gateway`` (``platform``)."""
+
+    id: str
+    kind: str
+    endpoint: str | None
+    platform: str | None
+    created_at: datetime
+    last_pushed_at: datetime | None
+
+
 class SyncPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[SyncItem]
     next_cursor: str

@@ -298,6 +298,7 @@ class AccountService:
             # and then wants this user's log counter; this order never waits on the reverse.
             await self._messaging.erase_user(uow, user_id)
             await uow.notifications.erase_user(user_id)
+            await uow.push.erase_user(user_id)  # devices and notification settings
             await uow.outbox.erase_user(user_id)
             await uow.audit.erase_user(user_id)
             await uow.users.delete(user_id)

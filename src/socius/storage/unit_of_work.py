@@ -38,6 +38,7 @@ from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
+from socius.storage.push import SqlPushRepository
 from socius.storage.reads import HotReads
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
@@ -78,6 +79,7 @@ class SqlUnitOfWork:
     leases: SqlLeaseRepository
     webhooks: SqlWebhookRepository
     attachments: SqlAttachmentRepository
+    push: SqlPushRepository
 
     def __init__(
         self,
@@ -153,6 +155,7 @@ class SqlUnitOfWork:
         self.leases = SqlLeaseRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         self.attachments = SqlAttachmentRepository(conn)
+        self.push = SqlPushRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:
