@@ -112,7 +112,8 @@ def test_offline_user_gets_an_encrypted_signed_push_without_the_body(
     assert data["type"] == "message"
     assert data["conversation_id"] == direct.id
     assert data["message_id"] == sent.id
-    assert "secret" not in pushed.body.decode("latin-1") and "secret" not in str(data)
+    assert "secret" not in pushed.body.decode("latin-1")
+    assert "secret" not in str(data)
     assert pushed.headers["topic"] == f"c{direct.id}"
     assert int(pushed.headers["ttl"]) > 0
     claims = check_vapid(pushed, public_key=public_key, audience=receiver.origin)
@@ -182,7 +183,7 @@ def test_gateway_gets_the_documented_json(
 ) -> None:
     alice, bob = register(), register()
     device = bob.client.register_gateway_device("device-token-1", platform="fcm")
-    assert device.kind == "gateway" and device.platform == "fcm" and device.endpoint is None
+    assert (device.kind, device.platform, device.endpoint) == ("gateway", "fcm", None)
     direct = alice.client.open_direct(bob.id)
     sent = send(alice, direct.id, "@nobody private words")
     [pushed] = wait_for(lambda: receiver.to("/gateway"), "a gateway push")
