@@ -208,6 +208,9 @@ def test_devices_list_delete_and_bounds(
     assert {d.kind for d in bob.client.devices()} == {"webpush", "gateway"}
     auth = bearer(_token(eve))
     assert_error(http.delete(f"/v1/me/devices/{second.id}", headers=auth), 404, "device_not_found")
+    exported = bob.client.export()
+    assert {d["kind"] for d in exported["push_devices"]} == {"webpush", "gateway"}
+    assert exported["notification_settings"]["mention"] is True
     bob.client.delete_device(second.id)
     assert [d.kind for d in bob.client.devices()] == ["webpush"]
     browser = Browser()
