@@ -243,3 +243,38 @@ def test_registering_an_endpoint_again_moves_it(
     _subscribe(http, carol, receiver, "/shared")  # the browser now signed in as carol
     assert bob.client.devices() == []
     assert len(carol.client.devices()) == 1
+
+
+def test_online_on_another_node_gets_no_push(
+    stack: str,
+    make_settings: Callable[..., Settings],
+    app: App,
+    http: Any,
+    register: Callable[..., Account],
+    receiver: PushReceiver,
+) -> None:
+    """Presence is the cluster's: bob's socket is on node B, the notifier runs on node A
+    (this test's app), and bob gets no push until that socket is gone."""
+    if stack == "sqlite":
+        pytest.skip("an embedded node shares no presence with another process")
+    from litestar.testing import TestClient
+
+    node_b = make_app(make_settings(push_allow_private=True))  # no relay, no notifier
+    alice, bob = register(), register()
+    browser = _subscribe(http, bob, receiver, "/bob")
+    direct = alice.client.open_direct(bob.id)
+    notifier = app.wiring.container.notifier
+
+    async def bob_online() -> bool:
+        return int(bob.id) in await notifier.online([int(bob.id)])
+
+    with TestClient(node_b.asgi) as http_b, connected(http_b, _token(bob)):  # type: ignore[arg-type]
+        wait_for(lambda: http.blocking_portal.call(bob_online), "bob online, seen from A")
+        send(alice, direct.id, "you are on the other node")
+        wait_for(lambda: _inbox(bob), "bob's notification")
+        http.blocking_portal.call(notifier.settle)
+        assert receiver.to("/bob") == []
+    wait_for(lambda: not http.blocking_portal.call(bob_online), "bob offline, seen from A")
+    later = send(alice, direct.id, "now you are gone")
+    [pushed] = wait_for(lambda: receiver.to("/bob"), "a push once offline everywhere")
+    assert browser.decrypt(pushed)["message_id"] == later.id
