@@ -552,6 +552,10 @@ def build(
         # Subscribes the revocation list and the L1 to the bus and catches them up; until
         # then (or while the bus is away) checks ask Redis and the database.
         await link.start()
+        try:
+            await notifier.begin()
+        except Exception:  # an outage: its first round tries again
+            log.warning("notifier_begin_failed", exc_info=True)
         if settings.event_relay_in_server:
             events.on_commit = relay.wake
             background.append(asyncio.create_task(relay.run()))

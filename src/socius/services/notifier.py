@@ -125,6 +125,17 @@ class Notifier:
         """Events were published to the stream in this process: run a round now."""
         self._work.set()
 
+    async def begin(self) -> None:
+        """On a cluster's first start with a notifier, start reading at the stream's end:
+        messages sent before it existed (an upgrade) make no notifications or pushes."""
+        async with self._uow(write=False) as uow:
+            if await uow.push.position(CONSUMER):
+                return
+        head = await self._stream.head()
+        async with self._uow() as uow:
+            if await uow.push.start_at(CONSUMER, head):
+                await uow.commit()
+
     # one round ------------------------------------------------------------------------
 
     async def run_once(self) -> int | None:
@@ -139,6 +150,10 @@ class Notifier:
     async def _round(self) -> int | None:
         async with self._uow(write=False) as uow:
             position = await uow.push.position(CONSUMER)
+        if not position:
+            await self.begin()  # (a no-op once the consumer exists)
+            async with self._uow(write=False) as uow:
+                position = await uow.push.position(CONSUMER)
         items = await self._stream.read(after=position, types=TYPES, limit=self._batch)
         if not items:
             return 0

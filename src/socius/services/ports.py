@@ -688,6 +688,9 @@ class PushRepository(Protocol):
 
     async def position(self, name: str) -> int: ...
 
+    async def start_at(self, name: str, position: int) -> bool:
+        """Create a consumer at ``position`` unless it exists; whether it did."""
+
     async def move(self, name: str, before: int, after: int) -> bool:
         """Compare-and-set of a consumer's position; False when it moved meanwhile."""
 

@@ -178,6 +178,15 @@ class SqlPushRepository:
         )
         return int(row.scalar_one_or_none() or 0)
 
+    async def start_at(self, name: str, position: int) -> bool:
+        """Create the consumer ``name`` at ``position`` unless it exists; whether it did."""
+        stmt = (
+            self._insert(stream_consumers)
+            .values(name=name, position=position)
+            .on_conflict_do_nothing(index_elements=[stream_consumers.c.name])
+        )
+        return bool((await self._conn.execute(stmt)).rowcount)
+
     async def move(self, name: str, before: int, after: int) -> bool:
         """Move ``name`` from ``before`` to ``after``; False when it is no longer at
         ``before`` (another consumer moved it)."""
