@@ -553,7 +553,8 @@ def build(
         # then (or while the bus is away) checks ask Redis and the database.
         await link.start()
         try:
-            await notifier.begin()
+            async with asyncio.timeout(2.0):  # never hold the start up for long
+                await notifier.begin()
         except Exception:  # an outage: its first round tries again
             log.warning("notifier_begin_failed", exc_info=True)
         if settings.event_relay_in_server:
