@@ -106,14 +106,27 @@ def _b64url(value: str, field: str, size: int) -> str:
 def check_webpush(endpoint: str, p256dh: str, auth: str, *, allow_http: bool) -> tuple[str, str]:
     """The subscription's keys, checked: an https endpoint (http only when the operator
     allows it), an uncompressed P-256 point and a 16-byte auth secret."""
-    parts = urlsplit(endpoint)
+    bad = InvalidInput(
+        "endpoint must be an https URL without credentials",
+        code="invalid_endpoint",
+        details={"field": "endpoint"},
+    )
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port  # raises on a bad one
+    except ValueError:
+        raise bad from None
     schemes = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password:
-        raise InvalidInput(
-            "endpoint must be an https URL without credentials",
-            code="invalid_endpoint",
-            details={"field": "endpoint"},
-        )
+    if (
+        parts.scheme not in schemes
+        or not parts.hostname
+        or port == 0
+        or parts.username
+        or parts.password
+        or not endpoint.isprintable()
+        or " " in endpoint
+    ):
+        raise bad
     return _b64url(p256dh, "keys.p256dh", 65), _b64url(auth, "keys.auth", 16)
 
 

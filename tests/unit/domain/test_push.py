@@ -43,3 +43,17 @@ def test_backoff_doubles_and_is_capped() -> None:
         timedelta(seconds=4),
     ]
     assert push_backoff(50, 1.0) == timedelta(seconds=64)
+
+
+def test_malformed_endpoints_are_refused_not_crashing() -> None:
+    point, auth = _b64(b"\x04" + b"\x01" * 64), _b64(b"\x02" * 16)
+    for endpoint in [
+        "https://[",
+        "https://x:99999/",
+        "https://u:p@x/",
+        "https:///x",
+        "https://x/a b",
+    ]:
+        with pytest.raises(InvalidInput) as bad:
+            check_webpush(endpoint, point, auth, allow_http=True)
+        assert bad.value.code == "invalid_endpoint"
