@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from socius.domain.errors import InvalidInput
+from socius.domain.errors import Forbidden, InvalidInput
 
 __all__ = [
     "Device",
@@ -116,9 +116,10 @@ def check_webpush(endpoint: str, p256dh: str, auth: str, *, allow_http: bool) ->
         port = parts.port  # raises on a bad one
     except ValueError:
         raise bad from None
-    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme == "http" and not allow_http:
+        raise Forbidden("push endpoints must be https on this server", code="insecure_endpoint")
     if (
-        parts.scheme not in schemes
+        parts.scheme not in ("https", "http")
         or not parts.hostname
         or port == 0
         or parts.username
@@ -131,9 +132,9 @@ def check_webpush(endpoint: str, p256dh: str, auth: str, *, allow_http: bool) ->
 
 
 def check_gateway_token(token: str) -> str:
-    if not token or len(token) > 4096 or not token.isprintable():
+    if not 1 <= len(token) <= 4096 or not all(33 <= ord(c) <= 126 for c in token):
         raise InvalidInput(
-            "token must be 1-4096 printable characters",
+            "token must be 1-4096 printable ASCII characters, no spaces",
             code="invalid_token",
             details={"field": "token"},
         )

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from litestar import Router, delete, get, patch, post
@@ -22,22 +22,37 @@ from socius.domain.push import Device, DeviceKind, NotificationKind, Notificatio
 __all__ = ["me_router", "public_router"]
 
 
+# Patterns the checks of domain/push.py accept, so that the schema tells the truth.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+ENDPOINT_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:{_PORT})?(/[!-~]*)?$"
+P256DH_PATTERN = r"^B[A-P][A-Za-z0-9_-]{85}=?$"  # base64url of an uncompressed P-256 point
+AUTH_PATTERN = r"^[A-Za-z0-9_-]{22}(==)?$"  # base64url of 16 bytes
+TOKEN_PATTERN = r"^[!-~]{1,4096}$"  # noqa: S105 (a pattern, not a secret)
+
+
 class WebPushKeys(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    p256dh: Annotated[str, msgspec.Meta(min_length=80, max_length=100)]
-    auth: Annotated[str, msgspec.Meta(min_length=16, max_length=32)]
+    p256dh: Annotated[str, msgspec.Meta(pattern=P256DH_PATTERN, max_length=88)]
+    auth: Annotated[str, msgspec.Meta(pattern=AUTH_PATTERN, max_length=24)]
 
 
-class DeviceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """``webpush``: the browser's ``PushSubscription.toJSON()`` (``endpoint``, ``keys``;
-    ``expirationTime`` is accepted and ignored). ``gateway``: the token your push gateway
-    knows the device by, and a ``platform`` label it routes by."""
+class WebPushIn(msgspec.Struct, tag_field="kind", tag="webpush", forbid_unknown_fields=True):
+    """A browser's ``PushSubscription.toJSON()``: ``endpoint`` (https; http only where the
+    operator allows it, else 403 `insecure_endpoint`) and ``keys``. ``expirationTime`` is
+    accepted and ignored."""
 
-    kind: Literal["webpush", "gateway"]
-    endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)] | None = None
-    keys: WebPushKeys | None = None
+    endpoint: Annotated[str, msgspec.Meta(pattern=ENDPOINT_PATTERN, max_length=2048)]
+    keys: WebPushKeys
     expirationTime: int | None = None
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
-    platform: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.-]{1,16}$")] | None = None
+
+
+class GatewayIn(msgspec.Struct, tag_field="kind", tag="gateway", forbid_unknown_fields=True):
+    """A device of the operator's push gateway: the token the gateway knows it by, and a
+    ``platform`` label it routes by."""
+
+    token: Annotated[str, msgspec.Meta(pattern=TOKEN_PATTERN, max_length=4096)]
+    platform: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.-]{1,16}$", max_length=16)] | None = (
+        None
+    )
 
 
 class DeviceOut(msgspec.Struct, kw_only=True):
@@ -103,20 +118,26 @@ async def list_devices(state: State, principal: Caller) -> DevicesOut:
     "While you have no live socket on any node, each new notification is pushed to every "
     "device of yours within about a second: ids only, never a message body "
     "(docs/push.md). Registering the same endpoint or token again, by anyone, replaces it. "
-    "At most 20 devices (409 `too_many_devices`). 422 `invalid_endpoint` (https only), "
-    "`invalid_push_keys`, `invalid_token`; 403 `webpush_unavailable` (the server lacks the "
+    "At most 20 devices (409 `too_many_devices`). 403 `insecure_endpoint` (an http endpoint "
+    "where the operator allows https only), `webpush_unavailable` (the server lacks the "
     "socius[push] extra) or `push_gateway_unavailable` (no SOCIUS_PUSH_GATEWAY_URL).",
 )
-async def register_device(data: JSONBody[DeviceIn], state: State, principal: Caller) -> DeviceOut:
-    made = await container_of(state).push.register(
-        principal.user_id,
-        DeviceKind(data.kind),
-        endpoint=data.endpoint,
-        p256dh=data.keys.p256dh if data.keys else None,
-        auth=data.keys.auth if data.keys else None,
-        token=data.token,
-        platform=data.platform,
-    )
+async def register_device(
+    data: JSONBody[WebPushIn | GatewayIn], state: State, principal: Caller
+) -> DeviceOut:
+    push = container_of(state).push
+    if isinstance(data, WebPushIn):
+        made = await push.register(
+            principal.user_id,
+            DeviceKind.WEBPUSH,
+            endpoint=data.endpoint,
+            p256dh=data.keys.p256dh,
+            auth=data.keys.auth,
+        )
+    else:
+        made = await push.register(
+            principal.user_id, DeviceKind.GATEWAY, token=data.token, platform=data.platform
+        )
     return device_out(made)
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from socius.domain.errors import InvalidInput
+from socius.domain.errors import Forbidden, InvalidInput
 from socius.domain.push import check_webpush, mentioned, push_backoff
 
 
@@ -27,9 +27,9 @@ def _b64(raw: bytes) -> str:
 def test_webpush_keys_and_endpoint_are_checked() -> None:
     point, auth = _b64(b"\x04" + b"\x01" * 64), _b64(b"\x02" * 16)
     assert check_webpush("https://push.example/x", point, auth, allow_http=False) == (point, auth)
-    with pytest.raises(InvalidInput) as bad:
+    with pytest.raises(Forbidden) as insecure:
         check_webpush("http://push.example/x", point, auth, allow_http=False)
-    assert bad.value.code == "invalid_endpoint"
+    assert insecure.value.code == "insecure_endpoint"
     for p256dh, secret in [(_b64(b"\x03" + b"\x01" * 64), auth), (point, _b64(b"x" * 15))]:
         with pytest.raises(InvalidInput) as bad:
             check_webpush("https://push.example/x", p256dh, secret, allow_http=False)
