@@ -309,6 +309,8 @@ class Notifier:
                 return
             if attempt < options.attempts:
                 self._on_push("retried")
+                if status is None and attempt == 1:
+                    continue  # no answer (often a pooled connection the server closed): now
                 await asyncio.sleep(
                     push_backoff(attempt, options.retry_base_seconds).total_seconds()
                 )
