@@ -150,12 +150,13 @@ def test_online_user_gets_no_push_until_the_socket_is_gone(
     assert browser.decrypt(pushed)["message_id"] == second.id
 
 
+@pytest.mark.parametrize("status", [404, 410])
 def test_gone_device_is_removed(
-    http: Any, register: Callable[..., Account], receiver: PushReceiver
+    status: int, http: Any, register: Callable[..., Account], receiver: PushReceiver
 ) -> None:
     alice, bob = register(), register()
     _subscribe(http, bob, receiver, "/gone")
-    receiver.statuses = [410]
+    receiver.statuses = [status]
     direct = alice.client.open_direct(bob.id)
     send(alice, direct.id, "are you there?")
     wait_for(lambda: receiver.to("/gone"), "the push")
@@ -279,3 +280,23 @@ def test_online_on_another_node_gets_no_push(
     later = send(alice, direct.id, "now you are gone")
     [pushed] = wait_for(lambda: receiver.to("/bob"), "a push once offline everywhere")
     assert browser.decrypt(pushed)["message_id"] == later.id
+
+
+def test_settings_and_mutes_suppress_pushes(
+    http: Any, register: Callable[..., Account], receiver: PushReceiver
+) -> None:
+    alice, bob, carol = register(), register(), register()
+    browser = _subscribe(http, bob, receiver, "/bob")
+    group = alice.client.create_group("g", [bob.id, carol.id])
+    bob.client.update_notification_settings(message=False)
+    send(alice, group.id, "not for a push")
+    carol.client.mute_conversation(group.id)
+    mention = send(alice, group.id, f"@{bob.username} this one")
+    [pushed] = wait_for(lambda: receiver.to("/bob"), "the mention's push")
+    assert browser.decrypt(pushed)["type"] == "mention"
+    assert browser.decrypt(pushed)["message_id"] == mention.id
+    bob.client.mute(alice.id)
+    send(alice, group.id, f"@{bob.username} muted now")
+    later = send(carol, group.id, f"@{bob.username} from carol")  # ("message" is off)
+    pushes = wait_for(lambda: (got := receiver.to("/bob")) and len(got) == 2 and got, "2")
+    assert browser.decrypt(pushes[1])["message_id"] == later.id  # alice's: none
