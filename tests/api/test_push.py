@@ -300,3 +300,51 @@ def test_settings_and_mutes_suppress_pushes(
     later = send(carol, group.id, f"@{bob.username} from carol")  # ("message" is off)
     pushes = wait_for(lambda: (got := receiver.to("/bob")) and len(got) == 2 and got, "2")
     assert browser.decrypt(pushes[1])["message_id"] == later.id  # alice's: none
+
+
+def test_the_notifier_reads_a_jetstream_stream(
+    make_settings: Callable[..., Settings], receiver: PushReceiver
+) -> None:
+    """The clustered stream (JetStream) feeds the notifier as the database one does; the
+    relay and the notifier are driven one round at a time here."""
+    import asyncio
+
+    from litestar.testing import TestClient
+
+    from conftest import PASSWORD, unique_name
+    from event_support import jetstream_settings
+    from socius.client import Client
+    from socius.stream.jetstream import JetStreamEventStream
+
+    made = make_app(jetstream_settings(make_settings, push_allow_private=True))
+    container = made.wiring.container
+    try:
+        with TestClient(made.asgi) as http2:  # type: ignore[arg-type]
+            alice, bob = Client(http=http2), Client(http=http2)
+            alice.register(unique_name(), PASSWORD)
+            bob_id = bob.register(unique_name(), PASSWORD).user.id
+            browser = Browser()
+            bob.register_webpush_device(receiver.url("/js"), browser.p256dh, browser.auth)
+            direct = alice.open_direct(bob_id)
+            sent = alice.send_message(direct.id, "over JetStream", client_msg_id="js-1")
+
+            async def rounds() -> None:
+                while await container.relay.run_once():
+                    pass
+                while await container.notifier.run_once():
+                    pass
+                await container.notifier.settle()
+
+            http2.blocking_portal.call(rounds)
+            [pushed] = wait_for(lambda: receiver.to("/js"), "a push fed by JetStream")
+            assert browser.decrypt(pushed)["message_id"] == sent.id
+            assert [n.type for n in bob.notifications().items] == ["message"]
+    finally:
+        stream = container.events.stream
+        if isinstance(stream, JetStreamEventStream):
+
+            async def drop() -> None:
+                await stream.delete()
+                await stream.close()
+
+            asyncio.run(drop())
