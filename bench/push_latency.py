@@ -5,6 +5,7 @@ the notifier costs the senders.
     .venv/bin/python -m bench.push_latency                      # SQLite, database stream
     .venv/bin/python -m bench.push_latency --postgres postgresql://postgres@127.0.0.1:5432/postgres
     .venv/bin/python -m bench.push_latency --no-notifier        # the same load, no notifier
+    .venv/bin/python -m bench.push_latency --no-notifier --relay   # ... the relay alone
 
 Users in direct conversations, each with one Web Push subscription pointing at a local
 HTTP server (the "push service", a thread of this process, which only records arrival
@@ -130,9 +131,11 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
     await notifier.settle()
     service.got.clear()
     tasks = []
-    if not args.no_notifier:
+    if not args.no_notifier or args.relay:
         services.events.on_commit = relay.wake
-        tasks = [asyncio.create_task(relay.run()), asyncio.create_task(notifier.run())]
+        tasks = [asyncio.create_task(relay.run())]
+    if not args.no_notifier:
+        tasks.append(asyncio.create_task(notifier.run()))
     sent_at: dict[int, float] = {}
     send_ms: list[float] = []
     pending: set[asyncio.Task[Any]] = set()
@@ -161,6 +164,7 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
     load_seconds = time.monotonic() - started
     result: dict[str, Any] = {
         "notifier": not args.no_notifier,
+        "relay": not args.no_notifier or args.relay,
         "offered_per_s": args.rate,
         "sent": n,
         "accepted_per_s": len(send_ms) / load_seconds,
@@ -198,6 +202,7 @@ async def main() -> int:
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--no-notifier", action="store_true", help="the load alone (its cost)")
+    p.add_argument("--relay", action="store_true", help="with --no-notifier: the relay runs")
     args = p.parse_args()
     overrides: dict[str, Any] = {}
     tmp = tempfile.TemporaryDirectory()
