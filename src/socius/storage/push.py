@@ -33,6 +33,14 @@ _QUIET = [int(EdgeType.MUTES), int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)]
 MessageFacts = tuple[int, int | None, str | None]
 
 
+_CHUNK = 10_000  # ids per IN list: both databases allow 32,766+ parameters
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    unique = list(dict.fromkeys(ids))
+    return [unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
+
+
 def _hash(endpoint: str) -> str:
     return hashlib.sha256(endpoint.encode()).hexdigest()
 
@@ -79,14 +87,15 @@ class SqlPushRepository:
         return device
 
     async def devices(self, user_ids: Sequence[int]) -> list[Device]:
-        if not user_ids:
-            return []
-        rows = await self._conn.execute(
-            select(push_devices)
-            .where(push_devices.c.user_id.in_(list(user_ids)))
-            .order_by(push_devices.c.user_id, push_devices.c.id)
-        )
-        return [_device(r) for r in rows]
+        found: list[Device] = []
+        for chunk in _chunks(user_ids):
+            rows = await self._conn.execute(
+                select(push_devices)
+                .where(push_devices.c.user_id.in_(chunk))
+                .order_by(push_devices.c.user_id, push_devices.c.id)
+            )
+            found += [_device(r) for r in rows]
+        return found
 
     async def count_devices(self, user_id: int) -> int:
         rows = await self._conn.execute(
@@ -127,14 +136,16 @@ class SqlPushRepository:
 
     async def settings(self, user_ids: Sequence[int]) -> dict[int, NotificationSettings]:
         """Each user's settings (users without a row are left out: all on)."""
-        if not user_ids:
-            return {}
-        rows = await self._conn.execute(
-            select(notification_settings).where(notification_settings.c.user_id.in_(list(user_ids)))
-        )
-        return {
-            r.user_id: NotificationSettings(r.message, r.mention, r.reply, r.reaction) for r in rows
-        }
+        found: dict[int, NotificationSettings] = {}
+        for chunk in _chunks(user_ids):
+            rows = await self._conn.execute(
+                select(notification_settings).where(notification_settings.c.user_id.in_(chunk))
+            )
+            found |= {
+                r.user_id: NotificationSettings(r.message, r.mention, r.reply, r.reaction)
+                for r in rows
+            }
+        return found
 
     async def put_settings(self, user_id: int, value: NotificationSettings, when: datetime) -> None:
         values = {
@@ -243,23 +254,24 @@ class SqlPushRepository:
         return found
 
     async def usernames(self, user_ids: Sequence[int]) -> dict[int, str]:
-        if not user_ids:
-            return {}
-        rows = await self._conn.execute(
-            select(users.c.id, users.c.username).where(users.c.id.in_(list(user_ids)))
-        )
-        return {r.id: r.username.lower() for r in rows}
+        found: dict[int, str] = {}
+        for chunk in _chunks(user_ids):
+            rows = await self._conn.execute(
+                select(users.c.id, users.c.username).where(users.c.id.in_(chunk))
+            )
+            found |= {r.id: r.username.lower() for r in rows}
+        return found
 
     async def quiet(self, recipients: Sequence[int], actors: Sequence[int]) -> set[tuple[int, int]]:
         """``(recipient, actor)`` pairs where the recipient mutes or blocks the actor, or
         is blocked by them."""
-        if not recipients or not actors:
-            return set()
-        rows = await self._conn.execute(
-            select(edges.c.src, edges.c.dst).where(
-                edges.c.src.in_(list(recipients)),
-                edges.c.dst.in_(list(actors)),
-                edges.c.type.in_(_QUIET),
-            )
-        )
-        return {(r.src, r.dst) for r in rows}
+        found: set[tuple[int, int]] = set()
+        for who in _chunks(actors):
+            for chunk in _chunks(recipients):
+                rows = await self._conn.execute(
+                    select(edges.c.src, edges.c.dst).where(
+                        edges.c.src.in_(chunk), edges.c.dst.in_(who), edges.c.type.in_(_QUIET)
+                    )
+                )
+                found |= {(r.src, r.dst) for r in rows}
+        return found
