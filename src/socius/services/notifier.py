@@ -49,6 +49,7 @@ __all__ = ["CONSUMER", "LEASE", "Notifier", "PushOptions"]
 LEASE = "notifier"
 CONSUMER = "notifier"
 TYPES = ["message.created", "message.reacted"]
+MAX_NOTES = 20_000  # notifications written per round, at most (past one item's own)
 log = structlog.get_logger("socius.notifier")
 _encode = msgspec.json.Encoder().encode
 
@@ -163,9 +164,15 @@ class Notifier:
             await uow.commit()
         if not held:
             return None
-        notes = await self._plan(items)
+        notes: list[_Note] = []
+        upto = position
+        for at, made in await self._plan(items):
+            if notes and len(notes) + len(made) > MAX_NOTES:
+                break  # the rest next round: one transaction stays bounded
+            notes += made
+            upto = at
         async with self._uow() as uow:
-            if not await uow.push.move(CONSUMER, position, items[-1].position):
+            if not await uow.push.move(CONSUMER, position, upto):
                 return 0  # another notifier wrote this batch
             stored = await self._delivery.notify(
                 uow, [(n.user_id, n.kind.value, n.payload(), n.message_id) for n in notes]
@@ -175,7 +182,8 @@ class Notifier:
             await self._push(notes, stored)
         return len(items)
 
-    async def _plan(self, items: Sequence[StreamedEvent]) -> list[_Note]:
+    async def _plan(self, items: Sequence[StreamedEvent]) -> list[tuple[int, list[_Note]]]:
+        """Per stream item, in order: its position and the notifications it makes."""
         created: list[dict[str, Any]] = []
         reacted: list[dict[str, Any]] = []
         for item in items:
@@ -200,25 +208,40 @@ class Notifier:
             )
             quiet = await uow.push.quiet(recipients, actors)
             settings = await uow.push.settings(recipients)
-        notes: list[_Note] = []
 
         def keeps(user: int, actor: int, conversation: int) -> bool:
             muted = members.get(conversation, {}).get(user)
             return user != actor and muted is False and (user, actor) not in quiet
 
-        for d in created:
+        planned: list[tuple[int, list[_Note]]] = []
+        for item in items:
+            d = item.event.data
+            made: list[_Note] = []
+            planned.append((item.position, made))
             message_id = _int(d.get("message_id"))
             fact = facts.get(message_id) if message_id is not None else None
-            if message_id is None or fact is None:
-                continue  # gone meanwhile
-            conversation, sender, body = fact
-            if sender is None or body is None:
-                continue  # deleted meanwhile
+            if message_id is None or fact is None or fact[2] is None:
+                continue  # gone, or deleted meanwhile
+            conversation, author, body = fact
+            if item.event.type != "message.created":
+                reactor = _int(d.get("user_id"))
+                if d.get("added") is not True or reactor is None or author is None:
+                    continue
+                if (
+                    keeps(author, reactor, conversation)
+                    and settings.get(author, NotificationSettings()).reaction
+                ):
+                    made.append(
+                        _Note(author, NotificationKind.REACTION, conversation, message_id, reactor)
+                    )
+                continue
+            if author is None:
+                continue
             said = mentioned(body)
             reply_to = _int(d.get("reply_to"))
             replied = facts[reply_to][1] if reply_to in facts else None
             for user in members.get(conversation, {}):
-                if not keeps(user, sender, conversation):
+                if not keeps(user, author, conversation):
                     continue
                 kinds = []
                 if said and names.get(user) in said:
@@ -229,20 +252,8 @@ class Notifier:
                 mine = settings.get(user, NotificationSettings())
                 kind = next((k for k in kinds if mine.allows(k)), None)
                 if kind is not None:
-                    notes.append(_Note(user, kind, conversation, message_id, sender))
-        for d in reacted:
-            message_id, reactor = _int(d.get("message_id")), _int(d.get("user_id"))
-            fact = facts.get(message_id) if message_id is not None else None
-            if message_id is None or reactor is None or fact is None or fact[2] is None:
-                continue
-            conversation, author, _ = fact
-            if author is None or not keeps(author, reactor, conversation):
-                continue
-            if settings.get(author, NotificationSettings()).reaction:
-                notes.append(
-                    _Note(author, NotificationKind.REACTION, conversation, message_id, reactor)
-                )
-        return notes
+                    made.append(_Note(user, kind, conversation, message_id, author))
+        return planned
 
     # pushes ---------------------------------------------------------------------------
 
