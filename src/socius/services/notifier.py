@@ -120,6 +120,7 @@ class Notifier:
         self._work = asyncio.Event()
         self._pushes: set[asyncio.Task[None]] = set()
         self._busy = 0  # rounds in progress
+        self._delivered: set[int] = set()  # devices pushed to since the last flush
         self._slots = asyncio.Semaphore(self._options.concurrency)
 
     def wake(self, *_args: object) -> None:
@@ -308,7 +309,7 @@ class Notifier:
                     log.exception("push_failed", device_id=device.id)
             if status is not None and 200 <= status < 300:
                 self._on_push("delivered")
-                await self._quietly(lambda uow: uow.push.pushed([device.id], self._clock()))
+                self._delivered.add(device.id)  # last_pushed_at, at the next flush
                 return
             if status in (404, 410):
                 self._on_push("gone")
@@ -342,6 +343,14 @@ class Notifier:
                 await asyncio.gather(*list(self._pushes), return_exceptions=True)
             else:
                 await asyncio.sleep(0.01)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Record when the devices pushed to since the last flush were: one statement
+        for all of them, not a transaction per push."""
+        if self._delivered:
+            done, self._delivered = sorted(self._delivered), set()
+            await self._quietly(lambda uow: uow.push.pushed(done, self._clock()))
 
     async def run(self, *, interval: float = 0.5) -> None:
         """Rounds for ever (a background task): at once when woken, else every
@@ -349,6 +358,7 @@ class Notifier:
         while True:
             self._work.clear()
             try:
+                await self.flush()
                 made = await self.run_once()
             except Unavailable as exc:
                 log.warning("notifier_unavailable", error=exc.message)
