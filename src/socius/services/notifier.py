@@ -25,7 +25,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -121,6 +121,8 @@ class Notifier:
         self._pushes: set[asyncio.Task[None]] = set()
         self._busy = 0  # rounds in progress
         self._delivered: set[int] = set()  # devices pushed to since the last flush
+        self._held_until: datetime | None = None  # the lease, as this notifier took it
+        self.gather_seconds = 0.05  # after a wake, let more events come into the round
         self._slots = asyncio.Semaphore(self._options.concurrency)
 
     def wake(self, *_args: object) -> None:
@@ -160,11 +162,14 @@ class Notifier:
         if not items:
             return 0
         now = self._clock()
-        async with self._uow() as uow:
-            held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
-            await uow.commit()
-        if not held:
-            return None
+        if self._held_until is None or now >= self._held_until - self._lease / 2:
+            async with self._uow() as uow:
+                held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
+                await uow.commit()
+            if not held:
+                self._held_until = None
+                return None
+            self._held_until = now + self._lease  # renewed when half of it is left
         notes: list[_Note] = []
         upto = position
         for at, made in await self._plan(items):
@@ -370,6 +375,9 @@ class Notifier:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(interval):
                         await self._work.wait()
+                # Woken by one publish: others follow closely under load. One round for
+                # them all costs fewer statements than a round each (50 ms at most).
+                await asyncio.sleep(self.gather_seconds)
 
     async def close(self) -> None:
         for task in list(self._pushes):
