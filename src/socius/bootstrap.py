@@ -39,6 +39,7 @@ from socius.observability.access_log import AccessLog
 from socius.observability.logging import configure_logging
 from socius.observability.metrics import Metrics
 from socius.observability.tracing import TracingMiddleware, configure_tracing
+from socius.push.sender import HttpPushSender
 from socius.realtime import Realtime, revocation_notifier
 from socius.realtime.gateway import Gateway
 from socius.services.accounts import AccountService
@@ -61,6 +62,7 @@ from socius.services.messaging import MessagingService, SendGroups
 from socius.services.mfa import MfaService
 from socius.services.moderation import LinkSpam, Moderation, Rule, WordList, load_classifier
 from socius.services.near_cache import NearCache, own_user_key
+from socius.services.notifier import Notifier, PushOptions
 from socius.services.oidc import OidcService
 from socius.services.oidc_provider import OidcProviderClient, ProviderConfig
 from socius.services.passkeys import PasskeyService
@@ -69,6 +71,7 @@ from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
 from socius.services.ports import BlobStore, Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
+from socius.services.push import PushService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.relay import Relay
 from socius.services.reports import ReportService
@@ -236,12 +239,38 @@ def build(
     stream = make_event_stream(settings, database)
     events = DomainEvents(database, clock, ids, stream)
     delivery = Delivery(bus, clock, ids, on_bus_error=bus_error, events=events)
+    push = PushService(
+        database,
+        clock,
+        ids,
+        _make_push_sender(settings, lambda: push.load_vapid()),
+        allow_http=settings.push_allow_private,
+    )
+    notifier = Notifier(
+        database,
+        clock,
+        stream,
+        delivery,
+        push.sender,
+        options=PushOptions(
+            attempts=settings.push_attempts,
+            retry_base_seconds=settings.push_retry_base_seconds,
+            ttl_seconds=settings.push_ttl_seconds,
+        ),
+        lease_seconds=settings.event_relay_lease_seconds,
+        on_push=lambda outcome: metrics.pushes_total.labels(outcome=outcome).inc(),
+    )
+
+    def relayed(count: int) -> None:
+        metrics.stream_events_relayed_total.inc(count)
+        notifier.wake()
+
     relay = Relay(
         database,
         stream,
         clock,
         lease_seconds=settings.event_relay_lease_seconds,
-        on_published=metrics.stream_events_relayed_total.inc,
+        on_published=relayed,
     )
     audit = AuditLog(database, clock, ids, events=events)
     webhooks = WebhookService(
@@ -488,6 +517,8 @@ def build(
         webhooks=webhooks,
         reports=reports,
         threads=ThreadService(database, clock, delivery),
+        push=push,
+        notifier=notifier,
     )
     if not passkeys_available():
         log.warning("the webauthn package is missing: passkeys are off (socius[federation])")
@@ -508,6 +539,7 @@ def build(
     )
     realtime.gateway.tracer = tracer
     container.realtime = realtime
+    notifier.online = realtime.presence.online_among
     container.readiness["database"] = database.ping
     if settings.redis_url:
         container.readiness["redis"] = cache.ping
@@ -536,10 +568,16 @@ def build(
         # Subscribes the revocation list and the L1 to the bus and catches them up; until
         # then (or while the bus is away) checks ask Redis and the database.
         await link.start()
+        try:
+            async with asyncio.timeout(2.0):  # never hold the start up for long
+                await notifier.begin()
+        except Exception:  # an outage: its first round tries again
+            log.warning("notifier_begin_failed", exc_info=True)
         if settings.event_relay_in_server:
             events.on_commit = relay.wake
             background.append(asyncio.create_task(relay.run()))
             background.append(asyncio.create_task(webhooks.run()))
+            background.append(asyncio.create_task(notifier.run()))
         background.append(
             asyncio.create_task(
                 _housekeeping(
@@ -566,6 +604,7 @@ def build(
         oidc_http.clear()
         await stream.close()
         await webhooks.close()
+        await notifier.close()
         await bus.close()
         await cache.close()
         await attachments.store.close()
@@ -649,6 +688,23 @@ def _make_blob_store(settings: Settings) -> BlobStore:
         secret_key=settings.blob_s3_secret_key,
         virtual_host=settings.blob_s3_virtual_host,
         public_endpoint=settings.blob_s3_public_endpoint,
+    )
+
+
+def _make_push_sender(
+    settings: Settings, vapid_pem: Callable[[], Awaitable[str]]
+) -> HttpPushSender:
+    return HttpPushSender(
+        endpoints=HttpWebhookSender(
+            allow_private=settings.push_allow_private,
+            timeout=settings.push_timeout_seconds,
+        ),
+        # The gateway is the operator's own: it may sit on a private address.
+        gateway=HttpWebhookSender(allow_private=True, timeout=settings.push_timeout_seconds),
+        gateway_url=settings.push_gateway_url or None,
+        gateway_secret=settings.push_gateway_secret or None,
+        vapid_pem=vapid_pem,
+        vapid_subject=settings.push_vapid_subject,
     )
 
 

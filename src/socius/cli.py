@@ -288,7 +288,8 @@ def worker(
     once: Annotated[bool, typer.Option(help="do one round of work and exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds")] = 60.0,
 ) -> None:
-    """Run background work: relay domain events to the stream, deliver webhooks, expire
+    """Run background work: relay domain events to the stream, deliver webhooks, make
+    notifications and pushes (docs/push.md), expire
     messages, prune event logs, purge ended sessions and expired one-time tokens (mailed
     links, logins waiting for a second factor).
 
@@ -317,6 +318,9 @@ def worker(
         sent = await wiring.container.webhooks.deliver_due()
         if sent:
             err.print(f"delivered {sent} webhook event(s)")
+        notified = await wiring.container.notifier.run_once()
+        if notified:
+            err.print(f"read {notified} event(s) into notifications and pushes")
         expired = await wiring.container.messaging.expire_due()
         if expired:
             err.print(f"expired {expired} message(s)")

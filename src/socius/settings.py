@@ -190,6 +190,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     webhook_timeout_seconds: float = 10.0
     webhook_max_response_bytes: int = 64 * 1024
     webhook_give_up_seconds: int = 24 * 3600  # failing this long: the endpoint is disabled
+    # notifications and push (docs/push.md)
+    push_gateway_url: str = ""  # the operator's push gateway (APNs/FCM relay); "" = none
+    push_gateway_secret: str = ""  # sent as "Authorization: Bearer" to the gateway
+    push_vapid_subject: str = "mailto:admin@localhost"  # VAPID "sub": a contact for push services
+    push_allow_private: bool = False  # http and loopback/private Web Push endpoints (tests, dev)
+    push_attempts: int = 5  # tries per push (5xx, 429, no answer) before giving up
+    push_retry_base_seconds: float = 1.0  # back-off before the 2nd try, doubling after
+    push_ttl_seconds: int = 24 * 3600  # how long a push service keeps an undelivered push
+    push_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -265,6 +274,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             ),
             (self.webhook_max_response_bytes >= 0, "webhook_max_response_bytes", "must be >= 0"),
             (self.webhook_give_up_seconds >= 60, "webhook_give_up_seconds", "must be >= 60"),
+            (1 <= self.push_attempts <= 20, "push_attempts", "must be 1..20"),
+            (
+                0 < self.push_retry_base_seconds <= 3600,
+                "push_retry_base_seconds",
+                "must be in (0, 3600]",
+            ),
+            (
+                0 <= self.push_ttl_seconds <= 28 * 24 * 3600,
+                "push_ttl_seconds",
+                "must be 0..28 days",
+            ),
+            (0 < self.push_timeout_seconds <= 60, "push_timeout_seconds", "must be in (0, 60]"),
+            (
+                self.push_vapid_subject.startswith(("mailto:", "https://")),
+                "push_vapid_subject",
+                "must be a mailto: or https: URL",
+            ),
             (
                 0 <= self.refresh_grace_seconds <= 300,
                 "refresh_grace_seconds",

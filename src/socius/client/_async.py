@@ -37,12 +37,14 @@ from socius.client._models import (
     Message,
     MfaStatus,
     NotificationPage,
+    NotificationSettings,
     OidcProvider,
     Page,
     PasskeyInfo,
     Presence,
     PrivateUser,
     PublicUser,
+    PushDevice,
     Relationship,
     Report,
     SearchHit,
@@ -1019,7 +1021,7 @@ class AsyncClient:
         then sync again with no cursor."""
         return await self._get(SyncPage, "/v1/sync", params={"cursor": cursor, "limit": limit})
 
-    # -- notifications and presence --------------------------------------------------------
+    # -- notifications, push and presence ---------------------------------------------------
 
     async def notifications(
         self, *, limit: int | None = None, cursor: str | None = None
@@ -1041,6 +1043,61 @@ class AsyncClient:
             dict[str, list[Presence]], "/v1/presence", params={"ids": ",".join(user_ids)}
         )
         return page["items"]
+
+    async def notification_settings(self) -> NotificationSettings:
+        return await self._get(NotificationSettings, "/v1/me/notification-settings")
+
+    async def update_notification_settings(
+        self,
+        *,
+        message: bool | None = None,
+        mention: bool | None = None,
+        reply: bool | None = None,
+        reaction: bool | None = None,
+    ) -> NotificationSettings:
+        """Turn kinds on or off (those left None stay as they are)."""
+        given = {"message": message, "mention": mention, "reply": reply, "reaction": reaction}
+        response = await self.request(
+            "PATCH",
+            "/v1/me/notification-settings",
+            json={k: v for k, v in given.items() if v is not None},
+        )
+        return decode(NotificationSettings, response.content)
+
+    async def vapid_public_key(self) -> str:
+        """The `applicationServerKey` for a browser's `PushManager.subscribe`."""
+        found = await self._get(dict[str, str], "/v1/push/vapid-public-key")
+        return found["public_key"]
+
+    async def devices(self) -> list[PushDevice]:
+        page = await self._get(dict[str, list[PushDevice]], "/v1/me/devices")
+        return page["items"]
+
+    async def register_webpush_device(self, endpoint: str, p256dh: str, auth: str) -> PushDevice:
+        """Register a browser's PushSubscription (its endpoint and keys)."""
+        response = await self.request(
+            "POST",
+            "/v1/me/devices",
+            json={
+                "kind": "webpush",
+                "endpoint": endpoint,
+                "keys": {"p256dh": p256dh, "auth": auth},
+            },
+        )
+        return decode(PushDevice, response.content)
+
+    async def register_gateway_device(
+        self, token: str, *, platform: str | None = None
+    ) -> PushDevice:
+        """Register a device of the operator's push gateway by its token."""
+        body: dict[str, Any] = {"kind": "gateway", "token": token}
+        if platform is not None:
+            body["platform"] = platform
+        response = await self.request("POST", "/v1/me/devices", json=body)
+        return decode(PushDevice, response.content)
+
+    async def delete_device(self, device_id: str) -> None:
+        await self.request("DELETE", f"/v1/me/devices/{segment(device_id)}")
 
     # -- operations --------------------------------------------------------------------------
 

@@ -273,7 +273,8 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of the notification inbox; ``payload`` depends on ``type``."""
+    """An inbox entry: ``type`` is ``message``, ``mention``, ``reply``, ``reaction``, or a
+    graph one (``friend.request``, ...); ``payload`` holds ids (docs/push.md)."""
 
     id: str
     type: str
@@ -301,6 +302,26 @@ class SyncItem(msgspec.Struct, frozen=True, kw_only=True):
 
     cursor: str
     event: dict[str, Any]
+
+
+class NotificationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Which kinds of notification (and push) you get."""
+
+    message: bool
+    mention: bool
+    reply: bool
+    reaction: bool
+
+
+class PushDevice(msgspec.Struct, frozen=True, kw_only=True):
+    """A push target: ``webpush`` (``endpoint``) or ``gateway`` (``platform``)."""
+
+    id: str
+    kind: str
+    endpoint: str | None
+    platform: str | None
+    created_at: datetime
+    last_pushed_at: datetime | None
 
 
 class SyncPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -264,6 +264,12 @@ class Metrics:
             "Domain events the relay published to the durable stream.",
             registry=r,
         )
+        self.pushes_total = Counter(
+            "pushes_total",
+            "Push attempts by outcome (delivered, retried, failed, gone, rejected).",
+            ["outcome"],
+            registry=r,
+        )
         self.webhook_deliveries_total = Counter(
             "webhook_deliveries_total",
             "Webhook delivery attempts by status (delivered, failed).",

@@ -210,6 +210,21 @@ class Presence:
             payload = {"user_id": str(user_id), "online": online, "last_seen_at": _iso(when)}
             await self._delivery.ephemeral([r.dst for r in rows], "presence", payload)
 
+    async def online_among(self, user_ids: Sequence[int]) -> set[int]:
+        """Those of ``user_ids`` with a live connection on this node or any other (the
+        notifier pushes to the others). A cache outage: this node's users only."""
+        here = {u for u in user_ids if self._connected(u)}
+        rest = [u for u in user_ids if u not in here]
+        if not rest:
+            return here
+        now = self._clock().timestamp()
+        try:
+            found = await self._cache.get_many([_presence_key(u) for u in rest])
+        except CacheUnavailable:
+            log.warning("presence_unavailable", op="online", users=len(rest))
+            return here
+        return here | {u for u, raw in zip(rest, found, strict=True) if self._live(raw, now)}
+
     async def lookup(self, viewer: int, user_ids: Sequence[int]) -> list[PresenceInfo]:
         """Presence of those of ``user_ids`` who are ``viewer``'s friends (the others are
         left out), in the order asked."""

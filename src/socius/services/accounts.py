@@ -11,6 +11,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.ids import IdGenerator
 from socius.domain.mail import Mail, MailTemplate
 from socius.domain.one_time_tokens import TokenPurpose
+from socius.domain.push import NotificationSettings
 from socius.domain.users import (
     DmPolicy,
     User,
@@ -303,6 +304,7 @@ class AccountService:
             # and then wants this user's log counter; this order never waits on the reverse.
             await self._messaging.erase_user(uow, user_id)
             await uow.notifications.erase_user(user_id)
+            await uow.push.erase_user(user_id)  # devices and notification settings
             await uow.outbox.erase_user(user_id)
             await uow.audit.erase_user(user_id)
             await uow.reports.erase_user(user_id)  # the notes by and about them
@@ -330,6 +332,8 @@ class AccountService:
             inbox = await uow.notifications.page(user.id, limit=_EXPORT_MAX, before_id=None)
             identities = await uow.identities.for_user(user.id)
             passkeys = await uow.passkeys.for_user(user.id)
+            devices = await uow.push.devices([user.id])
+            push_settings = await uow.push.settings([user.id])
         profile = asdict(user)
         profile.pop("password_hash")
         return {
@@ -393,4 +397,16 @@ class AccountService:
                 }
                 for n in inbox
             ],
+            "push_devices": [
+                {
+                    "id": str(d.id),
+                    "kind": d.kind.value,
+                    "endpoint": d.endpoint,
+                    "platform": d.platform,
+                    "created_at": d.created_at,
+                    "last_pushed_at": d.last_pushed_at,
+                }
+                for d in devices
+            ],
+            "notification_settings": asdict(push_settings.get(user.id, NotificationSettings())),
         }

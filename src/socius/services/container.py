@@ -18,10 +18,12 @@ from socius.services.inbox import InboxService
 from socius.services.mail_queue import MailQueue
 from socius.services.messaging import MessagingService
 from socius.services.mfa import MfaService
+from socius.services.notifier import Notifier
 from socius.services.oidc import OidcService
 from socius.services.passkeys import PasskeyService
 from socius.services.password_reset import PasswordResets
 from socius.services.profiles import ProfileService
+from socius.services.push import PushService
 from socius.services.relay import Relay
 from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
@@ -69,6 +71,8 @@ class Container:
     webhooks: WebhookService
     reports: ReportService
     threads: ThreadService
+    push: PushService
+    notifier: Notifier
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

@@ -76,12 +76,42 @@ class Delivery:
             return []
         now = self._clock()
         stored = await uow.outbox.add(events, now)
+        stored += await self._notes(
+            uow, [(e.user_id, e.type, e.payload, e.message_id) for e in notify], now
+        )
+
+        async def publish() -> None:
+            await self.publish(stored)
+
+        uow.after_commit(publish)
+        return stored
+
+    async def notify(
+        self, uow: UnitOfWork, items: Sequence[tuple[int, str, dict[str, Any], int | None]]
+    ) -> list[Event]:
+        """Notifications alone (``(user_id, type, payload, message_id)``): each in its
+        user's inbox and, as a ``notification`` event, in their log; published after
+        commit. The logged events (their ``notification`` payloads hold the ids)."""
+        stored = await self._notes(uow, items, self._clock())
+        if stored:
+
+            async def publish() -> None:
+                await self.publish(stored)
+
+            uow.after_commit(publish)
+        return stored
+
+    async def _notes(
+        self,
+        uow: UnitOfWork,
+        items: Sequence[tuple[int, str, dict[str, Any], int | None]],
+        now: datetime,
+    ) -> list[Event]:
         notes = [
-            Notification(
-                self._ids.next_id(), e.user_id, e.type, e.payload, now, message_id=e.message_id
-            )
-            for e in notify
+            Notification(self._ids.next_id(), user_id, type_, payload, now, message_id=about)
+            for user_id, type_, payload, about in items
         ]
+        stored: list[Event] = []
         if notes:
             await uow.notifications.add(notes)
             stored += await uow.outbox.add(
@@ -96,11 +126,6 @@ class Delivery:
                 ],
                 now,
             )
-
-        async def publish() -> None:
-            await self.publish(stored)
-
-        uow.after_commit(publish)
         return stored
 
     async def domain(

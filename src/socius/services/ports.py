@@ -26,6 +26,7 @@ from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
 from socius.domain.notifications import Notification
 from socius.domain.one_time_tokens import OneTimeToken, TokenPurpose
+from socius.domain.push import Device, NotificationSettings
 from socius.domain.reports import Report, ReportAction, ReportedMessage, ReportStatus
 from socius.domain.search import SearchHit
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
@@ -54,6 +55,8 @@ __all__ = [
     "NotificationRepository",
     "OneTimeTokenRepository",
     "OutboxRepository",
+    "PushRepository",
+    "PushSender",
     "RefreshSpend",
     "ReportRepository",
     "SearchRepository",
@@ -720,6 +723,71 @@ class WebhookRefused(Exception):
         self.reason = reason
 
 
+class PushRepository(Protocol):
+    """Push devices, per-kind notification settings, the VAPID key, the notifier's stream
+    position, and what the notifier reads about messages (storage/push.py)."""
+
+    async def put_device(self, device: Device) -> Device:
+        """Register; an endpoint registered before (by anyone) is replaced."""
+
+    async def devices(self, user_ids: Sequence[int]) -> list[Device]: ...
+
+    async def count_devices(self, user_id: int) -> int: ...
+
+    async def delete_device(self, user_id: int, device_id: int) -> bool: ...
+
+    async def drop_devices(self, device_ids: Sequence[int]) -> None: ...
+
+    async def pushed(self, device_ids: Sequence[int], when: datetime) -> None: ...
+
+    async def erase_user(self, user_id: int) -> None: ...
+
+    async def settings(self, user_ids: Sequence[int]) -> dict[int, NotificationSettings]:
+        """Users without a row are left out (all kinds on)."""
+
+    async def put_settings(
+        self, user_id: int, value: NotificationSettings, when: datetime
+    ) -> None: ...
+
+    async def vapid_key(self) -> str | None: ...
+
+    async def add_vapid_key(self, kid: str, pem: str, when: datetime) -> None: ...
+
+    async def position(self, name: str) -> int: ...
+
+    async def start_at(self, name: str, position: int) -> bool:
+        """Create a consumer at ``position`` unless it exists; whether it did."""
+
+    async def move(self, name: str, before: int, after: int) -> bool:
+        """Compare-and-set of a consumer's position; False when it moved meanwhile."""
+
+    async def messages(
+        self, message_ids: Sequence[int]
+    ) -> dict[int, tuple[int, int | None, str | None]]:
+        """``(conversation_id, sender_id, body or None when deleted)`` per message."""
+
+    async def members(self, conversation_ids: Sequence[int]) -> dict[int, dict[int, bool]]:
+        """Active members of each conversation, each with whether they muted it."""
+
+    async def usernames(self, user_ids: Sequence[int]) -> dict[int, str]: ...
+
+    async def quiet(self, recipients: Sequence[int], actors: Sequence[int]) -> set[tuple[int, int]]:
+        """``(recipient, actor)``: the recipient mutes or blocks the actor, or is blocked."""
+
+
+class PushSender(Protocol):
+    """Sends one push to one device (push/): Web Push (encrypted, VAPID-signed) or the
+    operator's gateway. Raises WebhookRefused when no answer came (refused destination,
+    timeout, connection error)."""
+
+    def supports(self, kind: str) -> bool: ...
+
+    async def send(self, device: Device, payload: bytes, *, topic: str, ttl: int) -> int:
+        """The push service's HTTP status."""
+
+    async def close(self) -> None: ...
+
+
 class WebhookSender(Protocol):
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
         """POST ``body`` to ``url``; the answer's status. Raises WebhookRefused."""
@@ -917,6 +985,9 @@ class UnitOfWork(Protocol):
 
     @property
     def search(self) -> SearchRepository: ...
+
+    @property
+    def push(self) -> PushRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -35,9 +35,11 @@ __all__ = [
     "members",
     "messages",
     "metadata",
+    "notification_settings",
     "notifications",
     "one_time_tokens",
     "passkeys",
+    "push_devices",
     "reactions",
     "recovery_codes",
     "refresh_tokens",
@@ -45,10 +47,12 @@ __all__ = [
     "revoked_sessions",
     "sessions",
     "signing_keys",
+    "stream_consumers",
     "totp_factors",
     "user_events",
     "user_seqs",
     "users",
+    "vapid_keys",
     "webhook_deliveries",
     "webhooks",
 ]
@@ -571,3 +575,49 @@ Index(
 )
 Index("ix_reports_status_id", reports.c.status, reports.c.id)
 Index("ix_reports_target_user_id", reports.c.target_user_id)
+# Push targets (docs/push.md): a Web Push subscription or a push-gateway token. One row per
+# endpoint (``endpoint_hash``, its SHA-256): registering it again, by anyone, moves it.
+push_devices = Table(
+    "push_devices",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("endpoint_hash", String(64), nullable=False, unique=True),
+    Column("p256dh", String(100), nullable=True),
+    Column("auth", String(32), nullable=True),
+    Column("platform", String(16), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_pushed_at", UtcDateTime, nullable=True),
+)
+Index("ix_push_devices_user_id", push_devices.c.user_id)
+
+# Which kinds of notification a user keeps on; no row: all on.
+notification_settings = Table(
+    "notification_settings",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("message", Boolean, nullable=False),
+    Column("mention", Boolean, nullable=False),
+    Column("reply", Boolean, nullable=False),
+    Column("reaction", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The VAPID key pair (P-256) every node signs Web Push requests with.
+vapid_keys = Table(
+    "vapid_keys",
+    metadata,
+    Column("kid", String(32), primary_key=True),
+    Column("private_key_pem", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Where a stream consumer of the cluster (the notifier) has read to.
+stream_consumers = Table(
+    "stream_consumers",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)

@@ -38,6 +38,7 @@ from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
+from socius.storage.push import SqlPushRepository
 from socius.storage.reads import HotReads
 from socius.storage.reports import SqlReportRepository
 from socius.storage.search import SqlSearchRepository
@@ -84,6 +85,7 @@ class SqlUnitOfWork:
     reports: SqlReportRepository
     threads: SqlThreadRepository
     search: SqlSearchRepository
+    push: SqlPushRepository
 
     def __init__(
         self,
@@ -162,6 +164,7 @@ class SqlUnitOfWork:
         self.reports = SqlReportRepository(conn)
         self.threads = SqlThreadRepository(conn)
         self.search = SqlSearchRepository(conn)
+        self.push = SqlPushRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

@@ -97,9 +97,9 @@ class HttpWebhookSender:
             netloc += f":{parts.port}"
         target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         sent = {
+            "content-type": "application/json",  # unless the caller says (Web Push)
             **headers,
             "host": parts.netloc.rpartition("@")[2],
-            "content-type": "application/json",
         }
         started = time.monotonic()
         try:

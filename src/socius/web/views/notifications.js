@@ -4,7 +4,7 @@ import { act, listen } from "./common.js";
 
 function describe(store, n) {
   const p = n.payload || {};
-  const who = store.nameOf(p.user_id ?? p.by);
+  const who = store.nameOf(p.user_id ?? p.by ?? p.sender_id);
   switch (n.type) {
     case "friend.request": return `${who} sent you a friend request`;
     case "friend.accepted": return `${who} accepted your friend request`;
@@ -12,6 +12,10 @@ function describe(store, n) {
     case "follow.request": return `${who} asked to follow you`;
     case "follow.accepted": return `${who} accepted your follow request`;
     case "member.added": return `${who} added you to ${p.conversation?.title || "a conversation"}`;
+    case "message": return `${who} sent you a message`;
+    case "mention": return `${who} mentioned you`;
+    case "reply": return `${who} replied to you`;
+    case "reaction": return `${who} reacted to your message`;
     default: return n.type.replace(/[._]/g, " ");
   }
 }
@@ -19,6 +23,7 @@ function describe(store, n) {
 function target(n) {
   const p = n.payload || {};
   if (n.type === "member.added" && p.conversation?.id) return `#/chats/${p.conversation.id}`;
+  if (p.conversation_id) return `#/chats/${p.conversation_id}`;
   if (n.type.startsWith("friend.")) return "#/people";
   return p.user_id ? `#/users/${p.user_id}` : null;
 }
