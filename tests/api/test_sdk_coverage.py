@@ -135,6 +135,12 @@ SDK_METHODS: dict[tuple[str, str], str] = {
     # inbox, sync, presence
     ("GET", "/v1/notifications"): "notifications",
     ("POST", "/v1/notifications/read"): "mark_notifications_read",
+    ("GET", "/v1/me/notification-settings"): "notification_settings",
+    ("PATCH", "/v1/me/notification-settings"): "update_notification_settings",
+    ("GET", "/v1/push/vapid-public-key"): "vapid_public_key",
+    ("GET", "/v1/me/devices"): "devices",
+    ("POST", "/v1/me/devices"): "register_webpush_device",  # and register_gateway_device
+    ("DELETE", "/v1/me/devices/{device_id}"): "delete_device",
     ("GET", "/v1/sync"): "sync",
     ("GET", "/v1/presence"): "presence",
     # administration (client.admin)
