@@ -69,6 +69,7 @@ from socius.services.ports import BlobStore, Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.relay import Relay
+from socius.services.rendered import RenderedBodies
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.secret_box import SecretBox
@@ -214,8 +215,18 @@ def build(
         link=link,
         origin=secrets.token_hex(8),
         local_l2=None if settings.redis_url else cache,
-        on_result=lambda result: cache_result("l1", result),
     )
+    l1_seen = [0, 0]  # hits, misses already counted into the registry
+
+    def sync_l1() -> None:
+        hits, misses = near.hits, near.misses
+        if hits > l1_seen[0]:
+            metrics.cache_requests_total.labels(cache="l1", result="hit").inc(hits - l1_seen[0])
+        if misses > l1_seen[1]:
+            metrics.cache_requests_total.labels(cache="l1", result="miss").inc(misses - l1_seen[1])
+        l1_seen[:] = [hits, misses]
+
+    metrics.before_render(sync_l1)
 
     async def users_changed(user_ids: set[int]) -> None:
         await near.broadcast([own_user_key(u) for u in user_ids])
@@ -414,7 +425,16 @@ def build(
         auth=auth,
         accounts=accounts,
         profiles=profiles,
-        graph=GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits),
+        graph=GraphService(
+            database,
+            clock,
+            ids,
+            profiles,
+            graph_cache,
+            delivery,
+            limits=limits,
+            bodies=RenderedBodies(near),
+        ),
         suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
         messaging=messaging,
         attachments=attachments,

@@ -46,6 +46,9 @@ _REQUEST_ID = b"x-request-id"
 _encode = msgspec.json.Encoder().encode
 _JSON = (b"content-type", b"application/json")
 _PARAM = re.compile(r"\{([^}:]+)(?::([^}]+))?\}")
+HEALTHZ = "/healthz"
+_HEALTHZ_BODY = {"type": "http.response.body", "body": b'{"status":"ok"}'}
+_HEALTHZ_HEADERS = (_JSON, (b"content-length", b"15"))
 
 
 class AuthTable:
@@ -144,6 +147,9 @@ class Front:
         if not request_id:
             request_id = next_request_id()
         id_header = (_REQUEST_ID, request_id.encode("ascii"))
+        if raw_path == HEALTHZ and method == "GET":  # liveness: a constant answer
+            await self._healthz(scope, send, id_header, request_id, start)
+            return
         status = 500
 
         async def send_with_id(message: Any) -> None:
@@ -186,6 +192,25 @@ class Front:
                 client[0] if client else None,
                 request_id,
             )
+
+    async def _healthz(
+        self, scope: Any, send: Any, id_header: tuple[bytes, bytes], request_id: str, start: float
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_HEALTHZ_HEADERS, id_header],
+            }
+        )
+        await send(_HEALTHZ_BODY)
+        scope["path_template"] = HEALTHZ
+        elapsed = time.perf_counter() - start
+        self._stats.record("GET", HEALTHZ, 200, elapsed)
+        client = scope.get("client")
+        self._access.request(
+            "GET", HEALTHZ, 200, elapsed, client[0] if client else None, request_id
+        )
 
     async def _authenticate(
         self, scope: Any, authorization: bytes | None, path: str

@@ -262,6 +262,7 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         self._pools: _PoolCollector | None = None
+        self._before_render: list[Callable[[], None]] = []
 
     def add_pool_gauge(self, name: str, stats: Callable[[], dict[str, int]]) -> None:
         """Expose `db_pool_connections{pool=name, state=...}`, calling `stats()` at scrape time.
@@ -275,8 +276,15 @@ class Metrics:
             raise ValueError(f"pool gauge {name!r} is already registered")
         self._pools.pools[name] = stats
 
+    def before_render(self, sync: Callable[[], None]) -> None:
+        """Call `sync` before each render: it moves counts kept as plain numbers on a hot
+        path into the registry's metrics."""
+        self._before_render.append(sync)
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for a `/metrics` endpoint."""
+        for sync in self._before_render:
+            sync()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
