@@ -85,13 +85,14 @@ class AuthTable:
         """The route template when `method` on `path` needs a bearer token, else None."""
         found = self._static.get(path)
         if found is None:
-            path = normalize_path(path)
-            found = self._static.get(path)
-            if found is None:
-                match = self._combined.fullmatch(path) if self._combined else None
-                if match is None or match.lastgroup is None:
-                    return None
-                found = self._patterns[int(match.lastgroup[1:])][1]
+            if path.endswith("/") or "//" in path or not path.startswith("/"):
+                path = normalize_path(path)  # (a regex substitution: only when it changes)
+                found = self._static.get(path)
+        if found is None:
+            match = self._combined.fullmatch(path) if self._combined else None
+            if match is None or match.lastgroup is None:
+                return None
+            found = self._patterns[int(match.lastgroup[1:])][1]
         return found[1] if method in found[0] else None
 
 
