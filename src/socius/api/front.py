@@ -84,10 +84,10 @@ class AuthTable:
     def needs_auth(self, method: str, path: str) -> str | None:
         """The route template when `method` on `path` needs a bearer token, else None."""
         found = self._static.get(path)
-        if found is None:
-            if path.endswith("/") or "//" in path or not path.startswith("/"):
-                path = normalize_path(path)  # (a regex substitution: only when it changes)
-                found = self._static.get(path)
+        # Litestar's normalize_path is a regex substitution: only when it changes the path.
+        if found is None and (path.endswith("/") or "//" in path or not path.startswith("/")):
+            path = normalize_path(path)
+            found = self._static.get(path)
         if found is None:
             match = self._combined.fullmatch(path) if self._combined else None
             if match is None or match.lastgroup is None:
