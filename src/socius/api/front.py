@@ -163,7 +163,7 @@ class Front:
                     headers.append(id_header)
                 else:
                     headers = [id_header]
-                message = {**message, "headers": headers}
+                message["headers"] = headers  # a fresh dict per response: no copy
             await send(message)
 
         stats = self._stats
