@@ -279,6 +279,15 @@ def build(
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
+    checks: dict[str, Callable[[], None]] = {}
+
+    def revocation_check(source: str) -> None:
+        # Once per authenticated request: the labelled child is looked up once per source.
+        inc = checks.get(source)
+        if inc is None:
+            inc = checks[source] = metrics.revocation_checks_total.labels(source=source).inc
+        inc()
+
     revocations = Revocations(
         cache,
         database,
@@ -287,7 +296,7 @@ def build(
         link=link,
         on_cache_error=cache_error,
         on_revoked=revocation_notifier(delivery),
-        on_check=lambda source: metrics.revocation_checks_total.labels(source=source).inc(),
+        on_check=revocation_check,
     )
     mail = MailQueue(
         _make_mailer(settings),
