@@ -57,7 +57,8 @@ class _Sent:
 
 
 class _RawJSON(Response[Any]):
-    def __init__(self, body: bytes) -> None:  # (Response.__init__ only if it is needed)
+    def __init__(self, body: bytes) -> None:
+        super().__init__(content=body, media_type=_JSON)  # a whole Response, for any hook
         self.raw = body
 
     def to_asgi_response(  # type: ignore[override]
@@ -70,8 +71,10 @@ class _RawJSON(Response[Any]):
             or kwargs.get("encoded_headers")
             or kwargs.get("status_code") not in (None, 200)
             or request.method == "HEAD"
+            or self.headers
+            or self.cookies
+            or self.background
         ):
-            Response.__init__(self, content=self.raw, media_type=_JSON)  # as Litestar would
             return super().to_asgi_response(app, request, **kwargs)
         return _Sent(self.raw)
 
