@@ -35,12 +35,13 @@ from bench.harness.floor import (
     floor_phase,
 )
 from bench.harness.machine import machine_info
+from bench.harness.measured import server_and_floor
 from bench.harness.options import Options
 from bench.harness.plot import write_plot
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
 from bench.harness.results import RESULTS_DIR, Report
-from bench.harness.server import ServerProcess, free_port
+from bench.harness.server import ServerProcess
 from bench.harness.source import export_ref, working_tree
 from bench.harness.stack import fresh_stack
 from bench.harness.wrk import run_wrk
@@ -165,25 +166,19 @@ async def _main(o: Options) -> int:
             o.stack, workdir, postgres_admin_url=o.postgres_url, redis_url=o.redis_url, tag="w0"
         ) as stack:
             report.machine["stack"] = {"kind": o.stack, **stack.info}
-            server = ServerProcess(
+            async with server_and_floor(
+                o,
                 stack.settings_env() | SEED_ENV,
-                port=o.port or free_port(),
-                workers=o.workers,
-                log_path=workdir / "server.log",
-                extra_env=source.env(),
-            )
-            floor = FloorServer(workdir / "floor.log")
-            async with progress.phase("servers + seeding", 20):
-                await server.start()
-                await floor.start()
-            try:
+                workdir,
+                source,
+                progress,
+                label="servers + seeding",
+                expected_s=20,
+            ) as (server, floor):
                 readers = await _seed(server.base_url)
                 files = _request_files(workdir, readers)
                 for run_no in range(o.runs):
                     await _one_run(o, report, progress, server, floor, files, run_no)
-            finally:
-                await server.stop()
-                await floor.stop()
     report.finished_at = datetime.now(UTC)
     report.notes += [
         "server CPU per request = CPU time of the server processes (all threads) during the "

@@ -38,13 +38,14 @@ from rich.console import Console
 from bench.harness.dbfloor import pk_read_floor
 from bench.harness.floor import FloorServer, define_floor_metrics, floor_phase
 from bench.harness.machine import machine_info
+from bench.harness.measured import server_and_floor
 from bench.harness.options import Options
 from bench.harness.plot import write_plot
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
 from bench.harness.pyspy_text import thread_cpu, thread_cpu_delta
 from bench.harness.results import RESULTS_DIR, Report
-from bench.harness.server import ServerProcess, free_port
+from bench.harness.server import ServerProcess
 from bench.harness.source import export_ref, working_tree
 from bench.harness.stack import Stack, fresh_stack
 from bench.harness.stats import median
@@ -244,20 +245,17 @@ async def _main(o: Options) -> int:
         callers = w1_mix.choose_callers(graph, seed=params.rng_seed + 1)
         tokens = _Tokens(stack, callers, graph)
         await tokens.setup()
-        server = ServerProcess(
-            stack.settings_env() | BENCH_ENV,
-            port=o.port or free_port(),
-            workers=o.workers,
-            log_path=workdir / "server.log",
-            extra_env=source.env(),
-        )
         total_phases = 2 + 4 * o.runs + (1 + len(w1_mix.MIX) if o.profile else 0)
         with BenchProgress(console, total_phases) as progress:
-            floor = FloorServer(workdir / "floor.log")
-            async with progress.phase("measurement server", 5):
-                await server.start()
-                await floor.start()
-            try:
+            async with server_and_floor(
+                o,
+                stack.settings_env() | BENCH_ENV,
+                workdir,
+                source,
+                progress,
+                label="measurement server",
+                expected_s=5,
+            ) as (server, floor):
                 runner = _Runner(
                     o, report, progress, server, stack, workdir, graph, callers, tokens
                 )
@@ -271,9 +269,6 @@ async def _main(o: Options) -> int:
                     except Exception as exc:  # diagnostics: never lose the measured runs
                         console.print_exception()
                         report.warnings.append(f"profile / per-op diagnostics failed: {exc!r}")
-            finally:
-                await server.stop()
-                await floor.stop()
         report.finished_at = datetime.now(UTC)
         _cpu_warnings(report)
         report.notes += [

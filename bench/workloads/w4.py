@@ -31,6 +31,7 @@ from rich.console import Console
 from bench.harness.dbfloor import pk_read_floor, user_ids
 from bench.harness.floor import FloorServer, define_floor_metrics, floor_phase
 from bench.harness.machine import machine_info
+from bench.harness.measured import server_and_floor
 from bench.harness.openloop import open_loop
 from bench.harness.options import Options
 from bench.harness.plot import write_plot
@@ -277,18 +278,15 @@ async def _main(o: Options) -> int:
             async with progress.phase(f"seeding {seed_count} sessions", seed_count / 150):
                 seeded = await _seed(stack, source, seed_count, workdir)
             report.machine["stack"] = {"kind": o.stack, **stack.info}
-            server = ServerProcess(
+            async with server_and_floor(
+                o,
                 stack.settings_env() | BENCH_ENV,
-                port=o.port or free_port(),
-                workers=o.workers,
-                log_path=workdir / "server.log",
-                extra_env=source.env(),
-            )
-            floor = FloorServer(workdir / "floor.log")
-            async with progress.phase("measurement server + login accounts", 5):
-                await server.start()
-                await floor.start()
-            try:
+                workdir,
+                source,
+                progress,
+                label="measurement server + login accounts",
+                expected_s=5,
+            ) as (server, floor):
                 login_users = await _register_login_users(server.base_url)
                 params = await _password_hash_params(stack, login_users[0][0])
                 report.config["argon2_stored_for_login_accounts"] = params
@@ -303,9 +301,6 @@ async def _main(o: Options) -> int:
                     first = me_sessions + run_no * per_run_refresh
                     tokens = [t for _, t in seeded[first : first + per_run_refresh]]
                     await runner.run(run_no, tokens)
-            finally:
-                await server.stop()
-                await floor.stop()
 
     report.finished_at = datetime.now(UTC)
     _cpu_warnings(report)

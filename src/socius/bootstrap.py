@@ -74,6 +74,7 @@ from socius.services.profiles import ProfileService
 from socius.services.push import PushService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
 from socius.services.relay import Relay
+from socius.services.rendered import RenderedBodies
 from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
@@ -222,8 +223,18 @@ def build(
         link=link,
         origin=secrets.token_hex(8),
         local_l2=None if settings.redis_url else cache,
-        on_result=lambda result: cache_result("l1", result),
     )
+    l1_seen = [0, 0]  # hits, misses already counted into the registry
+
+    def sync_l1() -> None:
+        hits, misses = near.hits, near.misses
+        if hits > l1_seen[0]:
+            metrics.cache_requests_total.labels(cache="l1", result="hit").inc(hits - l1_seen[0])
+        if misses > l1_seen[1]:
+            metrics.cache_requests_total.labels(cache="l1", result="miss").inc(misses - l1_seen[1])
+        l1_seen[:] = [hits, misses]
+
+    metrics.before_render(sync_l1)
 
     async def users_changed(user_ids: set[int]) -> None:
         await near.broadcast([own_user_key(u) for u in user_ids])
@@ -302,6 +313,15 @@ def build(
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
+    checks: dict[str, Callable[[], None]] = {}
+
+    def revocation_check(source: str) -> None:
+        # Once per authenticated request: the labelled child is looked up once per source.
+        inc = checks.get(source)
+        if inc is None:
+            inc = checks[source] = metrics.revocation_checks_total.labels(source=source).inc
+        inc()
+
     revocations = Revocations(
         cache,
         database,
@@ -310,7 +330,7 @@ def build(
         link=link,
         on_cache_error=cache_error,
         on_revoked=revocation_notifier(delivery),
-        on_check=lambda source: metrics.revocation_checks_total.labels(source=source).inc(),
+        on_check=revocation_check,
     )
     mail = MailQueue(
         _make_mailer(settings),
@@ -444,7 +464,16 @@ def build(
         window_seconds=60,
         on_cache_error=cache_error,
     )
-    graph = GraphService(database, clock, ids, profiles, graph_cache, delivery, limits=limits)
+    graph = GraphService(
+        database,
+        clock,
+        ids,
+        profiles,
+        graph_cache,
+        delivery,
+        limits=limits,
+        bodies=RenderedBodies(near),
+    )
     admin = AdminService(database, clock, accounts, revocations, profiles, tokens, audit)
     reports = ReportService(
         database,

@@ -40,6 +40,52 @@ def metric(client: Any, name: str, **labels: str) -> float:
 # ---------------------------------------------------------------------- no SQL when warm
 
 
+def test_kept_bodies_show_every_change_of_what_they_were_built_from(
+    http: TestClient[Any],
+) -> None:
+    """/v1/me, /v1/users/{id} and a friends page are kept encoded (decision 0024): each
+    read after a change to the user, a listed friend or the list shows the change."""
+    users = {}
+    for name in ("ann", "ben", "cat"):
+        client = Client(http=http)
+        users[name] = (client, client.register(unique_name(name), PASSWORD).user.id)
+    (ann_c, ann), (ben_c, ben), (cat_c, cat) = users.values()
+    befriend(ann_c, ann, ben_c, ben)
+
+    def page() -> list[tuple[str, str, int]]:
+        items = ann_c.request("GET", "/v1/friends").json()["items"]
+        return [(u["id"], u["display_name"], u["friends_count"]) for u in items]
+
+    def ben_seen_by_ann() -> tuple[str, int]:
+        body = ann_c.request("GET", f"/v1/users/{ben}").json()
+        return body["display_name"], body["friends_count"]
+
+    name = ben_seen_by_ann()[0]
+    for _ in range(2):  # the second read is served from what the first kept
+        assert page() == [(ben, name, 1)]
+        assert ben_seen_by_ann() == (name, 1)
+        assert ann_c.request("GET", "/v1/me").json()["friends_count"] == 1
+
+    ben_c.request("PATCH", "/v1/me", json={"display_name": "Ben Renamed"})
+    assert page() == [(ben, "Ben Renamed", 1)]
+    assert ben_seen_by_ann() == ("Ben Renamed", 1)
+
+    befriend(ben_c, ben, cat_c, cat)  # ben's count changes: a listed profile
+    assert page() == [(ben, "Ben Renamed", 2)]
+    assert ben_seen_by_ann() == ("Ben Renamed", 2)
+
+    befriend(ann_c, ann, cat_c, cat)  # ann's list and ann's own count change
+    assert [u[0] for u in page()] == [cat, ben]
+    assert ann_c.request("GET", "/v1/me").json()["friends_count"] == 2
+
+    ann_c.request("PATCH", "/v1/me", json={"display_name": "Ann Renamed"})
+    assert ann_c.request("GET", "/v1/me").json()["display_name"] == "Ann Renamed"
+
+    ben_c.request("DELETE", f"/v1/friends/{ann}")
+    assert [u[0] for u in page()] == [cat]
+    assert ann_c.request("GET", "/v1/me").json()["friends_count"] == 1
+
+
 def test_warm_graph_reads_run_no_sql(
     http: Any, register: Callable[..., Account], count_queries: Callable[[], Any]
 ) -> None:
@@ -185,6 +231,9 @@ def test_every_mutation_is_seen_on_the_next_read_from_another_node(
     ann_a.request("PATCH", "/v1/me", json={"display_name": "Ann Renamed", "is_private": True})
     state = on_b()
     assert state["ann_seen_by_ben"]["display_name"] == "Ann Renamed"
+    # ben's friends page (a body kept on node B) shows ann's new name too.
+    [listed] = ben_b.request("GET", "/v1/friends").json()["items"]
+    assert (listed["display_name"], listed["is_private"]) == ("Ann Renamed", True)
     assert state["ann_seen_by_ben"]["is_private"] is True
     # Private now: cat (a follower, not a friend) is refused on node B at once.
     cat_b = Client(http=http_b, access_token=cat_a.access_token)

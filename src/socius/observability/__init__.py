@@ -7,21 +7,18 @@ wraps the ASGI app in the middlewares.
 
 from socius.observability.logging import (
     REDACTED,
-    RequestContextMiddleware,
     configure_logging,
     current_request_id,
     redact,
     request_id_var,
 )
-from socius.observability.metrics import HTTP_DURATION_BUCKETS, Metrics, MetricsMiddleware
+from socius.observability.metrics import HTTP_DURATION_BUCKETS, Metrics
 from socius.observability.tracing import TracingMiddleware, configure_tracing
 
 __all__ = [
     "HTTP_DURATION_BUCKETS",
     "REDACTED",
     "Metrics",
-    "MetricsMiddleware",
-    "RequestContextMiddleware",
     "TracingMiddleware",
     "configure_logging",
     "configure_tracing",

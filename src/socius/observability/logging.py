@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -23,7 +22,6 @@ from socius.observability.spans import add_trace_ids
 
 __all__ = [
     "REDACTED",
-    "RequestContextMiddleware",
     "add_request_id",
     "configure_logging",
     "current_request_id",
@@ -62,7 +60,6 @@ request_id_var: ContextVar[str | None] = ContextVar("socius_request_id", default
 
 # fullmatch, not `$`: `$` would also accept a trailing newline.
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
-_REQUEST_ID_HEADER = b"x-request-id"
 
 
 def current_request_id() -> str | None:
@@ -180,78 +177,6 @@ def next_request_id() -> str:
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
-def request_id_from(headers: Any) -> str | None:
-    for name, value in headers:
-        if name == _REQUEST_ID_HEADER:
-            return valid_request_id(value)
-    return None
-
-
 def valid_request_id(value: bytes) -> str | None:
     """A client's X-Request-ID value, if well-formed (else None: one is generated)."""
     return value.decode("ascii") if _REQUEST_ID.fullmatch(value) else None
-
-
-class RequestContextMiddleware:
-    """Pure ASGI middleware: request id, log context and one access log line per request.
-
-    The request id comes from a well-formed ``X-Request-ID`` request header, otherwise
-    it is generated; it is bound into structlog's context for the request, echoed as
-    the ``x-request-id`` response header and readable with `current_request_id()`.
-    The access line holds method, route template (or the path, never the query string),
-    status, duration_ms and client ip; never headers, query strings or bodies.
-    """
-
-    __slots__ = ("_logger", "_stdlib_logger", "app")
-
-    def __init__(self, app: _ASGIApp, *, logger_name: str = "socius.access") -> None:
-        self.app = app
-        self._logger = structlog.get_logger(logger_name)
-        self._stdlib_logger = logging.getLogger(logger_name)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        request_id = request_id_from(scope.get("headers", ())) or next_request_id()
-        header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
-        # Read before the app runs: routing may rewrite scope["path"] (mounts).
-        method: str = scope.get("method", "")
-        raw_path: str = scope.get("path", "")
-        client = scope.get("client")
-        status = 500
-
-        async def send_with_request_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [
-                    h for h in message.get("headers", ()) if h[0].lower() != _REQUEST_ID_HEADER
-                ]
-                headers.append(header)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        var_token = request_id_var.set(request_id)
-        log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        finally:
-            duration_ms = round((time.perf_counter() - start) * 1000.0, 3)
-            level = logging.ERROR if status >= 500 else logging.INFO
-            # An access logger explicitly set above INFO (to silence access lines) costs nothing;
-            # otherwise structlog's and stdlib's own filtering apply as for any event.
-            if self._stdlib_logger.level <= level:
-                self._logger.log(
-                    level,
-                    "request",
-                    method=method,
-                    path=scope.get("path_template") or raw_path,
-                    status=status,
-                    duration_ms=duration_ms,
-                    client_ip=client[0] if client else None,
-                )
-            structlog.contextvars.reset_contextvars(**log_tokens)
-            request_id_var.reset(var_token)

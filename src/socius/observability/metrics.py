@@ -7,7 +7,6 @@ tests can build many apps in one process. Nothing here is created at import time
 from __future__ import annotations
 
 import logging
-import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -31,7 +30,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["HTTP_DURATION_BUCKETS", "UNMATCHED", "HttpStats", "Metrics", "MetricsMiddleware"]
+__all__ = ["HTTP_DURATION_BUCKETS", "UNMATCHED", "HttpStats", "Metrics"]
 
 # Loose on purpose: servers pass plain dicts, Litestar types scopes and messages as
 # TypedDicts; both sides must fit (e.g. Litestar(middleware=[DefineMiddleware(...)])).
@@ -280,6 +279,7 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
         self._pools: _PoolCollector | None = None
+        self._before_render: list[Callable[[], None]] = []
 
     def add_pool_gauge(self, name: str, stats: Callable[[], dict[str, int]]) -> None:
         """Expose `db_pool_connections{pool=name, state=...}`, calling `stats()` at scrape time.
@@ -293,47 +293,13 @@ class Metrics:
             raise ValueError(f"pool gauge {name!r} is already registered")
         self._pools.pools[name] = stats
 
+    def before_render(self, sync: Callable[[], None]) -> None:
+        """Call `sync` before each render: it moves counts kept as plain numbers on a hot
+        path into the registry's metrics."""
+        self._before_render.append(sync)
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for a `/metrics` endpoint."""
+        for sync in self._before_render:
+            sync()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware counting and timing HTTP requests into `Metrics.http`.
-
-    Non-HTTP scopes (websocket, lifespan) pass through untouched. The route label is
-    the framework's route template (``scope["path_template"]``, set by Litestar while
-    routing, so it is read after the inner app ran) or ``"unmatched"``; never the raw
-    path, whose cardinality is unbounded. (The served app counts in api/front.py, which
-    does the same with the rest of the per-request work.)
-    """
-
-    __slots__ = ("_stats", "app")
-
-    def __init__(self, app: _ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self._stats = metrics.http
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        # An app that ends (or raises) without starting a response gets a 500 from the server.
-        status = 500
-
-        async def send_capturing_status(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        stats = self._stats
-        stats.in_flight += 1
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_capturing_status)
-        finally:
-            stats.in_flight -= 1
-            route: str = scope.get("path_template") or UNMATCHED
-            stats.record(scope.get("method", "GET"), route, status, time.perf_counter() - start)

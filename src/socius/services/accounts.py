@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,7 +31,8 @@ from socius.services.messaging import MessagingService
 from socius.services.near_cache import NearCache, own_user_key
 from socius.services.passwords import PasswordHasher, check_password_policy
 from socius.services.ports import Clock, HotReads, UnitOfWork, UnitOfWorkFactory
-from socius.services.profiles import Profile, ProfileService
+from socius.services.profiles import Profile, ProfileService, profile_key
+from socius.services.rendered import RenderedBodies
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
 
@@ -85,6 +86,7 @@ class AccountService:
         """``near``: this node's L1, which holds own users (``u:<id>``) for ``me``; any
         commit that changes a user drops theirs on every node (bootstrap wires it)."""
         self._near = near
+        self._bodies = RenderedBodies(near)
         self._events = events
         self._uow = uow
         self._reads = reads if reads is not None and reads.available else None
@@ -199,6 +201,15 @@ class AccountService:
             if not user.is_active:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
         return OwnAccount(user, await self._profiles.get(user.id))
+
+    async def me_body(self, principal: Principal, render: Callable[[OwnAccount], bytes]) -> bytes:
+        """``render(me(principal))``, kept while the user's row and profile are."""
+        uid = principal.user_id
+
+        async def build() -> tuple[bytes, list[str]]:
+            return render(await self.me(principal)), [own_user_key(uid), profile_key(uid)]
+
+        return await self._bodies.body(f"b:me:{uid}", build)
 
     async def update_me(self, principal: Principal, changes: ProfileChanges) -> OwnAccount:
         unknown = set(changes) - _EDITABLE

@@ -33,10 +33,11 @@ from socius.domain.pagination import EdgePosition, check_limit, decode_cursor, e
 from socius.domain.stream import graph_event_type
 from socius.domain.users import User
 from socius.services.delivery import Delivery
-from socius.services.graph_cache import GraphCache
+from socius.services.graph_cache import GraphCache, head_key
 from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
-from socius.services.profiles import Profile, ProfileService
+from socius.services.profiles import Profile, ProfileService, profile_key
 from socius.services.rate_limits import UserLimits
+from socius.services.rendered import RenderedBodies
 
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
 
@@ -71,8 +72,11 @@ class GraphService:
         delivery: Delivery,
         *,
         limits: UserLimits | None = None,
+        bodies: RenderedBodies | None = None,
     ) -> None:
+        """``bodies``: where this node keeps rendered response bodies (none: not kept)."""
         self._uow = uow
+        self._bodies = bodies or RenderedBodies(None)
         self._clock = clock
         self._ids = ids
         self._profiles = profiles
@@ -203,6 +207,21 @@ class GraphService:
                 raise _user_not_found()
         return await self._profiles.get(user_id)
 
+    async def visible_profile_body(
+        self, viewer: int, user_id: int, render: Callable[[Profile], bytes]
+    ) -> bytes:
+        """``render(visible_profile(viewer, user_id))``: the block check each time, the
+        body of the profile (the same for every viewer) kept while the profile is."""
+        if viewer != user_id:
+            rel = await self._cache.relationship(viewer, user_id)
+            if EdgeType.BLOCKS in rel or EdgeType.BLOCKED_BY in rel:
+                raise _user_not_found()
+
+        async def build() -> tuple[bytes, list[str]]:
+            return render(await self._profiles.get(user_id)), [profile_key(user_id)]
+
+        return await self._bodies.body(f"b:profile:{user_id}", build)
+
     async def visible_profiles(self, viewer: int, user_ids: Sequence[int]) -> dict[int, Profile]:
         """The profiles among ``user_ids`` that ``viewer`` may see (``visible_profile`` for
         many: one cached multi-get of relationships, one of profiles); the rest are left
@@ -245,6 +264,29 @@ class GraphService:
         self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
     ) -> EdgePage:
         return await self._page(viewer, type_, limit, cursor)
+
+    async def list_own_body(
+        self,
+        viewer: int,
+        type_: EdgeType,
+        *,
+        limit: int | None,
+        cursor: str | None,
+        render: Callable[[EdgePage], bytes],
+    ) -> bytes:
+        """``render(list_own(...))``; a first page's body is kept while its list head and
+        its users' profiles are (later pages may be read from a replica: not kept)."""
+        if cursor is not None:
+            return render(await self._page(viewer, type_, limit, cursor))
+        size = check_limit(limit)
+
+        async def build() -> tuple[bytes, list[str]]:
+            rows = await self._cache.edge_page(viewer, type_, limit=size + 1, before_pos=None)
+            deps = [head_key(viewer, type_)]
+            deps += [profile_key(r.dst) for r in rows[:size]]
+            return render(await self._render(rows, size)), deps
+
+        return await self._bodies.body(f"b:list:{viewer}:{int(type_)}:{size}", build)
 
     async def _page(
         self,

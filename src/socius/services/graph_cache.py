@@ -53,8 +53,17 @@ def _mask(types: Iterable[EdgeType]) -> int:
     return mask
 
 
+_TYPES: dict[int, frozenset[EdgeType]] = {}
+
+
 def _types(mask: int) -> frozenset[EdgeType]:
-    return frozenset(t for t in EdgeType if mask & (1 << int(t)))
+    """The edge types of ``mask`` (read on every relationship check: kept per mask)."""
+    found = _TYPES.get(mask)
+    if found is None:
+        found = frozenset(t for t in EdgeType if mask & (1 << int(t)))
+        if len(_TYPES) < 4096:  # masks of the few types there are: never near this
+            _TYPES[mask] = found
+    return found
 
 
 def relationship_key(a: int, b: int) -> str:

@@ -12,14 +12,20 @@ invalidations broadcast on the bus after commit, the memcache/TAO way
 - while the bus link is not current (invalidations may be missed), L1 is empty and
   unused; it fills again once the link has caught up;
 - a TTL (``ttl``) bounds what a lost broadcast could leave, and entries are kept in LRU
-  order up to ``max_entries``.
+  order up to ``max_entries``;
+- an entry built from other entries (a rendered response body: decision 0024) names
+  them as its ``deps``: dropping any of them drops it, and a fill refuses to store it if
+  any of them was dropped since its ticket.
+
+Hits and misses are counted in plain integers (``hits``, ``misses``): a page of friends
+reads 50 keys, and a labelled counter per read cost more than the read.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -68,7 +74,6 @@ class NearCache:
         link: BusLink | None,
         origin: str,
         local_l2: Cache | None = None,
-        on_result: Callable[[str], None] = lambda _result: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``link``: the node's bus link (None: an L1 that never holds anything).
@@ -79,12 +84,14 @@ class NearCache:
         self._link = link
         self._origin = origin
         self._local_l2 = local_l2
-        self._on_result = on_result
+        self.hits = 0
+        self.misses = 0
         self._clock = clock
         self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
         self._gen = 0  # moves on at every drop
         self._dropped: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (gen, at)
         self._cleared_gen = 0  # the gen of the last clear (link lost)
+        self._dependents: dict[str, set[str]] = {}  # dep -> keys built from it
         if link is not None and max_entries > 0:
             link.follow(self)
 
@@ -98,33 +105,47 @@ class NearCache:
             return MISS
         entry = self._entries.get(key)
         if entry is None:
-            self._on_result("miss")
+            self.misses += 1
             return MISS
         value, expires = entry
         if expires < self._clock():
             del self._entries[key]
-            self._on_result("miss")
+            self.misses += 1
             return MISS
         self._entries.move_to_end(key)
-        self._on_result("hit")
+        self.hits += 1
         return value
 
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
         return self._gen, self._clock()
 
-    def put(self, key: str, value: Any, ticket: tuple[int, float]) -> bool:
-        """Store ``value`` unless ``key`` was invalidated (or the link lost) since
-        ``ticket`` was taken. True when stored."""
+    def put(
+        self, key: str, value: Any, ticket: tuple[int, float], deps: Sequence[str] = ()
+    ) -> bool:
+        """Store ``value`` unless ``key`` (or one of ``deps``, the keys it was built from)
+        was invalidated, or the link lost, since ``ticket`` was taken. True when stored."""
         if not self.enabled:
             return False
         gen, began = ticket
         now = self._clock()
         if gen < self._cleared_gen or now - began > _FILL_HORIZON:
             return False
-        dropped = self._dropped.get(key)
-        if dropped is not None and dropped[0] > gen:
-            return False
+        dropped = self._dropped
+        for k in (key, *deps):
+            was = dropped.get(k)
+            if was is not None and was[0] > gen:
+                return False
+        if deps:
+            dependents = self._dependents
+            if len(dependents) > self._max:  # stale links of evicted entries: start over
+                self._drop_built()
+            for dep in deps:
+                built = dependents.get(dep)
+                if built is None:
+                    dependents[dep] = {key}
+                else:
+                    built.add(key)
         entries = self._entries
         entries[key] = (value, now + self._ttl)
         entries.move_to_end(key)
@@ -137,10 +158,15 @@ class NearCache:
         self._gen += 1
         gen, now = self._gen, self._clock()
         dropped = self._dropped
+        entries, dependents = self._entries, self._dependents
         for key in keys:
-            self._entries.pop(key, None)
+            entries.pop(key, None)
             dropped[key] = (gen, now)
             dropped.move_to_end(key)
+            built = dependents.pop(key, None)
+            if built:
+                for k in built:
+                    entries.pop(k, None)
         horizon = now - _FILL_HORIZON
         while dropped:
             first = next(iter(dropped.values()))
@@ -173,6 +199,15 @@ class NearCache:
         self._gen += 1
         self._cleared_gen = self._gen
         self._entries.clear()
+        self._dependents.clear()
+
+    def _drop_built(self) -> None:
+        """Forget every entry built from others, and the links to them."""
+        entries = self._entries
+        for built in self._dependents.values():
+            for k in built:
+                entries.pop(k, None)
+        self._dependents.clear()
 
     async def catch_up(self) -> None:
         """The link hears again: fills begun before now (which may have read a value

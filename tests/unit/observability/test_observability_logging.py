@@ -1,4 +1,5 @@
-"""configure_logging, the redact processor and RequestContextMiddleware."""
+"""configure_logging, the redact processor, and the front's request ids and access lines
+(api/front.py, driven by hand-written ASGI apps)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from typing import Any
 
 import pytest
 import structlog
-from structlog.testing import capture_logs
 
+from socius.api.front import AuthTable, Front
 from socius.observability import (
     REDACTED,
-    RequestContextMiddleware,
+    Metrics,
     configure_logging,
     current_request_id,
     redact,
 )
+from socius.observability.access_log import AccessLog
 
 Message = dict[str, Any]
 SECRET = "eyJhbGciOiJFZERTQSJ9.super-secret-token"
@@ -90,15 +92,45 @@ def response_request_ids(sent: list[Message]) -> list[bytes]:
 # --- request ids -------------------------------------------------------------------------
 
 
+async def _no_token(_token: str) -> Any:
+    raise AssertionError("no route here needs a token")
+
+
+def front(app: Any, access: AccessLog | None = None) -> Front:
+    """The served app's front (api/front.py), with no protected route."""
+    return Front(
+        app,
+        table=AuthTable(),
+        authenticate=_no_token,
+        stats=Metrics().http,
+        access_log=access or AccessLog(),
+    )
+
+
+class AccessLines:
+    """An access log writing JSON lines into a stream the test reads."""
+
+    def __init__(self) -> None:
+        self.out = io.StringIO()
+        configure_logging("info", json=True, stream=self.out)
+        self.log = AccessLog()
+
+    def lines(self) -> list[dict[str, Any]]:
+        self.log.flush()
+        return json_lines(self.out)
+
+    def requests(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line["event"] == "request"]
+
+
 @pytest.mark.parametrize("given", [b"abc123", b"req-1.2_3", b"A" * 64])
 async def test_a_well_formed_request_id_is_echoed(given: bytes) -> None:
-    mw = RequestContextMiddleware(app_responding())
-    sent = await call(mw, http_scope(headers=[(b"x-request-id", given)]))
+    sent = await call(front(app_responding()), http_scope(headers=[(b"x-request-id", given)]))
     assert response_request_ids(sent) == [given]
 
 
 async def test_a_request_id_is_generated_when_missing() -> None:
-    mw = RequestContextMiddleware(app_responding())
+    mw = front(app_responding())
     first = response_request_ids(await call(mw, http_scope()))
     second = response_request_ids(await call(mw, http_scope()))
     assert len(first) == len(second) == 1
@@ -120,62 +152,60 @@ async def test_a_request_id_is_generated_when_missing() -> None:
     ],
 )
 async def test_a_malformed_request_id_is_replaced(bad: bytes) -> None:
-    mw = RequestContextMiddleware(app_responding())
-    sent = await call(mw, http_scope(headers=[(b"x-request-id", bad)]))
+    sent = await call(front(app_responding()), http_scope(headers=[(b"x-request-id", bad)]))
     [echoed] = response_request_ids(sent)
     assert echoed != bad
     assert re.fullmatch(rb"[0-9a-f]{32}", echoed)
 
 
-async def test_the_app_sees_the_request_id_in_context_and_it_is_cleared_after() -> None:
+async def test_the_app_sees_the_request_id_and_it_is_cleared_after() -> None:
     seen: dict[str, Any] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         seen["var"] = current_request_id()
-        seen["structlog"] = structlog.contextvars.get_contextvars().get("request_id")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    await call(RequestContextMiddleware(app), http_scope(headers=[(b"x-request-id", b"r-1")]))
+    await call(front(app), http_scope(headers=[(b"x-request-id", b"r-1")]))
 
-    assert seen == {"var": "r-1", "structlog": "r-1"}
+    assert seen == {"var": "r-1"}
     assert current_request_id() is None
-    assert "request_id" not in structlog.contextvars.get_contextvars()
 
 
 async def test_an_existing_response_request_id_header_is_not_duplicated() -> None:
     app = app_responding(headers=[(b"x-request-id", b"from-app"), (b"content-type", b"x")])
-    sent = await call(RequestContextMiddleware(app), http_scope(headers=[(b"x-request-id", b"r")]))
+    sent = await call(front(app), http_scope(headers=[(b"x-request-id", b"r")]))
     assert response_request_ids(sent) == [b"r"]
     start = sent[0]
     assert (b"content-type", b"x") in start["headers"]
 
 
 async def test_logs_emitted_inside_the_request_carry_its_id() -> None:
+    access = AccessLines()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         structlog.get_logger("socius.test").info("inside")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        await call(RequestContextMiddleware(app), http_scope(headers=[(b"x-request-id", b"r-9")]))
+    await call(front(app, access.log), http_scope(headers=[(b"x-request-id", b"r-9")]))
 
-    assert [(e["event"], e["request_id"]) for e in logs] == [("inside", "r-9"), ("request", "r-9")]
+    lines = access.lines()
+    assert [(e["event"], e["request_id"]) for e in lines] == [("inside", "r-9"), ("request", "r-9")]
 
 
 # --- access log ----------------------------------------------------------------------------
 
 
 async def test_one_access_line_with_route_template_status_duration_and_client() -> None:
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        await call(
-            RequestContextMiddleware(app_responding(201)),
-            http_scope(headers=[(b"x-request-id", b"r-2")]),
-        )
+    access = AccessLines()
+    await call(
+        front(app_responding(201), access.log), http_scope(headers=[(b"x-request-id", b"r-2")])
+    )
 
-    [line] = logs
-    assert line["event"] == "request"
-    assert line["log_level"] == "info"
+    [line] = access.requests()
+    assert line["logger"] == "socius.access"
+    assert line["level"] == "info"
     assert line["method"] == "GET"
     assert line["path"] == "/users/{user_id:int}"
     assert line["status"] == 201
@@ -186,6 +216,7 @@ async def test_one_access_line_with_route_template_status_duration_and_client() 
 
 
 async def test_access_log_never_holds_query_strings_or_headers() -> None:
+    access = AccessLines()
     scope = http_scope(
         path="/unknown/route",
         query=f"token={SECRET}&password=hunter2".encode(),
@@ -195,13 +226,12 @@ async def test_access_log_never_holds_query_strings_or_headers() -> None:
             (b"x-request-id", b"r-3"),
         ],
     )
-    with capture_logs() as logs:
-        await call(RequestContextMiddleware(app_responding(404, template=None)), scope)
+    await call(front(app_responding(404, template=None), access.log), scope)
 
-    [line] = logs
+    [line] = access.requests()
     assert line["path"] == "/unknown/route"  # unmatched: raw path, without the query
     assert line["status"] == 404
-    text = repr(logs)
+    text = access.out.getvalue()
     assert SECRET not in text
     assert "hunter2" not in text
     assert "token=" not in text
@@ -209,42 +239,46 @@ async def test_access_log_never_holds_query_strings_or_headers() -> None:
 
 
 async def test_a_crashing_app_is_logged_as_a_500_error_and_the_error_propagates() -> None:
+    access = AccessLines()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise RuntimeError("boom")
 
-    with capture_logs() as logs, pytest.raises(RuntimeError, match="boom"):
-        await call(RequestContextMiddleware(app), http_scope())
+    with pytest.raises(RuntimeError, match="boom"):
+        await call(front(app, access.log), http_scope())
 
-    [line] = logs
-    assert (line["status"], line["log_level"]) == (500, "error")
+    [line] = access.requests()
+    assert (line["status"], line["level"]) == (500, "error")
     assert current_request_id() is None
 
 
 async def test_the_access_log_uses_the_raw_path_from_before_routing() -> None:
+    access = AccessLines()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["path"] = "/"  # a mount rewrites the path while routing
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    with capture_logs() as logs:
-        await call(RequestContextMiddleware(app), http_scope(path="/static/x.js"))
-    assert logs[0]["path"] == "/static/x.js"
+    await call(front(app, access.log), http_scope(path="/static/x.js"))
+    assert access.requests()[0]["path"] == "/static/x.js"
 
 
 async def test_access_lines_can_be_silenced_by_the_access_logger_level() -> None:
-    access = logging.getLogger("socius.access")
-    access.setLevel(logging.WARNING)
+    access = AccessLines()
+    logger = logging.getLogger("socius.access")
+    logger.setLevel(logging.WARNING)
     try:
-        with capture_logs() as logs:
-            await call(RequestContextMiddleware(app_responding(200)), http_scope())
-            await call(RequestContextMiddleware(app_responding(503)), http_scope())
+        await call(front(app_responding(200), access.log), http_scope())
+        await call(front(app_responding(503), access.log), http_scope())
     finally:
-        access.setLevel(logging.NOTSET)
-    assert [(e["status"], e["log_level"]) for e in logs] == [(503, "error")]
+        logger.setLevel(logging.NOTSET)
+    assert [(e["status"], e["level"]) for e in access.requests()] == [(503, "error")]
 
 
 @pytest.mark.parametrize("scope_type", ["websocket", "lifespan"])
 async def test_non_http_scopes_pass_through_untouched(scope_type: str) -> None:
+    access = AccessLines()
     seen: list[tuple[Any, Any, Any]] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -257,12 +291,11 @@ async def test_non_http_scopes_pass_through_untouched(scope_type: str) -> None:
         return None
 
     scope: dict[str, Any] = {"type": scope_type, "path": "/ws", "headers": []}
-    with capture_logs() as logs:
-        await RequestContextMiddleware(app)(scope, receive, send)
+    await front(app, access.log)(scope, receive, send)
 
     assert seen == [(scope, receive, send)]
     assert seen[0][2] is send
-    assert logs == []
+    assert access.requests() == []
 
 
 # --- redaction -----------------------------------------------------------------------------
@@ -395,16 +428,16 @@ def test_unknown_level_is_rejected() -> None:
 
 
 async def test_end_to_end_access_line_in_json_holds_no_secret() -> None:
-    out = io.StringIO()
-    configure_logging("info", json=True, stream=out)
+    access = AccessLines()
+    out = access.out
     scope = http_scope(
         query=f"access_token={SECRET}".encode(),
         headers=[(b"authorization", f"Bearer {SECRET}".encode()), (b"x-request-id", b"r-7")],
     )
 
-    await call(RequestContextMiddleware(app_responding(200)), scope)
+    await call(front(app_responding(200), access.log), scope)
 
-    [line] = json_lines(out)
+    [line] = access.lines()
     assert line["logger"] == "socius.access"
     assert line["request_id"] == "r-7"
     assert line["path"] == "/users/{user_id:int}"

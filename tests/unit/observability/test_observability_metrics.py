@@ -1,4 +1,5 @@
-"""Metrics registry and MetricsMiddleware, driven by a hand-written ASGI app."""
+"""Metrics registry, and the front's request counts (api/front.py), driven by a
+hand-written ASGI app."""
 
 from __future__ import annotations
 
@@ -7,9 +8,26 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from socius.observability import HTTP_DURATION_BUCKETS, Metrics, MetricsMiddleware
+from socius.api.front import AuthTable, Front
+from socius.observability import HTTP_DURATION_BUCKETS, Metrics
+from socius.observability.access_log import AccessLog
 
 Message = dict[str, Any]
+
+
+async def _no_token(_token: str) -> Any:
+    raise AssertionError("no route here needs a token")
+
+
+def counting_front(app: Any, metrics: Metrics) -> Front:
+    """The served app's front with no protected route, counting into ``metrics``."""
+    return Front(
+        app,
+        table=AuthTable(),
+        authenticate=_no_token,
+        stats=metrics.http,
+        access_log=AccessLog(sample_rate=0.0),
+    )
 
 
 def http_scope(method: str = "GET", path: str = "/users/42") -> dict[str, Any]:
@@ -66,8 +84,8 @@ def in_flight(metrics: Metrics) -> float | None:
 
 async def test_status_and_route_template_are_recorded() -> None:
     metrics = Metrics()
-    ok = MetricsMiddleware(app_responding(200), metrics)
-    created = MetricsMiddleware(app_responding(201), metrics)
+    ok = counting_front(app_responding(200), metrics)
+    created = counting_front(app_responding(201), metrics)
 
     sent = await call(ok, http_scope())
     await call(ok, http_scope(path="/users/43"))
@@ -83,7 +101,7 @@ async def test_status_and_route_template_are_recorded() -> None:
 
 async def test_raw_path_is_never_a_label() -> None:
     metrics = Metrics()
-    mw = MetricsMiddleware(app_responding(404, template=None), metrics)
+    mw = counting_front(app_responding(404, template=None), metrics)
 
     await call(mw, http_scope(path="/no/such/thing"))
     await call(mw, http_scope(path="/another/unknown/path"))
@@ -96,13 +114,13 @@ async def test_raw_path_is_never_a_label() -> None:
 
 async def test_empty_path_template_counts_as_unmatched() -> None:
     metrics = Metrics()
-    await call(MetricsMiddleware(app_responding(404, template=""), metrics), http_scope())
+    await call(counting_front(app_responding(404, template=""), metrics), http_scope())
     assert requests(metrics, "GET", "unmatched", "404") == 1
 
 
 async def test_unknown_methods_are_folded_into_other() -> None:
     metrics = Metrics()
-    mw = MetricsMiddleware(app_responding(405), metrics)
+    mw = counting_front(app_responding(405), metrics)
     await call(mw, http_scope(method="FROBNICATE"))
     assert requests(metrics, "OTHER", "/users/{user_id:int}", "405") == 1
     assert requests(metrics, "FROBNICATE", "/users/{user_id:int}", "405") is None
@@ -117,7 +135,7 @@ async def test_in_flight_is_one_during_the_request_and_zero_after() -> None:
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    await call(MetricsMiddleware(app, metrics), http_scope())
+    await call(counting_front(app, metrics), http_scope())
 
     assert seen == [1.0]
     assert in_flight(metrics) == 0
@@ -132,7 +150,7 @@ async def test_a_crashing_app_is_counted_as_500_and_the_error_propagates() -> No
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        await call(MetricsMiddleware(app, metrics), http_scope(path="/boom"))
+        await call(counting_front(app, metrics), http_scope(path="/boom"))
 
     assert requests(metrics, "GET", "/boom", "500") == 1
     assert in_flight(metrics) == 0
@@ -146,7 +164,7 @@ async def test_status_comes_from_the_response_start_even_if_the_app_fails_later(
         raise ConnectionError("client went away")
 
     with pytest.raises(ConnectionError):
-        await call(MetricsMiddleware(app, metrics), http_scope())
+        await call(counting_front(app, metrics), http_scope())
     assert requests(metrics, "GET", "unmatched", "200") == 1
 
 
@@ -165,7 +183,7 @@ async def test_non_http_scopes_pass_through_untouched(scope_type: str) -> None:
         return None
 
     scope: dict[str, Any] = {"type": scope_type, "path": "/ws", "headers": []}
-    await MetricsMiddleware(app, metrics)(scope, receive, send)
+    await counting_front(app, metrics)(scope, receive, send)
 
     assert seen == [(scope, receive, send)]
     assert seen[0][2] is send  # the original send, not a wrapper
@@ -176,7 +194,7 @@ async def test_non_http_scopes_pass_through_untouched(scope_type: str) -> None:
 
 async def test_latency_lands_in_the_histogram_buckets() -> None:
     metrics = Metrics()
-    await call(MetricsMiddleware(app_responding(200), metrics), http_scope())
+    await call(counting_front(app_responding(200), metrics), http_scope())
     labels = {"method": "GET", "route": "/users/{user_id:int}"}
     # A trivial in-process call finishes within 5 s: it is in the last finite bucket.
     assert (

@@ -99,3 +99,57 @@ async def test_lookaside_serves_warm_reads_from_l1_and_invalidates_it() -> None:
         assert await look.get("k", load, ttl=60, encode=encode, decode=decode) == "two"
     finally:
         await link.stop()
+
+
+async def test_an_entry_built_from_others_goes_when_any_of_them_is_dropped() -> None:
+    link, near = await node(MemoryBroker())
+    try:
+        assert near.put("b:list:1", b"page", near.begin(), deps=["l:1:0", "p:2", "p:3"])
+        assert near.get("b:list:1") == b"page"
+        near.drop(["p:9"])  # not one of its deps
+        assert near.get("b:list:1") == b"page"
+        near.drop(["p:3"])
+        assert near.get("b:list:1") is MISS
+        # Rebuilt, then its list head is dropped.
+        assert near.put("b:list:1", b"page2", near.begin(), deps=["l:1:0", "p:2"])
+        near.drop(["l:1:0"])
+        assert near.get("b:list:1") is MISS
+        # Built from a value read before one of its deps was dropped: not kept.
+        ticket = near.begin()
+        near.drop(["p:2"])
+        assert not near.put("b:list:1", b"stale", ticket, deps=["l:1:0", "p:2"])
+        assert near.get("b:list:1") is MISS
+    finally:
+        await link.stop()
+
+
+async def test_built_entries_are_dropped_on_other_nodes_through_their_deps() -> None:
+    broker = MemoryBroker()
+    (link_a, near_a), (link_b, near_b) = await node(broker), await node(broker)
+    try:
+        assert near_b.put("b:profile:5", b"{}", near_b.begin(), deps=["p:5"])
+        await near_a.broadcast(["p:5"])
+        for _ in range(100):
+            if near_b.get("b:profile:5") is MISS:
+                break
+            await asyncio.sleep(0.001)
+        assert near_b.get("b:profile:5") is MISS
+    finally:
+        await link_a.stop()
+        await link_b.stop()
+
+
+async def test_links_to_built_entries_stay_bounded() -> None:
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    near = NearCache(max_entries=4, ttl=60, link=link, origin="x")
+    await link.start()
+    try:
+        for i in range(50):
+            near.put(f"b:{i}", b"x", near.begin(), deps=[f"p:{i}"])
+        assert len(near) <= 4
+        assert len(near._dependents) <= 5
+        # Whatever is still held is still dropped with its dep.
+        near.drop(["p:49"])
+        assert near.get("b:49") is MISS
+    finally:
+        await link.stop()

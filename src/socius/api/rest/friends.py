@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Router, delete, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.fields import IdText
 from socius.api.rest.graph_views import (
     RelationshipOut,
@@ -25,6 +26,8 @@ from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
 
+_render_list = renderer(user_list_out)
+
 
 class FriendRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     user_id: IdText
@@ -33,11 +36,11 @@ class FriendRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 @get("/", summary="Your friends, newest first")
 async def list_friends(
     state: State, principal: Caller, limit: Limit = None, cursor: EdgeCursor = None
-) -> UserListOut:
-    page = await container_of(state).graph.list_own(
-        principal.user_id, EdgeType.FRIEND, limit=limit, cursor=cursor
+) -> Response[UserListOut]:
+    body = await container_of(state).graph.list_own_body(
+        principal.user_id, EdgeType.FRIEND, limit=limit, cursor=cursor, render=_render_list
     )
-    return user_list_out(page)
+    return json_response(body)
 
 
 @delete("/{user_id:str}", status_code=200, summary="Unfriend")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from litestar import Router, delete, get, patch, post
+from litestar import Response, Router, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.fields import (
     AvatarUrl,
     Bio,
@@ -29,10 +30,18 @@ from socius.api.rest.views import (
 )
 from socius.domain.errors import NotFound
 from socius.domain.ids import parse_id
+from socius.services.accounts import OwnAccount
 
 __all__ = ["router"]
 
 UNSET = msgspec.UNSET
+
+
+def _own_view(account: OwnAccount) -> PrivateUserOut:
+    return private_user_out(account.user, account.profile)
+
+
+_render_me = renderer(_own_view)
 
 
 class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -60,9 +69,8 @@ class PasswordConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 @get("/", summary="Your private profile")
-async def read_me(state: State, principal: Caller) -> PrivateUserOut:
-    account = await container_of(state).accounts.me(principal)
-    return private_user_out(account.user, account.profile)
+async def read_me(state: State, principal: Caller) -> Response[PrivateUserOut]:
+    return json_response(await container_of(state).accounts.me_body(principal, _render_me))
 
 
 @patch(

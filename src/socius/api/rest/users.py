@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Router, get
+from litestar import Response, Router, get
 from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.params import IdPath, Limit, OffsetCursor
 from socius.api.rest.views import Page, PublicUserOut, public_user_out
 from socius.domain.errors import NotFound
 from socius.domain.ids import parse_id
 
 __all__ = ["router"]
+
+_render = renderer(public_user_out)
 
 
 @get(
@@ -54,11 +57,12 @@ async def user_by_username(
     summary="A public profile by id",
     description="404 for an unknown user, and across a block either way.",
 )
-async def user_by_id(user_id: IdPath, state: State, principal: Caller) -> PublicUserOut:
+async def user_by_id(user_id: IdPath, state: State, principal: Caller) -> Response[PublicUserOut]:
     uid = parse_id(user_id)
     if uid is None:
         raise NotFound("no such user", code="user_not_found")
-    return public_user_out(await container_of(state).graph.visible_profile(principal.user_id, uid))
+    graph = container_of(state).graph
+    return json_response(await graph.visible_profile_body(principal.user_id, uid, _render))
 
 
 router = Router(
