@@ -76,7 +76,7 @@ def test_two_stages_on_one_pinned_base_and_a_numeric_user():
 
 def test_the_extras_are_a_build_argument():
     steps = instructions()
-    assert ("ARG", "EXTRAS=otel,federation,images") in steps
+    assert ("ARG", "EXTRAS=otel,federation,images,push") in steps
     (install,) = [rest for kind, rest in steps if kind == "RUN" and "pip install" in rest]
     spec = re.search(r'"(\./[^"]*)"', install)
     assert spec, install
