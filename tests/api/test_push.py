@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 from ws_support import connected
 
-from conftest import Account, App, make_app
+from conftest import PASSWORD, Account, App, make_app, unique_name
 from contract import assert_error, bearer
+from event_support import jetstream_settings
 from push_receiver import Browser, PushReceiver, check_vapid
 from socius.settings import Settings
 
@@ -311,8 +312,6 @@ def test_the_notifier_reads_a_jetstream_stream(
 
     from litestar.testing import TestClient
 
-    from conftest import PASSWORD, unique_name
-    from event_support import jetstream_settings
     from socius.client import Client
     from socius.stream.jetstream import JetStreamEventStream
 
