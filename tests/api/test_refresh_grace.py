@@ -134,3 +134,24 @@ async def test_no_grace_when_the_window_is_zero(
             error = await _refused(AsyncClient(http=http).refresh(first.refresh_token))
             assert (error.status, error.code) == (401, "refresh_token_reused")
             assert not await _works(lambda: AsyncClient(http=http), pair.access_token)
+
+
+async def test_a_live_token_of_an_ended_session_is_refused_and_nothing_is_kept(
+    served: Any,
+) -> None:
+    """The refresh touches the session and stores the successor before it checks the
+    session (one round trip): a refusal must roll all of it back, so the token is still
+    unspent (refused again as an ended session, not as a reuse) and no successor works."""
+    sdk, _ = served
+    client, first = await _signed_up(sdk)
+    await client.with_token(first.access_token).logout()
+    for _ in range(2):
+        error = await _refused(sdk().refresh(first.refresh_token))
+        assert (error.status, error.code) == (401, "session_expired")
+    assert not await _works(sdk, first.access_token)
+    # A session that ends after a refresh: its newest token is refused the same way.
+    other, second = await _signed_up(sdk)
+    pair = await sdk().refresh(second.refresh_token)
+    await other.with_token(pair.access_token).delete_me(PASSWORD)
+    error = await _refused(sdk().refresh(pair.refresh_token))
+    assert error.status == 401

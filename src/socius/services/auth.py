@@ -268,13 +268,16 @@ class AuthService:
                     raise _bad_refresh("refresh_token_reused")
                 issued = again
             else:
-                session = await uow.sessions.get(spend.session_id)
-                user = await uow.users.get(spend.user_id)
-                if session is None or user is None or not _usable(session, user, now):
-                    raise _bad_refresh("session_expired")
-                await uow.sessions.touch(session.id, now)
+                # Touched and its successor stored before the checks, in one round trip:
+                # raising rolls all of it back, the spend included, as before.
                 successor = _successor(refresh_token, salt)
-                issued = await self._new_pair(uow, user, session.id, now, successor)
+                renewed = await uow.sessions.renew(
+                    spend.session_id, spend.user_id, hash_refresh_token(successor), now
+                )
+                if renewed is None or not _usable(*renewed, now):
+                    raise _bad_refresh("session_expired")
+                session, user = renewed
+                issued = self._pair(user, session.id, now, successor)
                 await uow.commit()
         return await self._with_profile(issued)
 

@@ -155,6 +155,14 @@ class SessionRepository(Protocol):
         """Mark a refresh token spent, keeping the salt its successor is derived with;
         exactly one concurrent caller gets OK. REUSED says when it was spent, and its salt."""
 
+    async def renew(
+        self, session_id: int, user_id: int, token_hash: bytes, when: datetime
+    ) -> tuple[Session, User] | None:
+        """After a spend: touch the session, store its next refresh token (``token_hash``,
+        of ``user_id``) and return the session and the user (None when either is gone), in
+        one round trip where the database allows. The caller rolls back unless both are
+        usable."""
+
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None: ...
 
     async def record_revocations(self, session_ids: list[int], until: datetime) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import secrets
 import time
 from collections import OrderedDict
@@ -18,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import jwt
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +38,17 @@ _RELOAD_GAP = 0.1  # seconds between reloads of the keys for an unknown kid
 
 
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _header_segment(kid: str) -> str:
+    """The encoded JOSE header of a token signed with ``kid``, as PyJWT writes it (sorted
+    keys, compact): computed once per key, not per token."""
+    header = {"alg": _ALGORITHM, "kid": kid, "typ": "at+jwt"}
+    return _b64encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
 def _b64decode(segment: str) -> bytes:
@@ -66,7 +77,8 @@ class AccessTokens:
         self._issuer = issuer
         self._audience = audience
         self._ttl = ttl_seconds
-        self._signing: tuple[str, Ed25519PrivateKey] | None = None
+        # The signing key: its kid, the key, and the encoded header of the tokens it signs.
+        self._signing: tuple[str, Ed25519PrivateKey, str] | None = None
         self._verifying: dict[str, Ed25519PublicKey] = {}
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         self._cache_size = cache_size
@@ -128,7 +140,7 @@ class AccessTokens:
             if signing is None and record.retired_at is None:
                 signing = (record.kid, private)
         self._verifying = verifying
-        self._signing = signing
+        self._signing = None if signing is None else (*signing, _header_segment(signing[0]))
 
     async def _reload_for(self, kid: str) -> bool:
         """Another node may have made a key: reload and retry. Reloads are at least
@@ -150,7 +162,7 @@ class AccessTokens:
         same token while the signing key is the same: Ed25519 signatures are deterministic."""
         if self._signing is None:
             raise RuntimeError("signing keys not loaded: call load_keys() at start-up")
-        kid, key = self._signing
+        _, key, header = self._signing
         now = int((at or self._clock()).timestamp())
         claims = {
             "iss": self._issuer,
@@ -162,7 +174,13 @@ class AccessTokens:
             "exp": now + self._ttl,
             "jti": jti or secrets.token_urlsafe(8),
         }
-        return jwt.encode(claims, key, algorithm=_ALGORITHM, headers={"kid": kid, "typ": "at+jwt"})
+        # What jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ":
+        # "at+jwt"}) returns, byte for byte, without its generic machinery (a refresh
+        # issues one): the cached header, the compact JSON payload, one Ed25519 signature.
+        body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+        signing_input = f"{header}.{body}"
+        signature = key.sign(signing_input.encode("ascii"))
+        return f"{signing_input}.{_b64encode(signature)}"
 
     async def verify(self, token: str) -> AccessClaims:
         cached = self._verified.get(token)

@@ -10,8 +10,11 @@ from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
+from socius.domain.users import User
+from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
 from socius.storage.id_lists import one_of
-from socius.storage.tables import refresh_tokens, revoked_sessions, sessions
+from socius.storage.tables import refresh_tokens, revoked_sessions, sessions, users
+from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
 __all__ = ["SqlSessionRepository"]
 
@@ -26,6 +29,49 @@ def _to_session(row: Row[Any]) -> Session:
         revoked_at=row.revoked_at,
         user_agent=row.user_agent,
         ip=row.ip,
+    )
+
+
+_SESSION_FIELDS = tuple(c.name for c in sessions.c)
+
+# A refresh on PostgreSQL, after the spend: touch the session, store its next refresh
+# token, read the session and its user back: one round trip instead of four. The caller
+# checks the session and the user are usable and rolls the transaction back otherwise,
+# as it did when these were four statements.
+_S_COLUMNS = ", ".join(_SESSION_FIELDS)
+_RETURNED = ", ".join([f"s.{n}" for n in _SESSION_FIELDS] + [f"u.{n}" for n in USER_FIELDS])
+_RENEW_POSTGRES = "".join(
+    [
+        "WITH s AS (UPDATE sessions SET last_used_at = ? WHERE id = ? RETURNING ",
+        _S_COLUMNS,
+        "),",
+        " t AS (INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at)",
+        " SELECT ?::bytea, s.id, ?::bigint, ?::timestamptz FROM s)",
+        " SELECT ",
+        _RETURNED,
+        " FROM s JOIN users u ON u.id = ?",
+    ]
+)
+
+# The same on SQLite, as three statements on the driver (each a call into the library,
+# no round trip).
+_TOUCH = "".join(["UPDATE sessions SET last_used_at = ? WHERE id = ? RETURNING ", _S_COLUMNS])
+_ADD_REFRESH = (
+    "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at) VALUES (?, ?, ?, ?)"
+)
+_USER = "".join(["SELECT ", USER_COLUMNS, " FROM users WHERE id = ?"])
+
+
+def _session_from_driver(row: Any) -> Session:
+    return Session(
+        id=row[0],
+        user_id=row[1],
+        created_at=read_timestamp(row[2]),
+        last_used_at=read_timestamp(row[3]),
+        expires_at=read_timestamp(row[4]),
+        revoked_at=None if row[5] is None else read_timestamp(row[5]),
+        user_agent=row[6],
+        ip=row[7],
     )
 
 
@@ -118,6 +164,39 @@ class SqlSessionRepository:
         return RefreshSpend(
             SpendOutcome.REUSED, seen.session_id, seen.user_id, seen.spent_at, seen.successor_salt
         )
+
+    async def renew(
+        self, session_id: int, user_id: int, token_hash: bytes, when: datetime
+    ) -> tuple[Session, User] | None:
+        """Touch the session, store ``token_hash`` as its next refresh token (of
+        ``user_id``), and return the session and the user as they now are (None when either
+        is gone). Inside a write unit of work whose caller rolls back unless both are usable."""
+        if self._conn.dialect.name == "postgresql" and direct(self._conn):
+            rows = await fetch(
+                self._conn, _RENEW_POSTGRES, when, session_id, token_hash, user_id, when, user_id
+            )
+            if not rows:
+                return None
+            row = rows[0]
+            n = len(_SESSION_FIELDS)
+            return _session_from_driver(row[:n]), user_from_driver(row[n:])
+        if self._conn.dialect.name == "sqlite" and direct(self._conn):
+            at = write_timestamp(when, "sqlite")
+            found = await fetch(self._conn, _TOUCH, at, session_id)
+            if not found:
+                return None
+            await fetch(self._conn, _ADD_REFRESH, token_hash, session_id, user_id, at)
+            user_rows = await fetch(self._conn, _USER, user_id)
+            if not user_rows:
+                return None
+            return _session_from_driver(found[0]), user_from_driver(user_rows[0])
+        await self.touch(session_id, when)
+        await self.add_refresh_token(token_hash, session_id=session_id, user_id=user_id, when=when)
+        session = await self.get(session_id)
+        user_row = (await self._conn.execute(select(users).where(users.c.id == user_id))).first()
+        if session is None or user_row is None:
+            return None
+        return session, user_from_driver(tuple(user_row))
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
         row = await self._refresh_row(token_hash)

@@ -38,7 +38,7 @@ from socius.storage.tables import (
     users,
 )
 
-__all__ = ["USER_COLUMNS", "SqlUserRepository", "escape_like", "user_from_driver"]
+__all__ = ["USER_COLUMNS", "USER_FIELDS", "SqlUserRepository", "escape_like", "user_from_driver"]
 
 _UPDATABLE = {
     "display_name",
@@ -83,6 +83,7 @@ def _to_user(row: Row[Any]) -> User:
 _USER_FIELDS = tuple(c.name for c in users.c)
 _USER_COLUMNS = ", ".join(_USER_FIELDS)
 USER_COLUMNS = _USER_COLUMNS  # for storage/reads.py
+USER_FIELDS = _USER_FIELDS  # for storage/sessions.py
 _COUNT_COLUMN = ", (SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 
 
