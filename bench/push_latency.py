@@ -25,20 +25,16 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.harness.machine import machine_info
+from bench.harness.scratch import save_result, scratch_settings
 from bench.harness.stats import percentiles_ms
 from socius.bootstrap import build
 from socius.domain.push import DeviceKind
@@ -46,7 +42,6 @@ from socius.services.auth import ClientInfo
 from socius.settings import load_settings
 from socius.storage.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "push bench password 1"  # noqa: S105 (throwaway accounts)
 
 
@@ -204,39 +199,10 @@ async def main() -> int:
     p.add_argument("--no-notifier", action="store_true", help="the load alone (its cost)")
     p.add_argument("--relay", action="store_true", help="with --no-notifier: the relay runs")
     args = p.parse_args()
-    overrides: dict[str, Any] = {}
-    tmp = tempfile.TemporaryDirectory()
-    db_name = ""
-    if args.postgres:
-        db_name = f"socius_push_bench_{secrets.token_hex(3)}"
-        conn = await asyncpg.connect(args.postgres)
-        await conn.execute(f'CREATE DATABASE "{db_name}"')
-        await conn.close()
-        overrides["database_url"] = args.postgres.rpartition("/")[0] + "/" + db_name
-    else:
-        overrides["data_dir"] = tmp.name
-    try:
+    async with scratch_settings(args.postgres, "push") as overrides:
         result = await measure(args, overrides)
-    finally:
-        if db_name:
-            conn = await asyncpg.connect(args.postgres)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            await conn.close()
-        tmp.cleanup()
     stack = "postgres" if args.postgres else "embedded"
-    report = {
-        "bench": "push_latency",
-        "stack": stack,
-        "args": vars(args),
-        "result": result,
-        "machine": machine_info(ROOT),
-        "at": datetime.now(UTC).isoformat(),
-    }
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"push-{stack}-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    json.dump(result, sys.stdout, indent=2)
-    print(f"\nsaved {out.relative_to(ROOT)}")
+    save_result("push_latency", f"push-{stack}", stack, args, result)
     return 0
 
 

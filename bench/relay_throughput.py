@@ -31,20 +31,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from bench.harness.machine import machine_info
+from bench.harness.scratch import save_result, scratch_settings
 from bench.harness.stats import percentiles_ms
 from socius.bootstrap import build
 from socius.domain.stream import DomainEvent
@@ -54,7 +49,6 @@ from socius.services.relay import Relay
 from socius.settings import load_settings
 from socius.storage.migrate import upgrade
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "relay bench password 1"  # noqa: S105 (throwaway accounts)
 
 
@@ -219,47 +213,19 @@ async def main() -> int:
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--batch", type=int, default=500, help="relay batch size")
     args = p.parse_args()
-    overrides: dict[str, Any] = {}
-    tmp = tempfile.TemporaryDirectory()
-    db_name = ""
-    if args.postgres:
-        db_name = f"socius_relay_bench_{secrets.token_hex(3)}"
-        conn = await asyncpg.connect(args.postgres)
-        await conn.execute(f'CREATE DATABASE "{db_name}"')
-        await conn.close()
-        overrides["database_url"] = args.postgres.rpartition("/")[0] + "/" + db_name
-    else:
-        overrides["data_dir"] = tmp.name
+    stream: dict[str, Any] = {}
     if args.nats:
         tag = secrets.token_hex(3)
-        overrides |= {
+        stream = {
             "nats_url": args.nats,
             "event_stream": "jetstream",
             "event_stream_name": f"SOCIUS_RELAY_BENCH_{tag.upper()}",
             "event_subject_prefix": f"socius-bench.{tag}.events.",
         }
-    try:
-        result = await measure(args, overrides)
-    finally:
-        if db_name:
-            conn = await asyncpg.connect(args.postgres)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            await conn.close()
-        tmp.cleanup()
+    async with scratch_settings(args.postgres, "relay") as overrides:
+        result = await measure(args, overrides | stream)
     stack = "postgres" if args.postgres else "embedded"
-    report = {
-        "bench": "relay_throughput",
-        "stack": stack,
-        "args": vars(args),
-        "result": result,
-        "machine": machine_info(ROOT),
-        "at": datetime.now(UTC).isoformat(),
-    }
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"relay-{result['stream']}-{stack}-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    json.dump(result, sys.stdout, indent=2)
-    print(f"\nsaved {out.relative_to(ROOT)}")
+    save_result("relay_throughput", f"relay-{result['stream']}-{stack}", stack, args, result)
     failed = result["lost"] or result["duplicated"] or result["send_errors"]
     return 1 if failed else 0
 
