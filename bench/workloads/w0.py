@@ -37,9 +37,9 @@ from bench.harness.floor import (
 from bench.harness.machine import machine_info
 from bench.harness.measured import server_and_floor
 from bench.harness.options import Options
-from bench.harness.plot import write_plot
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
+from bench.harness.publish import publish
 from bench.harness.results import RESULTS_DIR, Report
 from bench.harness.server import ServerProcess
 from bench.harness.source import export_ref, working_tree
@@ -186,13 +186,7 @@ async def _main(o: Options) -> int:
         "2 cores shared by wrk, the servers and the database: rates are lower than on a "
         "dedicated machine; the CPU figures and ratios are what the targets are judged on.",
     ]
-    json_path = report.write_json()
-    png_path = write_plot(report)
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=140)
-    report.print(out)
-    out.print(f"measured: {source.description}\nresults:  {json_path}\nplot:     {png_path}")
+    publish(report, source, width=140)
     if not o.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if report.total_errors == 0 else 1

@@ -40,9 +40,9 @@ from bench.harness.floor import FloorServer, define_floor_metrics, floor_phase
 from bench.harness.machine import machine_info
 from bench.harness.measured import server_and_floor
 from bench.harness.options import Options
-from bench.harness.plot import write_plot
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
+from bench.harness.publish import publish
 from bench.harness.pyspy_text import thread_cpu, thread_cpu_delta
 from bench.harness.results import RESULTS_DIR, Report
 from bench.harness.server import ServerProcess
@@ -278,13 +278,7 @@ async def _main(o: Options) -> int:
             "in the mix is expected to succeed.",
             "server CPU per request = server processes' CPU time during the phase ÷ requests.",
         ]
-        json_path = report.write_json()
-        png_path = write_plot(report)
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=132)
-        report.print(out)
-        out.print(f"measured: {source.description}\nresults:  {json_path}\nplot:     {png_path}")
+        publish(report, source, width=132)
         code = 0 if report.total_errors == 0 else 1
     if not o.keep:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -48,10 +48,10 @@ from rich.console import Console
 from bench.harness.dbfloor import pk_read_floor, user_ids
 from bench.harness.machine import machine_info
 from bench.harness.options import Options
-from bench.harness.plot import write_plot
 from bench.harness.procs import Child, proc_nofile, raise_nofile
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
+from bench.harness.publish import publish
 from bench.harness.pyspy_text import thread_cpu, thread_cpu_delta, write_summary
 from bench.harness.results import RESULTS_DIR, Report
 from bench.harness.server import ServerProcess, free_port
@@ -252,14 +252,7 @@ async def _main(o: Options, ns: argparse.Namespace, rates: list[float]) -> int:
                 await server.stop()
         report.finished_at = datetime.now(UTC)
         _summarise(report, runner)
-        json_path = report.write_json()
-        png_path = write_plot(report)
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=140)
-        report.print(out)
-        _print_steps(out, report)
-        out.print(f"measured: {source.description}\nresults:  {json_path}\nplot:     {png_path}")
+        publish(report, source, width=140, more=lambda out: _print_steps(out, report))
         code = 0 if runner.correctness_errors == 0 and runner.any_held else 1
     if not o.keep:
         shutil.rmtree(workdir, ignore_errors=True)

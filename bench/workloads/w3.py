@@ -48,9 +48,9 @@ from rich.console import Console
 from bench.harness.bare_ws import BareServer
 from bench.harness.machine import machine_info
 from bench.harness.options import Options
-from bench.harness.plot import write_plot
 from bench.harness.procs import Child, proc_fds, proc_nofile, proc_rss_kib, raise_nofile
 from bench.harness.progress import BenchProgress
+from bench.harness.publish import publish
 from bench.harness.results import RESULTS_DIR, Report
 from bench.harness.server import ServerProcess, free_port
 from bench.harness.source import Source, export_ref, working_tree
@@ -239,13 +239,7 @@ async def _main(o: Options, ns: argparse.Namespace) -> int:
             "the gateway's re-check of every socket's session and log head every 30 s, in "
             "batches of 500; presence refresh every 20 s).",
         ]
-        json_path = report.write_json()
-        png_path = write_plot(report)
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=140)
-        report.print(out)
-        out.print(f"measured: {source.description}\nresults:  {json_path}\nplot:     {png_path}")
+        publish(report, source, width=140)
     if not o.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if report.total_errors == 0 else 1

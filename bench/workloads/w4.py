@@ -34,9 +34,9 @@ from bench.harness.machine import machine_info
 from bench.harness.measured import server_and_floor
 from bench.harness.openloop import open_loop
 from bench.harness.options import Options
-from bench.harness.plot import write_plot
 from bench.harness.profiler import Profiler
 from bench.harness.progress import BenchProgress
+from bench.harness.publish import publish
 from bench.harness.results import RESULTS_DIR, Report
 from bench.harness.server import ServerProcess, free_port
 from bench.harness.source import Source, export_ref, working_tree
@@ -314,13 +314,7 @@ async def _main(o: Options) -> int:
         "server CPU per request = CPU time of the server processes (all threads) during the "
         "phase ÷ requests completed; it moves much less than rates when the machine is shared.",
     ]
-    json_path = report.write_json()
-    png_path = write_plot(report)
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=132)
-    report.print(out)
-    out.print(f"measured: {source.description}\nresults:  {json_path}\nplot:     {png_path}")
+    publish(report, source, width=132)
     if not o.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if report.total_errors == 0 else 1
