@@ -22,9 +22,7 @@ __all__ = [
     "conversation_id",
     "id_list",
     "message_id",
-    "reply_to",
     "struct",
-    "thread_root_id",
     "user_id",
     "user_ids",
 ]
@@ -64,31 +62,6 @@ def message_id(text: str) -> int:
     value = parse_id(text)
     if value is None:
         raise not_found("message")
-    return value
-
-
-def reply_to(text: str) -> int:
-    value = parse_id(text)
-    if value is None:
-        raise InvalidInput(
-            "reply_to is not a message of this conversation",
-            code="invalid_reply_to",
-            details={"field": "reply_to"},
-        )
-    return value
-
-
-def thread_root_id(text: str | None) -> int | None:
-    """A thread's root (docs/threads.md); a malformed one is no root (422, as unknown)."""
-    if text is None:
-        return None
-    value = parse_id(text)
-    if value is None:
-        raise InvalidInput(
-            "thread_root_id is not a message of this conversation",
-            code="invalid_thread_root",
-            details={"field": "thread_root_id"},
-        )
     return value
 
 

@@ -28,6 +28,8 @@ from socius.api.rest.conversations import (
     MessageIn,
     ReadIn,
     attachment_ids_of,
+    reply_to_of,
+    thread_root_id_of,
 )
 from socius.api.rest.me import ProfilePatch
 from socius.domain.graph import Relationship as DomainRelationship
@@ -209,8 +211,8 @@ class Mutation:
             inputs.conversation_id(conversation_id),
             client_msg_id=sent.client_msg_id,
             body=sent.body,
-            reply_to=None if sent.reply_to is None else inputs.reply_to(sent.reply_to),
-            thread_root_id=inputs.thread_root_id(sent.thread_root_id),
+            reply_to=reply_to_of(sent.reply_to),
+            thread_root_id=thread_root_id_of(sent.thread_root_id),
             attachment_ids=attachment_ids_of(sent.attachment_ids),
         )
         return message_of(message)

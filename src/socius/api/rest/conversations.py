@@ -36,7 +36,7 @@ from socius.domain.errors import InvalidInput, NotFound
 from socius.domain.ids import parse_id
 from socius.domain.pagination import Seq
 
-__all__ = ["attachment_ids_of", "router"]
+__all__ = ["attachment_ids_of", "reply_to_of", "router", "thread_root_id_of"]
 
 UNSET = msgspec.UNSET
 Emoji = Annotated[
@@ -323,37 +323,39 @@ async def set_role(
 async def send_message(
     conversation_id: IdPath, data: JSONBody[MessageIn], state: State, principal: Caller
 ) -> Response[MessageOut]:
-    reply_to = None if data.reply_to is None else parse_id(data.reply_to)
-    if data.reply_to is not None and reply_to is None:
-        raise InvalidInput(
-            "reply_to is not a message of this conversation",
-            code="invalid_reply_to",
-            details={"field": "reply_to"},
-        )
     message, created = await container_of(state).messaging.send(
         principal.user_id,
         _conversation_id(conversation_id),
         client_msg_id=data.client_msg_id,
         body=data.body,
-        reply_to=reply_to,
+        reply_to=reply_to_of(data.reply_to),
         attachment_ids=attachment_ids_of(data.attachment_ids),
-        thread_root_id=_thread_root_id(data.thread_root_id),
+        thread_root_id=thread_root_id_of(data.thread_root_id),
     )
     return Response(message_out(message), status_code=201 if created else 200)
 
 
-def _thread_root_id(text: str | None) -> int | None:
-    """A malformed root names no message of the conversation (422, like an unknown one)."""
+def _message_in_conversation(text: str | None, field: str, code: str) -> int | None:
+    """The id of a message the send points at; a malformed one names no message of the
+    conversation (422 ``code``, like an unknown one)."""
     if text is None:
         return None
     value = parse_id(text)
     if value is None:
         raise InvalidInput(
-            "thread_root_id is not a message of this conversation",
-            code="invalid_thread_root",
-            details={"field": "thread_root_id"},
+            f"{field} is not a message of this conversation", code=code, details={"field": field}
         )
     return value
+
+
+def reply_to_of(text: str | None) -> int | None:
+    """The message replied to (REST and GraphQL sends)."""
+    return _message_in_conversation(text, "reply_to", "invalid_reply_to")
+
+
+def thread_root_id_of(text: str | None) -> int | None:
+    """The thread's root (docs/threads.md; REST and GraphQL sends)."""
+    return _message_in_conversation(text, "thread_root_id", "invalid_thread_root")
 
 
 def attachment_ids_of(texts: list[str]) -> list[int]:
