@@ -161,6 +161,29 @@ class _Send:
         """What makes a send the retry of another (one message per key)."""
         return (self.conversation_id, self.actor, self.client_msg_id)
 
+    def message(
+        self,
+        message_id: int,
+        seq: int,
+        now: datetime,
+        ttl: int | None,
+        attachments: Sequence[Attachment],
+    ) -> Message:
+        """The message this send stores (in a group or alone)."""
+        return Message(
+            id=message_id,
+            conversation_id=self.conversation_id,
+            seq=seq,
+            sender_id=self.actor,
+            client_msg_id=self.client_msg_id,
+            body=self.body,
+            reply_to=self.reply_to,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl) if ttl else None,
+            attachments=tuple(attachments),
+            thread_root_id=self.thread_root_id,
+        )
+
 
 def _bad_reply_to() -> InvalidInput:
     return InvalidInput(
@@ -760,19 +783,8 @@ class MessagingService:
                     continue
                 conversation = found[op.conversation_id]
                 seq = last[op.conversation_id] = last[op.conversation_id] + 1
-                ttl = conversation.message_ttl_seconds
-                message = Message(
-                    id=self._ids.next_id(),
-                    conversation_id=op.conversation_id,
-                    seq=seq,
-                    sender_id=op.actor,
-                    client_msg_id=op.client_msg_id,
-                    body=op.body,
-                    reply_to=op.reply_to,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=ttl) if ttl else None,
-                    attachments=tuple(attached),
-                    thread_root_id=op.thread_root_id,
+                message = op.message(
+                    self._ids.next_id(), seq, now, conversation.message_ttl_seconds, attached
                 )
                 if attached:
                     attach.append((op.actor, attached, message))
@@ -898,19 +910,8 @@ class MessagingService:
             attached = await check_attachable(uow, actor, op.attachment_ids)
             now = self._clock()
             seq = await uow.conversations.next_seq(conversation_id, now)
-            ttl = conversation.message_ttl_seconds
-            message = Message(
-                id=self._ids.next_id(),
-                conversation_id=conversation_id,
-                seq=seq,
-                sender_id=actor,
-                client_msg_id=op.client_msg_id,
-                body=op.body,
-                reply_to=op.reply_to,
-                created_at=now,
-                expires_at=now + timedelta(seconds=ttl) if ttl else None,
-                attachments=tuple(attached),
-                thread_root_id=op.thread_root_id,
+            message = op.message(
+                self._ids.next_id(), seq, now, conversation.message_ttl_seconds, attached
             )
             await uow.conversations.add_message(message)
             await link_attachments(uow, actor, attached, message.id, conversation_id)
