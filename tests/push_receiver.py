@@ -22,6 +22,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from local_http import close, listen
+
 __all__ = ["Browser", "PushReceiver", "Pushed"]
 
 
@@ -78,17 +80,12 @@ class PushReceiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = listen(Handler, self.port)
+        self.port = self._server.server_address[1]
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        close(server)
 
     def to(self, path: str) -> list[Pushed]:
         with self._lock:

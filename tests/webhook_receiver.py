@@ -9,10 +9,11 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local_http import close, listen
 
 __all__ = ["Receiver"]
 
@@ -69,17 +70,12 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = listen(Handler, self.port)
+        self.port = self._server.server_address[1]
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        close(server)
 
     def unique_ids(self) -> list[str]:
         return list(dict.fromkeys(r.webhook_id for r in self.received))
