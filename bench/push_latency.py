@@ -34,6 +34,7 @@ import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bench.harness.openloop import open_loop
 from bench.harness.scratch import save_result, scratch_settings
 from bench.harness.stats import percentiles_ms
 from socius.bootstrap import build
@@ -133,9 +134,8 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
         tasks.append(asyncio.create_task(notifier.run()))
     sent_at: dict[int, float] = {}
     send_ms: list[float] = []
-    pending: set[asyncio.Task[Any]] = set()
 
-    async def send(n: int) -> None:
+    async def send(n: int) -> str | None:
         conversation, sender, _ = pairs[n % len(pairs)]
         began = time.monotonic()
         message, _ = await services.messaging.send(
@@ -144,24 +144,16 @@ async def measure(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[s
         done = time.monotonic()
         send_ms.append(done - began)
         sent_at[message.id] = done
+        return None
 
-    started = time.monotonic()
-    n = 0
-    while (elapsed := time.monotonic() - started) < args.duration:
-        due = int(elapsed * args.rate)
-        while n < due:
-            task = asyncio.create_task(send(n))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            n += 1
-        await asyncio.sleep(0.002)
-    await asyncio.gather(*pending)
-    load_seconds = time.monotonic() - started
+    load = await open_loop(send, rate=args.rate, duration=args.duration, drain_timeout=None)
+    n, load_seconds = load.sent, load.elapsed_s
     result: dict[str, Any] = {
         "notifier": not args.no_notifier,
         "relay": not args.no_notifier or args.relay,
         "offered_per_s": args.rate,
         "sent": n,
+        "send_errors": load.error_kinds,  # a send that raised (it no longer stops the run)
         "accepted_per_s": len(send_ms) / load_seconds,
         "send_ms": percentiles_ms(send_ms),
         "users": args.users,

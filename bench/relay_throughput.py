@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.harness.openloop import open_loop
 from bench.harness.scratch import save_result, scratch_settings
 from bench.harness.stats import percentiles_ms
 from socius.bootstrap import build
@@ -146,35 +147,21 @@ async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> d
     head_before = await stream.head()
 
     relaying = asyncio.create_task(relay.run(interval=0.01))
-    accepted = 0
-    errors: dict[str, int] = {}
-    pending: set[asyncio.Task[Any]] = set()
 
-    async def send(n: int) -> None:
-        nonlocal accepted
+    async def send(n: int) -> str | None:
         conversation, sender = targets[n % len(targets)]
         try:
             await services.messaging.send(
                 sender, conversation, client_msg_id=f"b{n}", body="hello", reply_to=None
             )
         except Exception as exc:
-            name = getattr(exc, "code", None) or type(exc).__name__
-            errors[name] = errors.get(name, 0) + 1
-            return
-        accepted += 1
+            return str(getattr(exc, "code", None) or type(exc).__name__)
+        return None
 
-    started = time.monotonic()
-    n = 0
-    while (elapsed := time.monotonic() - started) < args.duration:
-        due = int(elapsed * args.rate)
-        while n < due:
-            task = asyncio.create_task(send(n))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            n += 1
-        await asyncio.sleep(0.002)
-    await asyncio.gather(*pending)
-    load_seconds = time.monotonic() - started
+    # every send is awaited: one cancelled mid-commit would blur the lost/duplicated count
+    load = await open_loop(send, rate=args.rate, duration=args.duration, drain_timeout=None)
+    accepted, errors, n = load.ok, load.error_kinds, load.sent
+    load_seconds = load.elapsed_s
     relayed_during = len(timed.ids)
     drain_started = time.monotonic()
     while len(timed.ids) < accepted:

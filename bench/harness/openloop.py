@@ -52,11 +52,12 @@ async def open_loop(
     *,
     rate: float,
     duration: float,
-    drain_timeout: float = 30.0,
+    drain_timeout: float | None = 30.0,
 ) -> OpenLoopResult:
     """Start `call(i)` at `rate` per second for `duration` seconds.
 
-    `call` returns None on success, or a short error kind ("status 429", ...).
+    `call` returns None on success, or a short error kind ("status 429", ...). Calls still
+    running `drain_timeout` seconds after the last start are cancelled (None: awaited).
     """
     result = OpenLoopResult(offered_rate=rate, duration_s=duration, sent=0, ok=0, errors=0)
     loop = asyncio.get_running_loop()
