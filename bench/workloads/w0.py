@@ -19,6 +19,7 @@ How it runs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,26 +217,18 @@ async def _one_run(
         if o.profile and run_no == 0 and key != "healthz":
             out = RESULTS_DIR / "tmp" / "profiles" / f"{report.stem}-{key}.folded"
             profiler = Profiler(server.worker_pids()[0], out, o.duration - 1)
-        async with progress.phase(f"wrk {label}", o.duration, server_pids=server.pids()) as cpu:
-            if profiler is not None:
-                async with profiler:
-                    res = await run_wrk(
-                        server.base_url,
-                        script,
-                        duration=o.duration,
-                        connections=o.connections,
-                        threads=o.wrk_threads,
-                        env=env,
-                    )
-            else:
-                res = await run_wrk(
-                    server.base_url,
-                    script,
-                    duration=o.duration,
-                    connections=o.connections,
-                    threads=o.wrk_threads,
-                    env=env,
-                )
+        async with (
+            progress.phase(f"wrk {label}", o.duration, server_pids=server.pids()) as cpu,
+            profiler if profiler is not None else contextlib.nullcontext(),
+        ):
+            res = await run_wrk(
+                server.base_url,
+                script,
+                duration=o.duration,
+                connections=o.connections,
+                threads=o.wrk_threads,
+                env=env,
+            )
         record = res.to_json()
         record["cpu"] = cpu.result
         per = cpu.result["server_cpu_s"] / res.requests * 1e6 if res.requests else float("nan")
