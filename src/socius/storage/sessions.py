@@ -60,6 +60,10 @@ _TOUCH = "".join(["UPDATE sessions SET last_used_at = ? WHERE id = ? RETURNING "
 _ADD_REFRESH = (
     "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at) VALUES (?, ?, ?, ?)"
 )
+_SPEND = (
+    "UPDATE refresh_tokens SET spent_at = ?, successor_salt = ?"
+    " WHERE token_hash = ? AND spent_at IS NULL RETURNING session_id, user_id"
+)
 _USER = "".join(["SELECT ", USER_COLUMNS, " FROM users WHERE id = ?"])
 
 
@@ -198,6 +202,13 @@ class SqlSessionRepository:
         self, token_hash: bytes, when: datetime, *, successor_salt: bytes | None = None
     ) -> RefreshSpend:
         # The conditional UPDATE is the race arbiter: only one caller flips spent_at.
+        if self._conn.dialect.name == "sqlite" and direct(self._conn):
+            # On the driver (a refresh's first statement; no round trip on SQLite).
+            at = write_timestamp(when, "sqlite")
+            rows = await fetch(self._conn, _SPEND, at, successor_salt, token_hash)
+            if rows:
+                return RefreshSpend(SpendOutcome.OK, rows[0][0], rows[0][1])
+            return await self._missed(token_hash)
         won = (
             await self._conn.execute(
                 update(refresh_tokens)
@@ -210,6 +221,10 @@ class SqlSessionRepository:
         ).first()
         if won is not None:
             return RefreshSpend(SpendOutcome.OK, won.session_id, won.user_id)
+        return await self._missed(token_hash)
+
+    async def _missed(self, token_hash: bytes) -> RefreshSpend:
+        """Why a spend did not happen: an unknown token, or one spent before."""
         seen = await self._refresh_row(token_hash)
         if seen is None:
             return RefreshSpend(SpendOutcome.UNKNOWN)
