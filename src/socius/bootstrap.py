@@ -87,6 +87,7 @@ from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
 from socius.settings import Settings, SettingsError, decode_key, load_settings
 from socius.storage.event_stream import SqlEventStream
+from socius.storage.sessions import SqlRefreshRotation
 from socius.storage.unit_of_work import Database
 from socius.stream.http_sender import HttpWebhookSender
 from socius.stream.jetstream import JetStreamEventStream
@@ -392,6 +393,7 @@ def build(
         session_max_age_seconds=settings.session_max_age_seconds,
         refresh_grace_seconds=settings.refresh_grace_seconds,
         require_verified_email=settings.require_verified_email,
+        rotation=SqlRefreshRotation(database.reads) if database.reads.postgres else None,
     )
     limits = _user_limits(settings, cache, metrics, cache_error)
     messaging = MessagingService(

@@ -19,6 +19,7 @@ from clock import Clock
 from conftest import PASSWORD, App, make_app, unique_name
 from served import InFlight, lifespan, serving
 from socius.client import ApiError, AsyncClient, AuthResult
+from socius.domain.users import UserStatus
 from socius.settings import Settings
 
 GRACE = 20
@@ -155,3 +156,56 @@ async def test_a_live_token_of_an_ended_session_is_refused_and_nothing_is_kept(
     await other.with_token(pair.access_token).delete_me(PASSWORD)
     error = await _refused(sdk().refresh(pair.refresh_token))
     assert error.status == 401
+
+
+async def _set_status(app: App, user_id: str, status: UserStatus) -> None:
+    """The account's status alone, as the row says (its sessions left as they are): what
+    the refresh checks for itself, apart from the revocations a disabling also makes."""
+    async with app.wiring.database() as uow:
+        assert await uow.users.update(int(user_id), {"status": status})
+        await uow.commit()
+
+
+async def test_a_live_token_of_an_expired_session_is_refused_and_nothing_is_kept(
+    app: App, served: Any, clock: Clock
+) -> None:
+    """The refresh writes only when the session is usable (one statement on PostgreSQL):
+    past the session's end the token is refused, twice alike, and, the clock moved back,
+    it still works: the refusal spent nothing."""
+    sdk, _ = served
+    _, first = await _signed_up(sdk)
+    max_age = app.wiring.container.settings.session_max_age_seconds
+    clock.advance(max_age + 1)
+    for _ in range(2):
+        error = await _refused(sdk().refresh(first.refresh_token))
+        assert (error.status, error.code) == (401, "session_expired")
+    clock.advance(-(max_age + 1))
+    pair = await sdk().refresh(first.refresh_token)
+    assert await _works(sdk, pair.access_token)
+
+
+async def test_a_live_token_of_a_disabled_account_is_refused_and_nothing_is_kept(
+    app: App, served: Any
+) -> None:
+    sdk, _ = served
+    _, first = await _signed_up(sdk)
+    await _set_status(app, first.user.id, UserStatus.DISABLED)
+    for _ in range(2):
+        error = await _refused(sdk().refresh(first.refresh_token))
+        assert (error.status, error.code) == (401, "session_expired")
+    await _set_status(app, first.user.id, UserStatus.ACTIVE)
+    pair = await sdk().refresh(first.refresh_token)
+    assert await _works(sdk, pair.access_token)
+
+
+async def test_many_refreshes_of_one_token_at_once_spend_it_once(served: Any) -> None:
+    """Twenty concurrent refreshes of one token: one rotation (the rest are the grace's
+    copies of its pair), and the session goes on from that pair alone."""
+    sdk, in_flight = served
+    client, first = await _signed_up(sdk)
+    results = await asyncio.gather(*(sdk().refresh(first.refresh_token) for _ in range(20)))
+    in_flight.assert_overlapped()
+    assert len({(r.access_token, r.refresh_token) for r in results}) == 1
+    nxt = await sdk().refresh(results[0].refresh_token)
+    assert await _works(sdk, nxt.access_token)
+    assert len(await client.with_token(nxt.access_token).sessions()) == 1

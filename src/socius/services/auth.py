@@ -20,7 +20,7 @@ from socius.services.email_verification import EmailVerification
 from socius.services.login_throttle import LoginThrottle
 from socius.services.mfa import MfaChallenge, MfaService
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from socius.services.ports import Clock, RefreshRotation, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 from socius.services.revocation import Revocations
 from socius.services.tokens import AccessTokens
@@ -114,7 +114,9 @@ class AuthService:
         session_max_age_seconds: int,
         refresh_grace_seconds: int = 20,
         require_verified_email: bool = False,
+        rotation: RefreshRotation | None = None,
     ) -> None:
+        self._rotation = rotation
         self._uow = uow
         self._clock = clock
         self._ids = ids
@@ -249,6 +251,21 @@ class AuthService:
             raise _bad_refresh()
         now = self._clock()
         salt = secrets.token_bytes(16)
+        successor = _successor(refresh_token, salt)
+        if self._rotation is not None:
+            # The common case in one atomic statement (PostgreSQL): it writes only when
+            # the token is live and its session and user usable. Otherwise nothing was
+            # written and the transaction below tells why (unknown, reuse, grace, ended).
+            rotated = await self._rotation.rotate(
+                hash_refresh_token(refresh_token), hash_refresh_token(successor), salt, now
+            )
+            if rotated is not None:
+                session, user = rotated
+                if not _usable(session, user, now):
+                    # Only when a logout or a disabling committed during the statement:
+                    # the session has ended all the same, its successor is refused too.
+                    raise _bad_refresh("session_expired")
+                return await self._with_profile(self._pair(user, session.id, now, successor))
         async with self._uow() as uow:
             spend = await uow.sessions.spend_refresh_token(
                 hash_refresh_token(refresh_token), now, successor_salt=salt
@@ -270,7 +287,6 @@ class AuthService:
             else:
                 # Touched and its successor stored before the checks, in one round trip:
                 # raising rolls all of it back, the spend included, as before.
-                successor = _successor(refresh_token, salt)
                 renewed = await uow.sessions.renew(
                     spend.session_id, spend.user_id, hash_refresh_token(successor), now
                 )

@@ -57,6 +57,7 @@ __all__ = [
     "OutboxRepository",
     "PushRepository",
     "PushSender",
+    "RefreshRotation",
     "RefreshSpend",
     "ReportRepository",
     "SearchRepository",
@@ -1025,6 +1026,17 @@ class HotReads(Protocol):
     def available(self) -> bool: ...
 
     async def user(self, user_id: int) -> User | None: ...
+
+
+class RefreshRotation(Protocol):
+    """A refresh's rotation as one atomic statement (PostgreSQL, decision 0030)."""
+
+    async def rotate(
+        self, token_hash: bytes, successor_hash: bytes, successor_salt: bytes, when: datetime
+    ) -> tuple[Session, User] | None:
+        """Spend a live token whose session and user are usable at ``when`` and store its
+        successor: the session and the user. None when nothing was written."""
+        ...
 
 
 class Cache(Protocol):

@@ -11,6 +11,9 @@ here skip all of it:
 - SQLite: one sqlite3 connection of its own, read-only, run on the event loop like the
   rest of SQLite in socius (decision 0007); WAL lets it read beside the writer.
 
+The one write here is the refresh's rotation on PostgreSQL (decision 0030), a single
+statement: atomic on its own, so autocommit on this pool needs no BEGIN / COMMIT.
+
 Each read is one statement in autocommit: it sees what is committed, as a read-only unit
 of work does. Failures that mean "the database is away" become ``Unavailable`` (503).
 """
@@ -18,6 +21,7 @@ of work does. Failures that mean "the database is away" become ``Unavailable`` (
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from typing import Any
 
@@ -32,6 +36,7 @@ __all__ = ["HotReads"]
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
 
 
+@functools.lru_cache(maxsize=64)  # fixed texts
 def _numbered(sql: str) -> str:
     parts = sql.split("?")
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
@@ -69,6 +74,17 @@ class HotReads:
         """The user row with this id (whatever its status), or None."""
         row = await self._one(_USER_BY_ID, user_id)
         return user_from_driver(row) if row is not None else None
+
+    @property
+    def postgres(self) -> bool:
+        return self._dsn is not None
+
+    async def statement(self, sql: str, *args: Any) -> Any:
+        """The first row of one statement (``?`` placeholders) in autocommit on the
+        PostgreSQL pool, or None: a statement that writes is atomic on its own. Used by
+        the refresh (``storage/sessions.py``, decision 0030); PostgreSQL only."""
+        assert self._dsn is not None, "statements that write run on PostgreSQL only"
+        return await self._one(sql, *args)
 
     async def _one(self, sql: str, *args: Any) -> Any:
         try:

@@ -10,13 +10,14 @@ from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
-from socius.domain.users import User
+from socius.domain.users import User, UserStatus
 from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
 from socius.storage.id_lists import one_of
+from socius.storage.reads import HotReads
 from socius.storage.tables import refresh_tokens, revoked_sessions, sessions, users
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
-__all__ = ["SqlSessionRepository"]
+__all__ = ["SqlRefreshRotation", "SqlSessionRepository"]
 
 
 def _to_session(row: Row[Any]) -> Session:
@@ -59,7 +60,62 @@ _TOUCH = "".join(["UPDATE sessions SET last_used_at = ? WHERE id = ? RETURNING "
 _ADD_REFRESH = (
     "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at) VALUES (?, ?, ?, ?)"
 )
+_SPEND = (
+    "UPDATE refresh_tokens SET spent_at = ?, successor_salt = ?"
+    " WHERE token_hash = ? AND spent_at IS NULL RETURNING session_id, user_id"
+)
 _USER = "".join(["SELECT ", USER_COLUMNS, " FROM users WHERE id = ?"])
+
+
+# The whole refresh on PostgreSQL as one statement in autocommit (decision 0030): spend
+# the token, touch its session, store the successor, read the session and the user back.
+# One statement is atomic, so no BEGIN / COMMIT: 1 round trip instead of 4. The spend is
+# still the race arbiter (a concurrent refresh of the same token waits on its row lock and
+# then finds it spent) and it only happens when the session and the user are usable
+# (AuthService's ``_usable``: not revoked, not expired, user active), so a refusal keeps
+# nothing. No row back: unknown, spent, or not usable; the caller then takes the
+# transactional path, which tells them apart (reuse, grace, expired) as before.
+_ROTATE_POSTGRES = "".join(
+    [
+        "WITH spent AS (UPDATE refresh_tokens SET spent_at = ?, successor_salt = ?",
+        " WHERE token_hash = ? AND spent_at IS NULL AND EXISTS (SELECT 1 FROM sessions s",
+        " JOIN users u ON u.id = refresh_tokens.user_id",
+        " WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL",
+        f" AND s.expires_at > ? AND u.status = '{UserStatus.ACTIVE.value}')",
+        " RETURNING session_id, user_id),",
+        " s AS (UPDATE sessions SET last_used_at = ? FROM spent",
+        " WHERE sessions.id = spent.session_id RETURNING ",
+        ", ".join(f"sessions.{n}" for n in _SESSION_FIELDS),
+        ", spent.user_id AS token_user_id),",
+        " t AS (INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at)",
+        " SELECT ?::bytea, spent.session_id, spent.user_id, ?::timestamptz FROM spent)",
+        " SELECT ",
+        _RETURNED,
+        " FROM s JOIN users u ON u.id = s.token_user_id",
+    ]
+)
+
+
+class SqlRefreshRotation:
+    """A refresh's rotation in one autocommit statement on PostgreSQL (see above), on the
+    hot pool (``storage/reads.py``: asyncpg's prepared statements, connections kept)."""
+
+    def __init__(self, reads: HotReads) -> None:
+        self._reads = reads
+
+    async def rotate(
+        self, token_hash: bytes, successor_hash: bytes, successor_salt: bytes, when: datetime
+    ) -> tuple[Session, User] | None:
+        """Spend ``token_hash`` when it is live and its session and user are usable at
+        ``when``, store ``successor_hash`` as the session's next token: the session and the
+        user as they now are. None: nothing was written (the caller finds out why)."""
+        row = await self._reads.statement(
+            _ROTATE_POSTGRES, when, successor_salt, token_hash, when, when, successor_hash, when
+        )
+        if row is None:
+            return None
+        n = len(_SESSION_FIELDS)
+        return _session_from_driver(row[:n]), user_from_driver(row[n:])
 
 
 def _session_from_driver(row: Any) -> Session:
@@ -146,6 +202,13 @@ class SqlSessionRepository:
         self, token_hash: bytes, when: datetime, *, successor_salt: bytes | None = None
     ) -> RefreshSpend:
         # The conditional UPDATE is the race arbiter: only one caller flips spent_at.
+        if self._conn.dialect.name == "sqlite" and direct(self._conn):
+            # On the driver (a refresh's first statement; no round trip on SQLite).
+            at = write_timestamp(when, "sqlite")
+            rows = await fetch(self._conn, _SPEND, at, successor_salt, token_hash)
+            if rows:
+                return RefreshSpend(SpendOutcome.OK, rows[0][0], rows[0][1])
+            return await self._missed(token_hash)
         won = (
             await self._conn.execute(
                 update(refresh_tokens)
@@ -158,6 +221,10 @@ class SqlSessionRepository:
         ).first()
         if won is not None:
             return RefreshSpend(SpendOutcome.OK, won.session_id, won.user_id)
+        return await self._missed(token_hash)
+
+    async def _missed(self, token_hash: bytes) -> RefreshSpend:
+        """Why a spend did not happen: an unknown token, or one spent before."""
         seen = await self._refresh_row(token_hash)
         if seen is None:
             return RefreshSpend(SpendOutcome.UNKNOWN)
