@@ -16,9 +16,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
+from socius.storage.driver import direct, fetch
+from socius.storage.rows import json_texts
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
 __all__ = ["SqlDomainEventRepository", "SqlLeaseRepository", "SqlStreamRepository"]
+
+# PostgreSQL, in an open transaction: one statement text whatever the count (arrays).
+_PG_ADD = (
+    "INSERT INTO domain_events (id, type, occurred_at, data, message_id) "
+    "SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::json[], ?::bigint[])"
+)
 
 
 def _event(row: Row[Any]) -> DomainEvent:
@@ -42,7 +50,17 @@ class SqlDomainEventRepository:
         self._conn = conn
 
     async def add(self, events: Sequence[DomainEvent]) -> None:
-        if events:
+        if events and self._conn.dialect.name == "postgresql" and direct(self._conn):
+            await fetch(
+                self._conn,
+                _PG_ADD,
+                [e.id for e in events],
+                [e.type for e in events],
+                [e.occurred_at for e in events],
+                json_texts([e.data for e in events]),
+                [e.message_id for e in events],
+            )
+        elif events:
             await self._conn.execute(insert(domain_events), [_row(e) for e in events])
 
     async def unsent(self, limit: int) -> list[DomainEvent]:
