@@ -20,6 +20,23 @@ __all__ = ["SqlOutboxRepository"]
 
 _SEQS = ValuesList(user_seqs, ["user_id", "seq"])
 _EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at", "message_id"])
+# PostgreSQL, in a transaction already open: a whole batch in one statement on the driver
+# (no SQLAlchemy), its lists as arrays, so the text never changes (one server-side
+# prepare per connection) and asyncpg encodes them in C. The counters are taken in the
+# arrays' order, ascending user id (the one lock order of every writer), and the events
+# numbered from them in the same statement: one round trip while the counters are held.
+# ``back``: how far below its user's new last number an event goes.
+_PG_APPEND = (
+    "WITH r AS (INSERT INTO user_seqs (user_id, seq) "
+    "SELECT * FROM unnest(?::bigint[], ?::bigint[]) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+    "RETURNING user_id, seq), "
+    "e AS (INSERT INTO user_events (user_id, seq, type, payload, created_at, message_id) "
+    "SELECT k.u, r.seq - k.back, k.t, k.p, ?::timestamptz, k.m "
+    "FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::json[], ?::bigint[]) "
+    "AS k(u, back, t, p, m) JOIN r ON r.user_id = k.u) "
+    "SELECT user_id, seq FROM r"
+)
 # A page of a log and how far the log was pruned, in one statement (one snapshot): a
 # cursor found below ``pruned_to`` has expired, one at or above it misses nothing.
 _PAGE = (
@@ -48,20 +65,6 @@ _DROP_PREFIX = delete(user_events).where(
 # PostgreSQL: pruning gives way (and tries again next round) rather than wait long for a
 # row an erasing or sending transaction holds; well under deadlock_timeout (1 s), so that
 # it is always the pruning that gives up, never the request.
-# PostgreSQL, in a transaction already open: the whole batch as arrays, so each statement
-# keeps one text (one server-side prepare per connection) and goes to the driver without
-# SQLAlchemy; the arrays are encoded by asyncpg in C. The counters are taken in the
-# arrays' order: ascending user id, the one lock order of every writer.
-_PG_RESERVE = (
-    "INSERT INTO user_seqs (user_id, seq) SELECT * FROM unnest(?::bigint[], ?::bigint[]) "
-    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
-    "RETURNING user_id, seq"
-)
-_PG_EVENTS = (
-    "INSERT INTO user_events (user_id, seq, type, payload, created_at, message_id) "
-    "SELECT k.u, k.s, k.t, k.p, ?::timestamptz, k.m "
-    "FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::json[], ?::bigint[]) AS k(u, s, t, p, m)"
-)
 _PRUNE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '300ms'"
 _LOCK_NOT_AVAILABLE = "55P03"
 
@@ -78,11 +81,6 @@ class SqlOutboxRepository:
         every writer), until the transaction ends."""
         last: dict[int, int] = {}
         rows = sorted(counts.items())
-        if self._postgres and direct(self._conn):
-            found_pg = await fetch(
-                self._conn, _PG_RESERVE, [u for u, _ in rows], [n for _, n in rows]
-            )
-            return {int(u): int(s) for u, s in found_pg}
         for values, params in _SEQS.chunks(self._conn.dialect, rows):
             result = await self._conn.exec_driver_sql(
                 f"INSERT INTO user_seqs ({_SEQS.column_list}) {values} "
@@ -101,6 +99,8 @@ class SqlOutboxRepository:
         per_user: dict[int, list[Event]] = {}
         for event in events:
             per_user.setdefault(event.user_id, []).append(event)
+        if self._postgres and direct(self._conn):
+            return await self._append_pg(per_user, when)
         last = await self._reserve({u: len(mine) for u, mine in per_user.items()})
         stored: list[Event] = []
         for user_id in sorted(per_user):
@@ -109,24 +109,34 @@ class SqlOutboxRepository:
                 stored.append(
                     Event(user_id, event.type, event.payload, seq, when, event.message_id)
                 )
-        if self._postgres and direct(self._conn):
-            await fetch(
-                self._conn,
-                _PG_EVENTS,
-                when,
-                [e.user_id for e in stored],
-                [e.seq for e in stored],
-                [e.type for e in stored],
-                json_texts([e.payload for e in stored]),
-                [e.message_id for e in stored],
-            )
-            return stored
         rows = [(e.user_id, e.seq, e.type, e.payload, when, e.message_id) for e in stored]
         for values, params in _EVENTS.chunks(self._conn.dialect, rows):
             await self._conn.exec_driver_sql(
                 f"INSERT INTO user_events ({_EVENTS.column_list}) {values}", params
             )
         return stored
+
+    async def _append_pg(self, per_user: dict[int, list[Event]], when: datetime) -> list[Event]:
+        users = sorted(per_user)
+        ordered = [e for u in users for e in per_user[u]]
+        backs = [len(per_user[u]) - 1 - i for u in users for i in range(len(per_user[u]))]
+        found = await fetch(
+            self._conn,
+            _PG_APPEND,
+            users,
+            [len(per_user[u]) for u in users],
+            when,
+            [e.user_id for e in ordered],
+            backs,
+            [e.type for e in ordered],
+            json_texts([e.payload for e in ordered]),
+            [e.message_id for e in ordered],
+        )
+        last = {int(u): int(s) for u, s in found}
+        return [
+            Event(e.user_id, e.type, e.payload, last[e.user_id] - back, when, e.message_id)
+            for e, back in zip(ordered, backs, strict=True)
+        ]
 
     async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
         return (await self.page(user_id, after_seq=after_seq, limit=limit)).events
