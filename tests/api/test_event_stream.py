@@ -241,3 +241,26 @@ def test_the_database_stream_keeps_events_for_max_age(
         events = read_events(http, admin.access_token or "")
     assert [e["type"] for e in events] == ["account.created", "admin.user_grant_admin"]
     assert events[0]["data"]["user_id"] == admin.me().id
+
+
+def test_a_busy_relay_renews_its_lease_at_half_time_not_every_round(
+    app: App, http: TestClient[Any], register: Callable[..., Account], count_queries: Any
+) -> None:
+    """Rounds that follow each other (a relay under load) take the lease once: one write
+    transaction per round (marking its batch sent), not two. Every event still arrives."""
+    alice, bob = register(), register()
+    relay(app, http)  # the sign-ups; the lease is taken here
+    rounds: list[list[str]] = []
+    for _ in range(3):
+        alice.client.follow(bob.id)
+        alice.client.unfollow(bob.id)
+        with count_queries() as statements:
+            assert relay(app, http) == 2
+        rounds.append(statements)
+    leases = [s for r in rounds for s in r if "leases" in s]
+    assert leases == [], leases
+    grant_admin_from_cli(app, http, alice.id)
+    relay(app, http)
+    types = [e["type"] for e in read_events(http, _token(alice))]
+    assert types.count("graph.followed") == 3
+    assert types.count("graph.unfollowed") == 3

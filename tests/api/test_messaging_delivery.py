@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from api_support import logged
 from log_support import same_slot
 
 from conftest import Account
@@ -298,3 +299,28 @@ def test_every_device_ends_with_the_servers_history(
     schedule.check()
     assert len(schedule.sent) > 20
     assert any(s.deleted for s in schedule.sent)
+
+
+def test_a_send_appends_to_the_logs_in_one_statement_on_postgresql(
+    stack: str, register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """On PostgreSQL the members' log counters and events of a send (or a group of them)
+    are written by one statement, one round trip while the counters are locked (decision
+    0029); SQLite takes the counters, then writes the events. Every member's log gets the
+    message either way."""
+    owner, a, b = register(), register(), register()
+    cid = owner.client.create_group("logs", [a.id, b.id]).id
+    with count_queries() as statements:
+        sent = owner.client.raw(
+            "POST",
+            f"/v1/conversations/{cid}/messages",
+            json={"client_msg_id": "one-statement", "body": "hello"},
+        )
+        assert sent.status_code == 201, sent.text
+    writes = [s for s in statements if "user_seqs" in s or "INTO user_events" in s]
+    assert len(writes) == (1 if stack == "postgres" else 2), writes
+    mid = sent.json()["id"]
+    for member in (owner, a, b):
+        events, _ = logged(member)
+        created = [e for e in events if e["type"] == "message.created"]
+        assert [e["message"]["id"] for e in created] == [mid]

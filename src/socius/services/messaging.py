@@ -801,15 +801,8 @@ class MessagingService:
                     {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}, now
                 )
                 await uow.sends.read_up_to([(c, u, s) for (c, u), s in read.items()])
-                events = [
-                    Event(u, "message.created", payload, message_id=m.id)
-                    for m in new
-                    for payload in ({"message": message_payload(m)},)
-                    for u in sorted(members[m.conversation_id])
-                ]
-                await self._delivery.record(uow, events)
-                await threads.add_replies(uow, self._delivery, new, roots, members, now)
                 # The durable stream (services/events.py): ids and metadata, never the body.
+                # Before the logs: their counters stay locked from here to the commit.
                 await self._delivery.domain_many(
                     uow,
                     [
@@ -821,6 +814,14 @@ class MessagingService:
                         for m in new
                     ],
                 )
+                events = [
+                    Event(u, "message.created", payload, message_id=m.id)
+                    for m in new
+                    for payload in ({"message": message_payload(m)},)
+                    for u in sorted(members[m.conversation_id])
+                ]
+                await self._delivery.record(uow, events)
+                await threads.add_replies(uow, self._delivery, new, roots, members, now)
                 await uow.commit()
         done: list[tuple[Message, bool] | Exception] = []
         for answer in answers:

@@ -15,7 +15,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -48,16 +48,23 @@ class Relay:
         self._on_published = on_published
         self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._work = asyncio.Event()
+        self._held_until: datetime | None = None  # the lease, as this relay took it
 
     def wake(self) -> None:
         """Something was committed to the outbox in this process: run a round now."""
         self._work.set()
 
     async def _hold(self) -> bool:
+        """Take (or renew) the lease. Renewed once half of it is gone, not every round: a
+        round under load would otherwise pay a write transaction (a synchronous commit)
+        for the lease besides the one that marks its batch sent."""
         now = self._clock()
+        if self._held_until is not None and now < self._held_until - self._lease / 2:
+            return True
         async with self._uow() as uow:
             held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
             await uow.commit()
+        self._held_until = now + self._lease if held else None
         return held
 
     async def _unsent(self) -> list[DomainEvent]:
@@ -87,6 +94,7 @@ class Relay:
             batch = await self._unsent()
 
     async def release(self) -> None:
+        self._held_until = None
         async with self._uow() as uow:
             await uow.leases.release(LEASE, self.holder, now=self._clock())
             await uow.commit()

@@ -7,6 +7,7 @@ JetStream, ``SqlEventStream`` is it: numbered in the order the relay published.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,9 +17,27 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
+from socius.storage.driver import direct, fetch
+from socius.storage.rows import json_texts
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
 __all__ = ["SqlDomainEventRepository", "SqlLeaseRepository", "SqlStreamRepository"]
+
+# PostgreSQL, in an open transaction: one statement text whatever the count (arrays).
+_PG_ADD = (
+    "INSERT INTO domain_events (id, type, occurred_at, data, message_id) "
+    "SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::json[], ?::bigint[])"
+)
+
+
+_PG_UNSENT = "SELECT id, type, occurred_at, data, message_id FROM domain_events ORDER BY id LIMIT ?"
+_PG_MARK_SENT = "DELETE FROM domain_events WHERE id = ANY($1::bigint[])"
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A ``json`` column as asyncpg returns it (text)."""
+    found = json.loads(value) if isinstance(value, str | bytes) else value
+    return dict(found)
 
 
 def _event(row: Row[Any]) -> DomainEvent:
@@ -42,18 +61,37 @@ class SqlDomainEventRepository:
         self._conn = conn
 
     async def add(self, events: Sequence[DomainEvent]) -> None:
-        if events:
+        if events and self._conn.dialect.name == "postgresql" and direct(self._conn):
+            await fetch(
+                self._conn,
+                _PG_ADD,
+                [e.id for e in events],
+                [e.type for e in events],
+                [e.occurred_at for e in events],
+                json_texts([e.data for e in events]),
+                [e.message_id for e in events],
+            )
+        elif events:
             await self._conn.execute(insert(domain_events), [_row(e) for e in events])
 
     async def unsent(self, limit: int) -> list[DomainEvent]:
         """The oldest events not yet published, by id."""
+        if self._conn.dialect.name == "postgresql" and direct(self._conn):
+            found = await fetch(self._conn, _PG_UNSENT, limit)
+            return [
+                DomainEvent(int(i), t, at, _json_object(data), m) for i, t, at, data, m in found
+            ]
         rows = await self._conn.execute(
             select(domain_events).order_by(domain_events.c.id).limit(limit)
         )
         return [_event(row) for row in rows]
 
     async def mark_sent(self, ids: Sequence[int]) -> None:
-        if ids:
+        if ids and self._conn.dialect.name == "postgresql":
+            # A fixed text (no expanding IN to compile for each count); it opens the
+            # transaction, so it goes through SQLAlchemy's connection.
+            await self._conn.exec_driver_sql(_PG_MARK_SENT, (list(ids),))
+        elif ids:
             await self._conn.execute(delete(domain_events).where(domain_events.c.id.in_(ids)))
 
     async def pending(self) -> int:

@@ -9,9 +9,18 @@ from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.notifications import Notification
+from socius.storage.driver import direct, fetch
+from socius.storage.rows import json_texts
 from socius.storage.tables import notifications
 
 __all__ = ["SqlNotificationRepository"]
+
+# PostgreSQL, in an open transaction: one statement text whatever the count (arrays).
+_PG_ADD = (
+    "INSERT INTO notifications (id, user_id, type, payload, created_at, read, message_id) "
+    "SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::json[], "
+    "?::timestamptz[], ?::boolean[], ?::bigint[])"
+)
 
 
 def _notification(row: Row[Any]) -> Notification:
@@ -31,7 +40,19 @@ class SqlNotificationRepository:
         self._conn = conn
 
     async def add(self, items: Sequence[Notification]) -> None:
-        if items:
+        if items and self._conn.dialect.name == "postgresql" and direct(self._conn):
+            await fetch(
+                self._conn,
+                _PG_ADD,
+                [n.id for n in items],
+                [n.user_id for n in items],
+                [n.type for n in items],
+                json_texts([n.payload for n in items]),
+                [n.created_at for n in items],
+                [n.read for n in items],
+                [n.message_id for n in items],
+            )
+        elif items:
             await self._conn.execute(
                 insert(notifications),
                 [

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.graph import EdgeType
 from socius.domain.push import Device, DeviceKind, NotificationSettings
+from socius.storage.driver import direct, fetch
 from socius.storage.tables import (
     edges,
     members,
@@ -28,6 +29,21 @@ from socius.storage.tables import (
 __all__ = ["MessageFacts", "SqlPushRepository"]
 
 _QUIET = [int(EdgeType.MUTES), int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)]
+
+# PostgreSQL (the notifier's reads): the id lists as arrays, one statement text whatever
+# their length (an expanding IN is compiled by SQLAlchemy, and parsed and planned by
+# PostgreSQL, for every length), on the driver.
+_PG = {
+    "settings": "SELECT user_id, message, mention, reply, reaction FROM notification_settings "
+    "WHERE user_id = ANY(?::bigint[])",
+    "messages": "SELECT id, conversation_id, sender_id, body, deleted_at FROM messages "
+    "WHERE id = ANY(?::bigint[])",
+    "members": "SELECT m.conversation_id, m.user_id, m.muted FROM members m "
+    "JOIN users u ON u.id = m.user_id "
+    "WHERE m.conversation_id = ANY(?::bigint[]) AND u.status = 'active'",
+    "quiet": "SELECT src, dst FROM edges "
+    "WHERE src = ANY(?::bigint[]) AND dst = ANY(?::bigint[]) AND type = ANY(?::smallint[])",
+}
 
 # (conversation_id, sender_id, body or None when deleted)
 MessageFacts = tuple[int, int | None, str | None]
@@ -63,6 +79,9 @@ class SqlPushRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+    def _arrays(self) -> bool:
+        return self._conn.dialect.name == "postgresql" and direct(self._conn)
 
     # devices --------------------------------------------------------------------------
 
@@ -137,6 +156,9 @@ class SqlPushRepository:
     async def settings(self, user_ids: Sequence[int]) -> dict[int, NotificationSettings]:
         """Each user's settings (users without a row are left out: all on)."""
         found: dict[int, NotificationSettings] = {}
+        if user_ids and self._arrays():
+            rows_pg = await fetch(self._conn, _PG["settings"], list(user_ids))
+            return {int(u): NotificationSettings(m, n, r, a) for u, m, n, r, a in rows_pg}
         for chunk in _chunks(user_ids):
             rows = await self._conn.execute(
                 select(notification_settings).where(notification_settings.c.user_id.in_(chunk))
@@ -223,6 +245,9 @@ class SqlPushRepository:
         body is None once deleted."""
         if not message_ids:
             return {}
+        if self._arrays():
+            found = await fetch(self._conn, _PG["messages"], list(message_ids))
+            return {int(i): (int(c), s, None if d else b) for i, c, s, b, d in found}
         rows = await self._conn.execute(
             select(
                 messages.c.id,
@@ -240,6 +265,11 @@ class SqlPushRepository:
         """Per conversation: its active members, each with whether they muted it."""
         if not conversation_ids:
             return {}
+        found: dict[int, dict[int, bool]] = {}
+        if self._arrays():
+            for c, u, muted in await fetch(self._conn, _PG["members"], list(conversation_ids)):
+                found.setdefault(int(c), {})[int(u)] = bool(muted)
+            return found
         rows = await self._conn.execute(
             select(members.c.conversation_id, members.c.user_id, members.c.muted)
             .join(users, users.c.id == members.c.user_id)
@@ -248,7 +278,6 @@ class SqlPushRepository:
                 users.c.status == "active",
             )
         )
-        found: dict[int, dict[int, bool]] = {}
         for r in rows:
             found.setdefault(r.conversation_id, {})[r.user_id] = bool(r.muted)
         return found
@@ -266,6 +295,9 @@ class SqlPushRepository:
         """``(recipient, actor)`` pairs where the recipient mutes or blocks the actor, or
         is blocked by them."""
         found: set[tuple[int, int]] = set()
+        if recipients and actors and self._arrays():
+            rows_pg = await fetch(self._conn, _PG["quiet"], list(recipients), list(actors), _QUIET)
+            return {(int(a), int(b)) for a, b in rows_pg}
         for who in _chunks(actors):
             for chunk in _chunks(recipients):
                 rows = await self._conn.execute(

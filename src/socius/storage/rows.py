@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
 from socius.storage.driver import numbered
 
-__all__ = ["ValuesList"]
+__all__ = ["ValuesList", "json_texts"]
 
 # Both databases allow 32,766+ parameters per statement; stay well below.
 MAX_PARAMS = 30_000
@@ -77,3 +78,19 @@ class ValuesList:
                         params.append(process(value))
             values = "VALUES " + ", ".join(one for _ in chunk)
             yield (numbered(values) if dollar else values), tuple(params)
+
+
+_json = msgspec.json.Encoder()
+
+
+def json_texts(values: Sequence[Any]) -> list[str]:
+    """Each value as JSON text, an object shared by many values (a message's payload in
+    each of its members' events) encoded once."""
+    done: dict[int, str] = {}
+    out: list[str] = []
+    for value in values:
+        text = done.get(id(value))
+        if text is None:
+            text = done[id(value)] = _json.encode(value).decode()
+        out.append(text)
+    return out
