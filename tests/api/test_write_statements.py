@@ -1,0 +1,48 @@
+"""The hot graph and profile writes of W1 run a fixed, small number of statements
+(decision 0027; BEGIN and COMMIT not counted). Pins only ever go down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from conftest import Account
+
+# (PostgreSQL, SQLite) statements per write. PostgreSQL: the pair's lock, one read (the
+# users, locked, and the edges between them), one write (edges, counts, logs, inbox,
+# stream). SQLite has no round trips: one statement per table, on the driver.
+PINS = {
+    "follow": (3, 8),
+    "follow again": (2, 2),
+    "unfollow": (3, 5),
+    "friend request": (3, 8),
+    "accept": (3, 9),
+}
+
+
+def _count(count_queries: Callable[[], Any], call: Callable[[], object]) -> list[str]:
+    with count_queries() as statements:
+        call()
+    return list(statements)
+
+
+def test_graph_writes_run_a_fixed_small_number_of_statements(
+    stack: str, register: Callable[..., Account], count_queries: Callable[[], Iterator[list[str]]]
+) -> None:
+    a, b, c = register(), register(), register()
+    ops: dict[str, Callable[[], object]] = {
+        "follow": lambda: a.client.request("POST", f"/v1/users/{b.id}/follow"),
+        "follow again": lambda: a.client.request("POST", f"/v1/users/{b.id}/follow"),
+        "unfollow": lambda: a.client.request("DELETE", f"/v1/users/{b.id}/follow"),
+        "friend request": lambda: a.client.request(
+            "POST", "/v1/friends/requests", json={"user_id": c.id}
+        ),
+        "accept": lambda: c.client.request("POST", f"/v1/friends/requests/{a.id}/accept"),
+    }
+    column = 0 if stack == "postgres" else 1
+    for name, call in ops.items():
+        statements = _count(count_queries, call)
+        assert len(statements) <= PINS[name][column], (name, statements)
+    # The writes did what they say.
+    assert c.client.request("GET", f"/v1/users/{a.id}").json()["friends_count"] == 1
+    assert a.client.request("GET", f"/v1/users/{b.id}").json()["followers_count"] == 0
