@@ -46,3 +46,22 @@ def test_graph_writes_run_a_fixed_small_number_of_statements(
     # The writes did what they say.
     assert c.client.request("GET", f"/v1/users/{a.id}").json()["friends_count"] == 1
     assert a.client.request("GET", f"/v1/users/{b.id}").json()["followers_count"] == 0
+
+
+def test_a_profile_edit_is_one_statement_and_answers_with_the_new_profile(
+    stack: str, register: Callable[..., Account], count_queries: Callable[[], Iterator[list[str]]]
+) -> None:
+    """The row, the stream's event and the profile with its counts in one write; the
+    answer is read from it, not after it (PostgreSQL: 1, SQLite: 3 statements)."""
+    a, b = register(), register()
+    b.client.request("POST", f"/v1/users/{a.id}/follow")
+    a.client.request("GET", "/v1/me")  # the profile cached before the edit
+    with count_queries() as statements:
+        me = a.client.request("PATCH", "/v1/me", json={"bio": "new", "is_private": True}).json()
+    assert len(statements) <= (1 if stack == "postgres" else 3), statements
+    assert me["bio"] == "new"
+    assert me["is_private"] is True
+    assert me["followers_count"] == 1
+    # And every reader sees the edit at once.
+    assert a.client.request("GET", "/v1/me").json()["bio"] == "new"
+    assert b.client.request("GET", f"/v1/users/{a.id}").json()["bio"] == "new"

@@ -103,6 +103,16 @@ class UserRepository(Protocol):
     async def update(self, user_id: int, changes: Mapping[str, Any]) -> User | None:
         """Apply column changes; raises Conflict on a duplicate email."""
 
+    async def update_profile(
+        self,
+        user_id: int,
+        changes: Mapping[str, Any],
+        counted: Sequence[EdgeType],
+        domain: Sequence[DomainEvent] = (),
+    ) -> tuple[User, dict[EdgeType, int]] | None:
+        """Profile fields changed and ``domain`` stored in one write; the new row with its
+        edge counts of ``counted`` (None: no such user). Not in ``changed``."""
+
     async def delete(self, user_id: int) -> bool:
         """Erase the user and every row that references them."""
 
