@@ -15,7 +15,7 @@ from socius.domain.events import Event
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
 from socius.domain.graph_writes import PairState, PairWrite
 from socius.storage.domain_events import SqlDomainEventRepository
-from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
+from socius.storage.driver import direct, fetch, fetch_any, read_timestamp, write_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.outbox import SqlOutboxRepository, by_user, numbered_events
@@ -119,9 +119,8 @@ class SqlEdgeRepository:
         """Serialize writers of one pair until the transaction ends. SQLite writers are
         already serialized by BEGIN IMMEDIATE."""
         if self._dialect == "postgresql":
-            await self._conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _pair_lock_key(a, b)}
-            )
+            # Often a write's first statement: on the driver, opening the transaction.
+            await fetch_any(self._conn, "SELECT pg_advisory_xact_lock(?)", _pair_lock_key(a, b))
 
     async def pair_state(self, actor: int, other: int) -> PairState:
         """The pair as a graph write finds it (``PairState``); after ``lock_pair``."""
