@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from conftest import Account
+from admin_support import grant_admin_from_cli
+
+from conftest import Account, App
+from event_support import read_events, relay
 
 # (PostgreSQL, SQLite) statements per write. PostgreSQL: the pair's lock, one read (the
 # users, locked, and the edges between them), one write (edges, counts, logs, inbox,
@@ -49,11 +52,16 @@ def test_graph_writes_run_a_fixed_small_number_of_statements(
 
 
 def test_a_profile_edit_is_one_statement_and_answers_with_the_new_profile(
-    stack: str, register: Callable[..., Account], count_queries: Callable[[], Iterator[list[str]]]
+    stack: str,
+    app: App,
+    http: Any,
+    register: Callable[..., Account],
+    count_queries: Callable[[], Iterator[list[str]]],
 ) -> None:
     """The row, the stream's event and the profile with its counts in one write; the
     answer is read from it, not after it (PostgreSQL: 1, SQLite: 3 statements)."""
     a, b = register(), register()
+    grant_admin_from_cli(app, http, a.id)
     b.client.request("POST", f"/v1/users/{a.id}/follow")
     a.client.request("GET", "/v1/me")  # the profile cached before the edit
     with count_queries() as statements:
@@ -65,3 +73,9 @@ def test_a_profile_edit_is_one_statement_and_answers_with_the_new_profile(
     # And every reader sees the edit at once.
     assert a.client.request("GET", "/v1/me").json()["bio"] == "new"
     assert b.client.request("GET", f"/v1/users/{a.id}").json()["bio"] == "new"
+    # The stream has the edit once, with the fields it changed.
+    relay(app, http)
+    token = a.client.access_token
+    assert token is not None
+    updated = [e for e in read_events(http, token) if e["type"] == "account.updated"]
+    assert [e["data"] for e in updated] == [{"user_id": a.id, "fields": ["bio", "is_private"]}]

@@ -248,8 +248,8 @@ class AccountService:
             )
             # One write: the row, the stream's event, and the row back with its counts
             # (the answer's profile: no read after the commit; decision 0027).
-            found = await uow.users.update_profile(uid, values, COUNTED, domain)
-            if found is None or not found[0].is_active:
+            found = await uow.users.update_profile(uid, values, COUNTED, domain, alone=True)
+            if found is None:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
             user, counts = found
             await uow.commit()

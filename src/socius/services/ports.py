@@ -109,9 +109,13 @@ class UserRepository(Protocol):
         changes: Mapping[str, Any],
         counted: Sequence[EdgeType],
         domain: Sequence[DomainEvent] = (),
+        *,
+        alone: bool = False,
     ) -> tuple[User, dict[EdgeType, int]] | None:
-        """Profile fields changed and ``domain`` stored in one write; the new row with its
-        edge counts of ``counted`` (None: no such user). Not in ``changed``."""
+        """An active user's profile fields changed and ``domain`` stored in one write; the
+        new row with its edge counts of ``counted`` (None, nothing written: no such active
+        user). Not in ``changed``. ``alone``: the unit of work's only statement (it may
+        then commit by itself)."""
 
     async def delete(self, user_id: int) -> bool:
         """Erase the user and every row that references them."""

@@ -185,11 +185,19 @@ class SqlUserRepository:
         changes: Mapping[str, Any],
         counted: Sequence[EdgeType],
         domain: Sequence[DomainEvent] = (),
+        *,
+        alone: bool = False,
     ) -> tuple[User, dict[EdgeType, int]] | None:
-        """Update profile fields (no unique column among them) and store ``domain`` in
-        the same write; the user's new row with their edge counts of ``counted`` (None:
-        no such user). PostgreSQL: one statement; SQLite: three, on the driver. Not in
-        ``changed``: the caller invalidates what it shows (decision 0027)."""
+        """Update an active user's profile fields (no unique column among them) and store
+        ``domain`` in the same write; the new row with its edge counts of ``counted``
+        (None, and nothing written: no such active user). PostgreSQL: one statement;
+        SQLite: three, on the driver. Not in ``changed``: the caller invalidates what it
+        shows (decision 0027).
+
+        ``alone``: the unit of work's only statement. On PostgreSQL, when no transaction
+        has begun yet, it then runs by itself, committed when it returns (one statement
+        is atomic): no ``BEGIN``/``COMMIT`` round trips, and the unit of work's commit
+        has nothing to send."""
         if not set(changes) <= _PROFILE_FIELDS:
             raise ValueError(f"not profile fields: {sorted(set(changes) - _PROFILE_FIELDS)}")
         names = sorted(changes)
@@ -207,17 +215,31 @@ class SqlUserRepository:
         )
         count_args = [int(t) for t in counted]
         n = len(_USER_FIELDS)
+        active = UserStatus.ACTIVE.value
         if dialect.name == "postgresql":
-            ctes = f"WITH u AS (UPDATE users SET {assignments} WHERE id = ? "  # noqa: S608
-            ctes += f"RETURNING {_USER_COLUMNS})"
+            ctes = f"WITH u AS (UPDATE users SET {assignments} "  # noqa: S608
+            ctes += f"WHERE id = ? AND status = ? RETURNING {_USER_COLUMNS})"
             if dom_rows:
-                ctes += f", dom AS ({dom_sql} RETURNING 1)"
+                # Stored with the update or not at all (no such active user).
+                marks = ", ".join(
+                    "(?::bigint, ?::varchar, ?::timestamptz, ?::json, ?::bigint)" for _ in dom_rows
+                )
+                ctes += (
+                    f", dom AS (INSERT INTO domain_events ({_DOMAIN_ROWS.column_list}) "  # noqa: S608
+                    f"SELECT * FROM (VALUES {marks}) AS v WHERE EXISTS (SELECT 1 FROM u) "
+                    "RETURNING 1)"
+                )
             counts = _COUNT_COLUMN.replace("users.id", "u.id") * len(counted)
             sql = f"{ctes} SELECT u.*{counts} FROM u"  # noqa: S608 (no values)
-            rows = await fetch_any(self._conn, sql, *values, user_id, *dom_args, *count_args)
+            args = [*values, user_id, active, *dom_args, *count_args]
+            if alone and not direct(self._conn):
+                rows = await fetch(self._conn, sql, *args)  # no transaction: autocommit
+            else:
+                rows = await fetch_any(self._conn, sql, *args)
         else:
-            sql = f"UPDATE users SET {assignments} WHERE id = ?"  # noqa: S608
-            await fetch_any(self._conn, sql, *values, user_id)
+            sql = f"UPDATE users SET {assignments} WHERE id = ? AND status = ?"  # noqa: S608
+            if not await fetch_any(self._conn, sql + " RETURNING id", *values, user_id, active):
+                return None
             if dom_rows:
                 await fetch_any(self._conn, dom_sql, *dom_args)
             counts = _COUNT_COLUMN * len(counted)
