@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Account
 from socius.domain.graph import EdgeType
+from socius.storage import edges as edges_storage
 from socius.storage.outbox import SqlOutboxRepository
 
 
@@ -105,7 +106,14 @@ def test_events_are_written_in_the_same_transaction_as_the_edges(
         if events:
             raise RuntimeError("outbox down")
 
+    def broken_numbers(per_user: Any, last: Any, when: Any) -> None:
+        if per_user:
+            raise RuntimeError("outbox down")
+
     monkeypatch.setattr(SqlOutboxRepository, "add", broken)
+    # A graph write stores its events with its edges (one statement on PostgreSQL): fail
+    # it once the log is written, before the commit.
+    monkeypatch.setattr(edges_storage, "numbered_events", broken_numbers)
     response = a.client.raw("POST", "/v1/friends/requests", json={"user_id": b.id})
     assert response.status_code == 500
     assert a.client.raw("POST", f"/v1/users/{b.id}/follow").status_code == 500

@@ -31,7 +31,7 @@ from socius.services.messaging import MessagingService
 from socius.services.near_cache import NearCache, own_user_key
 from socius.services.passwords import PasswordHasher, check_password_policy
 from socius.services.ports import Clock, HotReads, UnitOfWork, UnitOfWorkFactory
-from socius.services.profiles import Profile, ProfileService, profile_key
+from socius.services.profiles import COUNTED, Profile, ProfileService, profile_key, profile_of
 from socius.services.rendered import RenderedBodies
 from socius.services.revocation import Revocations
 from socius.services.throttle import Throttle
@@ -233,15 +233,27 @@ class AccountService:
         if not values:
             return await self.me(principal)
         values["updated_at"] = self._clock()
+        uid = principal.user_id
         async with self._uow() as uow:
-            user = await uow.users.update(principal.user_id, values)
-            if user is None:
-                raise Unauthenticated("the account no longer exists", code="account_gone")
+            # The profile and this node's copy of the own row, in one invalidation (one
+            # cache command, one broadcast), before the relay is woken.
+            uow.after_commit(lambda: self._profiles.invalidate(uid, near_only=[own_user_key(uid)]))
             fields = sorted(k for k in values if k != "updated_at")
-            await self._event(uow, "account.updated", user.id, fields=fields)
-            uow.after_commit(lambda: self._profiles.invalidate(principal.user_id))
+            domain = (
+                []
+                if self._events is None
+                else self._events.prepare(
+                    uow, [("account.updated", {"user_id": uid, "fields": fields}, None)]
+                )
+            )
+            # One write: the row, the stream's event, and the row back with its counts
+            # (the answer's profile: no read after the commit; decision 0027).
+            found = await uow.users.update_profile(uid, values, COUNTED, domain, alone=True)
+            if found is None:
+                raise Unauthenticated("the account no longer exists", code="account_gone")
+            user, counts = found
             await uow.commit()
-        return OwnAccount(user, await self._profiles.get(user.id))
+        return OwnAccount(user, profile_of(user, counts))
 
     async def change_password(
         self, principal: Principal, current_password: str, new_password: str

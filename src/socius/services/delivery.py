@@ -18,6 +18,7 @@ from socius.domain.errors import BusUnavailable
 from socius.domain.events import Event
 from socius.domain.ids import IdGenerator
 from socius.domain.notifications import Notification
+from socius.domain.stream import DomainEvent
 from socius.services.events import DomainEvents
 from socius.services.ports import Bus, Clock, UnitOfWork
 
@@ -85,6 +86,42 @@ class Delivery:
 
         uow.after_commit(publish)
         return stored
+
+    def prepare(
+        self, events: Sequence[Event], notify: Sequence[Event], now: datetime
+    ) -> tuple[list[Event], list[Notification]]:
+        """What ``record`` writes, for a caller that stores it with its other writes
+        (decision 0027): the events to log (``events``, then a ``notification`` event per
+        inbox row) and the inbox rows. Hand the stored events to ``published``."""
+        notes = [
+            Notification(
+                self._ids.next_id(), e.user_id, e.type, e.payload, now, message_id=e.message_id
+            )
+            for e in notify
+        ]
+        log = list(events) + [
+            Event(n.user_id, "notification", notification_payload(n), message_id=n.message_id)
+            for n in notes
+        ]
+        return log, notes
+
+    def published(self, uow: UnitOfWork, stored: Sequence[Event]) -> None:
+        """Publish ``stored`` (logged in ``uow``) after commit."""
+        if stored:
+
+            async def publish() -> None:
+                await self.publish(stored)
+
+            uow.after_commit(publish)
+
+    def prepare_domain(
+        self, uow: UnitOfWork, type_: str, data: dict[str, Any]
+    ) -> list[DomainEvent]:
+        """The domain event ``domain`` would append, for the caller to store (none when
+        the stream is not wired)."""
+        if self._events is None:
+            return []
+        return self._events.prepare(uow, [(type_, data, None)])
 
     async def notify(
         self, uow: UnitOfWork, items: Sequence[tuple[int, str, dict[str, Any], int | None]]

@@ -85,6 +85,17 @@ class DomainEvents:
     ) -> list[DomainEvent]:
         """Append several domain events (``(type, data, message_id)``) in one statement,
         in the writing unit of work ``uow`` (a group of sends commits together)."""
+        events = self.prepare(uow, items)
+        if events:
+            await uow.domain_events.add(events)
+        return events
+
+    def prepare(
+        self, uow: UnitOfWork, items: Sequence[tuple[str, Mapping[str, Any], int | None]]
+    ) -> list[DomainEvent]:
+        """The events ``append_many`` would append, for the caller to store in ``uow``
+        with its other writes (one statement: decision 0027); the relay is woken after
+        commit as by ``append_many``."""
         now = self._clock()
         events = [
             DomainEvent(
@@ -96,10 +107,7 @@ class DomainEvents:
             )
             for type_, data, message_id in items
         ]
-        if not events:
-            return events
-        await uow.domain_events.add(events)
-        if self.on_commit is not None:
+        if events and self.on_commit is not None:
             uow.after_commit(self._committed)
         return events
 

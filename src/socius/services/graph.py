@@ -28,13 +28,14 @@ from socius.domain.graph import (
     plan_unfriend,
     plan_unmute,
 )
+from socius.domain.graph_writes import PairWrite
 from socius.domain.ids import IdGenerator
 from socius.domain.pagination import EdgePosition, check_limit, decode_cursor, encode_cursor
 from socius.domain.stream import graph_event_type
 from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache, head_key
-from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from socius.services.ports import Clock, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService, profile_key
 from socius.services.rate_limits import UserLimits
 from socius.services.rendered import RenderedBodies
@@ -91,31 +92,33 @@ class GraphService:
         async with self._uow() as uow:
             await uow.edges.lock_pair(actor, other)
             # Shared row locks: an erasure of either user waits for this write, or this
-            # write sees the user gone.
-            found = {u.id: u for u in await uow.users.lock([actor, other], exclusive=False)}
-            target = found.get(other)
+            # write sees the user gone. One read for the users, the edges between them and
+            # whether the other mutes the actor; one write for all of it (decision 0027).
+            state = await uow.edges.pair_state(actor, other)
+            target = state.users.get(other)
             if target is None or not target.is_active:
                 raise _user_not_found()
-            if actor not in found:
+            if actor not in state.users:
                 raise Unauthenticated("the account no longer exists", code="account_gone")
-            before = Relationship(other, await uow.edges.types_between(actor, other))
+            before = Relationship(other, state.types)
             plan = planner(before, target)
             if plan.changes_nothing:
                 return before
             now = self._clock()
-            pos = self._ids.next_id()
-            for type_ in plan.remove:
-                await uow.edges.remove(actor, type_, other)
-            for type_ in plan.add:
-                await uow.edges.add(actor, type_, other, pos=pos, created_at=now)
             changed = {*plan.add, *plan.remove}
-            # Invalidate (every node's L1 too) before the events are published: a client
-            # that reacts to one reads the new state.
+            # Invalidate (every node's L1 too) before the events are published and the
+            # relay is woken: a client that reacts to one reads the new state.
             uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
             events = _events(plan, actor, other)
-            notify = await self._unmuted(uow, events, actor, other, before)
-            await self._delivery.record(uow, events, notify=notify)
-            await self._delivery.domain(
+            # A mute keeps the event, which tells a change of state, but not the
+            # notification: none to someone who mutes the other party.
+            muting = {actor} if before.muting else set()
+            if state.other_mutes_actor:
+                muting.add(other)
+            log, notes = self._delivery.prepare(
+                events, [e for e in events if e.user_id not in muting], now
+            )
+            domain = self._delivery.prepare_domain(
                 uow,
                 graph_event_type(plan.add, plan.remove),
                 {
@@ -125,21 +128,22 @@ class GraphService:
                     "removed": [t.name.lower() for t in plan.remove],
                 },
             )
+            stored = await uow.edges.write_pair(
+                PairWrite(
+                    actor,
+                    other,
+                    remove=plan.remove,
+                    add=plan.add,
+                    pos=self._ids.next_id(),
+                    created_at=now,
+                    log=log,
+                    notifications=notes,
+                    domain=domain,
+                )
+            )
+            self._delivery.published(uow, stored)
             await uow.commit()
         return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
-
-    @staticmethod
-    async def _unmuted(
-        uow: UnitOfWork, events: list[Event], actor: int, other: int, before: Relationship
-    ) -> list[Event]:
-        """The events that also notify: not those to someone who mutes the other party
-        (a mute keeps the event, which tells a change of state, but not the notification)."""
-        muting = {actor} if before.muting else set()
-        if any(e.user_id == other for e in events) and await uow.edges.has(
-            other, EdgeType.MUTES, [actor]
-        ):
-            muting.add(other)
-        return [e for e in events if e.user_id not in muting]
 
     async def send_friend_request(self, actor: int, other: int) -> Relationship:
         await self._limits.friend_requests.check(actor)

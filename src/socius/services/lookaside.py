@@ -390,19 +390,20 @@ class LookAside:
 
     # ------------------------------------------------------------------ writes
 
-    async def invalidate(self, *keys: str) -> None:
+    async def invalidate(self, *keys: str, near_only: Sequence[str] = ()) -> None:
         """After a commit: drop ``keys`` and break their leases, then drop them from every
-        node's L1 (in that order: a node that hears the broadcast reads L2 afresh).
-        Never raises on outage."""
-        if not keys:
+        node's L1 (in that order: a node that hears the broadcast reads L2 afresh), with
+        ``near_only`` (kept in L1 alone) in the same broadcast. Never raises on outage."""
+        if not keys and not near_only:
             return
-        try:
-            await self._cache.invalidate(*keys)
-        except CacheUnavailable:
-            # Stale entries outlive the outage until their ttl: keep ttls short.
-            self._error("invalidate")
+        if keys:
+            try:
+                await self._cache.invalidate(*keys)
+            except CacheUnavailable:
+                # Stale entries outlive the outage until their ttl: keep ttls short.
+                self._error("invalidate")
         if self._near is not None:
-            await self._near.broadcast(list(keys))
+            await self._near.broadcast([*keys, *near_only])
 
     # ------------------------------------------------------------------ helpers
 

@@ -22,6 +22,7 @@ from socius.domain.conversations import (
 from socius.domain.events import Event, LogPage
 from socius.domain.federation import AuthChallenge, ChallengePurpose, FederatedIdentity, Passkey
 from socius.domain.graph import EdgeRow, EdgeType
+from socius.domain.graph_writes import PairState, PairWrite
 from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
 from socius.domain.notifications import Notification
@@ -102,6 +103,20 @@ class UserRepository(Protocol):
 
     async def update(self, user_id: int, changes: Mapping[str, Any]) -> User | None:
         """Apply column changes; raises Conflict on a duplicate email."""
+
+    async def update_profile(
+        self,
+        user_id: int,
+        changes: Mapping[str, Any],
+        counted: Sequence[EdgeType],
+        domain: Sequence[DomainEvent] = (),
+        *,
+        alone: bool = False,
+    ) -> tuple[User, dict[EdgeType, int]] | None:
+        """An active user's profile fields changed and ``domain`` stored in one write; the
+        new row with its edge counts of ``counted`` (None, nothing written: no such active
+        user). Not in ``changed``. ``alone``: the unit of work's only statement (it may
+        then commit by itself)."""
 
     async def delete(self, user_id: int) -> bool:
         """Erase the user and every row that references them."""
@@ -200,6 +215,12 @@ class EdgeRepository(Protocol):
 
     async def lock_pair(self, a: int, b: int) -> None:
         """Serialize writers of the pair {a, b} until the transaction ends."""
+
+    async def pair_state(self, actor: int, other: int) -> PairState:
+        """The pair as a graph write finds it, its users' rows locked (after lock_pair)."""
+
+    async def write_pair(self, change: PairWrite) -> list[Event]:
+        """Store one graph write; its log events, numbered (decision 0027)."""
 
     async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]: ...
 

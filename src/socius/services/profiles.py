@@ -20,7 +20,7 @@ from socius.domain.users import User, normalize_login
 from socius.services.lookaside import LookAside, msgpack_codec
 from socius.services.ports import UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["COUNTED", "Profile", "ProfileService", "SearchPage", "profile_key"]
+__all__ = ["COUNTED", "Profile", "ProfileService", "SearchPage", "profile_key", "profile_of"]
 
 _SEARCH_MAX_OFFSET = 1000
 PROFILE_TTL = 300.0
@@ -57,6 +57,11 @@ def profile_key(user_id: int) -> str:
 
 def _not_found() -> NotFound:
     return NotFound("no such user", code="user_not_found")
+
+
+def profile_of(user: User, counts: dict[EdgeType, int]) -> Profile:
+    """The profile of ``user`` with their stored ``counts`` (as a load would build it)."""
+    return _profile(user, counts)
 
 
 def _profile(user: User, counts: dict[EdgeType, int]) -> Profile:
@@ -122,8 +127,10 @@ class ProfileService:
             raise _not_found()
         return await self.get(user.id)
 
-    async def invalidate(self, *user_ids: int) -> None:
-        await self._cache.invalidate(*(profile_key(u) for u in user_ids))
+    async def invalidate(self, *user_ids: int, near_only: Sequence[str] = ()) -> None:
+        """After a commit: the profiles of ``user_ids``, and ``near_only`` (node-local
+        keys) in the same broadcast to every node."""
+        await self._cache.invalidate(*(profile_key(u) for u in user_ids), near_only=near_only)
 
     async def search(
         self, viewer: int, query: str, *, limit: int | None, cursor: str | None

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from socius.storage.engine import READ_OPTION
 from socius.storage.outage import database_unavailable
 
-__all__ = ["direct", "fetch", "numbered", "read_timestamp", "write_timestamp"]
+__all__ = ["direct", "fetch", "fetch_any", "numbered", "read_timestamp", "write_timestamp"]
 
 
 def direct(conn: AsyncConnection) -> bool:
@@ -71,6 +71,18 @@ async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequenc
             raise
         return rows
     return list(await driver.execute_fetchall(sql, args))
+
+
+async def fetch_any(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+    """``fetch``, also as a write unit of work's first statement on PostgreSQL: there it
+    goes through ``exec_driver_sql`` (no statement built or compiled), which opens the
+    transaction first. The rows as the driver returns them."""
+    if direct(conn):
+        return await fetch(conn, sql, *args)
+    if conn.dialect.name == "postgresql":
+        sql = _numbered(sql)
+    result = await conn.exec_driver_sql(sql, tuple(args))
+    return list(result.fetchall()) if result.returns_rows else []
 
 
 def read_timestamp(value: Any) -> datetime:

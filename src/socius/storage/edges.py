@@ -11,10 +11,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
+from socius.domain.events import Event
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
+from socius.domain.graph_writes import PairState, PairWrite
+from socius.storage.domain_events import SqlDomainEventRepository
+from socius.storage.driver import direct, fetch, fetch_any, read_timestamp, write_timestamp
 from socius.storage.id_lists import one_of
-from socius.storage.tables import edge_counts, edges, users
+from socius.storage.notifications import SqlNotificationRepository
+from socius.storage.outbox import SqlOutboxRepository, by_user, numbered_events
+from socius.storage.rows import ValuesList
+from socius.storage.tables import (
+    domain_events,
+    edge_counts,
+    edges,
+    notifications,
+    user_events,
+    users,
+)
+from socius.storage.users import USER_COLUMNS, USER_FIELDS, SqlUserRepository, user_from_driver
 
 __all__ = ["SqlEdgeRepository"]
 
@@ -58,6 +72,34 @@ _RANGE_BEFORE = (
 )
 
 
+# A graph write's read, once the pair is locked (decision 0027): both users, their rows
+# locked against erasure in id order, the edge types from the actor to the other user,
+# and whether the other user mutes the actor. PostgreSQL: one statement.
+_PAIR_STATE = (
+    f"WITH u AS (SELECT {USER_COLUMNS} FROM users WHERE id IN (?, ?) "  # noqa: S608 (no values)
+    "ORDER BY id FOR SHARE) "
+    "SELECT u.*, ARRAY(SELECT type FROM edges WHERE src = ? AND dst = ?), "
+    "EXISTS (SELECT 1 FROM edges WHERE src = ? AND type = ? AND dst = ?) FROM u"
+)
+_PAIR_USERS = f"SELECT {USER_COLUMNS} FROM users WHERE id IN (?, ?) ORDER BY id"  # noqa: S608
+_PAIR_EDGES = (
+    "SELECT src, type FROM edges WHERE (src = ? AND dst = ?) OR (src = ? AND type = ? AND dst = ?)"
+)
+# Both directions of a count move in one statement, rows in ascending key order (the one
+# lock order of every graph writer); a row's inserted count says which way it moves: 1
+# up, 0 down (a new row only ever goes up: a removed edge was counted when it was added).
+_MOVE_COUNTS = (
+    "INSERT INTO edge_counts (src, type, count) VALUES {values} "
+    "ON CONFLICT (src, type) DO UPDATE SET count = edge_counts.count "
+    "+ CASE WHEN excluded.count > 0 THEN 1 ELSE -1 END"
+)
+_LOG = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at", "message_id"])
+_NOTES = ValuesList(
+    notifications, ["id", "user_id", "type", "payload", "created_at", "read", "message_id"]
+)
+_DOMAIN = ValuesList(domain_events, ["id", "type", "occurred_at", "data", "message_id"])
+
+
 def _pair_lock_key(a: int, b: int) -> int:
     """A signed 64-bit advisory-lock key for the unordered pair {a, b}."""
     lo, hi = (a, b) if a < b else (b, a)
@@ -77,9 +119,168 @@ class SqlEdgeRepository:
         """Serialize writers of one pair until the transaction ends. SQLite writers are
         already serialized by BEGIN IMMEDIATE."""
         if self._dialect == "postgresql":
-            await self._conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _pair_lock_key(a, b)}
+            # Often a write's first statement: on the driver, opening the transaction.
+            await fetch_any(self._conn, "SELECT pg_advisory_xact_lock(?)", _pair_lock_key(a, b))
+
+    async def pair_state(self, actor: int, other: int) -> PairState:
+        """The pair as a graph write finds it (``PairState``); after ``lock_pair``."""
+        mute = int(EdgeType.MUTES)
+        if direct(self._conn) and self._dialect == "postgresql":
+            rows = await fetch(
+                self._conn, _PAIR_STATE, actor, other, actor, other, other, mute, actor
             )
+            n = len(USER_FIELDS)
+            found = {u.id: u for u in (user_from_driver(row[:n]) for row in rows)}
+            types = frozenset(EdgeType(t) for t in rows[0][n]) if rows else frozenset()
+            return PairState(found, types, bool(rows and rows[0][n + 1]))
+        if direct(self._conn):
+            users_found = [
+                user_from_driver(r) for r in await fetch(self._conn, _PAIR_USERS, actor, other)
+            ]
+            edge_rows = await fetch(self._conn, _PAIR_EDGES, actor, other, other, mute, actor)
+            return PairState(
+                {u.id: u for u in users_found},
+                frozenset(EdgeType(t) for s, t in edge_rows if s == actor),
+                any(s == other for s, _ in edge_rows),
+            )
+        locked = await SqlUserRepository(self._conn).lock([actor, other], exclusive=False)
+        return PairState(
+            {u.id: u for u in locked},
+            await self.types_between(actor, other),
+            bool(await self.has(other, EdgeType.MUTES, [actor])),
+        )
+
+    async def write_pair(self, change: PairWrite) -> list[Event]:
+        """Store ``change`` (``PairWrite``); its log events, numbered. PostgreSQL: one
+        statement of data-modifying CTEs; SQLite: one statement per table, on the driver."""
+        if not direct(self._conn):
+            return await self._write_pair_built(change)
+        removed = [k for t in change.remove for k in _with_inverse(change.actor, t, change.other)]
+        added = [k for t in change.add for k in _with_inverse(change.actor, t, change.other)]
+        moves = sorted([(s, t, 0) for s, t, _ in removed] + [(s, t, 1) for s, t, _ in added])
+        when = write_timestamp(change.created_at, self._dialect)
+        per_user = by_user(change.log)
+        dialect = self._conn.dialect
+        parts: list[tuple[str, str, list[Any]]] = []  # (name, statement, args)
+        if removed:
+            where = " OR ".join("(src = ? AND type = ? AND dst = ?)" for _ in removed)
+            parts.append(("del", f"DELETE FROM edges WHERE {where}", _flat(removed)))  # noqa: S608
+        if added:
+            args = [v for s, t, d in added for v in (s, t, d, change.pos, when)]
+            values = _marks(len(added), 5)
+            parts.append(
+                (
+                    "ins",
+                    f"INSERT INTO edges (src, type, dst, pos, created_at) VALUES {values} "  # noqa: S608
+                    "ON CONFLICT DO NOTHING",
+                    args,
+                )
+            )
+        if moves:
+            parts.append(("cnt", _MOVE_COUNTS.format(values=_marks(len(moves), 3)), _flat(moves)))
+        if change.notifications:
+            rows = [
+                (n.id, n.user_id, n.type, n.payload, n.created_at, n.read, n.message_id)
+                for n in change.notifications
+            ]
+            parts.append(
+                (
+                    "note",
+                    f"INSERT INTO notifications ({_NOTES.column_list}) "  # noqa: S608
+                    f"VALUES {_marks(len(rows), 7)}",
+                    _NOTES.convert(dialect, rows),
+                )
+            )
+        if change.domain:
+            domain = [(e.id, e.type, e.occurred_at, e.data, e.message_id) for e in change.domain]
+            parts.append(
+                (
+                    "dom",
+                    f"INSERT INTO domain_events ({_DOMAIN.column_list}) "  # noqa: S608
+                    f"VALUES {_marks(len(domain), 5)}",
+                    _DOMAIN.convert(dialect, domain),
+                )
+            )
+        if self._dialect == "postgresql":
+            last = await self._write_pair_pg(parts, per_user, change.created_at)
+        else:
+            for _name, sql, args in parts:
+                await fetch(self._conn, sql, *args)
+            last = await self._reserve_and_log(per_user, change.created_at)
+        return numbered_events(per_user, last, change.created_at)
+
+    async def _write_pair_pg(
+        self,
+        parts: list[tuple[str, str, list[Any]]],
+        per_user: dict[int, list[Event]],
+        when: datetime,
+    ) -> dict[int, int]:
+        """One statement: every part a data-modifying CTE. The log's numbers are reserved
+        after the counts have moved (the seqs CTE reads the counts CTE first): counts,
+        then log counters, the lock order of every graph writer."""
+        ctes = [f"{name} AS ({sql} RETURNING 1)" for name, sql, _ in parts]
+        args = [a for _, _, part in parts for a in part]
+        main = "SELECT 0, 0"
+        if per_user:
+            users_sorted = sorted(per_user)
+            after = (
+                " WHERE (SELECT count(*) FROM cnt) >= 0"
+                if any(p[0] == "cnt" for p in parts)
+                else ""
+            )
+            ctes.append(
+                "seqs AS (INSERT INTO user_seqs (user_id, seq) SELECT v.u, v.n FROM (VALUES "  # noqa: S608
+                + ", ".join("(?::bigint, ?::bigint)" for _ in users_sorted)
+                + f") AS v(u, n){after} ORDER BY v.u "
+                "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+                "RETURNING user_id, seq)"
+            )
+            args += [v for u in users_sorted for v in (u, len(per_user[u]))]
+            rows = [
+                (u, len(mine) - i, e.type, e.payload, when, e.message_id)
+                for u in users_sorted
+                for mine in (per_user[u],)
+                for i, e in enumerate(mine, start=1)
+            ]
+            ctes.append(
+                f"log AS (INSERT INTO user_events ({_LOG.column_list}) "  # noqa: S608
+                "SELECT v.u, s.seq - v.back, v.t, v.p, v.c, v.m FROM (VALUES "
+                + ", ".join(
+                    "(?::bigint, ?::bigint, ?::varchar, ?::json, ?::timestamptz, ?::bigint)"
+                    for _ in rows
+                )
+                + ") AS v(u, back, t, p, c, m) JOIN seqs s ON s.user_id = v.u)"
+            )
+            args += _LOG.convert(self._conn.dialect, rows)
+            main = "SELECT user_id, seq FROM seqs"
+        sql = "WITH " + ", ".join(ctes) + " " + main
+        found = await fetch(self._conn, sql, *args)
+        return {int(u): int(q) for u, q in found} if per_user else {}
+
+    async def _reserve_and_log(
+        self, per_user: dict[int, list[Event]], when: datetime
+    ) -> dict[int, int]:
+        if not per_user:
+            return {}
+        outbox = SqlOutboxRepository(self._conn)
+        stored = await outbox.add([e for u in sorted(per_user) for e in per_user[u]], when)
+        last: dict[int, int] = {}
+        for e in stored:
+            assert e.seq is not None
+            last[e.user_id] = max(last.get(e.user_id, 0), e.seq)
+        return last
+
+    async def _write_pair_built(self, change: PairWrite) -> list[Event]:
+        """The same writes through SQLAlchemy (a connection ``direct`` refuses)."""
+        for type_ in change.remove:
+            await self.remove(change.actor, type_, change.other)
+        for type_ in change.add:
+            await self.add(
+                change.actor, type_, change.other, pos=change.pos, created_at=change.created_at
+            )
+        await SqlNotificationRepository(self._conn).add(change.notifications)
+        await SqlDomainEventRepository(self._conn).add(change.domain)
+        return await SqlOutboxRepository(self._conn).add(change.log, change.created_at)
 
     async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]:
         if direct(self._conn):
@@ -415,6 +616,16 @@ class SqlEdgeRepository:
                 )
             )
         return {row.dst for row in rows} | {row.src for row in muters}
+
+
+def _flat(rows: Iterable[Sequence[Any]]) -> list[Any]:
+    return [v for row in rows for v in row]
+
+
+def _marks(rows: int, width: int) -> str:
+    """``(?, ?), (?, ?)``: ``rows`` rows of ``width`` placeholders."""
+    one = "(" + ", ".join("?" * width) + ")"
+    return ", ".join(one for _ in range(rows))
 
 
 def _with_inverse(src: int, type_: EdgeType, dst: int) -> list[tuple[int, int, int]]:

@@ -16,7 +16,7 @@ from socius.storage.driver import direct, fetch
 from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import user_events, user_seqs
 
-__all__ = ["SqlOutboxRepository"]
+__all__ = ["SqlOutboxRepository", "by_user", "numbered_events"]
 
 _SEQS = ValuesList(user_seqs, ["user_id", "seq"])
 _EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at", "message_id"])
@@ -69,6 +69,27 @@ _PRUNE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '300ms'"
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
+def by_user(events: Sequence[Event]) -> dict[int, list[Event]]:
+    """``events`` per recipient, in their order."""
+    per_user: dict[int, list[Event]] = {}
+    for event in events:
+        per_user.setdefault(event.user_id, []).append(event)
+    return per_user
+
+
+def numbered_events(
+    per_user: dict[int, list[Event]], last: dict[int, int], when: datetime
+) -> list[Event]:
+    """The events with their numbers, ``last[user]`` the last number reserved for each
+    user's: by user, then in their order."""
+    stored: list[Event] = []
+    for user_id in sorted(per_user):
+        mine = per_user[user_id]
+        for seq, event in enumerate(mine, start=last[user_id] - len(mine) + 1):
+            stored.append(Event(user_id, event.type, event.payload, seq, when, event.message_id))
+    return stored
+
+
 class SqlOutboxRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -96,19 +117,11 @@ class SqlOutboxRepository:
         """Append events to their recipients' logs; the events with their numbers."""
         if not events:
             return []
-        per_user: dict[int, list[Event]] = {}
-        for event in events:
-            per_user.setdefault(event.user_id, []).append(event)
+        per_user = by_user(events)
         if self._postgres and direct(self._conn):
             return await self._append_pg(per_user, when)
         last = await self._reserve({u: len(mine) for u, mine in per_user.items()})
-        stored: list[Event] = []
-        for user_id in sorted(per_user):
-            mine = per_user[user_id]
-            for seq, event in enumerate(mine, start=last[user_id] - len(mine) + 1):
-                stored.append(
-                    Event(user_id, event.type, event.payload, seq, when, event.message_id)
-                )
+        stored = numbered_events(per_user, last, when)
         rows = [(e.user_id, e.seq, e.type, e.payload, when, e.message_id) for e in stored]
         for values, params in _EVENTS.chunks(self._conn.dialect, rows):
             await self._conn.exec_driver_sql(

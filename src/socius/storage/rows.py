@@ -48,6 +48,15 @@ class ValuesList:
             self._processors[dialect.name] = found
         return found
 
+    def convert(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """The values of ``rows``, converted for ``dialect``'s driver, flat."""
+        processors = self._bind(dialect)
+        return [
+            value if process is None else process(value)
+            for row in rows
+            for value, process in zip(row, processors, strict=True)
+        ]
+
     def chunks(
         self, dialect: Dialect, rows: Sequence[Sequence[Any]]
     ) -> Iterator[tuple[str, tuple[Any, ...]]]:

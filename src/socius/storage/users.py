@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,10 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.errors import Conflict
 from socius.domain.graph import EdgeType
+from socius.domain.stream import DomainEvent
 from socius.domain.users import DmPolicy, User, UserStatus
-from socius.storage.driver import direct, fetch, read_timestamp
+from socius.storage.driver import direct, fetch, fetch_any, read_timestamp
 from socius.storage.id_lists import one_of
+from socius.storage.rows import ValuesList
 from socius.storage.tables import (
+    domain_events,
     edge_counts,
     edges,
     one_time_tokens,
@@ -85,6 +89,16 @@ _USER_COLUMNS = ", ".join(_USER_FIELDS)
 USER_COLUMNS = _USER_COLUMNS  # for storage/reads.py
 USER_FIELDS = _USER_FIELDS  # for storage/sessions.py
 _COUNT_COLUMN = ", (SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
+
+
+_PROFILE_FIELDS = {"display_name", "bio", "avatar_url", "is_private", "dm_policy", "updated_at"}
+_DOMAIN_ROWS = ValuesList(domain_events, ["id", "type", "occurred_at", "data", "message_id"])
+
+
+@functools.lru_cache(maxsize=64)
+def _values_of(names: tuple[str, ...]) -> ValuesList:
+    """Values for these columns of ``users``, converted for the driver."""
+    return ValuesList(users, names)
 
 
 def user_from_driver(row: Sequence[Any]) -> User:
@@ -164,6 +178,79 @@ class SqlUserRepository:
             select(users).where(one_of(users.c.id, user_ids, self._conn.dialect.name))
         )
         return [_to_user(row) for row in rows]
+
+    async def update_profile(
+        self,
+        user_id: int,
+        changes: Mapping[str, Any],
+        counted: Sequence[EdgeType],
+        domain: Sequence[DomainEvent] = (),
+        *,
+        alone: bool = False,
+    ) -> tuple[User, dict[EdgeType, int]] | None:
+        """Update an active user's profile fields (no unique column among them) and store
+        ``domain`` in the same write; the new row with its edge counts of ``counted``
+        (None, and nothing written: no such active user). PostgreSQL: one statement;
+        SQLite: three, on the driver. Not in ``changed``: the caller invalidates what it
+        shows (decision 0027).
+
+        ``alone``: the unit of work's only statement. On PostgreSQL, when no transaction
+        has begun yet, it then runs by itself, committed when it returns (one statement
+        is atomic): no ``BEGIN``/``COMMIT`` round trips, and the unit of work's commit
+        has nothing to send."""
+        if not set(changes) <= _PROFILE_FIELDS:
+            raise ValueError(f"not profile fields: {sorted(set(changes) - _PROFILE_FIELDS)}")
+        names = sorted(changes)
+        dialect = self._conn.dialect
+        values = _values_of(tuple(names)).convert(
+            dialect,
+            [[changes[k].value if isinstance(changes[k], DmPolicy) else changes[k] for k in names]],
+        )
+        assignments = ", ".join(f"{k} = ?" for k in names)
+        dom_rows = [(e.id, e.type, e.occurred_at, e.data, e.message_id) for e in domain]
+        dom_args = _DOMAIN_ROWS.convert(dialect, dom_rows)
+        dom_sql = (
+            f"INSERT INTO domain_events ({_DOMAIN_ROWS.column_list}) VALUES "  # noqa: S608
+            + ", ".join("(?, ?, ?, ?, ?)" for _ in dom_rows)
+        )
+        count_args = [int(t) for t in counted]
+        n = len(_USER_FIELDS)
+        active = UserStatus.ACTIVE.value
+        if dialect.name == "postgresql":
+            ctes = f"WITH u AS (UPDATE users SET {assignments} "  # noqa: S608
+            ctes += f"WHERE id = ? AND status = ? RETURNING {_USER_COLUMNS})"
+            if dom_rows:
+                # Stored with the update or not at all (no such active user).
+                marks = ", ".join(
+                    "(?::bigint, ?::varchar, ?::timestamptz, ?::json, ?::bigint)" for _ in dom_rows
+                )
+                ctes += (
+                    f", dom AS (INSERT INTO domain_events ({_DOMAIN_ROWS.column_list}) "  # noqa: S608
+                    f"SELECT * FROM (VALUES {marks}) AS v WHERE EXISTS (SELECT 1 FROM u) "
+                    "RETURNING 1)"
+                )
+            counts = _COUNT_COLUMN.replace("users.id", "u.id") * len(counted)
+            sql = f"{ctes} SELECT u.*{counts} FROM u"  # noqa: S608 (no values)
+            args = [*values, user_id, active, *dom_args, *count_args]
+            if alone and not direct(self._conn):
+                rows = await fetch(self._conn, sql, *args)  # no transaction: autocommit
+            else:
+                rows = await fetch_any(self._conn, sql, *args)
+        else:
+            sql = f"UPDATE users SET {assignments} WHERE id = ? AND status = ?"  # noqa: S608
+            if not await fetch_any(self._conn, sql + " RETURNING id", *values, user_id, active):
+                return None
+            if dom_rows:
+                await fetch_any(self._conn, dom_sql, *dom_args)
+            counts = _COUNT_COLUMN * len(counted)
+            sql = f"SELECT {_USER_COLUMNS}{counts} FROM users WHERE id = ?"  # noqa: S608
+            rows = await fetch_any(self._conn, sql, *count_args, user_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return user_from_driver(row[:n]), {
+            t: int(c or 0) for t, c in zip(counted, row[n:], strict=True)
+        }
 
     async def get_many_with_counts(
         self, user_ids: Sequence[int], types: Sequence[EdgeType]
