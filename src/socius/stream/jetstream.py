@@ -33,7 +33,6 @@ __all__ = ["JetStreamEventStream"]
 log = structlog.get_logger("socius.stream")
 
 _FAILURES = (NatsError, OSError, TimeoutError)
-_CURSORS = 8  # pull consumers kept for readers that go on where they stopped
 
 
 class _Wire(msgspec.Struct, frozen=True):
@@ -104,9 +103,6 @@ class JetStreamEventStream:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._lock = asyncio.Lock()
-        # Readers that go on where they stopped (the notifier, the webhook dispatcher)
-        # keep a pull consumer between reads: (subject, last position read) -> it.
-        self._cursors: dict[tuple[str, int], JetStreamContext.PullSubscription] = {}
 
     def subject(self, type_: str) -> str:
         return self._prefix + type_
@@ -220,88 +216,32 @@ class JetStreamEventStream:
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
-        """Up to ``limit`` events after position ``after``. One type or prefix filters on
-        the server; several read every event and keep those that match.
-
-        A reader that goes on from where its last read stopped reuses that read's pull
-        consumer: one request for how many are pending and one fetch per 256 events,
-        instead of a request per event. Any other position gets a consumer of its own,
-        starting there (a few are kept, the least recently used let go)."""
+        """Direct gets, each "the next message at or after this sequence on this subject"
+        (one round trip per event, no consumer to make and remove). One type or prefix
+        filters on the server; several read every event and keep those that match."""
+        js = await self._context()
         if len(types) == 1:
             only = types[0]
             subject = self.subject(only[:-1] + "*" if only.endswith(".*") else only)
         else:
             subject = self._prefix + ">"
-        kept = self._cursors.pop((subject, after), None)
-        if kept is not None:
-            try:
-                return await self._pull(kept, subject, after, types, limit)
-            except (*_FAILURES, NotFoundError):
-                # Let go by the server after a quiet minute, or the connection changed:
-                # a consumer of its own, once.
-                await self._let_go(kept)
-        try:
-            config = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1
-            )
-            sub = await self._consumer(config, subject)
-        except (*_FAILURES, NotFoundError) as exc:
-            raise _unavailable(exc) from exc
-        try:
-            return await self._pull(sub, subject, after, types, limit)
-        except (*_FAILURES, NotFoundError) as exc:
-            await self._let_go(sub)
-            raise _unavailable(exc) from exc
-
-    async def _pull(
-        self,
-        sub: JetStreamContext.PullSubscription,
-        subject: str,
-        after: int,
-        types: Sequence[str],
-        limit: int,
-    ) -> list[StreamedEvent]:
-        """``read`` on a consumer standing at ``after``, kept for the next read after."""
         found: list[StreamedEvent] = []
-        last = after
-        info = await sub.consumer_info()
-        pending = int(info.num_pending or 0)
-        while pending > 0 and len(found) < limit:
-            batch = min(pending, limit - len(found), 256)
-            for msg in await sub.fetch(batch, timeout=self._timeout):
-                pending = int(msg.metadata.num_pending)
-                last = int(msg.metadata.sequence.stream)
-                event = decode_event(msg.data)
-                if type_matches(event.type, types):
-                    found.append(StreamedEvent(last, event))
-        replaced = self._cursors.pop((subject, last), None)
-        self._cursors[(subject, last)] = sub
-        if replaced is not None:
-            await self._let_go(replaced)
-        while len(self._cursors) > _CURSORS:
-            await self._let_go(self._cursors.pop(next(iter(self._cursors))))
-        return found
-
-    async def _let_go(self, sub: JetStreamContext.PullSubscription) -> None:
-        with contextlib.suppress(*_FAILURES, NotFoundError):
-            info = await sub.consumer_info()
-            js = await self._context()
-            await js.delete_consumer(self.stream_name, info.name)
-        with contextlib.suppress(*_FAILURES):
-            await sub.unsubscribe()
-
-    async def _get_next(self, *, after: int, subject: str) -> StreamedEvent | None:
-        """The first event at a position after ``after`` on ``subject`` (one direct get)."""
-        js = await self._context()
+        seq = after + 1
         try:
-            msg = await js.get_msg(self.stream_name, seq=after + 1, next=True, subject=subject)
-        except NotFoundError:
-            return None
+            while len(found) < limit:
+                try:
+                    msg = await js.get_msg(self.stream_name, seq=seq, next=True, subject=subject)
+                except NotFoundError:  # nothing further
+                    break
+                position = int(msg.seq or seq)
+                if msg.data is not None:
+                    event = decode_event(msg.data)
+                    if type_matches(event.type, types):
+                        found.append(StreamedEvent(position, event))
+                seq = position + 1
         except _FAILURES as exc:
             raise _unavailable(exc) from exc
-        if msg.data is None:
-            return None
-        return StreamedEvent(int(msg.seq or after + 1), decode_event(msg.data))
+        return found
 
     async def head(self) -> int:
         js = await self._context()
@@ -329,11 +269,11 @@ class JetStreamEventStream:
         low, high = first[0].position, await self.head() + 1
         while high - low > 1:
             middle = (low + high) // 2
-            found = await self._get_next(after=middle - 1, subject=self._prefix + ">")
-            if found is None or found.event.occurred_at >= when:
+            found = await self.read(after=middle - 1, limit=1)
+            if not found or found[0].event.occurred_at >= when:
                 high = middle
             else:
-                low = found.position
+                low = found[0].position
         return high - 1
 
     async def delete(self) -> None:
@@ -343,9 +283,6 @@ class JetStreamEventStream:
             await js.delete_stream(self.stream_name)
 
     async def close(self) -> None:
-        cursors, self._cursors = list(self._cursors.values()), {}
-        for sub in cursors:
-            await self._let_go(sub)
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
             with contextlib.suppress(*_FAILURES):
