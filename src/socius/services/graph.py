@@ -42,6 +42,7 @@ from socius.services.rendered import RenderedBodies
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
 
 MAX_RELATIONSHIP_IDS = 100
+_NOBODY: frozenset[int] = frozenset()
 Planner = Callable[[Relationship, User], Plan]
 
 
@@ -262,6 +263,24 @@ class GraphService:
         await self.check_list_visible(viewer, owner)
         return await self._page(owner, type_, limit, cursor, viewer=viewer)
 
+    async def list_edges_body(
+        self,
+        viewer: int,
+        owner: int,
+        type_: EdgeType,
+        *,
+        limit: int | None,
+        cursor: str | None,
+        render: Callable[[EdgePage], bytes],
+    ) -> bytes:
+        """``render(list_edges(...))``. A first page seen by a viewer who blocks no one
+        and whom no one blocks hides no one: it is the owner's own first page, whose body
+        is kept (``list_own_body``) and shared by every such viewer."""
+        await self.check_list_visible(viewer, owner)
+        if cursor is None and (viewer == owner or await self._cache.blocked(viewer) == _NOBODY):
+            return await self._first_page_body(owner, type_, check_limit(limit), render)
+        return render(await self._page(owner, type_, limit, cursor, viewer=viewer))
+
     async def list_own(
         self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
     ) -> EdgePage:
@@ -280,15 +299,21 @@ class GraphService:
         its users' profiles are (later pages may be read from a replica: not kept)."""
         if cursor is not None:
             return render(await self._page(viewer, type_, limit, cursor))
-        size = check_limit(limit)
+        return await self._first_page_body(viewer, type_, check_limit(limit), render)
+
+    async def _first_page_body(
+        self, owner: int, type_: EdgeType, size: int, render: Callable[[EdgePage], bytes]
+    ) -> bytes:
+        """The body of ``owner``'s first page of ``size``, hiding no one: kept while its
+        list head and its users' profiles are."""
 
         async def build() -> tuple[bytes, list[str]]:
-            rows = await self._cache.edge_page(viewer, type_, limit=size + 1, before_pos=None)
-            deps = [head_key(viewer, type_)]
+            rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=None)
+            deps = [head_key(owner, type_)]
             deps += [profile_key(r.dst) for r in rows[:size]]
             return render(await self._render(rows, size)), deps
 
-        return await self._bodies.body(f"b:list:{viewer}:{int(type_)}:{size}", build)
+        return await self._bodies.body(f"b:list:{owner}:{int(type_)}:{size}", build)
 
     async def _page(
         self,
