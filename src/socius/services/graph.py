@@ -338,10 +338,9 @@ class GraphService:
         check_not_self(viewer, other)
         await self.check_list_visible(viewer, other)
         size = check_limit(limit)
-        async with self._uow(write=False, replica=True) as uow:
-            rows = await uow.edges.mutual(
-                viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
-            )
+        rows = await self._cache.mutual(
+            viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
+        )
         return await self._render(rows, size)
 
     async def _render(

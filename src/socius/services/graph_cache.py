@@ -194,6 +194,16 @@ class GraphCache:
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
 
+    async def mutual(
+        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None
+    ) -> list[EdgeRow]:
+        """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order (not
+        cached: read on the driver, or from a replica)."""
+        if self._reads is not None:
+            return await self._reads.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+        async with self._uow(write=False, replica=True) as uow:
+            return await uow.edges.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+
     async def heads(
         self, owners: Sequence[int], type_: EdgeType, *, limit: int
     ) -> dict[int, list[EdgeRow]]:
