@@ -300,8 +300,8 @@ def build(
         lease_seconds=settings.event_relay_lease_seconds,
         on_attempt=lambda status: metrics.webhook_deliveries_total.labels(status=status).inc(),
     )
-    profiles = ProfileService(database, lookaside("profile"))
-    graph_cache = GraphCache(database, lookaside("graph"))
+    profiles = ProfileService(database, lookaside("profile"), reads=database.reads)
+    graph_cache = GraphCache(database, lookaside("graph"), reads=database.reads)
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,

@@ -156,6 +156,50 @@ def test_cold_list_reads_cost_the_same_for_any_length(
     assert counts == [2, 2], counts
 
 
+def test_block_checks_are_one_cached_read_per_viewer(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """Whom a viewer blocks either way is read once for all their reads (decision 0026):
+    a cold page of another user's list then costs the owner's profile, the list's head and
+    its users, with no relationship read for the owner nor per listed user."""
+    viewer, first, second = register(), register(), register()
+    for owner in (first, second):
+        for _ in range(3):
+            befriend(owner.client, owner.id, (friend := register()).client, friend.id)
+    assert viewer.client.request("GET", f"/v1/users/{first.id}/friends").status_code == 200
+    with count_queries() as statements:
+        page = viewer.client.request("GET", f"/v1/users/{second.id}/friends").json()
+    assert len(page["items"]) == 3
+    assert len(statements) == 3, statements
+    with count_queries() as statements:
+        assert viewer.client.request("GET", f"/v1/users/{second.id}").status_code == 200
+    assert statements == []  # the profile read above, and the block check
+
+
+def test_a_first_page_is_built_once_for_every_viewer_who_blocks_no_one(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """Another user's first page, for viewers with no block either way, is the owner's own
+    kept body; a viewer with a block gets their own page, without the blocked user."""
+    owner, a, b, blocker = register(), register(), register(), register()
+    friends = [register() for _ in range(3)]
+    for friend in friends:
+        befriend(owner.client, owner.id, friend.client, friend.id)
+    blocker.client.block(friends[0].id)
+    path = f"/v1/users/{owner.id}/friends"
+    newest_first = [f.id for f in reversed(friends)]
+    seen = a.client.request("GET", path).json()
+    assert [u["id"] for u in seen["items"]] == newest_first
+    assert b.client.request("GET", f"/v1/users/{a.id}").status_code == 200  # b's block set
+    with count_queries() as statements:
+        again = b.client.request("GET", path).json()
+    assert again == seen
+    assert statements == []
+    shown = blocker.client.request("GET", path).json()
+    assert [u["id"] for u in shown["items"]] == newest_first[:2]
+    assert owner.client.request("GET", "/v1/friends").json() == seen
+
+
 # ---------------------------------------------------------------------- two nodes
 
 

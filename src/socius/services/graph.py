@@ -43,6 +43,7 @@ from socius.services.rendered import RenderedBodies
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
 
 MAX_RELATIONSHIP_IDS = 100
+_NOBODY: frozenset[int] = frozenset()
 Planner = Callable[[Relationship, User], Plan]
 
 
@@ -203,12 +204,19 @@ class GraphService:
         found = await self._cache.relationships(viewer, unique)
         return [Relationship(o, found[o]) for o in unique]
 
+    async def _blocked_with(self, viewer: int, others: Sequence[int]) -> set[int]:
+        """Those of ``others`` blocked either way with ``viewer``: from the viewer's one
+        cached set of blocks (decision 0026), or pair by pair when it is too long to hold."""
+        held = await self._cache.blocked(viewer)
+        if held is not None:
+            return {o for o in others if o in held} if held else set()
+        found = await self._cache.relationships(viewer, list(dict.fromkeys(others)))
+        return {u for u, t in found.items() if EdgeType.BLOCKS in t or EdgeType.BLOCKED_BY in t}
+
     async def visible_profile(self, viewer: int, user_id: int) -> Profile:
         """A profile, hidden (404) across a block either way."""
-        if viewer != user_id:
-            rel = await self._cache.relationship(viewer, user_id)
-            if EdgeType.BLOCKS in rel or EdgeType.BLOCKED_BY in rel:
-                raise _user_not_found()
+        if viewer != user_id and await self._blocked_with(viewer, (user_id,)):
+            raise _user_not_found()
         return await self._profiles.get(user_id)
 
     async def visible_profile_body(
@@ -216,10 +224,8 @@ class GraphService:
     ) -> bytes:
         """``render(visible_profile(viewer, user_id))``: the block check each time, the
         body of the profile (the same for every viewer) kept while the profile is."""
-        if viewer != user_id:
-            rel = await self._cache.relationship(viewer, user_id)
-            if EdgeType.BLOCKS in rel or EdgeType.BLOCKED_BY in rel:
-                raise _user_not_found()
+        if viewer != user_id and await self._blocked_with(viewer, (user_id,)):
+            raise _user_not_found()
 
         async def build() -> tuple[bytes, list[str]]:
             return render(await self._profiles.get(user_id)), [profile_key(user_id)]
@@ -231,23 +237,20 @@ class GraphService:
         many: one cached multi-get of relationships, one of profiles); the rest are left
         out: unknown, erased, or blocked either way."""
         others = [u for u in dict.fromkeys(user_ids) if u != viewer]
-        found = await self._cache.relationships(viewer, others) if others else {}
-        shown = [
-            u
-            for u in dict.fromkeys(user_ids)
-            if u == viewer or not (EdgeType.BLOCKS in found[u] or EdgeType.BLOCKED_BY in found[u])
-        ]
+        hidden = await self._blocked_with(viewer, others) if others else set()
+        shown = [u for u in dict.fromkeys(user_ids) if u not in hidden]
         return await self._profiles.get_many(shown) if shown else {}
 
     async def check_list_visible(self, viewer: int, owner: int) -> None:
         """May ``viewer`` see ``owner``'s friend and follower lists?"""
         if viewer == owner:
             return
-        rel = await self._cache.relationship(viewer, owner)  # read once for both checks
-        if EdgeType.BLOCKS in rel or EdgeType.BLOCKED_BY in rel:
+        if await self._blocked_with(viewer, (owner,)):
             raise _user_not_found()
         profile = await self._profiles.get(owner)
-        if profile.is_private and EdgeType.FRIEND not in rel:
+        if profile.is_private and EdgeType.FRIEND not in await self._cache.relationship(
+            viewer, owner
+        ):
             raise Forbidden("this account's lists are private", code="private_account")
 
     async def list_edges(
@@ -263,6 +266,24 @@ class GraphService:
         blocked either way with ``viewer`` left out."""
         await self.check_list_visible(viewer, owner)
         return await self._page(owner, type_, limit, cursor, viewer=viewer)
+
+    async def list_edges_body(
+        self,
+        viewer: int,
+        owner: int,
+        type_: EdgeType,
+        *,
+        limit: int | None,
+        cursor: str | None,
+        render: Callable[[EdgePage], bytes],
+    ) -> bytes:
+        """``render(list_edges(...))``. A first page seen by a viewer who blocks no one
+        and whom no one blocks hides no one: it is the owner's own first page, whose body
+        is kept (``list_own_body``) and shared by every such viewer."""
+        await self.check_list_visible(viewer, owner)
+        if cursor is None and (viewer == owner or await self._cache.blocked(viewer) == _NOBODY):
+            return await self._first_page_body(owner, type_, check_limit(limit), render)
+        return render(await self._page(owner, type_, limit, cursor, viewer=viewer))
 
     async def list_own(
         self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
@@ -282,15 +303,21 @@ class GraphService:
         its users' profiles are (later pages may be read from a replica: not kept)."""
         if cursor is not None:
             return render(await self._page(viewer, type_, limit, cursor))
-        size = check_limit(limit)
+        return await self._first_page_body(viewer, type_, check_limit(limit), render)
+
+    async def _first_page_body(
+        self, owner: int, type_: EdgeType, size: int, render: Callable[[EdgePage], bytes]
+    ) -> bytes:
+        """The body of ``owner``'s first page of ``size``, hiding no one: kept while its
+        list head and its users' profiles are."""
 
         async def build() -> tuple[bytes, list[str]]:
-            rows = await self._cache.edge_page(viewer, type_, limit=size + 1, before_pos=None)
-            deps = [head_key(viewer, type_)]
+            rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=None)
+            deps = [head_key(owner, type_)]
             deps += [profile_key(r.dst) for r in rows[:size]]
             return render(await self._render(rows, size)), deps
 
-        return await self._bodies.body(f"b:list:{viewer}:{int(type_)}:{size}", build)
+        return await self._bodies.body(f"b:list:{owner}:{int(type_)}:{size}", build)
 
     async def _page(
         self,
@@ -306,10 +333,7 @@ class GraphService:
         rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=before)
         hidden: set[int] = set()
         if rows and viewer is not None and viewer != owner:  # (own lists hold no one blocked)
-            found = await self._cache.relationships(viewer, [r.dst for r in rows[:size]])
-            hidden = {
-                u for u, t in found.items() if EdgeType.BLOCKS in t or EdgeType.BLOCKED_BY in t
-            }
+            hidden = await self._blocked_with(viewer, [r.dst for r in rows[:size]])
         return await self._render(rows, size, hidden=hidden)
 
     async def mutual_friends(
@@ -318,10 +342,9 @@ class GraphService:
         check_not_self(viewer, other)
         await self.check_list_visible(viewer, other)
         size = check_limit(limit)
-        async with self._uow(write=False, replica=True) as uow:
-            rows = await uow.edges.mutual(
-                viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
-            )
+        rows = await self._cache.mutual(
+            viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
+        )
         return await self._render(rows, size)
 
     async def _render(

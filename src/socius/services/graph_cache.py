@@ -2,8 +2,11 @@
 
 Keys: ``r:<a>:<b>`` the edge types from a to b; ``l:<u>:<type>`` the newest edges of a
 list (its "head": the rows the first read of its first page asked for, at least a default
-page, and whether that is the whole list); ``p:<u>`` profiles (see profiles.py);
-``s:<u>`` suggestions. Writers invalidate after commit; fills are leased.
+page, and whether that is the whole list); ``x:<u>`` whom u blocks or is blocked by (the
+block checks of every read u makes: one key, changed only by a block, an unblock or an
+erasure); ``p:<u>`` profiles (see profiles.py); ``s:<u>`` suggestions. Writers
+invalidate after commit; fills are leased. Misses are read on the driver
+(``HotReads``) when it has the database, else in a read-only unit of work.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import msgspec
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
 from socius.services.lookaside import LookAside, msgpack_codec
-from socius.services.ports import UnitOfWorkFactory
+from socius.services.ports import HotReads, UnitOfWorkFactory
 from socius.services.profiles import profile_key
 
-__all__ = ["HEAD_SIZE", "GraphCache", "suggestions_key"]
+__all__ = ["BLOCKED_HELD", "HEAD_SIZE", "GraphCache", "blocked_key", "suggestions_key"]
 
 HEAD_SIZE = 201  # the longest head heads() is meant for: two default pages and a probe row
 PAGE_HEAD = 51  # a miss on a first page reads at least a default page and its probe row
 TTL = 300.0
+BLOCKED_HELD = 1000  # a user blocked either way with more: checked pair by pair instead
+_BLOCKING = frozenset({EdgeType.BLOCKS, EdgeType.BLOCKED_BY})
 
 
 class _Row(msgspec.Struct, frozen=True, array_like=True):
@@ -42,8 +47,17 @@ def _head(rows: Sequence[EdgeRow], asked: int) -> _Head:
     return _Head([_Row(r.dst, r.pos, r.created_at) for r in rows], complete=len(rows) < asked)
 
 
+class _Blocked(msgspec.Struct, frozen=True, array_like=True):
+    """Whom a user blocks or is blocked by; ``complete``: all of them (else too many to
+    hold, and the checks go pair by pair)."""
+
+    ids: frozenset[int]
+    complete: bool
+
+
 _encode_types, _decode_types = msgpack_codec(int)
 _encode_head, _decode_head = msgpack_codec(_Head)
+_encode_blocked, _decode_blocked = msgpack_codec(_Blocked)
 
 
 def _mask(types: Iterable[EdgeType]) -> int:
@@ -78,13 +92,52 @@ def suggestions_key(user_id: int) -> str:
     return f"s:{user_id}"
 
 
+def blocked_key(user_id: int) -> str:
+    return f"x:{user_id}"
+
+
 class GraphCache:
-    def __init__(self, uow: UnitOfWorkFactory, cache: LookAside) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, cache: LookAside, *, reads: HotReads | None = None
+    ) -> None:
+        """``reads``: the driver's reads, for the misses (None or unavailable: units of
+        work)."""
         self._uow = uow
         self._cache = cache
+        self._reads = reads if reads is not None and reads.available else None
+
+    async def _range(self, owner: int, type_: EdgeType, limit: int) -> list[EdgeRow]:
+        """The newest ``limit`` rows of a list, from the primary (what a fill stores)."""
+        if self._reads is not None:
+            return await self._reads.edge_range(owner, type_, limit=limit)
+        async with self._uow(write=False) as uow:
+            return await uow.edges.range(owner, type_, limit=limit)
+
+    async def blocked(self, user_id: int) -> frozenset[int] | None:
+        """Whom ``user_id`` blocks or is blocked by; None when there are too many to hold
+        (ask ``relationships`` then)."""
+
+        async def load() -> _Blocked:
+            if self._reads is not None:
+                ids = await self._reads.blocked(user_id, limit=BLOCKED_HELD + 1)
+            else:
+                async with self._uow(write=False) as uow:
+                    ids = [
+                        r.dst
+                        for t in _BLOCKING
+                        for r in await uow.edges.range(user_id, t, limit=BLOCKED_HELD + 1)
+                    ]
+            return _Blocked(frozenset(ids[:BLOCKED_HELD]), complete=len(ids) <= BLOCKED_HELD)
+
+        held = await self._cache.get(
+            blocked_key(user_id), load, ttl=TTL, encode=_encode_blocked, decode=_decode_blocked
+        )
+        return held.ids if held is not None and held.complete else None
 
     async def relationship(self, a: int, b: int) -> frozenset[EdgeType]:
         async def load() -> int:
+            if self._reads is not None:
+                return _mask((await self._reads.edge_types(a, [b]))[b])
             async with self._uow(write=False) as uow:
                 return _mask(await uow.edges.types_between(a, b))
 
@@ -95,8 +148,11 @@ class GraphCache:
 
     async def relationships(self, a: int, others: Sequence[int]) -> dict[int, frozenset[EdgeType]]:
         async def load(ids: list[int]) -> dict[int, int]:
-            async with self._uow(write=False) as uow:
-                found = await uow.edges.types_between_many(a, ids)
+            if self._reads is not None:
+                found = await self._reads.edge_types(a, ids)
+            else:
+                async with self._uow(write=False) as uow:
+                    found = await uow.edges.types_between_many(a, ids)
             return {b: _mask(t) for b, t in found.items()}
 
         masks = await self._cache.get_many(
@@ -122,9 +178,7 @@ class GraphCache:
             size = max(limit, PAGE_HEAD)
 
             async def load() -> _Head:  # a fill reads the primary: a replica may lag
-                async with self._uow(write=False) as uow:
-                    rows = await uow.edges.range(owner, type_, limit=size)
-                return _head(rows, size)
+                return _head(await self._range(owner, type_, size), size)
 
             head = await self._cache.get(
                 key, load, ttl=TTL, encode=_encode_head, decode=_decode_head
@@ -139,6 +193,16 @@ class GraphCache:
                     return [EdgeRow(r.dst, r.pos, r.created_at) for r in rows]
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
+
+    async def mutual(
+        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None
+    ) -> list[EdgeRow]:
+        """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order (not
+        cached: read on the driver, or from a replica)."""
+        if self._reads is not None:
+            return await self._reads.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+        async with self._uow(write=False, replica=True) as uow:
+            return await uow.edges.mutual(a, b, type_, limit=limit, before_pos=before_pos)
 
     async def heads(
         self, owners: Sequence[int], type_: EdgeType, *, limit: int
@@ -180,6 +244,8 @@ class GraphCache:
             suggestions_key(a),
             suggestions_key(b),
         ]
+        if not _BLOCKING.isdisjoint(types):
+            keys += [blocked_key(a), blocked_key(b)]
         for t in types:
             keys.append(head_key(a, t))
             inverse = INVERSE[t]
@@ -192,6 +258,7 @@ class GraphCache:
         keys = [
             profile_key(user_id),
             suggestions_key(user_id),
+            blocked_key(user_id),
             f"presence:{user_id}",
             f"last_seen:{user_id}",
         ]
@@ -200,6 +267,7 @@ class GraphCache:
             keys += [
                 profile_key(n),
                 suggestions_key(n),
+                blocked_key(n),
                 relationship_key(n, user_id),
                 relationship_key(user_id, n),
             ]

@@ -1048,6 +1048,26 @@ class HotReads(Protocol):
 
     async def user(self, user_id: int) -> User | None: ...
 
+    # The graph's cold reads (decision 0026): what the cache fills from.
+
+    async def edge_range(
+        self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]: ...
+
+    async def edge_types(self, src: int, dsts: Sequence[int]) -> dict[int, frozenset[EdgeType]]: ...
+
+    async def blocked(self, src: int, *, limit: int) -> list[int]:
+        """Up to ``limit`` users ``src`` blocks or is blocked by."""
+        ...
+
+    async def users_with_counts(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]: ...
+
+    async def mutual(
+        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]: ...
+
 
 class RefreshRotation(Protocol):
     """A refresh's rotation as one atomic statement (PostgreSQL, decision 0030)."""

@@ -16,6 +16,11 @@ statement: atomic on its own, so autocommit on this pool needs no BEGIN / COMMIT
 
 Each read is one statement in autocommit: it sees what is committed, as a read-only unit
 of work does. Failures that mean "the database is away" become ``Unavailable`` (503).
+
+The cold reads of the graph's lists and profiles are here too (decision 0026): a list
+head, the users of a page with their counts, the relationships of a viewer with a few
+users, whom a user blocks either way, mutual friends. Each is still announced to the
+primary engine's statement listeners (the query-count pins and the SQL spans see it).
 """
 
 from __future__ import annotations
@@ -23,23 +28,55 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from socius.domain.graph import EdgeRow, EdgeType
 from socius.domain.users import User
+from socius.storage.driver import read_timestamp
+from socius.storage.edges import _MUTUAL_BEFORE, _MUTUAL_FIRST, _RANGE, _RANGE_BEFORE
 from socius.storage.outage import database_unavailable, is_outage
-from socius.storage.users import USER_COLUMNS, user_from_driver
+from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
 __all__ = ["HotReads"]
 
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
+_BLOCKED = "SELECT dst FROM edges WHERE src = ? AND type IN (?, ?) LIMIT ?"
+_COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 
 
-@functools.lru_cache(maxsize=64)  # fixed texts
+class _Statement:
+    """What the engine's statement listeners are handed for a read made here (they keep
+    per-statement state in ``info``, as on a SQLAlchemy connection)."""
+
+    __slots__ = ("info",)
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
+
+
+@functools.lru_cache(maxsize=256)  # fixed texts (and one per IN-list length on SQLite)
 def _numbered(sql: str) -> str:
     parts = sql.split("?")
     return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
+@functools.lru_cache(maxsize=64)
+def _profiles_sql(n_types: int, n_ids: int | None) -> str:
+    """The users with ``n_types`` counts each; ``n_ids`` placeholders (SQLite) or one
+    array (PostgreSQL: None)."""
+    where = "id = ANY(?::BIGINT[])" if n_ids is None else f"id IN ({', '.join('?' * n_ids)})"
+    counts = "".join(f", {_COUNT}" for _ in range(n_types))
+    return f"SELECT {USER_COLUMNS}{counts} FROM users WHERE {where}"  # noqa: S608 (no values)
+
+
+@functools.lru_cache(maxsize=64)
+def _types_sql(n_ids: int | None) -> str:
+    where = "dst = ANY(?::BIGINT[])" if n_ids is None else f"dst IN ({', '.join('?' * n_ids)})"
+    return f"SELECT dst, type FROM edges WHERE src = ? AND {where}"  # noqa: S608 (no values)
 
 
 async def _keep_session(_conn: Any) -> None:
@@ -51,7 +88,8 @@ async def _keep_session(_conn: Any) -> None:
 class HotReads:
     """Reads on the driver; `url` is the database's (``sqlite:///path`` or PostgreSQL)."""
 
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, engine: AsyncEngine | None = None) -> None:
+        """``engine``: whose statement listeners hear of each read (None: no one's)."""
         scheme, _, rest = url.partition("://")
         self._sqlite_path: str | None = None
         self._dsn: str | None = None
@@ -65,6 +103,7 @@ class HotReads:
         self._pool: Any = None  # asyncpg.Pool
         self._sqlite: sqlite3.Connection | None = None
         self._opening: asyncio.Lock | None = None
+        self._dispatch: Any = engine.sync_engine.dispatch if engine is not None else None
 
     @property
     def available(self) -> bool:
@@ -86,18 +125,91 @@ class HotReads:
         assert self._dsn is not None, "statements that write run on PostgreSQL only"
         return await self._one(sql, *args)
 
+    # the graph's cold reads (decision 0026) ---------------------------------------------
+
+    async def edge_range(
+        self, src: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]:
+        """``SqlEdgeRepository.range``: newest first, after ``before_pos`` if given."""
+        if before_pos is None:
+            rows = await self._rows(_RANGE, src, int(type_), limit)
+        else:
+            rows = await self._rows(_RANGE_BEFORE, src, int(type_), before_pos, limit)
+        return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in rows]
+
+    async def edge_types(self, src: int, dsts: Sequence[int]) -> dict[int, frozenset[EdgeType]]:
+        """The edge types from ``src`` to each of ``dsts`` (empty: none)."""
+        found: dict[int, set[EdgeType]] = {d: set() for d in dsts}
+        if dsts:
+            unique = list(found)
+            if self._dsn is not None:
+                rows = await self._rows(_types_sql(None), src, unique)
+            else:
+                rows = await self._rows(_types_sql(len(unique)), src, *unique)
+            for dst, type_ in rows:
+                found[dst].add(EdgeType(type_))
+        return {d: frozenset(t) for d, t in found.items()}
+
+    async def blocked(self, src: int, *, limit: int) -> list[int]:
+        """Up to ``limit`` users ``src`` blocks or is blocked by (a block has its inverse,
+        so ``src``'s own edges tell both ways)."""
+        blocks, blocked_by = int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)
+        return [row[0] for row in await self._rows(_BLOCKED, src, blocks, blocked_by, limit)]
+
+    async def users_with_counts(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[tuple[User, dict[EdgeType, int]]]:
+        """``SqlUserRepository.get_many_with_counts``: users (any status) with their stored
+        edge counts of ``types``, in one statement."""
+        if not user_ids:
+            return []
+        args: list[Any] = [int(t) for t in types]
+        if self._dsn is not None:
+            rows = await self._rows(_profiles_sql(len(types), None), *args, list(user_ids))
+        else:
+            rows = await self._rows(_profiles_sql(len(types), len(user_ids)), *args, *user_ids)
+        n = len(USER_FIELDS)
+        return [
+            (user_from_driver(row), {t: int(c or 0) for t, c in zip(types, row[n:], strict=True)})
+            for row in rows
+        ]
+
+    async def mutual(
+        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
+    ) -> list[EdgeRow]:
+        """``SqlEdgeRepository.mutual``: users both ``a`` and ``b`` have an edge of
+        ``type_`` to, by ``a``'s order."""
+        t = int(type_)
+        if before_pos is None:
+            rows = await self._rows(_MUTUAL_FIRST, b, t, a, t, limit)
+        else:
+            rows = await self._rows(_MUTUAL_BEFORE, b, t, a, t, before_pos, limit)
+        return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in rows]
+
+    # ------------------------------------------------------------------------------------
+
     async def _one(self, sql: str, *args: Any) -> Any:
+        rows = await self._rows(sql, *args)
+        return rows[0] if rows else None
+
+    async def _rows(self, sql: str, *args: Any) -> Any:
+        dispatch, seen = self._dispatch, None
+        if dispatch is not None and dispatch.before_cursor_execute:
+            seen = _Statement()
+            dispatch.before_cursor_execute(seen, None, sql, args, None, False)
         try:
             if self._dsn is not None:
                 pool = self._pool or await self._open_pool()
-                return await pool.fetchrow(_numbered(sql), *args)
+                return await pool.fetch(_numbered(sql), *args)
             conn = self._sqlite or self._open_sqlite()
-            rows = conn.execute(sql, args).fetchall()  # run to its end: no read left open
-            return rows[0] if rows else None
+            return conn.execute(sql, args).fetchall()  # run to its end: no read left open
         except Exception as exc:
             if is_outage(exc):
                 raise database_unavailable(exc) from exc
             raise
+        finally:
+            if seen is not None and dispatch.after_cursor_execute:
+                dispatch.after_cursor_execute(seen, None, sql, args, None, False)
 
     async def _open_pool(self) -> Any:
         if self._opening is None:

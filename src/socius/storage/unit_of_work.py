@@ -225,7 +225,7 @@ class Database:
         ]
         self._next_replica = itertools.cycle(range(len(self.replicas) or 1))
         #: The hottest primary-key reads, on the driver (storage/reads.py).
-        self.reads = HotReads(url, pool_size=pool_size)
+        self.reads = HotReads(url, pool_size=pool_size, engine=self.primary)
         # SQLite has one writer at a time. Queue writers here, in order, rather than let
         # them collide on the database lock and sleep in SQLite's busy handler (whose
         # back-off grows to 100 ms a try): an embedded server is one process.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Router, delete, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
@@ -18,11 +19,27 @@ from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
 
+_render_list = renderer(user_list_out)
+
 _PRIVATE = (
     "Hidden from non-friends when the owner is private (403 `private_account`), "
     "and across a block (404). Users blocked either way with the caller are left out "
     "(a page may then hold fewer than `limit`; follow `next_cursor`)."
 )
+
+
+async def _list(
+    state: State,
+    viewer: int,
+    user_id: str,
+    type_: EdgeType,
+    limit: int | None,
+    cursor: str | None,
+) -> Response[UserListOut]:
+    body = await container_of(state).graph.list_edges_body(
+        viewer, user_id_or_404(user_id), type_, limit=limit, cursor=cursor, render=_render_list
+    )
+    return json_response(body)
 
 
 @get("/{user_id:str}/friends", summary="A user's friends, newest first", description=_PRIVATE)
@@ -32,11 +49,8 @@ async def friends_of(
     principal: Caller,
     limit: Limit = None,
     cursor: EdgeCursor = None,
-) -> UserListOut:
-    page = await container_of(state).graph.list_edges(
-        principal.user_id, user_id_or_404(user_id), EdgeType.FRIEND, limit=limit, cursor=cursor
-    )
-    return user_list_out(page)
+) -> Response[UserListOut]:
+    return await _list(state, principal.user_id, user_id, EdgeType.FRIEND, limit, cursor)
 
 
 @get("/{user_id:str}/followers", summary="A user's followers, newest first", description=_PRIVATE)
@@ -46,15 +60,8 @@ async def followers_of(
     principal: Caller,
     limit: Limit = None,
     cursor: EdgeCursor = None,
-) -> UserListOut:
-    page = await container_of(state).graph.list_edges(
-        principal.user_id,
-        user_id_or_404(user_id),
-        EdgeType.FOLLOWED_BY,
-        limit=limit,
-        cursor=cursor,
-    )
-    return user_list_out(page)
+) -> Response[UserListOut]:
+    return await _list(state, principal.user_id, user_id, EdgeType.FOLLOWED_BY, limit, cursor)
 
 
 @get("/{user_id:str}/following", summary="Whom a user follows, newest first", description=_PRIVATE)
@@ -64,15 +71,8 @@ async def following_of(
     principal: Caller,
     limit: Limit = None,
     cursor: EdgeCursor = None,
-) -> UserListOut:
-    page = await container_of(state).graph.list_edges(
-        principal.user_id,
-        user_id_or_404(user_id),
-        EdgeType.FOLLOWS,
-        limit=limit,
-        cursor=cursor,
-    )
-    return user_list_out(page)
+) -> Response[UserListOut]:
+    return await _list(state, principal.user_id, user_id, EdgeType.FOLLOWS, limit, cursor)
 
 
 @get("/{user_id:str}/mutual-friends", summary="Friends you share with a user", description=_PRIVATE)
