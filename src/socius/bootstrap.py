@@ -309,6 +309,7 @@ def build(
         graph_cache,
         lookaside("suggestions"),
         max_age_seconds=settings.suggestions_max_age_seconds,
+        first_request=settings.suggestions_first_request,
     )
     refresher = SuggestionRefresher(
         database,
@@ -318,6 +319,7 @@ def build(
         lease_seconds=settings.event_relay_lease_seconds,
         per_second=settings.suggestions_refresh_per_second,
     )
+    suggestions.on_queued = refresher.wake
 
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,

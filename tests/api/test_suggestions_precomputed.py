@@ -145,3 +145,21 @@ def test_friends_of_friends_changes_are_picked_up_by_age(
     assert suggested(me) == []
     befriend(friend, later)
     wait_for(lambda: suggested(me) == [later.id], "a friend's new friend")
+
+
+def test_a_first_request_may_be_queued(make_settings: Callable[..., Settings]) -> None:
+    """``SOCIUS_SUGGESTIONS_FIRST_REQUEST=queue``: the first answer is empty and the
+    refresher computes the list next."""
+    served = make_app(make_settings(event_relay_in_server=True, suggestions_first_request="queue"))
+    with TestClient(served.asgi) as http:  # type: ignore[arg-type]
+
+        def account() -> Account:
+            client = Client(http=http)
+            name = f"q{time.monotonic_ns() % 10**12}"
+            return Account(client, client.register(name, PASSWORD), PASSWORD)
+
+        me, friend, fof = account(), account(), account()
+        befriend(me, friend)
+        befriend(friend, fof)
+        assert suggested(me) == []
+        wait_for(lambda: suggested(me) == [fof.id], "the queued list")

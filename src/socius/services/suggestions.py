@@ -35,7 +35,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,13 +107,19 @@ class SuggestionService:
         cache: LookAside,
         *,
         max_age_seconds: float = 3600.0,
+        first_request: str = "compute",
     ) -> None:
+        """``first_request``: what a user's very first request gets: ``compute`` (the
+        list, computed then and stored) or ``queue`` (an empty list, the refresher
+        computes it next)."""
         self._uow = uow
         self._clock = clock
         self._profiles = profiles
         self._graph = graph
         self._cache = cache
         self.max_age = timedelta(seconds=max_age_seconds)
+        self._queue_first = first_request == "queue"
+        self.on_queued: Callable[[], None] = lambda: None  # set by bootstrap: the refresher
 
     async def suggest(self, viewer: int, *, limit: int) -> list[Suggestion]:
         async def load() -> list[_Candidate]:
@@ -121,14 +127,16 @@ class SuggestionService:
                 stored = await uow.suggestion_lists.get(viewer)
             if stored is not None:
                 return _decode(stored)
-            # Never computed (the user's first request): compute once and keep it.
-            found = await self._compute(viewer)
+            # Never computed (the user's first request): compute once and keep it, or
+            # keep an empty list that is due at once, for the refresher.
             now = self._clock()
+            found = [] if self._queue_first else await self._compute(viewer)
+            due = now if self._queue_first else now + self.max_age
             async with self._uow() as uow:
-                await uow.suggestion_lists.put(
-                    [(viewer, _encode(found))], now=now, due=now + self.max_age
-                )
+                await uow.suggestion_lists.put([(viewer, _encode(found))], now=now, due=due)
                 await uow.commit()
+            if self._queue_first:
+                self.on_queued()
             return found
 
         candidates = (
