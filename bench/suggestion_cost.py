@@ -87,10 +87,11 @@ async def measure(overrides: dict[str, Any], users: int, degree: int, changes: i
     for start in c.on_start:
         await start()
     engine = wiring.database.primary.sync_engine
-    client = ClientInfo(ip="127.0.0.1", user_agent="suggestion-cost")
     rng = random.Random(7)
     ids = []
     for i in range(users):
+        # One address per account: registration is throttled per address.
+        client = ClientInfo(ip=f"127.1.{i // 250}.{i % 250 + 1}", user_agent="suggestion-cost")
         issued = await c.accounts.register(
             f"g{secrets.token_hex(4)}{i}", PASSWORD, email=None, display_name=None, client=client
         )
