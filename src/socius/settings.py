@@ -193,8 +193,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # suggestions, precomputed off the request path (docs/design.md, decision 0028)
     suggestions_max_age_seconds: int = 3600  # every stored list is recomputed this often
     suggestions_refresh_per_second: float = 20.0  # the refresher's budget, lists a second
-    # a user's very first request: "compute" the list then (once), or "queue" it (empty)
-    suggestions_first_request: Literal["compute", "queue"] = "compute"
+    # a user's very first request: "queue" the list (an empty answer; the refresher
+    # computes it next) or "compute" it then, once (decision 0028 measured both)
+    suggestions_first_request: Literal["compute", "queue"] = "queue"
     # notifications and push (docs/push.md)
     push_gateway_url: str = ""  # the operator's push gateway (APNs/FCM relay); "" = none
     push_gateway_secret: str = ""  # sent as "Authorization: Bearer" to the gateway

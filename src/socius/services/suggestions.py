@@ -9,7 +9,9 @@ aggregated where they are). The best ``KEEP`` are kept.
 
 **Off the request path.** A user's list is stored (``suggestion_lists``, one row) and a
 request only reads it: one look-aside key (L1, then Redis or the in-process cache, then
-that row). Only a user's very first request computes it, once, and stores it.
+that row). A user's very first request stores an empty list, due at once, and wakes the
+refresher (``first_request="queue"``, the default), or computes the list then, once
+(``"compute"``).
 
 **Refreshed by the refresher** (``SuggestionRefresher``, one active per cluster: a lease,
 like the relay and the notifier): a consumer of the durable event stream, so a graph
@@ -107,11 +109,11 @@ class SuggestionService:
         cache: LookAside,
         *,
         max_age_seconds: float = 3600.0,
-        first_request: str = "compute",
+        first_request: str = "queue",
     ) -> None:
-        """``first_request``: what a user's very first request gets: ``compute`` (the
-        list, computed then and stored) or ``queue`` (an empty list, the refresher
-        computes it next)."""
+        """``first_request``: what a user's very first request gets: ``queue`` (an empty
+        list; the refresher computes it next) or ``compute`` (the list, computed then and
+        stored)."""
         self._uow = uow
         self._clock = clock
         self._profiles = profiles
