@@ -163,3 +163,20 @@ def test_a_first_request_may_be_queued(make_settings: Callable[..., Settings]) -
         befriend(friend, fof)
         assert suggested(me) == []
         wait_for(lambda: suggested(me) == [fof.id], "the queued list")
+
+
+def test_erasure_deletes_the_stored_list(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    me, friend, fof = register(), register(), register()
+    befriend(me, friend)
+    befriend(friend, fof)
+    assert suggested(me) == [fof.id]
+
+    async def stored() -> bytes | None:
+        async with app.wiring.database(write=False) as uow:
+            return await uow.suggestion_lists.get(int(me.id))
+
+    assert http.blocking_portal.call(stored) is not None
+    me.client.delete_me(me.password)
+    assert http.blocking_portal.call(stored) is None

@@ -747,6 +747,8 @@ class SuggestionListRepository(Protocol):
 
     async def drop(self, user_ids: Sequence[int]) -> None: ...
 
+    async def drop_orphans(self, user_ids: Sequence[int]) -> None: ...
+
 
 class PushRepository(Protocol):
     """Push devices, per-kind notification settings, the VAPID key, the notifier's stream

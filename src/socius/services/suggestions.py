@@ -20,7 +20,7 @@ request or a block makes the lists of its two users due (one UPDATE per batch of
 O(1) per event); the refresher recomputes due lists within a rate budget, and every list
 again once it is ``max_age`` old (friends of friends change without the user's own
 edges changing: that staleness is bounded by ``max_age``). An erased account's list is
-dropped.
+deleted by the erasure; a refresh that raced it deletes it again.
 
 **Privacy holds at read time**, whatever the stored list's age: the list is filtered
 against the viewer's current relationships (the graph cache's ``r:<a>:<b>`` entries,
@@ -66,7 +66,7 @@ KEEP = 100
 TTL = 300.0
 LEASE = "suggestions"
 CONSUMER = "suggestions"
-TYPES = ["graph.*", "account.erased"]
+TYPES = ["graph.*"]  # one subject filter: JetStream filters it on the server
 log = structlog.get_logger("socius.suggestions")
 
 _EXCLUDED = frozenset(
@@ -193,6 +193,7 @@ class SuggestionService:
         now = self._clock()
         async with self._uow() as uow:
             await uow.suggestion_lists.put(rows, now=now, due=now + self.max_age)
+            await uow.suggestion_lists.drop_orphans(users)  # erased meanwhile: not back
             await uow.commit()
         await self.invalidate(users)
 
@@ -212,7 +213,7 @@ class SuggestionRefresher:
 
     One round: read the graph events after the refresher's stream position; in one
     transaction move the position (compare-and-set) and make the lists of the users they
-    touch due (and drop an erased account's list); then recompute due lists, oldest due
+    touch due; then recompute due lists, oldest due
     first, as many as the rate budget allows."""
 
     def __init__(
@@ -307,14 +308,8 @@ class SuggestionRefresher:
         done = 0
         if items:
             changed: set[int] = set()
-            erased: set[int] = set()
             for item in items:
                 data = item.event.data
-                if item.event.type == "account.erased":
-                    user = _int(data.get("user_id"))
-                    if user is not None:
-                        erased.add(user)
-                    continue
                 touched = {*(data.get("added") or ()), *(data.get("removed") or ())}
                 if touched & _CHANGES:
                     pair = (_int(data.get("actor_id")), _int(data.get("other_id")))
@@ -322,11 +317,8 @@ class SuggestionRefresher:
             async with self._uow() as uow:
                 if not await uow.push.move(CONSUMER, position, items[-1].position):
                     return 0  # another refresher read this batch
-                await uow.suggestion_lists.mark_due(sorted(changed - erased), at=now)
-                await uow.suggestion_lists.drop(sorted(erased))
+                await uow.suggestion_lists.mark_due(sorted(changed), at=now)
                 await uow.commit()
-            if erased:
-                await self._service.invalidate(erased)
             done += len(items)
             if changed and budget > len(due):  # made due just now: at once, budget allowing
                 async with self._uow(write=False) as uow:

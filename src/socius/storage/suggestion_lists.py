@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.storage.driver import direct, fetch
 from socius.storage.id_lists import one_of
-from socius.storage.tables import suggestion_lists
+from socius.storage.tables import suggestion_lists, users
 
 __all__ = ["SqlSuggestionListRepository"]
 
@@ -86,5 +86,16 @@ class SqlSuggestionListRepository:
             await self._conn.execute(
                 delete(suggestion_lists).where(
                     one_of(suggestion_lists.c.user_id, user_ids, self._dialect)
+                )
+            )
+
+    async def drop_orphans(self, user_ids: Sequence[int]) -> None:
+        """Drop the lists among ``user_ids`` whose user is gone (a refresh that raced an
+        erasure must not bring a list back)."""
+        if user_ids:
+            await self._conn.execute(
+                delete(suggestion_lists).where(
+                    one_of(suggestion_lists.c.user_id, user_ids, self._dialect),
+                    ~exists().where(users.c.id == suggestion_lists.c.user_id),
                 )
             )
