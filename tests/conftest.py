@@ -174,6 +174,9 @@ def make_settings(
                 **FAST_HASHING,
                 "log_json": False,
                 "event_relay_in_server": False,
+                # Without the refresher running, a first request computes its list
+                # (tests/api/test_suggestions_precomputed.py covers the queued default).
+                "suggestions_first_request": "compute",
                 **overrides,
             },
         )

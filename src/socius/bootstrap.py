@@ -80,7 +80,7 @@ from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.search import SearchService
 from socius.services.secret_box import SecretBox
-from socius.services.suggestions import SuggestionService
+from socius.services.suggestions import SuggestionRefresher, SuggestionService
 from socius.services.threads import ThreadService
 from socius.services.throttle import Throttle
 from socius.services.tokens import AccessTokens
@@ -276,6 +276,7 @@ def build(
     def relayed(count: int) -> None:
         metrics.stream_events_relayed_total.inc(count)
         notifier.wake()
+        refresher.wake()
 
     relay = Relay(
         database,
@@ -302,6 +303,25 @@ def build(
     )
     profiles = ProfileService(database, lookaside("profile"), reads=database.reads)
     graph_cache = GraphCache(database, lookaside("graph"), reads=database.reads)
+    suggestions = SuggestionService(
+        database,
+        clock,
+        profiles,
+        graph_cache,
+        lookaside("suggestions"),
+        max_age_seconds=settings.suggestions_max_age_seconds,
+        first_request=settings.suggestions_first_request,
+    )
+    refresher = SuggestionRefresher(
+        database,
+        clock,
+        stream,
+        suggestions,
+        lease_seconds=settings.event_relay_lease_seconds,
+        per_second=settings.suggestions_refresh_per_second,
+    )
+    suggestions.on_queued = refresher.wake
+
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
@@ -495,7 +515,8 @@ def build(
         accounts=accounts,
         profiles=profiles,
         graph=graph,
-        suggestions=SuggestionService(database, profiles, lookaside("suggestions")),
+        suggestions=suggestions,
+        refresher=refresher,
         messaging=messaging,
         attachments=attachments,
         search=SearchService(database, clock),
@@ -602,6 +623,7 @@ def build(
         try:
             async with asyncio.timeout(2.0):  # never hold the start up for long
                 await notifier.begin()
+                await refresher.begin()
         except Exception:  # an outage: its first round tries again
             log.warning("notifier_begin_failed", exc_info=True)
         if settings.event_relay_in_server:
@@ -609,6 +631,7 @@ def build(
             background.append(asyncio.create_task(relay.run()))
             background.append(asyncio.create_task(webhooks.run()))
             background.append(asyncio.create_task(notifier.run()))
+            background.append(asyncio.create_task(refresher.run()))
         background.append(
             asyncio.create_task(
                 _housekeeping(

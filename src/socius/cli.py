@@ -321,6 +321,9 @@ def worker(
         notified = await wiring.container.notifier.run_once()
         if notified:
             err.print(f"read {notified} event(s) into notifications and pushes")
+        refreshed = await wiring.container.refresher.run_once()
+        if refreshed:
+            err.print(f"read graph events and refreshed suggestions: {refreshed}")
         expired = await wiring.container.messaging.expire_due()
         if expired:
             err.print(f"expired {expired} message(s)")

@@ -190,6 +190,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     webhook_timeout_seconds: float = 10.0
     webhook_max_response_bytes: int = 64 * 1024
     webhook_give_up_seconds: int = 24 * 3600  # failing this long: the endpoint is disabled
+    # suggestions, precomputed off the request path (docs/design.md, decision 0028)
+    suggestions_max_age_seconds: int = 3600  # every stored list is recomputed this often
+    suggestions_refresh_per_second: float = 20.0  # the refresher's budget, lists a second
+    # a user's very first request: "queue" the list (an empty answer; the refresher
+    # computes it next) or "compute" it then, once (decision 0028 measured both)
+    suggestions_first_request: Literal["compute", "queue"] = "queue"
     # notifications and push (docs/push.md)
     push_gateway_url: str = ""  # the operator's push gateway (APNs/FCM relay); "" = none
     push_gateway_secret: str = ""  # sent as "Authorization: Bearer" to the gateway
@@ -240,6 +246,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 self.event_log_retention_seconds >= 0,
                 "event_log_retention_seconds",
                 "must be >= 0 (0 keeps events for ever)",
+            ),
+            (
+                self.suggestions_max_age_seconds >= 1,
+                "suggestions_max_age_seconds",
+                "must be >= 1",
+            ),
+            (
+                self.suggestions_refresh_per_second > 0,
+                "suggestions_refresh_per_second",
+                "must be > 0",
             ),
             (
                 1 <= self.event_relay_lease_seconds <= 3600,

@@ -328,6 +328,7 @@ class AccountService:
             await self._messaging.erase_user(uow, user_id)
             await uow.notifications.erase_user(user_id)
             await uow.push.erase_user(user_id)  # devices and notification settings
+            await uow.suggestion_lists.drop([user_id])  # their precomputed suggestions
             await uow.outbox.erase_user(user_id)
             await uow.audit.erase_user(user_id)
             await uow.reports.erase_user(user_id)  # the notes by and about them

@@ -29,7 +29,7 @@ from socius.services.reports import ReportService
 from socius.services.retention import LogRetention
 from socius.services.revocation import Revocations
 from socius.services.search import SearchService
-from socius.services.suggestions import SuggestionService
+from socius.services.suggestions import SuggestionRefresher, SuggestionService
 from socius.services.threads import ThreadService
 from socius.services.tokens import AccessTokens
 from socius.services.webhooks import WebhookService
@@ -73,6 +73,7 @@ class Container:
     threads: ThreadService
     push: PushService
     notifier: Notifier
+    refresher: SuggestionRefresher
     realtime: Realtime | None = None  # the WebSocket gateway and presence (bootstrap)
     readiness: dict[str, Check] = field(default_factory=dict)
     on_start: list[Check] = field(default_factory=list)

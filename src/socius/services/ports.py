@@ -68,6 +68,7 @@ __all__ = [
     "SpendOutcome",
     "StreamRepository",
     "Subscription",
+    "SuggestionListRepository",
     "UnitOfWork",
     "UnitOfWorkFactory",
     "UserRepository",
@@ -753,6 +754,24 @@ class WebhookRefused(Exception):
         self.reason = reason
 
 
+class SuggestionListRepository(Protocol):
+    """Precomputed suggestion lists (storage/suggestion_lists.py, decision 0028)."""
+
+    async def get(self, user_id: int) -> bytes | None: ...
+
+    async def put(
+        self, rows: Sequence[tuple[int, bytes]], *, now: datetime, due: datetime
+    ) -> None: ...
+
+    async def mark_due(self, user_ids: Sequence[int], *, at: datetime) -> int: ...
+
+    async def due(self, now: datetime, *, limit: int) -> list[int]: ...
+
+    async def drop(self, user_ids: Sequence[int]) -> None: ...
+
+    async def drop_orphans(self, user_ids: Sequence[int]) -> None: ...
+
+
 class PushRepository(Protocol):
     """Push devices, per-kind notification settings, the VAPID key, the notifier's stream
     position, and what the notifier reads about messages (storage/push.py)."""
@@ -1018,6 +1037,9 @@ class UnitOfWork(Protocol):
 
     @property
     def push(self) -> PushRepository: ...
+
+    @property
+    def suggestion_lists(self) -> SuggestionListRepository: ...
 
     async def commit(self) -> None: ...
 

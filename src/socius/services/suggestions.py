@@ -1,33 +1,74 @@
-"""People you may know: friends of friends, ranked by Adamic-Adar.
+"""People you may know: friends of friends, ranked by Adamic-Adar, precomputed
+(decision 0028, docs/design.md "Suggestions").
 
 A mutual friend ``f`` adds ``1 / log(deg(f))`` to a candidate's score, so a mutual friend
 with a huge friend list counts less. Fan-out is bounded: the newest ``FANOUT`` friends of
-the viewer and the newest ``FANOUT`` friends of each, so a user with thousands of friends
-costs the same as one with a hundred. The database counts and ranks (two queries: the
-viewer's friends with their degrees, then up to FANOUT x FANOUT rows aggregated where
-they are, never shipped to Python). The best ``KEEP * 2`` are then checked against the
-viewer's own edges, ``KEEP`` stay. Results are cached per viewer and invalidated by any
-change to the viewer's edges.
+the viewer and the newest ``FANOUT`` friends of each. The database counts and ranks (two
+queries: the viewer's friends with their degrees, then up to FANOUT x FANOUT rows
+aggregated where they are). The best ``KEEP`` are kept.
+
+**Off the request path.** A user's list is stored (``suggestion_lists``, one row) and a
+request only reads it: one look-aside key (L1, then Redis or the in-process cache, then
+that row). A user's very first request stores an empty list, due at once, and wakes the
+refresher (``first_request="queue"``, the default), or computes the list then, once
+(``"compute"``).
+
+**Refreshed by the refresher** (``SuggestionRefresher``, one active per cluster: a lease,
+like the relay and the notifier): a consumer of the durable event stream, so a graph
+write does nothing more than it did. Each ``graph.*`` event that changes a friendship, a
+request or a block makes the lists of its two users due (one UPDATE per batch of events,
+O(1) per event); the refresher recomputes due lists within a rate budget, and every list
+again once it is ``max_age`` old (friends of friends change without the user's own
+edges changing: that staleness is bounded by ``max_age``). An erased account's list is
+deleted by the erasure; a refresh that raced it deletes it again.
+
+**Privacy holds at read time**, whatever the stored list's age: the list is filtered
+against the viewer's current relationships (the graph cache's ``r:<a>:<b>`` entries,
+invalidated after every graph write): never the viewer, a friend, a pending request either
+way, or anyone blocked either way; a user no longer active has no profile and is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
+import structlog
 
+from socius.domain.errors import Unavailable
 from socius.domain.graph import EdgeType
-from socius.services.graph_cache import suggestions_key
+from socius.services.graph_cache import GraphCache, suggestions_key
 from socius.services.lookaside import LookAside, msgpack_codec
-from socius.services.ports import UnitOfWorkFactory
+from socius.services.ports import Clock, EventStream, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 
-__all__ = ["FANOUT", "Suggestion", "SuggestionService"]
+__all__ = [
+    "CONSUMER",
+    "FANOUT",
+    "LEASE",
+    "Suggestion",
+    "SuggestionRefresher",
+    "SuggestionService",
+]
 
 FANOUT = 100
 KEEP = 100
 TTL = 300.0
+LEASE = "suggestions"
+CONSUMER = "suggestions"
+TYPES = ["graph.*"]  # one subject filter: JetStream filters it on the server
+log = structlog.get_logger("socius.suggestions")
+
 _EXCLUDED = frozenset(
     {
         EdgeType.FRIEND,
@@ -37,6 +78,9 @@ _EXCLUDED = frozenset(
         EdgeType.BLOCKED_BY,
     }
 )
+# Names of the edge types in graph events' ``added`` / ``removed`` whose change makes
+# both users' lists due.
+_CHANGES = frozenset(t.name.lower() for t in _EXCLUDED)
 
 
 class _Candidate(msgspec.Struct, frozen=True, array_like=True):
@@ -56,28 +100,74 @@ class Suggestion:
 
 
 class SuggestionService:
-    def __init__(self, uow: UnitOfWorkFactory, profiles: ProfileService, cache: LookAside) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        profiles: ProfileService,
+        graph: GraphCache,
+        cache: LookAside,
+        *,
+        max_age_seconds: float = 3600.0,
+        first_request: str = "queue",
+    ) -> None:
+        """``first_request``: what a user's very first request gets: ``queue`` (an empty
+        list; the refresher computes it next) or ``compute`` (the list, computed then and
+        stored)."""
         self._uow = uow
+        self._clock = clock
         self._profiles = profiles
+        self._graph = graph
         self._cache = cache
+        self.max_age = timedelta(seconds=max_age_seconds)
+        self._queue_first = first_request == "queue"
+        self.on_queued: Callable[[], None] = lambda: None  # set by bootstrap: the refresher
 
     async def suggest(self, viewer: int, *, limit: int) -> list[Suggestion]:
-        async def compute() -> list[_Candidate]:
-            return await self._compute(viewer)
+        async def load() -> list[_Candidate]:
+            async with self._uow(write=False) as uow:  # the primary: a replica may lag
+                stored = await uow.suggestion_lists.get(viewer)
+            if stored is not None:
+                return _decode(stored)
+            # Never computed (the user's first request): compute once and keep it, or
+            # keep an empty list that is due at once, for the refresher.
+            now = self._clock()
+            found = [] if self._queue_first else await self._compute(viewer)
+            due = now if self._queue_first else now + self.max_age
+            async with self._uow() as uow:
+                await uow.suggestion_lists.put([(viewer, _encode(found))], now=now, due=due)
+                await uow.commit()
+            if self._queue_first:
+                self.on_queued()
+            return found
 
         candidates = (
             await self._cache.get(
-                suggestions_key(viewer), compute, ttl=TTL, encode=_encode, decode=_decode
+                suggestions_key(viewer), load, ttl=TTL, encode=_encode, decode=_decode
             )
             or []
         )
-        top = candidates[:limit]
+        top = await self._allowed(viewer, candidates, limit)
         profiles = await self._profiles.get_many([c.user_id for c in top])
         return [
             Suggestion(profiles[c.user_id], c.mutual, round(c.score, 6))
             for c in top
             if c.user_id in profiles
         ]
+
+    async def _allowed(
+        self, viewer: int, candidates: Sequence[_Candidate], limit: int
+    ) -> list[_Candidate]:
+        """The first ``limit`` candidates the viewer may be shown now: the stored list may
+        be older than the viewer's last friendship, request or block."""
+        kept: list[_Candidate] = []
+        start = 0
+        while len(kept) < limit and start < len(candidates):
+            chunk = [c for c in candidates[start : start + limit] if c.user_id != viewer]
+            start += limit
+            found = await self._graph.relationships(viewer, [c.user_id for c in chunk])
+            kept += [c for c in chunk if not (found[c.user_id] & _EXCLUDED)]
+        return kept[:limit]
 
     async def _compute(self, viewer: int) -> list[_Candidate]:
         async with self._uow(write=False, replica=True) as uow:
@@ -94,3 +184,169 @@ class SuggestionService:
                 limit=KEEP,
             )
         return [_Candidate(u, mutual, score) for u, mutual, score in found]
+
+    async def refresh(self, users: Sequence[int]) -> None:
+        """Recompute and store the lists of ``users`` (one write for all of them)."""
+        if not users:
+            return
+        rows = [(u, _encode(await self._compute(u))) for u in users]
+        now = self._clock()
+        async with self._uow() as uow:
+            await uow.suggestion_lists.put(rows, now=now, due=now + self.max_age)
+            await uow.suggestion_lists.drop_orphans(users)  # erased meanwhile: not back
+            await uow.commit()
+        await self.invalidate(users)
+
+    async def invalidate(self, users: Iterable[int]) -> None:
+        await self._cache.invalidate(*(suggestions_key(u) for u in users))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SuggestionRefresher:
+    """Keeps the stored lists fresh, off the request path (see the module's doc).
+
+    One round: read the graph events after the refresher's stream position; in one
+    transaction move the position (compare-and-set) and make the lists of the users they
+    touch due; then recompute due lists, oldest due
+    first, as many as the rate budget allows."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        stream: EventStream,
+        service: SuggestionService,
+        *,
+        lease_seconds: float = 15.0,
+        per_second: float = 20.0,
+        batch: int = 50,
+        events_batch: int = 500,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._stream = stream
+        self._service = service
+        self._lease = timedelta(seconds=lease_seconds)
+        self._per_second = per_second
+        self._batch = batch
+        self._events_batch = events_batch
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._held_until: datetime | None = None
+        self._tokens = float(batch)  # the rate budget: a bucket of lists to recompute
+        self._filled = time.monotonic()
+        self._work = asyncio.Event()
+        self._busy = 0
+
+    def wake(self, *_args: object) -> None:
+        """Events were published to the stream in this process: run a round now."""
+        self._work.set()
+
+    async def begin(self) -> None:
+        """On a cluster's first start with a refresher, start reading at the stream's end
+        (there are no stored lists yet to make due)."""
+        async with self._uow(write=False) as uow:
+            if await uow.push.position(CONSUMER):
+                return
+        head = await self._stream.head()
+        async with self._uow() as uow:
+            if await uow.push.start_at(CONSUMER, head):
+                await uow.commit()
+
+    async def _hold(self) -> bool:
+        now = self._clock()
+        if self._held_until is None or now >= self._held_until - self._lease / 2:
+            async with self._uow() as uow:
+                held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
+                await uow.commit()
+            if not held:
+                self._held_until = None
+                return False
+            self._held_until = now + self._lease  # renewed when half of it is left
+        return True
+
+    def _budget(self) -> int:
+        now = time.monotonic()
+        self._tokens = min(
+            float(self._batch), self._tokens + (now - self._filled) * self._per_second
+        )
+        self._filled = now
+        return int(self._tokens)
+
+    async def run_once(self) -> int | None:
+        """One round: how many events it read plus lists it recomputed (None: another
+        refresher holds the lease)."""
+        self._busy += 1
+        try:
+            return await self._round()
+        finally:
+            self._busy -= 1
+
+    async def _round(self) -> int | None:
+        async with self._uow(write=False) as uow:
+            position = await uow.push.position(CONSUMER)
+        if not position:
+            await self.begin()
+            async with self._uow(write=False) as uow:
+                position = await uow.push.position(CONSUMER)
+        items = await self._stream.read(after=position, types=TYPES, limit=self._events_batch)
+        budget = self._budget()
+        now = self._clock()
+        due: list[int] = []
+        if budget > 0:
+            async with self._uow(write=False) as uow:
+                due = await uow.suggestion_lists.due(now, limit=budget)
+        if not items and not due:
+            return 0
+        if not await self._hold():
+            return None
+        done = 0
+        if items:
+            changed: set[int] = set()
+            for item in items:
+                data = item.event.data
+                touched = {*(data.get("added") or ()), *(data.get("removed") or ())}
+                if touched & _CHANGES:
+                    pair = (_int(data.get("actor_id")), _int(data.get("other_id")))
+                    changed |= {u for u in pair if u is not None}
+            async with self._uow() as uow:
+                if not await uow.push.move(CONSUMER, position, items[-1].position):
+                    return 0  # another refresher read this batch
+                await uow.suggestion_lists.mark_due(sorted(changed), at=now)
+                await uow.commit()
+            done += len(items)
+            if changed and budget > len(due):  # made due just now: at once, budget allowing
+                async with self._uow(write=False) as uow:
+                    due = await uow.suggestion_lists.due(now, limit=budget)
+        if due:
+            await self._service.refresh(due)
+            self._tokens -= len(due)
+            done += len(due)
+        return done
+
+    async def run(self, *, interval: float = 1.0) -> None:
+        """Rounds for ever (a background task): at once when woken, else every
+        ``interval`` seconds; while lists are due past the budget, as the budget refills."""
+        while True:
+            self._work.clear()
+            try:
+                made = await self.run_once()
+            except Unavailable as exc:
+                log.warning("suggestions_unavailable", error=exc.message)
+                made = 0
+            except Exception:
+                log.exception("suggestions_failed")
+                made = 0
+            if made:
+                if self._tokens < 1:  # behind: wait for one list's worth of budget
+                    await asyncio.sleep(1.0 / self._per_second)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._work.wait()
+            await asyncio.sleep(0.05)  # let the events of one burst come into one round

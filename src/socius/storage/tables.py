@@ -48,6 +48,7 @@ __all__ = [
     "sessions",
     "signing_keys",
     "stream_consumers",
+    "suggestion_lists",
     "totp_factors",
     "user_events",
     "user_seqs",
@@ -621,3 +622,16 @@ stream_consumers = Table(
     Column("name", String(32), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+# Each user's precomputed "people you may know" (decision 0028): a msgpack list of
+# (user id, mutual count, score), best first; the refresher recomputes a list once
+# ``due_at`` has passed (a change to the user's own edges sets it to then).
+suggestion_lists = Table(
+    "suggestion_lists",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("candidates", LargeBinary, nullable=False),
+    Column("computed_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+)
+Index("ix_suggestion_lists_due_at", suggestion_lists.c.due_at)

@@ -45,6 +45,7 @@ from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
+from socius.storage.suggestion_lists import SqlSuggestionListRepository
 from socius.storage.threads import SqlThreadRepository
 from socius.storage.users import SqlUserRepository
 from socius.storage.webhooks import SqlWebhookRepository
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
     threads: SqlThreadRepository
     search: SqlSearchRepository
     push: SqlPushRepository
+    suggestion_lists: SqlSuggestionListRepository
 
     def __init__(
         self,
@@ -165,6 +167,7 @@ class SqlUnitOfWork:
         self.threads = SqlThreadRepository(conn)
         self.search = SqlSearchRepository(conn)
         self.push = SqlPushRepository(conn)
+        self.suggestion_lists = SqlSuggestionListRepository(conn)
         return self
 
     def after_commit(self, callback: AfterCommit) -> None:

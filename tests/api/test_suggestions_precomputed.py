@@ -1,0 +1,182 @@
+"""Suggestions are precomputed off the request path (decision 0028): a request reads the
+stored list and filters it by the viewer's relationships now; the refresher recomputes a
+list when its user's own friendships, requests or blocks change, and every list once it
+is ``SOCIUS_SUGGESTIONS_MAX_AGE_SECONDS`` old."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from conftest import PASSWORD, Account, App, make_app
+from socius.client import Client
+from socius.services.suggestions import _Candidate, _encode
+from socius.settings import Settings
+
+DEADLINE = 20.0  # background work: waited for, bounded (never a timed assertion)
+
+
+def befriend(a: Account, b: Account) -> None:
+    a.client.send_friend_request(b.id)
+    b.client.accept_friend_request(a.id)
+
+
+def suggested(viewer: Account, limit: int = 20) -> list[str]:
+    return [s.user.id for s in viewer.client.suggestions(limit=limit)]
+
+
+def wait_for(found: Callable[[], Any], what: str) -> Any:
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {DEADLINE} s: {what}")
+
+
+def _store(app: App, http: TestClient[Any], user: str, candidates: list[str]) -> None:
+    """Put a stored list in place, as an old refresh would have left it."""
+
+    async def put() -> None:
+        now = datetime.now(UTC)
+        rows = [(int(user), _encode([_Candidate(int(c), 1, 1.0) for c in candidates]))]
+        async with app.wiring.database() as uow:
+            await uow.suggestion_lists.put(rows, now=now, due=now)
+            await uow.commit()
+        await app.wiring.container.suggestions.invalidate([int(user)])
+
+    http.blocking_portal.call(put)
+
+
+def test_a_stored_list_is_filtered_by_the_viewers_relationships_now(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """The stored list may predate the viewer's friendships, requests and blocks: none of
+    those users, nor the viewer, is ever shown from it."""
+    me, friend, blocked, blocker, asked, asker, fine = (register() for _ in range(7))
+    befriend(me, friend)
+    me.client.block(blocked.id)
+    blocker.client.block(me.id)
+    me.client.send_friend_request(asked.id)
+    asker.client.send_friend_request(me.id)
+    everyone = [me, friend, blocked, blocker, asked, asker, fine]
+    _store(app, http, me.id, [u.id for u in everyone])
+
+    assert suggested(me) == [fine.id]
+    assert suggested(me, limit=1) == [fine.id]  # the filter looks past the first page
+    # Unblocked: shown again from the same stored list.
+    me.client.unblock(blocked.id)
+    assert suggested(me) == [blocked.id, fine.id]
+
+
+def test_a_stored_list_of_a_user_who_is_gone_shows_nothing_of_them(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    me, gone, fine = register(), register(), register()
+    _store(app, http, me.id, [gone.id, fine.id])
+    assert suggested(me) == [gone.id, fine.id]
+    gone.client.delete_me(gone.password)
+    assert suggested(me) == [fine.id]
+
+
+def test_only_a_first_request_computes_the_list(
+    app: App, register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """The friends-of-friends query runs on the request path once per user, ever; later
+    requests read the stored list (here: after the viewer's own block dropped its cached
+    copy)."""
+    me, friend, fof, other = (register() for _ in range(4))
+    befriend(me, friend)
+    befriend(friend, fof)
+    befriend(friend, other)
+    with count_queries() as first:
+        assert set(suggested(me)) == {fof.id, other.id}
+    assert any("WITH w(f, wt)" in q for q in first)
+    me.client.block(other.id)
+    with count_queries() as later:
+        assert suggested(me) == [fof.id]
+        assert suggested(me) == [fof.id]
+    assert not any("WITH w(f, wt)" in q for q in later), later
+    assert sum("suggestion_lists" in q for q in later) == 1  # then the cache
+
+
+@pytest.fixture
+def live(make_settings: Callable[..., Settings]) -> Iterator[Callable[[], Account]]:
+    """An app whose background work runs (the relay and the refresher), lists due again
+    after 1 s; makes signed-in accounts."""
+    served = make_app(make_settings(event_relay_in_server=True, suggestions_max_age_seconds=1))
+    with TestClient(served.asgi) as http:  # type: ignore[arg-type]
+
+        def account() -> Account:
+            client = Client(http=http)
+            name = f"s{time.monotonic_ns() % 10**12}"
+            return Account(client, client.register(name, PASSWORD), PASSWORD)
+
+        yield account
+
+
+def test_a_list_is_refreshed_after_its_users_own_friendships_change(
+    live: Callable[[], Account],
+) -> None:
+    me, friend, fof, newfriend, theirs = (live() for _ in range(5))
+    befriend(me, friend)
+    befriend(friend, fof)
+    befriend(newfriend, theirs)
+    assert suggested(me) == [fof.id]
+    befriend(me, newfriend)
+    wait_for(lambda: set(suggested(me)) == {fof.id, theirs.id}, "the new friend's friend")
+    me.client.unfriend(friend.id)
+    wait_for(lambda: suggested(me) == [theirs.id], "the old friend's friend gone")
+
+
+def test_friends_of_friends_changes_are_picked_up_by_age(
+    live: Callable[[], Account],
+) -> None:
+    """A friend's new friendship is no event of mine: my list catches up when it is
+    due by age (here after 1 s)."""
+    me, friend, later = live(), live(), live()
+    befriend(me, friend)
+    assert suggested(me) == []
+    befriend(friend, later)
+    wait_for(lambda: suggested(me) == [later.id], "a friend's new friend")
+
+
+def test_a_first_request_may_be_queued(make_settings: Callable[..., Settings]) -> None:
+    """``SOCIUS_SUGGESTIONS_FIRST_REQUEST=queue``: the first answer is empty and the
+    refresher computes the list next."""
+    served = make_app(make_settings(event_relay_in_server=True, suggestions_first_request="queue"))
+    with TestClient(served.asgi) as http:  # type: ignore[arg-type]
+
+        def account() -> Account:
+            client = Client(http=http)
+            name = f"q{time.monotonic_ns() % 10**12}"
+            return Account(client, client.register(name, PASSWORD), PASSWORD)
+
+        me, friend, fof = account(), account(), account()
+        befriend(me, friend)
+        befriend(friend, fof)
+        assert suggested(me) == []
+        wait_for(lambda: suggested(me) == [fof.id], "the queued list")
+
+
+def test_erasure_deletes_the_stored_list(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    me, friend, fof = register(), register(), register()
+    befriend(me, friend)
+    befriend(friend, fof)
+    assert suggested(me) == [fof.id]
+
+    async def stored() -> bytes | None:
+        async with app.wiring.database(write=False) as uow:
+            return await uow.suggestion_lists.get(int(me.id))
+
+    assert http.blocking_portal.call(stored) is not None
+    me.client.delete_me(me.password)
+    assert http.blocking_portal.call(stored) is None
