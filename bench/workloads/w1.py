@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from rich.console import Console
 
@@ -135,6 +136,14 @@ def _define_metrics(r: Report, stack: str) -> None:
     r.metric("rss_end", "RSS at the end of the W1 phase", "MiB", MEMORY, **mem)
     r.metric("rss_max", "RSS max during the W1 phase", "MiB", MEMORY, **mem)
     r.metric("rss_slope", "RSS slope (least squares)", "MiB/min", MEMORY, **mem)
+    if stack == "postgres":
+        r.metric(
+            "pg_connects",
+            "PostgreSQL connections opened per 1,000 W1 requests",
+            "",
+            "PostgreSQL connections opened (pg_stat_database.sessions, W1 closed-loop phase)",
+            **mem,
+        )
     r.metric("cpu_healthz", "server CPU, GET /healthz", "µs", SERVER_CPU, phase="healthz", **lower)
     r.metric("cpu_w1", "server CPU, W1 mix", "µs", SERVER_CPU, phase="w1", **lower)
     cpu_target = {"postgres": 8, "embedded": 6}[stack]
@@ -173,6 +182,23 @@ def _hit_ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, 
                 "hit_ratio": round(hit / (hit + miss), 4),
             }
     return out
+
+
+async def _pg_sessions(database_url: str) -> int | None:
+    """Connections ever opened to the bench database (PostgreSQL >= 14; None otherwise).
+    The statistics are flushed within a second or so: a phase's delta is close, not exact."""
+    if not database_url:
+        return None
+    conn = await asyncpg.connect(database_url)
+    try:
+        value = await conn.fetchval(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        )
+    except asyncpg.PostgresError:
+        return None
+    finally:
+        await conn.close()
+    return int(value) if value is not None else None
 
 
 async def _ping(http: httpx.AsyncClient) -> None:
@@ -464,6 +490,7 @@ class _Runner:
         # one kept-alive connection (pinged during the phase): one worker's counters
         async with httpx.AsyncClient(base_url=self.server.base_url, timeout=10) as scrape:
             before = await _cache_counts(scrape)
+            sessions_before = await _pg_sessions(self.stack.database_url)
             keep_alive = asyncio.create_task(_ping(scrape))
             async with (
                 RssSampler(self.server.pids, RSS_INTERVAL_S) as rss,
@@ -474,6 +501,8 @@ class _Runner:
                 res, stats = await self._w1(f"run{run_no + 1}", self.seed + run_no + 1, o.duration)
             keep_alive.cancel()
             after = await _cache_counts(scrape)
+            await asyncio.sleep(1.5)  # PostgreSQL flushes its statistics about every second
+            sessions_after = await _pg_sessions(self.stack.database_url)
         rec = {
             **res.to_json(),
             "ops": stats,
@@ -490,6 +519,10 @@ class _Runner:
         for key in ("start", "end", "max"):
             m[f"rss_{key}"].add(rss.result[f"{key}_mib"], res.errors)
         m["rss_slope"].add(rss.result["slope_mib_per_min"], res.errors)
+        if sessions_before is not None and sessions_after is not None and "pg_connects" in m:
+            opened = sessions_after - sessions_before - 1  # less our own "before" connection
+            rec["pg_connections_opened"] = opened
+            m["pg_connects"].add(opened / max(res.requests, 1) * 1000, res.errors)
         await asyncio.sleep(PAUSE)
 
         raw["w1_half"] = await self._half_rate(run_no, res.rate)
