@@ -98,6 +98,7 @@ HALF_RATE_P99_MS = 100.0
 THROUGHPUT = "throughput (requests/s)"
 LATENCY = "W1 latency (ms, closed loop, full load)"
 HALF_LATENCY = "W1 latency (ms, open loop at half the closed-loop rate)"
+CACHE = "cache hit ratio (%, W1 closed-loop phase only, one worker's counters)"
 MEMORY = "server RSS (MiB, all server processes, during the W1 closed-loop phase)"
 SERVER_CPU = "server CPU per request (µs, all server threads; robust to a shared machine)"
 
@@ -516,6 +517,13 @@ class _Runner:
         for q in ("p50", "p90", "p99", "p999"):
             m[f"w1_{q}"].add(res.latency_ms[q], res.errors)
         self._cpu_per_request("w1", rec, res.requests, res.errors)
+        for cache, counts in rec["cache"].items():
+            if isinstance(counts, dict):
+                if f"hit_{cache}" not in m:
+                    self.report.metric(
+                        f"hit_{cache}", f"{cache} cache hits", "%", CACHE, phase="w1"
+                    )
+                m[f"hit_{cache}"].add(100 * counts["hit_ratio"], res.errors)
         for key in ("start", "end", "max"):
             m[f"rss_{key}"].add(rss.result[f"{key}_mib"], res.errors)
         m["rss_slope"].add(rss.result["slope_mib_per_min"], res.errors)
