@@ -61,6 +61,13 @@ def _parser(workload: str) -> argparse.ArgumentParser:
         help="py-spy the server during the first run's HTTP phases (pip install py-spy)",
     )
     p.add_argument(
+        "--warmup",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="w1: seconds of the same load before the measured runs (not counted; 0: none)",
+    )
+    p.add_argument(
         "--ref",
         default=None,
         help="measure this git ref (e.g. HEAD), exported clean, instead of the working tree",
@@ -83,28 +90,13 @@ def run(workload: str, args: list[str]) -> int:
         own = importlib.import_module(f"bench.workloads.{workload}")
         return int(own.main(_parser(workload), args))
     ns = _parser(workload).parse_args(args)
-    if ns.runs < 1 or ns.duration <= 0 or ns.connections < 1 or ns.workers < 1:
-        print("--runs, --duration, --connections and --workers must be positive")
+    if ns.runs < 1 or ns.duration <= 0 or ns.connections < 1 or ns.workers < 1 or ns.warmup < 0:
+        print("--runs, --duration, --connections and --workers must be positive, --warmup >= 0")
         return 2
     if ns.workers > 1 and ns.stack == "embedded":
         print("--workers > 1 needs Redis: use --stack postgres")
         return 2
-    options = Options(
-        stack=ns.stack,
-        duration=ns.duration,
-        runs=ns.runs,
-        workers=ns.workers,
-        port=ns.port,
-        connections=ns.connections,
-        wrk_threads=ns.wrk_threads,
-        db_tasks=ns.db_tasks,
-        postgres_url=ns.postgres_url,
-        redis_url=ns.redis_url,
-        keep=ns.keep,
-        ref=ns.ref,
-        wait_quiet=ns.wait_quiet,
-        profile=ns.profile,
-    )
+    options = Options.from_namespace(ns)
     module = importlib.import_module(f"bench.workloads.{workload}")
     code: int = module.run(options)
     return code

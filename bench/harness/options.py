@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 __all__ = ["Options"]
@@ -23,3 +24,25 @@ class Options:
     wait_quiet: float  # before each phase, wait up to this many seconds for an idle machine
     profile: bool  # py-spy the server during the first run's load phases
     ref: str | None  # measure this git ref (exported) instead of the working tree
+    warmup: float = 30.0  # w1: seconds of unmeasured load before the runs
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> Options:
+        """The options of `socius bench`'s shared parser (bench/cli.py)."""
+        return cls(
+            stack=ns.stack,
+            duration=ns.duration,
+            runs=ns.runs,
+            workers=ns.workers,
+            port=ns.port,
+            connections=ns.connections,
+            wrk_threads=ns.wrk_threads,
+            db_tasks=ns.db_tasks,
+            postgres_url=ns.postgres_url,
+            redis_url=ns.redis_url,
+            keep=ns.keep,
+            ref=ns.ref,
+            wait_quiet=ns.wait_quiet,
+            profile=ns.profile,
+            warmup=ns.warmup,
+        )

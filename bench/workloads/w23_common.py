@@ -56,22 +56,7 @@ def add_stack_args(p: argparse.ArgumentParser) -> None:
 
 
 def options_from(ns: argparse.Namespace) -> Options:
-    return Options(
-        stack=ns.stack,
-        duration=ns.duration,
-        runs=ns.runs,
-        workers=ns.workers,
-        port=ns.port,
-        connections=ns.connections,
-        wrk_threads=ns.wrk_threads,
-        db_tasks=ns.db_tasks,
-        postgres_url=ns.postgres_url,
-        redis_url=ns.redis_url,
-        keep=ns.keep,
-        ref=ns.ref,
-        wait_quiet=ns.wait_quiet,
-        profile=ns.profile,
-    )
+    return Options.from_namespace(ns)
 
 
 def stack_label(stack: str, bus: str) -> str:
