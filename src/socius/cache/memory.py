@@ -38,10 +38,20 @@ class MemoryCache:
         return entry
 
     def _put(self, key: str, expires: float, value: bytes | int | float) -> None:
-        self._data[key] = (expires, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        data = self._data
+        data[key] = (expires, value)
+        data.move_to_end(key)
+        while len(data) > self._max:
+            data.popitem(last=False)
+        # Expired entries otherwise stay until read or pushed out at the bound: each put
+        # also takes up to two expired ones off the old end, so what is held follows the
+        # live set, not the bound (memory flat under a long tail of keys).
+        now = time.monotonic()
+        for _ in range(2):
+            oldest = next(iter(data))
+            if data[oldest][0] > now:
+                break
+            del data[oldest]
 
     def _read(self, key: str) -> bytes | None:
         entry = self._live(key)

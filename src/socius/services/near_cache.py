@@ -92,6 +92,7 @@ class NearCache:
         self._dropped: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (gen, at)
         self._cleared_gen = 0  # the gen of the last clear (link lost)
         self._dependents: dict[str, set[str]] = {}  # dep -> keys built from it
+        self._built_from: dict[str, Sequence[str]] = {}  # key -> its deps (built keys only)
         if link is not None and max_entries > 0:
             link.follow(self)
 
@@ -110,6 +111,7 @@ class NearCache:
         value, expires = entry
         if expires < self._clock():
             del self._entries[key]
+            self._unlink(key)
             self.misses += 1
             return MISS
         self._entries.move_to_end(key)
@@ -136,21 +138,29 @@ class NearCache:
             was = dropped.get(k)
             if was is not None and was[0] > gen:
                 return False
+        self._unlink(key)  # what it was built from before
         if deps:
             dependents = self._dependents
-            if len(dependents) > self._max:  # stale links of evicted entries: start over
-                self._drop_built()
             for dep in deps:
                 built = dependents.get(dep)
                 if built is None:
                     dependents[dep] = {key}
                 else:
                     built.add(key)
+            self._built_from[key] = deps
         entries = self._entries
         entries[key] = (value, now + self._ttl)
         entries.move_to_end(key)
         if len(entries) > self._max:
-            entries.popitem(last=False)
+            self._unlink(entries.popitem(last=False)[0])
+        # Expired entries would stay until read or pushed out at the bound: each put takes
+        # up to two off the old end, so what is held follows the live set (rate x ttl).
+        for _ in range(2):
+            oldest = next(iter(entries))
+            if entries[oldest][1] >= now:
+                break
+            del entries[oldest]
+            self._unlink(oldest)
         return True
 
     def drop(self, keys: Iterable[str]) -> None:
@@ -160,13 +170,15 @@ class NearCache:
         dropped = self._dropped
         entries, dependents = self._entries, self._dependents
         for key in keys:
-            entries.pop(key, None)
+            if entries.pop(key, None) is not None:
+                self._unlink(key)
             dropped[key] = (gen, now)
             dropped.move_to_end(key)
             built = dependents.pop(key, None)
             if built:
                 for k in built:
                     entries.pop(k, None)
+                    self._unlink(k)
         horizon = now - _FILL_HORIZON
         while dropped:
             first = next(iter(dropped.values()))
@@ -200,14 +212,21 @@ class NearCache:
         self._cleared_gen = self._gen
         self._entries.clear()
         self._dependents.clear()
+        self._built_from.clear()
 
-    def _drop_built(self) -> None:
-        """Forget every entry built from others, and the links to them."""
-        entries = self._entries
-        for built in self._dependents.values():
-            for k in built:
-                entries.pop(k, None)
-        self._dependents.clear()
+    def _unlink(self, key: str) -> None:
+        """``key`` is no longer held: forget the links from what it was built from, so
+        the index holds exactly the entries held (no sweep, no cliff)."""
+        deps = self._built_from.pop(key, None)
+        if deps is None:
+            return
+        dependents = self._dependents
+        for dep in deps:
+            built = dependents.get(dep)
+            if built is not None:
+                built.discard(key)
+                if not built:
+                    del dependents[dep]
 
     async def catch_up(self) -> None:
         """The link hears again: fills begun before now (which may have read a value

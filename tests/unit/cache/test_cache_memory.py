@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -45,3 +46,12 @@ async def test_leases_are_visible_under_their_key() -> None:
     token = await cache.lease("p", ttl=10)
     assert token
     assert await cache.get("lease:p") == token.encode()
+
+
+async def test_expired_entries_leave_without_being_read() -> None:
+    cache = MemoryCache(max_entries=1000)
+    await cache.set_many([(f"old:{i}", b"x", 0.01) for i in range(20)])
+    await asyncio.sleep(0.02)
+    for i in range(10):  # a long tail of new keys: nobody reads the old ones again
+        await cache.set(f"new:{i}", b"y", ttl=60)
+    assert len(cache._data) == 10

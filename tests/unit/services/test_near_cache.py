@@ -145,11 +145,38 @@ async def test_links_to_built_entries_stay_bounded() -> None:
     await link.start()
     try:
         for i in range(50):
-            near.put(f"b:{i}", b"x", near.begin(), deps=[f"p:{i}"])
+            near.put(f"b:{i}", b"x", near.begin(), deps=[f"p:{i}", "l:shared"])
         assert len(near) <= 4
-        assert len(near._dependents) <= 5
+        # Exactly the links of the entries held: nothing left from the evicted ones.
+        assert near._dependents == {
+            **{f"p:{i}": {f"b:{i}"} for i in range(46, 50)},
+            "l:shared": {f"b:{i}" for i in range(46, 50)},
+        }
+        # An entry that expired or was dropped takes its links with it too.
+        near.drop(["b:46"])
+        assert "p:46" not in near._dependents
+        assert "b:46" not in near._dependents["l:shared"]
+        # A kept body is still held (no cliff that drops every built entry at once).
+        assert near.get("b:47") == b"x"
         # Whatever is still held is still dropped with its dep.
         near.drop(["p:49"])
         assert near.get("b:49") is MISS
+    finally:
+        await link.stop()
+
+
+async def test_expired_entries_leave_without_being_read() -> None:
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    now = [0.0]
+    near = NearCache(max_entries=1000, ttl=10, link=link, origin="x", clock=lambda: now[0])
+    await link.start()
+    try:
+        for i in range(20):
+            near.put(f"b:{i}", b"x", near.begin(), deps=[f"p:{i}"])
+        now[0] = 11.0  # all twenty expired; nobody reads them again
+        for i in range(10):
+            near.put(f"n:{i}", "y", near.begin())
+        assert len(near) == 10
+        assert near._dependents == {}  # their links went with them
     finally:
         await link.stop()
