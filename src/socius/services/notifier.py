@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -42,11 +38,12 @@ from socius.domain.push import (
 )
 from socius.domain.stream import StreamedEvent
 from socius.services.delivery import Delivery
+from socius.services.leased_reader import LeasedReader
 from socius.services.ports import Clock, EventStream, PushSender, UnitOfWorkFactory, WebhookRefused
 
 __all__ = ["CONSUMER", "LEASE", "Notifier", "PushOptions"]
 
-LEASE = "notifier"
+LEASE = "notifier"  # the lease and the stream position (CONSUMER) share the name
 CONSUMER = "notifier"
 TYPES = ["message.created", "message.reacted"]
 MAX_NOTES = 20_000  # notifications written per round, at most (past one item's own)
@@ -112,16 +109,15 @@ class Notifier:
         self._delivery = delivery
         self._sender = sender
         self._options = options or PushOptions()
-        self._lease = timedelta(seconds=lease_seconds)
+        self._reader = LeasedReader(uow, clock, stream, name=CONSUMER, lease_seconds=lease_seconds)
         self._batch = batch
         self._on_push = on_push
         self.online: Online = _nobody  # set by bootstrap: presence on every node
-        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.holder = self._reader.holder
         self._work = asyncio.Event()
         self._pushes: set[asyncio.Task[None]] = set()
         self._busy = 0  # rounds in progress
         self._delivered: set[int] = set()  # devices pushed to since the last flush
-        self._held_until: datetime | None = None  # the lease, as this notifier took it
         self.gather_seconds = 0.05  # after a wake, let more events come into the round
         self._slots = asyncio.Semaphore(self._options.concurrency)
 
@@ -132,13 +128,7 @@ class Notifier:
     async def begin(self) -> None:
         """On a cluster's first start with a notifier, start reading at the stream's end:
         messages sent before it existed (an upgrade) make no notifications or pushes."""
-        async with self._uow(write=False) as uow:
-            if await uow.push.position(CONSUMER):
-                return
-        head = await self._stream.head()
-        async with self._uow() as uow:
-            if await uow.push.start_at(CONSUMER, head):
-                await uow.commit()
+        await self._reader.begin()
 
     # one round ------------------------------------------------------------------------
 
@@ -152,24 +142,12 @@ class Notifier:
             self._busy -= 1
 
     async def _round(self) -> int | None:
-        async with self._uow(write=False) as uow:
-            position = await uow.push.position(CONSUMER)
-        if not position:
-            await self.begin()  # (a no-op once the consumer exists)
-            async with self._uow(write=False) as uow:
-                position = await uow.push.position(CONSUMER)
+        position = await self._reader.position()
         items = await self._stream.read(after=position, types=TYPES, limit=self._batch)
         if not items:
             return 0
-        now = self._clock()
-        if self._held_until is None or now >= self._held_until - self._lease / 2:
-            async with self._uow() as uow:
-                held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
-                await uow.commit()
-            if not held:
-                self._held_until = None
-                return None
-            self._held_until = now + self._lease  # renewed when half of it is left
+        if not await self._reader.hold():
+            return None
         notes: list[_Note] = []
         upto = position
         for at, made in await self._plan(items):

@@ -33,13 +33,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -48,6 +45,7 @@ import structlog
 from socius.domain.errors import Unavailable
 from socius.domain.graph import EdgeType
 from socius.services.graph_cache import GraphCache, suggestions_key
+from socius.services.leased_reader import LeasedReader
 from socius.services.lookaside import LookAside, msgpack_codec
 from socius.services.ports import Clock, EventStream, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
@@ -232,12 +230,11 @@ class SuggestionRefresher:
         self._clock = clock
         self._stream = stream
         self._service = service
-        self._lease = timedelta(seconds=lease_seconds)
+        self._reader = LeasedReader(uow, clock, stream, name=CONSUMER, lease_seconds=lease_seconds)
         self._per_second = per_second
         self._batch = batch
         self._events_batch = events_batch
-        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._held_until: datetime | None = None
+        self.holder = self._reader.holder
         self._tokens = float(batch)  # the rate budget: a bucket of lists to recompute
         self._filled = time.monotonic()
         self._work = asyncio.Event()
@@ -250,25 +247,7 @@ class SuggestionRefresher:
     async def begin(self) -> None:
         """On a cluster's first start with a refresher, start reading at the stream's end
         (there are no stored lists yet to make due)."""
-        async with self._uow(write=False) as uow:
-            if await uow.push.position(CONSUMER):
-                return
-        head = await self._stream.head()
-        async with self._uow() as uow:
-            if await uow.push.start_at(CONSUMER, head):
-                await uow.commit()
-
-    async def _hold(self) -> bool:
-        now = self._clock()
-        if self._held_until is None or now >= self._held_until - self._lease / 2:
-            async with self._uow() as uow:
-                held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
-                await uow.commit()
-            if not held:
-                self._held_until = None
-                return False
-            self._held_until = now + self._lease  # renewed when half of it is left
-        return True
+        await self._reader.begin()
 
     def _budget(self) -> int:
         now = time.monotonic()
@@ -288,12 +267,7 @@ class SuggestionRefresher:
             self._busy -= 1
 
     async def _round(self) -> int | None:
-        async with self._uow(write=False) as uow:
-            position = await uow.push.position(CONSUMER)
-        if not position:
-            await self.begin()
-            async with self._uow(write=False) as uow:
-                position = await uow.push.position(CONSUMER)
+        position = await self._reader.position()
         items = await self._stream.read(after=position, types=TYPES, limit=self._events_batch)
         budget = self._budget()
         now = self._clock()
@@ -303,7 +277,7 @@ class SuggestionRefresher:
                 due = await uow.suggestion_lists.due(now, limit=budget)
         if not items and not due:
             return 0
-        if not await self._hold():
+        if not await self._reader.hold():
             return None
         done = 0
         if items:
