@@ -149,7 +149,12 @@ def test_a_socket_is_a_session_span_over_its_handshake_and_frames(
     assert session.parent_id == ""
     assert session.attributes["websocket.closed_by"] == "client"
     trace = receiver.trace(session.trace_id)
-    assert sorted(s.name for s in children(trace, session)) == ["ws auth", "ws typing"]
+    # The frames are the session's children. So may be the cache reads of an event
+    # delivered to this socket meanwhile (the relay publishes up to 20 ms after a commit,
+    # so under load the conversation's own events arrive during the session): only the
+    # session's frames are counted here.
+    frames = [s.name for s in children(trace, session) if s.attributes.get("db.system") is None]
+    assert sorted(frames) == ["ws auth", "ws typing"]
     typing = one(trace, "ws typing")
     # The typing signal goes to b's socket through the bus, in this trace.
     publish = one(children(trace, typing), "bus publish")
