@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
@@ -84,6 +86,14 @@ async def openapi_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(msgspec.json.encode(schema), media_type="application/vnd.oai.openapi+json")
 
 
+log = structlog.get_logger("socius.api")
+
+#: The longest one step of a shutdown may take. A step that takes longer (a background
+#: task that does not end when cancelled, a connection that is never given back) is
+#: cancelled and logged, and the shutdown goes on: a stopping server never hangs.
+STOP_STEP_SECONDS = 10.0
+
+
 def build_litestar(container: Container, metrics: Metrics, *, debug: bool = False) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -94,7 +104,11 @@ def build_litestar(container: Container, metrics: Metrics, *, debug: bool = Fals
             yield
         finally:
             for stop in reversed(c.on_stop):
-                await stop()
+                try:
+                    async with asyncio.timeout(STOP_STEP_SECONDS):
+                        await stop()
+                except TimeoutError:
+                    log.error("stop_step_timed_out", step=getattr(stop, "__qualname__", "?"))
 
     openapi = OpenAPIConfig(
         title="socius",
