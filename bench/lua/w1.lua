@@ -3,6 +3,8 @@
 -- $BENCH_TOKENS: line k = "<user id> <access token>" of caller k.
 -- $BENCH_SLOTS:  one request per line, "<op> <caller k> [<arg>]"; thread t of
 --                $BENCH_WRK_THREADS takes lines t, t+n, ... and cycles through them.
+-- $BENCH_ROUTES: the request of each op but FR, "<op>\t<method>\t<path>\t<body>" per line
+--                (w1_mix.ROUTES; {arg} = the slot's argument, {n} = the request's serial).
 -- $BENCH_W1_STATS: done() writes per-op counts there (JSON).
 --
 -- Every request carries X-Request-ID "<op>-<n>" (the server echoes it), so response()
@@ -16,6 +18,7 @@ local report = require("report")
 
 local uids, auths = {}, {}
 local slots = {}
+local routes = {} -- op -> { method, path, body }
 local next_slot = 0
 local serial = 0
 local pending = {} -- friend-request serial -> the accept request to send once it is answered
@@ -48,6 +51,12 @@ function init(args)
             table.insert(auths, "Bearer " .. token)
         end
     end
+    for line in io.lines(os.getenv("BENCH_ROUTES")) do
+        local op, method, path, body = line:match("^(%u+)\t(%u+)\t([^\t]+)\t(.*)$")
+        if op then
+            routes[op] = { method, path, body }
+        end
+    end
     local i = 0
     for line in io.lines(os.getenv("BENCH_SLOTS")) do
         if line ~= "" then
@@ -77,24 +86,14 @@ function request()
     next_slot = next_slot % #slots + 1
     local slot = slots[next_slot]
     local op, k, arg = slot[1], slot[2], slot[3]
-    if op == "F" then
-        return req(op, "GET", "/v1/friends?limit=50", k)
-    elseif op == "L" then
-        return req(op, "GET", "/v1/users/" .. arg .. "/friends?limit=50", k)
-    elseif op == "P" then
-        return req(op, "GET", "/v1/users/" .. arg, k)
-    elseif op == "R" then
-        return req(op, "GET", "/v1/relationships?ids=" .. arg, k)
-    elseif op == "M" then
-        return req(op, "GET", "/v1/users/" .. arg .. "/mutual-friends?limit=50", k)
-    elseif op == "S" then
-        return req(op, "GET", "/v1/friends/suggestions", k)
-    elseif op == "FO" then
-        return req(op, "POST", "/v1/users/" .. arg .. "/follow", k)
-    elseif op == "UF" then
-        return req(op, "DELETE", "/v1/users/" .. arg .. "/follow", k)
-    elseif op == "E" then
-        return req(op, "PATCH", "/v1/me", k, '{"bio":"w1 bench bio ' .. serial .. '"}')
+    local route = routes[op]
+    if route then
+        local path = route[2]:gsub("{arg}", arg)
+        local body = nil
+        if route[3] ~= "" then
+            body = route[3]:gsub("{n}", tostring(serial + 1))
+        end
+        return req(op, route[1], path, k, body)
     elseif op == "FR" then
         if ready_head <= ready_tail then
             local accept = ready[ready_head]

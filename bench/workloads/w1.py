@@ -397,8 +397,13 @@ class _Runner:
 
     async def _w1(self, name: str, seed: int, seconds: float) -> tuple[Any, dict[str, Any]]:
         slots, ops = await asyncio.to_thread(self._slots, name, seed, seconds)
-        token_file = self.tokens.write(self.workdir / "tokens.txt")
-        stats_file = self.workdir / f"ops-{name}.json"
+        res, stats = await self._wrk_mix(slots, f"ops-{name}.json", seconds)
+        stats["slots"] = ops
+        return res, stats
+
+    async def _wrk_mix(self, slots: Path, stats_name: str, seconds: float) -> tuple[Any, Any]:
+        """wrk + w1.lua over ``slots`` for ``seconds``: the result and w1.lua's per-op counts."""
+        stats_file = self.workdir / stats_name
         stats_file.unlink(missing_ok=True)
         res = await run_wrk(
             self.server.base_url,
@@ -407,14 +412,13 @@ class _Runner:
             connections=self.o.connections,
             threads=self.o.wrk_threads,
             env={
-                "BENCH_TOKENS": str(token_file),
+                "BENCH_TOKENS": str(self.tokens.write(self.workdir / "tokens.txt")),
                 "BENCH_SLOTS": str(slots),
+                "BENCH_ROUTES": str(w1_mix.write_routes(self.workdir / "routes.tsv")),
                 "BENCH_W1_STATS": str(stats_file),
             },
         )
-        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-        stats["slots"] = ops
-        return res, stats
+        return res, json.loads(stats_file.read_text()) if stats_file.exists() else {}
 
     async def warm_up(self) -> None:
         seconds = self.o.warmup
@@ -663,23 +667,10 @@ class _Runner:
                 seed=self.seed + 200 + i,
                 mix={op: 1.0},
             )
-            stats_file = self.workdir / f"ops-op-{op}.json"
             async with self.progress.phase(
                 f"diagnostics: {op} alone", OP_SECONDS, server_pids=self.server.pids()
             ) as cpu:
-                res = await run_wrk(
-                    self.server.base_url,
-                    "w1.lua",
-                    duration=OP_SECONDS,
-                    connections=self.o.connections,
-                    threads=self.o.wrk_threads,
-                    env={
-                        "BENCH_TOKENS": str(self.tokens.write(self.workdir / "tokens.txt")),
-                        "BENCH_SLOTS": str(path),
-                        "BENCH_W1_STATS": str(stats_file),
-                    },
-                )
-            stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+                res, stats = await self._wrk_mix(path, f"ops-op-{op}.json", OP_SECONDS)
             out[op] = {
                 "rate": res.rate,
                 "p50": res.latency_ms["p50"],

@@ -44,7 +44,7 @@ import numpy as np
 
 from bench.workloads.w1_seed import Graph
 
-__all__ = ["MIX", "Callers", "choose_callers", "write_slots"]
+__all__ = ["MIX", "ROUTES", "Callers", "choose_callers", "route", "write_routes", "write_slots"]
 
 SESSIONS = 5_000
 ZIPF_S = 0.8
@@ -62,6 +62,35 @@ MIX: dict[str, float] = {
     "E": 0.05,
 }
 assert abs(sum(MIX.values()) - 1.0) < 1e-9
+
+#: The request of each op but FR (whose accept follows its request's answer: w1.lua and
+#: w1_openloop.py keep that state): method, path, JSON body. ``{arg}`` is the slot's
+#: argument, ``{n}`` the request's serial number. w1.lua reads this table from the file
+#: ``write_routes`` writes, w1_openloop.py from here: one definition of the mix's requests.
+ROUTES: dict[str, tuple[str, str, str]] = {
+    "F": ("GET", "/v1/friends?limit=50", ""),
+    "L": ("GET", "/v1/users/{arg}/friends?limit=50", ""),
+    "P": ("GET", "/v1/users/{arg}", ""),
+    "R": ("GET", "/v1/relationships?ids={arg}", ""),
+    "M": ("GET", "/v1/users/{arg}/mutual-friends?limit=50", ""),
+    "S": ("GET", "/v1/friends/suggestions", ""),
+    "FO": ("POST", "/v1/users/{arg}/follow", ""),
+    "UF": ("DELETE", "/v1/users/{arg}/follow", ""),
+    "E": ("PATCH", "/v1/me", '{"bio":"w1 bench bio {n}"}'),
+}
+assert set(ROUTES) | {"FR"} == set(MIX)
+
+
+def route(op: str, arg: str, n: int) -> tuple[str, str, str]:
+    """(method, path, body) of a request of ``op`` (not FR) for a slot's ``arg``."""
+    method, path, body = ROUTES[op]
+    return method, path.replace("{arg}", arg), body.replace("{n}", str(n))
+
+
+def write_routes(path: Path) -> Path:
+    """The ROUTES table for w1.lua: ``<op>\t<method>\t<path>\t<body>`` per line."""
+    path.write_text("".join(f"{op}\t{m}\t{p}\t{b}\n" for op, (m, p, b) in ROUTES.items()))
+    return path
 
 
 def _zipf_cdf(n: int, s: float) -> Any:

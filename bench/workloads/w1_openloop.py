@@ -3,9 +3,9 @@ harness's open-loop generator (bench/harness/openloop.py: request i starts at t0
 whatever the server does, its latency counts from that scheduled start, so there is no
 coordinated omission) over keep-alive connections (bench/harness/rawhttp.py).
 
-Each slot becomes the request w1.lua would send for it, friend requests included: an FR
-slot sends the accept of an earlier friend request that was answered 2xx, if one is
-waiting, else a new friend request (whose accept then waits for a later FR slot).
+Each slot becomes the request w1.lua would send for it (w1_mix.ROUTES), friend requests
+included: an FR slot sends the accept of an earlier friend request that was answered 2xx,
+if one is waiting, else a new friend request (whose accept then waits for a later FR slot).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.harness.openloop import OpenLoopResult, open_loop
 from bench.harness.rawhttp import RawHttpPool
+from bench.workloads.w1_mix import route
 
 __all__ = ["run_open_loop"]
 
@@ -38,33 +39,16 @@ class _Mix:
         slot = self.slots[i % len(self.slots)]
         op, k = slot[0], int(slot[1]) - 1
         arg = slot[2] if len(slot) > 2 else ""
-        if op == "F":
-            return op, "GET", "/v1/friends?limit=50", k, None, None
-        if op == "L":
-            return op, "GET", f"/v1/users/{arg}/friends?limit=50", k, None, None
-        if op == "P":
-            return op, "GET", f"/v1/users/{arg}", k, None, None
-        if op == "R":
-            return op, "GET", f"/v1/relationships?ids={arg}", k, None, None
-        if op == "M":
-            return op, "GET", f"/v1/users/{arg}/mutual-friends?limit=50", k, None, None
-        if op == "S":
-            return op, "GET", "/v1/friends/suggestions", k, None, None
-        if op == "FO":
-            return op, "POST", f"/v1/users/{arg}/follow", k, None, None
-        if op == "UF":
-            return op, "DELETE", f"/v1/users/{arg}/follow", k, None, None
-        if op == "E":
-            return op, "PATCH", "/v1/me", k, f'{{"bio":"w1 bench bio {i}"}}', None
-        if op == "FR":
-            if self.accepts:
-                path, other = self.accepts.popleft()
-                return "FA", "POST", path, other, None, None
-            other = int(arg) - 1
-            body = f'{{"user_id":"{self.uids[other]}"}}'
-            accept = (f"/v1/friends/requests/{self.uids[k]}/accept", other)
-            return op, "POST", "/v1/friends/requests", k, body, accept
-        raise ValueError(f"unknown W1 op {op!r}")
+        if op != "FR":
+            method, path, body = route(op, arg, i)
+            return op, method, path, k, body or None, None
+        if self.accepts:
+            path, other = self.accepts.popleft()
+            return "FA", "POST", path, other, None, None
+        other = int(arg) - 1
+        body = f'{{"user_id":"{self.uids[other]}"}}'
+        accept = (f"/v1/friends/requests/{self.uids[k]}/accept", other)
+        return op, "POST", "/v1/friends/requests", k, body, accept
 
 
 async def run_open_loop(

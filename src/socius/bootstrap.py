@@ -649,9 +649,7 @@ def build(
         )
 
     async def stop() -> None:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await stop_tasks(background)
         await link.stop()
         for client in oidc_http:
             await client.aclose()
@@ -865,6 +863,27 @@ async def _start_bus(bus: Bus) -> bool:
         log.warning("event bus unreachable at start; retrying in the background")
         return False
     return True
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], *, wait: float = 1.0, tries: int = 5) -> None:
+    """Cancel ``tasks`` and wait for them to end. A task still running ``wait`` seconds
+    after its cancel is cancelled again (up to ``tries`` times, then left and logged): a
+    loop can lose a cancel that arrives as a library call it awaits completes (Python
+    3.11's ``asyncio.wait_for`` returns the result and drops the cancel, gh-86296), and
+    a shutdown must not wait on it for ever."""
+    pending = [t for t in tasks if not t.done()]
+    for _ in range(tries):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        done, still = await asyncio.wait(pending, timeout=wait)
+        for task in done:  # retrieved, so that asyncio does not log it as never retrieved
+            if not task.cancelled():
+                task.exception()
+        pending = list(still)
+    if pending:
+        log.error("tasks_ignored_cancel", tasks=[t.get_name() for t in pending])
 
 
 async def _housekeeping(

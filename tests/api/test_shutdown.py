@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from conftest import App
 from socius.api import app as app_module
+from socius.bootstrap import stop_tasks
 
 
 def test_a_stop_step_that_never_ends_is_cut_off_and_the_rest_still_run(
@@ -32,3 +33,23 @@ def test_a_stop_step_that_never_ends_is_cut_off_and_the_rest_still_run(
         assert client.get("/healthz").status_code == 200
     assert ran == ["after"]
     assert time.monotonic() - started < 8.0
+
+
+async def test_a_background_task_that_lost_its_cancel_is_cancelled_again() -> None:
+    """A loop can lose a cancel (Python 3.11's asyncio.wait_for returns a result that
+    completed with the cancel and drops it): the shutdown cancels it again."""
+    lost = asyncio.Event()
+
+    async def loses_first_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            lost.set()  # swallowed, as that wait_for does
+        await asyncio.Event().wait()  # and the loop goes on waiting
+
+    task = asyncio.create_task(loses_first_cancel())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5.0):
+        await stop_tasks([task], wait=0.05)
+    assert lost.is_set()
+    assert task.cancelled()

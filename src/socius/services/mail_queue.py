@@ -89,8 +89,8 @@ class MailQueue:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), _STOP_GRACE)
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not ``suppress(CancelledError)``: that would also swallow a cancel of this stop.
+        await asyncio.gather(task, return_exceptions=True)
         if self._queue.qsize() or self._retries:
             log.warning(
                 "mail queue stopped with mails unsent",
