@@ -68,6 +68,13 @@ def _parser(workload: str) -> argparse.ArgumentParser:
         help="w1: seconds of the same load before the measured runs (not counted; 0: none)",
     )
     p.add_argument(
+        "--set",
+        action="append",
+        metavar="SOCIUS_NAME=VALUE",
+        help="a server setting for this run (repeatable), e.g. SOCIUS_L1_CACHE_TTL_SECONDS=60; "
+        "recorded in the result's config",
+    )
+    p.add_argument(
         "--ref",
         default=None,
         help="measure this git ref (e.g. HEAD), exported clean, instead of the working tree",

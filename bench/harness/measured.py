@@ -35,7 +35,7 @@ async def server_and_floor(
         port=o.port or free_port(),
         workers=o.workers,
         log_path=workdir / "server.log",
-        extra_env=source.env(),
+        extra_env={**source.env(), **o.server_env()},
     )
     floor = FloorServer(workdir / "floor.log")
     try:

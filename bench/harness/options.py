@@ -25,6 +25,7 @@ class Options:
     profile: bool  # py-spy the server during the first run's load phases
     ref: str | None  # measure this git ref (exported) instead of the working tree
     warmup: float = 30.0  # w1: seconds of unmeasured load before the runs
+    server_settings: tuple[tuple[str, str], ...] = ()  # --set SOCIUS_X=value, for the server
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> Options:
@@ -45,4 +46,16 @@ class Options:
             wait_quiet=ns.wait_quiet,
             profile=ns.profile,
             warmup=ns.warmup,
+            server_settings=tuple(_setting(text) for text in ns.set or ()),
         )
+
+    def server_env(self) -> dict[str, str]:
+        """The ``--set`` settings, as the server's environment."""
+        return dict(self.server_settings)
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("SOCIUS_"):
+        raise SystemExit(f"--set {text!r}: expected SOCIUS_NAME=value")
+    return name, value

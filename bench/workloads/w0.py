@@ -151,6 +151,7 @@ async def _main(o: Options) -> int:
             "duration_s": o.duration,
             "runs": o.runs,
             "workers": o.workers,
+            "server_settings": o.server_env(),
             "wrk_connections": o.connections,
             "wrk_threads": o.wrk_threads,
             "measured_source": source.description,

@@ -285,6 +285,7 @@ async def _main(o: Options) -> int:
             "rss_interval_s": RSS_INTERVAL_S,
             "runs": o.runs,
             "workers": o.workers,
+            "server_settings": o.server_env(),
             "wrk_connections": o.connections,
             "wrk_threads": o.wrk_threads,
             "db_floor_tasks": o.db_tasks,
