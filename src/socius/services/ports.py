@@ -262,6 +262,18 @@ class EdgeRepository(Protocol):
     ) -> list[tuple[int, int, float]]:
         """(user, how many weighted users lead there, sum of their weights), best first."""
 
+    async def friends_of_friends(
+        self,
+        viewers: Sequence[int],
+        type_: EdgeType,
+        *,
+        fanout: int,
+        exclude: Iterable[EdgeType],
+        rank_limit: int,
+        limit: int,
+    ) -> dict[int, list[tuple[int, int, float]]]:
+        """Per viewer: ``second_degree`` weighted by Adamic-Adar over ``newest_with_degree``."""
+
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
     ) -> list[EdgeRow]: ...
