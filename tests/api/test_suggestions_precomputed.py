@@ -180,3 +180,45 @@ def test_erasure_deletes_the_stored_list(
     assert http.blocking_portal.call(stored) is not None
     me.client.delete_me(me.password)
     assert http.blocking_portal.call(stored) is None
+
+
+def test_a_rounds_batched_computation_equals_the_per_user_one(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """``friends_of_friends`` (the refresher's one read for a round's lists, decision 0034)
+    ranks as ``newest_with_degree`` + ``second_degree`` do for each user alone."""
+    import math
+    import random
+
+    from socius.domain.graph import EdgeType
+    from socius.services.suggestions import _EXCLUDED
+
+    people = [register() for _ in range(9)]
+    rng = random.Random(3)
+    for i, a in enumerate(people):
+        for b in rng.sample(people[i + 1 :], min(3, len(people) - i - 1)):
+            befriend(a, b)
+    people[0].client.block(people[8].id)
+    people[1].client.send_friend_request(people[7].id)
+    ids = [int(p.id) for p in people]
+
+    async def both() -> tuple[dict[int, list[tuple[int, int, float]]], dict[int, Any]]:
+        async with app.wiring.database(write=False) as uow:
+            batched = await uow.edges.friends_of_friends(
+                ids, EdgeType.FRIEND, fanout=2, exclude=_EXCLUDED, rank_limit=6, limit=3
+            )
+            alone: dict[int, Any] = {}
+            for v in ids:
+                friends = await uow.edges.newest_with_degree(v, EdgeType.FRIEND, limit=2)
+                weights = [(f, 1.0 / math.log(max(d or 2, 2))) for f, d in friends]
+                alone[v] = await uow.edges.second_degree(
+                    v, EdgeType.FRIEND, weights, fanout=2, exclude=_EXCLUDED, rank_limit=6, limit=3
+                )
+        return batched, alone
+
+    batched, alone = http.blocking_portal.call(both)
+    assert set(batched) == set(ids)
+    assert any(batched.values())
+    for v in ids:
+        assert [(c, m) for c, m, _ in batched[v]] == [(c, m) for c, m, _ in alone[v]], v
+        assert [s for *_, s in batched[v]] == pytest.approx([s for *_, s in alone[v]]), v
