@@ -1102,6 +1102,10 @@ class HotReads(Protocol):
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]: ...
 
+    async def suggestion_list(self, user_id: int) -> bytes | None:
+        """A user's stored suggestions (encoded), None when never computed."""
+        ...
+
 
 class RefreshRotation(Protocol):
     """A refresh's rotation as one atomic statement (PostgreSQL, decision 0030)."""

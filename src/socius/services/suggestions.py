@@ -46,7 +46,7 @@ from socius.domain.graph import EdgeType
 from socius.services.graph_cache import GraphCache, suggestions_key
 from socius.services.leased_reader import LeasedReader
 from socius.services.lookaside import LookAside, msgpack_codec
-from socius.services.ports import Clock, EventStream, UnitOfWorkFactory
+from socius.services.ports import Clock, EventStream, HotReads, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 
 __all__ = [
@@ -111,11 +111,14 @@ class SuggestionService:
         *,
         max_age_seconds: float = 3600.0,
         first_request: str = "queue",
+        reads: HotReads | None = None,
     ) -> None:
         """``first_request``: what a user's very first request gets: ``queue`` (an empty
         list; the refresher computes it next) or ``compute`` (the list, computed then and
-        stored)."""
+        stored). ``reads``: the driver's reads, for the cache misses (None or unavailable:
+        a unit of work)."""
         self._uow = uow
+        self._reads = reads if reads is not None and reads.available else None
         self._clock = clock
         self._profiles = profiles
         self._graph = graph
@@ -126,8 +129,11 @@ class SuggestionService:
 
     async def suggest(self, viewer: int, *, limit: int) -> list[Suggestion]:
         async def load() -> list[_Candidate]:
-            async with self._uow(write=False) as uow:  # the primary: a replica may lag
-                stored = await uow.suggestion_lists.get(viewer)
+            if self._reads is not None:  # one statement on the driver (decision 0034)
+                stored = await self._reads.suggestion_list(viewer)
+            else:
+                async with self._uow(write=False) as uow:  # the primary: a replica may lag
+                    stored = await uow.suggestion_lists.get(viewer)
             if stored is not None:
                 return _decode(stored)
             # Never computed (the user's first request): compute once and keep it, or
