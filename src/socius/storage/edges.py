@@ -84,53 +84,45 @@ _NEWEST_WITH_DEGREE = (
     "LEFT JOIN edge_counts c ON c.src = e.dst AND c.type = ? "
     "WHERE e.src = ? AND e.type = ? ORDER BY e.pos DESC, e.dst DESC LIMIT ?"
 )
-# All the viewers' lists in one statement (numbered for asyncpg): $1 viewers, $2 the edge
-# type, $3 the fan-out, $4 the fan-out - 1, $5 how many are ranked, $6 the excluded edge
-# types, $7 how many are kept. Per viewer: its newest $3 friends with their weights
-# (newest_with_degree), the newest $3 edges of each (from the position of the $3-th
-# newest, by the (src, type, pos) index), counted and summed per candidate, the best $5
-# kept, those the viewer has an excluded edge to dropped, the best $7 returned as three
-# arrays (no row per candidate).
-_FRIENDS_OF_FRIENDS_PG = """
-WITH w(viewer, f, wt) AS (
-    SELECT v.viewer, n.dst,
-           1.0 / ln(GREATEST(CASE WHEN u.status = 'active' THEN COALESCE(c.count, 0)
-                                  ELSE 2 END, 2)::double precision)
-    FROM (SELECT DISTINCT unnest($1::bigint[]) AS viewer) v CROSS JOIN LATERAL (
-        SELECT e.dst FROM edges e WHERE e.src = v.viewer AND e.type = $2
-        ORDER BY e.pos DESC, e.dst DESC LIMIT $3
-    ) n
-    LEFT JOIN users u ON u.id = n.dst
-    LEFT JOIN edge_counts c ON c.src = n.dst AND c.type = $2
-),
-counted AS (
-    SELECT w.viewer, e.dst AS candidate, COUNT(*) AS mutual, SUM(w.wt) AS score
-    FROM w JOIN edges e ON e.src = w.f AND e.type = $2 AND e.pos >= COALESCE(
-        (SELECT k.pos FROM edges k WHERE k.src = w.f AND k.type = $2
+# On PostgreSQL (numbered for asyncpg; one prepared text each, whatever the sizes: array
+# parameters). The viewers' newest $3 friends, each with its degree (2: not active), for
+# all the viewers at once ($1); then per viewer its second degree ($1 friends, $2 their
+# weights), its best $8 as three arrays. The second is one statement per viewer: one for
+# a whole round is estimated above jit_above_cost (PostgreSQL then spends ~1 s compiling
+# it), one viewer's stays well below (~12,000 for 100 friends on W1's graph).
+_FRIENDS_WITH_DEGREE_PG = """
+SELECT v.viewer, n.dst, CASE WHEN u.status = 'active' THEN COALESCE(c.count, 0) ELSE 2 END
+FROM unnest($1::bigint[]) AS v(viewer) CROSS JOIN LATERAL (
+    SELECT e.dst FROM edges e WHERE e.src = v.viewer AND e.type = $2
+    ORDER BY e.pos DESC, e.dst DESC LIMIT $3
+) n
+LEFT JOIN users u ON u.id = n.dst
+LEFT JOIN edge_counts c ON c.src = n.dst AND c.type = $2
+"""
+_SECOND_DEGREE_PG = """
+WITH w(f, wt) AS MATERIALIZED (SELECT * FROM unnest($1::bigint[], $2::float8[])),
+ranked AS (
+    SELECT e.dst AS candidate, COUNT(*) AS mutual, SUM(w.wt) AS score
+    FROM w JOIN edges e ON e.src = w.f AND e.type = $3 AND e.pos >= COALESCE(
+        (SELECT k.pos FROM edges k WHERE k.src = w.f AND k.type = $3
          ORDER BY k.pos DESC LIMIT 1 OFFSET $4),
         -9223372036854775808)
-    WHERE e.dst <> w.viewer
-      AND NOT EXISTS (SELECT 1 FROM w o WHERE o.viewer = w.viewer AND o.f = e.dst)
-    GROUP BY w.viewer, e.dst
-),
-ranked AS (
-    SELECT viewer, candidate, mutual, score,
-           row_number() OVER (PARTITION BY viewer
-                              ORDER BY score DESC, mutual DESC, candidate) AS rank
-    FROM counted
+    WHERE e.dst <> $5 AND e.dst NOT IN (SELECT f FROM w)
+    GROUP BY e.dst
+    ORDER BY score DESC, mutual DESC, candidate
+    LIMIT $6
 ),
 kept AS (
-    SELECT viewer, candidate, mutual, score,
-           row_number() OVER (PARTITION BY viewer ORDER BY rank) AS rank
-    FROM ranked
-    WHERE rank <= $5
-      AND NOT EXISTS (SELECT 1 FROM edges r WHERE r.src = ranked.viewer
-                      AND r.type = ANY($6::smallint[]) AND r.dst = ranked.candidate)
+    SELECT candidate, mutual, score FROM ranked
+    WHERE NOT EXISTS (SELECT 1 FROM edges r WHERE r.src = $5 AND r.type = ANY($7::smallint[])
+                      AND r.dst = ranked.candidate)
+    ORDER BY score DESC, mutual DESC, candidate
+    LIMIT $8
 )
-SELECT viewer, array_agg(candidate ORDER BY rank), array_agg(mutual ORDER BY rank),
-       array_agg(score ORDER BY rank)
-FROM kept WHERE rank <= $7
-GROUP BY viewer
+SELECT array_agg(candidate ORDER BY score DESC, mutual DESC, candidate),
+       array_agg(mutual ORDER BY score DESC, mutual DESC, candidate),
+       array_agg(score ORDER BY score DESC, mutual DESC, candidate)
+FROM kept
 """
 
 _PAIR_STATE = (
@@ -560,29 +552,40 @@ class SqlEdgeRepository:
         is not active counts as degree 2), i.e. ``newest_with_degree`` and
         ``second_degree`` in one go. Every viewer is in the answer (an empty list: none).
 
-        On PostgreSQL one prepared statement for all the viewers (array parameters, on the
-        driver): the lists come back as three arrays per viewer, no row per candidate. On
-        SQLite (in process: no round trips to save) two statements per viewer on the
-        driver, their texts cached by size. Elsewhere the built statements."""
+        On PostgreSQL prepared statements on the driver (array parameters: one text each,
+        whatever the sizes): the viewers' friends in one, then one per viewer (not one
+        for all: see _SECOND_DEGREE_PG) whose list comes back as three arrays, no row per
+        candidate. On SQLite (in process: no round trips to save) two statements per viewer
+        on the driver, their texts cached by size. Elsewhere the built statements."""
         found: dict[int, list[tuple[int, int, float]]] = {v: [] for v in viewers}
         if not found:
             return found
         excluded = sorted({int(t) for t in exclude})
         t = int(type_)
+        skip = max(fanout - 1, 0)
         if direct(self._conn) and self._dialect == "postgresql":
-            rows = await fetch(
-                self._conn,
-                _FRIENDS_OF_FRIENDS_PG,
-                list(found),
-                t,
-                fanout,
-                max(fanout - 1, 0),
-                rank_limit,
-                excluded,
-                limit,
-            )
-            for viewer, ids, mutuals, scores in rows:
-                found[viewer] = list(zip(ids, mutuals, scores, strict=True))
+            weighted: dict[int, tuple[list[int], list[float]]] = {}
+            for viewer, f, degree in await fetch(
+                self._conn, _FRIENDS_WITH_DEGREE_PG, list(found), t, fanout
+            ):
+                dsts, wts = weighted.setdefault(viewer, ([], []))
+                dsts.append(f)
+                wts.append(1.0 / math.log(max(degree, 2)))
+            for viewer, (dsts, wts) in weighted.items():
+                (ids, mutuals, scores), *_ = await fetch(
+                    self._conn,
+                    _SECOND_DEGREE_PG,
+                    dsts,
+                    wts,
+                    t,
+                    skip,
+                    viewer,
+                    rank_limit,
+                    excluded,
+                    limit,
+                )
+                if ids:
+                    found[viewer] = list(zip(ids, mutuals, scores, strict=True))
             return found
         for viewer in found:
             if direct(self._conn):  # SQLite
@@ -599,7 +602,7 @@ class SqlEdgeRepository:
                 continue
             if direct(self._conn):
                 args = [v for pair in weights for v in pair]
-                args += [t, t, max(fanout - 1, 0), -(1 << 63), viewer, rank_limit, viewer]
+                args += [t, t, skip, -(1 << 63), viewer, rank_limit, viewer]
                 args += [*excluded, limit]
                 sql = _second_degree_direct(len(weights), len(excluded))
                 found[viewer] = [
