@@ -222,3 +222,45 @@ def test_a_rounds_batched_computation_equals_the_per_user_one(
     for v in ids:
         assert [(c, m) for c, m, _ in batched[v]] == [(c, m) for c, m, _ in alone[v]], v
         assert [s for *_, s in batched[v]] == pytest.approx([s for *_, s in alone[v]]), v
+
+
+def test_a_new_request_makes_no_list_due_its_acceptance_does(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """A request (or block) only hides a user, which the read-time filter does at once: it
+    makes no list due; the friendship it ends in does (decision 0034)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from socius.storage.tables import suggestion_lists
+
+    me, other = register(), register()
+    c = app.wiring.container
+
+    async def store() -> None:
+        now = datetime.now(UTC)
+        rows = [(int(u.id), _encode([])) for u in (me, other)]
+        async with app.wiring.database() as uow:
+            await uow.suggestion_lists.put(rows, now=now, due=now + timedelta(hours=1))
+            await uow.commit()
+
+    async def refreshed() -> set[str]:
+        """Run the relay and the refresher; whose lists they recomputed."""
+        query = select(suggestion_lists.c.user_id, suggestion_lists.c.computed_at)
+        async with app.wiring.database.primary.connect() as conn:
+            before = {r.user_id: r.computed_at for r in await conn.execute(query)}
+        while await c.relay.run_once():
+            pass
+        while await c.refresher.run_once():
+            pass
+        async with app.wiring.database.primary.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(r.user_id) for r in rows if r.computed_at != before.get(r.user_id)}
+
+    http.blocking_portal.call(store)
+    http.blocking_portal.call(refreshed)  # the registrations' events
+    me.client.send_friend_request(other.id)
+    assert http.blocking_portal.call(refreshed) == set()
+    other.client.accept_friend_request(me.id)
+    assert http.blocking_portal.call(refreshed) == {me.id, other.id}

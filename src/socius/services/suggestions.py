@@ -15,9 +15,10 @@ refresher (``first_request="queue"``, the default), or computes the list then, o
 
 **Refreshed by the refresher** (``SuggestionRefresher``, one active per cluster: a lease,
 like the relay and the notifier): a consumer of the durable event stream, so a graph
-write does nothing more than it did. Each ``graph.*`` event that changes a friendship, a
-request or a block makes the lists of its two users due (one UPDATE per batch of events,
-O(1) per event); the refresher recomputes due lists within a rate budget, and every list
+write does nothing more than it did. Each ``graph.*`` event that changes a friendship, or
+removes a request or a block, makes the lists of its two users due (one UPDATE per batch
+of events, O(1) per event; a new request or block only hides a user, which the read-time
+filter does: decision 0034); the refresher recomputes due lists within a rate budget, and every list
 again once it is ``max_age`` old (friends of friends change without the user's own
 edges changing: that staleness is bounded by ``max_age``). An erased account's list is
 deleted by the erasure; a refresh that raced it deletes it again.
@@ -79,6 +80,14 @@ _EXCLUDED = frozenset(
 # Names of the edge types in graph events' ``added`` / ``removed`` whose change makes
 # both users' lists due.
 _CHANGES = frozenset(t.name.lower() for t in _EXCLUDED)
+# A change that only adds a request or a block (nothing removed: not a friendship ended
+# by a block) only hides a user, which the read-time filter already does at once:
+# recomputing would only bring in the next candidate. It makes no list due (decision
+# 0034: in W1 the friend requests were half the lists made due).
+_HIDES = frozenset(
+    t.name.lower()
+    for t in (EdgeType.REQUEST_OUT, EdgeType.REQUEST_IN, EdgeType.BLOCKS, EdgeType.BLOCKED_BY)
+)
 
 
 class _Candidate(msgspec.Struct, frozen=True, array_like=True):
@@ -299,8 +308,8 @@ class SuggestionRefresher:
             changed: set[int] = set()
             for item in items:
                 data = item.event.data
-                touched = {*(data.get("added") or ()), *(data.get("removed") or ())}
-                if touched & _CHANGES:
+                added, removed = set(data.get("added") or ()), set(data.get("removed") or ())
+                if (added | removed) & _CHANGES and not (added <= _HIDES and not removed):
                     pair = (_int(data.get("actor_id")), _int(data.get("other_id")))
                     changed |= {u for u in pair if u is not None}
             async with self._uow() as uow:
