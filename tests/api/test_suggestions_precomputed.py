@@ -264,3 +264,43 @@ def test_a_new_request_makes_no_list_due_its_acceptance_does(
     assert http.blocking_portal.call(refreshed) == set()
     other.client.accept_friend_request(me.id)
     assert http.blocking_portal.call(refreshed) == {me.id, other.id}
+
+
+def test_a_refresher_on_standby_reads_nothing_for_a_third_of_a_lease(
+    app: App,
+    http: TestClient[Any],
+    register: Callable[..., Account],
+    count_queries: Callable[[], Any],
+) -> None:
+    """While another node holds the lease, a refresher fails to take it once, then runs
+    no round (no statement) until a third of a lease has passed (decision 0034)."""
+    from socius.services.suggestions import SuggestionRefresher
+
+    c = app.wiring.container
+    other = SuggestionRefresher(
+        app.wiring.database, c.refresher._clock, c.refresher._stream, c.suggestions
+    )
+    me, friend = register(), register()
+
+    async def drain() -> None:
+        while await c.relay.run_once():
+            pass
+
+    async def take() -> None:
+        await drain()
+        assert await c.refresher._reader.hold()  # this node's refresher takes the lease
+
+    async def standby() -> tuple[int | None, int | None]:
+        await drain()
+        first = await other.run_once()  # the friendship's events: refused the lease
+        with count_queries() as seen:
+            again = await other.run_once()
+        assert seen == []
+        return first, again
+
+    suggested(me)  # a stored list, due
+    http.blocking_portal.call(take)
+    befriend(me, friend)
+    assert http.blocking_portal.call(standby) == (None, None)
+    other._standby_until = 0.0  # a third of a lease later: it tries again, still refused
+    assert http.blocking_portal.call(other.run_once) is None

@@ -802,7 +802,7 @@ def _second_degree_sql(n: int, n_excluded: int) -> TextClause:
     )
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)  # one text per friend count (≤ FANOUT)
 def _second_degree_direct(n: int, n_excluded: int) -> str:
     """The statement of ``second_degree`` with ``?`` placeholders for the driver (SQLite),
     for ``n`` weighted users and ``n_excluded`` edge types; its arguments in order: the
