@@ -11,6 +11,8 @@ A small graph is made through the services (``--users`` users, each befriending
 - **read, warm**: ``suggest`` again (the cache holds the list);
 - **friendship change, request path**: a friend request and its accept, as the API calls
   them (the write path and its after-commit work);
+- **refresher, per recomputed list**: due lists recomputed in rounds of 1 (the
+  refresher behind its budget before decision 0034) or 20;
 - **friendship change, off the request path**: what the refresher then spends on it (the
   relay's publish is not counted: it exists for the stream anyway): reading the events,
   making the two lists due, recomputing them. Absent before decision 0028 (the column is
@@ -163,6 +165,18 @@ async def measure(overrides: dict[str, Any], users: int, degree: int, changes: i
         out["friendship change, refresher (per change: 2 lists)"] = await cost(
             engine, len(chosen), refresh
         )
+
+        # The refresher's cost per recomputed list (decision 0034), its rounds taking
+        # ``size`` due lists each: the sample's lists made due, then rounds until none is.
+        for size in (1, 20):
+            async with c.suggestions._uow() as uow:
+                await uow.suggestion_lists.mark_due(sample, at=c.suggestions._clock())
+                await uow.commit()
+            refresher._batch = size
+            refresher._tokens = size
+            out[f"refresher, per recomputed list (rounds of {size})"] = await cost(
+                engine, len(sample), refresh
+            )
     for stop in c.on_stop:
         await stop()
     return out

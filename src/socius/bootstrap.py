@@ -311,6 +311,7 @@ def build(
         lookaside("suggestions"),
         max_age_seconds=settings.suggestions_max_age_seconds,
         first_request=settings.suggestions_first_request,
+        reads=database.reads,
     )
     refresher = SuggestionRefresher(
         database,

@@ -180,3 +180,127 @@ def test_erasure_deletes_the_stored_list(
     assert http.blocking_portal.call(stored) is not None
     me.client.delete_me(me.password)
     assert http.blocking_portal.call(stored) is None
+
+
+def test_a_rounds_batched_computation_equals_the_per_user_one(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """``friends_of_friends`` (the refresher's one read for a round's lists, decision 0034)
+    ranks as ``newest_with_degree`` + ``second_degree`` do for each user alone."""
+    import math
+    import random
+
+    from socius.domain.graph import EdgeType
+    from socius.services.suggestions import _EXCLUDED
+
+    people = [register() for _ in range(9)]
+    rng = random.Random(3)
+    for i, a in enumerate(people):
+        for b in rng.sample(people[i + 1 :], min(3, len(people) - i - 1)):
+            befriend(a, b)
+    people[0].client.block(people[8].id)
+    people[1].client.send_friend_request(people[7].id)
+    ids = [int(p.id) for p in people]
+
+    async def both() -> tuple[dict[int, list[tuple[int, int, float]]], dict[int, Any]]:
+        async with app.wiring.database(write=False) as uow:
+            batched = await uow.edges.friends_of_friends(
+                ids, EdgeType.FRIEND, fanout=2, exclude=_EXCLUDED, rank_limit=6, limit=3
+            )
+            alone: dict[int, Any] = {}
+            for v in ids:
+                friends = await uow.edges.newest_with_degree(v, EdgeType.FRIEND, limit=2)
+                weights = [(f, 1.0 / math.log(max(d or 2, 2))) for f, d in friends]
+                alone[v] = await uow.edges.second_degree(
+                    v, EdgeType.FRIEND, weights, fanout=2, exclude=_EXCLUDED, rank_limit=6, limit=3
+                )
+        return batched, alone
+
+    batched, alone = http.blocking_portal.call(both)
+    assert set(batched) == set(ids)
+    assert any(batched.values())
+    for v in ids:
+        assert [(c, m) for c, m, _ in batched[v]] == [(c, m) for c, m, _ in alone[v]], v
+        assert [s for *_, s in batched[v]] == pytest.approx([s for *_, s in alone[v]]), v
+
+
+def test_a_new_request_makes_no_list_due_its_acceptance_does(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """A request (or block) only hides a user, which the read-time filter does at once: it
+    makes no list due; the friendship it ends in does (decision 0034)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from socius.storage.tables import suggestion_lists
+
+    me, other = register(), register()
+    c = app.wiring.container
+
+    async def store() -> None:
+        now = datetime.now(UTC)
+        rows = [(int(u.id), _encode([])) for u in (me, other)]
+        async with app.wiring.database() as uow:
+            await uow.suggestion_lists.put(rows, now=now, due=now + timedelta(hours=1))
+            await uow.commit()
+
+    async def refreshed() -> set[str]:
+        """Run the relay and the refresher; whose lists they recomputed."""
+        query = select(suggestion_lists.c.user_id, suggestion_lists.c.computed_at)
+        async with app.wiring.database.primary.connect() as conn:
+            before = {r.user_id: r.computed_at for r in await conn.execute(query)}
+        while await c.relay.run_once():
+            pass
+        while await c.refresher.run_once():
+            pass
+        async with app.wiring.database.primary.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(r.user_id) for r in rows if r.computed_at != before.get(r.user_id)}
+
+    http.blocking_portal.call(store)
+    http.blocking_portal.call(refreshed)  # the registrations' events
+    me.client.send_friend_request(other.id)
+    assert http.blocking_portal.call(refreshed) == set()
+    other.client.accept_friend_request(me.id)
+    assert http.blocking_portal.call(refreshed) == {me.id, other.id}
+
+
+def test_a_refresher_on_standby_reads_nothing_for_a_third_of_a_lease(
+    app: App,
+    http: TestClient[Any],
+    register: Callable[..., Account],
+    count_queries: Callable[[], Any],
+) -> None:
+    """While another node holds the lease, a refresher fails to take it once, then runs
+    no round (no statement) until a third of a lease has passed (decision 0034)."""
+    from socius.services.suggestions import SuggestionRefresher
+
+    c = app.wiring.container
+    other = SuggestionRefresher(
+        app.wiring.database, c.refresher._clock, c.refresher._stream, c.suggestions
+    )
+    me, friend = register(), register()
+
+    async def drain() -> None:
+        while await c.relay.run_once():
+            pass
+
+    async def take() -> None:
+        await drain()
+        assert await c.refresher._reader.hold()  # this node's refresher takes the lease
+
+    async def standby() -> tuple[int | None, int | None]:
+        await drain()
+        first = await other.run_once()  # the friendship's events: refused the lease
+        with count_queries() as seen:
+            again = await other.run_once()
+        assert seen == []
+        return first, again
+
+    suggested(me)  # a stored list, due
+    http.blocking_portal.call(take)
+    befriend(me, friend)
+    assert http.blocking_portal.call(standby) == (None, None)
+    other._standby_until = 0.0  # a third of a lease later: it tries again, still refused
+    assert http.blocking_portal.call(other.run_once) is None

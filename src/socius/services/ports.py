@@ -262,6 +262,18 @@ class EdgeRepository(Protocol):
     ) -> list[tuple[int, int, float]]:
         """(user, how many weighted users lead there, sum of their weights), best first."""
 
+    async def friends_of_friends(
+        self,
+        viewers: Sequence[int],
+        type_: EdgeType,
+        *,
+        fanout: int,
+        exclude: Iterable[EdgeType],
+        rank_limit: int,
+        limit: int,
+    ) -> dict[int, list[tuple[int, int, float]]]:
+        """Per viewer: ``second_degree`` weighted by Adamic-Adar over ``newest_with_degree``."""
+
     async def time_range(
         self, src: int, type_: EdgeType, *, since: datetime, until: datetime, limit: int
     ) -> list[EdgeRow]: ...
@@ -1089,6 +1101,10 @@ class HotReads(Protocol):
     async def mutual(
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]: ...
+
+    async def suggestion_list(self, user_id: int) -> bytes | None:
+        """A user's stored suggestions (encoded), None when never computed."""
+        ...
 
 
 class RefreshRotation(Protocol):

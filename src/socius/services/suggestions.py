@@ -15,9 +15,10 @@ refresher (``first_request="queue"``, the default), or computes the list then, o
 
 **Refreshed by the refresher** (``SuggestionRefresher``, one active per cluster: a lease,
 like the relay and the notifier): a consumer of the durable event stream, so a graph
-write does nothing more than it did. Each ``graph.*`` event that changes a friendship, a
-request or a block makes the lists of its two users due (one UPDATE per batch of events,
-O(1) per event); the refresher recomputes due lists within a rate budget, and every list
+write does nothing more than it did. Each ``graph.*`` event that changes a friendship, or
+removes a request or a block, makes the lists of its two users due (one UPDATE per batch
+of events, O(1) per event; a new request or block only hides a user, which the read-time
+filter does: decision 0034); the refresher recomputes due lists within a rate budget, and every list
 again once it is ``max_age`` old (friends of friends change without the user's own
 edges changing: that staleness is bounded by ``max_age``). An erased account's list is
 deleted by the erasure; a refresh that raced it deletes it again.
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ from socius.domain.graph import EdgeType
 from socius.services.graph_cache import GraphCache, suggestions_key
 from socius.services.leased_reader import LeasedReader
 from socius.services.lookaside import LookAside, msgpack_codec
-from socius.services.ports import Clock, EventStream, UnitOfWorkFactory
+from socius.services.ports import Clock, EventStream, HotReads, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
 FANOUT = 100
 KEEP = 100
 TTL = 300.0
+ROUND = 10  # lists a round waits for when the refresher is behind its budget
 LEASE = "suggestions"
 CONSUMER = "suggestions"
 TYPES = ["graph.*"]  # one subject filter: JetStream filters it on the server
@@ -79,6 +80,14 @@ _EXCLUDED = frozenset(
 # Names of the edge types in graph events' ``added`` / ``removed`` whose change makes
 # both users' lists due.
 _CHANGES = frozenset(t.name.lower() for t in _EXCLUDED)
+# A change that only adds a request or a block (nothing removed: not a friendship ended
+# by a block) only hides a user, which the read-time filter already does at once:
+# recomputing would only bring in the next candidate. It makes no list due (decision
+# 0034: in W1 the friend requests were half the lists made due).
+_HIDES = frozenset(
+    t.name.lower()
+    for t in (EdgeType.REQUEST_OUT, EdgeType.REQUEST_IN, EdgeType.BLOCKS, EdgeType.BLOCKED_BY)
+)
 
 
 class _Candidate(msgspec.Struct, frozen=True, array_like=True):
@@ -88,6 +97,9 @@ class _Candidate(msgspec.Struct, frozen=True, array_like=True):
 
 
 _encode, _decode = msgpack_codec(list[_Candidate])
+# The same bytes from plain (user, mutual, score) rows, as the database returns them (a
+# _Candidate is encoded as an array): no object per candidate on the refresher's path.
+_encode_rows = msgspec.msgpack.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +120,14 @@ class SuggestionService:
         *,
         max_age_seconds: float = 3600.0,
         first_request: str = "queue",
+        reads: HotReads | None = None,
     ) -> None:
         """``first_request``: what a user's very first request gets: ``queue`` (an empty
         list; the refresher computes it next) or ``compute`` (the list, computed then and
-        stored)."""
+        stored). ``reads``: the driver's reads, for the cache misses (None or unavailable:
+        a unit of work)."""
         self._uow = uow
+        self._reads = reads if reads is not None and reads.available else None
         self._clock = clock
         self._profiles = profiles
         self._graph = graph
@@ -123,8 +138,11 @@ class SuggestionService:
 
     async def suggest(self, viewer: int, *, limit: int) -> list[Suggestion]:
         async def load() -> list[_Candidate]:
-            async with self._uow(write=False) as uow:  # the primary: a replica may lag
-                stored = await uow.suggestion_lists.get(viewer)
+            if self._reads is not None:  # one statement on the driver (decision 0034)
+                stored = await self._reads.suggestion_list(viewer)
+            else:
+                async with self._uow(write=False) as uow:  # the primary: a replica may lag
+                    stored = await uow.suggestion_lists.get(viewer)
             if stored is not None:
                 return _decode(stored)
             # Never computed (the user's first request): compute once and keep it, or
@@ -168,26 +186,32 @@ class SuggestionService:
         return kept[:limit]
 
     async def _compute(self, viewer: int) -> list[_Candidate]:
+        return _decode(_encode_rows((await self._compute_many([viewer]))[viewer]))
+
+    async def _compute_many(
+        self, viewers: Sequence[int]
+    ) -> dict[int, list[tuple[int, int, float]]]:
+        """Each viewer's best ``KEEP`` as (user, mutual, score) rows: the newest ``FANOUT``
+        friends, each weighted ``1 / ln(degree)`` (Adamic-Adar; a friend who is not active
+        counts as one of degree 2), and the newest ``FANOUT`` friends of each. One read for
+        all of them (one statement on PostgreSQL, decision 0034)."""
         async with self._uow(write=False, replica=True) as uow:
-            friends = await uow.edges.newest_with_degree(viewer, EdgeType.FRIEND, limit=FANOUT)
-            # A friend who is not active counts as one of degree 2.
-            weights = [(f, 1.0 / math.log(max(d if d is not None else 2, 2))) for f, d in friends]
-            found = await uow.edges.second_degree(
-                viewer,
+            return await uow.edges.friends_of_friends(
+                viewers,
                 EdgeType.FRIEND,
-                weights,
                 fanout=FANOUT,
                 exclude=_EXCLUDED,
                 rank_limit=KEEP * 2,
                 limit=KEEP,
             )
-        return [_Candidate(u, mutual, score) for u, mutual, score in found]
 
     async def refresh(self, users: Sequence[int]) -> None:
-        """Recompute and store the lists of ``users`` (one write for all of them)."""
+        """Recompute and store the lists of ``users``: one read and one write for all of
+        them (decision 0034)."""
         if not users:
             return
-        rows = [(u, _encode(await self._compute(u))) for u in users]
+        found = await self._compute_many(users)
+        rows = [(u, _encode_rows(found[u])) for u in users]
         now = self._clock()
         async with self._uow() as uow:
             await uow.suggestion_lists.put(rows, now=now, due=now + self.max_age)
@@ -239,6 +263,13 @@ class SuggestionRefresher:
         self._filled = time.monotonic()
         self._work = asyncio.Event()
         self._busy = 0
+        # Another node holds the lease: no round before this (time.monotonic()). A node
+        # on standby was otherwise woken by each of its relay's publishes to read the
+        # position, the events and the due lists, only to fail to take the lease (1.4% of
+        # a W1 worker's event loop, decision 0034). It takes over at most a third of a
+        # lease later than it would have.
+        self._standby_until = 0.0
+        self._standby_seconds = lease_seconds / 3
 
     def wake(self, *_args: object) -> None:
         """Events were published to the stream in this process: run a round now."""
@@ -267,6 +298,8 @@ class SuggestionRefresher:
             self._busy -= 1
 
     async def _round(self) -> int | None:
+        if time.monotonic() < self._standby_until:
+            return None
         position = await self._reader.position()
         items = await self._stream.read(after=position, types=TYPES, limit=self._events_batch)
         budget = self._budget()
@@ -278,14 +311,15 @@ class SuggestionRefresher:
         if not items and not due:
             return 0
         if not await self._reader.hold():
+            self._standby_until = time.monotonic() + self._standby_seconds
             return None
         done = 0
         if items:
             changed: set[int] = set()
             for item in items:
                 data = item.event.data
-                touched = {*(data.get("added") or ()), *(data.get("removed") or ())}
-                if touched & _CHANGES:
+                added, removed = set(data.get("added") or ()), set(data.get("removed") or ())
+                if (added | removed) & _CHANGES and not (added <= _HIDES and not removed):
                     pair = (_int(data.get("actor_id")), _int(data.get("other_id")))
                     changed |= {u for u in pair if u is not None}
             async with self._uow() as uow:
@@ -317,8 +351,12 @@ class SuggestionRefresher:
                 log.exception("suggestions_failed")
                 made = 0
             if made:
-                if self._tokens < 1:  # behind: wait for one list's worth of budget
-                    await asyncio.sleep(1.0 / self._per_second)
+                # Behind: wait for a round's worth of budget (decision 0034: a round's
+                # fixed cost, and the one read and one write of its lists, are shared by
+                # up to ``ROUND`` lists instead of each list taking a round of its own).
+                want = min(float(ROUND), float(self._batch))
+                if self._tokens < want:
+                    await asyncio.sleep((want - max(self._tokens, 0.0)) / self._per_second)
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):

@@ -39,6 +39,7 @@ from socius.domain.users import User
 from socius.storage.driver import read_timestamp
 from socius.storage.edges import _MUTUAL_BEFORE, _MUTUAL_FIRST, _RANGE, _RANGE_BEFORE
 from socius.storage.outage import database_unavailable, is_outage
+from socius.storage.suggestion_lists import _GET as _SUGGESTION_LIST
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
 __all__ = ["HotReads"]
@@ -185,6 +186,12 @@ class HotReads:
         else:
             rows = await self._rows(_MUTUAL_BEFORE, b, t, a, t, before_pos, limit)
         return [EdgeRow(d, p, read_timestamp(c)) for d, p, c in rows]
+
+    async def suggestion_list(self, user_id: int) -> bytes | None:
+        """``SqlSuggestionListRepository.get``: a user's stored suggestions (decision 0034:
+        the cache misses of ``GET /v1/friends/suggestions`` without a unit of work)."""
+        row = await self._one(_SUGGESTION_LIST, user_id)
+        return None if row is None else bytes(row[0])
 
     # ------------------------------------------------------------------------------------
 

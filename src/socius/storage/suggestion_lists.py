@@ -10,13 +10,30 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.storage.driver import direct, fetch
+from socius.storage.driver import direct, fetch, fetch_any, write_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.tables import suggestion_lists, users
 
 __all__ = ["SqlSuggestionListRepository"]
 
 _GET = "SELECT candidates FROM suggestion_lists WHERE user_id = ?"
+# The refresher's statements on the driver (decision 0034): on PostgreSQL one prepared
+# text each, whatever the batch (array parameters).
+_PUT_PG = (
+    "INSERT INTO suggestion_lists (user_id, candidates, computed_at, due_at) "
+    "SELECT u, c, $3, $4 FROM unnest($1::bigint[], $2::bytea[]) AS t(u, c) "
+    "ON CONFLICT (user_id) DO UPDATE SET candidates = excluded.candidates, "
+    "computed_at = excluded.computed_at, due_at = excluded.due_at"
+)
+_MARK_DUE_PG = (
+    "UPDATE suggestion_lists SET due_at = $1 WHERE user_id = ANY($2::bigint[]) "
+    "AND due_at > $1 RETURNING user_id"
+)
+_DUE = "SELECT user_id FROM suggestion_lists WHERE due_at <= ? ORDER BY due_at, user_id LIMIT ?"
+_DROP_ORPHANS_PG = (
+    "DELETE FROM suggestion_lists WHERE user_id = ANY($1::bigint[]) "
+    "AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = suggestion_lists.user_id)"
+)
 
 
 class SqlSuggestionListRepository:
@@ -40,6 +57,10 @@ class SqlSuggestionListRepository:
         statement for all of them."""
         if not rows:
             return
+        if self._dialect == "postgresql":
+            users_, lists = [u for u, _ in rows], [c for _, c in rows]
+            await fetch_any(self._conn, _PUT_PG, users_, lists, now, due)
+            return
         insert: Any = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(
             suggestion_lists
         )
@@ -61,6 +82,8 @@ class SqlSuggestionListRepository:
         without a list are left alone. How many were marked."""
         if not user_ids:
             return 0
+        if self._dialect == "postgresql":
+            return len(await fetch_any(self._conn, _MARK_DUE_PG, at, list(user_ids)))
         result = await self._conn.execute(
             update(suggestion_lists)
             .where(
@@ -73,6 +96,9 @@ class SqlSuggestionListRepository:
 
     async def due(self, now: datetime, *, limit: int) -> list[int]:
         """Up to ``limit`` users whose list is due at ``now``, the longest due first."""
+        if direct(self._conn):
+            stamp = write_timestamp(now, self._dialect)
+            return [int(r[0]) for r in await fetch(self._conn, _DUE, stamp, limit)]
         rows = await self._conn.execute(
             select(suggestion_lists.c.user_id)
             .where(suggestion_lists.c.due_at <= now)
@@ -92,7 +118,9 @@ class SqlSuggestionListRepository:
     async def drop_orphans(self, user_ids: Sequence[int]) -> None:
         """Drop the lists among ``user_ids`` whose user is gone (a refresh that raced an
         erasure must not bring a list back)."""
-        if user_ids:
+        if user_ids and self._dialect == "postgresql":
+            await fetch_any(self._conn, _DROP_ORPHANS_PG, list(user_ids))
+        elif user_ids:
             await self._conn.execute(
                 delete(suggestion_lists).where(
                     one_of(suggestion_lists.c.user_id, user_ids, self._dialect),
