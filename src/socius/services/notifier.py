@@ -118,7 +118,7 @@ class Notifier:
         self._pushes: set[asyncio.Task[None]] = set()
         self._busy = 0  # rounds in progress
         self._delivered: set[int] = set()  # devices pushed to since the last flush
-        self.gather_seconds = 0.2  # after a wake, let more events come into the round
+        self.gather_seconds = 0.05  # after a wake, let more events come into the round
         self._slots = asyncio.Semaphore(self._options.concurrency)
 
     def wake(self, *_args: object) -> None:
