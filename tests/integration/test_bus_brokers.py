@@ -113,6 +113,62 @@ async def test_nats_flush_waits_until_the_server_has_every_publish() -> None:
         await b.close()
 
 
+class Direct:
+    """A handler with ``now``: NatsBus calls it as it reads, without a task of its own."""
+
+    def __init__(self, fail_on: bytes = b"") -> None:
+        self.items: list[bytes] = []
+        self.awaited = 0
+        self.fail_on = fail_on
+        self.changed = asyncio.Event()
+
+    async def __call__(self, payload: bytes) -> None:
+        self.awaited += 1
+        self.now(payload)
+
+    def now(self, payload: bytes) -> None:
+        self.items.append(payload)
+        self.changed.set()
+        if payload == self.fail_on:
+            raise RuntimeError("a handler bug")
+
+    async def wait_for(self, n: int) -> list[bytes]:
+        async with asyncio.timeout(WAIT):
+            while len(self.items) < n:
+                self.changed.clear()
+                await self.changed.wait()
+        return list(self.items)
+
+
+async def test_nats_calls_a_handlers_now_in_order_and_stops_at_unsubscribe() -> None:
+    url = require("nats")
+    prefix = unique_prefix()
+    a, b = NatsBus(url, prefix=prefix), NatsBus(url, prefix=prefix)
+    await a.start()
+    await b.start()
+    try:
+        one, two, plain = Direct(fail_on=b"4"), Direct(), Inbox()
+        sub = await b.subscribe("user.1", one)
+        await b.subscribe("user.2", two)
+        await b.subscribe("user.1", plain)  # a plain handler on the same subject still works
+        await a.publish_many([(f"user.{1 + i % 2}", b"%d" % i) for i in range(20)])
+        await a.flush()
+        # In publish order; a handler that raises loses nothing after it.
+        assert await one.wait_for(10) == [b"%d" % i for i in range(0, 20, 2)]
+        assert await two.wait_for(10) == [b"%d" % i for i in range(1, 20, 2)]
+        assert await plain.wait_for(10) == [b"%d" % i for i in range(0, 20, 2)]
+        assert one.awaited == two.awaited == 0  # never through nats-py's task
+        await sub.unsubscribe()
+        await a.publish_many([("user.1", b"late"), ("user.2", b"20")])
+        await a.flush()
+        assert await two.wait_for(11) == [b"%d" % i for i in range(1, 20, 2)] + [b"20"]
+        await b.ping()  # a round trip after the late publish: it has arrived, or never will
+        assert b"late" not in one.items
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_the_redis_reader_survives_a_reconnect() -> None:
     url = require("redis")
     prefix, name = unique_prefix(), f"socius-test-{secrets.token_hex(6)}"

@@ -39,12 +39,14 @@ class MemoryBroker:
 
 
 class MemorySubscription:
-    __slots__ = ("_bus", "active", "handler", "subject")
+    __slots__ = ("_bus", "active", "handler", "now", "subject")
 
     def __init__(self, bus: MemoryBus, subject: str, handler: Handler) -> None:
         self._bus = bus
         self.subject = subject
         self.handler = handler
+        # A handler with ``now(payload)`` (that never waits) is called through it.
+        self.now: Callable[[bytes], None] | None = getattr(handler, "now", None)
         self.active = True
 
     async def unsubscribe(self) -> None:
@@ -127,7 +129,10 @@ class MemoryBus:
                 if not sub.active:
                     continue
                 try:
-                    await sub.handler(payload)
+                    if sub.now is not None:
+                        sub.now(payload)  # never waits: no coroutine for it (realtime/hub.py)
+                    else:
+                        await sub.handler(payload)
                 except Exception:
                     log.exception("bus_handler_failed", bus="memory", subject=subject)
 

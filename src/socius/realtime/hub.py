@@ -53,6 +53,23 @@ def _nothing(_user_id: int) -> None:
     return None
 
 
+class _UserHandler:
+    """The bus handler of one user's subject. ``now`` never waits: a bus that can call a
+    plain function as it reads (NatsBus) calls it without a task of its own."""
+
+    __slots__ = ("hub", "user_id")
+
+    def __init__(self, hub: Hub, user_id: int) -> None:
+        self.hub = hub
+        self.user_id = user_id
+
+    async def __call__(self, payload: bytes) -> None:
+        self.hub.dispatch_now(self.user_id, payload)
+
+    def now(self, payload: bytes) -> None:
+        self.hub.dispatch_now(self.user_id, payload)
+
+
 class Hub:
     def __init__(
         self,
@@ -102,7 +119,7 @@ class Hub:
             first = user_id not in self._subs
             if first:
                 self._subs[user_id] = await self._bus.subscribe(
-                    user_subject(user_id), lambda payload: self.dispatch(user_id, payload)
+                    user_subject(user_id), _UserHandler(self, user_id)
                 )
             self._members.setdefault(user_id, set()).add(listener)
             if first:
@@ -137,6 +154,10 @@ class Hub:
 
     async def dispatch(self, user_id: int, payload: bytes) -> None:
         """Hand one bus payload to the user's connections here (never suspends)."""
+        self.dispatch_now(user_id, payload)
+
+    def dispatch_now(self, user_id: int, payload: bytes) -> None:
+        """``dispatch``, as a plain call."""
         members = self._members.get(user_id)
         if not members:
             return

@@ -1229,7 +1229,9 @@ class Bus(Protocol):
     async def subscribe(
         self, subject: str, handler: Callable[[bytes], Awaitable[None]]
     ) -> Subscription:
-        """Call ``handler`` for each payload published to ``subject`` from now on."""
+        """Call ``handler`` for each payload published to ``subject`` from now on. A
+        handler object with a ``now(payload)`` method that never waits may be called
+        through that instead, in the bus's own reading call (no coroutine, no task)."""
 
     async def ping(self) -> None: ...
 
