@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -154,5 +153,5 @@ class MemoryBus:
         if task is not None:
             task.cancel()
             if task is not asyncio.current_task():  # not closed from inside a handler
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # gather, not suppress(CancelledError): a cancel of this close must go on
+                await asyncio.gather(task, return_exceptions=True)

@@ -309,8 +309,8 @@ class RedisBus:
         for task in tasks:
             task.cancel()
             if task is not asyncio.current_task():  # not closed from inside a handler
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # gather, not suppress(CancelledError): a cancel of this close must go on
+                await asyncio.gather(task, return_exceptions=True)
         for waiter in self._waiters.values():
             waiter.cancel()
         with contextlib.suppress(*_FAILURES):

@@ -97,8 +97,8 @@ class Realtime:
         task, self._refresher = self._refresher, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # gather, not suppress(CancelledError): a cancel of this close must go on
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _refresh(self) -> None:
         while True:
