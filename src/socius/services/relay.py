@@ -72,7 +72,7 @@ class Relay:
         return held
 
     async def _unsent(self) -> list[DomainEvent]:
-        async with self._uow(write=False) as uow:
+        async with self._uow(write=False, driver=True) as uow:
             return await uow.domain_events.unsent(self._batch)
 
     async def run_once(self) -> int | None:
@@ -88,7 +88,7 @@ class Relay:
             if not batch:
                 return total
             await self._stream.publish(batch)
-            async with self._uow() as uow:
+            async with self._uow(driver=True) as uow:  # one statement, on the driver
                 await uow.domain_events.mark_sent([e.id for e in batch])
                 await uow.commit()
             total += len(batch)

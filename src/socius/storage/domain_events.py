@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
-from socius.storage.driver import direct, fetch
+from socius.storage.driver import direct, fetch, on_driver
 from socius.storage.rows import json_texts
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
@@ -87,7 +87,11 @@ class SqlDomainEventRepository:
         return [_event(row) for row in rows]
 
     async def mark_sent(self, ids: Sequence[int]) -> None:
-        if ids and self._conn.dialect.name == "postgresql":
+        driver = on_driver(self._conn)
+        if ids and driver is not None:
+            # One statement, atomic alone: no BEGIN / COMMIT round trips.
+            await driver.fetch(_PG_MARK_SENT, list(ids), begin=False)
+        elif ids and self._conn.dialect.name == "postgresql":
             # A fixed text (no expanding IN to compile for each count); it opens the
             # transaction, so it goes through SQLAlchemy's connection.
             await self._conn.exec_driver_sql(_PG_MARK_SENT, (list(ids),))

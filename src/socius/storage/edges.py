@@ -15,7 +15,14 @@ from socius.domain.events import Event
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
 from socius.domain.graph_writes import PairState, PairWrite
 from socius.storage.domain_events import SqlDomainEventRepository
-from socius.storage.driver import direct, fetch, fetch_any, read_timestamp, write_timestamp
+from socius.storage.driver import (
+    direct,
+    fetch,
+    fetch_any,
+    on_driver,
+    read_timestamp,
+    write_timestamp,
+)
 from socius.storage.id_lists import one_of
 from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.outbox import SqlOutboxRepository, by_user, numbered_events
@@ -34,6 +41,7 @@ __all__ = ["SqlEdgeRepository"]
 
 # The hottest reads (list pages, relationship look-ups, mutual friends), sent on the
 # driver directly where driver.direct allows; the same statements as the built ones below.
+_LOCK = "SELECT pg_advisory_xact_lock(?)"
 _TYPES_BETWEEN = "SELECT type FROM edges WHERE src = ? AND dst = ?"
 _RANGE = (
     "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
@@ -119,8 +127,15 @@ class SqlEdgeRepository:
         """Serialize writers of one pair until the transaction ends. SQLite writers are
         already serialized by BEGIN IMMEDIATE."""
         if self._dialect == "postgresql":
+            key = _pair_lock_key(a, b)
+            driver = on_driver(self._conn)
+            if driver is not None:
+                # The transaction's first statement, sent with its BEGIN (one round trip;
+                # the key is an integer of ours, inlined).
+                await driver.begin_with(f"SELECT pg_advisory_xact_lock({key:d})", _LOCK, key)
+                return
             # Often a write's first statement: on the driver, opening the transaction.
-            await fetch_any(self._conn, "SELECT pg_advisory_xact_lock(?)", _pair_lock_key(a, b))
+            await fetch_any(self._conn, _LOCK, key)
 
     async def pair_state(self, actor: int, other: int) -> PairState:
         """The pair as a graph write finds it (``PairState``); after ``lock_pair``."""

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
+from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import structlog
 from sqlalchemy import text
@@ -26,6 +27,7 @@ from socius.storage.domain_events import (
     SqlLeaseRepository,
     SqlStreamRepository,
 )
+from socius.storage.driver import DriverConnection
 from socius.storage.edges import SqlEdgeRepository
 from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
 from socius.storage.federation import (
@@ -53,7 +55,7 @@ from socius.storage.webhooks import SqlWebhookRepository
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-__all__ = ["Database", "SqlUnitOfWork"]
+__all__ = ["Database", "DriverUnitOfWork", "SqlUnitOfWork"]
 
 AfterCommit = Callable[[], Awaitable[None]]
 UsersChanged = Callable[[set[int]], Awaitable[None]]
@@ -62,32 +64,9 @@ log = structlog.get_logger("socius.storage")
 
 
 class SqlUnitOfWork:
-    """Rolls back unless ``commit()`` is called; runs after-commit callbacks on success."""
+    """Rolls back unless ``commit()`` is called; runs after-commit callbacks on success.
 
-    users: SqlUserRepository
-    sessions: SqlSessionRepository
-    signing_keys: SqlSigningKeyRepository
-    edges: SqlEdgeRepository
-    outbox: SqlOutboxRepository
-    conversations: SqlConversationRepository
-    notifications: SqlNotificationRepository
-    one_time_tokens: SqlOneTimeTokenRepository
-    mfa: SqlMfaRepository
-    audit: SqlAuditRepository
-    sends: SqlSendRepository
-    challenges: SqlAuthChallengeRepository
-    identities: SqlIdentityRepository
-    passkeys: SqlPasskeyRepository
-    domain_events: SqlDomainEventRepository
-    stream: SqlStreamRepository
-    leases: SqlLeaseRepository
-    webhooks: SqlWebhookRepository
-    attachments: SqlAttachmentRepository
-    reports: SqlReportRepository
-    threads: SqlThreadRepository
-    search: SqlSearchRepository
-    push: SqlPushRepository
-    suggestion_lists: SqlSuggestionListRepository
+    Repositories are made on first use: a unit of work uses one or two of them."""
 
     def __init__(
         self,
@@ -144,31 +123,104 @@ class SqlUnitOfWork:
             else:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         self._conn = conn
-        self.users = SqlUserRepository(conn)
-        self.sessions = SqlSessionRepository(conn)
-        self.signing_keys = SqlSigningKeyRepository(conn)
-        self.edges = SqlEdgeRepository(conn)
-        self.outbox = SqlOutboxRepository(conn)
-        self.conversations = SqlConversationRepository(conn)
-        self.notifications = SqlNotificationRepository(conn)
-        self.one_time_tokens = SqlOneTimeTokenRepository(conn)
-        self.mfa = SqlMfaRepository(conn)
-        self.audit = SqlAuditRepository(conn)
-        self.sends = SqlSendRepository(conn)
-        self.challenges = SqlAuthChallengeRepository(conn)
-        self.identities = SqlIdentityRepository(conn)
-        self.passkeys = SqlPasskeyRepository(conn)
-        self.domain_events = SqlDomainEventRepository(conn)
-        self.stream = SqlStreamRepository(conn)
-        self.leases = SqlLeaseRepository(conn)
-        self.webhooks = SqlWebhookRepository(conn)
-        self.attachments = SqlAttachmentRepository(conn)
-        self.reports = SqlReportRepository(conn)
-        self.threads = SqlThreadRepository(conn)
-        self.search = SqlSearchRepository(conn)
-        self.push = SqlPushRepository(conn)
-        self.suggestion_lists = SqlSuggestionListRepository(conn)
+        self._bind = conn
         return self
+
+    @cached_property
+    def users(self) -> SqlUserRepository:
+        return SqlUserRepository(self._bind)
+
+    @cached_property
+    def sessions(self) -> SqlSessionRepository:
+        return SqlSessionRepository(self._bind)
+
+    @cached_property
+    def signing_keys(self) -> SqlSigningKeyRepository:
+        return SqlSigningKeyRepository(self._bind)
+
+    @cached_property
+    def edges(self) -> SqlEdgeRepository:
+        return SqlEdgeRepository(self._bind)
+
+    @cached_property
+    def outbox(self) -> SqlOutboxRepository:
+        return SqlOutboxRepository(self._bind)
+
+    @cached_property
+    def conversations(self) -> SqlConversationRepository:
+        return SqlConversationRepository(self._bind)
+
+    @cached_property
+    def notifications(self) -> SqlNotificationRepository:
+        return SqlNotificationRepository(self._bind)
+
+    @cached_property
+    def one_time_tokens(self) -> SqlOneTimeTokenRepository:
+        return SqlOneTimeTokenRepository(self._bind)
+
+    @cached_property
+    def mfa(self) -> SqlMfaRepository:
+        return SqlMfaRepository(self._bind)
+
+    @cached_property
+    def audit(self) -> SqlAuditRepository:
+        return SqlAuditRepository(self._bind)
+
+    @cached_property
+    def sends(self) -> SqlSendRepository:
+        return SqlSendRepository(self._bind)
+
+    @cached_property
+    def challenges(self) -> SqlAuthChallengeRepository:
+        return SqlAuthChallengeRepository(self._bind)
+
+    @cached_property
+    def identities(self) -> SqlIdentityRepository:
+        return SqlIdentityRepository(self._bind)
+
+    @cached_property
+    def passkeys(self) -> SqlPasskeyRepository:
+        return SqlPasskeyRepository(self._bind)
+
+    @cached_property
+    def domain_events(self) -> SqlDomainEventRepository:
+        return SqlDomainEventRepository(self._bind)
+
+    @cached_property
+    def stream(self) -> SqlStreamRepository:
+        return SqlStreamRepository(self._bind)
+
+    @cached_property
+    def leases(self) -> SqlLeaseRepository:
+        return SqlLeaseRepository(self._bind)
+
+    @cached_property
+    def webhooks(self) -> SqlWebhookRepository:
+        return SqlWebhookRepository(self._bind)
+
+    @cached_property
+    def attachments(self) -> SqlAttachmentRepository:
+        return SqlAttachmentRepository(self._bind)
+
+    @cached_property
+    def reports(self) -> SqlReportRepository:
+        return SqlReportRepository(self._bind)
+
+    @cached_property
+    def threads(self) -> SqlThreadRepository:
+        return SqlThreadRepository(self._bind)
+
+    @cached_property
+    def search(self) -> SqlSearchRepository:
+        return SqlSearchRepository(self._bind)
+
+    @cached_property
+    def push(self) -> SqlPushRepository:
+        return SqlPushRepository(self._bind)
+
+    @cached_property
+    def suggestion_lists(self) -> SqlSuggestionListRepository:
+        return SqlSuggestionListRepository(self._bind)
 
     def after_commit(self, callback: AfterCommit) -> None:
         self._after.append(callback)
@@ -178,8 +230,13 @@ class SqlUnitOfWork:
         await self._tx.commit()
         self._tx = None
         self._release()  # the next writer may start while this one's callbacks run
+        await self._committed()
+
+    async def _committed(self) -> None:
+        """The after-commit work, once the transaction is durable."""
         callbacks, self._after = self._after, []
-        changed = self.users.changed
+        users: SqlUserRepository | None = self.__dict__.get("users")  # (made on first use)
+        changed = users.changed if users is not None else None
         if changed and self._on_users_changed is not None:
             # Before the others: whatever they publish is read with the user's new row.
             await self._on_users_changed(set(changed))
@@ -206,6 +263,81 @@ class SqlUnitOfWork:
             await self._discard()
         finally:
             self._release()
+        if isinstance(exc, Exception) and is_outage(exc):
+            raise database_unavailable(exc) from exc
+
+
+class DriverUnitOfWork(SqlUnitOfWork):
+    """A unit of work on asyncpg itself, for work whose statements all go to the driver
+    (decision 0033): a graph write (``lock_pair``, ``pair_state``, ``write_pair``), a
+    profile update (``update_profile``), the relay's read and delete of its batch. No
+    SQLAlchemy connection, transaction or greenlet: a connection of the driver pool
+    (``storage/reads.py``), ``BEGIN`` sent with the first statement, ``COMMIT`` or
+    ``ROLLBACK`` by hand, the connection given back before the after-commit callbacks
+    run. Its repositories get a ``DriverConnection``; only their paths that send on the
+    driver may be used."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reads: HotReads,
+        *,
+        write: bool = True,
+        on_users_changed: UsersChanged | None = None,
+    ) -> None:
+        super().__init__(engine, write=write, on_users_changed=on_users_changed)
+        self._reads = reads
+        self._driver: DriverConnection | None = None
+        self._raw: Any = None
+        self._pool: Any = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._pool = await self._reads.driver_pool()
+            self._raw = await self._pool.acquire()
+        except Exception as exc:
+            if is_outage(exc):
+                raise database_unavailable(exc) from exc
+            raise
+        driver = self._driver = DriverConnection(
+            self._raw, self._engine.dialect, self._engine.sync_engine.dispatch, write=self._write
+        )
+        self._bind = cast(AsyncConnection, driver)  # (see the class's docstring)
+        return self
+
+    async def commit(self) -> None:
+        assert self._write, "nothing to commit: a read-only unit of work"
+        assert self._driver is not None, "not entered"
+        await self._driver.end(commit=True)
+        await self._give_back()  # before the callbacks: they need no connection
+        await self._committed()
+
+    async def _give_back(self) -> None:
+        """End what has begun (``ROLLBACK``) and give the connection back to the pool."""
+        driver, raw, self._driver, self._raw = self._driver, self._raw, None, None
+        if raw is None:
+            return
+        try:
+            if driver is not None and driver.begun:
+                await driver.end(commit=False)
+        except Exception as cleanup:
+            # The work's own outcome stands; a connection in an unknown state goes.
+            log.warning("unit of work clean-up failed", error=repr(cleanup))
+            raw.terminate()
+        except BaseException:
+            raw.terminate()
+            raise
+        finally:
+            await self._pool.release(raw)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._after = []
+        await self._give_back()
         if isinstance(exc, Exception) and is_outage(exc):
             raise database_unavailable(exc) from exc
 
@@ -240,7 +372,15 @@ class Database:
     def dialect(self) -> str:
         return self.primary.dialect.name
 
-    def __call__(self, *, write: bool = True, replica: bool = False) -> SqlUnitOfWork:
+    def __call__(
+        self, *, write: bool = True, replica: bool = False, driver: bool = False
+    ) -> SqlUnitOfWork:
+        """``driver``: the work's statements all go to the driver (``DriverUnitOfWork``,
+        on PostgreSQL; elsewhere the usual unit of work)."""
+        if driver and self.reads.postgres and (write or not replica or not self.replicas):
+            return DriverUnitOfWork(
+                self.primary, self.reads, write=write, on_users_changed=self.on_users_changed
+            )
         engine = self.primary
         if replica and not write and self.replicas:
             engine = self.replicas[next(self._next_replica)]
