@@ -89,8 +89,13 @@ class SqlDomainEventRepository:
     async def mark_sent(self, ids: Sequence[int]) -> None:
         driver = on_driver(self._conn)
         if ids and driver is not None:
-            # One statement, atomic alone: no BEGIN / COMMIT round trips.
-            await driver.fetch(_PG_MARK_SENT, list(ids), begin=False)
+            # One statement, atomic alone: no BEGIN / COMMIT.
+            if driver.dialect.name == "postgresql":
+                await driver.fetch(_PG_MARK_SENT, list(ids), begin=False)
+            else:
+                marks = ", ".join("?" * len(ids))
+                sql = f"DELETE FROM domain_events WHERE id IN ({marks})"  # noqa: S608
+                await driver.fetch(sql, *ids, begin=False)
         elif ids and self._conn.dialect.name == "postgresql":
             # A fixed text (no expanding IN to compile for each count); it opens the
             # transaction, so it goes through SQLAlchemy's connection.

@@ -48,7 +48,9 @@ class _Statement:
 
 
 class DriverConnection:
-    """A write unit of work's connection on asyncpg itself, no SQLAlchemy around it
+    """A unit of work's connection on the driver itself (asyncpg, or ``sqlite_driver``'s
+    ``InLoopConnection`` on SQLite, where ``BEGIN IMMEDIATE`` waits for other processes
+    without blocking the loop), no SQLAlchemy around it
     (decision 0033): its transaction begins at its first statement (``BEGIN`` sent with
     it when the statement takes no parameters: ``begin_with``), or not at all for a
     statement that runs alone (``fetch(..., begin=False)``: atomic by itself).
@@ -56,7 +58,7 @@ class DriverConnection:
     Statements are announced to the engine's statement listeners (the query-count pins
     and the SQL spans see them), as ``storage/reads.py`` does."""
 
-    __slots__ = ("_dispatch", "_write", "begun", "dialect", "driver")
+    __slots__ = ("_dispatch", "_sqlite", "_write", "begun", "dialect", "driver")
 
     def __init__(self, driver: Any, dialect: Dialect, dispatch: Any, *, write: bool) -> None:
         """``write=False``: every statement runs alone (autocommit), as a read-only unit
@@ -65,33 +67,42 @@ class DriverConnection:
         self.dialect = dialect
         self._dispatch = dispatch
         self._write = write
+        self._sqlite = dialect.name == "sqlite"
         self.begun = False
 
     async def begin_with(self, script: str, announced: str, *args: Any) -> None:
         """``BEGIN`` and ``script`` (no parameters: its values are inlined integers) in one
         round trip; listeners hear of ``announced`` with ``args``."""
-        if self.begun or not self._write:
+        if self.begun or not self._write or self._sqlite:
             await self.fetch(announced, *args)
             return
         with self._announce(announced, args):
-            await self._call(self.driver.execute, f"BEGIN; {script}")
+            await self._send(f"BEGIN; {script}")
         self.begun = True
 
     async def fetch(self, sql: str, *args: Any, begin: bool = True) -> Sequence[Sequence[Any]]:
         if begin and self._write and not self.begun:
-            await self._call(self.driver.execute, "BEGIN")
+            await self._send("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
             self.begun = True
+        rows: Sequence[Sequence[Any]]
         with self._announce(sql, args):
-            rows: Sequence[Sequence[Any]] = await self._call(
-                self.driver.fetch, _numbered(sql), *args
-            )
+            if self._sqlite:
+                rows = await self._call(self.driver.execute_fetchall, sql, args)
+            else:
+                rows = await self._call(self.driver.fetch, _numbered(sql), *args)
         return rows
 
     async def end(self, *, commit: bool) -> None:
         """``COMMIT`` (or ``ROLLBACK``) what has begun."""
         if self.begun:
             self.begun = False
-            await self._call(self.driver.execute, "COMMIT" if commit else "ROLLBACK")
+            await self._send("COMMIT" if commit else "ROLLBACK")
+
+    async def _send(self, sql: str) -> None:
+        if self._sqlite:
+            await self._call(self.driver.execute_fetchall, sql, ())
+        else:
+            await self._call(self.driver.execute, sql)
 
     async def _call(self, method: Any, *args: Any) -> Any:
         try:

@@ -277,12 +277,42 @@ class SqlEdgeRepository:
     ) -> dict[int, int]:
         if not per_user:
             return {}
+        if on_driver(self._conn) is not None:
+            return await self._reserve_and_log_on_driver(per_user, when)
         outbox = SqlOutboxRepository(self._conn)
         stored = await outbox.add([e for u in sorted(per_user) for e in per_user[u]], when)
         last: dict[int, int] = {}
         for e in stored:
             assert e.seq is not None
             last[e.user_id] = max(last.get(e.user_id, 0), e.seq)
+        return last
+
+    async def _reserve_and_log_on_driver(
+        self, per_user: dict[int, list[Event]], when: datetime
+    ) -> dict[int, int]:
+        """SQLite, on the driver: the log counters taken in ascending user order (one
+        statement), then the events numbered below them (one statement)."""
+        users_sorted = sorted(per_user)
+        counts = [v for u in users_sorted for v in (u, len(per_user[u]))]
+        found = await fetch(
+            self._conn,
+            f"INSERT INTO user_seqs (user_id, seq) VALUES {_marks(len(users_sorted), 2)} "  # noqa: S608
+            "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+            "RETURNING user_id, seq",
+            *counts,
+        )
+        last = {int(u): int(q) for u, q in found}
+        rows = [
+            (u, last[u] - len(mine) + i, e.type, e.payload, when, e.message_id)
+            for u in users_sorted
+            for mine in (per_user[u],)
+            for i, e in enumerate(mine, start=1)
+        ]
+        await fetch(
+            self._conn,
+            f"INSERT INTO user_events ({_LOG.column_list}) VALUES {_marks(len(rows), 6)}",  # noqa: S608
+            *_LOG.convert(self._conn.dialect, rows),
+        )
         return last
 
     async def _write_pair_built(self, change: PairWrite) -> list[Event]:

@@ -29,7 +29,14 @@ from socius.storage.domain_events import (
 )
 from socius.storage.driver import DriverConnection
 from socius.storage.edges import SqlEdgeRepository
-from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
+from socius.storage.engine import (
+    READ_OPTION,
+    SQLITE_BUSY_TIMEOUT_S,
+    SQLITE_PRAGMAS,
+    WRITE_OPTION,
+    make_engine,
+    sqlite_path,
+)
 from socius.storage.federation import (
     SqlAuthChallengeRepository,
     SqlIdentityRepository,
@@ -47,6 +54,8 @@ from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
+from socius.storage.sqlite_driver import InLoopConnection
+from socius.storage.sqlite_driver import connect as sqlite_connect
 from socius.storage.suggestion_lists import SqlSuggestionListRepository
 from socius.storage.threads import SqlThreadRepository
 from socius.storage.users import SqlUserRepository
@@ -267,36 +276,88 @@ class SqlUnitOfWork:
             raise database_unavailable(exc) from exc
 
 
+class _PoolSource:
+    """PostgreSQL: connections of the driver pool (``storage/reads.py``)."""
+
+    def __init__(self, reads: HotReads) -> None:
+        self._reads = reads
+        self._pool: Any = None
+
+    async def acquire(self) -> Any:
+        self._pool = self._pool or await self._reads.driver_pool()
+        return await self._pool.acquire()
+
+    async def release(self, raw: Any, *, broken: bool) -> None:
+        if broken:
+            raw.terminate()
+        await self._pool.release(raw)
+
+
+class _SqliteWriter:
+    """SQLite: one connection of its own for the driver's write units of work, which
+    hold the database's write lock (one writer at a time, as every writer in this
+    process) from open to commit; opened on first use, as the engine opens its own."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: InLoopConnection | None = None
+
+    async def acquire(self) -> Any:
+        if self._conn is None:
+            conn = await sqlite_connect(self._path, busy_timeout=SQLITE_BUSY_TIMEOUT_S)()
+            for pragma in SQLITE_PRAGMAS:
+                await conn.execute_fetchall(pragma)
+            self._conn = conn
+        return self._conn
+
+    async def release(self, raw: Any, *, broken: bool) -> None:
+        conn = self._conn
+        if broken and conn is not None and conn is raw:
+            self._conn = None
+            conn.stop()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.stop()
+
+
 class DriverUnitOfWork(SqlUnitOfWork):
-    """A unit of work on asyncpg itself, for work whose statements all go to the driver
-    (decision 0033): a graph write (``lock_pair``, ``pair_state``, ``write_pair``), a
-    profile update (``update_profile``), the relay's read and delete of its batch. No
-    SQLAlchemy connection, transaction or greenlet: a connection of the driver pool
-    (``storage/reads.py``), ``BEGIN`` sent with the first statement, ``COMMIT`` or
-    ``ROLLBACK`` by hand, the connection given back before the after-commit callbacks
-    run. Its repositories get a ``DriverConnection``; only their paths that send on the
-    driver may be used."""
+    """A unit of work on the driver itself (asyncpg, sqlite3), for work whose statements
+    all go to the driver (decision 0033): a graph write (``lock_pair``, ``pair_state``,
+    ``write_pair``), a profile update (``update_profile``), the relay's read and delete
+    of its batch (PostgreSQL). No SQLAlchemy connection, transaction or greenlet: a
+    connection of the driver pool (PostgreSQL) or the writer's own (SQLite, under the
+    write lock), ``BEGIN`` sent with the first statement, ``COMMIT`` or ``ROLLBACK`` by
+    hand, the connection given back before the after-commit callbacks run. Its
+    repositories get a ``DriverConnection``; only their paths that send on the driver
+    may be used."""
 
     def __init__(
         self,
         engine: AsyncEngine,
-        reads: HotReads,
+        source: _PoolSource | _SqliteWriter,
         *,
         write: bool = True,
+        write_lock: asyncio.Lock | None = None,
         on_users_changed: UsersChanged | None = None,
     ) -> None:
-        super().__init__(engine, write=write, on_users_changed=on_users_changed)
-        self._reads = reads
+        super().__init__(
+            engine, write=write, write_lock=write_lock, on_users_changed=on_users_changed
+        )
+        self._source = source
         self._driver: DriverConnection | None = None
         self._raw: Any = None
-        self._pool: Any = None
 
     async def __aenter__(self) -> Self:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+            self._holds_lock = True
         try:
-            self._pool = await self._reads.driver_pool()
-            self._raw = await self._pool.acquire()
-        except Exception as exc:
-            if is_outage(exc):
+            self._raw = await self._source.acquire()
+        except BaseException as exc:
+            self._release()
+            if isinstance(exc, Exception) and is_outage(exc):
                 raise database_unavailable(exc) from exc
             raise
         driver = self._driver = DriverConnection(
@@ -313,22 +374,25 @@ class DriverUnitOfWork(SqlUnitOfWork):
         await self._committed()
 
     async def _give_back(self) -> None:
-        """End what has begun (``ROLLBACK``) and give the connection back to the pool."""
+        """End what has begun (``ROLLBACK``), give the connection back, and let the next
+        writer in."""
         driver, raw, self._driver, self._raw = self._driver, self._raw, None, None
         if raw is None:
+            self._release()
             return
+        broken = True
         try:
             if driver is not None and driver.begun:
                 await driver.end(commit=False)
+            broken = False
         except Exception as cleanup:
             # The work's own outcome stands; a connection in an unknown state goes.
             log.warning("unit of work clean-up failed", error=repr(cleanup))
-            raw.terminate()
-        except BaseException:
-            raw.terminate()
-            raise
         finally:
-            await self._pool.release(raw)
+            try:
+                await self._source.release(raw, broken=broken)
+            finally:
+                self._release()
 
     async def __aexit__(
         self,
@@ -365,6 +429,9 @@ class Database:
         # them collide on the database lock and sleep in SQLite's busy handler (whose
         # back-off grows to 100 ms a try): an embedded server is one process.
         self._write_lock = asyncio.Lock() if self.primary.dialect.name == "sqlite" else None
+        self._driver_pool = _PoolSource(self.reads)
+        path = sqlite_path(url)
+        self._sqlite_writer = _SqliteWriter(path) if path else None
         #: After a commit that updated or deleted users, with their ids (node caches).
         self.on_users_changed: UsersChanged | None = None
 
@@ -379,7 +446,17 @@ class Database:
         on PostgreSQL; elsewhere the usual unit of work)."""
         if driver and self.reads.postgres and (write or not replica or not self.replicas):
             return DriverUnitOfWork(
-                self.primary, self.reads, write=write, on_users_changed=self.on_users_changed
+                self.primary,
+                self._driver_pool,
+                write=write,
+                on_users_changed=self.on_users_changed,
+            )
+        if driver and write and self._sqlite_writer is not None:
+            return DriverUnitOfWork(
+                self.primary,
+                self._sqlite_writer,
+                write_lock=self._write_lock,
+                on_users_changed=self.on_users_changed,
             )
         engine = self.primary
         if replica and not write and self.replicas:
@@ -410,6 +487,8 @@ class Database:
         return {"in_use": int(checked_out), "idle": int(idle)}
 
     async def dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
         await self.reads.close()
         await self.primary.dispose()
         for engine in self.replicas:
