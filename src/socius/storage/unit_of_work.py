@@ -70,6 +70,7 @@ AfterCommit = Callable[[], Awaitable[None]]
 UsersChanged = Callable[[set[int]], Awaitable[None]]
 
 log = structlog.get_logger("socius.storage")
+_ACQUIRE_TIMEOUT_S = 10.0
 
 
 class SqlUnitOfWork:
@@ -285,7 +286,8 @@ class _PoolSource:
 
     async def acquire(self) -> Any:
         self._pool = self._pool or await self._reads.driver_pool()
-        return await self._pool.acquire()
+        # As the engine's pool_timeout: no connection in time is an outage (503).
+        return await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
 
     async def release(self, raw: Any, *, broken: bool) -> None:
         if broken:
