@@ -92,6 +92,22 @@ class DriverConnection:
                 rows = await self._call(self.driver.fetch, _numbered(sql), *args)
         return rows
 
+    async def fetch_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per row of arguments, in order, in the transaction: on asyncpg
+        pipelined (``executemany``: one round trip), on SQLite one after the other."""
+        if not rows:
+            return
+        if self._write and not self.begun:
+            await self._send("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+            self.begun = True
+        if self._sqlite:
+            for args in rows:
+                with self._announce(sql, args):
+                    await self._call(self.driver.execute_fetchall, sql, args)
+            return
+        with self._announce(sql, rows, many=True):  # as SQLAlchemy announces executemany
+            await self._call(self.driver.executemany, _numbered(sql), rows)
+
     async def end(self, *, commit: bool) -> None:
         """``COMMIT`` (or ``ROLLBACK``) what has begun."""
         if self.begun:
@@ -113,18 +129,18 @@ class DriverConnection:
             raise
 
     @contextlib.contextmanager
-    def _announce(self, sql: str, args: Sequence[Any]) -> Iterator[None]:
+    def _announce(self, sql: str, args: Sequence[Any], *, many: bool = False) -> Iterator[None]:
         dispatch = self._dispatch
         if dispatch is None or not dispatch.before_cursor_execute:
             yield
             return
         seen = _Statement()
-        dispatch.before_cursor_execute(seen, None, sql, args, None, False)
+        dispatch.before_cursor_execute(seen, None, sql, args, None, many)
         try:
             yield
         finally:
             if dispatch.after_cursor_execute:
-                dispatch.after_cursor_execute(seen, None, sql, args, None, False)
+                dispatch.after_cursor_execute(seen, None, sql, args, None, many)
 
 
 def on_driver(conn: object) -> DriverConnection | None:
