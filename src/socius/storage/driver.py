@@ -108,9 +108,18 @@ class DriverConnection:
         with self._announce(sql, rows, many=True):  # as SQLAlchemy announces executemany
             await self._call(self.driver.executemany, _numbered(sql), rows)
 
+    def in_transaction(self) -> bool:
+        """Has a transaction begun (by the driver's account too: a ``BEGIN`` whose wait
+        was cancelled may have reached the server)?"""
+        if self.begun:
+            return True
+        if self._sqlite:
+            return bool(self.driver.in_transaction)
+        return bool(self.driver.is_in_transaction())
+
     async def end(self, *, commit: bool) -> None:
         """``COMMIT`` (or ``ROLLBACK``) what has begun."""
-        if self.begun:
+        if self.begun or (not commit and self.in_transaction()):
             self.begun = False
             await self._send("COMMIT" if commit else "ROLLBACK")
 

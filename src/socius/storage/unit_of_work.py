@@ -384,7 +384,7 @@ class DriverUnitOfWork(SqlUnitOfWork):
             return
         broken = True
         try:
-            if driver is not None and driver.begun:
+            if driver is not None and driver.in_transaction():
                 await driver.end(commit=False)
             broken = False
         except Exception as cleanup:
