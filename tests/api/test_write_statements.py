@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from admin_support import grant_admin_from_cli
 
 from conftest import Account, App
 from event_support import read_events, relay
+from socius.client import ApiError
 
 # (PostgreSQL, SQLite) statements per write. PostgreSQL: the pair's lock, one read (the
 # users, locked, and the edges between them), one write (edges, counts, logs, inbox,
@@ -79,3 +81,22 @@ def test_a_profile_edit_is_one_statement_and_answers_with_the_new_profile(
     assert token is not None
     updated = [e for e in read_events(http, token) if e["type"] == "account.updated"]
     assert [e["data"] for e in updated] == [{"user_id": a.id, "fields": ["bio", "is_private"]}]
+
+
+def test_refused_graph_writes_leave_their_connections_clean(
+    register: Callable[..., Account],
+) -> None:
+    """A graph write refused inside its transaction (no such user: after BEGIN and the
+    pair's lock) rolls back and gives its connection back as it found it (decision 0033,
+    the driver's unit of work): more of them than the pool holds, then writes on the
+    same connections go through and hold."""
+    a, b = register(), register()
+    for _ in range(30):
+        for method in ("POST", "DELETE"):
+            with pytest.raises(ApiError) as refused:
+                a.client.request(method, "/v1/users/4242424242/follow")
+            assert refused.value.status == 404
+    assert a.client.request("POST", f"/v1/users/{b.id}/follow").status_code < 300
+    assert b.client.request("GET", f"/v1/users/{b.id}").json()["followers_count"] == 1
+    assert a.client.request("DELETE", f"/v1/users/{b.id}/follow").status_code < 300
+    assert b.client.request("GET", f"/v1/users/{b.id}").json()["followers_count"] == 0

@@ -234,7 +234,7 @@ class AccountService:
             return await self.me(principal)
         values["updated_at"] = self._clock()
         uid = principal.user_id
-        async with self._uow() as uow:
+        async with self._uow(driver=True) as uow:  # one statement, on the driver
             # The profile and this node's copy of the own row, in one invalidation (one
             # cache command, one broadcast), before the relay is woken.
             uow.after_commit(lambda: self._profiles.invalidate(uid, near_only=[own_user_key(uid)]))

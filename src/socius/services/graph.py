@@ -90,7 +90,7 @@ class GraphService:
 
     async def _apply(self, actor: int, other: int, planner: Planner) -> Relationship:
         check_not_self(actor, other)
-        async with self._uow() as uow:
+        async with self._uow(driver=True) as uow:  # its statements all on the driver
             await uow.edges.lock_pair(actor, other)
             # Shared row locks: an erasure of either user waits for this write, or this
             # write sees the user gone. One read for the users, the edges between them and

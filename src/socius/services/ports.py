@@ -1069,8 +1069,12 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, write: bool = True, replica: bool = False) -> UnitOfWork:
-        """A unit of work; ``replica=True`` allows a lag-tolerant read replica."""
+    def __call__(
+        self, *, write: bool = True, replica: bool = False, driver: bool = False
+    ) -> UnitOfWork:
+        """A unit of work; ``replica=True`` allows a lag-tolerant read replica;
+        ``driver=True``: the work's statements all go to the database driver, which may
+        then run it without the SQL toolkit (decision 0033)."""
 
 
 class HotReads(Protocol):

@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -40,9 +41,12 @@ class Relay:
         batch: int = 500,
         on_published: Callable[[int], None] = lambda _n: None,
         gather: float = 0.02,
+        refused_wait: float = 1.0,
     ) -> None:
         """``gather``: seconds a round waits after being woken, so that the writes of
-        that moment go out in one round (a round is ~7 statements: decision 0027)."""
+        that moment go out in one round (a round is ~7 statements: decision 0027).
+        ``refused_wait``: seconds a relay whose lease another holds lets pass before it
+        reads the outbox or asks for the lease again (decision 0033)."""
         self._uow = uow
         self._stream = stream
         self._clock = clock
@@ -53,6 +57,8 @@ class Relay:
         self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._work = asyncio.Event()
         self._held_until: datetime | None = None  # the lease, as this relay took it
+        self._refused_wait = refused_wait
+        self._refused_until: float | None = None  # time.monotonic(): another relay held it
 
     def wake(self) -> None:
         """Something was committed to the outbox in this process: run a round now."""
@@ -69,15 +75,22 @@ class Relay:
             held = await uow.leases.take(LEASE, self.holder, now=now, until=now + self._lease)
             await uow.commit()
         self._held_until = now + self._lease if held else None
+        # Refused: another relay holds the lease and publishes what is committed here too
+        # (on its next round, within its ``interval``). Asking again at every wake cost a
+        # write transaction per commit of this process, for nothing (decision 0033).
+        self._refused_until = None if held else time.monotonic() + self._refused_wait
         return held
 
     async def _unsent(self) -> list[DomainEvent]:
-        async with self._uow(write=False) as uow:
+        async with self._uow(write=False, driver=True) as uow:
             return await uow.domain_events.unsent(self._batch)
 
     async def run_once(self) -> int | None:
         """One round; how many events it published (None: another relay holds the lease).
-        An empty outbox costs one read: the lease is taken only when there is work."""
+        An empty outbox costs one read: the lease is taken only when there is work. A
+        relay refused the lease lately does nothing until ``refused_wait`` has passed."""
+        if self._refused_until is not None and time.monotonic() < self._refused_until:
+            return None
         batch = await self._unsent()
         if not batch:
             return 0
@@ -88,7 +101,7 @@ class Relay:
             if not batch:
                 return total
             await self._stream.publish(batch)
-            async with self._uow() as uow:
+            async with self._uow(driver=True) as uow:  # one statement, on the driver
                 await uow.domain_events.mark_sent([e.id for e in batch])
                 await uow.commit()
             total += len(batch)
@@ -98,7 +111,7 @@ class Relay:
             batch = await self._unsent()
 
     async def release(self) -> None:
-        self._held_until = None
+        self._held_until = self._refused_until = None
         async with self._uow() as uow:
             await uow.leases.release(LEASE, self.holder, now=self._clock())
             await uow.commit()

@@ -13,21 +13,155 @@ SQL is written once with ``?`` placeholders and numbered (``$1``...) for asyncpg
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.storage.engine import READ_OPTION
-from socius.storage.outage import database_unavailable
+from socius.storage.outage import database_unavailable, is_outage
 
-__all__ = ["direct", "fetch", "fetch_any", "numbered", "read_timestamp", "write_timestamp"]
+__all__ = [
+    "DriverConnection",
+    "direct",
+    "fetch",
+    "fetch_any",
+    "numbered",
+    "on_driver",
+    "read_timestamp",
+    "write_timestamp",
+]
 
 
-def direct(conn: AsyncConnection) -> bool:
+class _Statement:
+    """What the engine's statement listeners are handed for a statement sent here (they
+    keep per-statement state in ``info``, as on a SQLAlchemy connection)."""
+
+    __slots__ = ("info",)
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
+
+
+class DriverConnection:
+    """A unit of work's connection on the driver itself (asyncpg, or ``sqlite_driver``'s
+    ``InLoopConnection`` on SQLite, where ``BEGIN IMMEDIATE`` waits for other processes
+    without blocking the loop), no SQLAlchemy around it
+    (decision 0033): its transaction begins at its first statement (``BEGIN`` sent with
+    it when the statement takes no parameters: ``begin_with``), or not at all for a
+    statement that runs alone (``fetch(..., begin=False)``: atomic by itself).
+
+    Statements are announced to the engine's statement listeners (the query-count pins
+    and the SQL spans see them), as ``storage/reads.py`` does."""
+
+    __slots__ = ("_dispatch", "_sqlite", "_write", "begun", "dialect", "driver")
+
+    def __init__(self, driver: Any, dialect: Dialect, dispatch: Any, *, write: bool) -> None:
+        """``write=False``: every statement runs alone (autocommit), as a read-only unit
+        of work's does."""
+        self.driver = driver
+        self.dialect = dialect
+        self._dispatch = dispatch
+        self._write = write
+        self._sqlite = dialect.name == "sqlite"
+        self.begun = False
+
+    async def begin_with(self, script: str, announced: str, *args: Any) -> None:
+        """``BEGIN`` and ``script`` (no parameters: its values are inlined integers) in one
+        round trip; listeners hear of ``announced`` with ``args``."""
+        if self.begun or not self._write or self._sqlite:
+            await self.fetch(announced, *args)
+            return
+        with self._announce(announced, args):
+            await self._send(f"BEGIN; {script}")
+        self.begun = True
+
+    async def fetch(self, sql: str, *args: Any, begin: bool = True) -> Sequence[Sequence[Any]]:
+        if begin and self._write and not self.begun:
+            await self._send("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+            self.begun = True
+        rows: Sequence[Sequence[Any]]
+        with self._announce(sql, args):
+            if self._sqlite:
+                rows = await self._call(self.driver.execute_fetchall, sql, args)
+            else:
+                rows = await self._call(self.driver.fetch, _numbered(sql), *args)
+        return rows
+
+    async def fetch_each(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """``sql`` once per row of arguments, in order, in the transaction: on asyncpg
+        pipelined (``executemany``: one round trip), on SQLite one after the other."""
+        if not rows:
+            return
+        if self._write and not self.begun:
+            await self._send("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+            self.begun = True
+        if self._sqlite:
+            for args in rows:
+                with self._announce(sql, args):
+                    await self._call(self.driver.execute_fetchall, sql, args)
+            return
+        with self._announce(sql, rows, many=True):  # as SQLAlchemy announces executemany
+            await self._call(self.driver.executemany, _numbered(sql), rows)
+
+    def in_transaction(self) -> bool:
+        """Has a transaction begun (by the driver's account too: a ``BEGIN`` whose wait
+        was cancelled may have reached the server)?"""
+        if self.begun:
+            return True
+        if self._sqlite:
+            return bool(self.driver.in_transaction)
+        return bool(self.driver.is_in_transaction())
+
+    async def end(self, *, commit: bool) -> None:
+        """``COMMIT`` (or ``ROLLBACK``) what has begun."""
+        if self.begun or (not commit and self.in_transaction()):
+            self.begun = False
+            await self._send("COMMIT" if commit else "ROLLBACK")
+
+    async def _send(self, sql: str) -> None:
+        if self._sqlite:
+            await self._call(self.driver.execute_fetchall, sql, ())
+        else:
+            await self._call(self.driver.execute, sql)
+
+    async def _call(self, method: Any, *args: Any) -> Any:
+        try:
+            return await method(*args)
+        except Exception as exc:
+            if is_outage(exc):
+                raise database_unavailable(exc) from exc
+            raise
+
+    @contextlib.contextmanager
+    def _announce(self, sql: str, args: Sequence[Any], *, many: bool = False) -> Iterator[None]:
+        dispatch = self._dispatch
+        if dispatch is None or not dispatch.before_cursor_execute:
+            yield
+            return
+        seen = _Statement()
+        dispatch.before_cursor_execute(seen, None, sql, args, None, many)
+        try:
+            yield
+        finally:
+            if dispatch.after_cursor_execute:
+                dispatch.after_cursor_execute(seen, None, sql, args, None, many)
+
+
+def on_driver(conn: object) -> DriverConnection | None:
+    """``conn`` when it is a ``DriverConnection`` (a unit of work on the driver hands its
+    repositories one in place of SQLAlchemy's connection), else None."""
+    return conn if isinstance(conn, DriverConnection) else None
+
+
+def direct(conn: AsyncConnection | DriverConnection) -> bool:
     """May a statement on ``conn`` go to the driver directly (see above)?"""
+    if isinstance(conn, DriverConnection):
+        return True
     sync = conn.sync_connection
     if sync is None:
         return False
@@ -50,11 +184,15 @@ def numbered(sql: str) -> str:
 _numbered = functools.lru_cache(maxsize=256)(numbered)  # the hot statements: fixed texts
 
 
-async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+async def fetch(
+    conn: AsyncConnection | DriverConnection, sql: str, *args: Any
+) -> Sequence[Sequence[Any]]:
     """The rows of one statement, as the driver returns them (tuples or records).
 
     Listeners of the engine's ``before_cursor_execute`` event still see the statement
     (the tests that pin how many statements a request runs count them there)."""
+    if isinstance(conn, DriverConnection):
+        return await conn.fetch(sql, *args)
     sync = conn.sync_connection
     if sync is not None and sync.dispatch.before_cursor_execute:
         sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
@@ -73,11 +211,13 @@ async def fetch(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequenc
     return list(await driver.execute_fetchall(sql, args))
 
 
-async def fetch_any(conn: AsyncConnection, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+async def fetch_any(
+    conn: AsyncConnection | DriverConnection, sql: str, *args: Any
+) -> Sequence[Sequence[Any]]:
     """``fetch``, also as a write unit of work's first statement on PostgreSQL: there it
     goes through ``exec_driver_sql`` (no statement built or compiled), which opens the
     transaction first. The rows as the driver returns them."""
-    if direct(conn):
+    if isinstance(conn, DriverConnection) or direct(conn):
         return await fetch(conn, sql, *args)
     if conn.dialect.name == "postgresql":
         sql = _numbered(sql)

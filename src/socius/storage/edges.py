@@ -17,7 +17,14 @@ from socius.domain.events import Event
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
 from socius.domain.graph_writes import PairState, PairWrite
 from socius.storage.domain_events import SqlDomainEventRepository
-from socius.storage.driver import direct, fetch, fetch_any, read_timestamp, write_timestamp
+from socius.storage.driver import (
+    direct,
+    fetch,
+    fetch_any,
+    on_driver,
+    read_timestamp,
+    write_timestamp,
+)
 from socius.storage.id_lists import one_of
 from socius.storage.notifications import SqlNotificationRepository
 from socius.storage.outbox import SqlOutboxRepository, by_user, numbered_events
@@ -36,6 +43,7 @@ __all__ = ["SqlEdgeRepository"]
 
 # The hottest reads (list pages, relationship look-ups, mutual friends), sent on the
 # driver directly where driver.direct allows; the same statements as the built ones below.
+_LOCK = "SELECT pg_advisory_xact_lock(?)"
 _TYPES_BETWEEN = "SELECT type FROM edges WHERE src = ? AND dst = ?"
 _RANGE = (
     "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
@@ -169,8 +177,15 @@ class SqlEdgeRepository:
         """Serialize writers of one pair until the transaction ends. SQLite writers are
         already serialized by BEGIN IMMEDIATE."""
         if self._dialect == "postgresql":
+            key = _pair_lock_key(a, b)
+            driver = on_driver(self._conn)
+            if driver is not None:
+                # The transaction's first statement, sent with its BEGIN (one round trip;
+                # the key is an integer of ours, inlined).
+                await driver.begin_with(f"SELECT pg_advisory_xact_lock({key:d})", _LOCK, key)
+                return
             # Often a write's first statement: on the driver, opening the transaction.
-            await fetch_any(self._conn, "SELECT pg_advisory_xact_lock(?)", _pair_lock_key(a, b))
+            await fetch_any(self._conn, _LOCK, key)
 
     async def pair_state(self, actor: int, other: int) -> PairState:
         """The pair as a graph write finds it (``PairState``); after ``lock_pair``."""
@@ -312,12 +327,42 @@ class SqlEdgeRepository:
     ) -> dict[int, int]:
         if not per_user:
             return {}
+        if on_driver(self._conn) is not None:
+            return await self._reserve_and_log_on_driver(per_user, when)
         outbox = SqlOutboxRepository(self._conn)
         stored = await outbox.add([e for u in sorted(per_user) for e in per_user[u]], when)
         last: dict[int, int] = {}
         for e in stored:
             assert e.seq is not None
             last[e.user_id] = max(last.get(e.user_id, 0), e.seq)
+        return last
+
+    async def _reserve_and_log_on_driver(
+        self, per_user: dict[int, list[Event]], when: datetime
+    ) -> dict[int, int]:
+        """SQLite, on the driver: the log counters taken in ascending user order (one
+        statement), then the events numbered below them (one statement)."""
+        users_sorted = sorted(per_user)
+        counts = [v for u in users_sorted for v in (u, len(per_user[u]))]
+        found = await fetch(
+            self._conn,
+            f"INSERT INTO user_seqs (user_id, seq) VALUES {_marks(len(users_sorted), 2)} "  # noqa: S608
+            "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+            "RETURNING user_id, seq",
+            *counts,
+        )
+        last = {int(u): int(q) for u, q in found}
+        rows = [
+            (u, last[u] - len(mine) + i, e.type, e.payload, when, e.message_id)
+            for u in users_sorted
+            for mine in (per_user[u],)
+            for i, e in enumerate(mine, start=1)
+        ]
+        await fetch(
+            self._conn,
+            f"INSERT INTO user_events ({_LOG.column_list}) VALUES {_marks(len(rows), 6)}",  # noqa: S608
+            *_LOG.convert(self._conn.dialect, rows),
+        )
         return last
 
     async def _write_pair_built(self, change: PairWrite) -> list[Event]:

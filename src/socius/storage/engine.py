@@ -28,13 +28,39 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from socius.storage.sqlite_driver import connect
 
-__all__ = ["READ_OPTION", "WRITE_OPTION", "async_url", "make_engine"]
+__all__ = [
+    "READ_OPTION",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "SQLITE_PRAGMAS",
+    "WRITE_OPTION",
+    "async_url",
+    "make_engine",
+    "sqlite_path",
+]
 
 WRITE_OPTION = "socius_write"
 #: SQLite: a read-only unit of work; no BEGIN, each statement runs in the driver's own
 #: autocommit mode (cheaper than switching isolation_level to AUTOCOMMIT and back).
 READ_OPTION = "socius_read"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Every SQLite connection's settings (the engine's, and the driver's writer's).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=0",  # the driver waits, off the loop (sqlite_driver)
+    "PRAGMA cache_size=-32000",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite://`` URL (None: not SQLite, or in memory)."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("sqlite"):
+        return None
+    path = rest[1:] if rest.startswith("/") else rest
+    return path if path and path != ":memory:" else None
 
 
 def async_url(url: str) -> str:
@@ -88,14 +114,7 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> AsyncEngine:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=0",  # the driver waits, off the loop (sqlite_driver)
-            "PRAGMA cache_size=-32000",
-            "PRAGMA temp_store=MEMORY",
-        ):
+        for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
 

@@ -30,7 +30,7 @@ class SqlEventStream:
     async def publish(self, events: Sequence[DomainEvent]) -> None:
         if not events:
             return
-        async with self._database() as uow:
+        async with self._database(driver=True) as uow:  # its statements on the driver
             await uow.stream.append(events)
             if self._max_age:  # retention, a little with each batch (as JetStream's max_age)
                 before = max(e.occurred_at for e in events) - self._max_age

@@ -218,6 +218,12 @@ class HotReads:
             if seen is not None and dispatch.after_cursor_execute:
                 dispatch.after_cursor_execute(seen, None, sql, args, None, False)
 
+    async def driver_pool(self) -> Any:
+        """The asyncpg pool (made on first use), for write units of work on the driver
+        (``storage/unit_of_work.py``): each ends its transaction before it gives its
+        connection back, so the pool's no-reset release still holds."""
+        return self._pool or await self._open_pool()
+
     async def _open_pool(self) -> Any:
         if self._opening is None:
             self._opening = asyncio.Lock()

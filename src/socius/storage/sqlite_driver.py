@@ -164,6 +164,10 @@ class InLoopConnection:
             cursor.close()
 
     @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
+from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import structlog
 from sqlalchemy import text
@@ -26,8 +27,16 @@ from socius.storage.domain_events import (
     SqlLeaseRepository,
     SqlStreamRepository,
 )
+from socius.storage.driver import DriverConnection
 from socius.storage.edges import SqlEdgeRepository
-from socius.storage.engine import READ_OPTION, WRITE_OPTION, make_engine
+from socius.storage.engine import (
+    READ_OPTION,
+    SQLITE_BUSY_TIMEOUT_S,
+    SQLITE_PRAGMAS,
+    WRITE_OPTION,
+    make_engine,
+    sqlite_path,
+)
 from socius.storage.federation import (
     SqlAuthChallengeRepository,
     SqlIdentityRepository,
@@ -45,6 +54,8 @@ from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
+from socius.storage.sqlite_driver import InLoopConnection
+from socius.storage.sqlite_driver import connect as sqlite_connect
 from socius.storage.suggestion_lists import SqlSuggestionListRepository
 from socius.storage.threads import SqlThreadRepository
 from socius.storage.users import SqlUserRepository
@@ -53,41 +64,19 @@ from socius.storage.webhooks import SqlWebhookRepository
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-__all__ = ["Database", "SqlUnitOfWork"]
+__all__ = ["Database", "DriverUnitOfWork", "SqlUnitOfWork"]
 
 AfterCommit = Callable[[], Awaitable[None]]
 UsersChanged = Callable[[set[int]], Awaitable[None]]
 
 log = structlog.get_logger("socius.storage")
+_ACQUIRE_TIMEOUT_S = 10.0
 
 
 class SqlUnitOfWork:
-    """Rolls back unless ``commit()`` is called; runs after-commit callbacks on success."""
+    """Rolls back unless ``commit()`` is called; runs after-commit callbacks on success.
 
-    users: SqlUserRepository
-    sessions: SqlSessionRepository
-    signing_keys: SqlSigningKeyRepository
-    edges: SqlEdgeRepository
-    outbox: SqlOutboxRepository
-    conversations: SqlConversationRepository
-    notifications: SqlNotificationRepository
-    one_time_tokens: SqlOneTimeTokenRepository
-    mfa: SqlMfaRepository
-    audit: SqlAuditRepository
-    sends: SqlSendRepository
-    challenges: SqlAuthChallengeRepository
-    identities: SqlIdentityRepository
-    passkeys: SqlPasskeyRepository
-    domain_events: SqlDomainEventRepository
-    stream: SqlStreamRepository
-    leases: SqlLeaseRepository
-    webhooks: SqlWebhookRepository
-    attachments: SqlAttachmentRepository
-    reports: SqlReportRepository
-    threads: SqlThreadRepository
-    search: SqlSearchRepository
-    push: SqlPushRepository
-    suggestion_lists: SqlSuggestionListRepository
+    Repositories are made on first use: a unit of work uses one or two of them."""
 
     def __init__(
         self,
@@ -144,31 +133,104 @@ class SqlUnitOfWork:
             else:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         self._conn = conn
-        self.users = SqlUserRepository(conn)
-        self.sessions = SqlSessionRepository(conn)
-        self.signing_keys = SqlSigningKeyRepository(conn)
-        self.edges = SqlEdgeRepository(conn)
-        self.outbox = SqlOutboxRepository(conn)
-        self.conversations = SqlConversationRepository(conn)
-        self.notifications = SqlNotificationRepository(conn)
-        self.one_time_tokens = SqlOneTimeTokenRepository(conn)
-        self.mfa = SqlMfaRepository(conn)
-        self.audit = SqlAuditRepository(conn)
-        self.sends = SqlSendRepository(conn)
-        self.challenges = SqlAuthChallengeRepository(conn)
-        self.identities = SqlIdentityRepository(conn)
-        self.passkeys = SqlPasskeyRepository(conn)
-        self.domain_events = SqlDomainEventRepository(conn)
-        self.stream = SqlStreamRepository(conn)
-        self.leases = SqlLeaseRepository(conn)
-        self.webhooks = SqlWebhookRepository(conn)
-        self.attachments = SqlAttachmentRepository(conn)
-        self.reports = SqlReportRepository(conn)
-        self.threads = SqlThreadRepository(conn)
-        self.search = SqlSearchRepository(conn)
-        self.push = SqlPushRepository(conn)
-        self.suggestion_lists = SqlSuggestionListRepository(conn)
+        self._bind = conn
         return self
+
+    @cached_property
+    def users(self) -> SqlUserRepository:
+        return SqlUserRepository(self._bind)
+
+    @cached_property
+    def sessions(self) -> SqlSessionRepository:
+        return SqlSessionRepository(self._bind)
+
+    @cached_property
+    def signing_keys(self) -> SqlSigningKeyRepository:
+        return SqlSigningKeyRepository(self._bind)
+
+    @cached_property
+    def edges(self) -> SqlEdgeRepository:
+        return SqlEdgeRepository(self._bind)
+
+    @cached_property
+    def outbox(self) -> SqlOutboxRepository:
+        return SqlOutboxRepository(self._bind)
+
+    @cached_property
+    def conversations(self) -> SqlConversationRepository:
+        return SqlConversationRepository(self._bind)
+
+    @cached_property
+    def notifications(self) -> SqlNotificationRepository:
+        return SqlNotificationRepository(self._bind)
+
+    @cached_property
+    def one_time_tokens(self) -> SqlOneTimeTokenRepository:
+        return SqlOneTimeTokenRepository(self._bind)
+
+    @cached_property
+    def mfa(self) -> SqlMfaRepository:
+        return SqlMfaRepository(self._bind)
+
+    @cached_property
+    def audit(self) -> SqlAuditRepository:
+        return SqlAuditRepository(self._bind)
+
+    @cached_property
+    def sends(self) -> SqlSendRepository:
+        return SqlSendRepository(self._bind)
+
+    @cached_property
+    def challenges(self) -> SqlAuthChallengeRepository:
+        return SqlAuthChallengeRepository(self._bind)
+
+    @cached_property
+    def identities(self) -> SqlIdentityRepository:
+        return SqlIdentityRepository(self._bind)
+
+    @cached_property
+    def passkeys(self) -> SqlPasskeyRepository:
+        return SqlPasskeyRepository(self._bind)
+
+    @cached_property
+    def domain_events(self) -> SqlDomainEventRepository:
+        return SqlDomainEventRepository(self._bind)
+
+    @cached_property
+    def stream(self) -> SqlStreamRepository:
+        return SqlStreamRepository(self._bind)
+
+    @cached_property
+    def leases(self) -> SqlLeaseRepository:
+        return SqlLeaseRepository(self._bind)
+
+    @cached_property
+    def webhooks(self) -> SqlWebhookRepository:
+        return SqlWebhookRepository(self._bind)
+
+    @cached_property
+    def attachments(self) -> SqlAttachmentRepository:
+        return SqlAttachmentRepository(self._bind)
+
+    @cached_property
+    def reports(self) -> SqlReportRepository:
+        return SqlReportRepository(self._bind)
+
+    @cached_property
+    def threads(self) -> SqlThreadRepository:
+        return SqlThreadRepository(self._bind)
+
+    @cached_property
+    def search(self) -> SqlSearchRepository:
+        return SqlSearchRepository(self._bind)
+
+    @cached_property
+    def push(self) -> SqlPushRepository:
+        return SqlPushRepository(self._bind)
+
+    @cached_property
+    def suggestion_lists(self) -> SqlSuggestionListRepository:
+        return SqlSuggestionListRepository(self._bind)
 
     def after_commit(self, callback: AfterCommit) -> None:
         self._after.append(callback)
@@ -178,8 +240,13 @@ class SqlUnitOfWork:
         await self._tx.commit()
         self._tx = None
         self._release()  # the next writer may start while this one's callbacks run
+        await self._committed()
+
+    async def _committed(self) -> None:
+        """The after-commit work, once the transaction is durable."""
         callbacks, self._after = self._after, []
-        changed = self.users.changed
+        users: SqlUserRepository | None = self.__dict__.get("users")  # (made on first use)
+        changed = users.changed if users is not None else None
         if changed and self._on_users_changed is not None:
             # Before the others: whatever they publish is read with the user's new row.
             await self._on_users_changed(set(changed))
@@ -210,6 +277,137 @@ class SqlUnitOfWork:
             raise database_unavailable(exc) from exc
 
 
+class _PoolSource:
+    """PostgreSQL: connections of the driver pool (``storage/reads.py``)."""
+
+    def __init__(self, reads: HotReads) -> None:
+        self._reads = reads
+        self._pool: Any = None
+
+    async def acquire(self) -> Any:
+        self._pool = self._pool or await self._reads.driver_pool()
+        # As the engine's pool_timeout: no connection in time is an outage (503).
+        return await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
+
+    async def release(self, raw: Any, *, broken: bool) -> None:
+        if broken:
+            raw.terminate()
+        await self._pool.release(raw)
+
+
+class _SqliteWriter:
+    """SQLite: one connection of its own for the driver's write units of work, which
+    hold the database's write lock (one writer at a time, as every writer in this
+    process) from open to commit; opened on first use, as the engine opens its own."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: InLoopConnection | None = None
+
+    async def acquire(self) -> Any:
+        if self._conn is None:
+            conn = await sqlite_connect(self._path, busy_timeout=SQLITE_BUSY_TIMEOUT_S)()
+            for pragma in SQLITE_PRAGMAS:
+                await conn.execute_fetchall(pragma)
+            self._conn = conn
+        return self._conn
+
+    async def release(self, raw: Any, *, broken: bool) -> None:
+        conn = self._conn
+        if broken and conn is not None and conn is raw:
+            self._conn = None
+            conn.stop()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.stop()
+
+
+class DriverUnitOfWork(SqlUnitOfWork):
+    """A unit of work on the driver itself (asyncpg, sqlite3), for work whose statements
+    all go to the driver (decision 0033): a graph write (``lock_pair``, ``pair_state``,
+    ``write_pair``), a profile update (``update_profile``), the relay's read and delete
+    of its batch (PostgreSQL). No SQLAlchemy connection, transaction or greenlet: a
+    connection of the driver pool (PostgreSQL) or the writer's own (SQLite, under the
+    write lock), ``BEGIN`` sent with the first statement, ``COMMIT`` or ``ROLLBACK`` by
+    hand, the connection given back before the after-commit callbacks run. Its
+    repositories get a ``DriverConnection``; only their paths that send on the driver
+    may be used."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        source: _PoolSource | _SqliteWriter,
+        *,
+        write: bool = True,
+        write_lock: asyncio.Lock | None = None,
+        on_users_changed: UsersChanged | None = None,
+    ) -> None:
+        super().__init__(
+            engine, write=write, write_lock=write_lock, on_users_changed=on_users_changed
+        )
+        self._source = source
+        self._driver: DriverConnection | None = None
+        self._raw: Any = None
+
+    async def __aenter__(self) -> Self:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
+            self._holds_lock = True
+        try:
+            self._raw = await self._source.acquire()
+        except BaseException as exc:
+            self._release()
+            if isinstance(exc, Exception) and is_outage(exc):
+                raise database_unavailable(exc) from exc
+            raise
+        driver = self._driver = DriverConnection(
+            self._raw, self._engine.dialect, self._engine.sync_engine.dispatch, write=self._write
+        )
+        self._bind = cast(AsyncConnection, driver)  # (see the class's docstring)
+        return self
+
+    async def commit(self) -> None:
+        assert self._write, "nothing to commit: a read-only unit of work"
+        assert self._driver is not None, "not entered"
+        await self._driver.end(commit=True)
+        await self._give_back()  # before the callbacks: they need no connection
+        await self._committed()
+
+    async def _give_back(self) -> None:
+        """End what has begun (``ROLLBACK``), give the connection back, and let the next
+        writer in."""
+        driver, raw, self._driver, self._raw = self._driver, self._raw, None, None
+        if raw is None:
+            self._release()
+            return
+        broken = True
+        try:
+            if driver is not None and driver.in_transaction():
+                await driver.end(commit=False)
+            broken = False
+        except Exception as cleanup:
+            # The work's own outcome stands; a connection in an unknown state goes.
+            log.warning("unit of work clean-up failed", error=repr(cleanup))
+        finally:
+            try:
+                await self._source.release(raw, broken=broken)
+            finally:
+                self._release()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._after = []
+        await self._give_back()
+        if isinstance(exc, Exception) and is_outage(exc):
+            raise database_unavailable(exc) from exc
+
+
 class Database:
     """The primary engine and any read replicas; makes units of work."""
 
@@ -233,6 +431,9 @@ class Database:
         # them collide on the database lock and sleep in SQLite's busy handler (whose
         # back-off grows to 100 ms a try): an embedded server is one process.
         self._write_lock = asyncio.Lock() if self.primary.dialect.name == "sqlite" else None
+        self._driver_pool = _PoolSource(self.reads)
+        path = sqlite_path(url)
+        self._sqlite_writer = _SqliteWriter(path) if path else None
         #: After a commit that updated or deleted users, with their ids (node caches).
         self.on_users_changed: UsersChanged | None = None
 
@@ -240,7 +441,25 @@ class Database:
     def dialect(self) -> str:
         return self.primary.dialect.name
 
-    def __call__(self, *, write: bool = True, replica: bool = False) -> SqlUnitOfWork:
+    def __call__(
+        self, *, write: bool = True, replica: bool = False, driver: bool = False
+    ) -> SqlUnitOfWork:
+        """``driver``: the work's statements all go to the driver (``DriverUnitOfWork``,
+        on PostgreSQL; elsewhere the usual unit of work)."""
+        if driver and self.reads.postgres and (write or not replica or not self.replicas):
+            return DriverUnitOfWork(
+                self.primary,
+                self._driver_pool,
+                write=write,
+                on_users_changed=self.on_users_changed,
+            )
+        if driver and write and self._sqlite_writer is not None:
+            return DriverUnitOfWork(
+                self.primary,
+                self._sqlite_writer,
+                write_lock=self._write_lock,
+                on_users_changed=self.on_users_changed,
+            )
         engine = self.primary
         if replica and not write and self.replicas:
             engine = self.replicas[next(self._next_replica)]
@@ -270,6 +489,8 @@ class Database:
         return {"in_use": int(checked_out), "idle": int(idle)}
 
     async def dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
         await self.reads.close()
         await self.primary.dispose()
         for engine in self.replicas:

@@ -27,7 +27,7 @@ from socius.domain.errors import Conflict
 from socius.domain.graph import EdgeType
 from socius.domain.stream import DomainEvent
 from socius.domain.users import DmPolicy, User, UserStatus
-from socius.storage.driver import direct, fetch, fetch_any, read_timestamp
+from socius.storage.driver import direct, fetch, fetch_any, on_driver, read_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.rows import ValuesList
 from socius.storage.tables import (
@@ -232,7 +232,10 @@ class SqlUserRepository:
             counts = _COUNT_COLUMN.replace("users.id", "u.id") * len(counted)
             sql = f"{ctes} SELECT u.*{counts} FROM u"  # noqa: S608 (no values)
             args = [*values, user_id, active, *dom_args, *count_args]
-            if alone and not direct(self._conn):
+            driver = on_driver(self._conn)
+            if alone and driver is not None:
+                rows = await driver.fetch(sql, *args, begin=False)  # atomic: autocommit
+            elif alone and not direct(self._conn):
                 rows = await fetch(self._conn, sql, *args)  # no transaction: autocommit
             else:
                 rows = await fetch_any(self._conn, sql, *args)
