@@ -27,7 +27,7 @@ import hashlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
@@ -75,8 +75,8 @@ class _Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # (uvloop's transports are not subclasses of asyncio.Transport: no isinstance)
+        self._transport = cast("asyncio.Transport", transport)
         self.usable = True
 
     def connection_lost(self, exc: Exception | None) -> None:
