@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
-from socius.cache.redis_timeouts import connection_class_for
+from socius.cache.resp import Arg, ReplyError, RespClient, Script
 from socius.domain.errors import CacheUnavailable
 
 if TYPE_CHECKING:
@@ -18,7 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisCache"]
 
-T = TypeVar("T")
+# What a failed command raises: TimeoutError and ConnectionError are OSErrors.
+_ERRORS = (OSError, ReplyError)
 
 _LEASE = "lease:"
 
@@ -131,12 +129,6 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _bytes(value: bytes | str | None) -> bytes | None:
-    if value is None:
-        return None
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
 class RedisCache:
     def __init__(
         self,
@@ -146,26 +138,21 @@ class RedisCache:
         timeout: float = 0.5,
         tracer: Tracer | None = None,
     ) -> None:
-        """``tracer``: each command (or pipeline) is a span of it (None: no tracing)."""
-        options: dict[str, Any] = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "max_connections": 512,
-            "health_check_interval": 0,
-            **connection_class_for(url),  # no task per command (cache/redis_timeouts.py)
-        }
-        if tracer is None:
-            self._redis = aioredis.Redis.from_url(url, **options)
-        else:
-            from socius.cache.redis_spans import traced_redis
+        """``tracer``: each command (or pipeline) is a span of it (None: no tracing).
 
-            self._redis = traced_redis(url, tracer, **options)
+        The client is the lean one of cache/resp.py (decision 0037), not redis-py."""
+        if tracer is None:
+            self._redis = RespClient(url, timeout=timeout)
+        else:
+            from socius.cache.redis_spans import TracedRespClient
+
+            self._redis = TracedRespClient(url, timeout=timeout, tracer=tracer)
         self._prefix = prefix
-        self._fill_script = self._redis.register_script(_FILL)
-        self._get_or_lease_script = self._redis.register_script(_GET_OR_LEASE)
-        self._take_script = self._redis.register_script(_TAKE)
-        self._claim_script = self._redis.register_script(_CLAIM)
-        self._renew_script = self._redis.register_script(_RENEW)
+        self._fill_script = Script(_FILL)
+        self._get_or_lease_script = Script(_GET_OR_LEASE)
+        self._take_script = Script(_TAKE)
+        self._claim_script = Script(_CLAIM)
+        self._renew_script = Script(_RENEW)
         # Lease tokens must differ across nodes and calls, not be secret: a random
         # prefix per cache and a counter (no syscall per lease).
         self._token_prefix = os.urandom(8).hex()
@@ -177,57 +164,62 @@ class RedisCache:
     def _k(self, key: str) -> str:
         return self._prefix + key
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _execute(self, *args: Arg) -> Any:
         try:
-            return await fn()
-        except (RedisError, OSError) as exc:
+            return await self._redis.execute(*args)
+        except _ERRORS as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def _pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        try:
+            return await self._redis.pipeline(commands)
+        except _ERRORS as exc:
+            raise CacheUnavailable(str(exc)) from exc
+
+    async def _script(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        try:
+            return await self._redis.evalsha(script, keys, args)
+        except _ERRORS as exc:
             raise CacheUnavailable(str(exc)) from exc
 
     async def get(self, key: str) -> bytes | None:
-        return _bytes(await self._call(lambda: self._redis.get(self._k(key))))
+        return await self._execute("GET", self._prefix + key)  # type: ignore[no-any-return]
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        values = await self._call(lambda: self._redis.mget([self._k(k) for k in keys]))
-        return [_bytes(v) for v in values]
+        prefix = self._prefix
+        return await self._execute("MGET", *[prefix + k for k in keys])  # type: ignore[no-any-return]
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
-        await self._call(lambda: self._redis.set(self._k(key), value, px=_ms(ttl)))
+        await self._execute("SET", self._prefix + key, value, "PX", _ms(ttl))
 
     async def set_many(self, items: Sequence[tuple[str, bytes, float]]) -> None:
-        if not items:
-            return
-
-        async def run() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, value, ttl in items:
-                    pipe.set(self._k(key), value, px=_ms(ttl))
-                await pipe.execute()
-
-        await self._call(run)
+        if items:
+            prefix = self._prefix
+            await self._pipeline(
+                [("SET", prefix + key, value, "PX", _ms(ttl)) for key, value, ttl in items]
+            )
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._call(lambda: self._redis.delete(*(self._k(k) for k in keys)))
+            await self._execute("DEL", *[self._prefix + k for k in keys])
 
     async def exists(self, key: str) -> bool:
-        return bool(await self._call(lambda: self._redis.exists(self._k(key))))
+        return bool(await self._execute("EXISTS", self._prefix + key))
 
     async def incr(self, key: str, *, ttl: float) -> int:
-        full = self._k(key)
-
-        async def run() -> int:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(full)
-                pipe.pexpire(full, max(1, int(ttl * 1000)), nx=True)
-                count, _ = await pipe.execute()
-            return int(count)
-
-        return await self._call(run)
+        full = self._prefix + key
+        try:
+            count, _ = await self._redis.transaction(
+                [("INCRBY", full, 1), ("PEXPIRE", full, max(1, int(ttl * 1000)), "NX")]
+            )
+        except _ERRORS as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return int(count)
 
     async def ttl(self, key: str) -> float:
-        millis = await self._call(lambda: self._redis.pttl(self._k(key)))
+        millis = await self._execute("PTTL", self._prefix + key)
         return max(0.0, int(millis) / 1000)
 
     async def lease(self, key: str, *, ttl: float) -> str | None:
@@ -238,14 +230,13 @@ class RedisCache:
             return []
         tokens = [self._token() for _ in keys]
         px = _ms(ttl)
-
-        async def run() -> list[bool | None]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, token in zip(keys, tokens, strict=True):
-                    pipe.set(self._k(_LEASE + key), token, nx=True, px=px)
-                return list(await pipe.execute())
-
-        taken = await self._call(run)
+        lease = self._prefix + _LEASE
+        taken = await self._pipeline(
+            [
+                ("SET", lease + key, token, "NX", "PX", px)
+                for key, token in zip(keys, tokens, strict=True)
+            ]
+        )
         return [token if ok else None for token, ok in zip(tokens, taken, strict=True)]
 
     async def get_or_lease(self, key: str, *, ttl: float) -> tuple[bytes | None, str | None]:
@@ -257,15 +248,16 @@ class RedisCache:
         if not keys:
             return []
         tokens = [self._token() for _ in keys]
-        full = [k for key in keys for k in (self._k(key), self._k(_LEASE + key))]
-        args: list[str | int] = [_ms(ttl), *tokens]
-        found = await self._call(lambda: self._get_or_lease_script(keys=full, args=args))
+        prefix = self._prefix
+        lease = prefix + _LEASE
+        full = [k for key in keys for k in (prefix + key, lease + key)]
+        found = await self._script(self._get_or_lease_script, full, [_ms(ttl), *tokens])
         out: list[tuple[bytes | None, str | None]] = []
         for token, item in zip(tokens, found, strict=True):
             if isinstance(item, int):
                 out.append((None, token if item else None))
             else:
-                out.append((_bytes(item), None))
+                out.append((item, None))
         return out
 
     async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
@@ -276,26 +268,29 @@ class RedisCache:
             await self._fill(items, ttl)
 
     async def _fill(self, items: Sequence[tuple[str, bytes, str]], ttl: float) -> int:
-        keys: list[str] = []
-        args: list[bytes | str | int] = [_ms(ttl)]
+        prefix = self._prefix
+        lease = prefix + _LEASE
+        keys: list[Arg] = []
+        args: list[Arg] = [_ms(ttl)]
         for key, value, token in items:
-            keys += (self._k(key), self._k(_LEASE + key))
+            keys += (prefix + key, lease + key)
             args += (value, token)
-        return int(await self._call(lambda: self._fill_script(keys=keys, args=args)))
+        return int(await self._script(self._fill_script, keys, args))
 
     async def invalidate(self, *keys: str) -> None:
         if keys:
-            full = [k for key in keys for k in (self._k(key), self._k(_LEASE + key))]
-            await self._call(lambda: self._redis.delete(*full))
+            prefix = self._prefix
+            lease = prefix + _LEASE
+            await self._execute("DEL", *[k for key in keys for k in (prefix + key, lease + key)])
 
     async def take_tokens(self, items: Sequence[tuple[str, float, int]]) -> list[float]:
         if not items:
             return []
-        keys = [self._k(key) for key, _, _ in items]
-        args: list[int] = []
+        keys = [self._prefix + key for key, _, _ in items]
+        args: list[Arg] = []
         for _, interval, burst in items:
             args += (max(1, int(interval * 1_000_000)), burst)
-        waits = await self._call(lambda: self._take_script(keys=keys, args=args))
+        waits = await self._script(self._take_script, keys, args)
         return [int(w) / 1_000_000 for w in waits]
 
     async def claim_slots(
@@ -303,31 +298,24 @@ class RedisCache:
     ) -> list[bool]:
         if not items:
             return []
-        keys = [self._k(key) for key, _ in items]
-        args: list[str | int] = [limit, _ms(ttl), *(member for _, member in items)]
-        added = await self._call(lambda: self._claim_script(keys=keys, args=args))
+        keys = [self._prefix + key for key, _ in items]
+        args: list[Arg] = [limit, _ms(ttl), *(member for _, member in items)]
+        added = await self._script(self._claim_script, keys, args)
         return [bool(a) for a in added]
 
     async def renew_slots(self, items: Sequence[tuple[str, str]], *, ttl: float) -> None:
         if items:
-            keys = [self._k(key) for key, _ in items]
-            args: list[str | int] = [_ms(ttl), *(member for _, member in items)]
-            await self._call(lambda: self._renew_script(keys=keys, args=args))
+            keys = [self._prefix + key for key, _ in items]
+            args: list[Arg] = [_ms(ttl), *(member for _, member in items)]
+            await self._script(self._renew_script, keys, args)
 
     async def release_slots(self, items: Sequence[tuple[str, str]]) -> None:
-        if not items:
-            return
-
-        async def run() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, member in items:
-                    pipe.zrem(self._k(key), member)
-                await pipe.execute()
-
-        await self._call(run)
+        if items:
+            prefix = self._prefix
+            await self._pipeline([("ZREM", prefix + key, member) for key, member in items])
 
     async def ping(self) -> None:
-        await self._call(lambda: self._redis.ping())
+        await self._execute("PING")
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.close()
