@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from socius.domain.errors import InvalidInput
 from socius.domain.users import PASSWORD_MAX, PASSWORD_MIN
 
-__all__ = ["PasswordHasher", "check_password_policy"]
+__all__ = ["PasswordHasher", "check_password_policy", "hashing_threads"]
 
 _R = TypeVar("_R")
 
@@ -28,11 +28,18 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def hashing_threads(workers: int) -> int:
+    """Hashing threads per worker process: the node's cores shared among its ``workers``
+    (at least one each), so the node hashes at most about one password per core at once."""
+    return max(1, _cores() // max(1, workers))
+
+
 class PasswordHasher:
     """argon2id with configurable cost; hashing runs in worker threads of its own.
 
-    At most one hash per core runs at once (``threads``, default the cores this process
-    may use); the others wait their turn in order. On the default executor up to cores + 4
+    At most ``threads`` hashes run at once (default: the cores this process may use; the
+    server passes its share of the cores, ``hashing_threads``); the others wait their turn
+    in order. On the default executor up to cores + 4
     hashes (64 MiB each by default) shared the cores at once: each of them, and the event
     loop beside them, ran that many times slower, so under a burst every login waited for
     all of them (decision 0036). Hashing also no longer takes the default executor's

@@ -1,0 +1,43 @@
+"""Password hashes run on the hasher's own threads, at most ``threads`` at once (decision
+0036): a burst of logins queues in order instead of sharing the cores many ways."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from socius.services.passwords import PasswordHasher, hashing_threads
+
+
+async def test_hashes_run_on_their_own_threads_at_most_threads_at_once() -> None:
+    hasher = PasswordHasher(memory_kib=1024, time_cost=1, parallelism=1, threads=2)
+    running = peak = 0
+    names: set[str] = set()
+    lock = threading.Lock()
+    verify = hasher._verify
+
+    def counted(password_hash: str, password: str) -> bool:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            names.add(threading.current_thread().name)
+        try:
+            return verify(password_hash, password)
+        finally:
+            with lock:
+                running -= 1
+
+    hasher._verify = counted  # type: ignore[method-assign]
+    stored = await hasher.hash("a-Secret-pw-1")
+    results = await asyncio.gather(*(hasher.verify(stored, "a-Secret-pw-1") for _ in range(8)))
+    assert all(results)
+    assert not await hasher.verify(stored, "wrong-pw-123")
+    assert peak <= 2
+    assert names and all(name.startswith("argon2") for name in names)
+
+
+def test_a_node_hashes_at_most_about_one_password_per_core() -> None:
+    assert hashing_threads(1) >= 1
+    assert hashing_threads(10_000) == 1
+    assert hashing_threads(2) * 2 <= max(2, hashing_threads(1))
