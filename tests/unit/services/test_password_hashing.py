@@ -34,7 +34,8 @@ async def test_hashes_run_on_their_own_threads_at_most_threads_at_once() -> None
     assert all(results)
     assert not await hasher.verify(stored, "wrong-pw-123")
     assert peak <= 2
-    assert names and all(name.startswith("argon2") for name in names)
+    assert names
+    assert all(name.startswith("argon2") for name in names)
 
 
 def test_a_node_hashes_at_most_about_one_password_per_core() -> None:
