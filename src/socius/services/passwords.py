@@ -61,6 +61,12 @@ class PasswordHasher:
             )
         return await asyncio.get_running_loop().run_in_executor(executor, call)
 
+    def close(self) -> None:
+        """Let the hashing threads end once their current hash is done (at shutdown)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
     async def hash(self, password: str) -> str:
         return await self._run(functools.partial(self._argon.hash, password))
 

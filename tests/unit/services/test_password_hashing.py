@@ -42,3 +42,12 @@ def test_a_node_hashes_at_most_about_one_password_per_core() -> None:
     assert hashing_threads(1) >= 1
     assert hashing_threads(10_000) == 1
     assert hashing_threads(2) * 2 <= max(2, hashing_threads(1))
+
+
+async def test_close_ends_the_threads_and_a_later_hash_still_works() -> None:
+    hasher = PasswordHasher(memory_kib=1024, time_cost=1, parallelism=1, threads=1)
+    stored = await hasher.hash("a-Secret-pw-1")
+    hasher.close()
+    hasher.close()  # twice is fine
+    assert await hasher.verify(stored, "a-Secret-pw-1")
+    hasher.close()
