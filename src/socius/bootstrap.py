@@ -68,7 +68,7 @@ from socius.services.oidc_provider import OidcProviderClient, ProviderConfig
 from socius.services.passkeys import PasskeyService
 from socius.services.passkeys import available as passkeys_available
 from socius.services.password_reset import PasswordResets
-from socius.services.passwords import PasswordHasher, hashing_threads
+from socius.services.passwords import PasswordHasher
 from socius.services.ports import BlobStore, Bus, Cache, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.push import PushService
@@ -326,7 +326,6 @@ def build(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
-        threads=hashing_threads(settings.effective_workers),
     )
     tokens = AccessTokens(
         database,

@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from socius.domain.errors import InvalidInput
 from socius.domain.users import PASSWORD_MAX, PASSWORD_MIN
 
-__all__ = ["PasswordHasher", "check_password_policy", "hashing_threads"]
+__all__ = ["PasswordHasher", "check_password_policy"]
 
 _R = TypeVar("_R")
 
@@ -28,21 +28,16 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def hashing_threads(workers: int) -> int:
-    """Hashing threads per worker process: the node's cores shared among its ``workers``
-    (at least one each), so the node hashes at most about one password per core at once."""
-    return max(1, _cores() // max(1, workers))
-
-
 class PasswordHasher:
     """argon2id with configurable cost; hashing runs in worker threads of its own.
 
-    At most ``threads`` hashes run at once (default: the cores this process may use; the
-    server passes its share of the cores, ``hashing_threads``); the others wait their turn
-    in order. On the default executor up to cores + 4
-    hashes (64 MiB each by default) shared the cores at once: each of them, and the event
-    loop beside them, ran that many times slower, so under a burst every login waited for
-    all of them (decision 0036). Hashing also no longer takes the default executor's
+    At most ``threads`` hashes run at once (default: the cores this process may use); the
+    others wait their turn in order. Per process, not the node's cores divided among its
+    workers: a keep-alive connection stays on one worker, so a worker may get most of the
+    logins while another has none, and one thread there would leave a core idle while
+    logins queue. On the default executor up to cores + 4 hashes (64 MiB each by default)
+    shared the cores at once: each of them, and the event loop beside them, ran that many
+    times slower, so under a burst every login waited for all of them (decision 0036). Hashing also no longer takes the default executor's
     threads from the rest of the process (file and image work)."""
 
     def __init__(
