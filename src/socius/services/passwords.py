@@ -37,8 +37,9 @@ class PasswordHasher:
     logins while another has none, and one thread there would leave a core idle while
     logins queue. On the default executor up to cores + 4 hashes (64 MiB each by default)
     shared the cores at once: each of them, and the event loop beside them, ran that many
-    times slower, so under a burst every login waited for all of them (decision 0036). Hashing also no longer takes the default executor's
-    threads from the rest of the process (file and image work)."""
+    times slower, so under a burst every login waited for all of them (decision 0036).
+    Hashing also no longer takes the default executor's threads from the rest of the
+    process (file and image work)."""
 
     def __init__(
         self, *, memory_kib: int, time_cost: int, parallelism: int, threads: int | None = None
