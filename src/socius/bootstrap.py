@@ -662,6 +662,7 @@ def build(
         await cache.close()
         await attachments.store.close()
         await database.dispose()
+        hasher.close()
 
     if provider is not None:
         # The first stop added runs last: the spans of everything else are ended by then.

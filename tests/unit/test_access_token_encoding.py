@@ -17,8 +17,9 @@ def _unused_uow(*args: object, **kwargs: object) -> object:
     raise AssertionError("no database here")
 
 
+@pytest.mark.parametrize("jti", ["abc", "Zm9v-_Ab12", 'a "quoted"\\ é'])
 @pytest.mark.parametrize("issuer", ["https://socius.example", "sócius ☃"])
-async def test_issued_tokens_are_pyjwts_byte_for_byte_and_verify(issuer: str) -> None:
+async def test_issued_tokens_are_pyjwts_byte_for_byte_and_verify(issuer: str, jti: str) -> None:
     tokens = AccessTokens(
         _unused_uow,  # type: ignore[arg-type]
         lambda: NOW,
@@ -30,7 +31,7 @@ async def test_issued_tokens_are_pyjwts_byte_for_byte_and_verify(issuer: str) ->
     tokens._install([record])
     assert tokens._signing is not None
     _, key, _ = tokens._signing
-    token = tokens.issue(42, 7, at=NOW, jti="abc")
+    token = tokens.issue(42, 7, at=NOW, jti=jti)
     claims = {
         "iss": issuer,
         "aud": "socius",
@@ -39,13 +40,13 @@ async def test_issued_tokens_are_pyjwts_byte_for_byte_and_verify(issuer: str) ->
         "iat": int(NOW.timestamp()),
         "nbf": int(NOW.timestamp()),
         "exp": int(NOW.timestamp()) + 900,
-        "jti": "abc",
+        "jti": jti,
     }
     expected = jwt.encode(
         claims, key, algorithm="EdDSA", headers={"kid": record.kid, "typ": "at+jwt"}
     )
     assert token == expected
-    assert tokens.issue(42, 7, at=NOW, jti="abc") == token  # deterministic (refresh grace)
+    assert tokens.issue(42, 7, at=NOW, jti=jti) == token  # deterministic (refresh grace)
     verified = await tokens.verify(token)
     assert (verified.user_id, verified.session_id) == (42, 7)
     decoded = jwt.decode(

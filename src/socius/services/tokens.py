@@ -51,6 +51,14 @@ def _header_segment(kid: str) -> str:
     return _b64encode(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _json_string(value: str) -> str:
+    """``json.dumps(value)``, without the call for the usual URL-safe base64 ids."""
+    return f'"{value}"' if _PLAIN.issuperset(value) else json.dumps(value)
+
+
 def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
@@ -77,6 +85,8 @@ class AccessTokens:
         self._issuer = issuer
         self._audience = audience
         self._ttl = ttl_seconds
+        # The constant start of every payload, as json.dumps writes it.
+        self._claims_head = f'{{"iss":{json.dumps(issuer)},"aud":{json.dumps(audience)},'
         # The signing key: its kid, the key, and the encoded header of the tokens it signs.
         self._signing: tuple[str, Ed25519PrivateKey, str] | None = None
         self._verifying: dict[str, Ed25519PublicKey] = {}
@@ -164,20 +174,16 @@ class AccessTokens:
             raise RuntimeError("signing keys not loaded: call load_keys() at start-up")
         _, key, header = self._signing
         now = int((at or self._clock()).timestamp())
-        claims = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": str(user_id),
-            "sid": str(session_id),
-            "iat": now,
-            "nbf": now,
-            "exp": now + self._ttl,
-            "jti": jti or secrets.token_urlsafe(8),
-        }
+        jti = jti or secrets.token_urlsafe(8)
         # What jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ":
         # "at+jwt"}) returns, byte for byte, without its generic machinery (a refresh
-        # issues one): the cached header, the compact JSON payload, one Ed25519 signature.
-        body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+        # issues one): the cached header, the compact JSON payload (json.dumps of the
+        # claims in this order, with iss and aud encoded once), one Ed25519 signature.
+        payload = (
+            f'{self._claims_head}"sub":"{user_id:d}","sid":"{session_id:d}",'
+            f'"iat":{now},"nbf":{now},"exp":{now + self._ttl},"jti":{_json_string(jti)}}}'
+        )
+        body = _b64encode(payload.encode())
         signing_input = f"{header}.{body}"
         signature = key.sign(signing_input.encode("ascii"))
         return f"{signing_input}.{_b64encode(signature)}"
