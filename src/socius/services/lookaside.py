@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 import structlog
@@ -29,7 +30,7 @@ from socius.domain.errors import CacheUnavailable
 from socius.services.near_cache import MISS, NearCache
 from socius.services.ports import Cache
 
-__all__ = ["LookAside", "msgpack_codec"]
+__all__ = ["LookAside", "Lookup", "msgpack_codec"]
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -70,6 +71,19 @@ def msgpack_codec(type_: type[T]) -> tuple[Callable[[T], bytes], Callable[[bytes
     return encoder.encode, decoder.decode
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup(Generic[T]):
+    """One key of a ``LookAside.get_each``: what ``get`` is given for it. ``name``: the
+    family its hits and misses are counted under (None: the look-aside's own)."""
+
+    key: str
+    load: Callable[[], Awaitable[T | None]]
+    ttl: float
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
+    name: str | None = None
+
+
 class LookAside:
     """Look-aside reads over a ``Cache``, for one family of keys (``name`` labels metrics)."""
 
@@ -93,6 +107,15 @@ class LookAside:
         self._lease_ttl = lease_ttl
         self._waits = tuple(waits)
         self._flights: dict[str, asyncio.Future[Any]] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def remembers(self) -> bool:
+        """Whether what is read now is held in this node's L1 for the next reads."""
+        return self._near is not None and self._near.enabled
 
     # ------------------------------------------------------------------ one key
 
@@ -118,6 +141,76 @@ class LookAside:
         value = await self._get(key, load, ttl, encode, decode)
         near.put(key, value, ticket)
         return value
+
+    async def get_each(self, lookups: Sequence[Lookup[Any]]) -> list[Any]:
+        """The values of keys of any kinds (``get`` of each, in order), those not in L1
+        read and, on a miss, leased in one cache call: one Redis round trip for what a
+        request needs before it knows anything else. Each miss leased here is loaded by
+        its own ``load`` and filled (one fill call); a miss leased elsewhere goes the way
+        of ``get`` (wait for that fill, else load)."""
+        near = self._near
+        out: list[Any] = [None] * len(lookups)
+        wanted: list[int] = []
+        for i, lookup in enumerate(lookups):
+            held = MISS if near is None else near.get(lookup.key)
+            if held is MISS:
+                wanted.append(i)
+            else:
+                out[i] = held
+        if not wanted:
+            return out
+        ticket = near.begin() if near is not None else (0, 0.0)
+        if len(wanted) == 1:
+            lookup = lookups[wanted[0]]
+            out[wanted[0]] = value = await self._get(
+                lookup.key, lookup.load, lookup.ttl, lookup.encode, lookup.decode
+            )
+            if near is not None:
+                near.put(lookup.key, value, ticket)
+            return out
+        try:
+            answers: (
+                Sequence[tuple[bytes | None, str | None]] | None
+            ) = await self._cache.get_many_or_lease(
+                [lookups[i].key for i in wanted], ttl=self._lease_ttl
+            )
+        except CacheUnavailable:
+            self._error("get_many")
+            answers = None
+        fills: dict[float, list[tuple[str, bytes, str]]] = {}
+        for n, i in enumerate(wanted):
+            lookup = lookups[i]
+            if answers is None:
+                value = await lookup.load()
+            else:
+                raw, token = answers[n]
+                cached = self._unpack(lookup.key, raw, lookup.decode)
+                self._on_result(lookup.name or self._name, "miss" if cached is _MISS else "hit")
+                if not isinstance(cached, _Miss):
+                    value = cached
+                elif raw is None and token is not None:  # leased to this call: fill it
+                    value = await lookup.load()
+                    fills.setdefault(lookup.ttl, []).append(
+                        (lookup.key, self._pack(value, lookup.encode), token)
+                    )
+                else:  # leased elsewhere (None), or an unusable value (lease it now)
+                    value = await self._fetch(
+                        lookup.key,
+                        lookup.load,
+                        lookup.ttl,
+                        lookup.encode,
+                        lookup.decode,
+                        None if raw is None else _UNLEASED,
+                    )
+            out[i] = value
+            if near is not None:
+                near.put(lookup.key, value, ticket)
+        for ttl, batch in fills.items():
+            try:
+                await self._cache.fill_many(batch, ttl=ttl)
+            except CacheUnavailable:
+                self._error("fill")
+        return out
 
     async def _get(
         self,

@@ -229,6 +229,9 @@ class EdgeRepository(Protocol):
         self, src: int, dsts: Sequence[int]
     ) -> dict[int, frozenset[EdgeType]]: ...
 
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
+
     async def add(
         self, src: int, type_: EdgeType, dst: int, *, pos: int, created_at: datetime
     ) -> bool: ...
@@ -1080,6 +1083,10 @@ class HotReads(Protocol):
 
     async def blocked(self, src: int, *, limit: int) -> list[int]:
         """Up to ``limit`` users ``src`` blocks or is blocked by."""
+        ...
+
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
         ...
 
     async def users_with_counts(

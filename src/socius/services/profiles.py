@@ -17,7 +17,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.pagination import OffsetPosition, check_limit, decode_cursor, encode_cursor
 from socius.domain.text import has_control_chars
 from socius.domain.users import User, normalize_login
-from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.lookaside import LookAside, Lookup, msgpack_codec
 from socius.services.ports import HotReads, UnitOfWork, UnitOfWorkFactory
 
 __all__ = ["COUNTED", "Profile", "ProfileService", "SearchPage", "profile_key", "profile_of"]
@@ -101,6 +101,14 @@ class ProfileService:
             return {u.id: _profile(u, counts) for u, counts in found if u.is_active}
         async with self._uow(write=False, replica=True) as uow:
             return await load_profiles(uow, ids)
+
+    def lookup(self, user_id: int) -> Lookup[Profile]:
+        """What ``get`` reads, for a ``LookAside.get_each`` of several kinds of keys."""
+
+        async def load() -> Profile | None:
+            return (await self._load_many([user_id])).get(user_id)
+
+        return Lookup(profile_key(user_id), load, PROFILE_TTL, _encode, _decode, self._cache.name)
 
     async def get(self, user_id: int) -> Profile:
         async def load() -> Profile | None:

@@ -37,7 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from socius.domain.graph import EdgeRow, EdgeType
 from socius.domain.users import User
 from socius.storage.driver import read_timestamp
-from socius.storage.edges import _MUTUAL_BEFORE, _MUTUAL_FIRST, _RANGE, _RANGE_BEFORE
+from socius.storage.edges import (
+    _MUTUAL_BEFORE,
+    _MUTUAL_FIRST,
+    _RANGE,
+    _RANGE_BEFORE,
+    EDGE_TYPES_OF,
+)
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
@@ -155,6 +161,10 @@ class HotReads:
         so ``src``'s own edges tell both ways)."""
         blocks, blocked_by = int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)
         return [row[0] for row in await self._rows(_BLOCKED, src, blocks, blocked_by, limit)]
+
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
+        return [(row[0], row[1]) for row in await self._rows(EDGE_TYPES_OF, src, limit)]
 
     async def users_with_counts(
         self, user_ids: Sequence[int], types: Sequence[EdgeType]
