@@ -176,6 +176,34 @@ def test_block_checks_are_one_cached_read_per_viewer(
     assert statements == []  # the profile read above, and the block check
 
 
+def test_a_viewers_relationships_with_anyone_are_one_cached_read(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """A viewer's edges to everyone are one cached key (decision 0032): once read, the
+    relationships with any other users cost no statement; a write changes them at once."""
+    me, friend, fan, stranger, other = register(), register(), register(), register(), register()
+    befriend(me.client, me.id, friend.client, friend.id)
+    fan.client.request("POST", f"/v1/users/{me.id}/follow")
+    with count_queries() as statements:
+        me.client.request("GET", "/v1/relationships", params={"ids": str(stranger.id)})
+    assert len(statements) == 1, statements
+    with count_queries() as statements:
+        found = me.client.request(
+            "GET", "/v1/relationships", params={"ids": f"{friend.id},{fan.id},{other.id}"}
+        ).json()["items"]
+    assert statements == []
+    assert [(r["friend"], r["followed_by"], r["following"]) for r in found] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, False),
+    ]
+    me.client.request("POST", f"/v1/users/{other.id}/follow")
+    found = me.client.request("GET", "/v1/relationships", params={"ids": str(other.id)}).json()[
+        "items"
+    ]
+    assert found[0]["following"] is True
+
+
 def test_a_first_page_is_built_once_for_every_viewer_who_blocks_no_one(
     register: Callable[..., Account], count_queries: Callable[[], Any]
 ) -> None:
