@@ -36,7 +36,7 @@ from socius.domain.stream import graph_event_type
 from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache, head_key
-from socius.services.lookaside import Lookup
+from socius.services.lookaside import Lookup, deferred_fills
 from socius.services.ports import Clock, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService, profile_key
 from socius.services.rate_limits import UserLimits
@@ -299,12 +299,13 @@ class GraphService:
         """``render(list_edges(...))``. A first page seen by a viewer who blocks no one
         and whom no one blocks hides no one: it is the owner's own first page, whose body
         is kept (``list_own_body``) and shared by every such viewer."""
-        if viewer != owner:
-            await self._prefetch(viewer, owner, type_ if cursor is None else None, limit)
-        await self.check_list_visible(viewer, owner)
-        if cursor is None and (viewer == owner or await self._cache.blocked(viewer) == _NOBODY):
-            return await self._first_page_body(owner, type_, check_limit(limit), render)
-        return render(await self._page(owner, type_, limit, cursor, viewer=viewer))
+        async with deferred_fills():  # the head's fill with its users' (decision 0032)
+            if viewer != owner:
+                await self._prefetch(viewer, owner, type_ if cursor is None else None, limit)
+            await self.check_list_visible(viewer, owner)
+            if cursor is None and (viewer == owner or await self._cache.blocked(viewer) == _NOBODY):
+                return await self._first_page_body(owner, type_, check_limit(limit), render)
+            return render(await self._page(owner, type_, limit, cursor, viewer=viewer))
 
     async def list_own(
         self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
@@ -324,7 +325,8 @@ class GraphService:
         its users' profiles are (later pages may be read from a replica: not kept)."""
         if cursor is not None:
             return render(await self._page(viewer, type_, limit, cursor))
-        return await self._first_page_body(viewer, type_, check_limit(limit), render)
+        async with deferred_fills():
+            return await self._first_page_body(viewer, type_, check_limit(limit), render)
 
     async def _first_page_body(
         self, owner: int, type_: EdgeType, size: int, render: Callable[[EdgePage], bytes]
@@ -361,13 +363,14 @@ class GraphService:
         self, viewer: int, other: int, *, limit: int | None, cursor: str | None
     ) -> EdgePage:
         check_not_self(viewer, other)
-        await self._prefetch(viewer, other, None, limit)
-        await self.check_list_visible(viewer, other)
-        size = check_limit(limit)
-        rows = await self._cache.mutual(
-            viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
-        )
-        return await self._render(rows, size)
+        async with deferred_fills():
+            await self._prefetch(viewer, other, None, limit)
+            await self.check_list_visible(viewer, other)
+            size = check_limit(limit)
+            rows = await self._cache.mutual(
+                viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
+            )
+            return await self._render(rows, size)
 
     async def _render(
         self, rows: list[EdgeRow], size: int, *, hidden: set[int] | None = None

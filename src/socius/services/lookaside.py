@@ -19,7 +19,9 @@ that no longer decodes after a schema change) is treated as a miss and refilled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
@@ -30,7 +32,7 @@ from socius.domain.errors import CacheUnavailable
 from socius.services.near_cache import MISS, NearCache
 from socius.services.ports import Cache
 
-__all__ = ["LookAside", "Lookup", "msgpack_codec"]
+__all__ = ["LookAside", "Lookup", "deferred_fills", "msgpack_codec"]
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -82,6 +84,34 @@ class Lookup(Generic[T]):
     encode: Callable[[T], bytes]
     decode: Callable[[bytes], T]
     name: str | None = None
+
+
+_Deferred = list[tuple["LookAside", float, list[tuple[str, bytes, str]]]]
+_DEFERRED: ContextVar[_Deferred | None] = ContextVar("lookaside_deferred", default=None)
+
+
+@asynccontextmanager
+async def deferred_fills() -> AsyncIterator[None]:
+    """The fills of the misses read inside the block (by any look-aside of this task),
+    made together at its end: one cache call per shared cache and ttl where each miss
+    made its own (a request that reads a list's head, then its users' profiles). A fill
+    is still refused if its lease was broken meanwhile: only its moment moves (a node
+    waiting on one of these leases loads from the database after its short waits)."""
+    if _DEFERRED.get() is not None:  # nested: the outer block fills
+        yield
+        return
+    pending: _Deferred = []
+    reset = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(reset)
+        groups: dict[tuple[int, float], tuple[LookAside, list[tuple[str, bytes, str]]]] = {}
+        for la, ttl, fills in pending:
+            group = groups.setdefault((id(la._cache), ttl), (la, []))
+            group[1].extend(fills)
+        for (_cache, ttl), (la, fills) in groups.items():
+            await la._flush(fills, ttl)
 
 
 class LookAside:
@@ -206,10 +236,7 @@ class LookAside:
             if near is not None:
                 near.put(lookup.key, value, ticket)
         for ttl, batch in fills.items():
-            try:
-                await self._cache.fill_many(batch, ttl=ttl)
-            except CacheUnavailable:
-                self._error("fill")
+            await self._fill_many(batch, ttl)
         return out
 
     async def _get(
@@ -326,10 +353,7 @@ class LookAside:
         value = await load()
         # If the loader raised, the lease stays until it expires; other nodes meanwhile
         # load without filling, which is correct, only slower.
-        try:
-            await self._cache.fill(key, self._pack(value, encode), ttl=ttl, token=token)
-        except CacheUnavailable:
-            self._error("fill")
+        await self._fill_many([(key, self._pack(value, encode), token)], ttl)
         return value
 
     async def _wait_for(self, key: str, decode: Callable[[bytes], T]) -> T | _Miss | None:
@@ -451,10 +475,7 @@ class LookAside:
                 if i in leased:
                     fills.append((keys[i], self._pack(value, encode), leased[i]))
             if fills:
-                try:
-                    await self._cache.fill_many(fills, ttl=ttl)
-                except CacheUnavailable:
-                    self._error("fill")
+                await self._fill_many(fills, ttl)
         return [found.get(i) for i in ids]
 
     async def _wait_for_many(
@@ -499,6 +520,24 @@ class LookAside:
             await self._near.broadcast([*keys, *near_only])
 
     # ------------------------------------------------------------------ helpers
+
+    async def _fill_many(self, fills: list[tuple[str, bytes, str]], ttl: float) -> None:
+        """Fill leased keys now, or at the end of the ``deferred_fills`` block around."""
+        pending = _DEFERRED.get()
+        if pending is not None:
+            pending.append((self, ttl, fills))
+            return
+        await self._flush(fills, ttl)
+
+    async def _flush(self, fills: list[tuple[str, bytes, str]], ttl: float) -> None:
+        try:
+            if len(fills) == 1:
+                key, value, token = fills[0]
+                await self._cache.fill(key, value, ttl=ttl, token=token)
+            else:
+                await self._cache.fill_many(fills, ttl=ttl)
+        except CacheUnavailable:
+            self._error("fill")
 
     def _error(self, op: str) -> None:
         self._on_error(f"{self._name}_{op}")

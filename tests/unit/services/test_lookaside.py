@@ -10,7 +10,7 @@ import pytest
 
 from socius.cache.memory import MemoryCache
 from socius.domain.errors import CacheUnavailable
-from socius.services.lookaside import LookAside, Lookup, msgpack_codec
+from socius.services.lookaside import LookAside, Lookup, deferred_fills, msgpack_codec
 
 FAST = (0.001, 0.002, 0.004)
 
@@ -344,6 +344,43 @@ async def test_get_each_waits_for_a_lease_held_elsewhere_and_survives_an_outage(
     broken = LookAside(DownCache(*ALL), name="graph", on_error=rec.on_error, waits=FAST)
     assert await broken.get_each(lookups) == [ALICE, Profile(2, "ben")]
     assert "graph_get_many" in rec.errors
+
+
+async def test_deferred_fills_are_made_together_at_the_end_and_still_lose_to_a_write(
+    rec: Recorder,
+) -> None:
+    cache = CountingCache()
+    fills: list[int] = []
+    fill_many = cache.fill_many
+
+    async def counted(items: Sequence[tuple[str, bytes, str]], *, ttl: float) -> None:
+        fills.append(len(items))
+        await fill_many(items, ttl=ttl)
+
+    cache.fill_many = counted  # type: ignore[method-assign]
+    graph = LookAside(cache, name="graph", waits=FAST)
+    profiles = LookAside(cache, name="profile", waits=FAST)
+    async with deferred_fills():
+        assert await get(graph, Loader(ALICE), "l:1") == ALICE
+        many = await profiles.get_many(
+            [2, 3],
+            lambda ids: _loaded(ids),
+            key=lambda i: f"p:{i}",
+            ttl=60,
+            encode=encode,
+            decode=decode,
+        )
+        assert many == [Profile(2, "u2"), Profile(3, "u3")]
+        assert await cache.get("l:1") is None  # not filled yet
+        await cache.invalidate("p:3")  # a write meanwhile: that fill is refused
+    assert fills == [3]
+    assert await cache.get("l:1") is not None
+    assert await cache.get("p:2") is not None
+    assert await cache.get("p:3") is None
+
+
+async def _loaded(ids: list[int]) -> dict[int, Profile]:
+    return {i: Profile(i, f"u{i}") for i in ids}
 
 
 async def test_get_many_keeps_order_and_duplicates(la: LookAside) -> None:
