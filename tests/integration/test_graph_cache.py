@@ -152,16 +152,18 @@ def test_cold_list_reads_cost_the_same_for_any_length(
             items = me.client.request("GET", f"/v1/users/{me.id}/followers").json()["items"]
         assert len(items) == size
         counts.append(len(statements))
-    # The list's head, then its users with their counts: two statements however long it is.
-    assert counts == [2, 2], counts
+    # The list's head with its users and their counts: one statement however long it is
+    # (decision 0032; two before).
+    assert counts == [1, 1], counts
 
 
 def test_block_checks_are_one_cached_read_per_viewer(
     register: Callable[..., Account], count_queries: Callable[[], Any]
 ) -> None:
     """Whom a viewer blocks either way is read once for all their reads (decision 0026):
-    a cold page of another user's list then costs the owner's profile, the list's head and
-    its users, with no relationship read for the owner nor per listed user."""
+    a cold page of another user's list then costs the owner's profile and the list's head
+    with its users (one statement: decision 0032), with no relationship read for the
+    owner nor per listed user."""
     viewer, first, second = register(), register(), register()
     for owner in (first, second):
         for _ in range(3):
@@ -170,7 +172,7 @@ def test_block_checks_are_one_cached_read_per_viewer(
     with count_queries() as statements:
         page = viewer.client.request("GET", f"/v1/users/{second.id}/friends").json()
     assert len(page["items"]) == 3
-    assert len(statements) == 3, statements
+    assert len(statements) == 2, statements
     with count_queries() as statements:
         assert viewer.client.request("GET", f"/v1/users/{second.id}").status_code == 200
     assert statements == []  # the profile read above, and the block check

@@ -269,7 +269,9 @@ class GraphService:
             self._profiles.lookup(owner),
         ]
         if head is not None:
-            lookups.append(self._cache.head_lookup(owner, head, check_limit(limit)))
+            lookups.append(
+                self._cache.head_lookup(owner, head, check_limit(limit), users=self._profiles)
+            )
         await self._cache.get_each(lookups)
 
     async def list_edges(
@@ -335,7 +337,9 @@ class GraphService:
         list head and its users' profiles are."""
 
         async def build() -> tuple[bytes, list[str]]:
-            rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=None)
+            rows = await self._cache.edge_page(
+                owner, type_, limit=size + 1, before_pos=None, users=self._profiles
+            )
             deps = [head_key(owner, type_)]
             deps += [profile_key(r.dst) for r in rows[:size]]
             return render(await self._render(rows, size)), deps
@@ -353,7 +357,9 @@ class GraphService:
     ) -> EdgePage:
         size = check_limit(limit)
         before = _position(cursor)
-        rows = await self._cache.edge_page(owner, type_, limit=size + 1, before_pos=before)
+        rows = await self._cache.edge_page(
+            owner, type_, limit=size + 1, before_pos=before, users=self._profiles
+        )
         hidden: set[int] = set()
         if rows and viewer is not None and viewer != owner:  # (own lists hold no one blocked)
             hidden = await self._blocked_with(viewer, [r.dst for r in rows[:size]])

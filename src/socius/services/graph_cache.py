@@ -22,7 +22,7 @@ import msgspec
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
 from socius.services.lookaside import LookAside, Lookup, msgpack_codec
 from socius.services.ports import HotReads, UnitOfWorkFactory
-from socius.services.profiles import profile_key
+from socius.services.profiles import COUNTED, ProfileService, profile_key
 
 __all__ = [
     "BLOCKED_HELD",
@@ -234,26 +234,42 @@ class GraphCache:
         )
         return {b: _types(m or 0) for b, m in zip(others, masks, strict=True)}
 
-    def head_lookup(self, owner: int, type_: EdgeType, limit: int) -> Lookup[_Head]:
-        """What ``edge_page`` reads for a first page of ``limit`` rows."""
+    def head_lookup(
+        self, owner: int, type_: EdgeType, limit: int, *, users: ProfileService | None = None
+    ) -> Lookup[_Head]:
+        """What ``edge_page`` reads for a first page of ``limit`` rows. ``users``: a miss
+        reads the head's users with it, in the same statement, into their L1 (the page
+        shown next needs them: decision 0032)."""
         size = max(limit, PAGE_HEAD)
 
         async def load() -> _Head:  # a fill reads the primary: a replica may lag
-            return _head(await self._range(owner, type_, size), size)
+            if users is None or self._reads is None:
+                return _head(await self._range(owner, type_, size), size)
+            ticket = users.ticket()
+            found = await self._reads.edge_range_with_users(owner, type_, limit=size, types=COUNTED)
+            users.remember([(edge.dst, user) for edge, user in found], ticket)
+            return _head([edge for edge, _ in found], size)
 
         return Lookup(head_key(owner, type_), load, TTL, _encode_head, _decode_head)
 
     async def edge_page(
-        self, owner: int, type_: EdgeType, *, limit: int, before_pos: int | None
+        self,
+        owner: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        users: ProfileService | None = None,
     ) -> list[EdgeRow]:
         """``limit`` rows of a list, newest first, from the cached head when it holds them.
 
-        A miss on a first page reads that page only (at least ``PAGE_HEAD`` rows) and
-        caches it as the list's head; a later page is served from the head when it lies
-        inside it, otherwise read from the database without touching the cache."""
+        A miss on a first page reads that page only (at least ``PAGE_HEAD`` rows, with
+        their ``users``' profiles when given) and caches it as the list's head; a later
+        page is served from the head when it lies inside it, otherwise read from the
+        database without touching the cache."""
         key = head_key(owner, type_)
         if before_pos is None:
-            lookup = self.head_lookup(owner, type_, limit)
+            lookup = self.head_lookup(owner, type_, limit, users=users)
             head = await self._cache.get(
                 key, lookup.load, ttl=TTL, encode=_encode_head, decode=_decode_head
             )

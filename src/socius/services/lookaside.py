@@ -147,6 +147,16 @@ class LookAside:
         """Whether what is read now is held in this node's L1 for the next reads."""
         return self._near is not None and self._near.enabled
 
+    def ticket(self) -> tuple[int, float]:
+        """An L1 fill's ticket (``NearCache.begin``), for ``remember``."""
+        return self._near.begin() if self._near is not None else (0, 0.0)
+
+    def remember(self, key: str, value: object, ticket: tuple[int, float]) -> None:
+        """Keep ``value`` (read from the database since ``ticket``) in this node's L1
+        only, unless ``key`` was invalidated since."""
+        if self._near is not None:
+            self._near.put(key, value, ticket)
+
     # ------------------------------------------------------------------ one key
 
     async def get(

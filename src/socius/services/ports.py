@@ -1089,6 +1089,12 @@ class HotReads(Protocol):
         """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
         ...
 
+    async def edge_range_with_users(
+        self, src: int, type_: EdgeType, *, limit: int, types: Sequence[EdgeType]
+    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
+        """A list's newest ``limit`` rows, each with its user (None: gone) and counts."""
+        ...
+
     async def users_with_counts(
         self, user_ids: Sequence[int], types: Sequence[EdgeType]
     ) -> list[tuple[User, dict[EdgeType, int]]]: ...

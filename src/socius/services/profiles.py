@@ -102,6 +102,25 @@ class ProfileService:
         async with self._uow(write=False, replica=True) as uow:
             return await load_profiles(uow, ids)
 
+    def ticket(self) -> tuple[int, float]:
+        """Take before reading profiles that ``remember`` is then given."""
+        return self._cache.ticket()
+
+    def remember(
+        self,
+        found: Sequence[tuple[int, tuple[User, dict[EdgeType, int]] | None]],
+        ticket: tuple[int, float],
+    ) -> None:
+        """Keep in this node's L1 the profiles of users read (with their counts) since
+        ``ticket`` by another read than ours (a list's head with its users: decision
+        0032); none whose key was invalidated since. The shared cache is not filled:
+        that takes a lease before the read."""
+        for user_id, row in found:
+            profile = None
+            if row is not None and row[0].is_active:
+                profile = _profile(*row)
+            self._cache.remember(profile_key(user_id), profile, ticket)
+
     def lookup(self, user_id: int) -> Lookup[Profile]:
         """What ``get`` reads, for a ``LookAside.get_each`` of several kinds of keys."""
 

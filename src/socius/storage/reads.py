@@ -52,6 +52,21 @@ __all__ = ["HotReads"]
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
 _BLOCKED = "SELECT dst FROM edges WHERE src = ? AND type IN (?, ?) LIMIT ?"
 _COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
+_JOINED_COUNT = "(SELECT count FROM edge_counts WHERE src = u.id AND type = ?)"
+
+
+@functools.lru_cache(maxsize=8)
+def _range_users_sql(n_types: int) -> str:
+    """A list's newest rows with their users (any status; None where there is no row)
+    and ``n_types`` counts each: the head and its profiles in one statement."""
+    columns = ", ".join(f"u.{c}" for c in USER_FIELDS)
+    counts = "".join(f", {_JOINED_COUNT}" for _ in range(n_types))
+    return (
+        f"SELECT e.dst, e.pos, e.created_at, {columns}{counts} FROM ("  # noqa: S608 (no values)
+        "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
+        "ORDER BY pos DESC, dst DESC LIMIT ?) AS e LEFT JOIN users AS u ON u.id = e.dst "
+        "ORDER BY e.pos DESC, e.dst DESC"
+    )
 
 
 class _Statement:
@@ -161,6 +176,34 @@ class HotReads:
         so ``src``'s own edges tell both ways)."""
         blocks, blocked_by = int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)
         return [row[0] for row in await self._rows(_BLOCKED, src, blocks, blocked_by, limit)]
+
+    async def edge_range_with_users(
+        self, src: int, type_: EdgeType, *, limit: int, types: Sequence[EdgeType]
+    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
+        """``edge_range`` (a first page) and ``users_with_counts`` of its rows in one
+        statement: each row with its user and counts, None where the user row is gone."""
+        args: list[Any] = [int(t) for t in types]
+        rows = await self._rows(_range_users_sql(len(types)), *args, src, int(type_), limit)
+        n = len(USER_FIELDS)
+        out: list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]] = []
+        for row in rows:
+            values = tuple(row)
+            edge = EdgeRow(values[0], values[1], read_timestamp(values[2]))
+            user = values[3 : 3 + n]
+            if user[0] is None:
+                out.append((edge, None))
+                continue
+            counts = values[3 + n :]
+            out.append(
+                (
+                    edge,
+                    (
+                        user_from_driver(user),
+                        {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
+                    ),
+                )
+            )
+        return out
 
     async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
