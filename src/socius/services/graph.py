@@ -374,7 +374,12 @@ class GraphService:
             await self.check_list_visible(viewer, other)
             size = check_limit(limit)
             rows = await self._cache.mutual(
-                viewer, other, EdgeType.FRIEND, limit=size + 1, before_pos=_position(cursor)
+                viewer,
+                other,
+                EdgeType.FRIEND,
+                limit=size + 1,
+                before_pos=_position(cursor),
+                users=self._profiles,
             )
             return await self._render(rows, size)
 

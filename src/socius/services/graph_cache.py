@@ -285,12 +285,27 @@ class GraphCache:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
 
     async def mutual(
-        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None
+        self,
+        a: int,
+        b: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        users: ProfileService | None = None,
     ) -> list[EdgeRow]:
         """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order (not
-        cached: read on the driver, or from a replica)."""
+        cached: read on the driver, or from a replica); with ``users``, their profiles
+        read in the same statement into L1 (decision 0032)."""
         if self._reads is not None:
-            return await self._reads.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+            if users is None:
+                return await self._reads.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+            ticket = users.ticket()
+            found = await self._reads.mutual_with_users(
+                a, b, type_, limit=limit, before_pos=before_pos, types=COUNTED
+            )
+            users.remember([(edge.dst, user) for edge, user in found], ticket)
+            return [edge for edge, _ in found]
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.mutual(a, b, type_, limit=limit, before_pos=before_pos)
 

@@ -1095,6 +1095,19 @@ class HotReads(Protocol):
         """A list's newest ``limit`` rows, each with its user (None: gone) and counts."""
         ...
 
+    async def mutual_with_users(
+        self,
+        a: int,
+        b: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        types: Sequence[EdgeType],
+    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
+        """``mutual``, each row with its user (None: gone) and counts."""
+        ...
+
     async def users_with_counts(
         self, user_ids: Sequence[int], types: Sequence[EdgeType]
     ) -> list[tuple[User, dict[EdgeType, int]]]: ...

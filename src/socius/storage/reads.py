@@ -55,16 +55,16 @@ _COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 _JOINED_COUNT = "(SELECT count FROM edge_counts WHERE src = u.id AND type = ?)"
 
 
-@functools.lru_cache(maxsize=8)
-def _range_users_sql(n_types: int) -> str:
-    """A list's newest rows with their users (any status; None where there is no row)
-    and ``n_types`` counts each: the head and its profiles in one statement."""
+@functools.lru_cache(maxsize=16)
+def _with_users_sql(rows_sql: str, n_types: int) -> str:
+    """The rows of ``rows_sql`` (``dst, pos, created_at``, newest first) with their users
+    (any status; None where there is no row) and ``n_types`` counts each: a page and its
+    profiles in one statement."""
     columns = ", ".join(f"u.{c}" for c in USER_FIELDS)
     counts = "".join(f", {_JOINED_COUNT}" for _ in range(n_types))
     return (
-        f"SELECT e.dst, e.pos, e.created_at, {columns}{counts} FROM ("  # noqa: S608 (no values)
-        "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
-        "ORDER BY pos DESC, dst DESC LIMIT ?) AS e LEFT JOIN users AS u ON u.id = e.dst "
+        f"SELECT e.dst, e.pos, e.created_at, {columns}{counts} "  # noqa: S608 (no values)
+        f"FROM ({rows_sql}) AS e LEFT JOIN users AS u ON u.id = e.dst "
         "ORDER BY e.pos DESC, e.dst DESC"
     )
 
@@ -182,8 +182,35 @@ class HotReads:
     ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
         """``edge_range`` (a first page) and ``users_with_counts`` of its rows in one
         statement: each row with its user and counts, None where the user row is gone."""
-        args: list[Any] = [int(t) for t in types]
-        rows = await self._rows(_range_users_sql(len(types)), *args, src, int(type_), limit)
+        sql = _with_users_sql(_RANGE, len(types))
+        return self._with_users(
+            await self._rows(sql, *map(int, types), src, int(type_), limit), types
+        )
+
+    async def mutual_with_users(
+        self,
+        a: int,
+        b: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        types: Sequence[EdgeType],
+    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
+        """``mutual`` with each row's user and counts (as ``edge_range_with_users``)."""
+        t, counted = int(type_), [int(c) for c in types]
+        if before_pos is None:
+            sql = _with_users_sql(_MUTUAL_FIRST, len(types))
+            rows = await self._rows(sql, *counted, b, t, a, t, limit)
+        else:
+            sql = _with_users_sql(_MUTUAL_BEFORE, len(types))
+            rows = await self._rows(sql, *counted, b, t, a, t, before_pos, limit)
+        return self._with_users(rows, types)
+
+    @staticmethod
+    def _with_users(
+        rows: Any, types: Sequence[EdgeType]
+    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
         n = len(USER_FIELDS)
         out: list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]] = []
         for row in rows:
