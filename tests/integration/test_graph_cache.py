@@ -206,6 +206,24 @@ def test_a_viewers_relationships_with_anyone_are_one_cached_read(
     assert found[0]["following"] is True
 
 
+def test_mutual_friends_are_one_statement_with_their_profiles(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """Mutual friends are read with their users and counts (decision 0032): once the
+    viewer's blocks and the other's profile are cached, a page is one statement."""
+    me, other = register(), register()
+    for _ in range(3):
+        shared = register()
+        befriend(me.client, me.id, shared.client, shared.id)
+        befriend(other.client, other.id, shared.client, shared.id)
+    assert me.client.request("GET", f"/v1/users/{other.id}").status_code == 200
+    with count_queries() as statements:
+        page = me.client.request("GET", f"/v1/users/{other.id}/mutual-friends").json()
+    assert len(page["items"]) == 3
+    assert all(item["friends_count"] == 2 for item in page["items"])
+    assert len(statements) == 1, statements
+
+
 def test_a_first_page_is_built_once_for_every_viewer_who_blocks_no_one(
     register: Callable[..., Account], count_queries: Callable[[], Any]
 ) -> None:
