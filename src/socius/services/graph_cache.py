@@ -5,7 +5,7 @@ list (its "head": the rows the first read of its first page asked for, at least 
 page, and whether that is the whole list); ``x:<u>`` whom u blocks or is blocked by (the
 block checks of every read u makes: one key, changed only by a block, an unblock or an
 erasure); ``e:<u>`` u's relationships with everyone it has an edge to (a map of
-edge-type masks, up to ``EDGES_HELD`` edges: decision 0032); ``p:<u>`` profiles (see
+edge-type masks, up to ``EDGES_HELD`` edges; in L1 only: decision 0032); ``p:<u>`` profiles (see
 profiles.py); ``s:<u>`` suggestions. Writers invalidate after commit; fills are leased.
 Misses are read on the driver
 (``HotReads``) when it has the database, else in a read-only unit of work.
@@ -76,7 +76,6 @@ class _Edges(msgspec.Struct, frozen=True, array_like=True):
 
 
 _encode_types, _decode_types = msgpack_codec(int)
-_encode_edges, _decode_edges = msgpack_codec(_Edges)
 _encode_head, _decode_head = msgpack_codec(_Head)
 _encode_blocked, _decode_blocked = msgpack_codec(_Blocked)
 
@@ -190,9 +189,10 @@ class GraphCache:
                 masks[dst] = masks.get(dst, 0) | (1 << type_)
             return _Edges(masks, complete=True)
 
-        held = await self._cache.get(
-            edges_key(a), load, ttl=TTL, encode=_encode_edges, decode=_decode_edges
-        )
+        # In L1 only: every edge change of ``a`` (its follows, friend requests...) drops
+        # it, so in W1 a copy in Redis was seldom read before being dropped, and its
+        # lease and fill cost two round trips per miss (decision 0032).
+        held = await self._cache.get_local(edges_key(a), load)
         return held.masks if held is not None and held.complete else None
 
     async def relationship(self, a: int, b: int) -> frozenset[EdgeType]:
@@ -344,8 +344,6 @@ class GraphCache:
         keys = [
             relationship_key(a, b),
             relationship_key(b, a),
-            edges_key(a),
-            edges_key(b),
             profile_key(a),
             profile_key(b),
             suggestions_key(a),
@@ -358,7 +356,7 @@ class GraphCache:
             inverse = INVERSE[t]
             if inverse is not None:
                 keys.append(head_key(b, inverse))
-        await self._cache.invalidate(*keys)
+        await self._cache.invalidate(*keys, near_only=[edges_key(a), edges_key(b)])
 
     async def user_erased(self, user_id: int, neighbors: set[int]) -> None:
         # Also what presence keeps (see realtime/presence.py): nothing of them stays.
@@ -366,7 +364,6 @@ class GraphCache:
             profile_key(user_id),
             suggestions_key(user_id),
             blocked_key(user_id),
-            edges_key(user_id),
             f"presence:{user_id}",
             f"last_seen:{user_id}",
         ]
@@ -376,9 +373,9 @@ class GraphCache:
                 profile_key(n),
                 suggestions_key(n),
                 blocked_key(n),
-                edges_key(n),
                 relationship_key(n, user_id),
                 relationship_key(user_id, n),
             ]
             keys += [head_key(n, t) for t in EdgeType]
-        await self._cache.invalidate(*keys)
+        local = [edges_key(u) for u in (user_id, *neighbors)]
+        await self._cache.invalidate(*keys, near_only=local)

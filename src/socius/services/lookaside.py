@@ -157,6 +157,22 @@ class LookAside:
         if self._near is not None:
             self._near.put(key, value, ticket)
 
+    async def get_local(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+        """A value kept in this node's L1 only (never in the shared cache): held, else
+        ``load``ed and kept unless ``key`` was invalidated meanwhile. For values that
+        writes invalidate so often that a shared copy would seldom be read before being
+        dropped (its fill would cost more than it saves). Without L1: ``load`` each time."""
+        near = self._near
+        if near is None or not near.enabled:
+            return await load()
+        held = near.get(key)
+        if held is not MISS:
+            return held  # type: ignore[no-any-return]
+        ticket = near.begin()
+        value = await load()
+        near.put(key, value, ticket)
+        return value
+
     # ------------------------------------------------------------------ one key
 
     async def get(
