@@ -269,9 +269,12 @@ class GraphService:
             self._profiles.lookup(owner),
         ]
         if head is not None:
-            lookups.append(
-                self._cache.head_lookup(owner, head, check_limit(limit), users=self._profiles)
-            )
+            try:
+                size = check_limit(limit)
+            except InvalidInput:  # answered after the visibility checks, as before
+                size = None
+            if size is not None:  # the page and its probe row, as _first_page_body asks
+                lookups.append(self._cache.head_lookup(owner, head, size + 1, users=self._profiles))
         await self._cache.get_each(lookups)
 
     async def list_edges(
