@@ -21,7 +21,7 @@ from socius.domain.conversations import (
 )
 from socius.domain.events import Event, LogPage
 from socius.domain.federation import AuthChallenge, ChallengePurpose, FederatedIdentity, Passkey
-from socius.domain.graph import EdgeRow, EdgeType
+from socius.domain.graph import EdgeRow, EdgeType, ListedUserRow
 from socius.domain.graph_writes import PairState, PairWrite
 from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
@@ -1091,7 +1091,7 @@ class HotReads(Protocol):
 
     async def edge_range_with_users(
         self, src: int, type_: EdgeType, *, limit: int, types: Sequence[EdgeType]
-    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
         """A list's newest ``limit`` rows, each with its user (None: gone) and counts."""
         ...
 
@@ -1104,7 +1104,7 @@ class HotReads(Protocol):
         limit: int,
         before_pos: int | None,
         types: Sequence[EdgeType],
-    ) -> list[tuple[EdgeRow, tuple[User, dict[EdgeType, int]] | None]]:
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
         """``mutual``, each row with its user (None: gone) and counts."""
         ...
 
