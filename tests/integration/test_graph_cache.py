@@ -152,16 +152,18 @@ def test_cold_list_reads_cost_the_same_for_any_length(
             items = me.client.request("GET", f"/v1/users/{me.id}/followers").json()["items"]
         assert len(items) == size
         counts.append(len(statements))
-    # The list's head, then its users with their counts: two statements however long it is.
-    assert counts == [2, 2], counts
+    # The list's head with its users and their counts: one statement however long it is
+    # (decision 0032; two before).
+    assert counts == [1, 1], counts
 
 
 def test_block_checks_are_one_cached_read_per_viewer(
     register: Callable[..., Account], count_queries: Callable[[], Any]
 ) -> None:
     """Whom a viewer blocks either way is read once for all their reads (decision 0026):
-    a cold page of another user's list then costs the owner's profile, the list's head and
-    its users, with no relationship read for the owner nor per listed user."""
+    a cold page of another user's list then costs the owner's profile and the list's head
+    with its users (one statement: decision 0032), with no relationship read for the
+    owner nor per listed user."""
     viewer, first, second = register(), register(), register()
     for owner in (first, second):
         for _ in range(3):
@@ -170,10 +172,56 @@ def test_block_checks_are_one_cached_read_per_viewer(
     with count_queries() as statements:
         page = viewer.client.request("GET", f"/v1/users/{second.id}/friends").json()
     assert len(page["items"]) == 3
-    assert len(statements) == 3, statements
+    assert len(statements) == 2, statements
     with count_queries() as statements:
         assert viewer.client.request("GET", f"/v1/users/{second.id}").status_code == 200
     assert statements == []  # the profile read above, and the block check
+
+
+def test_a_viewers_relationships_with_anyone_are_one_cached_read(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """A viewer's edges to everyone are one cached key (decision 0032): once read, the
+    relationships with any other users cost no statement; a write changes them at once."""
+    me, friend, fan, stranger, other = register(), register(), register(), register(), register()
+    befriend(me.client, me.id, friend.client, friend.id)
+    fan.client.request("POST", f"/v1/users/{me.id}/follow")
+    with count_queries() as statements:
+        me.client.request("GET", "/v1/relationships", params={"ids": str(stranger.id)})
+    assert len(statements) == 1, statements
+    with count_queries() as statements:
+        found = me.client.request(
+            "GET", "/v1/relationships", params={"ids": f"{friend.id},{fan.id},{other.id}"}
+        ).json()["items"]
+    assert statements == []
+    assert [(r["friend"], r["followed_by"], r["following"]) for r in found] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, False),
+    ]
+    me.client.request("POST", f"/v1/users/{other.id}/follow")
+    found = me.client.request("GET", "/v1/relationships", params={"ids": str(other.id)}).json()[
+        "items"
+    ]
+    assert found[0]["following"] is True
+
+
+def test_mutual_friends_are_one_statement_with_their_profiles(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """Mutual friends are read with their users and counts (decision 0032): once the
+    viewer's blocks and the other's profile are cached, a page is one statement."""
+    me, other = register(), register()
+    for _ in range(3):
+        shared = register()
+        befriend(me.client, me.id, shared.client, shared.id)
+        befriend(other.client, other.id, shared.client, shared.id)
+    assert me.client.request("GET", f"/v1/users/{other.id}").status_code == 200
+    with count_queries() as statements:
+        page = me.client.request("GET", f"/v1/users/{other.id}/mutual-friends").json()
+    assert len(page["items"]) == 3
+    assert all(item["friends_count"] == 2 for item in page["items"])
+    assert len(statements) == 1, statements
 
 
 def test_a_first_page_is_built_once_for_every_viewer_who_blocks_no_one(

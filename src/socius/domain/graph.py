@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from typing import NamedTuple
 
 from socius.domain.errors import Forbidden, InvalidInput, NotFound
 
@@ -20,6 +21,7 @@ __all__ = [
     "INVERSE",
     "EdgeRow",
     "EdgeType",
+    "ListedUserRow",
     "Plan",
     "Relationship",
     "check_not_self",
@@ -73,6 +75,21 @@ class EdgeRow:
     dst: int
     pos: int
     created_at: datetime
+
+
+class ListedUserRow(NamedTuple):
+    """A listed user's public columns and ``counts``, read with its edge (decision 0032);
+    ``active``: whether the account is active (else it is left out of lists)."""
+
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    is_private: bool
+    created_at: datetime
+    active: bool
+    counts: dict[EdgeType, int]
 
 
 # What a block ends, both ways (the inverses go with them).

@@ -4,8 +4,10 @@ Keys: ``r:<a>:<b>`` the edge types from a to b; ``l:<u>:<type>`` the newest edge
 list (its "head": the rows the first read of its first page asked for, at least a default
 page, and whether that is the whole list); ``x:<u>`` whom u blocks or is blocked by (the
 block checks of every read u makes: one key, changed only by a block, an unblock or an
-erasure); ``p:<u>`` profiles (see profiles.py); ``s:<u>`` suggestions. Writers
-invalidate after commit; fills are leased. Misses are read on the driver
+erasure); ``e:<u>`` u's relationships with everyone it has an edge to (a map of
+edge-type masks, up to ``EDGES_HELD`` edges; in L1 only: decision 0032); ``p:<u>`` profiles (see
+profiles.py); ``s:<u>`` suggestions. Writers invalidate after commit; fills are leased.
+Misses are read on the driver
 (``HotReads``) when it has the database, else in a read-only unit of work.
 """
 
@@ -13,20 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.lookaside import LookAside, Lookup, msgpack_codec
 from socius.services.ports import HotReads, UnitOfWorkFactory
-from socius.services.profiles import profile_key
+from socius.services.profiles import COUNTED, ProfileService, profile_key
 
-__all__ = ["BLOCKED_HELD", "HEAD_SIZE", "GraphCache", "blocked_key", "suggestions_key"]
+__all__ = [
+    "BLOCKED_HELD",
+    "EDGES_HELD",
+    "HEAD_SIZE",
+    "GraphCache",
+    "blocked_key",
+    "edges_key",
+    "suggestions_key",
+]
 
 HEAD_SIZE = 201  # the longest head heads() is meant for: two default pages and a probe row
 PAGE_HEAD = 51  # a miss on a first page reads at least a default page and its probe row
 TTL = 300.0
 BLOCKED_HELD = 1000  # a user blocked either way with more: checked pair by pair instead
+EDGES_HELD = 1000  # a user with more edges: relationships read pair by pair instead
 _BLOCKING = frozenset({EdgeType.BLOCKS, EdgeType.BLOCKED_BY})
 
 
@@ -52,6 +64,14 @@ class _Blocked(msgspec.Struct, frozen=True, array_like=True):
     hold, and the checks go pair by pair)."""
 
     ids: frozenset[int]
+    complete: bool
+
+
+class _Edges(msgspec.Struct, frozen=True, array_like=True):
+    """A user's edges: the mask of edge types to each user it has any to; ``complete``:
+    all of them (else too many to hold, and relationships are read pair by pair)."""
+
+    masks: dict[int, int]
     complete: bool
 
 
@@ -96,6 +116,10 @@ def blocked_key(user_id: int) -> str:
     return f"x:{user_id}"
 
 
+def edges_key(user_id: int) -> str:
+    return f"e:{user_id}"
+
+
 class GraphCache:
     def __init__(
         self, uow: UnitOfWorkFactory, cache: LookAside, *, reads: HotReads | None = None
@@ -113,9 +137,17 @@ class GraphCache:
         async with self._uow(write=False) as uow:
             return await uow.edges.range(owner, type_, limit=limit)
 
-    async def blocked(self, user_id: int) -> frozenset[int] | None:
-        """Whom ``user_id`` blocks or is blocked by; None when there are too many to hold
-        (ask ``relationships`` then)."""
+    @property
+    def remembers(self) -> bool:
+        """Whether values read now stay in this node's L1 for the request's next reads."""
+        return self._cache.remembers
+
+    async def get_each(self, lookups: Sequence[Lookup[Any]]) -> list[Any]:
+        """``LookAside.get_each``: keys of several kinds in one cache round trip."""
+        return await self._cache.get_each(lookups)
+
+    def blocked_lookup(self, user_id: int) -> Lookup[_Blocked]:
+        """What ``blocked`` reads."""
 
         async def load() -> _Blocked:
             if self._reads is not None:
@@ -129,12 +161,45 @@ class GraphCache:
                     ]
             return _Blocked(frozenset(ids[:BLOCKED_HELD]), complete=len(ids) <= BLOCKED_HELD)
 
+        return Lookup(blocked_key(user_id), load, TTL, _encode_blocked, _decode_blocked)
+
+    async def blocked(self, user_id: int) -> frozenset[int] | None:
+        """Whom ``user_id`` blocks or is blocked by; None when there are too many to hold
+        (ask ``relationships`` then)."""
+        lookup = self.blocked_lookup(user_id)
         held = await self._cache.get(
-            blocked_key(user_id), load, ttl=TTL, encode=_encode_blocked, decode=_decode_blocked
+            lookup.key, lookup.load, ttl=TTL, encode=lookup.encode, decode=lookup.decode
         )
         return held.ids if held is not None and held.complete else None
 
+    async def _edge_masks(self, a: int) -> dict[int, int] | None:
+        """``a``'s edge-type mask to every user it has an edge to (one cached key for all
+        of ``a``'s relationship checks); None when ``a`` has too many edges to hold."""
+
+        async def load() -> _Edges:
+            if self._reads is not None:
+                found = await self._reads.edge_types_of(a, limit=EDGES_HELD + 1)
+            else:
+                async with self._uow(write=False) as uow:
+                    found = await uow.edges.edge_types_of(a, limit=EDGES_HELD + 1)
+            if len(found) > EDGES_HELD:
+                return _Edges({}, complete=False)
+            masks: dict[int, int] = {}
+            for dst, type_ in found:
+                masks[dst] = masks.get(dst, 0) | (1 << type_)
+            return _Edges(masks, complete=True)
+
+        # In L1 only: every edge change of ``a`` (its follows, friend requests...) drops
+        # it, so in W1 a copy in Redis was seldom read before being dropped, and its
+        # lease and fill cost two round trips per miss (decision 0032).
+        held = await self._cache.get_local(edges_key(a), load)
+        return held.masks if held is not None and held.complete else None
+
     async def relationship(self, a: int, b: int) -> frozenset[EdgeType]:
+        masks = await self._edge_masks(a)
+        if masks is not None:
+            return _types(masks.get(b, 0))
+
         async def load() -> int:
             if self._reads is not None:
                 return _mask((await self._reads.edge_types(a, [b]))[b])
@@ -147,6 +212,10 @@ class GraphCache:
         return _types(mask or 0)
 
     async def relationships(self, a: int, others: Sequence[int]) -> dict[int, frozenset[EdgeType]]:
+        held = await self._edge_masks(a)
+        if held is not None:
+            return {b: _types(held.get(b, 0)) for b in others}
+
         async def load(ids: list[int]) -> dict[int, int]:
             if self._reads is not None:
                 found = await self._reads.edge_types(a, ids)
@@ -165,23 +234,44 @@ class GraphCache:
         )
         return {b: _types(m or 0) for b, m in zip(others, masks, strict=True)}
 
+    def head_lookup(
+        self, owner: int, type_: EdgeType, limit: int, *, users: ProfileService | None = None
+    ) -> Lookup[_Head]:
+        """What ``edge_page`` reads for a first page of ``limit`` rows. ``users``: a miss
+        reads the head's users with it, in the same statement, into their L1 (the page
+        shown next needs them: decision 0032)."""
+        size = max(limit, PAGE_HEAD)
+
+        async def load() -> _Head:  # a fill reads the primary: a replica may lag
+            if users is None or self._reads is None:
+                return _head(await self._range(owner, type_, size), size)
+            ticket = users.ticket()
+            found = await self._reads.edge_range_with_users(owner, type_, limit=size, types=COUNTED)
+            users.remember([(edge.dst, user) for edge, user in found], ticket)
+            return _head([edge for edge, _ in found], size)
+
+        return Lookup(head_key(owner, type_), load, TTL, _encode_head, _decode_head)
+
     async def edge_page(
-        self, owner: int, type_: EdgeType, *, limit: int, before_pos: int | None
+        self,
+        owner: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        users: ProfileService | None = None,
     ) -> list[EdgeRow]:
         """``limit`` rows of a list, newest first, from the cached head when it holds them.
 
-        A miss on a first page reads that page only (at least ``PAGE_HEAD`` rows) and
-        caches it as the list's head; a later page is served from the head when it lies
-        inside it, otherwise read from the database without touching the cache."""
+        A miss on a first page reads that page only (at least ``PAGE_HEAD`` rows, with
+        their ``users``' profiles when given) and caches it as the list's head; a later
+        page is served from the head when it lies inside it, otherwise read from the
+        database without touching the cache."""
         key = head_key(owner, type_)
         if before_pos is None:
-            size = max(limit, PAGE_HEAD)
-
-            async def load() -> _Head:  # a fill reads the primary: a replica may lag
-                return _head(await self._range(owner, type_, size), size)
-
+            lookup = self.head_lookup(owner, type_, limit, users=users)
             head = await self._cache.get(
-                key, load, ttl=TTL, encode=_encode_head, decode=_decode_head
+                key, lookup.load, ttl=TTL, encode=_encode_head, decode=_decode_head
             )
             if head is not None and (head.complete or len(head.rows) >= limit):
                 return [EdgeRow(r.dst, r.pos, r.created_at) for r in head.rows[:limit]]
@@ -195,12 +285,27 @@ class GraphCache:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
 
     async def mutual(
-        self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None
+        self,
+        a: int,
+        b: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        users: ProfileService | None = None,
     ) -> list[EdgeRow]:
         """Users both ``a`` and ``b`` have an edge of ``type_`` to, by ``a``'s order (not
-        cached: read on the driver, or from a replica)."""
+        cached: read on the driver, or from a replica); with ``users``, their profiles
+        read in the same statement into L1 (decision 0032)."""
         if self._reads is not None:
-            return await self._reads.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+            if users is None:
+                return await self._reads.mutual(a, b, type_, limit=limit, before_pos=before_pos)
+            ticket = users.ticket()
+            found = await self._reads.mutual_with_users(
+                a, b, type_, limit=limit, before_pos=before_pos, types=COUNTED
+            )
+            users.remember([(edge.dst, user) for edge, user in found], ticket)
+            return [edge for edge, _ in found]
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.mutual(a, b, type_, limit=limit, before_pos=before_pos)
 
@@ -251,7 +356,7 @@ class GraphCache:
             inverse = INVERSE[t]
             if inverse is not None:
                 keys.append(head_key(b, inverse))
-        await self._cache.invalidate(*keys)
+        await self._cache.invalidate(*keys, near_only=[edges_key(a), edges_key(b)])
 
     async def user_erased(self, user_id: int, neighbors: set[int]) -> None:
         # Also what presence keeps (see realtime/presence.py): nothing of them stays.
@@ -272,4 +377,5 @@ class GraphCache:
                 relationship_key(user_id, n),
             ]
             keys += [head_key(n, t) for t in EdgeType]
-        await self._cache.invalidate(*keys)
+        local = [edges_key(u) for u in (user_id, *neighbors)]
+        await self._cache.invalidate(*keys, near_only=local)

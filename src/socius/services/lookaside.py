@@ -19,8 +19,11 @@ that no longer decodes after a schema change) is treated as a miss and refilled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 import structlog
@@ -29,7 +32,7 @@ from socius.domain.errors import CacheUnavailable
 from socius.services.near_cache import MISS, NearCache
 from socius.services.ports import Cache
 
-__all__ = ["LookAside", "msgpack_codec"]
+__all__ = ["LookAside", "Lookup", "deferred_fills", "msgpack_codec"]
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -70,6 +73,47 @@ def msgpack_codec(type_: type[T]) -> tuple[Callable[[T], bytes], Callable[[bytes
     return encoder.encode, decoder.decode
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup(Generic[T]):
+    """One key of a ``LookAside.get_each``: what ``get`` is given for it. ``name``: the
+    family its hits and misses are counted under (None: the look-aside's own)."""
+
+    key: str
+    load: Callable[[], Awaitable[T | None]]
+    ttl: float
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
+    name: str | None = None
+
+
+_Deferred = list[tuple["LookAside", float, list[tuple[str, bytes, str]]]]
+_DEFERRED: ContextVar[_Deferred | None] = ContextVar("lookaside_deferred", default=None)
+
+
+@asynccontextmanager
+async def deferred_fills() -> AsyncIterator[None]:
+    """The fills of the misses read inside the block (by any look-aside of this task),
+    made together at its end: one cache call per shared cache and ttl where each miss
+    made its own (a request that reads a list's head, then its users' profiles). A fill
+    is still refused if its lease was broken meanwhile: only its moment moves (a node
+    waiting on one of these leases loads from the database after its short waits)."""
+    if _DEFERRED.get() is not None:  # nested: the outer block fills
+        yield
+        return
+    pending: _Deferred = []
+    reset = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(reset)
+        groups: dict[tuple[int, float], tuple[LookAside, list[tuple[str, bytes, str]]]] = {}
+        for la, ttl, fills in pending:
+            group = groups.setdefault((id(la._cache), ttl), (la, []))
+            group[1].extend(fills)
+        for (_cache, ttl), (la, fills) in groups.items():
+            await la._flush(fills, ttl)
+
+
 class LookAside:
     """Look-aside reads over a ``Cache``, for one family of keys (``name`` labels metrics)."""
 
@@ -93,6 +137,41 @@ class LookAside:
         self._lease_ttl = lease_ttl
         self._waits = tuple(waits)
         self._flights: dict[str, asyncio.Future[Any]] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def remembers(self) -> bool:
+        """Whether what is read now is held in this node's L1 for the next reads."""
+        return self._near is not None and self._near.enabled
+
+    def ticket(self) -> tuple[int, float]:
+        """An L1 fill's ticket (``NearCache.begin``), for ``remember``."""
+        return self._near.begin() if self._near is not None else (0, 0.0)
+
+    def remember(self, key: str, value: object, ticket: tuple[int, float]) -> None:
+        """Keep ``value`` (read from the database since ``ticket``) in this node's L1
+        only, unless ``key`` was invalidated since."""
+        if self._near is not None:
+            self._near.put(key, value, ticket)
+
+    async def get_local(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+        """A value kept in this node's L1 only (never in the shared cache): held, else
+        ``load``ed and kept unless ``key`` was invalidated meanwhile. For values that
+        writes invalidate so often that a shared copy would seldom be read before being
+        dropped (its fill would cost more than it saves). Without L1: ``load`` each time."""
+        near = self._near
+        if near is None or not near.enabled:
+            return await load()
+        held = near.get(key)
+        if held is not MISS:
+            return held  # type: ignore[no-any-return]
+        ticket = near.begin()
+        value = await load()
+        near.put(key, value, ticket)
+        return value
 
     # ------------------------------------------------------------------ one key
 
@@ -118,6 +197,73 @@ class LookAside:
         value = await self._get(key, load, ttl, encode, decode)
         near.put(key, value, ticket)
         return value
+
+    async def get_each(self, lookups: Sequence[Lookup[Any]]) -> list[Any]:
+        """The values of keys of any kinds (``get`` of each, in order), those not in L1
+        read and, on a miss, leased in one cache call: one Redis round trip for what a
+        request needs before it knows anything else. Each miss leased here is loaded by
+        its own ``load`` and filled (one fill call); a miss leased elsewhere goes the way
+        of ``get`` (wait for that fill, else load)."""
+        near = self._near
+        out: list[Any] = [None] * len(lookups)
+        wanted: list[int] = []
+        for i, lookup in enumerate(lookups):
+            held = MISS if near is None else near.get(lookup.key)
+            if held is MISS:
+                wanted.append(i)
+            else:
+                out[i] = held
+        if not wanted:
+            return out
+        ticket = near.begin() if near is not None else (0, 0.0)
+        if len(wanted) == 1:
+            lookup = lookups[wanted[0]]
+            out[wanted[0]] = value = await self._get(
+                lookup.key, lookup.load, lookup.ttl, lookup.encode, lookup.decode
+            )
+            if near is not None:
+                near.put(lookup.key, value, ticket)
+            return out
+        try:
+            answers: (
+                Sequence[tuple[bytes | None, str | None]] | None
+            ) = await self._cache.get_many_or_lease(
+                [lookups[i].key for i in wanted], ttl=self._lease_ttl
+            )
+        except CacheUnavailable:
+            self._error("get_many")
+            answers = None
+        fills: dict[float, list[tuple[str, bytes, str]]] = {}
+        for n, i in enumerate(wanted):
+            lookup = lookups[i]
+            if answers is None:
+                value = await lookup.load()
+            else:
+                raw, token = answers[n]
+                cached = self._unpack(lookup.key, raw, lookup.decode)
+                self._on_result(lookup.name or self._name, "miss" if cached is _MISS else "hit")
+                if not isinstance(cached, _Miss):
+                    value = cached
+                elif raw is None and token is not None:  # leased to this call: fill it
+                    value = await lookup.load()
+                    fills.setdefault(lookup.ttl, []).append(
+                        (lookup.key, self._pack(value, lookup.encode), token)
+                    )
+                else:  # leased elsewhere (None), or an unusable value (lease it now)
+                    value = await self._fetch(
+                        lookup.key,
+                        lookup.load,
+                        lookup.ttl,
+                        lookup.encode,
+                        lookup.decode,
+                        None if raw is None else _UNLEASED,
+                    )
+            out[i] = value
+            if near is not None:
+                near.put(lookup.key, value, ticket)
+        for ttl, batch in fills.items():
+            await self._fill_many(batch, ttl)
+        return out
 
     async def _get(
         self,
@@ -233,10 +379,7 @@ class LookAside:
         value = await load()
         # If the loader raised, the lease stays until it expires; other nodes meanwhile
         # load without filling, which is correct, only slower.
-        try:
-            await self._cache.fill(key, self._pack(value, encode), ttl=ttl, token=token)
-        except CacheUnavailable:
-            self._error("fill")
+        await self._fill_many([(key, self._pack(value, encode), token)], ttl)
         return value
 
     async def _wait_for(self, key: str, decode: Callable[[bytes], T]) -> T | _Miss | None:
@@ -358,10 +501,7 @@ class LookAside:
                 if i in leased:
                     fills.append((keys[i], self._pack(value, encode), leased[i]))
             if fills:
-                try:
-                    await self._cache.fill_many(fills, ttl=ttl)
-                except CacheUnavailable:
-                    self._error("fill")
+                await self._fill_many(fills, ttl)
         return [found.get(i) for i in ids]
 
     async def _wait_for_many(
@@ -406,6 +546,24 @@ class LookAside:
             await self._near.broadcast([*keys, *near_only])
 
     # ------------------------------------------------------------------ helpers
+
+    async def _fill_many(self, fills: list[tuple[str, bytes, str]], ttl: float) -> None:
+        """Fill leased keys now, or at the end of the ``deferred_fills`` block around."""
+        pending = _DEFERRED.get()
+        if pending is not None:
+            pending.append((self, ttl, fills))
+            return
+        await self._flush(fills, ttl)
+
+    async def _flush(self, fills: list[tuple[str, bytes, str]], ttl: float) -> None:
+        try:
+            if len(fills) == 1:
+                key, value, token = fills[0]
+                await self._cache.fill(key, value, ttl=ttl, token=token)
+            else:
+                await self._cache.fill_many(fills, ttl=ttl)
+        except CacheUnavailable:
+            self._error("fill")
 
     def _error(self, op: str) -> None:
         self._on_error(f"{self._name}_{op}")

@@ -21,7 +21,7 @@ from socius.domain.conversations import (
 )
 from socius.domain.events import Event, LogPage
 from socius.domain.federation import AuthChallenge, ChallengePurpose, FederatedIdentity, Passkey
-from socius.domain.graph import EdgeRow, EdgeType
+from socius.domain.graph import EdgeRow, EdgeType, ListedUserRow
 from socius.domain.graph_writes import PairState, PairWrite
 from socius.domain.mail import Mail
 from socius.domain.mfa import RecoveryCode, TotpFactor
@@ -228,6 +228,9 @@ class EdgeRepository(Protocol):
     async def types_between_many(
         self, src: int, dsts: Sequence[int]
     ) -> dict[int, frozenset[EdgeType]]: ...
+
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
 
     async def add(
         self, src: int, type_: EdgeType, dst: int, *, pos: int, created_at: datetime
@@ -1096,6 +1099,29 @@ class HotReads(Protocol):
 
     async def blocked(self, src: int, *, limit: int) -> list[int]:
         """Up to ``limit`` users ``src`` blocks or is blocked by."""
+        ...
+
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
+        ...
+
+    async def edge_range_with_users(
+        self, src: int, type_: EdgeType, *, limit: int, types: Sequence[EdgeType]
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
+        """A list's newest ``limit`` rows, each with its user (None: gone) and counts."""
+        ...
+
+    async def mutual_with_users(
+        self,
+        a: int,
+        b: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        types: Sequence[EdgeType],
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
+        """``mutual``, each row with its user (None: gone) and counts."""
         ...
 
     async def users_with_counts(

@@ -13,11 +13,11 @@ from datetime import datetime
 import msgspec
 
 from socius.domain.errors import NotFound
-from socius.domain.graph import EdgeType
+from socius.domain.graph import EdgeType, ListedUserRow
 from socius.domain.pagination import OffsetPosition, check_limit, decode_cursor, encode_cursor
 from socius.domain.text import has_control_chars
 from socius.domain.users import User, normalize_login
-from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.lookaside import LookAside, Lookup, msgpack_codec
 from socius.services.ports import HotReads, UnitOfWork, UnitOfWorkFactory
 
 __all__ = ["COUNTED", "Profile", "ProfileService", "SearchPage", "profile_key", "profile_of"]
@@ -101,6 +101,46 @@ class ProfileService:
             return {u.id: _profile(u, counts) for u, counts in found if u.is_active}
         async with self._uow(write=False, replica=True) as uow:
             return await load_profiles(uow, ids)
+
+    def ticket(self) -> tuple[int, float]:
+        """Take before reading profiles that ``remember`` is then given."""
+        return self._cache.ticket()
+
+    def remember(
+        self,
+        found: Sequence[tuple[int, ListedUserRow | None]],
+        ticket: tuple[int, float],
+    ) -> None:
+        """Keep in this node's L1 the profiles of users read (with their counts) since
+        ``ticket`` by another read than ours (a list's head with its users: decision
+        0032); none whose key was invalidated since. The shared cache is not filled:
+        that takes a lease before the read."""
+        friends, followers, following = COUNTED
+        for user_id, row in found:
+            profile = None
+            if row is not None and row.active:
+                counts = row.counts
+                profile = Profile(
+                    id=row.id,
+                    username=row.username,
+                    display_name=row.display_name,
+                    bio=row.bio,
+                    avatar_url=row.avatar_url,
+                    is_private=row.is_private,
+                    created_at=row.created_at,
+                    friends_count=counts.get(friends, 0),
+                    followers_count=counts.get(followers, 0),
+                    following_count=counts.get(following, 0),
+                )
+            self._cache.remember(profile_key(user_id), profile, ticket)
+
+    def lookup(self, user_id: int) -> Lookup[Profile]:
+        """What ``get`` reads, for a ``LookAside.get_each`` of several kinds of keys."""
+
+        async def load() -> Profile | None:
+            return (await self._load_many([user_id])).get(user_id)
+
+        return Lookup(profile_key(user_id), load, PROFILE_TTL, _encode, _decode, self._cache.name)
 
     async def get(self, user_id: int) -> Profile:
         async def load() -> Profile | None:

@@ -45,6 +45,8 @@ __all__ = ["SqlEdgeRepository"]
 # driver directly where driver.direct allows; the same statements as the built ones below.
 _LOCK = "SELECT pg_advisory_xact_lock(?)"
 _TYPES_BETWEEN = "SELECT type FROM edges WHERE src = ? AND dst = ?"
+# Every edge of a user (its relationships with everyone: decision 0032), up to a bound.
+EDGE_TYPES_OF = "SELECT dst, type FROM edges WHERE src = ? LIMIT ?"
 _RANGE = (
     "SELECT dst, pos, created_at FROM edges WHERE src = ? AND type = ? "
     "ORDER BY pos DESC, dst DESC LIMIT ?"
@@ -385,6 +387,15 @@ class SqlEdgeRepository:
             select(edges.c.type).where(edges.c.src == src, edges.c.dst == dst)
         )
         return frozenset(EdgeType(row.type) for row in rows)
+
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
+        if direct(self._conn):
+            return [(d, t) for d, t in await fetch(self._conn, EDGE_TYPES_OF, src, limit)]
+        rows = await self._conn.execute(
+            select(edges.c.dst, edges.c.type).where(edges.c.src == src).limit(limit)
+        )
+        return [(r.dst, r.type) for r in rows]
 
     async def types_between_many(
         self, src: int, dsts: Sequence[int]

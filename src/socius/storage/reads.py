@@ -34,10 +34,16 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from socius.domain.graph import EdgeRow, EdgeType
-from socius.domain.users import User
+from socius.domain.graph import EdgeRow, EdgeType, ListedUserRow
+from socius.domain.users import User, UserStatus
 from socius.storage.driver import read_timestamp
-from socius.storage.edges import _MUTUAL_BEFORE, _MUTUAL_FIRST, _RANGE, _RANGE_BEFORE
+from socius.storage.edges import (
+    _MUTUAL_BEFORE,
+    _MUTUAL_FIRST,
+    _RANGE,
+    _RANGE_BEFORE,
+    EDGE_TYPES_OF,
+)
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.suggestion_lists import _GET as _SUGGESTION_LIST
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
@@ -45,8 +51,36 @@ from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 __all__ = ["HotReads"]
 
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
+_ACTIVE = UserStatus.ACTIVE.value
 _BLOCKED = "SELECT dst FROM edges WHERE src = ? AND type IN (?, ?) LIMIT ?"
 _COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
+_JOINED_COUNT = "(SELECT count FROM edge_counts WHERE src = u.id AND type = ?)"
+# What a listed user shows (ListedUserRow), not the whole row (no email, credentials,
+# settings): fewer columns to decode, no JSON.
+_LISTED_FIELDS = (
+    "id",
+    "username",
+    "display_name",
+    "bio",
+    "avatar_url",
+    "is_private",
+    "created_at",
+    "status",
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _with_users_sql(rows_sql: str, n_types: int) -> str:
+    """The rows of ``rows_sql`` (``dst, pos, created_at``, newest first) with their users
+    (any status; None where there is no row) and ``n_types`` counts each: a page and its
+    profiles in one statement."""
+    columns = ", ".join(f"u.{c}" for c in _LISTED_FIELDS)
+    counts = "".join(f", {_JOINED_COUNT}" for _ in range(n_types))
+    return (
+        f"SELECT e.dst, e.pos, e.created_at, {columns}{counts} "  # noqa: S608 (no values)
+        f"FROM ({rows_sql}) AS e LEFT JOIN users AS u ON u.id = e.dst "
+        "ORDER BY e.pos DESC, e.dst DESC"
+    )
 
 
 class _Statement:
@@ -156,6 +190,65 @@ class HotReads:
         so ``src``'s own edges tell both ways)."""
         blocks, blocked_by = int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)
         return [row[0] for row in await self._rows(_BLOCKED, src, blocks, blocked_by, limit)]
+
+    async def edge_range_with_users(
+        self, src: int, type_: EdgeType, *, limit: int, types: Sequence[EdgeType]
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
+        """``edge_range`` (a first page) and ``users_with_counts`` of its rows in one
+        statement: each row with its user and counts, None where the user row is gone."""
+        sql = _with_users_sql(_RANGE, len(types))
+        return self._with_users(
+            await self._rows(sql, *map(int, types), src, int(type_), limit), types
+        )
+
+    async def mutual_with_users(
+        self,
+        a: int,
+        b: int,
+        type_: EdgeType,
+        *,
+        limit: int,
+        before_pos: int | None,
+        types: Sequence[EdgeType],
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
+        """``mutual`` with each row's user and counts (as ``edge_range_with_users``)."""
+        t, counted = int(type_), [int(c) for c in types]
+        if before_pos is None:
+            sql = _with_users_sql(_MUTUAL_FIRST, len(types))
+            rows = await self._rows(sql, *counted, b, t, a, t, limit)
+        else:
+            sql = _with_users_sql(_MUTUAL_BEFORE, len(types))
+            rows = await self._rows(sql, *counted, b, t, a, t, before_pos, limit)
+        return self._with_users(rows, types)
+
+    @staticmethod
+    def _with_users(
+        rows: Any, types: Sequence[EdgeType]
+    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
+        out: list[tuple[EdgeRow, ListedUserRow | None]] = []
+        for row in rows:
+            dst, pos, made, uid, name, shown, bio, avatar, private, joined, status, *counts = row
+            edge = EdgeRow(dst, pos, read_timestamp(made))
+            if uid is None:
+                out.append((edge, None))
+                continue
+            user = ListedUserRow(
+                uid,
+                name,
+                shown,
+                bio,
+                avatar,
+                bool(private),
+                read_timestamp(joined),
+                status == _ACTIVE,
+                {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
+            )
+            out.append((edge, user))
+        return out
+
+    async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
+        return [(row[0], row[1]) for row in await self._rows(EDGE_TYPES_OF, src, limit)]
 
     async def users_with_counts(
         self, user_ids: Sequence[int], types: Sequence[EdgeType]

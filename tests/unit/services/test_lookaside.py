@@ -10,7 +10,7 @@ import pytest
 
 from socius.cache.memory import MemoryCache
 from socius.domain.errors import CacheUnavailable
-from socius.services.lookaside import LookAside, msgpack_codec
+from socius.services.lookaside import LookAside, Lookup, deferred_fills, msgpack_codec
 
 FAST = (0.001, 0.002, 0.004)
 
@@ -276,6 +276,111 @@ async def test_get_many_loads_the_misses_in_one_call(la: LookAside, rec: Recorde
     # Everything is cached now, absent ids included.
     assert await get_many(la, load, [*ids, 55]) == [*got, ROWS[55]]
     assert load.calls[1:] == [[55]]
+
+
+class CountingCache(MemoryCache):
+    """Counts the calls that would be round trips to a shared cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.inner = False
+
+    async def get_many_or_lease(
+        self, keys: Sequence[str], *, ttl: float
+    ) -> list[tuple[bytes | None, str | None]]:
+        self.calls.append("get_many_or_lease")
+        self.inner = True  # (the memory cache's own calls below are not round trips)
+        try:
+            return await super().get_many_or_lease(keys, ttl=ttl)
+        finally:
+            self.inner = False
+
+    async def get_or_lease(self, key: str, *, ttl: float) -> tuple[bytes | None, str | None]:
+        if not self.inner:
+            self.calls.append("get_or_lease")
+        return await super().get_or_lease(key, ttl=ttl)
+
+
+async def test_get_each_reads_keys_of_any_kind_in_one_call_and_fills_the_misses(
+    rec: Recorder,
+) -> None:
+    cache = CountingCache()
+    la = LookAside(cache, name="graph", on_result=rec.on_result, waits=FAST)
+    ints = msgpack_codec(int)
+    await get(la, Loader(ALICE), "p:1")  # a hit below
+    cache.calls.clear()
+    profile, count, absent = Loader(ALICE), Loader(), Loader()
+
+    async def load_count() -> int:
+        count.calls += 1
+        return 7
+
+    lookups: list[Lookup[object]] = [
+        Lookup("p:1", profile, 60, encode, decode, "profile"),  # type: ignore[arg-type]
+        Lookup("n:1", load_count, 60, *ints),  # type: ignore[arg-type]
+        Lookup("p:2", absent, 60, encode, decode, "profile"),  # type: ignore[arg-type]
+    ]
+    assert await la.get_each(lookups) == [ALICE, 7, None]
+    assert cache.calls == ["get_many_or_lease"]
+    assert (profile.calls, count.calls, absent.calls) == (0, 1, 1)
+    assert ("profile", "hit") in rec.results
+    assert ("graph", "miss") in rec.results
+    cache.calls.clear()
+    assert await la.get_each(lookups) == [ALICE, 7, None]  # filled: all hits now
+    assert (count.calls, absent.calls) == (1, 1)
+
+
+async def test_get_each_waits_for_a_lease_held_elsewhere_and_survives_an_outage(
+    cache: MemoryCache, rec: Recorder
+) -> None:
+    la = LookAside(cache, name="graph", on_result=rec.on_result, waits=FAST)
+    await cache.lease("p:1", ttl=60)  # another node is filling it
+    one, two = Loader(ALICE), Loader(Profile(2, "ben"))
+    lookups = [Lookup("p:1", one, 60, encode, decode), Lookup("p:2", two, 60, encode, decode)]
+    assert await la.get_each(lookups) == [ALICE, Profile(2, "ben")]
+    assert await cache.get("p:1") is None  # loaded without filling
+    assert await cache.get("p:2") is not None
+    broken = LookAside(DownCache(*ALL), name="graph", on_error=rec.on_error, waits=FAST)
+    assert await broken.get_each(lookups) == [ALICE, Profile(2, "ben")]
+    assert "graph_get_many" in rec.errors
+
+
+async def test_deferred_fills_are_made_together_at_the_end_and_still_lose_to_a_write(
+    rec: Recorder,
+) -> None:
+    cache = CountingCache()
+    fills: list[int] = []
+    fill_many = cache.fill_many
+
+    async def counted(items: Sequence[tuple[str, bytes, str]], *, ttl: float) -> None:
+        fills.append(len(items))
+        await fill_many(items, ttl=ttl)
+
+    cache.fill_many = counted  # type: ignore[method-assign]
+    graph = LookAside(cache, name="graph", waits=FAST)
+    profiles = LookAside(cache, name="profile", waits=FAST)
+    async with deferred_fills():
+        assert await get(graph, Loader(ALICE), "l:1") == ALICE
+        many = await profiles.get_many(
+            [2, 3],
+            lambda ids: _loaded(ids),
+            key=lambda i: f"p:{i}",
+            ttl=60,
+            encode=encode,
+            decode=decode,
+        )
+        assert many == [Profile(2, "u2"), Profile(3, "u3")]
+        assert await cache.get("l:1") is None  # not filled yet
+        await cache.invalidate("p:3")  # a write meanwhile: that fill is refused
+    assert fills == [3]
+    assert await cache.get("l:1") is not None
+    assert await cache.get("p:2") is not None
+    assert await cache.get("p:3") is None
+
+
+async def _loaded(ids: list[int]) -> dict[int, Profile]:
+    return {i: Profile(i, f"u{i}") for i in ids}
 
 
 async def test_get_many_keeps_order_and_duplicates(la: LookAside) -> None:

@@ -180,3 +180,35 @@ async def test_expired_entries_leave_without_being_read() -> None:
         assert near._dependents == {}  # their links went with them
     finally:
         await link.stop()
+
+
+async def test_a_local_value_lives_in_l1_only_and_goes_with_its_invalidation() -> None:
+    broker = MemoryBroker()
+    (link_a, near_a), (link_b, near_b) = await node(broker), await node(broker)
+    cache = MemoryCache()
+    a = LookAside(cache, name="graph", near=near_a)
+    b = LookAside(cache, name="graph", near=near_b)
+    loads: list[str] = []
+    value = ["v1"]
+
+    async def load() -> str:
+        loads.append(value[0])
+        return value[0]
+
+    try:
+        assert await a.get_local("e:1", load) == "v1"
+        assert await a.get_local("e:1", load) == "v1"  # held
+        assert await cache.get("e:1") is None  # never in the shared cache
+        assert await b.get_local("e:1", load) == "v1"  # another node loads its own
+        assert loads == ["v1", "v1"]
+        value[0] = "v2"
+        await b.invalidate(near_only=["e:1"])  # a write on node b
+        for _ in range(50):
+            if near_a.get("e:1") is MISS:
+                break
+            await asyncio.sleep(0.01)
+        assert await a.get_local("e:1", load) == "v2"
+        assert await b.get_local("e:1", load) == "v2"
+    finally:
+        await link_a.stop()
+        await link_b.stop()
