@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Event", "LogPage"]
+__all__ = ["Event", "JsonPayload", "LogPage"]
+
+
+class JsonPayload(dict[str, Any]):
+    """A payload that carries its JSON already (``json``, the bytes msgspec makes of it):
+    the log row, the inbox row and the bus frame reuse them instead of each encoding it
+    again (decision 0038). Read like any dict; never changed once made."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, data: dict[str, Any], json: bytes) -> None:
+        super().__init__(data)
+        self.json = json
 
 
 @dataclass(frozen=True, slots=True)

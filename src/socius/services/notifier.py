@@ -28,7 +28,7 @@ import msgspec
 import structlog
 
 from socius.domain.errors import Unavailable
-from socius.domain.events import Event
+from socius.domain.events import Event, JsonPayload
 from socius.domain.push import (
     Device,
     NotificationKind,
@@ -73,13 +73,14 @@ class _Note:
     message_id: int
     actor_id: int
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> JsonPayload:
+        """The inbox payload, with its JSON made here (ids as strings, no escaping)."""
         actor = "user_id" if self.kind is NotificationKind.REACTION else "sender_id"
-        return {
-            "conversation_id": str(self.conversation_id),
-            "message_id": str(self.message_id),
-            actor: str(self.actor_id),
-        }
+        c, m, a = str(self.conversation_id), str(self.message_id), str(self.actor_id)
+        return JsonPayload(
+            {"conversation_id": c, "message_id": m, actor: a},
+            f'{{"conversation_id":"{c}","message_id":"{m}","{actor}":"{a}"}}'.encode(),
+        )
 
 
 def _int(value: Any) -> int | None:
