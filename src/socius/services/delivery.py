@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from socius.domain.errors import BusUnavailable
-from socius.domain.events import Event, JsonPayload
+from socius.domain.events import Event, JsonPayload, json_payload
 from socius.domain.ids import IdGenerator
 from socius.domain.notifications import Notification
 from socius.domain.stream import DomainEvent
@@ -157,27 +157,20 @@ class Delivery:
         for user_id, type_, payload, about in items:
             nid = next_id()
             inner = (
-                payload if type(payload) is JsonPayload else JsonPayload(payload, _encode(payload))
+                payload if type(payload) is JsonPayload else json_payload(payload, _encode(payload))
             )
-            text = str(nid)
-            kind = _type_json(type_)
-            outer = JsonPayload(
+            outer = json_payload(
                 {
                     "notification": {
-                        "id": text,
+                        "id": str(nid),
                         "type": type_,
                         "payload": inner,
                         "created_at": created,
                         "read": False,
                     }
                 },
-                b'{"notification":{"id":"'
-                + text.encode()
-                + b'","type":'
-                + kind
-                + b',"payload":'
-                + inner.json
-                + stamp,
+                b'{"notification":{"id":"%d","type":%b,"payload":%b%b'
+                % (nid, _type_json(type_), inner.json, stamp),
             )
             notes.append(Notification(nid, user_id, type_, inner, now, message_id=about))
             logged.append(Event(user_id, "notification", outer, message_id=about))

@@ -63,3 +63,18 @@ async def test_published_frames_carry_the_same_bytes() -> None:
     assert decoded["seq"] == 4
     assert decoded["type"] == "notification"
     assert decoded["payload"] == dict(stored[0].payload)
+
+
+def test_the_notifiers_payloads_carry_their_own_json() -> None:
+    from socius.domain.push import NotificationKind
+    from socius.services.notifier import _Note
+
+    for kind in (NotificationKind.MESSAGE, NotificationKind.REACTION):
+        payload = _Note(7, kind, 123456789012, 223456789012, 42).payload()
+        assert payload.json == msgspec.json.encode(dict(payload))
+        actor = "user_id" if kind is NotificationKind.REACTION else "sender_id"
+        assert payload == {
+            "conversation_id": "123456789012",
+            "message_id": "223456789012",
+            actor: "42",
+        }
