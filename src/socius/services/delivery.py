@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from socius.domain.errors import BusUnavailable
-from socius.domain.events import Event
+from socius.domain.events import Event, JsonPayload, json_payload
 from socius.domain.ids import IdGenerator
 from socius.domain.notifications import Notification
 from socius.domain.stream import DomainEvent
@@ -93,17 +93,10 @@ class Delivery:
         """What ``record`` writes, for a caller that stores it with its other writes
         (decision 0027): the events to log (``events``, then a ``notification`` event per
         inbox row) and the inbox rows. Hand the stored events to ``published``."""
-        notes = [
-            Notification(
-                self._ids.next_id(), e.user_id, e.type, e.payload, now, message_id=e.message_id
-            )
-            for e in notify
-        ]
-        log = list(events) + [
-            Event(n.user_id, "notification", notification_payload(n), message_id=n.message_id)
-            for n in notes
-        ]
-        return log, notes
+        notes, logged = self._made(
+            [(e.user_id, e.type, e.payload, e.message_id) for e in notify], now
+        )
+        return list(events) + logged, notes
 
     def published(self, uow: UnitOfWork, stored: Sequence[Event]) -> None:
         """Publish ``stored`` (logged in ``uow``) after commit."""
@@ -144,26 +137,44 @@ class Delivery:
         items: Sequence[tuple[int, str, dict[str, Any], int | None]],
         now: datetime,
     ) -> list[Event]:
-        notes = [
-            Notification(self._ids.next_id(), user_id, type_, payload, now, message_id=about)
-            for user_id, type_, payload, about in items
-        ]
-        stored: list[Event] = []
-        if notes:
-            await uow.notifications.add(notes)
-            stored += await uow.outbox.add(
-                [
-                    Event(
-                        n.user_id,
-                        "notification",
-                        notification_payload(n),
-                        message_id=n.message_id,
-                    )
-                    for n in notes
-                ],
-                now,
+        if not items:
+            return []
+        notes, logged = self._made(items, now)
+        await uow.notifications.add(notes)
+        return await uow.outbox.add(logged, now)
+
+    def _made(
+        self, items: Sequence[tuple[int, str, dict[str, Any], int | None]], now: datetime
+    ) -> tuple[list[Notification], list[Event]]:
+        """The inbox rows and their ``notification`` events. Each notification is
+        encoded once (decision 0038): its payload's JSON is spliced into its event's,
+        and the inbox row, the log row and the bus frame reuse those bytes."""
+        created = _timestamp(now)
+        stamp = b',"created_at":"' + created.encode() + b'","read":false}}'
+        notes: list[Notification] = []
+        logged: list[Event] = []
+        next_id = self._ids.next_id
+        for user_id, type_, payload, about in items:
+            nid = next_id()
+            inner = (
+                payload if type(payload) is JsonPayload else json_payload(payload, _encode(payload))
             )
-        return stored
+            outer = json_payload(
+                {
+                    "notification": {
+                        "id": str(nid),
+                        "type": type_,
+                        "payload": inner,
+                        "created_at": created,
+                        "read": False,
+                    }
+                },
+                b'{"notification":{"id":"%d","type":%b,"payload":%b%b'
+                % (nid, _type_json(type_), inner.json, stamp),
+            )
+            notes.append(Notification(nid, user_id, type_, inner, now, message_id=about))
+            logged.append(Event(user_id, "notification", outer, message_id=about))
+        return notes, logged
 
     async def domain(
         self,
@@ -193,7 +204,9 @@ class Delivery:
         for e in events:
             raw = encoded.get(id(e.payload))
             if raw is None:
-                raw = encoded[id(e.payload)] = msgspec.Raw(_encode(e.payload))
+                payload = e.payload
+                json = payload.json if type(payload) is JsonPayload else _encode(payload)
+                raw = encoded[id(payload)] = msgspec.Raw(json)
             items.append(
                 (
                     user_subject(e.user_id),
@@ -215,13 +228,16 @@ class Delivery:
             self._on_bus_error("ephemeral")
 
 
-def notification_payload(n: Notification) -> dict[str, Any]:
-    return {
-        "notification": {
-            "id": str(n.id),
-            "type": n.type,
-            "payload": n.payload,
-            "created_at": n.created_at.isoformat().replace("+00:00", "Z"),
-            "read": n.read,
-        }
-    }
+def _timestamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+_TYPES: dict[str, bytes] = {}
+
+
+def _type_json(type_: str) -> bytes:
+    """A notification type as JSON (a handful of them: each encoded once)."""
+    found = _TYPES.get(type_)
+    if found is None:
+        found = _TYPES[type_] = _encode(type_)
+    return found

@@ -28,7 +28,7 @@ import msgspec
 import structlog
 
 from socius.domain.errors import Unavailable
-from socius.domain.events import Event
+from socius.domain.events import Event, JsonPayload, json_payload
 from socius.domain.push import (
     Device,
     NotificationKind,
@@ -73,13 +73,14 @@ class _Note:
     message_id: int
     actor_id: int
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> JsonPayload:
+        """The inbox payload, with its JSON made here (ids as strings, no escaping)."""
         actor = "user_id" if self.kind is NotificationKind.REACTION else "sender_id"
-        return {
-            "conversation_id": str(self.conversation_id),
-            "message_id": str(self.message_id),
-            actor: str(self.actor_id),
-        }
+        c, m, a = self.conversation_id, self.message_id, self.actor_id
+        return json_payload(
+            {"conversation_id": str(c), "message_id": str(m), actor: str(a)},
+            b'{"conversation_id":"%d","message_id":"%d","%b":"%d"}' % (c, m, actor.encode(), a),
+        )
 
 
 def _int(value: Any) -> int | None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.notifications import Notification
 from socius.storage.driver import direct, fetch
-from socius.storage.rows import json_texts
+from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import notifications
 
 __all__ = ["SqlNotificationRepository"]
 
+_ROWS = ValuesList(
+    notifications, ["id", "user_id", "type", "payload", "created_at", "read", "message_id"]
+)
 # PostgreSQL, in an open transaction: one statement text whatever the count (arrays).
 _PG_ADD = (
     "INSERT INTO notifications (id, user_id, type, payload, created_at, read, message_id) "
@@ -53,21 +56,16 @@ class SqlNotificationRepository:
                 [n.message_id for n in items],
             )
         elif items:
-            await self._conn.execute(
-                insert(notifications),
-                [
-                    {
-                        "id": n.id,
-                        "user_id": n.user_id,
-                        "type": n.type,
-                        "payload": n.payload,
-                        "created_at": n.created_at,
-                        "read": n.read,
-                        "message_id": n.message_id,
-                    }
-                    for n in items
-                ],
-            )
+            # On the driver (no SQLAlchemy insert compiled per row count); a payload
+            # encoded already (services/delivery.py) goes in as its JSON text.
+            rows = [
+                (n.id, n.user_id, n.type, n.payload, n.created_at, n.read, n.message_id)
+                for n in items
+            ]
+            for values, params in _ROWS.chunks(self._conn.dialect, rows):
+                await self._conn.exec_driver_sql(
+                    f"INSERT INTO notifications ({_ROWS.column_list}) {values}", params
+                )
 
     async def page(self, user_id: int, *, limit: int, before_id: int | None) -> list[Notification]:
         stmt = (

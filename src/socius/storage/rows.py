@@ -17,6 +17,7 @@ import msgspec
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
+from socius.domain.events import JsonPayload
 from socius.storage.driver import numbered
 
 __all__ = ["ValuesList", "json_texts"]
@@ -77,6 +78,8 @@ class ValuesList:
                 for value, process in zip(row, processors, strict=True):
                     if process is None:
                         params.append(value)
+                    elif type(value) is JsonPayload:  # encoded already (JSON columns)
+                        params.append(value.json.decode())
                     elif type(value) in _SHARED:
                         key = id(value)
                         converted = done.get(key, _MISSING)
@@ -100,6 +103,7 @@ def json_texts(values: Sequence[Any]) -> list[str]:
     for value in values:
         text = done.get(id(value))
         if text is None:
-            text = done[id(value)] = _json.encode(value).decode()
+            raw = value.json if type(value) is JsonPayload else _json.encode(value)
+            text = done[id(value)] = raw.decode()
         out.append(text)
     return out
