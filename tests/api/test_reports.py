@@ -346,3 +346,32 @@ def test_erasure_removes_the_notes_by_and_about_the_account(
     assert notes[about_cat.id] is None  # ada wrote it: ada is erased
     still = cat.client.report("user", register().id, "spam", note="cat's own")
     assert admin.client.admin.report(still.id).note == "cat's own"
+
+
+def test_the_export_holds_the_reports_made_and_none_about_the_caller(
+    register: Callable[..., Account], admin: Account
+) -> None:
+    ada, bob, cat = register(), register(), register()
+    group = _group(bob, ada)
+    message = _say(bob, group, "buy cheap pills")
+    on_bob = ada.client.report("user", bob.id, "harassment", note="ada's words")
+    on_message = ada.client.report("message", message, "spam")
+    cat.client.report("user", ada.id, "hate", note="cat's words about ada")
+    admin.client.admin.resolve_report(on_bob.id, "dismiss", note="an admin's note")
+
+    made = ada.client.export()["reports"]
+
+    assert [(r["id"], r["target"], r["target_id"], r["reason"]) for r in made] == [
+        (on_bob.id, "user", bob.id, "harassment"),
+        (on_message.id, "message", message, "spam"),
+    ]
+    assert [(r["note"], r["status"]) for r in made] == [("ada's words", "resolved"), (None, "open")]
+    assert made[0]["resolved_at"] is not None and made[1]["resolved_at"] is None
+    text = str(ada.client.export())
+    # Neither the report about ada (nor who made it) nor the administrator's note.
+    assert "cat's words about ada" not in text
+    assert cat.id not in text
+    assert "an admin's note" not in text
+    # Bob's export does not hold ada's report on him.
+    assert "ada's words" not in str(bob.client.export())
+    assert bob.client.export()["reports"] == []

@@ -358,6 +358,7 @@ class AccountService:
             passkeys = await uow.passkeys.for_user(user.id)
             devices = await uow.push.devices([user.id])
             push_settings = await uow.push.settings([user.id])
+            made_reports = await uow.reports.by_reporter(user.id, limit=_EXPORT_MAX)
         profile = asdict(user)
         profile.pop("password_hash")
         return {
@@ -433,4 +434,19 @@ class AccountService:
                 for d in devices
             ],
             "notification_settings": asdict(push_settings.get(user.id, NotificationSettings())),
+            # The reports the caller made, as they see them; not the administrators'
+            # resolution notes, and not reports about the caller (their reporters stay private).
+            "reports": [
+                {
+                    "id": str(r.id),
+                    "target": r.target_type.value,
+                    "target_id": str(r.target_id),
+                    "reason": r.reason.value,
+                    "note": r.note,
+                    "status": r.status.value,
+                    "created_at": r.created_at,
+                    "resolved_at": r.resolved_at,
+                }
+                for r in made_reports
+            ],
         }

@@ -671,6 +671,9 @@ class ReportRepository(Protocol):
     ) -> list[Report]:
         """Newest first, each with the reported message as it now is."""
 
+    async def by_reporter(self, user_id: int, *, limit: int) -> list[Report]:
+        """The reports ``user_id`` made, oldest first."""
+
     async def resolve(
         self,
         report_id: int,

@@ -147,6 +147,16 @@ class SqlReportRepository:
             stmt = stmt.where(reports.c.status == status.value)
         return [_report(row, joined=True) for row in await self._conn.execute(stmt)]
 
+    async def by_reporter(self, user_id: int, *, limit: int) -> list[Report]:
+        """The reports ``user_id`` made, oldest first (for their export)."""
+        stmt = (
+            select(reports)
+            .where(reports.c.reporter_id == user_id)
+            .order_by(reports.c.id)
+            .limit(limit)
+        )
+        return [_report(row) for row in await self._conn.execute(stmt)]
+
     async def resolve(
         self,
         report_id: int,
