@@ -366,7 +366,8 @@ def test_the_export_holds_the_reports_made_and_none_about_the_caller(
         (on_message.id, "message", message, "spam"),
     ]
     assert [(r["note"], r["status"]) for r in made] == [("ada's words", "resolved"), (None, "open")]
-    assert made[0]["resolved_at"] is not None and made[1]["resolved_at"] is None
+    assert made[0]["resolved_at"] is not None
+    assert made[1]["resolved_at"] is None
     text = str(ada.client.export())
     # Neither the report about ada (nor who made it) nor the administrator's note.
     assert "cat's words about ada" not in text
