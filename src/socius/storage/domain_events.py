@@ -7,17 +7,18 @@ JetStream, ``SqlEventStream`` is it: numbered in the order the relay published.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import ColumnElement, Row, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
-from socius.storage.driver import direct, fetch, on_driver
+from socius.storage.driver import direct, fetch, on_driver, read_timestamp
 from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
@@ -40,14 +41,43 @@ _STREAM_PRUNE = (
     "DELETE FROM event_stream WHERE position IN (SELECT position FROM event_stream "
     "WHERE occurred_at < ? ORDER BY position LIMIT ?) RETURNING position"
 )
+# PostgreSQL, in a driver transaction: a whole batch in one statement (arrays: one text
+# whatever the count, no per-row work in asyncpg). Positions are given in the rows' order
+# (the default is evaluated above the sort), as the per-event statements gave them.
+_PG_STREAM_APPEND = (
+    "INSERT INTO event_stream (id, type, occurred_at, data, message_id) "
+    "SELECT i, t, o, d, m FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], "
+    "$4::json[], $5::bigint[]) WITH ORDINALITY AS k(i, t, o, d, m, n) ORDER BY n "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_STREAM_READ = (
+    "SELECT position, id, type, occurred_at, data, message_id FROM event_stream "
+    "WHERE position > ?{where} ORDER BY position LIMIT ?"
+)
 _PG_UNSENT = "SELECT id, type, occurred_at, data, message_id FROM domain_events ORDER BY id LIMIT ?"
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 _PG_MARK_SENT = "DELETE FROM domain_events WHERE id = ANY($1::bigint[])"
 
 
 def _json_object(value: Any) -> dict[str, Any]:
-    """A ``json`` column as asyncpg returns it (text)."""
-    found = json.loads(value) if isinstance(value, str | bytes) else value
-    return dict(found)
+    """A ``json`` column as the driver returns it (text)."""
+    if isinstance(value, str | bytes):
+        return _decode_object(value)
+    return dict(value)
+
+
+def _like_prefix(prefix: str) -> str:
+    """A ``LIKE`` pattern (``ESCAPE '/'``) for the values that start with ``prefix``."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+@functools.lru_cache(maxsize=64)
+def _stream_read_sql(exact: int, prefixes: int) -> str:
+    """The driver's read of the stream for ``exact`` type names and ``prefixes``."""
+    clauses = [f"type IN ({', '.join('?' * exact)})"] if exact else []
+    clauses += ["type LIKE ? ESCAPE '/'"] * prefixes
+    where = f" AND ({' OR '.join(clauses)})" if clauses else ""
+    return _STREAM_READ.format(where=where)
 
 
 def _event(row: Row[Any]) -> DomainEvent:
@@ -175,14 +205,21 @@ class SqlStreamRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        self._append = insert_(event_stream).on_conflict_do_nothing(
-            index_elements=[event_stream.c.id]
-        )
 
     async def append(self, events: Sequence[DomainEvent]) -> None:
         """Append, in order; an event already there (by id) is not added again."""
         driver = on_driver(self._conn)
+        if driver is not None and driver.dialect.name == "postgresql":
+            # One statement for the batch (decision 0045), positions in the order given.
+            await driver.fetch(
+                _PG_STREAM_APPEND,
+                [e.id for e in events],
+                [e.type for e in events],
+                [e.occurred_at for e in events],
+                json_texts([e.data for e in events]),
+                [e.message_id for e in events],
+            )
+            return
         if driver is not None:
             # One statement per event still (positions follow the order given), sent
             # together: asyncpg pipelines them in one round trip (decision 0033).
@@ -191,12 +228,26 @@ class SqlStreamRepository:
                 _STREAM_APPEND, [_STREAM.convert(driver.dialect, [row]) for row in rows]
             )
             return
+        insert_ = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        append = insert_(event_stream).on_conflict_do_nothing(index_elements=[event_stream.c.id])
         for event in events:  # one at a time: positions follow the order given
-            await self._conn.execute(self._append, [_row(event)])
+            await self._conn.execute(append, [_row(event)])
 
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
+        if direct(self._conn):  # on the driver: one text per filter shape, no statement built
+            exact = [t for t in types if not t.endswith(".*")]
+            prefixes = [_like_prefix(t[:-1]) for t in types if t.endswith(".*")]
+            sql = _stream_read_sql(len(exact), len(prefixes))
+            return [
+                StreamedEvent(
+                    int(p), DomainEvent(int(i), t, read_timestamp(at), _json_object(d), m)
+                )
+                for p, i, t, at, d, m in await fetch(
+                    self._conn, sql, after, *exact, *prefixes, limit
+                )
+            ]
         stmt = select(event_stream).where(event_stream.c.position > after)
         where = _type_filter(types)
         if where is not None:

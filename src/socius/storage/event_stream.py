@@ -40,7 +40,7 @@ class SqlEventStream:
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
-        async with self._database(write=False) as uow:
+        async with self._database(write=False, driver=True) as uow:  # one statement
             return await uow.stream.read(after=after, types=types, limit=limit)
 
     async def head(self) -> int:
