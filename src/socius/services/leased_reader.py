@@ -114,7 +114,7 @@ class LeasedReader(Lease):
 
     async def position(self) -> int:
         """Where the next read starts (made at the stream's end the first time)."""
-        async with self._uow(write=False) as uow:
+        async with self._uow(write=False, driver=True) as uow:  # one statement
             position = await uow.push.position(self._name)
         if not position:
             await self.begin()

@@ -210,7 +210,9 @@ class SqlStreamRepository:
         """Append, in order; an event already there (by id) is not added again."""
         driver = on_driver(self._conn)
         if driver is not None and driver.dialect.name == "postgresql":
-            # One statement for the batch (decision 0045), positions in the order given.
+            # One statement for the batch, positions in the order given; atomic alone, so
+            # no BEGIN / COMMIT around it unless the caller began a transaction (decision
+            # 0045).
             await driver.fetch(
                 _PG_STREAM_APPEND,
                 [e.id for e in events],
@@ -218,6 +220,7 @@ class SqlStreamRepository:
                 [e.occurred_at for e in events],
                 json_texts([e.data for e in events]),
                 [e.message_id for e in events],
+                begin=False,
             )
             return
         if driver is not None:
