@@ -56,6 +56,12 @@ class Lease:
         left = self._resting_until - self._clock()
         return timedelta(0) < left <= self._refused_wait  # (a clock set back: not resting)
 
+    @property
+    def held(self) -> bool:
+        """True while this node holds the lease with more than half of it left: ``hold``
+        would answer True without a statement."""
+        return self._held_until is not None and self._clock() < self._held_until - self._lease / 2
+
     async def hold(self) -> bool:
         """True while this node holds the lease (taken, or renewed once half of it is
         gone); False when another node holds it (asked at most once per

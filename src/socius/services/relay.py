@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -53,14 +53,34 @@ class Relay:
         )
         self.holder = self._lease.holder
         self._work = asyncio.Event()
+        # The database's stream moves the outbox to itself in one statement (decision
+        # 0045); JetStream is published to, then the batch marked sent.
+        self._move: Callable[[int], Awaitable[int]] | None = getattr(stream, "move_outbox", None)
 
     def wake(self) -> None:
         """Something was committed to the outbox in this process: run a round now."""
         self._work.set()
 
-    async def _unsent(self) -> list[DomainEvent]:
+    async def _unsent(self, limit: int | None = None) -> list[DomainEvent]:
         async with self._uow(write=False, driver=True) as uow:
-            return await uow.domain_events.unsent(self._batch)
+            return await uow.domain_events.unsent(limit or self._batch)
+
+    async def _moved(self, move: Callable[[int], Awaitable[int]]) -> int | None:
+        """A round on the database's stream: one statement a batch while the lease is
+        held (an empty outbox too); a read of the outbox first when it must be taken."""
+        if not self._lease.held:
+            if not await self._unsent(1):
+                return 0
+            if not await self._lease.hold():
+                return None
+        total = 0
+        while True:
+            moved = await move(self._batch)
+            total += moved
+            if moved:
+                self._on_published(moved)
+            if moved < self._batch or not await self._lease.hold():
+                return total
 
     async def run_once(self) -> int | None:
         """One round; how many events it published (None: another relay holds the lease).
@@ -68,6 +88,8 @@ class Relay:
         relay refused the lease lately does nothing until ``refused_wait`` has passed."""
         if self._lease.resting:  # another relay holds it (decision 0033)
             return None
+        if self._move is not None:
+            return await self._moved(self._move)
         batch = await self._unsent()
         if not batch:
             return 0

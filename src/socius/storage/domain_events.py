@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
-from socius.storage.driver import direct, fetch, on_driver, read_timestamp
+from socius.storage.driver import direct, fetch, fetch_any, on_driver, read_timestamp
 from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
@@ -49,6 +49,27 @@ _PG_STREAM_APPEND = (
     "SELECT i, t, o, d, m FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], "
     "$4::json[], $5::bigint[]) WITH ORDINALITY AS k(i, t, o, d, m, n) ORDER BY n "
     "ON CONFLICT (id) DO NOTHING"
+)
+# The relay's round when the stream is this database's (decision 0045): the oldest events
+# of the outbox moved to the stream, in id order (positions follow it; one already there is
+# not added again), without passing through Python. PostgreSQL: one statement, atomic
+# alone. SQLite: three, in the writer's transaction (nothing else writes meanwhile).
+_PG_MOVE = (
+    "WITH batch AS (SELECT id FROM domain_events ORDER BY id LIMIT $1), "
+    "moved AS (DELETE FROM domain_events d USING batch WHERE d.id = batch.id "
+    "RETURNING d.id, d.type, d.occurred_at, d.data, d.message_id), "
+    "added AS (INSERT INTO event_stream (id, type, occurred_at, data, message_id) "
+    "SELECT id, type, occurred_at, data, message_id FROM moved ORDER BY id "
+    "ON CONFLICT (id) DO NOTHING) "
+    "SELECT count(*), max(occurred_at) FROM moved"
+)
+_SQLITE_MOVE = (
+    "SELECT count(*), max(occurred_at) FROM "
+    "(SELECT occurred_at FROM domain_events ORDER BY id LIMIT ?)",
+    "INSERT INTO event_stream (id, type, occurred_at, data, message_id) "
+    "SELECT id, type, occurred_at, data, message_id FROM domain_events WHERE true "
+    "ORDER BY id LIMIT ? ON CONFLICT (id) DO NOTHING",
+    "DELETE FROM domain_events WHERE id IN (SELECT id FROM domain_events ORDER BY id LIMIT ?)",
 )
 _STREAM_READ = (
     "SELECT position, id, type, occurred_at, data, message_id FROM event_stream "
@@ -257,6 +278,31 @@ class SqlStreamRepository:
             stmt = stmt.where(where)
         rows = await self._conn.execute(stmt.order_by(event_stream.c.position).limit(limit))
         return [StreamedEvent(int(row.position), _event(row)) for row in rows]
+
+    async def move_from_outbox(self, limit: int) -> tuple[int, datetime | None]:
+        """Move up to ``limit`` of the oldest events of the outbox to the stream, in id
+        order: how many, and when the newest of them occurred (None: none)."""
+        driver = on_driver(self._conn)
+        if self._conn.dialect.name == "postgresql":
+            if driver is not None:  # atomic alone: no BEGIN / COMMIT around it
+                found = await driver.fetch(_PG_MOVE, limit, begin=False)
+            else:
+                found = await fetch_any(self._conn, _PG_MOVE, limit)
+            moved, newest = found[0]
+        else:
+            count, insert_, delete_ = _SQLITE_MOVE
+            if driver is not None:
+                (moved, newest), *_ = await driver.fetch(count, limit)
+                if moved:
+                    await driver.fetch(insert_, limit)
+                    await driver.fetch(delete_, limit)
+            else:  # an in-memory database: SQLAlchemy's connection and transaction
+                row: Any = (await self._conn.exec_driver_sql(count, (limit,))).one()
+                moved, newest = row[0], row[1]
+                if moved:
+                    await self._conn.exec_driver_sql(insert_, (limit,))
+                    await self._conn.exec_driver_sql(delete_, (limit,))
+        return int(moved), None if newest is None else read_timestamp(newest)
 
     async def prune(self, before: datetime, *, limit: int) -> int:
         """Drop up to ``limit`` of the oldest events that occurred before ``before``."""
