@@ -195,7 +195,7 @@ class SuggestionService:
         friends, each weighted ``1 / ln(degree)`` (Adamic-Adar; a friend who is not active
         counts as one of degree 2), and the newest ``FANOUT`` friends of each. One read for
         all of them (one statement on PostgreSQL, decision 0034)."""
-        async with self._uow(write=False, replica=True) as uow:
+        async with self._uow(write=False, replica=True, driver=True) as uow:
             return await uow.edges.friends_of_friends(
                 viewers,
                 EdgeType.FRIEND,
@@ -213,7 +213,7 @@ class SuggestionService:
         found = await self._compute_many(users)
         rows = [(u, _encode_rows(found[u])) for u in users]
         now = self._clock()
-        async with self._uow() as uow:
+        async with self._uow(driver=True) as uow:  # two statements, on the driver
             await uow.suggestion_lists.put(rows, now=now, due=now + self.max_age)
             await uow.suggestion_lists.drop_orphans(users)  # erased meanwhile: not back
             await uow.commit()
@@ -310,7 +310,7 @@ class SuggestionRefresher:
         now = self._clock()
         due: list[int] = []
         if budget > 0:
-            async with self._uow(write=False) as uow:
+            async with self._uow(write=False, driver=True) as uow:
                 due = await uow.suggestion_lists.due(now, limit=budget)
         if not items and not due:
             return 0
@@ -332,7 +332,7 @@ class SuggestionRefresher:
                 await uow.commit()
             done += len(items)
             if changed and budget > len(due):  # made due just now: at once, budget allowing
-                async with self._uow(write=False) as uow:
+                async with self._uow(write=False, driver=True) as uow:
                     due = await uow.suggestion_lists.due(now, limit=budget)
         if due:
             await self._service.refresh(due)
