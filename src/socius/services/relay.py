@@ -5,6 +5,13 @@ events, publish them to the stream (JetStream with ``Nats-Msg-Id`` = the event i
 database's stream table, unique by id), then mark them sent. A relay killed between
 publish and mark publishes the same events again on its next round; the stream drops
 them as duplicates, so nothing is lost and nothing is there twice.
+
+When the stream is the database's own table, a round is one statement that moves the
+oldest events from the outbox to the stream (``move_outbox``, decision 0045): atomic, so
+there is nothing to publish twice, and no event passes through Python.
+
+The lease (``services/leased_reader.Lease``) is renewed once half of it is gone; a relay
+refused it waits ``refused_wait`` before it reads the outbox or asks again.
 """
 
 from __future__ import annotations
