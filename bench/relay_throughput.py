@@ -16,6 +16,9 @@ holding the lease). Reported:
 - events/s through the relay (published and marked sent) while the load runs, and the
   time it took to drain what was left when the load stopped;
 - lag: from an event's commit-time timestamp to the stream's acknowledgement (p50/p99/max);
+- the relay alone: ``--backlog`` sends made while no relay runs, then drained round by
+  round: the process's CPU per event while draining (the relay's and its stream
+  client's; the read-back of the database stream's one-statement rounds not counted);
 - lost and duplicated: the stream must hold every event appended, once (both 0);
 - send errors by code (an overloaded stack may refuse sends, e.g. 503 ``unavailable``
   when the database pool times out): counted, never fatal, and the exit status is 1.
@@ -167,6 +170,25 @@ async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> d
     relay = Relay(wiring.database, timed, lambda: datetime.now(UTC), batch=args.batch)  # type: ignore[arg-type]
     while await relay.run_once():  # the setup's events first: not in the figures
         pass
+    # The relay alone: a backlog of sends made while no relay runs, then drained round by
+    # round; the process's CPU while draining is the relay's (and the stream's client's).
+    for n in range(args.backlog):
+        conversation, sender = targets[n % len(targets)]
+        await services.messaging.send(
+            sender, conversation, client_msg_id=f"k{n}", body="hello", reply_to=None
+        )
+    timed.bookkeeping_cpu = 0.0
+    cpu_started, wall_started = time.process_time(), time.monotonic()
+    drained = 0
+    while got := await relay.run_once():
+        drained += got
+    backlog = {
+        "events": drained,
+        "relay_cpu_us_per_event": 1e6
+        * (time.process_time() - cpu_started - timed.bookkeeping_cpu)
+        / max(drained, 1),
+        "seconds": time.monotonic() - wall_started,
+    }
     timed.lags.clear()
     timed.ids.clear()
     head_before = await stream.head()
@@ -217,6 +239,7 @@ async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> d
         "process_cpu_us_per_message": 1e6 * cpu / max(accepted, 1),
         "lost": max(accepted - stored, 0),
         "duplicated": len(timed.ids) - len(set(timed.ids)) + max(stored - accepted, 0),
+        "backlog_drained": backlog,
         "conversations": len({c for c, _ in targets}),
         "users": args.users,
     }
@@ -230,6 +253,7 @@ async def main() -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--batch", type=int, default=500, help="relay batch size")
+    p.add_argument("--backlog", type=int, default=5000, help="sends drained by the relay alone")
     args = p.parse_args()
     stream: dict[str, Any] = {}
     if args.nats:
