@@ -16,6 +16,9 @@ holding the lease). Reported:
 - events/s through the relay (published and marked sent) while the load runs, and the
   time it took to drain what was left when the load stopped;
 - lag: from an event's commit-time timestamp to the stream's acknowledgement (p50/p99/max);
+- the relay alone: ``--backlog`` sends made while no relay runs, then drained round by
+  round: the process's CPU per event while draining (the relay's and its stream
+  client's; the read-back of the database stream's one-statement rounds not counted);
 - lost and duplicated: the stream must hold every event appended, once (both 0);
 - send errors by code (an overloaded stack may refuse sends, e.g. 503 ``unavailable``
   when the database pool times out): counted, never fatal, and the exit status is 1.
@@ -23,7 +26,10 @@ holding the lease). Reported:
 Whatever happens, the services are stopped (their background tasks with them) and the
 bench's JetStream stream is deleted before the bench's PostgreSQL database is dropped.
 
-The figures include the senders' CPU (one process, one event loop). Results go to
+The figures include the senders' CPU (one process, one event loop): so does
+``process_cpu_us_per_message`` (the process's CPU from the load's start to the drain's end
+per accepted message; PostgreSQL's not included), whose change between two trees running the
+same senders is the relay's. Results go to
 bench/results/relay-<stream>-<stack>-<UTC time>.json.
 """
 
@@ -61,6 +67,28 @@ class Timed:
         self.name = inner.name
         self.lags: list[float] = []
         self.ids: list[int] = []
+        self.bookkeeping_cpu = 0.0  # process CPU seconds spent here, not by the relay
+        if hasattr(inner, "move_outbox"):  # the database's stream (decision 0045)
+            self.move_outbox = self._move
+            self._after = -1
+
+    async def _move(self, limit: int) -> int:
+        """The relay's round on the database's stream: no event passes through the relay,
+        so the ones it moved are read back here for their lag and ids (CPU not counted)."""
+        if self._after < 0:  # the first round (the setup's): where the stream ends
+            cpu = time.process_time()
+            self._after = await self._inner.head()
+            self.bookkeeping_cpu += time.process_time() - cpu
+        moved: int = await self._inner.move_outbox(limit)  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        cpu = time.process_time()
+        if moved:
+            found = await self._inner.read(after=self._after, limit=moved)
+            self._after = found[-1].position
+            self.lags += [(now - e.event.occurred_at).total_seconds() for e in found]
+            self.ids += [e.event.id for e in found]
+        self.bookkeeping_cpu += time.process_time() - cpu
+        return moved
 
     async def publish(self, events: Sequence[DomainEvent]) -> None:
         await self._inner.publish(events)
@@ -142,9 +170,30 @@ async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> d
     relay = Relay(wiring.database, timed, lambda: datetime.now(UTC), batch=args.batch)  # type: ignore[arg-type]
     while await relay.run_once():  # the setup's events first: not in the figures
         pass
+    # The relay alone: a backlog of sends made while no relay runs, then drained round by
+    # round; the process's CPU while draining is the relay's (and the stream's client's).
+    for n in range(args.backlog):
+        conversation, sender = targets[n % len(targets)]
+        await services.messaging.send(
+            sender, conversation, client_msg_id=f"k{n}", body="hello", reply_to=None
+        )
+    timed.bookkeeping_cpu = 0.0
+    cpu_started, wall_started = time.process_time(), time.monotonic()
+    drained = 0
+    while got := await relay.run_once():
+        drained += got
+    backlog = {
+        "events": drained,
+        "relay_cpu_us_per_event": 1e6
+        * (time.process_time() - cpu_started - timed.bookkeeping_cpu)
+        / max(drained, 1),
+        "seconds": time.monotonic() - wall_started,
+    }
     timed.lags.clear()
     timed.ids.clear()
     head_before = await stream.head()
+    timed.bookkeeping_cpu = 0.0
+    cpu_started = time.process_time()
 
     relaying = asyncio.create_task(relay.run(interval=0.01))
 
@@ -169,6 +218,7 @@ async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> d
         if time.monotonic() - drain_started > 120:
             break
     drain_seconds = time.monotonic() - drain_started
+    cpu = time.process_time() - cpu_started - timed.bookkeeping_cpu
     relaying.cancel()
     await asyncio.gather(relaying, return_exceptions=True)
     head_after = await stream.head()
@@ -184,8 +234,12 @@ async def _load(args: argparse.Namespace, wiring: Any, stream: EventStream) -> d
         "relayed_total": len(timed.ids),
         "drain_after_load_s": drain_seconds,
         "lag_ms": percentiles_ms(timed.lags),
+        # The process's CPU (senders, relay, stream client) from the load's start to the
+        # drain's end, per accepted message; PostgreSQL's own CPU not included.
+        "process_cpu_us_per_message": 1e6 * cpu / max(accepted, 1),
         "lost": max(accepted - stored, 0),
         "duplicated": len(timed.ids) - len(set(timed.ids)) + max(stored - accepted, 0),
+        "backlog_drained": backlog,
         "conversations": len({c for c, _ in targets}),
         "users": args.users,
     }
@@ -199,6 +253,7 @@ async def main() -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--batch", type=int, default=500, help="relay batch size")
+    p.add_argument("--backlog", type=int, default=5000, help="sends drained by the relay alone")
     args = p.parse_args()
     stream: dict[str, Any] = {}
     if args.nats:

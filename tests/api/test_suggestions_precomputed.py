@@ -274,12 +274,12 @@ def test_a_refresher_on_standby_reads_nothing_for_a_third_of_a_lease(
 ) -> None:
     """While another node holds the lease, a refresher fails to take it once, then runs
     no round (no statement) until a third of a lease has passed (decision 0034)."""
+    from clock import Clock
     from socius.services.suggestions import SuggestionRefresher
 
     c = app.wiring.container
-    other = SuggestionRefresher(
-        app.wiring.database, c.refresher._clock, c.refresher._stream, c.suggestions
-    )
+    clock = Clock()  # the other node's clock: now, movable
+    other = SuggestionRefresher(app.wiring.database, clock, c.refresher._stream, c.suggestions)
     me, friend = register(), register()
 
     async def drain() -> None:
@@ -302,5 +302,5 @@ def test_a_refresher_on_standby_reads_nothing_for_a_third_of_a_lease(
     http.blocking_portal.call(take)
     befriend(me, friend)
     assert http.blocking_portal.call(standby) == (None, None)
-    other._standby_until = 0.0  # a third of a lease later: it tries again, still refused
+    clock.advance(5.1)  # a third of a lease later: it tries again, still refused
     assert http.blocking_portal.call(other.run_once) is None

@@ -195,7 +195,7 @@ class SuggestionService:
         friends, each weighted ``1 / ln(degree)`` (Adamic-Adar; a friend who is not active
         counts as one of degree 2), and the newest ``FANOUT`` friends of each. One read for
         all of them (one statement on PostgreSQL, decision 0034)."""
-        async with self._uow(write=False, replica=True) as uow:
+        async with self._uow(write=False, replica=True, driver=True) as uow:
             return await uow.edges.friends_of_friends(
                 viewers,
                 EdgeType.FRIEND,
@@ -213,7 +213,7 @@ class SuggestionService:
         found = await self._compute_many(users)
         rows = [(u, _encode_rows(found[u])) for u in users]
         now = self._clock()
-        async with self._uow() as uow:
+        async with self._uow(driver=True) as uow:  # two statements, on the driver
             await uow.suggestion_lists.put(rows, now=now, due=now + self.max_age)
             await uow.suggestion_lists.drop_orphans(users)  # erased meanwhile: not back
             await uow.commit()
@@ -254,7 +254,18 @@ class SuggestionRefresher:
         self._clock = clock
         self._stream = stream
         self._service = service
-        self._reader = LeasedReader(uow, clock, stream, name=CONSUMER, lease_seconds=lease_seconds)
+        # On standby (another node holds the lease) no round for a third of a lease: it
+        # was otherwise woken by each of its relay's publishes to read the position, the
+        # events and the due lists, only to fail to take the lease (1.4% of a W1 worker's
+        # event loop, decision 0034). It takes over at most that much later.
+        self._reader = LeasedReader(
+            uow,
+            clock,
+            stream,
+            name=CONSUMER,
+            lease_seconds=lease_seconds,
+            refused_wait=lease_seconds / 3,
+        )
         self._per_second = per_second
         self._batch = batch
         self._events_batch = events_batch
@@ -263,13 +274,6 @@ class SuggestionRefresher:
         self._filled = time.monotonic()
         self._work = asyncio.Event()
         self._busy = 0
-        # Another node holds the lease: no round before this (time.monotonic()). A node
-        # on standby was otherwise woken by each of its relay's publishes to read the
-        # position, the events and the due lists, only to fail to take the lease (1.4% of
-        # a W1 worker's event loop, decision 0034). It takes over at most a third of a
-        # lease later than it would have.
-        self._standby_until = 0.0
-        self._standby_seconds = lease_seconds / 3
 
     def wake(self, *_args: object) -> None:
         """Events were published to the stream in this process: run a round now."""
@@ -298,7 +302,7 @@ class SuggestionRefresher:
             self._busy -= 1
 
     async def _round(self) -> int | None:
-        if time.monotonic() < self._standby_until:
+        if self._reader.resting:
             return None
         position = await self._reader.position()
         items = await self._stream.read(after=position, types=TYPES, limit=self._events_batch)
@@ -306,12 +310,11 @@ class SuggestionRefresher:
         now = self._clock()
         due: list[int] = []
         if budget > 0:
-            async with self._uow(write=False) as uow:
+            async with self._uow(write=False, driver=True) as uow:
                 due = await uow.suggestion_lists.due(now, limit=budget)
         if not items and not due:
             return 0
         if not await self._reader.hold():
-            self._standby_until = time.monotonic() + self._standby_seconds
             return None
         done = 0
         if items:
@@ -329,7 +332,7 @@ class SuggestionRefresher:
                 await uow.commit()
             done += len(items)
             if changed and budget > len(due):  # made due just now: at once, budget allowing
-                async with self._uow(write=False) as uow:
+                async with self._uow(write=False, driver=True) as uow:
                     due = await uow.suggestion_lists.due(now, limit=budget)
         if due:
             await self._service.refresh(due)

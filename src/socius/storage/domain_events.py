@@ -7,17 +7,18 @@ JetStream, ``SqlEventStream`` is it: numbered in the order the relay published.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import ColumnElement, Row, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
-from socius.storage.driver import direct, fetch, on_driver
+from socius.storage.driver import direct, fetch, fetch_any, on_driver, read_timestamp
 from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
@@ -40,14 +41,64 @@ _STREAM_PRUNE = (
     "DELETE FROM event_stream WHERE position IN (SELECT position FROM event_stream "
     "WHERE occurred_at < ? ORDER BY position LIMIT ?) RETURNING position"
 )
+# PostgreSQL, in a driver transaction: a whole batch in one statement (arrays: one text
+# whatever the count, no per-row work in asyncpg). Positions are given in the rows' order
+# (the default is evaluated above the sort), as the per-event statements gave them.
+_PG_STREAM_APPEND = (
+    "INSERT INTO event_stream (id, type, occurred_at, data, message_id) "
+    "SELECT i, t, o, d, m FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], "
+    "$4::json[], $5::bigint[]) WITH ORDINALITY AS k(i, t, o, d, m, n) ORDER BY n "
+    "ON CONFLICT (id) DO NOTHING"
+)
+# The relay's round when the stream is this database's (decision 0045): the oldest events
+# of the outbox moved to the stream, in id order (positions follow it; one already there is
+# not added again), without passing through Python. PostgreSQL: one statement, atomic
+# alone. SQLite: three, in the writer's transaction (nothing else writes meanwhile).
+_PG_MOVE = (
+    "WITH batch AS (SELECT id FROM domain_events ORDER BY id LIMIT $1), "
+    "moved AS (DELETE FROM domain_events d USING batch WHERE d.id = batch.id "
+    "RETURNING d.id, d.type, d.occurred_at, d.data, d.message_id), "
+    "added AS (INSERT INTO event_stream (id, type, occurred_at, data, message_id) "
+    "SELECT id, type, occurred_at, data, message_id FROM moved ORDER BY id "
+    "ON CONFLICT (id) DO NOTHING) "
+    "SELECT count(*), max(occurred_at) FROM moved"
+)
+_SQLITE_MOVE = (
+    "SELECT count(*), max(occurred_at) FROM "
+    "(SELECT occurred_at FROM domain_events ORDER BY id LIMIT ?)",
+    "INSERT INTO event_stream (id, type, occurred_at, data, message_id) "
+    "SELECT id, type, occurred_at, data, message_id FROM domain_events WHERE true "
+    "ORDER BY id LIMIT ? ON CONFLICT (id) DO NOTHING",
+    "DELETE FROM domain_events WHERE id IN (SELECT id FROM domain_events ORDER BY id LIMIT ?)",
+)
+_STREAM_READ = (
+    "SELECT position, id, type, occurred_at, data, message_id FROM event_stream "
+    "WHERE position > ?{where} ORDER BY position LIMIT ?"
+)
 _PG_UNSENT = "SELECT id, type, occurred_at, data, message_id FROM domain_events ORDER BY id LIMIT ?"
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 _PG_MARK_SENT = "DELETE FROM domain_events WHERE id = ANY($1::bigint[])"
 
 
 def _json_object(value: Any) -> dict[str, Any]:
-    """A ``json`` column as asyncpg returns it (text)."""
-    found = json.loads(value) if isinstance(value, str | bytes) else value
-    return dict(found)
+    """A ``json`` column as the driver returns it (text)."""
+    if isinstance(value, str | bytes):
+        return _decode_object(value)
+    return dict(value)
+
+
+def _like_prefix(prefix: str) -> str:
+    """A ``LIKE`` pattern (``ESCAPE '/'``) for the values that start with ``prefix``."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+@functools.lru_cache(maxsize=64)
+def _stream_read_sql(exact: int, prefixes: int) -> str:
+    """The driver's read of the stream for ``exact`` type names and ``prefixes``."""
+    clauses = [f"type IN ({', '.join('?' * exact)})"] if exact else []
+    clauses += ["type LIKE ? ESCAPE '/'"] * prefixes
+    where = f" AND ({' OR '.join(clauses)})" if clauses else ""
+    return _STREAM_READ.format(where=where)
 
 
 def _event(row: Row[Any]) -> DomainEvent:
@@ -175,14 +226,24 @@ class SqlStreamRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        self._append = insert_(event_stream).on_conflict_do_nothing(
-            index_elements=[event_stream.c.id]
-        )
 
     async def append(self, events: Sequence[DomainEvent]) -> None:
         """Append, in order; an event already there (by id) is not added again."""
         driver = on_driver(self._conn)
+        if driver is not None and driver.dialect.name == "postgresql":
+            # One statement for the batch, positions in the order given; atomic alone, so
+            # no BEGIN / COMMIT around it unless the caller began a transaction (decision
+            # 0045).
+            await driver.fetch(
+                _PG_STREAM_APPEND,
+                [e.id for e in events],
+                [e.type for e in events],
+                [e.occurred_at for e in events],
+                json_texts([e.data for e in events]),
+                [e.message_id for e in events],
+                begin=False,
+            )
+            return
         if driver is not None:
             # One statement per event still (positions follow the order given), sent
             # together: asyncpg pipelines them in one round trip (decision 0033).
@@ -191,18 +252,57 @@ class SqlStreamRepository:
                 _STREAM_APPEND, [_STREAM.convert(driver.dialect, [row]) for row in rows]
             )
             return
+        insert_ = postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        append = insert_(event_stream).on_conflict_do_nothing(index_elements=[event_stream.c.id])
         for event in events:  # one at a time: positions follow the order given
-            await self._conn.execute(self._append, [_row(event)])
+            await self._conn.execute(append, [_row(event)])
 
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
+        if direct(self._conn):  # on the driver: one text per filter shape, no statement built
+            exact = [t for t in types if not t.endswith(".*")]
+            prefixes = [_like_prefix(t[:-1]) for t in types if t.endswith(".*")]
+            sql = _stream_read_sql(len(exact), len(prefixes))
+            return [
+                StreamedEvent(
+                    int(p), DomainEvent(int(i), t, read_timestamp(at), _json_object(d), m)
+                )
+                for p, i, t, at, d, m in await fetch(
+                    self._conn, sql, after, *exact, *prefixes, limit
+                )
+            ]
         stmt = select(event_stream).where(event_stream.c.position > after)
         where = _type_filter(types)
         if where is not None:
             stmt = stmt.where(where)
         rows = await self._conn.execute(stmt.order_by(event_stream.c.position).limit(limit))
         return [StreamedEvent(int(row.position), _event(row)) for row in rows]
+
+    async def move_from_outbox(self, limit: int) -> tuple[int, datetime | None]:
+        """Move up to ``limit`` of the oldest events of the outbox to the stream, in id
+        order: how many, and when the newest of them occurred (None: none)."""
+        driver = on_driver(self._conn)
+        if self._conn.dialect.name == "postgresql":
+            if driver is not None:  # atomic alone: no BEGIN / COMMIT around it
+                found = await driver.fetch(_PG_MOVE, limit, begin=False)
+            else:
+                found = await fetch_any(self._conn, _PG_MOVE, limit)
+            moved, newest = found[0]
+        else:
+            count, insert_, delete_ = _SQLITE_MOVE
+            if driver is not None:
+                (moved, newest), *_ = await driver.fetch(count, limit)
+                if moved:
+                    await driver.fetch(insert_, limit)
+                    await driver.fetch(delete_, limit)
+            else:  # an in-memory database: SQLAlchemy's connection and transaction
+                row: Any = (await self._conn.exec_driver_sql(count, (limit,))).one()
+                moved, newest = row[0], row[1]
+                if moved:
+                    await self._conn.exec_driver_sql(insert_, (limit,))
+                    await self._conn.exec_driver_sql(delete_, (limit,))
+        return int(moved), None if newest is None else read_timestamp(newest)
 
     async def prune(self, before: datetime, *, limit: int) -> int:
         """Drop up to ``limit`` of the oldest events that occurred before ``before``."""

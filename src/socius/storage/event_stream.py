@@ -37,10 +37,21 @@ class SqlEventStream:
                 await uow.stream.prune(before, limit=2 * len(events))
             await uow.commit()
 
+    async def move_outbox(self, limit: int) -> int:
+        """The relay's round on this stream (decision 0045): up to ``limit`` of the
+        outbox's oldest events moved here, in order, and no longer in the outbox; how
+        many. Not through Python: no event is read, decoded or encoded on the way."""
+        async with self._database(driver=True) as uow:
+            moved, newest = await uow.stream.move_from_outbox(limit)
+            if moved and newest is not None and self._max_age:
+                await uow.stream.prune(newest - self._max_age, limit=2 * moved)
+            await uow.commit()
+        return moved
+
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
-        async with self._database(write=False) as uow:
+        async with self._database(write=False, driver=True) as uow:  # one statement
             return await uow.stream.read(after=after, types=types, limit=limit)
 
     async def head(self) -> int:

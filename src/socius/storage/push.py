@@ -28,6 +28,7 @@ from socius.storage.tables import (
 
 __all__ = ["MessageFacts", "SqlPushRepository"]
 
+_POSITION = "SELECT position FROM stream_consumers WHERE name = ?"
 _QUIET = [int(EdgeType.MUTES), int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)]
 
 # PostgreSQL (the notifier's reads): the id lists as arrays, one statement text whatever
@@ -206,6 +207,9 @@ class SqlPushRepository:
     # the notifier's position ----------------------------------------------------------
 
     async def position(self, name: str) -> int:
+        if direct(self._conn):  # a background reader's every round: no statement built
+            found = await fetch(self._conn, _POSITION, name)
+            return int(found[0][0]) if found else 0
         row = await self._conn.execute(
             select(stream_consumers.c.position).where(stream_consumers.c.name == name)
         )

@@ -10,7 +10,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.storage.driver import direct, fetch, fetch_any, write_timestamp
+from socius.storage.driver import direct, fetch, fetch_any, on_driver, write_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.tables import suggestion_lists, users
 
@@ -30,6 +30,16 @@ _MARK_DUE_PG = (
     "AND due_at > $1 RETURNING user_id"
 )
 _DUE = "SELECT user_id FROM suggestion_lists WHERE due_at <= ? ORDER BY due_at, user_id LIMIT ?"
+# SQLite on the driver (the refresher's unit of work there): texts by row count.
+_PUT_SQLITE = (
+    "INSERT INTO suggestion_lists (user_id, candidates, computed_at, due_at) VALUES {rows} "
+    "ON CONFLICT (user_id) DO UPDATE SET candidates = excluded.candidates, "
+    "computed_at = excluded.computed_at, due_at = excluded.due_at"
+)
+_DROP_ORPHANS_SQLITE = (
+    "DELETE FROM suggestion_lists WHERE user_id IN ({ids}) "
+    "AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = suggestion_lists.user_id)"
+)
 _DROP_ORPHANS_PG = (
     "DELETE FROM suggestion_lists WHERE user_id = ANY($1::bigint[]) "
     "AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = suggestion_lists.user_id)"
@@ -60,6 +70,12 @@ class SqlSuggestionListRepository:
         if self._dialect == "postgresql":
             users_, lists = [u for u, _ in rows], [c for _, c in rows]
             await fetch_any(self._conn, _PUT_PG, users_, lists, now, due)
+            return
+        driver = on_driver(self._conn)
+        if driver is not None:
+            at, until = write_timestamp(now, "sqlite"), write_timestamp(due, "sqlite")
+            sql = _PUT_SQLITE.format(rows=", ".join(["(?, ?, ?, ?)"] * len(rows)))
+            await driver.fetch(sql, *(v for u, c in rows for v in (u, c, at, until)))
             return
         insert: Any = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(
             suggestion_lists
@@ -118,8 +134,12 @@ class SqlSuggestionListRepository:
     async def drop_orphans(self, user_ids: Sequence[int]) -> None:
         """Drop the lists among ``user_ids`` whose user is gone (a refresh that raced an
         erasure must not bring a list back)."""
+        driver = on_driver(self._conn)
         if user_ids and self._dialect == "postgresql":
             await fetch_any(self._conn, _DROP_ORPHANS_PG, list(user_ids))
+        elif user_ids and driver is not None:
+            sql = _DROP_ORPHANS_SQLITE.format(ids=", ".join("?" * len(user_ids)))
+            await driver.fetch(sql, *user_ids)
         elif user_ids:
             await self._conn.execute(
                 delete(suggestion_lists).where(
