@@ -165,3 +165,17 @@ def test_only_simple_queries_are_read() -> None:
         b"cursor=",
     ):
         assert page_query(query, MAX_LIMIT) == NOT_SIMPLE, query
+
+
+def test_routes_matched_again_are_the_same_and_the_memory_is_bounded(pair: Pair) -> None:
+    table = auth_table(pair.litestar)
+    first = table.route("/v1/users/7/friends")
+    assert first is not None
+    assert first[0].template == "/v1/users/{user_id}/friends"
+    for k in range(5000):  # more distinct paths than are remembered
+        found = table.route(f"/v1/users/{k}")
+        assert found is not None
+        assert found[0].template == "/v1/users/{user_id}"
+        assert table.route(f"/v1/nowhere/{k}") is None
+    assert table.route("/v1/users/7/friends") == first
+    assert len(table._seen) <= 4096  # the bound itself

@@ -56,6 +56,10 @@ _HEALTHZ_BODY = {"type": "http.response.body", "body": b'{"status":"ok"}'}
 _HEALTHZ_HEADERS = (_JSON, (b"content-length", b"15"))
 
 
+_SEEN_MAX = 4096
+_SEEN_PATH_MAX = 200
+
+
 class _Route:
     """What the front knows of one route: the methods that need a bearer token, its
     template, and its fast read (api/fast.py) with the pattern giving its parameters."""
@@ -79,12 +83,15 @@ class AuthTable:
     """Which (method, path) need a bearer token, as the app's routes declare it, and which
     GET routes the front answers itself (api/fast.py)."""
 
-    __slots__ = ("_combined", "_patterns", "_static")
+    __slots__ = ("_combined", "_patterns", "_seen", "_static")
 
     def __init__(self) -> None:
         self._static: dict[str, _Route] = {}
         self._patterns: list[tuple[str, _Route]] = []
         self._combined: re.Pattern[str] | None = None
+        # Paths with parameters already matched (~2 µs for the alternation, ~0.1 µs here),
+        # bounded: emptied when full, short paths only.
+        self._seen: dict[str, tuple[_Route, str] | None] = {}
 
     def add(
         self,
@@ -96,6 +103,7 @@ class AuthTable:
         """`path` as Litestar declares it (``/v1/users/{user_id:str}``), `template` as it
         names it in ``scope["path_template"]`` (``/v1/users/{user_id}``); `fast`: the
         route's fast read, already given the container."""
+        self._seen.clear()
         if "{" not in path:
             self._static[path] = _Route(methods, template, fast, None)
             return
@@ -119,6 +127,19 @@ class AuthTable:
 
     def route(self, path: str) -> tuple[_Route, str] | None:
         """The protected route `path` leads to, with the path as Litestar routes it."""
+        static = self._static.get(path)
+        if static is not None:
+            return static, path
+        if path in self._seen:
+            return self._seen[path]
+        found = self._match(path)
+        if len(path) <= _SEEN_PATH_MAX:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[path] = found
+        return found
+
+    def _match(self, path: str) -> tuple[_Route, str] | None:
         found = self._static.get(path)
         # Litestar's normalize_path is a regex substitution: only when it changes the path.
         if found is None and (path.endswith("/") or "//" in path or not path.startswith("/")):
