@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -30,6 +31,19 @@ __all__ = ["AccessLog"]
 
 _LOGGER = "socius.access"
 _encode = msgspec.json.Encoder().encode
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]*")
+_QUOTED: dict[str, str] = {}
+_QUOTED_MAX = 4096
+
+
+def _quote(text: str) -> str:
+    """`text` as a JSON string; remembered for the few values lines repeat."""
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = _encode(text).decode()
+        if len(_QUOTED) < _QUOTED_MAX:
+            _QUOTED[text] = quoted
+    return quoted
 
 
 def _log_stream() -> TextIO:
@@ -108,6 +122,42 @@ class AccessLog:
         level = logging.ERROR if status >= 500 else logging.INFO
         if not self._logger.isEnabledFor(level):
             return
+        if self._json and not self._trace_ids and _SAFE_ID.fullmatch(request_id):
+            # The line `_line` encodes, put together directly (~1.5 µs instead of ~4): the
+            # strings quoted once per distinct value (methods, route templates, client
+            # addresses), the request id as it is (only [A-Za-z0-9._-], as the front's are).
+            line = (
+                f'{{"method":{_quote(method)},"path":{_quote(path)},"status":{status},'
+                f'"duration_ms":{round(seconds * 1000.0, 3)!r},'
+                f'"client_ip":{"null" if client_ip is None else _quote(client_ip)},'
+                f'"request_id":"{request_id}","event":"request","logger":"{_LOGGER}",'
+                f'"level":"{"error" if level == logging.ERROR else "info"}",'
+                f'"timestamp":"{self._timestamp(time.time())}"}}\n'
+            )
+        else:
+            line = self._line(method, path, status, seconds, client_ip, request_id, level)
+        self._buffer.append(line)
+        self._size += len(line)
+        if self._size >= self.flush_bytes or status >= 500:
+            self.flush()
+        elif self._pending is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._pending = loop.call_later(self.flush_seconds, self.flush)
+
+    def _line(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        client_ip: str | None,
+        request_id: str,
+        level: int,
+    ) -> str:
         fields: dict[str, Any] = {
             "method": method,
             "path": path,
@@ -123,25 +173,13 @@ class AccessLog:
         if self._trace_ids:
             add_trace_ids(None, "", fields)
         if self._json:
-            line = _encode(fields).decode() + "\n"
-        else:
-            line = (
-                f"{fields['timestamp']} [{fields['level']:<8}] request "
-                f"method={method} path={path} status={status} "
-                f"duration_ms={fields['duration_ms']} client_ip={client_ip} "
-                f"request_id={request_id} [{_LOGGER}]\n"
-            )
-        self._buffer.append(line)
-        self._size += len(line)
-        if self._size >= self.flush_bytes or status >= 500:
-            self.flush()
-        elif self._pending is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-            self._pending = loop.call_later(self.flush_seconds, self.flush)
+            return _encode(fields).decode() + "\n"
+        return (
+            f"{fields['timestamp']} [{fields['level']:<8}] request "
+            f"method={method} path={path} status={status} "
+            f"duration_ms={fields['duration_ms']} client_ip={client_ip} "
+            f"request_id={request_id} [{_LOGGER}]\n"
+        )
 
     def flush(self) -> None:
         """Write the buffered lines now."""

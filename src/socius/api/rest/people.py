@@ -6,6 +6,7 @@ from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
+from socius.api.fast import fast, page_query
 from socius.api.options import with_options
 from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
@@ -16,6 +17,9 @@ from socius.api.rest.graph_views import (
 )
 from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
+from socius.domain.pagination import MAX_LIMIT
+from socius.services.auth import Principal
+from socius.services.container import Container
 
 __all__ = ["router"]
 
@@ -36,13 +40,38 @@ async def _list(
     limit: int | None,
     cursor: str | None,
 ) -> Response[UserListOut]:
-    body = await container_of(state).graph.list_edges_body(
-        viewer, user_id_or_404(user_id), type_, limit=limit, cursor=cursor, render=_render_list
-    )
+    body = await _list_body(container_of(state), viewer, user_id, type_, limit, cursor)
     return json_response(body)
 
 
-@get("/{user_id:str}/friends", summary="A user's friends, newest first", description=_PRIVATE)
+async def _list_body(
+    container: Container,
+    viewer: int,
+    user_id: str,
+    type_: EdgeType,
+    limit: int | None,
+    cursor: str | None,
+) -> bytes:
+    return await container.graph.list_edges_body(
+        viewer, user_id_or_404(user_id), type_, limit=limit, cursor=cursor, render=_render_list
+    )
+
+
+async def _fast_friends(
+    container: Container, principal: Principal, params: tuple[str, ...], query: bytes
+) -> bytes | None:
+    limit, cursor = page_query(query, MAX_LIMIT)
+    if limit == -1:  # NOT_SIMPLE: Litestar reads the query
+        return None
+    return await _list_body(container, principal.user_id, params[0], EdgeType.FRIEND, limit, cursor)
+
+
+@get(
+    "/{user_id:str}/friends",
+    summary="A user's friends, newest first",
+    description=_PRIVATE,
+    opt=fast(_fast_friends),  # the front answers a plain GET itself (api/fast.py)
+)
 async def friends_of(
     user_id: IdPath,
     state: State,

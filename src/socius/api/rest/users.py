@@ -9,12 +9,15 @@ from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
 
 from socius.api.dependencies import Caller, container_of
+from socius.api.fast import fast
 from socius.api.options import with_options
 from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.params import IdPath, Limit, OffsetCursor
 from socius.api.rest.views import Page, PublicUserOut, public_user_out
 from socius.domain.errors import NotFound
 from socius.domain.ids import parse_id
+from socius.services.auth import Principal
+from socius.services.container import Container
 
 __all__ = ["router"]
 
@@ -52,17 +55,23 @@ async def user_by_username(
     return public_user_out(await container.graph.visible_profile(principal.user_id, found.id))
 
 
+async def _user_body(
+    container: Container, principal: Principal, params: tuple[str, ...], _query: bytes
+) -> bytes:
+    uid = parse_id(params[0])
+    if uid is None:
+        raise NotFound("no such user", code="user_not_found")
+    return await container.graph.visible_profile_body(principal.user_id, uid, _render)
+
+
 @get(
     "/{user_id:str}",
     summary="A public profile by id",
     description="404 for an unknown user, and across a block either way.",
+    opt=fast(_user_body),  # the front answers a plain GET itself (api/fast.py)
 )
 async def user_by_id(user_id: IdPath, state: State, principal: Caller) -> Response[PublicUserOut]:
-    uid = parse_id(user_id)
-    if uid is None:
-        raise NotFound("no such user", code="user_not_found")
-    graph = container_of(state).graph
-    return json_response(await graph.visible_profile_body(principal.user_id, uid, _render))
+    return json_response(await _user_body(container_of(state), principal, (user_id,), b""))
 
 
 router = Router(

@@ -1,0 +1,181 @@
+"""The fast lane (api/fast.py): the hot GET routes the front answers itself answer exactly
+as Litestar answers them (status, body, headers), for good and bad requests alike, and a
+query it does not read as simply as Litestar is left to Litestar."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from contract import assert_error, bearer
+from socius.api.app import build_litestar
+from socius.api.fast import NOT_SIMPLE, page_query, simple_query
+from socius.api.front import Front, auth_table
+from socius.bootstrap import build, wrap
+from socius.domain.pagination import MAX_LIMIT
+from socius.observability.access_log import AccessLog
+from socius.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+
+
+class Pair:
+    """The served app (fast lane on) and the same Litestar app behind a front without it."""
+
+    def __init__(self, fast: AsyncTestClient[Any], slow: httpx.AsyncClient, litestar: Litestar):
+        self.fast = fast
+        self.slow = slow
+        self.litestar = litestar
+
+    async def both(self, path: str, token: str | None) -> tuple[httpx.Response, httpx.Response]:
+        headers = bearer(token) if token else {}
+        return await self.fast.get(path, headers=headers), await self.slow.get(
+            path, headers=headers
+        )
+
+    async def same(self, path: str, token: str | None) -> httpx.Response:
+        fast, slow = await self.both(path, token)
+        assert fast.status_code == slow.status_code, (path, fast.text, slow.text)
+        assert fast.content == slow.content, path
+
+        def kept(r: httpx.Response) -> list[tuple[str, str]]:
+            return sorted((k, v) for k, v in r.headers.items() if k != "x-request-id")
+
+        assert kept(fast) == kept(slow), path
+        assert fast.headers["x-request-id"]
+        return fast
+
+
+@pytest.fixture
+async def pair(settings: Settings) -> AsyncIterator[Pair]:
+    wiring = build(settings)
+    litestar = build_litestar(wiring.container, wiring.metrics)
+    served = wrap(litestar, wiring, settings)
+    plain = Front(
+        litestar,
+        table=auth_table(litestar, fast_reads=False),
+        authenticate=wiring.container.auth.authenticate,
+        stats=wiring.metrics.http,
+        access_log=AccessLog(sample_rate=0.0),
+    )
+    async with AsyncTestClient(served) as fast:  # type: ignore[arg-type]  # runs the lifespan
+        transport = httpx.ASGITransport(app=plain)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as slow:
+            yield Pair(fast, slow, litestar)
+
+
+async def _register(client: Any, name: str) -> tuple[str, str]:
+    r = await client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    return r.json()["user"]["id"], r.json()["access_token"]
+
+
+async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
+    client = pair.fast
+    alice, a_token = await _register(client, "fast_alice")
+    bob, b_token = await _register(client, "fast_bob")
+    carol, c_token = await _register(client, "fast_carol")
+    for other, token in ((bob, b_token), (carol, c_token)):
+        r = await client.post(
+            "/v1/friends/requests", json={"user_id": other}, headers=bearer(a_token)
+        )
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/v1/friends/requests/{alice}/accept", headers=bearer(token))
+        assert r.status_code == 200, r.text
+
+    me = await pair.same("/v1/me", a_token)
+    assert me.status_code == 200
+    assert me.json()["id"] == alice
+    assert (await pair.same("/v1/me/", a_token)).status_code == 200
+    assert (await pair.same(f"/v1/users/{bob}", a_token)).json()["id"] == bob
+    assert (await pair.same(f"/v1/users/{alice}?anything=1", a_token)).json()["id"] == alice
+    friends = await pair.same("/v1/friends?limit=1", a_token)
+    page = friends.json()
+    assert len(page["items"]) == 1
+    assert page["next_cursor"]
+    rest = await pair.same(f"/v1/friends?limit=1&cursor={page['next_cursor']}", a_token)
+    assert len(rest.json()["items"]) == 1
+    assert {i["id"] for i in page["items"] + rest.json()["items"]} == {bob, carol}
+    assert (await pair.same("/v1/friends", a_token)).status_code == 200
+    theirs = await pair.same(f"/v1/users/{bob}/friends?limit=50", b_token)
+    assert [i["id"] for i in theirs.json()["items"]] == [alice]
+    # Errors: the same status, code, body and headers.
+    r = await client.post(f"/v1/users/{alice}/block", headers=bearer(c_token))
+    assert r.status_code == 200, r.text
+    assert_error(await pair.same("/v1/users/not-an-id", a_token), 404, "user_not_found")
+    assert_error(await pair.same("/v1/users/999999999999", a_token), 404, "user_not_found")
+    assert_error(await pair.same(f"/v1/users/{alice}", c_token), 404, "user_not_found")
+    assert_error(await pair.same(f"/v1/users/{alice}/friends", c_token), 404)
+    assert_error(await pair.same("/v1/friends?cursor=garbage", a_token), 400, "invalid_cursor")
+    assert_error(await pair.same("/v1/me", None), 401, "missing_token")
+    assert_error(await pair.same("/v1/friends", "garbage"), 401)
+    # Queries the fast lane leaves to Litestar: validated (or decoded) there.
+    assert_error(await pair.same("/v1/friends?limit=0", a_token), 422, "validation_error")
+    assert_error(await pair.same(f"/v1/friends?limit={MAX_LIMIT + 1}", a_token), 422)
+    assert_error(await pair.same("/v1/friends?limit=x", a_token), 422, "validation_error")
+    encoded = await pair.same("/v1/friends?limit=%31", a_token)  # "1", percent-encoded
+    assert len(encoded.json()["items"]) == 1
+    assert (await pair.same("/v1/friends?unknown=1", a_token)).status_code == 200
+
+
+async def test_a_revoked_session_is_refused_on_the_fast_lane(pair: Pair) -> None:
+    client = pair.fast
+    _alice, token = await _register(client, "fast_dave")
+    assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
+    r = await client.post("/v1/auth/logout", headers=bearer(token))
+    assert r.status_code in {200, 204}, r.text
+    assert_error(await client.get("/v1/me", headers=bearer(token)), 401, "session_revoked")
+    assert_error(await client.get("/v1/friends", headers=bearer(token)), 401, "session_revoked")
+
+
+def test_the_hot_routes_have_fast_reads_and_need_the_token(pair: Pair) -> None:
+    table = auth_table(pair.litestar)
+    for path in ("/v1/me", "/v1/users/12", "/v1/friends", "/v1/users/12/friends"):
+        found = table.route(path)
+        assert found is not None, path
+        assert found[0].fast is not None, path
+        assert "GET" in found[0].methods
+    # Others go through Litestar.
+    for path in ("/v1/users/search", "/v1/users/12/followers", "/v1/conversations"):
+        found = table.route(path)
+        assert found is not None, path
+        assert found[0].fast is None, path
+    plain = auth_table(pair.litestar, fast_reads=False)
+    assert all(plain.route(p)[0].fast is None for p in ("/v1/me", "/v1/users/12"))  # type: ignore[index]
+
+
+def test_only_simple_queries_are_read() -> None:
+    names = frozenset({"limit", "cursor"})
+    assert simple_query(b"", names) == {}
+    assert simple_query(b"limit=5&cursor=ab-_.~9", names) == {"limit": "5", "cursor": "ab-_.~9"}
+    for query in (b"limit=5&limit=6", b"limit", b"other=1", b"cursor=a%20b", b"cursor=a+b", b"&"):
+        assert simple_query(query, names) is None, query
+    assert page_query(b"", MAX_LIMIT) == (None, None)
+    assert page_query(b"limit=50&cursor=xyz", MAX_LIMIT) == (50, "xyz")
+    for query in (
+        b"limit=0",
+        b"limit=05",
+        b"limit=-1",
+        f"limit={MAX_LIMIT + 1}".encode(),
+        b"cursor=",
+    ):
+        assert page_query(query, MAX_LIMIT) == NOT_SIMPLE, query
+
+
+def test_routes_matched_again_are_the_same_and_the_memory_is_bounded(pair: Pair) -> None:
+    table = auth_table(pair.litestar)
+    first = table.route("/v1/users/7/friends")
+    assert first is not None
+    assert first[0].template == "/v1/users/{user_id}/friends"
+    for k in range(5000):  # more distinct paths than are remembered
+        found = table.route(f"/v1/users/{k}")
+        assert found is not None
+        assert found[0].template == "/v1/users/{user_id}"
+        assert table.route(f"/v1/nowhere/{k}") is None
+    assert table.route("/v1/users/7/friends") == first
+    assert len(table._seen) <= 4096  # the bound itself
