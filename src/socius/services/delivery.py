@@ -199,6 +199,20 @@ class Delivery:
     async def publish(self, events: Sequence[Event]) -> None:
         """Every event onto its recipient's subject, in one bus call. Events that share a
         payload (a message's, for each member) share its encoding."""
+        try:
+            await self._bus.publish_many(self.messages(events))
+        except BusUnavailable:
+            # Durable in the log: clients get it on their next gap check or reconnect.
+            self._on_bus_error("publish")
+
+    def unpublished(self) -> None:
+        """Messages of ``messages`` could not be published by the caller that took them."""
+        self._on_bus_error("publish")
+
+    def messages(self, events: Sequence[Event]) -> list[tuple[str, bytes]]:
+        """What ``publish`` sends for ``events``: ``(subject, payload)``, for a caller that
+        publishes them with other messages (decision 0040; then ``unpublished`` if that
+        fails)."""
         encoded: dict[int, msgspec.Raw] = {}
         items: list[tuple[str, bytes]] = []
         for e in events:
@@ -213,11 +227,7 @@ class Delivery:
                     _encode(EncodedBusEvent(e.type, raw, e.seq, e.created_at)),
                 )
             )
-        try:
-            await self._bus.publish_many(items)
-        except BusUnavailable:
-            # Durable in the log: clients get it on their next gap check or reconnect.
-            self._on_bus_error("publish")
+        return items
 
     async def ephemeral(self, user_ids: Sequence[int], type_: str, payload: dict[str, Any]) -> None:
         """Typing and presence: not logged, not replayed, carry no cursor."""
