@@ -92,20 +92,12 @@ class Delivery:
     ) -> tuple[list[Event], list[Notification]]:
         """What ``record`` writes, for a caller that stores it with its other writes
         (decision 0027): the events to log (``events``, then a ``notification`` event per
-        inbox row) and the inbox rows. Hand the stored events to ``published``."""
+        inbox row) and the inbox rows. Publish the stored events after commit (``messages``
+        with the caller's invalidation, decision 0040)."""
         notes, logged = self._made(
             [(e.user_id, e.type, e.payload, e.message_id) for e in notify], now
         )
         return list(events) + logged, notes
-
-    def published(self, uow: UnitOfWork, stored: Sequence[Event]) -> None:
-        """Publish ``stored`` (logged in ``uow``) after commit."""
-        if stored:
-
-            async def publish() -> None:
-                await self.publish(stored)
-
-            uow.after_commit(publish)
 
     def prepare_domain(
         self, uow: UnitOfWork, type_: str, data: dict[str, Any]
