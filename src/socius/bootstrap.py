@@ -27,7 +27,7 @@ from socius.api.ws import WebSocketFront
 from socius.blobs import FileBlobStore, PillowImages, S3BlobStore
 from socius.bus.memory import MemoryBus
 from socius.bus.nats import NatsBus
-from socius.bus.redis import RedisBus
+from socius.bus.redis import RedisBus, RedisCacheAndBus
 from socius.bus.traced import TracedBus
 from socius.cache.memory import MemoryCache
 from socius.cache.redis import RedisCache
@@ -69,7 +69,7 @@ from socius.services.passkeys import PasskeyService
 from socius.services.passkeys import available as passkeys_available
 from socius.services.password_reset import PasswordResets
 from socius.services.passwords import PasswordHasher
-from socius.services.ports import BlobStore, Bus, Cache, EventStream
+from socius.services.ports import BlobStore, Bus, Cache, CacheAndBus, EventStream
 from socius.services.profiles import ProfileService
 from socius.services.push import PushService
 from socius.services.rate_limits import Buckets, RateLimit, UserLimits
@@ -139,15 +139,17 @@ class Wiring:
         return await _start_bus(self.bus)
 
 
-def _make_bus(settings: Settings, tracer: Tracer | None) -> Bus:
+def _make_bus(settings: Settings, tracer: Tracer | None, cache: Cache | None = None) -> Bus:
     """NATS when configured, else Redis pub/sub when Redis is, else in-process; wrapped in
-    spans when tracing is on."""
+    spans when tracing is on. A Redis bus publishes on ``cache``'s connection when it is
+    the Redis cache without tracing (decision 0040: see ``RedisCacheAndBus``)."""
     bus: Bus
     if settings.nats_url:
         bus = NatsBus(settings.nats_url, prefix=settings.redis_prefix.rstrip(":") + ".")
         system = "nats"
     elif settings.redis_url:
-        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+        shared = cache.client if isinstance(cache, RedisCache) and tracer is None else None
+        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix, client=shared)
         system = "redis"
     else:
         bus = MemoryBus()
@@ -212,7 +214,11 @@ def build(
         inc()
 
     ids = IdGenerator(_node_id(settings))
-    bus = bus or _make_bus(settings, tracer)
+    bus = bus or _make_bus(settings, tracer, cache)
+    # The cache's invalidations and the bus's messages in one round trip (decision 0040).
+    shared: CacheAndBus | None = None
+    if isinstance(cache, RedisCache) and isinstance(bus, RedisBus) and bus.client is cache.client:
+        shared = RedisCacheAndBus(cache, bus)
     link = BusLink(
         bus,
         heartbeat=settings.bus_heartbeat_seconds,
@@ -243,7 +249,15 @@ def build(
     database.on_users_changed = users_changed
 
     def lookaside(name: str) -> LookAside:
-        return LookAside(cache, name=name, on_result=cache_result, on_error=cache_error, near=near)
+        return LookAside(
+            cache,
+            name=name,
+            on_result=cache_result,
+            on_error=cache_error,
+            near=near,
+            publish=bus.publish_many,
+            shared=shared,
+        )
 
     def bus_error(op: str) -> None:
         metrics.bus_errors_total.labels(op=op).inc()

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from cache_contract import CacheContract
+from socius.bus.redis import RedisBus, RedisCacheAndBus
 from socius.cache.redis import RedisCache
 from socius.domain.errors import CacheUnavailable
 from socius.services.lookaside import LookAside
@@ -205,3 +206,64 @@ async def test_get_many_across_nodes(make_cache: Callable[[], RedisCache]) -> No
     got = await node2.get_many([1, 2, 3, 4], load_many, **opts)
     assert got == ["user 1", "user 2", None, "user 4"]
     assert loaded == [[2, 1, 3], [4]]
+
+
+# ---------------------------------------------------------- the cache and the bus together
+
+
+async def test_a_bus_on_the_caches_connection_publishes_after_the_del(
+    make_cache: Callable[[], RedisCache], prefix: str
+) -> None:
+    """Decision 0040: the DEL and the PUBLISHes in one round trip on one connection. Who
+    hears a message reads the cache afresh: the DEL has run by then."""
+    writer, reader = make_cache(), make_cache()
+    bus = RedisBus(REDIS_URL, prefix=prefix + "bus.", client=writer.client)
+    listener = RedisBus(REDIS_URL, prefix=prefix + "bus.")
+    await bus.start()
+    await listener.start()
+    seen: list[tuple[bytes, bytes | None]] = []
+    heard = asyncio.Event()
+
+    async def on_message(payload: bytes) -> None:
+        seen.append((payload, await reader.get("p:1")))
+        if len(seen) == 2:
+            heard.set()
+
+    try:
+        await writer.set("p:1", b"old", ttl=60)
+        await listener.subscribe("cache.invalidate", on_message)
+        await listener.subscribe("user.9", on_message)
+        both = RedisCacheAndBus(writer, bus)
+        done = await both.invalidate_and_publish(
+            ["p:1"], [("cache.invalidate", b"p:1"), ("user.9", b"event")]
+        )
+        assert done == (True, True)
+        async with asyncio.timeout(5):
+            await heard.wait()
+        assert seen == [(b"p:1", None), (b"event", None)]  # in order, each after the DEL
+
+        # The bus does not close the connection it was lent: the cache goes on.
+        await bus.close()
+        assert await writer.get("p:1") is None
+        await writer.set("p:2", b"v", ttl=60)
+        # A closed bus publishes nothing (its part fails), the DEL still goes.
+        assert await both.invalidate_and_publish(["p:2"], [("user.9", b"late")]) == (True, False)
+        assert await writer.get("p:2") is None
+    finally:
+        await bus.close()
+        await listener.close()
+
+
+async def test_the_cache_and_bus_pipeline_reports_an_outage_without_raising() -> None:
+    cache = RedisCache("redis://127.0.0.1:1/0", timeout=0.2)
+    bus = RedisBus("redis://127.0.0.1:1/0", client=cache.client)
+    try:
+        both = RedisCacheAndBus(cache, bus)
+        # (the bus never started: its part fails; the cache's DEL cannot connect)
+        assert await both.invalidate_and_publish(["k"], [("user.1", b"x")]) == (False, False)
+        assert await both.invalidate_and_publish([], []) == (True, True)
+        with pytest.raises(ValueError, match="share one client"):
+            RedisCacheAndBus(cache, RedisBus("redis://127.0.0.1:1/0"))
+    finally:
+        await bus.close()
+        await cache.close()

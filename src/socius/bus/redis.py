@@ -1,5 +1,11 @@
 """The Redis event bus: pub/sub channels shared by every node. Failures surface as
-BusUnavailable."""
+BusUnavailable.
+
+Publishing goes through the lean pipelined client of the cache (cache/resp.py; decision
+0040), on a connection of its own or on the cache's (``client``): then a cache
+invalidation and the messages that must follow it leave in one write
+(``RedisCacheAndBus``). Subscribing stays on redis-py's PubSub connection.
+"""
 
 from __future__ import annotations
 
@@ -17,15 +23,19 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from socius.cache.redis import RedisCache
+from socius.cache.resp import Arg, ReplyError, RespClient
 from socius.domain.errors import BusUnavailable
 
-__all__ = ["RedisBus", "RedisSubscription"]
+__all__ = ["RedisBus", "RedisCacheAndBus", "RedisSubscription"]
 
 log = structlog.get_logger("socius.bus")
 
 Handler = Callable[[bytes], Awaitable[None]]
 
 _FAILURES = (RedisError, OSError)
+# What the publishing client raises: TimeoutError and ConnectionError are OSErrors.
+_PUBLISH_FAILURES = (OSError, ReplyError)
 _KEEPALIVE = b"socius-bus-keepalive"
 
 
@@ -63,7 +73,10 @@ class RedisBus:
         timeout: float = 1.0,
         keepalive: float = 10.0,
         max_pending: int = 100_000,
+        client: RespClient | None = None,
     ) -> None:
+        """``client``: the connection to publish on (the cache's, on the same Redis: see
+        ``RedisCacheAndBus``); None: one of the bus's own, closed with it."""
         # One immediate retry: it reconnects a pooled connection that Redis has dropped;
         # longer outages surface at once as BusUnavailable.
         common: dict[str, Any] = {
@@ -73,7 +86,9 @@ class RedisBus:
             "health_check_interval": 0,
             "retry": Retry(NoBackoff(), 1),
         }
-        self._redis = aioredis.Redis.from_url(url, max_connections=256, **common)
+        # A lost connection fails what is in flight on it; the next publish connects again.
+        self._owns_client = client is None
+        self._client = client or RespClient(url, timeout=timeout)
         self._sub_redis = aioredis.Redis.from_url(url, client_name=name, **common)
         self._pubsub = self._sub_redis.pubsub()
         self._prefix = prefix
@@ -101,9 +116,9 @@ class RedisBus:
         if self._reader is not None:
             return
         try:
-            await self._redis.ping()
+            await self._client.execute("PING")
             await self._pubsub.connect()  # type: ignore[no-untyped-call]
-        except _FAILURES as exc:
+        except (*_FAILURES, ReplyError) as exc:
             raise BusUnavailable(f"Redis unreachable: {exc!r}") from exc
         connection = self._connection()
         assert connection is not None
@@ -120,8 +135,8 @@ class RedisBus:
     async def publish(self, subject: str, payload: bytes) -> None:
         self._check()
         try:
-            await self._redis.publish(self._prefix + subject, payload)
-        except _FAILURES as exc:
+            await self._client.execute("PUBLISH", self._prefix + subject, payload)
+        except _PUBLISH_FAILURES as exc:
             raise BusUnavailable(f"Redis publish failed: {exc!r}") from exc
 
     async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
@@ -130,12 +145,20 @@ class RedisBus:
         if not items:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for subject, payload in items:
-                    pipe.publish(self._prefix + subject, payload)
-                await pipe.execute()
-        except _FAILURES as exc:
+            await self._client.pipeline(self.publications(items))
+        except _PUBLISH_FAILURES as exc:
             raise BusUnavailable(f"Redis publish failed: {exc!r}") from exc
+
+    def publications(self, items: Sequence[tuple[str, bytes]]) -> list[tuple[Arg, ...]]:
+        """The PUBLISH commands of ``publish_many(items)``; BusUnavailable when the bus is
+        not started or closed."""
+        self._check()
+        prefix = self._prefix
+        return [("PUBLISH", prefix + subject, payload) for subject, payload in items]
+
+    @property
+    def client(self) -> RespClient:
+        return self._client
 
     async def subscribe(self, subject: str, handler: Handler) -> RedisSubscription:
         self._check()
@@ -292,8 +315,8 @@ class RedisBus:
     async def ping(self) -> None:
         self._check()
         try:
-            await self._redis.ping()
-        except _FAILURES as exc:
+            await self._client.execute("PING")
+        except _PUBLISH_FAILURES as exc:
             raise BusUnavailable(f"Redis unreachable: {exc!r}") from exc
         await self._barrier()
 
@@ -317,5 +340,45 @@ class RedisBus:
             await self._pubsub.aclose()
         with contextlib.suppress(*_FAILURES):
             await self._sub_redis.aclose()
-        with contextlib.suppress(*_FAILURES):
-            await self._redis.aclose()
+        if self._owns_client:
+            await self._client.close()
+
+
+class RedisCacheAndBus:
+    """The Redis cache and the Redis bus on one connection (the bus publishes on the
+    cache's client): a write's after-commit work, the cache ``DEL`` then the ``PUBLISH``es
+    (every node's L1 invalidation, the write's events), leaves in one write and comes back
+    in one read. Redis runs a connection's commands in order, so the ``DEL`` is done
+    before any node hears a message: the order of two awaited round trips, in one
+    (decision 0040)."""
+
+    def __init__(self, cache: RedisCache, bus: RedisBus) -> None:
+        if cache.client is not bus.client:
+            raise ValueError("the cache and the bus must share one client")
+        self._cache = cache
+        self._bus = bus
+        self._client = cache.client
+
+    async def invalidate_and_publish(
+        self, keys: Sequence[str], messages: Sequence[tuple[str, bytes]]
+    ) -> tuple[bool, bool]:
+        """``DEL`` ``keys`` (and their leases), then publish ``messages``, in one round trip;
+        whether each part was done (never raises for an outage: a bus that is not started
+        or closed publishes nothing, the ``DEL`` still goes)."""
+        commands: list[tuple[Arg, ...]] = [self._cache.invalidation(keys)] if keys else []
+        published = True
+        if messages:
+            try:
+                commands += self._bus.publications(messages)
+            except BusUnavailable:
+                published = False
+        if not commands:
+            return True, published
+        try:
+            replies = await self._client.replies(commands)
+        except OSError:
+            return not keys, not messages
+        n = 1 if keys else 0
+        invalidated = not any(isinstance(r, ReplyError) for r in replies[:n])
+        published = published and not any(isinstance(r, ReplyError) for r in replies[n:])
+        return invalidated, published

@@ -279,9 +279,19 @@ class RedisCache:
 
     async def invalidate(self, *keys: str) -> None:
         if keys:
-            prefix = self._prefix
-            lease = prefix + _LEASE
-            await self._execute("DEL", *[k for key in keys for k in (prefix + key, lease + key)])
+            await self._execute(*self.invalidation(keys))
+
+    def invalidation(self, keys: Sequence[str]) -> tuple[Arg, ...]:
+        """The command ``invalidate(*keys)`` sends (``keys`` not empty): for a caller that
+        pipelines it with the bus's commands on this cache's connection (``client``)."""
+        prefix = self._prefix
+        lease = prefix + _LEASE
+        return ("DEL", *[k for key in keys for k in (prefix + key, lease + key)])
+
+    @property
+    def client(self) -> RespClient:
+        """This cache's connection to Redis (a bus on the same Redis may share it)."""
+        return self._redis
 
     async def take_tokens(self, items: Sequence[tuple[str, float, int]]) -> list[float]:
         if not items:

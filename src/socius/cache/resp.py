@@ -303,17 +303,22 @@ class RespClient:
 
     async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """The commands in one round trip (not atomic); any error reply raises."""
-        conn = self._ready() or await self._connection()
-        packed = b"".join([pack(*c) for c in commands])
-        replies: list[Any]
-        if len(commands) == 1:
-            replies = [await conn.send(packed, 1)]
-        else:
-            replies = await conn.send(packed, len(commands))
+        replies = await self.replies(commands)
         for reply in replies:
             if isinstance(reply, ReplyError):
                 raise reply
         return replies
+
+    async def replies(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """The commands in one round trip (not atomic), in order on this connection; their
+        replies, an error reply as a ``ReplyError`` in its place (not raised): for callers
+        whose commands fail apart (a cache ``DEL`` and the bus's ``PUBLISH``es, decision
+        0040). A lost connection or a timeout still raises (``OSError``)."""
+        conn = self._ready() or await self._connection()
+        packed = b"".join([pack(*c) for c in commands])
+        if len(commands) == 1:
+            return [await conn.send(packed, 1)]
+        return list(await conn.send(packed, len(commands)))
 
     async def transaction(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """The commands in MULTI/EXEC, one round trip; their replies (errors raise)."""

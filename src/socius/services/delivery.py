@@ -92,20 +92,12 @@ class Delivery:
     ) -> tuple[list[Event], list[Notification]]:
         """What ``record`` writes, for a caller that stores it with its other writes
         (decision 0027): the events to log (``events``, then a ``notification`` event per
-        inbox row) and the inbox rows. Hand the stored events to ``published``."""
+        inbox row) and the inbox rows. Publish the stored events after commit (``messages``
+        with the caller's invalidation, decision 0040)."""
         notes, logged = self._made(
             [(e.user_id, e.type, e.payload, e.message_id) for e in notify], now
         )
         return list(events) + logged, notes
-
-    def published(self, uow: UnitOfWork, stored: Sequence[Event]) -> None:
-        """Publish ``stored`` (logged in ``uow``) after commit."""
-        if stored:
-
-            async def publish() -> None:
-                await self.publish(stored)
-
-            uow.after_commit(publish)
 
     def prepare_domain(
         self, uow: UnitOfWork, type_: str, data: dict[str, Any]
@@ -199,6 +191,20 @@ class Delivery:
     async def publish(self, events: Sequence[Event]) -> None:
         """Every event onto its recipient's subject, in one bus call. Events that share a
         payload (a message's, for each member) share its encoding."""
+        try:
+            await self._bus.publish_many(self.messages(events))
+        except BusUnavailable:
+            # Durable in the log: clients get it on their next gap check or reconnect.
+            self._on_bus_error("publish")
+
+    def unpublished(self) -> None:
+        """Messages of ``messages`` could not be published by the caller that took them."""
+        self._on_bus_error("publish")
+
+    def messages(self, events: Sequence[Event]) -> list[tuple[str, bytes]]:
+        """What ``publish`` sends for ``events``: ``(subject, payload)``, for a caller that
+        publishes them with other messages (decision 0040; then ``unpublished`` if that
+        fails)."""
         encoded: dict[int, msgspec.Raw] = {}
         items: list[tuple[str, bytes]] = []
         for e in events:
@@ -213,11 +219,7 @@ class Delivery:
                     _encode(EncodedBusEvent(e.type, raw, e.seq, e.created_at)),
                 )
             )
-        try:
-            await self._bus.publish_many(items)
-        except BusUnavailable:
-            # Durable in the log: clients get it on their next gap check or reconnect.
-            self._on_bus_error("publish")
+        return items
 
     async def ephemeral(self, user_ids: Sequence[int], type_: str, payload: dict[str, Any]) -> None:
         """Typing and presence: not logged, not replayed, carry no cursor."""

@@ -110,8 +110,16 @@ class GraphService:
             now = self._clock()
             changed = {*plan.add, *plan.remove}
             # Invalidate (every node's L1 too) before the events are published and the
-            # relay is woken: a client that reacts to one reads the new state.
-            uow.after_commit(lambda: self._cache.pair_changed(actor, other, changed))
+            # relay is woken: a client that reacts to one reads the new state. The events
+            # go with the invalidation: one round trip on Redis (decision 0040).
+            stored: list[Event] = []
+
+            async def announce() -> None:
+                messages = self._delivery.messages(stored) if stored else ()
+                if not await self._cache.pair_changed(actor, other, changed, then=messages):
+                    self._delivery.unpublished()
+
+            uow.after_commit(announce)
             events = _events(plan, actor, other)
             # A mute keeps the event, which tells a change of state, but not the
             # notification: none to someone who mutes the other party.
@@ -131,7 +139,7 @@ class GraphService:
                     "removed": [t.name.lower() for t in plan.remove],
                 },
             )
-            stored = await uow.edges.write_pair(
+            stored += await uow.edges.write_pair(
                 PairWrite(
                     actor,
                     other,
@@ -144,7 +152,6 @@ class GraphService:
                     domain=domain,
                 )
             )
-            self._delivery.published(uow, stored)
             await uow.commit()
         return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
 

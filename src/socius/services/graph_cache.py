@@ -340,7 +340,12 @@ class GraphCache:
                 out.update(await uow.edges.range_many(short, type_, limit=limit))
         return out
 
-    async def pair_changed(self, a: int, b: int, types: set[EdgeType]) -> None:
+    async def pair_changed(
+        self, a: int, b: int, types: set[EdgeType], *, then: Sequence[tuple[str, bytes]] = ()
+    ) -> bool:
+        """After a write of the pair: its keys invalidated everywhere, then ``then`` (the
+        write's events) published, in one round trip where the bus allows (decision
+        0040); False when ``then`` could not be published."""
         keys = [
             relationship_key(a, b),
             relationship_key(b, a),
@@ -356,7 +361,9 @@ class GraphCache:
             inverse = INVERSE[t]
             if inverse is not None:
                 keys.append(head_key(b, inverse))
-        await self._cache.invalidate(*keys, near_only=[edges_key(a), edges_key(b)])
+        return await self._cache.invalidate(
+            *keys, near_only=[edges_key(a), edges_key(b)], then=then
+        )
 
     async def user_erased(self, user_id: int, neighbors: set[int]) -> None:
         # Also what presence keeps (see realtime/presence.py): nothing of them stays.

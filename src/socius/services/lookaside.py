@@ -28,9 +28,11 @@ from typing import Any, Final, Generic, TypeVar
 import msgspec
 import structlog
 
-from socius.domain.errors import CacheUnavailable
-from socius.services.near_cache import MISS, NearCache
-from socius.services.ports import Cache
+from socius.domain.errors import BusUnavailable, CacheUnavailable
+from socius.services.near_cache import MISS, SUBJECT, NearCache
+from socius.services.ports import Cache, CacheAndBus
+
+Messages = Sequence[tuple[str, bytes]]
 
 __all__ = ["LookAside", "Lookup", "deferred_fills", "msgpack_codec"]
 
@@ -127,10 +129,17 @@ class LookAside:
         lease_ttl: float = 3.0,
         waits: Sequence[float] = DEFAULT_WAITS,
         near: NearCache | None = None,
+        publish: Callable[[Messages], Awaitable[None]] | None = None,
+        shared: CacheAndBus | None = None,
     ) -> None:
-        """``near``: this node's L1 (services/near_cache.py), read before ``cache``."""
+        """``near``: this node's L1 (services/near_cache.py), read before ``cache``.
+        ``publish``: the bus's ``publish_many``, for the messages an invalidation is
+        followed by (``invalidate(..., then=)``); ``shared``: ``cache`` and the bus on one
+        connection, where the invalidation and its messages leave together."""
         self._cache = cache
         self._near = near
+        self._publish = publish
+        self._shared = shared
         self._name = name
         self._on_result = on_result
         self._on_error = on_error
@@ -530,20 +539,51 @@ class LookAside:
 
     # ------------------------------------------------------------------ writes
 
-    async def invalidate(self, *keys: str, near_only: Sequence[str] = ()) -> None:
+    async def invalidate(
+        self, *keys: str, near_only: Sequence[str] = (), then: Messages = ()
+    ) -> bool:
         """After a commit: drop ``keys`` and break their leases, then drop them from every
         node's L1 (in that order: a node that hears the broadcast reads L2 afresh), with
-        ``near_only`` (kept in L1 alone) in the same broadcast. Never raises on outage."""
-        if not keys and not near_only:
-            return
+        ``near_only`` (kept in L1 alone) in the same broadcast; then publish ``then``
+        (``(subject, payload)``: a write's events) in the same bus call. Where the cache
+        and the bus share a connection (``shared``) all of it is one round trip, which the
+        broker runs in that order (decision 0040). Never raises on outage; False when
+        ``then`` could not be published."""
+        if not keys and not near_only and not then:
+            return True
+        near = self._near
+        if then and self._publish is None:
+            raise ValueError("no bus to publish on: pass publish= to LookAside")
+        if self._shared is not None:
+            # This node's L1 first: a fill that begins now reads L2 on the same connection,
+            # behind the DEL, and one that began before is refused by the drop.
+            message = near.invalidation([*keys, *near_only]) if near is not None else None
+            items = [(SUBJECT, message), *then] if message is not None else then
+            invalidated, published = await self._shared.invalidate_and_publish(keys, items)
+            if not invalidated:
+                self._error("invalidate")
+            if not published and message is not None and near is not None:
+                near.unheard()
+            return published
         if keys:
             try:
                 await self._cache.invalidate(*keys)
             except CacheUnavailable:
                 # Stale entries outlive the outage until their ttl: keep ttls short.
                 self._error("invalidate")
-        if self._near is not None:
-            await self._near.broadcast([*keys, *near_only])
+        if not then:
+            if near is not None:
+                await near.broadcast([*keys, *near_only])
+            return True
+        message = near.invalidation([*keys, *near_only]) if near is not None else None
+        assert self._publish is not None
+        try:
+            await self._publish([(SUBJECT, message), *then] if message is not None else then)
+        except BusUnavailable:
+            if message is not None and near is not None:
+                near.unheard()
+            return False
+        return True
 
     # ------------------------------------------------------------------ helpers
 

@@ -194,6 +194,21 @@ class NearCache:
         if self._link is not None:
             await self._link.publish(SUBJECT, _encode(_Invalidation(self._origin, keys)))
 
+    def invalidation(self, keys: list[str]) -> bytes | None:
+        """``broadcast`` for a caller that publishes its message itself (on ``SUBJECT``,
+        with others: decision 0040): drop ``keys`` here; the message, or None when there
+        is nothing to tell. Call ``unheard()`` if its publish fails."""
+        if self._max <= 0:
+            return None
+        self.drop(keys)
+        return None if self._link is None else _encode(_Invalidation(self._origin, keys))
+
+    def unheard(self) -> None:
+        """A message of ``invalidation`` was not published: the link is lost, as when
+        ``broadcast``'s publish fails."""
+        if self._link is not None:
+            self._link.lose("publish")
+
     # ------------------------------------------------------------------ the bus link
 
     async def on_message(self, payload: bytes) -> None:

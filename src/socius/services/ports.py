@@ -43,6 +43,7 @@ __all__ = [
     "BlobStore",
     "Bus",
     "Cache",
+    "CacheAndBus",
     "Clock",
     "ConversationRepository",
     "DomainEventRepository",
@@ -1228,6 +1229,19 @@ class Cache(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class CacheAndBus(Protocol):
+    """The shared cache and the bus on one connection (Redis for both, bus/redis.py's
+    ``RedisCacheAndBus``), where an invalidation and the messages that must follow it
+    leave together: the broker runs them in order (decision 0040)."""
+
+    async def invalidate_and_publish(
+        self, keys: Sequence[str], messages: Sequence[tuple[str, bytes]]
+    ) -> tuple[bool, bool]:
+        """``Cache.invalidate(*keys)``, then ``Bus.publish_many(messages)``, in one round
+        trip; whether each was done. Never raises for an outage."""
+        ...
 
 
 class Mailer(Protocol):

@@ -84,6 +84,11 @@ class DriverConnection:
         if begin and self._write and not self.begun:
             await self._send("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
             self.begun = True
+        dispatch = self._dispatch
+        if dispatch is None or not dispatch.before_cursor_execute:  # (no one listens)
+            if self._sqlite:
+                return await self._call(self.driver.execute_fetchall, sql, args)  # type: ignore[no-any-return]
+            return await self._call(self.driver.fetch, _numbered(sql), *args)  # type: ignore[no-any-return]
         rows: Sequence[Sequence[Any]]
         with self._announce(sql, args):
             if self._sqlite:

@@ -228,99 +228,54 @@ class SqlEdgeRepository:
         when = write_timestamp(change.created_at, self._dialect)
         per_user = by_user(change.log)
         dialect = self._conn.dialect
-        parts: list[tuple[str, str, list[Any]]] = []  # (name, statement, args)
+        # (name, rows, arguments): the statement texts depend on the names and row counts
+        # alone, and are made once per shape (_part_sql, _pair_sql).
+        parts: list[tuple[str, int, list[Any]]] = []
         if removed:
-            where = " OR ".join("(src = ? AND type = ? AND dst = ?)" for _ in removed)
-            parts.append(("del", f"DELETE FROM edges WHERE {where}", _flat(removed)))  # noqa: S608
+            parts.append(("del", len(removed), _flat(removed)))
         if added:
             args = [v for s, t, d in added for v in (s, t, d, change.pos, when)]
-            values = _marks(len(added), 5)
-            parts.append(
-                (
-                    "ins",
-                    f"INSERT INTO edges (src, type, dst, pos, created_at) VALUES {values} "  # noqa: S608
-                    "ON CONFLICT DO NOTHING",
-                    args,
-                )
-            )
+            parts.append(("ins", len(added), args))
         if moves:
-            parts.append(("cnt", _MOVE_COUNTS.format(values=_marks(len(moves), 3)), _flat(moves)))
+            parts.append(("cnt", len(moves), _flat(moves)))
         if change.notifications:
             rows = [
                 (n.id, n.user_id, n.type, n.payload, n.created_at, n.read, n.message_id)
                 for n in change.notifications
             ]
-            parts.append(
-                (
-                    "note",
-                    f"INSERT INTO notifications ({_NOTES.column_list}) "  # noqa: S608
-                    f"VALUES {_marks(len(rows), 7)}",
-                    _NOTES.convert(dialect, rows),
-                )
-            )
+            parts.append(("note", len(rows), _NOTES.convert(dialect, rows)))
         if change.domain:
             domain = [(e.id, e.type, e.occurred_at, e.data, e.message_id) for e in change.domain]
-            parts.append(
-                (
-                    "dom",
-                    f"INSERT INTO domain_events ({_DOMAIN.column_list}) "  # noqa: S608
-                    f"VALUES {_marks(len(domain), 5)}",
-                    _DOMAIN.convert(dialect, domain),
-                )
-            )
+            parts.append(("dom", len(domain), _DOMAIN.convert(dialect, domain)))
         if self._dialect == "postgresql":
             last = await self._write_pair_pg(parts, per_user, change.created_at)
         else:
-            for _name, sql, args in parts:
-                await fetch(self._conn, sql, *args)
+            for name, n, args in parts:
+                await fetch(self._conn, _part_sql(name, n), *args)
             last = await self._reserve_and_log(per_user, change.created_at)
         return numbered_events(per_user, last, change.created_at)
 
     async def _write_pair_pg(
         self,
-        parts: list[tuple[str, str, list[Any]]],
+        parts: list[tuple[str, int, list[Any]]],
         per_user: dict[int, list[Event]],
         when: datetime,
     ) -> dict[int, int]:
         """One statement: every part a data-modifying CTE. The log's numbers are reserved
         after the counts have moved (the seqs CTE reads the counts CTE first): counts,
         then log counters, the lock order of every graph writer."""
-        ctes = [f"{name} AS ({sql} RETURNING 1)" for name, sql, _ in parts]
         args = [a for _, _, part in parts for a in part]
-        main = "SELECT 0, 0"
+        users_sorted = sorted(per_user)
+        rows = [
+            (u, len(mine) - i, e.type, e.payload, when, e.message_id)
+            for u in users_sorted
+            for mine in (per_user[u],)
+            for i, e in enumerate(mine, start=1)
+        ]
         if per_user:
-            users_sorted = sorted(per_user)
-            after = (
-                " WHERE (SELECT count(*) FROM cnt) >= 0"
-                if any(p[0] == "cnt" for p in parts)
-                else ""
-            )
-            ctes.append(
-                "seqs AS (INSERT INTO user_seqs (user_id, seq) SELECT v.u, v.n FROM (VALUES "  # noqa: S608
-                + ", ".join("(?::bigint, ?::bigint)" for _ in users_sorted)
-                + f") AS v(u, n){after} ORDER BY v.u "
-                "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
-                "RETURNING user_id, seq)"
-            )
             args += [v for u in users_sorted for v in (u, len(per_user[u]))]
-            rows = [
-                (u, len(mine) - i, e.type, e.payload, when, e.message_id)
-                for u in users_sorted
-                for mine in (per_user[u],)
-                for i, e in enumerate(mine, start=1)
-            ]
-            ctes.append(
-                f"log AS (INSERT INTO user_events ({_LOG.column_list}) "  # noqa: S608
-                "SELECT v.u, s.seq - v.back, v.t, v.p, v.c, v.m FROM (VALUES "
-                + ", ".join(
-                    "(?::bigint, ?::bigint, ?::varchar, ?::json, ?::timestamptz, ?::bigint)"
-                    for _ in rows
-                )
-                + ") AS v(u, back, t, p, c, m) JOIN seqs s ON s.user_id = v.u)"
-            )
             args += _LOG.convert(self._conn.dialect, rows)
-            main = "SELECT user_id, seq FROM seqs"
-        sql = "WITH " + ", ".join(ctes) + " " + main
+        sql = _pair_sql(tuple((name, n) for name, n, _ in parts), len(users_sorted), len(rows))
         found = await fetch(self._conn, sql, *args)
         return {int(u): int(q) for u, q in found} if per_user else {}
 
@@ -815,6 +770,56 @@ def _marks(rows: int, width: int) -> str:
     """``(?, ?), (?, ?)``: ``rows`` rows of ``width`` placeholders."""
     one = "(" + ", ".join("?" * width) + ")"
     return ", ".join(one for _ in range(rows))
+
+
+@functools.lru_cache(maxsize=64)
+def _part_sql(name: str, n: int) -> str:
+    """A part of ``write_pair`` for ``n`` rows (``?`` placeholders), as made once."""
+    if name == "del":
+        where = " OR ".join("(src = ? AND type = ? AND dst = ?)" for _ in range(n))
+        return f"DELETE FROM edges WHERE {where}"  # noqa: S608 (placeholders only)
+    if name == "ins":
+        return (
+            f"INSERT INTO edges (src, type, dst, pos, created_at) VALUES {_marks(n, 5)} "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+    if name == "cnt":
+        return _MOVE_COUNTS.format(values=_marks(n, 3))
+    if name == "note":
+        return f"INSERT INTO notifications ({_NOTES.column_list}) VALUES {_marks(n, 7)}"  # noqa: S608
+    assert name == "dom", name
+    return f"INSERT INTO domain_events ({_DOMAIN.column_list}) VALUES {_marks(n, 5)}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=128)
+def _pair_sql(parts: tuple[tuple[str, int], ...], users: int, rows: int) -> str:
+    """``write_pair``'s one statement on PostgreSQL for ``parts`` (name, rows), the log
+    counters of ``users`` users and ``rows`` log rows: its arguments are the parts', then
+    (user, count) per user, then the log rows."""
+    ctes = [f"{name} AS ({_part_sql(name, n)} RETURNING 1)" for name, n in parts]
+    main = "SELECT 0, 0"
+    if users:
+        after = (
+            " WHERE (SELECT count(*) FROM cnt) >= 0" if any(p[0] == "cnt" for p in parts) else ""
+        )
+        ctes.append(
+            "seqs AS (INSERT INTO user_seqs (user_id, seq) SELECT v.u, v.n FROM (VALUES "  # noqa: S608
+            + ", ".join("(?::bigint, ?::bigint)" for _ in range(users))
+            + f") AS v(u, n){after} ORDER BY v.u "
+            "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+            "RETURNING user_id, seq)"
+        )
+        ctes.append(
+            f"log AS (INSERT INTO user_events ({_LOG.column_list}) "  # noqa: S608
+            "SELECT v.u, s.seq - v.back, v.t, v.p, v.c, v.m FROM (VALUES "
+            + ", ".join(
+                "(?::bigint, ?::bigint, ?::varchar, ?::json, ?::timestamptz, ?::bigint)"
+                for _ in range(rows)
+            )
+            + ") AS v(u, back, t, p, c, m) JOIN seqs s ON s.user_id = v.u)"
+        )
+        main = "SELECT user_id, seq FROM seqs"
+    return "WITH " + ", ".join(ctes) + " " + main
 
 
 def _with_inverse(src: int, type_: EdgeType, dst: int) -> list[tuple[int, int, int]]:

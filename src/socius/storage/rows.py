@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Table
+from sqlalchemy import types as sa_types
 from sqlalchemy.engine import Dialect
 
 from socius.domain.events import JsonPayload
@@ -38,6 +39,7 @@ class ValuesList:
         self.columns = list(columns)
         self.column_list = ", ".join(self.columns)
         self._processors: dict[str, list[Callable[[Any], Any] | None]] = {}
+        self._jsons: list[bool] | None = None
 
     def _bind(self, dialect: Dialect) -> list[Callable[[Any], Any] | None]:
         found = self._processors.get(dialect.name)
@@ -50,13 +52,31 @@ class ValuesList:
         return found
 
     def convert(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """The values of ``rows``, converted for ``dialect``'s driver, flat."""
+        """The values of ``rows``, converted for ``dialect``'s driver, flat. A JSON
+        column's value is its JSON text: a ``JsonPayload``'s own, else msgspec's (what
+        SQLAlchemy's processor does with ``json.dumps``, at a seventh of its cost; the
+        text may differ in spacing and escapes, not in the value: decision 0040)."""
         processors = self._bind(dialect)
-        return [
-            value if process is None else process(value)
-            for row in rows
-            for value, process in zip(row, processors, strict=True)
-        ]
+        jsons = self._json_columns()
+        out: list[Any] = []
+        for row in rows:
+            for value, process, is_json in zip(row, processors, jsons, strict=True):
+                if process is None:
+                    out.append(value)
+                elif is_json and value is not None:
+                    raw = value.json if type(value) is JsonPayload else _json.encode(value)
+                    out.append(raw.decode())
+                else:
+                    out.append(process(value))
+        return out
+
+    def _json_columns(self) -> list[bool]:
+        found = self._jsons
+        if found is None:
+            found = self._jsons = [
+                isinstance(self.table.c[name].type, sa_types.JSON) for name in self.columns
+            ]
+        return found
 
     def chunks(
         self, dialect: Dialect, rows: Sequence[Sequence[Any]]

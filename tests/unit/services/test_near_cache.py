@@ -4,6 +4,9 @@ it and keeps it empty until caught up, and invalidations cross between nodes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+
+import pytest
 
 from socius.bus.memory import MemoryBroker, MemoryBus
 from socius.cache.memory import MemoryCache
@@ -212,3 +215,87 @@ async def test_a_local_value_lives_in_l1_only_and_goes_with_its_invalidation() -
     finally:
         await link_a.stop()
         await link_b.stop()
+
+
+async def test_an_invalidation_and_the_messages_after_it_reach_the_other_node_in_order() -> None:
+    """A write's events go with its invalidation (decision 0040): whoever hears an event
+    no longer holds what the write changed."""
+    broker = MemoryBroker()
+    bus = MemoryBus(broker=broker)
+    link_a = BusLink(bus, heartbeat=0.05)
+    near_a = NearCache(max_entries=100, ttl=60, link=link_a, origin="a")
+    await link_a.start()
+    link_b, near_b = await node(broker)
+    listener = MemoryBus(broker=broker)
+    await listener.start()
+    cache = MemoryCache()
+    a = LookAside(cache, name="graph", near=near_a, publish=bus.publish_many)
+    heard: list[tuple[bytes, object]] = []
+
+    async def on_event(payload: bytes) -> None:
+        heard.append((payload, near_b.get("p:1")))
+
+    try:
+        await listener.subscribe("user.9", on_event)
+        near_b.put("p:1", "old", near_b.begin())
+        await cache.set("p:1", b"old", ttl=60)
+        assert await a.invalidate("p:1", then=[("user.9", b"e1"), ("user.9", b"e2")])
+        for _ in range(100):
+            if len(heard) == 2:
+                break
+            await asyncio.sleep(0.001)
+        assert heard == [(b"e1", MISS), (b"e2", MISS)]
+        assert await cache.get("p:1") is None
+        with pytest.raises(ValueError, match="publish="):
+            await LookAside(cache, name="graph").invalidate("p:1", then=[("user.9", b"x")])
+    finally:
+        await listener.close()
+        await link_a.stop()
+        await link_b.stop()
+
+
+class SharedConnection:
+    """A cache and a bus on one connection (as bus/redis.py's ``RedisCacheAndBus``)."""
+
+    def __init__(self, result: tuple[bool, bool]) -> None:
+        self.result = result
+        self.calls: list[tuple[list[str], list[tuple[str, bytes]]]] = []
+
+    async def invalidate_and_publish(
+        self, keys: Sequence[str], messages: Sequence[tuple[str, bytes]]
+    ) -> tuple[bool, bool]:
+        self.calls.append((list(keys), list(messages)))
+        return self.result
+
+
+async def test_on_a_shared_connection_the_invalidation_is_one_call_and_a_failure_counts() -> None:
+    link, near = await node(MemoryBroker())
+    errors: list[str] = []
+    shared = SharedConnection((True, True))
+    look = LookAside(
+        MemoryCache(),
+        name="graph",
+        near=near,
+        on_error=errors.append,
+        publish=lambda _items: asyncio.sleep(0),
+        shared=shared,
+    )
+    try:
+        near.put("p:1", "v", near.begin())
+        assert await look.invalidate("p:1", near_only=["e:1"], then=[("user.9", b"e")])
+        [(keys, messages)] = shared.calls
+        assert keys == ["p:1"]
+        assert [subject for subject, _ in messages] == ["cache.invalidate", "user.9"]
+        assert near.get("p:1") is MISS  # dropped here as the call was made
+        assert not errors
+
+        # The connection failed: the cache's error counted, the link lost (L1 empty
+        # until it catches up), and False for the caller's messages.
+        shared.result = (False, False)
+        near.put("p:2", "v", near.begin())
+        assert not await look.invalidate("p:2", then=[("user.9", b"e")])
+        assert errors == ["graph_invalidate"]
+        assert not link.current
+        assert near.get("p:2") is MISS
+    finally:
+        await link.stop()
