@@ -167,7 +167,9 @@ class SqlRefreshRotation:
         first: dict[bytes, Rotation] = {}
         for op in ops:
             first.setdefault(op[0], op)
-        unique = list(first.values())
+        # In the order of their hashes: the spend locks the rows in its input's order (a
+        # hash join probed by the array), so two nodes' batches lock shared rows alike.
+        unique = sorted(first.values(), key=lambda op: op[0])
         hashes = [op[0] for op in unique]
         try:
             rows = await self._reads.rows(
