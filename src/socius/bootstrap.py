@@ -429,6 +429,7 @@ def build(
         refresh_grace_seconds=settings.refresh_grace_seconds,
         require_verified_email=settings.require_verified_email,
         rotation=SqlRefreshRotation(database.reads) if database.reads.postgres else None,
+        on_rotation_group=metrics.refresh_group_size.observe,
     )
     limits = _user_limits(settings, cache, metrics, cache_error)
     messaging = MessagingService(

@@ -210,6 +210,12 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=r,
         )
+        self.refresh_group_size = Histogram(
+            "refresh_group_size",
+            "Refresh rotations made together in one statement (PostgreSQL, decision 0044).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
         self.ws_closed_total = Counter(
             "ws_closed_total",
             "WebSocket connections closed, by close code.",

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,6 +18,7 @@ from socius.domain.ids import IdGenerator
 from socius.domain.sessions import RefreshSpend, Session, SpendOutcome
 from socius.domain.users import User, normalize_login
 from socius.services.email_verification import EmailVerification
+from socius.services.group_commit import GroupCommit
 from socius.services.login_throttle import LoginThrottle
 from socius.services.mfa import MfaChallenge, MfaService
 from socius.services.passwords import PasswordHasher
@@ -68,6 +70,10 @@ class ClientInfo:
     user_agent: str
 
 
+# A rotation to ask for: the token's hash, its successor's hash and salt, when.
+_Rotation = tuple[bytes, bytes, bytes, datetime]
+
+
 def hash_refresh_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -115,8 +121,21 @@ class AuthService:
         refresh_grace_seconds: int = 20,
         require_verified_email: bool = False,
         rotation: RefreshRotation | None = None,
+        rotation_batch_max: int = 64,
+        on_rotation_group: Callable[[int], None] = lambda _size: None,
     ) -> None:
-        self._rotation = rotation
+        # Concurrent refreshes share one rotation statement (decision 0044): a batch is
+        # what arrived while the previous one was in flight (no added wait: window 0).
+        self._rotations: GroupCommit[_Rotation, tuple[Session, User] | None] | None = (
+            None
+            if rotation is None
+            else GroupCommit(
+                rotation.rotate_many,
+                max_group=rotation_batch_max,
+                window=0.0,
+                on_group=on_rotation_group,
+            )
+        )
         self._uow = uow
         self._clock = clock
         self._ids = ids
@@ -252,12 +271,15 @@ class AuthService:
         now = self._clock()
         salt = secrets.token_bytes(16)
         successor = _successor(refresh_token, salt)
-        if self._rotation is not None:
-            # The common case in one atomic statement (PostgreSQL): it writes only when
+        if self._rotations is not None:
+            # The common case in one atomic statement (PostgreSQL), shared by the refreshes
+            # in flight together and answered once it has committed: it writes only when
             # the token is live and its session and user usable. Otherwise nothing was
-            # written and the transaction below tells why (unknown, reuse, grace, ended).
-            rotated = await self._rotation.rotate(
-                hash_refresh_token(refresh_token), hash_refresh_token(successor), salt, now
+            # written and the transaction below tells why (unknown, reuse, grace, ended);
+            # a second refresh of a token in the same batch comes here too, once the
+            # batch has committed, and meets the grace or the reuse as if it came after.
+            rotated = await self._rotations.submit(
+                (hash_refresh_token(refresh_token), hash_refresh_token(successor), salt, now)
             )
             if rotated is not None:
                 session, user = rotated

@@ -1151,6 +1151,14 @@ class RefreshRotation(Protocol):
         successor: the session and the user. None when nothing was written."""
         ...
 
+    async def rotate_many(
+        self, ops: Sequence[tuple[bytes, bytes, bytes, datetime]]
+    ) -> Sequence[tuple[Session, User] | None]:
+        """``rotate`` of each ``(token_hash, successor_hash, successor_salt, when)``, at
+        once (decision 0044): an answer per op, in order. None for an op: nothing was
+        written for it (its token was not spent, or was the same as an earlier op's)."""
+        ...
+
 
 class Cache(Protocol):
     """A small key-value store with expiry: in-process or Redis."""

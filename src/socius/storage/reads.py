@@ -160,6 +160,12 @@ class HotReads:
         assert self._dsn is not None, "statements that write run on PostgreSQL only"
         return await self._one(sql, *args)
 
+    async def rows(self, sql: str, *args: Any) -> Any:
+        """Every row of one statement, as ``statement`` (a batch of refreshes, decision
+        0044); PostgreSQL only."""
+        assert self._dsn is not None, "statements that write run on PostgreSQL only"
+        return await self._rows(sql, *args)
+
     # the graph's cold reads (decision 0026) ---------------------------------------------
 
     async def edge_range(

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from socius.domain.errors import Unavailable
 from socius.domain.sessions import RefreshSpend, RefreshToken, Session, SpendOutcome
 from socius.domain.users import User, UserStatus
 from socius.storage.driver import direct, fetch, read_timestamp, write_timestamp
@@ -17,7 +19,7 @@ from socius.storage.reads import HotReads
 from socius.storage.tables import refresh_tokens, revoked_sessions, sessions, users
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
-__all__ = ["SqlRefreshRotation", "SqlSessionRepository"]
+__all__ = ["Rotation", "SqlRefreshRotation", "SqlSessionRepository"]
 
 
 def _to_session(row: Row[Any]) -> Session:
@@ -96,6 +98,41 @@ _ROTATE_POSTGRES = "".join(
 )
 
 
+# Concurrent refreshes as one statement (decision 0044): the rotation above for a batch of
+# distinct tokens, given as arrays ($1 hashes, $2 successor salts, $3 successor hashes, $4
+# the times each was asked at). The spend finds its rows by ``token_hash = ANY($1)`` (an
+# index search whatever the planner thinks of the arrays) and joins each to its input row;
+# it is still the race arbiter per token, with the usability rule in its WHERE as above.
+# Each spent token answers with its own row (its hash first), session and user; a token
+# that is not spent has no row (the caller then takes the transactional path for it).
+_ROTATE_MANY_POSTGRES = "".join(
+    [
+        "WITH i AS (SELECT * FROM unnest(?::bytea[], ?::bytea[], ?::bytea[], ?::timestamptz[])",
+        " AS i(token_hash, successor_salt, successor_hash, at)),",
+        " spent AS (UPDATE refresh_tokens SET spent_at = i.at, successor_salt = i.successor_salt",
+        " FROM i WHERE refresh_tokens.token_hash = ANY(?::bytea[])",
+        " AND refresh_tokens.token_hash = i.token_hash AND refresh_tokens.spent_at IS NULL",
+        " AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = refresh_tokens.user_id",
+        " WHERE s.id = refresh_tokens.session_id AND s.revoked_at IS NULL",
+        f" AND s.expires_at > i.at AND u.status = '{UserStatus.ACTIVE.value}')",
+        " RETURNING refresh_tokens.token_hash, refresh_tokens.session_id,",
+        " refresh_tokens.user_id, i.successor_hash, i.at),",
+        " s AS (UPDATE sessions SET last_used_at = x.at FROM (SELECT session_id, max(at) AS at",
+        " FROM spent GROUP BY session_id) x WHERE sessions.id = x.session_id RETURNING ",
+        ", ".join(f"sessions.{n}" for n in _SESSION_FIELDS),
+        "),",
+        " t AS (INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at)",
+        " SELECT successor_hash, session_id, user_id, at FROM spent)",
+        " SELECT spent.token_hash, ",
+        _RETURNED,
+        " FROM spent JOIN s ON s.id = spent.session_id JOIN users u ON u.id = spent.user_id",
+    ]
+)
+
+# One rotation to ask for: the token's hash, its successor's salt and hash, and when.
+Rotation = tuple[bytes, bytes, bytes, datetime]
+
+
 class SqlRefreshRotation:
     """A refresh's rotation in one autocommit statement on PostgreSQL (see above), on the
     hot pool (``storage/reads.py``: asyncpg's prepared statements, connections kept)."""
@@ -116,6 +153,46 @@ class SqlRefreshRotation:
             return None
         n = len(_SESSION_FIELDS)
         return _session_from_driver(row[:n]), user_from_driver(row[n:])
+
+    async def rotate_many(self, ops: Sequence[Rotation]) -> list[tuple[Session, User] | None]:
+        """``rotate`` of each ``(token_hash, successor_hash, successor_salt, when)``, the
+        concurrent ones in one autocommit statement (decision 0044): an answer per op, in
+        order. Only the first op of a token is tried; a later one of the same token gets
+        None (nothing written for it), as does every op when the statement fails for
+        another reason than an outage (a deadlock with another node's batch): it wrote
+        nothing, and the caller's transactional path decides each one alone."""
+        if len(ops) == 1:
+            token_hash, successor_hash, salt, when = ops[0]
+            return [await self.rotate(token_hash, successor_hash, salt, when)]
+        first: dict[bytes, Rotation] = {}
+        for op in ops:
+            first.setdefault(op[0], op)
+        # In the order of their hashes: the spend locks the rows in its input's order (a
+        # hash join probed by the array), so two nodes' batches lock shared rows alike.
+        unique = sorted(first.values(), key=lambda op: op[0])
+        hashes = [op[0] for op in unique]
+        try:
+            rows = await self._reads.rows(
+                _ROTATE_MANY_POSTGRES,
+                hashes,
+                [op[2] for op in unique],
+                [op[1] for op in unique],
+                [op[3] for op in unique],
+                hashes,
+            )
+        except Unavailable:
+            raise
+        except asyncpg.PostgresError:
+            return [None] * len(ops)
+        n = len(_SESSION_FIELDS) + 1
+        done = {
+            bytes(row[0]): (_session_from_driver(row[1:n]), user_from_driver(row[n:]))
+            for row in rows
+        }
+        answers: list[tuple[Session, User] | None] = []
+        for op in ops:
+            answers.append(done.pop(op[0], None) if first[op[0]] is op else None)
+        return answers
 
 
 def _session_from_driver(row: Any) -> Session:
