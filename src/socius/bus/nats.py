@@ -21,7 +21,6 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscriptionHandle
 from nats.errors import BadSubjectError
 from nats.errors import Error as NatsError
-from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 from socius.domain.errors import BusUnavailable
 
@@ -33,48 +32,6 @@ Handler = Callable[[bytes], Awaitable[None]]
 
 _FAILURES = (NatsError, OSError, TimeoutError)
 _BAD_SUBJECT = re.compile(r"\s")  # as nats-py's publish: whitespace (CR, LF) is refused
-
-
-class _Parser(Parser):
-    """nats-py's parser, with a fast path for the messages of ``direct`` subscriptions.
-
-    nats-py matches every control line against its regular expressions one after the
-    other, copies the payload, then awaits ``_process_msg`` (a coroutine per message). A
-    read of the bus's socket holds many small ``MSG`` frames (one per recipient of each
-    event: W2's ~13 per message sent). Here each plain ``MSG`` (no reply, no headers) of a
-    ``direct`` subscription whose payload is whole in the buffer is split by hand and its
-    payload handed to the handler in this call; at the first frame that is anything else
-    (another command, headers, a reply, a message of another subscription, a frame cut by
-    the read), nats-py's own parser takes the rest of the buffer, in order, as before."""
-
-    async def parse(self, data: bytes = b"") -> None:
-        buf = self.buf
-        buf.extend(data)
-        nc: _Client = self.nc
-        direct = nc.direct
-        stats = nc.stats
-        while self.state == AWAITING_CONTROL_LINE and buf.startswith(b"MSG "):
-            end = buf.find(b"\r\n", 4, 4096)
-            if end < 0:
-                break
-            parts = buf[4:end].split()
-            if len(parts) != 3:  # a reply subject (or a malformed line: nats-py says so)
-                break
-            sid_text, size_text = parts[1], parts[2]
-            if not sid_text.isdigit() or not size_text.isdigit():
-                break
-            now = direct.get(int(sid_text))
-            start = end + 2
-            size = int(size_text)
-            if now is None or len(buf) < start + size + 2:
-                break
-            payload = bytes(buf[start : start + size])
-            del buf[: start + size + 2]
-            stats["in_msgs"] += 1
-            stats["in_bytes"] += size
-            now(payload)  # never raises: NatsBus.subscribe guards it
-        if buf:
-            await super().parse()
 
 
 class _Client(Client):
@@ -92,7 +49,6 @@ class _Client(Client):
     def __init__(self) -> None:
         super().__init__()
         self.direct: dict[int, Callable[[bytes], None]] = {}
-        self._ps = _Parser(self)
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any
