@@ -70,6 +70,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(_Wire).decode
 _decode_got = msgspec.json.Decoder(_Got).decode
 _API = "$JS.API"  # JetStream's API prefix (the context's default: no domain)
+_WINDOW = 32  # a read's gets in flight at most
 
 
 def _unavailable(exc: BaseException) -> Unavailable:
@@ -238,9 +239,16 @@ class JetStreamEventStream:
     async def read(
         self, *, after: int, types: Sequence[str] = (), limit: int
     ) -> list[StreamedEvent]:
-        """Gets, each "the next message at or after this sequence on this subject" (one
-        round trip per event, no consumer to make and remove). One type or prefix filters
-        on the server; several read every event and keep those that match.
+        """Gets, each "the next message at or after this sequence on this subject" (no
+        consumer to make and remove). One type or prefix filters on the server; several
+        read every event and keep those that match.
+
+        The gets go in batches, for the sequences after the last one found: one, then
+        twice as many while each batch comes back full (up to ``_WINDOW``), so a read of
+        many events costs a round trip per batch, not per event, and a read of nothing
+        one get. Answers come in order; a gap in the sequences (events of other types,
+        or removed) makes two gets find the same message (kept once), and the first
+        "nothing further" ends the read: no event after it is taken before it.
 
         The request and its answer are made and read here, not by nats-py's ``get_msg``
         (a JSON request through the stdlib, the answer's headers decoded from base64 and
@@ -255,31 +263,41 @@ class JetStreamEventStream:
         else:
             subject = self._prefix + ">"
         request = f"{_API}.STREAM.MSG.GET.{self.stream_name}"
+        timeout = self._timeout
         tail = b',"next_by_subj":' + _encode(subject) + b"}"
         found: list[StreamedEvent] = []
         seq = after + 1
+        window = 1  # gets in flight: one, then doubling while events keep coming
         try:
             while len(found) < limit:
-                answer = await nc.request(
-                    request, b'{"seq":%d%b' % (seq, tail), timeout=self._timeout
+                answers = await asyncio.gather(
+                    *(
+                        nc.request(request, b'{"seq":%d%b' % (seq + i, tail), timeout=timeout)
+                        for i in range(min(window, limit - len(found)))
+                    ),
+                    return_exceptions=True,  # every get of the batch waited for
                 )
-                got = _decode_got(answer.data)
-                if got.error is not None:
-                    if got.error.code == 404:  # nothing further (or no stream yet)
-                        break
-                    raise Unavailable(
-                        f"the event stream is unavailable: {got.error.description!r}"[:300],
-                        retry_after=5,
-                    )
-                stored = got.message
-                if stored is None:
-                    break
-                position = stored.seq or seq
-                if stored.data:  # an empty message is no event (as nats-py's get_msg)
-                    event = decode_event(stored.data)
-                    if type_matches(event.type, types):
-                        found.append(StreamedEvent(position, event))
-                seq = position + 1
+                for answer in answers:
+                    if isinstance(answer, BaseException):
+                        raise answer
+                    got = _decode_got(answer.data)
+                    if got.error is not None and got.error.code != 404:
+                        raise Unavailable(
+                            f"the event stream is unavailable: {got.error.description!r}"[:300],
+                            retry_after=5,
+                        )
+                    stored = got.message
+                    if stored is None:  # 404: nothing at or after that sequence (yet)
+                        return found
+                    position = stored.seq or seq
+                    if position < seq:
+                        continue  # a gap: an earlier get of this batch found it already
+                    if stored.data:  # an empty message is no event (as nats-py's get_msg)
+                        event = decode_event(stored.data)
+                        if type_matches(event.type, types) and len(found) < limit:
+                            found.append(StreamedEvent(position, event))
+                    seq = position + 1
+                window = min(window * 2, _WINDOW)
         except (*_FAILURES, msgspec.DecodeError) as exc:
             raise _unavailable(exc) from exc
         return found
