@@ -84,3 +84,36 @@ async def test_reads_return_each_event_after_the_position_once_in_order(
     await stream.publish(more)
     rest = await stream.read(after=first[-1].position, limit=1_000)
     assert ids(rest) == [e.id for e in more]
+
+
+async def test_batched_gets_are_not_many_more_than_the_events_read(
+    stream: JetStreamEventStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a read costs, in gets: one per event and at most one batch more when the
+    events follow each other; when the server filters out most of the stream (a sparse
+    type), gets that find the same message again stay within one more per event."""
+    now = datetime.now(UTC)
+    made = [
+        DomainEvent(2_000 + i, "graph.blocked" if i % 10 == 9 else "message.created", now, {}, None)
+        for i in range(300)
+    ]
+    await stream.publish(made)
+    await stream.start()
+    nc = stream._nc
+    assert nc is not None
+    gets = 0
+    request = nc.request
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal gets
+        gets += 1
+        return await request(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nc, "request", counted)
+    everything = await stream.read(after=0, limit=1_000)
+    assert len(everything) == 300
+    assert gets <= 300 + 32
+    gets = 0
+    sparse = await stream.read(after=0, types=["graph.*"], limit=1_000)
+    assert [item.event.id for item in sparse] == [e.id for e in made if e.type == "graph.blocked"]
+    assert gets <= 2 * len(sparse) + 2

@@ -244,11 +244,13 @@ class JetStreamEventStream:
         read every event and keep those that match.
 
         The gets go in batches, for the sequences after the last one found: one, then
-        twice as many while each batch comes back full (up to ``_WINDOW``), so a read of
-        many events costs a round trip per batch, not per event, and a read of nothing
-        one get. Answers come in order; a gap in the sequences (events of other types,
-        or removed) makes two gets find the same message (kept once), and the first
-        "nothing further" ends the read: no event after it is taken before it.
+        twice as many (up to ``_WINDOW``) while each get of a batch finds a message of
+        its own, so a read of many events costs a round trip per batch, not per event,
+        and a read of nothing one get. Answers come in order; a gap in the sequences
+        (events of a type the server filters out, or removed) makes two gets find the
+        same message (kept once) and the next batch one get again (a sparse type is read
+        one get per event, as before); the first "nothing further" ends the read: no
+        event after it is taken before it.
 
         The request and its answer are made and read here, not by nats-py's ``get_msg``
         (a JSON request through the stdlib, the answer's headers decoded from base64 and
@@ -267,9 +269,10 @@ class JetStreamEventStream:
         tail = b',"next_by_subj":' + _encode(subject) + b"}"
         found: list[StreamedEvent] = []
         seq = after + 1
-        window = 1  # gets in flight: one, then doubling while events keep coming
+        window = 1  # gets in flight: one, then doubling while they find one message each
         try:
             while len(found) < limit:
+                gap = False
                 answers = await asyncio.gather(
                     *(
                         nc.request(request, b'{"seq":%d%b' % (seq + i, tail), timeout=timeout)
@@ -291,13 +294,16 @@ class JetStreamEventStream:
                         return found
                     position = stored.seq or seq
                     if position < seq:
-                        continue  # a gap: an earlier get of this batch found it already
+                        gap = True  # an earlier get of this batch found it already
+                        continue
                     if stored.data:  # an empty message is no event (as nats-py's get_msg)
                         event = decode_event(stored.data)
                         if type_matches(event.type, types) and len(found) < limit:
                             found.append(StreamedEvent(position, event))
                     seq = position + 1
-                window = min(window * 2, _WINDOW)
+                # Sequences with gaps (a type the server filters out between the events
+                # read): more gets in flight would mostly find the same message again.
+                window = 1 if gap else min(window * 2, _WINDOW)
         except (*_FAILURES, msgspec.DecodeError) as exc:
             raise _unavailable(exc) from exc
         return found
