@@ -116,6 +116,7 @@ class ProfileService:
         0032); none whose key was invalidated since. The shared cache is not filled:
         that takes a lease before the read."""
         friends, followers, following = COUNTED
+        kept: list[tuple[str, object]] = []
         for user_id, row in found:
             profile = None
             if row is not None and row.active:
@@ -132,7 +133,8 @@ class ProfileService:
                     followers_count=counts.get(followers, 0),
                     following_count=counts.get(following, 0),
                 )
-            self._cache.remember(profile_key(user_id), profile, ticket)
+            kept.append((f"p:{user_id}", profile))  # profile_key, inlined: 51 a page
+        self._cache.remember_many(kept, ticket)
 
     def lookup(self, user_id: int) -> Lookup[Profile]:
         """What ``get`` reads, for a ``LookAside.get_each`` of several kinds of keys."""
