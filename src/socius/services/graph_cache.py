@@ -39,6 +39,8 @@ TTL = 300.0
 BLOCKED_HELD = 1000  # a user blocked either way with more: checked pair by pair instead
 EDGES_HELD = 1000  # a user with more edges: relationships read pair by pair instead
 _BLOCKING = frozenset({EdgeType.BLOCKS, EdgeType.BLOCKED_BY})
+_COUNTED = frozenset(COUNTED)
+assert all(INVERSE[t] in _COUNTED for t in _COUNTED)  # b's counts change with a's
 
 
 class _Head(msgspec.Struct, frozen=True, array_like=True):
@@ -339,11 +341,15 @@ class GraphCache:
         keys = [
             relationship_key(a, b),
             relationship_key(b, a),
-            profile_key(a),
-            profile_key(b),
             suggestions_key(a),
             suggestions_key(b),
         ]
+        # A profile shows its counts of COUNTED edges only (a counted type's inverse is
+        # counted too): a friend request, a follow request, a mute or an unblock leaves
+        # both profiles as they were, and every page or body listing either of them kept
+        # (decision 0039).
+        if not _COUNTED.isdisjoint(types):
+            keys += [profile_key(a), profile_key(b)]
         if not _BLOCKING.isdisjoint(types):
             keys += [blocked_key(a), blocked_key(b)]
         for t in types:

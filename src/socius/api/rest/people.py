@@ -7,19 +7,19 @@ from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response, renderer
+from socius.api.rest.bodies import json_response
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
     relationship_out,
-    user_list_out,
+    render_user_list,
 )
 from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
 
-_render_list = renderer(user_list_out)
+_render_list = render_user_list  # renderer(user_list_out), the same bytes (decision 0039)
 
 _PRIVATE = (
     "Hidden from non-friends when the owner is private (403 `private_account`), "
@@ -82,11 +82,11 @@ async def mutual_friends(
     principal: Caller,
     limit: Limit = None,
     cursor: EdgeCursor = None,
-) -> UserListOut:
+) -> Response[UserListOut]:
     page = await container_of(state).graph.mutual_friends(
         principal.user_id, user_id_or_404(user_id), limit=limit, cursor=cursor
     )
-    return user_list_out(page)
+    return json_response(_render_list(page))
 
 
 @post(
