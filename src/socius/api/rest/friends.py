@@ -11,14 +11,13 @@ from litestar.params import JSONBody, QueryParameter
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.fields import IdText
 from socius.api.rest.graph_views import (
     RelationshipOut,
     SuggestionsOut,
     UserListOut,
     relationship_out,
-    render_user_list,
     suggestion_out,
     user_list_out,
 )
@@ -27,7 +26,7 @@ from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
 
-_render_list = render_user_list  # renderer(user_list_out), the same bytes (decision 0039)
+_render_list = renderer(user_list_out)
 
 
 class FriendRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

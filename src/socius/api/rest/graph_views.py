@@ -9,11 +9,9 @@ import msgspec
 from socius.api.rest.views import PublicUserOut, public_user_out
 from socius.domain.graph import Relationship
 from socius.services.graph import EdgePage
-from socius.services.profiles import Profile
 from socius.services.suggestions import Suggestion
 
 __all__ = [
-    "ListBodies",
     "ListedUserOut",
     "RelationshipOut",
     "RelationshipsOut",
@@ -21,7 +19,6 @@ __all__ = [
     "SuggestionsOut",
     "UserListOut",
     "relationship_out",
-    "render_user_list",
     "user_list_out",
 ]
 
@@ -100,46 +97,6 @@ def user_list_out(page: EdgePage) -> UserListOut:
         for p in (listed.profile,)
     ]
     return UserListOut(items=items, next_cursor=page.next_cursor)
-
-
-_encode = msgspec.json.Encoder().encode
-_FRAGMENTS_HELD = 10_000
-
-
-class ListBodies:
-    """``renderer(user_list_out)``, the same bytes, without a view object per listed user:
-    each user's JSON (``PublicUserOut``, up to its closing brace) is encoded once and kept
-    while their profile is equal to the one it was encoded from; a page joins them, each
-    with its own ``since`` (decision 0039). A user listed on many pages, or on a page
-    rebuilt after another user on it changed, is encoded once.
-
-    ``ListedUserOut`` is ``PublicUserOut`` and then ``since``: the page is exactly what
-    msgspec encodes for ``user_list_out(page)`` (tests/unit/api/test_list_bodies.py)."""
-
-    __slots__ = ("_held",)
-
-    def __init__(self) -> None:
-        self._held: dict[int, tuple[Profile, bytes]] = {}
-
-    def __call__(self, page: EdgePage) -> bytes:
-        held = self._held
-        parts: list[bytes] = []
-        for listed in page.items:
-            p = listed.profile
-            kept = held.get(p.id)
-            if kept is not None and kept[0] == p:  # equal profiles encode the same
-                open_ = kept[1]
-            else:
-                open_ = _encode(public_user_out(p))[:-1]
-                if len(held) >= _FRAGMENTS_HELD:
-                    held.clear()  # bounded: start over (re-encoded as they are listed)
-                held[p.id] = (p, open_)
-            parts.append(b'%b,"since":%b}' % (open_, _encode(listed.since)))
-        return b'{"items":[%b],"next_cursor":%b}' % (b",".join(parts), _encode(page.next_cursor))
-
-
-#: The one list renderer of the REST transport (its kept encodings shared by every list).
-render_user_list = ListBodies()
 
 
 def suggestion_out(s: Suggestion) -> SuggestionOut:

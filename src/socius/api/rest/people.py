@@ -7,19 +7,19 @@ from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
     relationship_out,
-    render_user_list,
+    user_list_out,
 )
 from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
 
 __all__ = ["router"]
 
-_render_list = render_user_list  # renderer(user_list_out), the same bytes (decision 0039)
+_render_list = renderer(user_list_out)
 
 _PRIVATE = (
     "Hidden from non-friends when the owner is private (403 `private_account`), "
