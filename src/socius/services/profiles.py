@@ -117,6 +117,24 @@ def _profile(user: User, counts: dict[EdgeType, int]) -> Profile:
     )
 
 
+def _listed_profile(row: ListedUserRow) -> Profile:
+    """The profile of a user read with their counts (``ListedUserRow``)."""
+    counts = row.counts
+    friends, followers, following = COUNTED
+    return Profile(  # positional: the fields in their order
+        row.id,
+        row.username,
+        row.display_name,
+        row.bio,
+        row.avatar_url,
+        row.is_private,
+        row.created_at,
+        counts.get(friends, 0),
+        counts.get(followers, 0),
+        counts.get(following, 0),
+    )
+
+
 async def load_profiles(uow: UnitOfWork, ids: Sequence[int]) -> dict[int, Profile]:
     """Active users' profiles with their counts, read in one query."""
     found = await uow.users.get_many_with_counts(list(ids), COUNTED)
@@ -135,8 +153,12 @@ class ProfileService:
 
     async def _load_many(self, ids: list[int]) -> dict[int, Profile]:
         if self._reads is not None:  # one statement on the driver (decision 0026)
-            found = await self._reads.users_with_counts(ids, COUNTED)
-            return {u.id: _profile(u, counts) for u, counts in found if u.is_active}
+            # a profile's columns only (decision 0039)
+            return {
+                row.id: _listed_profile(row)
+                for row in await self._reads.listed_users(ids, COUNTED)
+                if row.active
+            }
         async with self._uow(write=False, replica=True) as uow:
             return await load_profiles(uow, ids)
 
@@ -153,25 +175,10 @@ class ProfileService:
         ``ticket`` by another read than ours (a list's head with its users: decision
         0032); none whose key was invalidated since. The shared cache is not filled:
         that takes a lease before the read."""
-        friends, followers, following = COUNTED
         kept: list[tuple[str, object]] = []
         here = _READ_HERE.get()
         for user_id, row in found:
-            profile = None
-            if row is not None and row.active:
-                counts = row.counts
-                profile = Profile(  # positional: the fields in their order
-                    row.id,
-                    row.username,
-                    row.display_name,
-                    row.bio,
-                    row.avatar_url,
-                    row.is_private,
-                    row.created_at,
-                    counts.get(friends, 0),
-                    counts.get(followers, 0),
-                    counts.get(following, 0),
-                )
+            profile = _listed_profile(row) if row is not None and row.active else None
             kept.append((f"p:{user_id}", profile))  # profile_key, inlined: 51 a page
             if here is not None:
                 here.profiles[user_id] = profile
