@@ -248,6 +248,29 @@ def test_a_first_page_is_built_once_for_every_viewer_who_blocks_no_one(
     assert owner.client.request("GET", "/v1/friends").json() == seen
 
 
+def test_writes_that_change_no_count_keep_the_profiles_they_touch(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """A profile shows counts of friends, followers and followings only (decision 0039):
+    a friend request leaves both profiles, and every body listing them, as they were
+    (read again with no statement), and is still seen at once; its accept changes the
+    counts, which the next read shows."""
+    me, other, viewer = register(), register(), register()
+    paths = [f"/v1/users/{me.id}", f"/v1/users/{other.id}"]
+    for path in paths:  # warm
+        assert viewer.client.request("GET", path).json()["friends_count"] == 0
+    me.client.request("POST", "/v1/friends/requests", json={"user_id": other.id})
+    with count_queries() as statements:
+        for path in paths:
+            assert viewer.client.request("GET", path).json()["friends_count"] == 0
+    assert statements == []
+    incoming = other.client.request("GET", "/v1/friends/requests").json()["items"]
+    assert [u["id"] for u in incoming] == [me.id]
+    other.client.request("POST", f"/v1/friends/requests/{me.id}/accept")
+    for path in paths:
+        assert viewer.client.request("GET", path).json()["friends_count"] == 1
+
+
 # ---------------------------------------------------------------------- two nodes
 
 

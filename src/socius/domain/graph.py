@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import IntEnum
 from typing import NamedTuple
 
+import msgspec
+
 from socius.domain.errors import Forbidden, InvalidInput, NotFound
 
 __all__ = [
@@ -68,9 +70,12 @@ INVERSE: dict[EdgeType, EdgeType | None] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeRow:
-    """One edge of a list: where it points and when it was made (``pos`` orders it)."""
+class EdgeRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One edge of a list: where it points and when it was made (``pos`` orders it).
+
+    A Struct (not a dataclass): a page builds 51 of them, a frozen dataclass's
+    ``__init__`` costs several times a Struct's; and list heads are cached as these
+    rows, encoded ``[dst, pos, created_at]`` (services/graph_cache.py)."""
 
     dst: int
     pos: int

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from socius.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from socius.domain.events import Event
@@ -38,25 +39,23 @@ from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache, head_key
 from socius.services.lookaside import Lookup, deferred_fills
 from socius.services.ports import Clock, UnitOfWorkFactory
-from socius.services.profiles import Profile, ProfileService, profile_key
+from socius.services.profiles import Profile, ProfileService, profile_key, profiles_read_here
 from socius.services.rate_limits import UserLimits
 from socius.services.rendered import RenderedBodies
 
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
 
 MAX_RELATIONSHIP_IDS = 100
-_NOBODY: frozenset[int] = frozenset()
 Planner = Callable[[Relationship, User], Plan]
 
 
-@dataclass(frozen=True, slots=True)
-class ListedUser:
+class ListedUser(msgspec.Struct, frozen=True, gc=False):
+    # Structs, not frozen dataclasses: a page makes 50 (decision 0039).
     profile: Profile
     since: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class EdgePage:
+class EdgePage(msgspec.Struct, frozen=True):
     items: list[ListedUser]
     next_cursor: str | None
 
@@ -256,6 +255,10 @@ class GraphService:
             return
         if await self._blocked_with(viewer, (owner,)):
             raise _user_not_found()
+        await self._check_not_private(viewer, owner)
+
+    async def _check_not_private(self, viewer: int, owner: int) -> None:
+        """The rest of ``check_list_visible``, once no block is found between them."""
         profile = await self._profiles.get(owner)
         if profile.is_private and EdgeType.FRIEND not in await self._cache.relationship(
             viewer, owner
@@ -311,13 +314,38 @@ class GraphService:
         """``render(list_edges(...))``. A first page seen by a viewer who blocks no one
         and whom no one blocks hides no one: it is the owner's own first page, whose body
         is kept (``list_own_body``) and shared by every such viewer."""
-        async with deferred_fills():  # the head's fill with its users' (decision 0032)
-            if viewer != owner:
-                await self._prefetch(viewer, owner, type_ if cursor is None else None, limit)
-            await self.check_list_visible(viewer, owner)
-            if cursor is None and (viewer == owner or await self._cache.blocked(viewer) == _NOBODY):
+        # The head's fill with its users' (decision 0032); its users handed to the page
+        # as read (decision 0039).
+        with profiles_read_here():
+            async with deferred_fills():
+                return await self._list_edges_body(viewer, owner, type_, limit, cursor, render)
+
+    async def _list_edges_body(
+        self,
+        viewer: int,
+        owner: int,
+        type_: EdgeType,
+        limit: int | None,
+        cursor: str | None,
+        render: Callable[[EdgePage], bytes],
+    ) -> bytes:
+        if viewer == owner:
+            if cursor is None:
                 return await self._first_page_body(owner, type_, check_limit(limit), render)
-            return render(await self._page(owner, type_, limit, cursor, viewer=viewer))
+            return render(await self._page(owner, type_, limit, cursor))
+        await self._prefetch(viewer, owner, type_ if cursor is None else None, limit)
+        # The viewer's blocks, read once for the visibility check and the page
+        # (``check_list_visible`` and ``_blocked_with`` each read them again).
+        held = await self._cache.blocked(viewer)
+        if held is None:  # too many to hold: pair by pair
+            await self.check_list_visible(viewer, owner)
+        else:
+            if owner in held:
+                raise _user_not_found()
+            await self._check_not_private(viewer, owner)
+            if cursor is None and not held:
+                return await self._first_page_body(owner, type_, check_limit(limit), render)
+        return render(await self._page(owner, type_, limit, cursor, viewer=viewer))
 
     async def list_own(
         self, viewer: int, type_: EdgeType, *, limit: int | None, cursor: str | None
@@ -337,8 +365,9 @@ class GraphService:
         its users' profiles are (later pages may be read from a replica: not kept)."""
         if cursor is not None:
             return render(await self._page(viewer, type_, limit, cursor))
-        async with deferred_fills():
-            return await self._first_page_body(viewer, type_, check_limit(limit), render)
+        with profiles_read_here():
+            async with deferred_fills():
+                return await self._first_page_body(viewer, type_, check_limit(limit), render)
 
     async def _first_page_body(
         self, owner: int, type_: EdgeType, size: int, render: Callable[[EdgePage], bytes]
@@ -379,6 +408,12 @@ class GraphService:
         self, viewer: int, other: int, *, limit: int | None, cursor: str | None
     ) -> EdgePage:
         check_not_self(viewer, other)
+        with profiles_read_here():
+            return await self._mutual_friends(viewer, other, limit, cursor)
+
+    async def _mutual_friends(
+        self, viewer: int, other: int, limit: int | None, cursor: str | None
+    ) -> EdgePage:
         async with deferred_fills():
             await self._prefetch(viewer, other, None, limit)
             await self.check_list_visible(viewer, other)

@@ -14,7 +14,6 @@ Misses are read on the driver
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -40,23 +39,21 @@ TTL = 300.0
 BLOCKED_HELD = 1000  # a user blocked either way with more: checked pair by pair instead
 EDGES_HELD = 1000  # a user with more edges: relationships read pair by pair instead
 _BLOCKING = frozenset({EdgeType.BLOCKS, EdgeType.BLOCKED_BY})
-
-
-class _Row(msgspec.Struct, frozen=True, array_like=True):
-    dst: int
-    pos: int
-    created_at: datetime
+_COUNTED = frozenset(COUNTED)
+assert all(INVERSE[t] in _COUNTED for t in _COUNTED)  # b's counts change with a's
 
 
 class _Head(msgspec.Struct, frozen=True, array_like=True):
-    """The newest rows of a list; ``complete``: they are the whole list."""
+    """The newest rows of a list; ``complete``: they are the whole list. (Each row
+    ``[dst, pos, created_at]``: an ``EdgeRow`` is array-like, and held rows are handed out
+    as they are, not copied: decision 0039.)"""
 
-    rows: list[_Row]
+    rows: list[EdgeRow]
     complete: bool
 
 
 def _head(rows: Sequence[EdgeRow], asked: int) -> _Head:
-    return _Head([_Row(r.dst, r.pos, r.created_at) for r in rows], complete=len(rows) < asked)
+    return _Head(list(rows), complete=len(rows) < asked)
 
 
 class _Blocked(msgspec.Struct, frozen=True, array_like=True):
@@ -274,13 +271,13 @@ class GraphCache:
                 key, lookup.load, ttl=TTL, encode=_encode_head, decode=_decode_head
             )
             if head is not None and (head.complete or len(head.rows) >= limit):
-                return [EdgeRow(r.dst, r.pos, r.created_at) for r in head.rows[:limit]]
+                return head.rows[:limit]
         else:
             head = await self._cache.peek(key, decode=_decode_head)
             if head is not None:
                 rows = [r for r in head.rows if r.pos < before_pos][:limit]
                 if len(rows) == limit or head.complete:
-                    return [EdgeRow(r.dst, r.pos, r.created_at) for r in rows]
+                    return rows
         async with self._uow(write=False, replica=True) as uow:
             return await uow.edges.range(owner, type_, limit=limit, before_pos=before_pos)
 
@@ -332,7 +329,7 @@ class GraphCache:
         short: list[int] = []
         for o, head in zip(owners, cached, strict=True):
             if head is not None and (head.complete or len(head.rows) >= limit):
-                out[o] = [EdgeRow(r.dst, r.pos, r.created_at) for r in head.rows[:limit]]
+                out[o] = head.rows[:limit]
             else:
                 short.append(o)
         if short:
@@ -349,11 +346,15 @@ class GraphCache:
         keys = [
             relationship_key(a, b),
             relationship_key(b, a),
-            profile_key(a),
-            profile_key(b),
             suggestions_key(a),
             suggestions_key(b),
         ]
+        # A profile shows its counts of COUNTED edges only (a counted type's inverse is
+        # counted too): a friend request, a follow request, a mute or an unblock leaves
+        # both profiles as they were, and every page or body listing either of them kept
+        # (decision 0039).
+        if not _COUNTED.isdisjoint(types):
+            keys += [profile_key(a), profile_key(b)]
         if not _BLOCKING.isdisjoint(types):
             keys += [blocked_key(a), blocked_key(b)]
         for t in types:

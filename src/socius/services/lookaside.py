@@ -166,6 +166,11 @@ class LookAside:
         if self._near is not None:
             self._near.put(key, value, ticket)
 
+    def remember_many(self, items: Sequence[tuple[str, object]], ticket: tuple[int, float]) -> None:
+        """``remember`` of each ``(key, value)``, in one pass over this node's L1."""
+        if self._near is not None:
+            self._near.put_many(items, ticket)
+
     async def get_local(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
         """A value kept in this node's L1 only (never in the shared cache): held, else
         ``load``ed and kept unless ``key`` was invalidated meanwhile. For values that
@@ -425,21 +430,22 @@ class LookAside:
         near = self._near
         if near is None:
             return await self._get_many(ids, load_many, key, ttl, encode, decode)
-        held: dict[K, T | None] = {}
-        wanted: list[K] = []
-        for i in dict.fromkeys(ids):
-            value = near.get(key(i))
-            if value is MISS:
-                wanted.append(i)
-            else:
-                held[i] = value
+        unique = list(dict.fromkeys(ids))
+        keys = [key(i) for i in unique]
+        values = near.get_many(keys)  # one L1 pass for all of them
+        wanted = [n for n, v in enumerate(values) if v is MISS]
         if wanted:
             ticket = near.begin()
-            values = await self._get_many(wanted, load_many, key, ttl, encode, decode)
-            for i, value in zip(wanted, values, strict=True):
-                held[i] = value
-                near.put(key(i), value, ticket)
-        return [held.get(i) for i in ids]
+            loaded = await self._get_many(
+                [unique[n] for n in wanted], load_many, key, ttl, encode, decode
+            )
+            for n, value in zip(wanted, loaded, strict=True):
+                values[n] = value
+            near.put_many([(keys[n], values[n]) for n in wanted], ticket)
+        if len(unique) == len(ids):  # no id asked twice: the values are in their order
+            return values
+        held = dict(zip(unique, values, strict=True))
+        return [held[i] for i in ids]
 
     async def _get_many(
         self,

@@ -118,6 +118,31 @@ class NearCache:
         self.hits += 1
         return value
 
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        """``get`` of each of ``keys``, in order (``MISS`` for each not held): one check of
+        the link and one clock read for all of them (a page reads 50 profiles)."""
+        if not self.enabled:
+            return [MISS] * len(keys)
+        entries, now = self._entries, self._clock()
+        move = entries.move_to_end
+        out: list[Any] = []
+        hits = 0
+        for key in keys:
+            entry = entries.get(key)
+            if entry is None:
+                out.append(MISS)
+            elif entry[1] < now:
+                del entries[key]
+                self._unlink(key)
+                out.append(MISS)
+            else:
+                move(key)
+                out.append(entry[0])
+                hits += 1
+        self.hits += hits
+        self.misses += len(keys) - hits
+        return out
+
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
         return self._gen, self._clock()
@@ -162,6 +187,38 @@ class NearCache:
             del entries[oldest]
             self._unlink(oldest)
         return True
+
+    def put_many(self, items: Sequence[tuple[str, Any]], ticket: tuple[int, float]) -> int:
+        """``put`` of each ``(key, value)`` (none built from others), with the checks made
+        once for the batch where they can be: how many were stored."""
+        if not items or not self.enabled:
+            return 0
+        gen, began = ticket
+        now = self._clock()
+        if gen < self._cleared_gen or now - began > _FILL_HORIZON:
+            return 0
+        dropped, entries, built_from = self._dropped, self._entries, self._built_from
+        expires = now + self._ttl
+        stored = 0
+        for key, value in items:
+            was = dropped.get(key)
+            if was is not None and was[0] > gen:
+                continue
+            if key in built_from:
+                self._unlink(key)
+            entries[key] = (value, expires)
+            entries.move_to_end(key)
+            stored += 1
+        while len(entries) > self._max:
+            self._unlink(entries.popitem(last=False)[0])
+        # As ``put``: up to two expired entries off the old end per value stored.
+        for _ in range(2 * stored):
+            oldest = next(iter(entries))
+            if entries[oldest][1] >= now:
+                break
+            del entries[oldest]
+            self._unlink(oldest)
+        return stored
 
     def drop(self, keys: Iterable[str]) -> None:
         """Forget ``keys`` here, and refuse the fills of them already under way."""

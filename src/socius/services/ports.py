@@ -1132,6 +1132,10 @@ class HotReads(Protocol):
         self, user_ids: Sequence[int], types: Sequence[EdgeType]
     ) -> list[tuple[User, dict[EdgeType, int]]]: ...
 
+    async def listed_users(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[ListedUserRow]: ...
+
     async def mutual(
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
     ) -> list[EdgeRow]: ...

@@ -6,7 +6,9 @@ or its counts invalidates that key after commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +22,15 @@ from socius.domain.users import User, normalize_login
 from socius.services.lookaside import LookAside, Lookup, msgpack_codec
 from socius.services.ports import HotReads, UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["COUNTED", "Profile", "ProfileService", "SearchPage", "profile_key", "profile_of"]
+__all__ = [
+    "COUNTED",
+    "Profile",
+    "ProfileService",
+    "SearchPage",
+    "profile_key",
+    "profile_of",
+    "profiles_read_here",
+]
 
 _SEARCH_MAX_OFFSET = 1000
 PROFILE_TTL = 300.0
@@ -51,6 +61,34 @@ class SearchPage:
     next_cursor: str | None
 
 
+class _ReadHere:
+    """Profiles this task read with ``remember``, and the L1 generation (``NearCache``'s
+    count of drops) their read began at."""
+
+    __slots__ = ("gen", "profiles")
+
+    def __init__(self) -> None:
+        self.gen = -1
+        self.profiles: dict[int, Profile | None] = {}
+
+
+_READ_HERE: ContextVar[_ReadHere | None] = ContextVar("profiles_read_here", default=None)
+
+
+@contextmanager
+def profiles_read_here() -> Iterator[None]:
+    """Within (one request's task): the profiles ``remember`` is given are handed as
+    read to this task's next ``get_many`` of them, without a look-up of each in L1 (a
+    page's users read with its head, then rendered: decision 0039), but only while L1
+    has dropped nothing since their read began: exactly what L1 would have answered, so a
+    body built from them keeps the ticket rule of its deps (services/near_cache.py)."""
+    token = _READ_HERE.set(_ReadHere())
+    try:
+        yield
+    finally:
+        _READ_HERE.reset(token)
+
+
 def profile_key(user_id: int) -> str:
     return f"p:{user_id}"
 
@@ -79,6 +117,24 @@ def _profile(user: User, counts: dict[EdgeType, int]) -> Profile:
     )
 
 
+def _listed_profile(row: ListedUserRow) -> Profile:
+    """The profile of a user read with their counts (``ListedUserRow``)."""
+    counts = row.counts
+    friends, followers, following = COUNTED
+    return Profile(  # positional: the fields in their order
+        row.id,
+        row.username,
+        row.display_name,
+        row.bio,
+        row.avatar_url,
+        row.is_private,
+        row.created_at,
+        counts.get(friends, 0),
+        counts.get(followers, 0),
+        counts.get(following, 0),
+    )
+
+
 async def load_profiles(uow: UnitOfWork, ids: Sequence[int]) -> dict[int, Profile]:
     """Active users' profiles with their counts, read in one query."""
     found = await uow.users.get_many_with_counts(list(ids), COUNTED)
@@ -97,8 +153,12 @@ class ProfileService:
 
     async def _load_many(self, ids: list[int]) -> dict[int, Profile]:
         if self._reads is not None:  # one statement on the driver (decision 0026)
-            found = await self._reads.users_with_counts(ids, COUNTED)
-            return {u.id: _profile(u, counts) for u, counts in found if u.is_active}
+            # a profile's columns only (decision 0039)
+            return {
+                row.id: _listed_profile(row)
+                for row in await self._reads.listed_users(ids, COUNTED)
+                if row.active
+            }
         async with self._uow(write=False, replica=True) as uow:
             return await load_profiles(uow, ids)
 
@@ -115,24 +175,16 @@ class ProfileService:
         ``ticket`` by another read than ours (a list's head with its users: decision
         0032); none whose key was invalidated since. The shared cache is not filled:
         that takes a lease before the read."""
-        friends, followers, following = COUNTED
+        kept: list[tuple[str, object]] = []
+        here = _READ_HERE.get()
         for user_id, row in found:
-            profile = None
-            if row is not None and row.active:
-                counts = row.counts
-                profile = Profile(
-                    id=row.id,
-                    username=row.username,
-                    display_name=row.display_name,
-                    bio=row.bio,
-                    avatar_url=row.avatar_url,
-                    is_private=row.is_private,
-                    created_at=row.created_at,
-                    friends_count=counts.get(friends, 0),
-                    followers_count=counts.get(followers, 0),
-                    following_count=counts.get(following, 0),
-                )
-            self._cache.remember(profile_key(user_id), profile, ticket)
+            profile = _listed_profile(row) if row is not None and row.active else None
+            kept.append((f"p:{user_id}", profile))  # profile_key, inlined: 51 a page
+            if here is not None:
+                here.profiles[user_id] = profile
+        self._cache.remember_many(kept, ticket)
+        if here is not None:  # the oldest read's generation: any drop since, unused
+            here.gen = ticket[0] if here.gen < 0 else min(here.gen, ticket[0])
 
     def lookup(self, user_id: int) -> Lookup[Profile]:
         """What ``get`` reads, for a ``LookAside.get_each`` of several kinds of keys."""
@@ -155,6 +207,11 @@ class ProfileService:
 
     async def get_many(self, ids: Sequence[int]) -> dict[int, Profile]:
         """The profiles that exist among ``ids``."""
+        here = _READ_HERE.get()
+        if here is not None and here.profiles and here.gen == self._cache.ticket()[0]:
+            held = here.profiles  # read by this request, nothing dropped since
+            if all(i in held for i in ids):
+                return {i: p for i in ids if (p := held[i]) is not None}
         found = await self._cache.get_many(
             ids,
             self._load_many,

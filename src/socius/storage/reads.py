@@ -109,6 +109,15 @@ def _profiles_sql(n_types: int, n_ids: int | None) -> str:
 
 
 @functools.lru_cache(maxsize=64)
+def _listed_sql(n_types: int, n_ids: int | None) -> str:
+    """``_profiles_sql`` with what a listed user shows only (``_LISTED_FIELDS``)."""
+    where = "id = ANY(?::BIGINT[])" if n_ids is None else f"id IN ({', '.join('?' * n_ids)})"
+    columns = ", ".join(_LISTED_FIELDS)
+    counts = "".join(f", {_COUNT}" for _ in range(n_types))
+    return f"SELECT {columns}{counts} FROM users WHERE {where}"  # noqa: S608 (no values)
+
+
+@functools.lru_cache(maxsize=64)
 def _types_sql(n_ids: int | None) -> str:
     where = "dst = ANY(?::BIGINT[])" if n_ids is None else f"dst IN ({', '.join('?' * n_ids)})"
     return f"SELECT dst, type FROM edges WHERE src = ? AND {where}"  # noqa: S608 (no values)
@@ -273,6 +282,36 @@ class HotReads:
             (user_from_driver(row), {t: int(c or 0) for t, c in zip(types, row[n:], strict=True)})
             for row in rows
         ]
+
+    async def listed_users(
+        self, user_ids: Sequence[int], types: Sequence[EdgeType]
+    ) -> list[ListedUserRow]:
+        """``users_with_counts`` with the columns of a profile only (no email, credentials
+        nor settings to decode: decision 0039), as ``edge_range_with_users`` reads them."""
+        if not user_ids:
+            return []
+        args: list[Any] = [int(t) for t in types]
+        if self._dsn is not None:
+            rows = await self._rows(_listed_sql(len(types), None), *args, list(user_ids))
+        else:
+            rows = await self._rows(_listed_sql(len(types), len(user_ids)), *args, *user_ids)
+        out: list[ListedUserRow] = []
+        for row in rows:
+            uid, name, shown, bio, avatar, private, joined, status, *counts = row
+            out.append(
+                ListedUserRow(
+                    uid,
+                    name,
+                    shown,
+                    bio,
+                    avatar,
+                    bool(private),
+                    read_timestamp(joined),
+                    status == _ACTIVE,
+                    {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
+                )
+            )
+        return out
 
     async def mutual(
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None

@@ -217,6 +217,33 @@ async def test_a_local_value_lives_in_l1_only_and_goes_with_its_invalidation() -
         await link_b.stop()
 
 
+async def test_batched_reads_and_fills_keep_the_rules_of_single_ones() -> None:
+    """``get_many`` / ``put_many`` (a page's 50 profiles in one pass: decision 0039): a
+    key invalidated since the ticket is not stored, the others are; expired entries are
+    misses; a stored value replaces what was built from others under that key."""
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    now = [0.0]
+    near = NearCache(max_entries=1000, ttl=10, link=link, origin="x", clock=lambda: now[0])
+    await link.start()
+    try:
+        ticket = near.begin()
+        near.drop(["p:2"])  # a writer's invalidation while the batch was read
+        assert near.put_many([("p:1", "a"), ("p:2", "stale"), ("p:3", "c")], ticket) == 2
+        assert near.get_many(["p:1", "p:2", "p:3", "p:4"]) == ["a", MISS, "c", MISS]
+        assert near.put("b:1", b"page", near.begin(), deps=["p:1"])
+        assert near.put_many([("b:1", "plain")], near.begin()) == 1
+        near.drop(["p:1"])  # no longer built from p:1: stays
+        assert near.get_many(["b:1"]) == ["plain"]
+        now[0] = 11.0
+        assert near.get_many(["p:3", "b:1"]) == [MISS, MISS]
+        # A fill that began before the link was lost stores nothing.
+        ticket = near.begin()
+        near.lost()
+        assert near.put_many([("p:5", "x")], ticket) == 0
+    finally:
+        await link.stop()
+
+
 async def test_an_invalidation_and_the_messages_after_it_reach_the_other_node_in_order() -> None:
     """A write's events go with its invalidation (decision 0040): whoever hears an event
     no longer holds what the write changed."""

@@ -111,11 +111,11 @@ async def mutual_friends(
     principal: Caller,
     limit: Limit = None,
     cursor: EdgeCursor = None,
-) -> UserListOut:
+) -> Response[UserListOut]:
     page = await container_of(state).graph.mutual_friends(
         principal.user_id, user_id_or_404(user_id), limit=limit, cursor=cursor
     )
-    return user_list_out(page)
+    return json_response(_render_list(page))
 
 
 @post(
