@@ -4,6 +4,7 @@ commit at once, and /v1/me on it still refuses an account that is gone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from contract import bearer
@@ -61,3 +62,36 @@ async def test_me_reads_each_commit_and_refuses_an_account_gone(app, ahttp):
     assert refused.status_code == 401, refused.text
     # Disabling revokes the sessions too: whichever check sees it first refuses.
     assert refused.json()["error"]["code"] in {"session_revoked", "account_gone"}
+
+
+async def test_a_read_beside_an_open_write_sees_only_what_is_committed(settings, ahttp):
+    """On SQLite the reads share the driver writer's connection while it is idle (decision
+    0042): one made while that connection's transaction is open must not see the
+    transaction's uncommitted row, nor one rolled back."""
+    user_id, _token = await register(ahttp, "hot_reads_3")
+    database = Database(settings.effective_database_url, pool_size=2)
+
+    async def shown() -> str:
+        user = await database.reads.user(user_id)
+        assert user is not None
+        return user.display_name
+
+    try:
+        before = await shown()
+        with contextlib.suppress(_Undo):
+            async with database(driver=True) as uow:
+                assert await uow.users.update_profile(user_id, {"display_name": "Rolled"}, [])
+                assert await shown() == before  # open: not committed
+                raise _Undo
+        assert await shown() == before  # rolled back
+        async with database(driver=True) as uow:
+            assert await uow.users.update_profile(user_id, {"display_name": "Kept"}, [])
+            assert await shown() == before  # open: not committed yet
+            await uow.commit()
+        assert await shown() == "Kept"
+    finally:
+        await database.dispose()
+
+
+class _Undo(Exception):
+    pass

@@ -231,10 +231,22 @@ async def fetch_any(
 
 
 def read_timestamp(value: Any) -> datetime:
-    """A ``UtcDateTime`` column as the driver returns it (SQLite: ISO text, naive UTC)."""
-    if isinstance(value, str):
+    """A ``UtcDateTime`` column as the driver returns it (SQLite: ISO text, naive UTC).
+
+    SQLite's text is parsed with its offset appended: one C call, where parsing the naive
+    text and then ``replace(tzinfo=UTC)`` cost several times more (decision 0042; a list
+    page reads two timestamps a row)."""
+    if value.__class__ is str:
+        try:
+            parsed: datetime | None = datetime.fromisoformat(value + "+00:00")
+        except ValueError:  # a text with an offset of its own
+            parsed = None
+        if parsed is not None and parsed.tzinfo is UTC:
+            return parsed
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -148,6 +148,13 @@ class HotReads:
         self._sqlite: sqlite3.Connection | None = None
         self._opening: asyncio.Lock | None = None
         self._dispatch: Any = engine.sync_engine.dispatch if engine is not None else None
+        self._shared: Callable[[], sqlite3.Connection | None] | None = None
+
+    def read_on(self, connection: Callable[[], sqlite3.Connection | None]) -> None:
+        """SQLite: read on ``connection()`` when it gives one (the writer's connection
+        while no transaction is open on it: its page cache stays warm across its own
+        commits, decision 0042), else on this reader's own connection."""
+        self._shared = connection
 
     @property
     def available(self) -> bool:
@@ -346,7 +353,7 @@ class HotReads:
             if self._dsn is not None:
                 pool = self._pool or await self._open_pool()
                 return await pool.fetch(_numbered(sql), *args)
-            conn = self._sqlite or self._open_sqlite()
+            conn = (self._shared and self._shared()) or self._sqlite or self._open_sqlite()
             return conn.execute(sql, args).fetchall()  # run to its end: no read left open
         except Exception as exc:
             if is_outage(exc):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sqlite3
 from collections.abc import Awaitable, Callable
 from functools import cached_property
 from types import TracebackType
@@ -55,7 +56,6 @@ from socius.storage.sends import SqlSendRepository
 from socius.storage.sessions import SqlSessionRepository
 from socius.storage.signing_keys import SqlSigningKeyRepository
 from socius.storage.sqlite_driver import InLoopConnection
-from socius.storage.sqlite_driver import connect as sqlite_connect
 from socius.storage.suggestion_lists import SqlSuggestionListRepository
 from socius.storage.threads import SqlThreadRepository
 from socius.storage.users import SqlUserRepository
@@ -71,6 +71,7 @@ UsersChanged = Callable[[set[int]], Awaitable[None]]
 
 log = structlog.get_logger("socius.storage")
 _ACQUIRE_TIMEOUT_S = 10.0
+_WRITER_STATEMENTS = 512
 
 
 class SqlUnitOfWork:
@@ -298,19 +299,44 @@ class _PoolSource:
 class _SqliteWriter:
     """SQLite: one connection of its own for the driver's write units of work, which
     hold the database's write lock (one writer at a time, as every writer in this
-    process) from open to commit; opened on first use, as the engine opens its own."""
+    process) from open to commit; opened on first use, as the engine opens its own.
+
+    While no transaction is open on it, the hot reads run on it too (``idle``): in WAL
+    mode a connection's page cache is emptied whenever another connection has committed
+    since its last read, so a reader of its own would start cold after nearly every
+    graph write (decision 0042); this one keeps its pages across its own commits."""
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._conn: InLoopConnection | None = None
+        self._closed = False
+
+    def _open(self) -> InLoopConnection:
+        if self._conn is None:
+            raw = sqlite3.connect(
+                self._path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=0,
+                # The writes' and the hot reads' texts (one per IN-list length): kept
+                # prepared beside each other rather than evicting each other at 128.
+                cached_statements=_WRITER_STATEMENTS,
+            )
+            for pragma in SQLITE_PRAGMAS:
+                raw.execute(pragma)
+            self._conn = InLoopConnection(raw, SQLITE_BUSY_TIMEOUT_S)
+        return self._conn
 
     async def acquire(self) -> Any:
-        if self._conn is None:
-            conn = await sqlite_connect(self._path, busy_timeout=SQLITE_BUSY_TIMEOUT_S)()
-            for pragma in SQLITE_PRAGMAS:
-                await conn.execute_fetchall(pragma)
-            self._conn = conn
-        return self._conn
+        return self._open()
+
+    def idle(self) -> sqlite3.Connection | None:
+        """The writer's sqlite3 connection while no transaction is open on it (a read
+        there sees what is committed, as on any other connection), else None."""
+        if self._closed:
+            return None
+        raw = (self._conn or self._open())._connection
+        return raw if raw is not None and not raw.in_transaction else None
 
     async def release(self, raw: Any, *, broken: bool) -> None:
         conn = self._conn
@@ -319,6 +345,7 @@ class _SqliteWriter:
             conn.stop()
 
     def close(self) -> None:
+        self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.stop()
@@ -434,6 +461,8 @@ class Database:
         self._driver_pool = _PoolSource(self.reads)
         path = sqlite_path(url)
         self._sqlite_writer = _SqliteWriter(path) if path else None
+        if self._sqlite_writer is not None:
+            self.reads.read_on(self._sqlite_writer.idle)
         #: After a commit that updated or deleted users, with their ids (node caches).
         self.on_users_changed: UsersChanged | None = None
 

@@ -88,6 +88,16 @@ _USER_FIELDS = tuple(c.name for c in users.c)
 _USER_COLUMNS = ", ".join(_USER_FIELDS)
 USER_COLUMNS = _USER_COLUMNS  # for storage/reads.py
 USER_FIELDS = _USER_FIELDS  # for storage/sessions.py
+_AT = {name: i for i, name in enumerate(_USER_FIELDS)}  # a column's place in a row
+_AT_ID, _AT_USERNAME, _AT_EMAIL = _AT["id"], _AT["username"], _AT["email"]
+_AT_DISPLAY_NAME, _AT_BIO, _AT_AVATAR_URL = _AT["display_name"], _AT["bio"], _AT["avatar_url"]
+_AT_IS_PRIVATE, _AT_DM_POLICY = _AT["is_private"], _AT["dm_policy"]
+_AT_PASSWORD_HASH, _AT_STATUS, _AT_IS_ADMIN = _AT["password_hash"], _AT["status"], _AT["is_admin"]
+_AT_SETTINGS, _AT_CREATED_AT = _AT["settings"], _AT["created_at"]
+_AT_UPDATED_AT, _AT_VERIFIED = _AT["updated_at"], _AT["email_verified_at"]
+# The enums by value: a dict look-up, not Enum.__call__ (an unknown value still raises).
+_STATUSES = {s.value: s for s in UserStatus}
+_DM_POLICIES = {p.value: p for p in DmPolicy}
 _COUNT_COLUMN = ", (SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 
 
@@ -104,29 +114,27 @@ def _values_of(names: tuple[str, ...]) -> ValuesList:
 def user_from_driver(row: Sequence[Any]) -> User:
     """A users row as the driver returns it, columns in table order (``_USER_FIELDS``):
     what SQLAlchemy's types would do, by hand (SQLite: 0/1 booleans, JSON and timestamps
-    as text; asyncpg: JSON as text)."""
-    v = dict(zip(_USER_FIELDS, row, strict=False))
-    settings = v["settings"]
+    as text; asyncpg: JSON as text). Read by position: no dict per row (decision 0042)."""
+    settings = row[_AT_SETTINGS]
     if isinstance(settings, str | bytes):
         settings = json.loads(settings)
+    verified = row[_AT_VERIFIED]
     return User(
-        id=v["id"],
-        username=v["username"],
-        email=v["email"],
-        display_name=v["display_name"],
-        bio=v["bio"],
-        avatar_url=v["avatar_url"],
-        is_private=bool(v["is_private"]),
-        dm_policy=DmPolicy(v["dm_policy"]),
-        password_hash=v["password_hash"],
-        status=UserStatus(v["status"]),
-        is_admin=bool(v["is_admin"]),
-        created_at=read_timestamp(v["created_at"]),
-        updated_at=read_timestamp(v["updated_at"]),
+        id=row[_AT_ID],
+        username=row[_AT_USERNAME],
+        email=row[_AT_EMAIL],
+        display_name=row[_AT_DISPLAY_NAME],
+        bio=row[_AT_BIO],
+        avatar_url=row[_AT_AVATAR_URL],
+        is_private=bool(row[_AT_IS_PRIVATE]),
+        dm_policy=_DM_POLICIES.get(row[_AT_DM_POLICY]) or DmPolicy(row[_AT_DM_POLICY]),
+        password_hash=row[_AT_PASSWORD_HASH],
+        status=_STATUSES.get(row[_AT_STATUS]) or UserStatus(row[_AT_STATUS]),
+        is_admin=bool(row[_AT_IS_ADMIN]),
+        created_at=read_timestamp(row[_AT_CREATED_AT]),
+        updated_at=read_timestamp(row[_AT_UPDATED_AT]),
         settings=dict(settings or {}),
-        email_verified_at=(
-            None if v["email_verified_at"] is None else read_timestamp(v["email_verified_at"])
-        ),
+        email_verified_at=None if verified is None else read_timestamp(verified),
     )
 
 
