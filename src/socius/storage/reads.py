@@ -129,6 +129,23 @@ async def _keep_session(_conn: Any) -> None:
     round trip (``RESET ALL``, ``UNLISTEN *``...) on every release."""
 
 
+def _listed_user(row: Sequence[Any], types: Sequence[EdgeType]) -> ListedUserRow:
+    """A listed user from its profile columns then its counts of ``types`` (as the list
+    statements select them)."""
+    uid, name, shown, bio, avatar, private, joined, status, *counts = row
+    return ListedUserRow(
+        uid,
+        name,
+        shown,
+        bio,
+        avatar,
+        bool(private),
+        read_timestamp(joined),
+        status == _ACTIVE,
+        {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
+    )
+
+
 class HotReads:
     """Reads on the driver; `url` is the database's (``sqlite:///path`` or PostgreSQL)."""
 
@@ -249,23 +266,8 @@ class HotReads:
     ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
         out: list[tuple[EdgeRow, ListedUserRow | None]] = []
         for row in rows:
-            dst, pos, made, uid, name, shown, bio, avatar, private, joined, status, *counts = row
-            edge = EdgeRow(dst, pos, read_timestamp(made))
-            if uid is None:
-                out.append((edge, None))
-                continue
-            user = ListedUserRow(
-                uid,
-                name,
-                shown,
-                bio,
-                avatar,
-                bool(private),
-                read_timestamp(joined),
-                status == _ACTIVE,
-                {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
-            )
-            out.append((edge, user))
+            edge = EdgeRow(row[0], row[1], read_timestamp(row[2]))
+            out.append((edge, None if row[3] is None else _listed_user(row[3:], types)))
         return out
 
     async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
@@ -302,23 +304,7 @@ class HotReads:
             rows = await self._rows(_listed_sql(len(types), None), *args, list(user_ids))
         else:
             rows = await self._rows(_listed_sql(len(types), len(user_ids)), *args, *user_ids)
-        out: list[ListedUserRow] = []
-        for row in rows:
-            uid, name, shown, bio, avatar, private, joined, status, *counts = row
-            out.append(
-                ListedUserRow(
-                    uid,
-                    name,
-                    shown,
-                    bio,
-                    avatar,
-                    bool(private),
-                    read_timestamp(joined),
-                    status == _ACTIVE,
-                    {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
-                )
-            )
-        return out
+        return [_listed_user(row, types) for row in rows]
 
     async def mutual(
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None
