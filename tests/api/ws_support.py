@@ -81,7 +81,8 @@ def until(
 def assert_pong_next(ws: WebSocketTestSession) -> None:
     """The socket is open and has nothing queued before the answer to a ping."""
     ws.send_json({"type": "ping"})
-    assert recv(ws) == {"type": "pong"}
+    frame = recv(ws)
+    assert frame == {"type": "pong"}, f"a frame came before the pong: {frame}"
 
 
 def event_type(frame: dict[str, Any]) -> str:
