@@ -5,6 +5,7 @@ query it does not read as simply as Litestar is left to Litestar."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,11 +15,12 @@ from litestar.testing import AsyncTestClient
 
 from contract import assert_error, bearer
 from socius.api.app import build_litestar
-from socius.api.fast import NOT_SIMPLE, page_query, simple_query
+from socius.api.fast import NOT_SIMPLE, id_list_query, limit_query, page_query, simple_query
 from socius.api.front import Front, auth_table
-from socius.bootstrap import build, wrap
+from socius.bootstrap import Wiring, build, wrap
 from socius.domain.pagination import MAX_LIMIT
 from socius.observability.access_log import AccessLog
+from socius.services.suggestions import _Candidate, _encode
 from socius.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -27,10 +29,17 @@ PASSWORD = "correct horse battery staple"
 class Pair:
     """The served app (fast lane on) and the same Litestar app behind a front without it."""
 
-    def __init__(self, fast: AsyncTestClient[Any], slow: httpx.AsyncClient, litestar: Litestar):
+    def __init__(
+        self,
+        fast: AsyncTestClient[Any],
+        slow: AsyncTestClient[Any],
+        litestar: Litestar,
+        wiring: Wiring,
+    ):
         self.fast = fast
         self.slow = slow
         self.litestar = litestar
+        self.wiring = wiring
 
     async def both(self, path: str, token: str | None) -> tuple[httpx.Response, httpx.Response]:
         headers = bearer(token) if token else {}
@@ -64,9 +73,11 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
         access_log=AccessLog(sample_rate=0.0),
     )
     async with AsyncTestClient(served) as fast:  # type: ignore[arg-type]  # runs the lifespan
-        transport = httpx.ASGITransport(app=plain)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as slow:
-            yield Pair(fast, slow, litestar)
+        # The same app without the lane, called on the served app's loop (its portal: the
+        # driver's connections belong to that loop), its lifespan not run twice.
+        slow = AsyncTestClient(plain)  # type: ignore[arg-type]
+        slow.blocking_portal = fast.blocking_portal
+        yield Pair(fast, slow, litestar, wiring)
 
 
 async def _register(client: Any, name: str) -> tuple[str, str]:
@@ -123,6 +134,107 @@ async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
     assert (await pair.same("/v1/friends?unknown=1", a_token)).status_code == 200
 
 
+def _store_suggestions(pair: Pair, user: str, candidates: list[str]) -> None:
+    """A stored suggestion list (as the refresher leaves one), scores with many digits;
+    written on the app's loop (its portal)."""
+
+    async def put() -> None:
+        now = datetime.now(UTC)
+        found = [_Candidate(int(c), n + 1, 1.0 / (n + 3)) for n, c in enumerate(candidates)]
+        async with pair.wiring.database() as uow:
+            await uow.suggestion_lists.put([(int(user), _encode(found))], now=now, due=now)
+            await uow.commit()
+        await pair.wiring.container.suggestions.invalidate([int(user)])
+
+    pair.fast.blocking_portal.call(put)
+
+
+async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_does(
+    pair: Pair,
+) -> None:
+    client = pair.fast
+    alice, a_token = await _register(client, "fast_rms_alice")
+    bob, b_token = await _register(client, "fast_rms_bob")
+    carol, c_token = await _register(client, "fast_rms_carol")
+    dave, d_token = await _register(client, "fast_rms_dave")
+    for other, token in ((bob, b_token), (carol, c_token)):
+        r = await client.post(
+            "/v1/friends/requests", json={"user_id": other}, headers=bearer(a_token)
+        )
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/v1/friends/requests/{alice}/accept", headers=bearer(token))
+        assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/users/{alice}/follow", headers=bearer(d_token))
+    assert r.status_code == 200, r.text
+
+    # R: relationship objects.
+    rels = await pair.same(f"/v1/relationships?ids={bob},{dave},{carol},{bob},999999", a_token)
+    assert [(i["user_id"], i["friend"], i["followed_by"]) for i in rels.json()["items"]] == [
+        (bob, True, False),
+        (dave, False, True),
+        (carol, True, False),
+        ("999999", False, False),
+    ]
+    assert (await pair.same(f"/v1/relationships?ids={alice}", a_token)).status_code == 200
+    assert_error(await pair.same("/v1/relationships?ids=1,,2", a_token), 422, "invalid_id")
+    ids = ",".join(str(n) for n in range(1, 102))
+    assert_error(await pair.same(f"/v1/relationships?ids={ids}", a_token), 422, "too_many_ids")
+    # Left to Litestar: decoded, or validated there.
+    encoded = await pair.same(f"/v1/relationships?ids={bob}%2C{carol}", a_token)
+    assert [i["user_id"] for i in encoded.json()["items"]] == [bob, carol]
+    for query in ("", "?ids=", "?ids=x", "?ids=1&ids=2", f"?ids={'1,' * 1100}1", "?other=1"):
+        await pair.same(f"/v1/relationships{query}", a_token)
+    assert_error(await pair.same("/v1/relationships?ids=1", None), 401, "missing_token")
+
+    # M: mutual friends (carol and bob share alice).
+    mutual = await pair.same(f"/v1/users/{bob}/mutual-friends", c_token)
+    assert [i["id"] for i in mutual.json()["items"]] == [alice]
+    assert (await pair.same(f"/v1/users/{carol}/mutual-friends?limit=1", a_token)).json() == {
+        "items": [],
+        "next_cursor": None,
+    }
+    r = await client.post("/v1/friends/requests", json={"user_id": dave}, headers=bearer(b_token))
+    r = await client.post(f"/v1/friends/requests/{bob}/accept", headers=bearer(d_token))
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/friends/requests", json={"user_id": carol}, headers=bearer(d_token))
+    r = await client.post(f"/v1/friends/requests/{dave}/accept", headers=bearer(c_token))
+    assert r.status_code == 200, r.text
+    first = await pair.same(f"/v1/users/{carol}/mutual-friends?limit=1", b_token)
+    assert first.json()["next_cursor"]
+    rest = await pair.same(
+        f"/v1/users/{carol}/mutual-friends?limit=1&cursor={first.json()['next_cursor']}", b_token
+    )
+    assert {i["id"] for i in first.json()["items"] + rest.json()["items"]} == {alice, dave}
+    assert_error(await pair.same(f"/v1/users/{alice}/mutual-friends", a_token), 422)
+    assert_error(await pair.same("/v1/users/nobody/mutual-friends", a_token), 404)
+    assert_error(await pair.same("/v1/users/999999/mutual-friends", a_token), 404)
+    assert_error(
+        await pair.same(f"/v1/users/{bob}/mutual-friends?cursor=garbage", c_token),
+        400,
+        "invalid_cursor",
+    )
+    for query in ("?limit=0", f"?limit={MAX_LIMIT + 1}", "?limit=%31", "?unknown=1"):
+        await pair.same(f"/v1/users/{bob}/mutual-friends{query}", c_token)
+
+    # S: suggestions, as stored (with the viewer's relationships applied now).
+    _store_suggestions(pair, alice, [dave, bob, carol])
+    found = await pair.same("/v1/friends/suggestions", a_token)
+    assert [(i["user"]["id"], i["mutual_count"]) for i in found.json()["items"]] == [(dave, 1)]
+    _store_suggestions(pair, bob, [carol])
+    assert (await pair.same("/v1/friends/suggestions?limit=1", b_token)).json()["items"]
+    for query in ("?limit=0", "?limit=101", "?limit=x", "?limit=%31", "?other=1"):
+        await pair.same(f"/v1/friends/suggestions{query}", a_token)
+    assert_error(await pair.same("/v1/friends/suggestions", "garbage"), 401)
+
+    # Across a block: hidden the same way on both.
+    r = await client.post(f"/v1/users/{alice}/block", headers=bearer(c_token))
+    assert r.status_code == 200, r.text
+    assert_error(await pair.same(f"/v1/users/{alice}/mutual-friends", c_token), 404)
+    blocked = await pair.same(f"/v1/relationships?ids={alice}", c_token)
+    assert blocked.json()["items"][0]["blocking"] is True
+    await pair.same("/v1/friends/suggestions", c_token)
+
+
 async def test_a_revoked_session_is_refused_on_the_fast_lane(pair: Pair) -> None:
     client = pair.fast
     _alice, token = await _register(client, "fast_dave")
@@ -135,7 +247,15 @@ async def test_a_revoked_session_is_refused_on_the_fast_lane(pair: Pair) -> None
 
 def test_the_hot_routes_have_fast_reads_and_need_the_token(pair: Pair) -> None:
     table = auth_table(pair.litestar)
-    for path in ("/v1/me", "/v1/users/12", "/v1/friends", "/v1/users/12/friends"):
+    for path in (
+        "/v1/me",
+        "/v1/users/12",
+        "/v1/friends",
+        "/v1/users/12/friends",
+        "/v1/relationships",
+        "/v1/users/12/mutual-friends",
+        "/v1/friends/suggestions",
+    ):
         found = table.route(path)
         assert found is not None, path
         assert found[0].fast is not None, path
@@ -165,6 +285,17 @@ def test_only_simple_queries_are_read() -> None:
         b"cursor=",
     ):
         assert page_query(query, MAX_LIMIT) == NOT_SIMPLE, query
+
+
+def test_only_plain_limits_and_id_lists_are_read() -> None:
+    assert limit_query(b"", 100, 20) == 20
+    assert limit_query(b"limit=100", 100, 20) == 100
+    for query in (b"limit=0", b"limit=101", b"limit=05", b"limit=%31", b"cursor=x", b"limit=1&x=2"):
+        assert limit_query(query, 100, 20) == -1, query
+    assert id_list_query(b"ids=1,22,333", 2200) == "1,22,333"
+    assert id_list_query(b"ids=1,,2", 2200) == "1,,2"  # judged by the route (422 invalid_id)
+    for query in (b"", b"ids=", b"ids=1%2C2", b"ids=1&ids=2", b"ids=a", b"x=1&ids=1", b"ids=12"):
+        assert id_list_query(query, 1 if query == b"ids=12" else 2200) is None, query
 
 
 def test_routes_matched_again_are_the_same_and_the_memory_is_bounded(pair: Pair) -> None:

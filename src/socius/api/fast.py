@@ -25,7 +25,16 @@ from urllib.parse import unquote
 from socius.services.auth import Principal
 from socius.services.container import Container
 
-__all__ = ["FAST_GET", "NOT_SIMPLE", "FastRead", "fast", "page_query", "simple_query"]
+__all__ = [
+    "FAST_GET",
+    "NOT_SIMPLE",
+    "FastRead",
+    "fast",
+    "id_list_query",
+    "limit_query",
+    "page_query",
+    "simple_query",
+]
 
 FAST_GET = "socius.fast_get"
 """The key of a handler's ``opt`` that names its fast read."""
@@ -83,3 +92,33 @@ def page_query(query: bytes, max_limit: int) -> tuple[int | None, str | None]:
     if cursor == "":
         return NOT_SIMPLE
     return (None if limit is None else int(limit)), cursor
+
+
+_LIMIT_ONLY = frozenset({"limit"})
+
+
+def limit_query(query: bytes, max_limit: int, default: int) -> int:
+    """``limit`` of a query that has no other parameter, when Litestar would read it the
+    same (plain digits, 1 to `max_limit`; `default` when absent); else -1 (decline)."""
+    found = simple_query(query, _LIMIT_ONLY)
+    if found is None:
+        return -1
+    limit = found.get("limit")
+    if limit is None:
+        return default
+    if not _LIMIT.fullmatch(limit) or int(limit) > max_limit:
+        return -1
+    return int(limit)
+
+
+_ID_LIST = re.compile(rb"ids=([0-9,]+)")
+
+
+def id_list_query(query: bytes, max_length: int) -> str | None:
+    """The value of a query that is exactly ``ids=<digits and commas>`` of at most
+    `max_length` characters (nothing to decode, no other parameter); else None (decline:
+    Litestar judges it, its length bound included)."""
+    match = _ID_LIST.fullmatch(query)
+    if match is None or len(match.group(1)) > max_length:
+        return None
+    return match.group(1).decode("ascii")

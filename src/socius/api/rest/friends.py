@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, page_query
+from socius.api.fast import fast, limit_query, page_query
 from socius.api.options import with_options
 from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.fields import IdText
@@ -27,6 +27,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
+from socius.services.suggestions import Suggestion
 
 __all__ = ["router"]
 
@@ -121,19 +122,50 @@ async def cancel(user_id: IdPath, state: State, principal: Caller) -> Relationsh
     return relationship_out(rel)
 
 
+SUGGESTIONS_MAX = 100
+SUGGESTIONS_DEFAULT = 20
+
+
+def _suggestions_out(found: list[Suggestion]) -> SuggestionsOut:
+    return SuggestionsOut(items=[suggestion_out(s) for s in found])
+
+
+_render_suggestions = renderer(_suggestions_out)
+
+
+async def _suggestions_body(container: Container, principal: Principal, limit: int) -> bytes:
+    return _render_suggestions(await container.suggestions.suggest(principal.user_id, limit=limit))
+
+
+async def _fast_suggestions(
+    container: Container, principal: Principal, _params: tuple[str, ...], query: bytes
+) -> bytes | None:
+    limit = limit_query(query, SUGGESTIONS_MAX, SUGGESTIONS_DEFAULT)
+    if limit == -1:  # Litestar reads (and judges) the query
+        return None
+    return await _suggestions_body(container, principal, limit)
+
+
 @get(
     "/suggestions",
     summary="People you may know",
     description="Friends of friends ranked by mutual friends (Adamic-Adar); never you, a "
     "friend, a pending request either way, or anyone blocked either way.",
+    opt=fast(_fast_suggestions),  # the front answers a plain GET itself (api/fast.py)
 )
 async def suggestions(
     state: State,
     principal: Caller,
-    limit: Annotated[int, QueryParameter(ge=1, le=100, description="1-100, default 20")] = 20,
-) -> SuggestionsOut:
-    found = await container_of(state).suggestions.suggest(principal.user_id, limit=limit)
-    return SuggestionsOut(items=[suggestion_out(s) for s in found])
+    limit: Annotated[
+        int,
+        QueryParameter(
+            ge=1,
+            le=SUGGESTIONS_MAX,
+            description=f"1-{SUGGESTIONS_MAX}, default {SUGGESTIONS_DEFAULT}",
+        ),
+    ] = SUGGESTIONS_DEFAULT,
+) -> Response[SuggestionsOut]:
+    return json_response(await _suggestions_body(container_of(state), principal, limit))
 
 
 router = Router(

@@ -32,6 +32,7 @@ from socius.domain.pagination import (
 
 __all__ = [
     "CURSOR_FORMATS",
+    "ID_LIST_MAX_LENGTH",
     "ID_LIST_PATTERN",
     "MAX_LIST_IDS",
     "ActivityCursor",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 MAX_LIST_IDS = 100
+ID_LIST_MAX_LENGTH = 2200
 ID_LIST_PATTERN = rf"^(?:[0-9]{{1,19}}(?:,[0-9]{{1,19}}){{0,{MAX_LIST_IDS - 1}}})?$"
 
 Limit = Annotated[
@@ -127,7 +129,7 @@ IdPath = Annotated[
 IdList = Annotated[
     str,
     QueryParameter(
-        max_length=2200,
+        max_length=ID_LIST_MAX_LENGTH,
         description=f"Up to {MAX_LIST_IDS} comma-separated user ids (422 `invalid_id` for "
         "one that is not an id, 422 `too_many_ids` past the limit).",
         schema_extra={"pattern": ID_LIST_PATTERN},

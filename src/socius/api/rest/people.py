@@ -104,7 +104,30 @@ async def following_of(
     return await _list(state, principal.user_id, user_id, EdgeType.FOLLOWS, limit, cursor)
 
 
-@get("/{user_id:str}/mutual-friends", summary="Friends you share with a user", description=_PRIVATE)
+async def _mutual_body(
+    container: Container, viewer: int, user_id: str, limit: int | None, cursor: str | None
+) -> bytes:
+    page = await container.graph.mutual_friends(
+        viewer, user_id_or_404(user_id), limit=limit, cursor=cursor
+    )
+    return _render_list(page)
+
+
+async def _fast_mutual(
+    container: Container, principal: Principal, params: tuple[str, ...], query: bytes
+) -> bytes | None:
+    limit, cursor = page_query(query, MAX_LIMIT)
+    if limit == -1:  # NOT_SIMPLE: Litestar reads the query
+        return None
+    return await _mutual_body(container, principal.user_id, params[0], limit, cursor)
+
+
+@get(
+    "/{user_id:str}/mutual-friends",
+    summary="Friends you share with a user",
+    description=_PRIVATE,
+    opt=fast(_fast_mutual),  # the front answers a plain GET itself (api/fast.py)
+)
 async def mutual_friends(
     user_id: IdPath,
     state: State,
@@ -112,10 +135,8 @@ async def mutual_friends(
     limit: Limit = None,
     cursor: EdgeCursor = None,
 ) -> Response[UserListOut]:
-    page = await container_of(state).graph.mutual_friends(
-        principal.user_id, user_id_or_404(user_id), limit=limit, cursor=cursor
-    )
-    return json_response(_render_list(page))
+    body = await _mutual_body(container_of(state), principal.user_id, user_id, limit, cursor)
+    return json_response(body)
 
 
 @post(
