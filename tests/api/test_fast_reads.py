@@ -86,18 +86,23 @@ async def _register(client: Any, name: str) -> tuple[str, str]:
     return r.json()["user"]["id"], r.json()["access_token"]
 
 
+async def _befriend(client: Any, asker: tuple[str, str], other: tuple[str, str]) -> None:
+    """``(id, token)`` of each: a friend request from `asker`, accepted by `other`."""
+    r = await client.post(
+        "/v1/friends/requests", json={"user_id": other[0]}, headers=bearer(asker[1])
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/v1/friends/requests/{asker[0]}/accept", headers=bearer(other[1]))
+    assert r.status_code == 200, r.text
+
+
 async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
     client = pair.fast
     alice, a_token = await _register(client, "fast_alice")
     bob, b_token = await _register(client, "fast_bob")
     carol, c_token = await _register(client, "fast_carol")
     for other, token in ((bob, b_token), (carol, c_token)):
-        r = await client.post(
-            "/v1/friends/requests", json={"user_id": other}, headers=bearer(a_token)
-        )
-        assert r.status_code == 200, r.text
-        r = await client.post(f"/v1/friends/requests/{alice}/accept", headers=bearer(token))
-        assert r.status_code == 200, r.text
+        await _befriend(client, (alice, a_token), (other, token))
 
     me = await pair.same("/v1/me", a_token)
     assert me.status_code == 200
@@ -158,12 +163,7 @@ async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_d
     carol, c_token = await _register(client, "fast_rms_carol")
     dave, d_token = await _register(client, "fast_rms_dave")
     for other, token in ((bob, b_token), (carol, c_token)):
-        r = await client.post(
-            "/v1/friends/requests", json={"user_id": other}, headers=bearer(a_token)
-        )
-        assert r.status_code == 200, r.text
-        r = await client.post(f"/v1/friends/requests/{alice}/accept", headers=bearer(token))
-        assert r.status_code == 200, r.text
+        await _befriend(client, (alice, a_token), (other, token))
     r = await client.post(f"/v1/users/{alice}/follow", headers=bearer(d_token))
     assert r.status_code == 200, r.text
 
@@ -193,12 +193,8 @@ async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_d
         "items": [],
         "next_cursor": None,
     }
-    r = await client.post("/v1/friends/requests", json={"user_id": dave}, headers=bearer(b_token))
-    r = await client.post(f"/v1/friends/requests/{bob}/accept", headers=bearer(d_token))
-    assert r.status_code == 200, r.text
-    r = await client.post("/v1/friends/requests", json={"user_id": carol}, headers=bearer(d_token))
-    r = await client.post(f"/v1/friends/requests/{dave}/accept", headers=bearer(c_token))
-    assert r.status_code == 200, r.text
+    await _befriend(client, (bob, b_token), (dave, d_token))
+    await _befriend(client, (dave, d_token), (carol, c_token))
     first = await pair.same(f"/v1/users/{carol}/mutual-friends?limit=1", b_token)
     assert first.json()["next_cursor"]
     rest = await pair.same(

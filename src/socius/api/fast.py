@@ -33,6 +33,7 @@ __all__ = [
     "id_list_query",
     "limit_query",
     "page_query",
+    "paged",
     "simple_query",
 ]
 
@@ -92,6 +93,27 @@ def page_query(query: bytes, max_limit: int) -> tuple[int | None, str | None]:
     if cursor == "":
         return NOT_SIMPLE
     return (None if limit is None else int(limit)), cursor
+
+
+PageRead = Callable[
+    [Container, Principal, tuple[str, ...], int | None, str | None], Awaitable[bytes]
+]
+"""``(container, caller, path parameters, limit, cursor)``: the body of a list's page."""
+
+
+def paged(read: PageRead, max_limit: int) -> FastRead:
+    """The fast read of a list route: `read` given the page's ``limit`` and ``cursor``
+    when `page_query` reads them; the request declined (Litestar answers) otherwise."""
+
+    async def fast_read(
+        container: Container, principal: Principal, params: tuple[str, ...], query: bytes
+    ) -> bytes | None:
+        limit, cursor = page_query(query, max_limit)
+        if limit == -1:  # NOT_SIMPLE: Litestar reads the query
+            return None
+        return await read(container, principal, params, limit, cursor)
+
+    return fast_read
 
 
 _LIMIT_ONLY = frozenset({"limit"})

@@ -6,7 +6,7 @@ from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, page_query
+from socius.api.fast import fast, page_query, paged
 from socius.api.options import with_options
 from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
@@ -105,28 +105,23 @@ async def following_of(
 
 
 async def _mutual_body(
-    container: Container, viewer: int, user_id: str, limit: int | None, cursor: str | None
+    container: Container,
+    principal: Principal,
+    params: tuple[str, ...],
+    limit: int | None,
+    cursor: str | None,
 ) -> bytes:
     page = await container.graph.mutual_friends(
-        viewer, user_id_or_404(user_id), limit=limit, cursor=cursor
+        principal.user_id, user_id_or_404(params[0]), limit=limit, cursor=cursor
     )
     return _render_list(page)
-
-
-async def _fast_mutual(
-    container: Container, principal: Principal, params: tuple[str, ...], query: bytes
-) -> bytes | None:
-    limit, cursor = page_query(query, MAX_LIMIT)
-    if limit == -1:  # NOT_SIMPLE: Litestar reads the query
-        return None
-    return await _mutual_body(container, principal.user_id, params[0], limit, cursor)
 
 
 @get(
     "/{user_id:str}/mutual-friends",
     summary="Friends you share with a user",
     description=_PRIVATE,
-    opt=fast(_fast_mutual),  # the front answers a plain GET itself (api/fast.py)
+    opt=fast(paged(_mutual_body, MAX_LIMIT)),  # the front answers a plain GET itself (api/fast.py)
 )
 async def mutual_friends(
     user_id: IdPath,
@@ -135,7 +130,7 @@ async def mutual_friends(
     limit: Limit = None,
     cursor: EdgeCursor = None,
 ) -> Response[UserListOut]:
-    body = await _mutual_body(container_of(state), principal.user_id, user_id, limit, cursor)
+    body = await _mutual_body(container_of(state), principal, (user_id,), limit, cursor)
     return json_response(body)
 
 
