@@ -816,8 +816,8 @@ class Connection:
         rendered = self._gw.event_json(event.type, event.payload)
         if event.seq is None:
             return '{"type":"event","event":' + rendered + "}"
-        cursor = _encode(cursor_for(event.seq)).decode()
-        return '{"type":"event","cursor":' + cursor + ',"event":' + rendered + "}"
+        # A cursor is base64url: its JSON is itself in quotes.
+        return '{"type":"event","cursor":"' + cursor_for(event.seq) + '","event":' + rendered + "}"
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}
