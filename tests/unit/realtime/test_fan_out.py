@@ -119,3 +119,49 @@ async def _until(done: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("not delivered")
+
+
+def test_a_frame_splices_the_type_into_the_payloads_json_as_rendering_it_would() -> None:
+    from socius.realtime.gateway import _default_render, _typed_json
+
+    payloads: list[Any] = [
+        {"message": {"id": "1", "body": 'a "quoted" type, ünïcode', "n": 1.5, "x": None}},
+        {"notification": {"id": "2", "type": "message", "payload": {"type": "inner"}}},
+        {},
+        {"a": [1, 2, {"b": True}], "c": "d"},
+    ]
+    for payload in payloads:
+        raw = msgspec.json.encode(payload)
+        rendered = msgspec.json.encode(_default_render("message.created", payload)).decode()
+        assert _typed_json("message.created", raw) == rendered
+    # What it cannot splice is rendered the long way.
+    assert _typed_json("x", msgspec.json.encode({"type": "own"})) is None
+    assert _typed_json("x", b"[1]") is None
+    assert _typed_json("x", b' {"a":1}') is None
+
+
+def test_an_event_is_rendered_once_for_its_recipients_on_a_node() -> None:
+    from socius.realtime.gateway import Gateway
+
+    rendered: list[str] = []
+
+    def render(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+        rendered.append(type_)
+        return {"kind": type_, **payload}
+
+    class _Inbox:
+        async def positions(self, _users: list[int]) -> dict[int, int]:
+            return {}
+
+    none: Any = None
+    gateway = Gateway(none, none, none, _Inbox(), none, render=render)  # type: ignore[arg-type]
+    delivery = _delivery(_Bus())
+    [(_, payload)] = delivery.messages(_message("hi", [1, 1 + SHARDS], 3))
+    [fanned] = msgspec.json.decode(payload, type=list[Fanned])
+    frames = {gateway.event_json(fanned.type, fanned.payload) for _ in fanned.users}
+    assert frames == {'{"kind":"message.created","message":{"body":"hi"}}'}
+    assert rendered == ["message.created"]
+    # An equal payload that came in another bus message: still the kept rendering.
+    again = msgspec.json.decode(payload, type=list[Fanned])[0].payload
+    gateway.event_json(fanned.type, again)
+    assert rendered == ["message.created"]
