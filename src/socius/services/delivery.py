@@ -29,6 +29,7 @@ from socius.services.events import DomainEvents
 from socius.services.ports import Bus, Clock, UnitOfWork
 
 __all__ = [
+    "MAX_FANOUT_BYTES",
     "SHARDS",
     "BusEvent",
     "Delivery",
@@ -75,6 +76,9 @@ _encode = msgspec.json.Encoder().encode
 
 #: The delivery subjects. Every node must agree on it: changing it is a cluster restart.
 SHARDS = 16
+#: About the most one shard's bus message carries (an event alone may be larger): far
+#: below NATS's usual 1 MiB limit on a payload, which fails a whole publish.
+MAX_FANOUT_BYTES = 128 * 1024
 _SUBJECTS = [f"deliver.{k}" for k in range(SHARDS)]
 
 
@@ -236,7 +240,10 @@ class Delivery:
         """What ``publish`` sends for ``events``: ``(subject, payload)``, one per shard of
         their recipients (decision 0050), for a caller that publishes them with other
         messages (decision 0040; then ``unpublished`` if that fails). Events that share a
-        payload (a message's, for each member) go once per shard, with their users."""
+        payload (a message's, for each member) go once per shard, with their users. A
+        shard's message past ``MAX_FANOUT_BYTES`` goes out as it is and the shard's next
+        events start another one (after it: the same subject keeps their order)."""
+        out: list[tuple[str, bytes]] = []
         shards: dict[int, _Shard] = {}
         encoded: dict[int, msgspec.Raw] = {}
         for e in events:
@@ -251,12 +258,18 @@ class Delivery:
                     payload = e.payload
                     json = payload.json if type(payload) is JsonPayload else _encode(payload)
                     raw = encoded[id(payload)] = msgspec.Raw(json)
+                if shard.items and shard.size + len(raw) > MAX_FANOUT_BYTES:
+                    out.append((_SUBJECTS[k], _fanout(shard.items)))
+                    shard = shards[k] = _Shard()
                 item = shard.open[key] = (len(shard.items), [], [])
                 shard.items.append((e.type, raw, e.created_at, item[1], item[2]))
+                shard.size += len(raw) + 64
             shard.last[e.user_id] = item[0]
+            shard.size += 32  # a recipient and its position
             item[1].append(e.user_id)
             item[2].append(e.seq)
-        return [(_SUBJECTS[k], _fanout(shard.items)) for k, shard in shards.items()]
+        out += [(_SUBJECTS[k], _fanout(shard.items)) for k, shard in shards.items()]
+        return out
 
     async def ephemeral(self, user_ids: Sequence[int], type_: str, payload: dict[str, Any]) -> None:
         """Typing and presence: not logged, not replayed, carry no cursor."""
@@ -283,9 +296,10 @@ class _Shard:
     recipients (same payload, type and time) unless one of them already has a later one
     in this shard's message (each user's events stay in their order)."""
 
-    __slots__ = ("items", "last", "open")
+    __slots__ = ("items", "last", "open", "size")
 
     def __init__(self) -> None:
+        self.size = 0  # about the bytes of its message so far
         self.items: list[_Item] = []
         self.open: dict[tuple[int, str, datetime | None], tuple[int, list[int], list[int | None]]]
         self.open = {}

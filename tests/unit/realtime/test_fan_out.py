@@ -165,3 +165,17 @@ def test_an_event_is_rendered_once_for_its_recipients_on_a_node() -> None:
     again = msgspec.json.decode(payload, type=list[Fanned])[0].payload
     gateway.event_json(fanned.type, again)
     assert rendered == ["message.created"]
+
+
+def test_a_shards_message_is_split_past_its_size_in_order() -> None:
+    from socius.services.delivery import MAX_FANOUT_BYTES
+
+    body = "x" * 3000  # ~3 KB a message: a few dozen fill a shard's message
+    count = 3 * MAX_FANOUT_BYTES // 3000
+    events = [e for n in range(count) for e in _message(f"{n}{body}", [1, 1 + SHARDS], n + 1)]
+    items = _delivery(_Bus()).messages(events)
+    assert len(items) >= 3
+    assert {s for s, _ in items} == {shard_subject(1)}
+    assert all(len(p) < MAX_FANOUT_BYTES + 4000 for _, p in items)
+    seen = [(f.users, f.seqs) for _, p in items for f in msgspec.json.decode(p, type=list[Fanned])]
+    assert seen == [([1, 1 + SHARDS], [n + 1, n + 1]) for n in range(count)]
