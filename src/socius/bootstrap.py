@@ -22,6 +22,7 @@ from litestar.types import ASGIApp
 
 from socius.api.app import build_litestar
 from socius.api.front import Front, auth_table
+from socius.api.rest.message_views import event_body
 from socius.api.ws import WebSocketFront
 from socius.blobs import FileBlobStore, PillowImages, S3BlobStore
 from socius.bus.memory import MemoryBus
@@ -598,7 +599,8 @@ def build(
         inbox=container.inbox,
         messaging=messaging,
         delivery=delivery,
-        graph=graph_cache,  # frames show events as message_views.event_body: the default
+        graph=graph_cache,
+        render=event_body,
         metrics=metrics,
         sockets_per_user=settings.ws_max_connections_per_user,
         on_cache_error=cache_error,

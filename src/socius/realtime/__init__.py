@@ -45,7 +45,7 @@ class Realtime:
         messaging: MessagingService,
         delivery: Delivery,
         graph: GraphCache,
-        render: Render | None = None,
+        render: Render,
         metrics: Metrics | None = None,
         limits: Limits | None = None,
         sockets_per_user: int = 0,

@@ -90,25 +90,7 @@ _DEPENDENCY_DOWN = (Unavailable, CacheUnavailable, BusUnavailable, OSError)
 
 
 def _default_render(type_: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """An event as clients see it: its type and its fields side by side (as
-    ``api/rest/message_views.event_body``)."""
     return {"type": type_, **payload}
-
-
-def _typed_json(type_: str, payload: bytes) -> str | None:
-    """``_default_render``'s JSON made from the payload's JSON without decoding it: the
-    type spliced in front of its fields (the same bytes, for msgspec's JSON). None when
-    that cannot be done: not an object, or one with a ``type`` of its own."""
-    if payload[:1] != b"{":
-        return None
-    try:
-        fields = _decode_top(payload)  # the top level only: the values stay JSON
-    except msgspec.DecodeError:
-        return None
-    if "type" in fields:
-        return None
-    head = '{"type":' + _encode(type_).decode()
-    return head + "}" if not fields else head + "," + payload[1:].decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +134,6 @@ class _ClientFrame(msgspec.Struct, forbid_unknown_fields=False):
 
 _encode = msgspec.json.Encoder().encode
 _decode_payload = msgspec.json.Decoder(dict[str, Any]).decode
-_decode_top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_auth = msgspec.json.Decoder(_Auth).decode
 _decode_frame = msgspec.json.Decoder(_ClientFrame).decode
 _PONG = _encode({"type": "pong"}).decode()
@@ -181,7 +162,7 @@ class Gateway:
         messaging: MessagingService,
         *,
         metrics: Metrics | None = None,
-        render: Render | None = None,
+        render: Render = _default_render,
         limits: Limits | None = None,
         sockets: SocketCap | None = None,
     ) -> None:
@@ -193,7 +174,7 @@ class Gateway:
         self.inbox = inbox
         self.messaging = messaging
         self.metrics = metrics
-        self.render = render or _default_render  # None: the type beside the fields
+        self.render = render
         self.limits = limits or Limits()
         self.connections: set[Connection] = set()
         self._idle = asyncio.Event()
@@ -207,7 +188,6 @@ class Gateway:
         #: Tracing on: a span per connection, its handshake and each client frame but pings.
         self.tracer: Tracer | None = None
         self._rendered: tuple[str, bytes | msgspec.Raw, str] = ("", b"", "")
-        self._splice = self.render is _default_render
         self._turn = 0
         self._counting = False
 
@@ -231,10 +211,7 @@ class Gateway:
         # never equal to bytes, so the kept payload stays what was passed.
         if (payload is last_payload or payload == last_payload) and type_ == last_type:
             return last
-        data = bytes(payload)
-        rendered = (self._splice and _typed_json(type_, data)) or _encode(
-            self.render(type_, _decode_payload(data))
-        ).decode()
+        rendered = _encode(self.render(type_, _decode_payload(payload))).decode()
         self._rendered = (type_, payload, rendered)
         return rendered
 

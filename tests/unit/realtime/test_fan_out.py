@@ -121,25 +121,6 @@ async def _until(done: Callable[[], bool]) -> None:
     raise AssertionError("not delivered")
 
 
-def test_a_frame_splices_the_type_into_the_payloads_json_as_rendering_it_would() -> None:
-    from socius.realtime.gateway import _default_render, _typed_json
-
-    payloads: list[Any] = [
-        {"message": {"id": "1", "body": 'a "quoted" type, ünïcode', "n": 1.5, "x": None}},
-        {"notification": {"id": "2", "type": "message", "payload": {"type": "inner"}}},
-        {},
-        {"a": [1, 2, {"b": True}], "c": "d"},
-    ]
-    for payload in payloads:
-        raw = msgspec.json.encode(payload)
-        rendered = msgspec.json.encode(_default_render("message.created", payload)).decode()
-        assert _typed_json("message.created", raw) == rendered
-    # What it cannot splice is rendered the long way.
-    assert _typed_json("x", msgspec.json.encode({"type": "own"})) is None
-    assert _typed_json("x", b"[1]") is None
-    assert _typed_json("x", b' {"a":1}') is None
-
-
 def test_an_event_is_rendered_once_for_its_recipients_on_a_node() -> None:
     from socius.realtime.gateway import Gateway
 
