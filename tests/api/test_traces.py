@@ -23,6 +23,7 @@ from conftest import NATS_URL, PASSWORD, Account, App, make_app, require_service
 from otlp_receiver import OtlpReceiver, Span, children, one
 from socius.client import Client
 from socius.observability.logging import configure_logging
+from socius.services.delivery import shard_subject
 from socius.settings import Settings
 
 
@@ -116,9 +117,10 @@ def test_a_request_is_a_server_span_over_its_sql_redis_and_bus_spans(
     assert {s.attributes["messaging.system"] for s in publishes} == {
         "memory" if stack == "sqlite" else "redis"
     }
+    # One bus message per shard of the members (decision 0050).
     assert {s.attributes["messaging.destination.name"] for s in publishes} == {
-        f"user.{a.id}",
-        f"user.{b.id}",
+        shard_subject(int(a.id)),
+        shard_subject(int(b.id)),
     }
 
 
@@ -158,10 +160,10 @@ def test_a_socket_is_a_session_span_over_its_handshake_and_frames(
     typing = one(trace, "ws typing")
     # The typing signal goes to b's socket through the bus, in this trace.
     publish = one(children(trace, typing), "bus publish")
-    assert publish.attributes["messaging.destination.name"] == f"user.{b.id}"
+    assert publish.attributes["messaging.destination.name"] == shard_subject(int(b.id))
     deliver = one(children(trace, publish), "bus deliver")
     assert deliver.kind == "consumer"
-    assert deliver.attributes["messaging.destination.name"] == f"user.{b.id}"
+    assert deliver.attributes["messaging.destination.name"] == shard_subject(int(b.id))
     # The handshake read the session and the log position: SQL (or Redis) under "ws auth".
     auth = one(trace, "ws auth")
     assert any(s.attributes.get("db.system") for s in children(trace, auth))
@@ -237,7 +239,8 @@ def test_a_message_sent_on_node_a_and_delivered_on_node_b_is_one_trace(
     [publish] = [
         s
         for s in children(spans, server)
-        if s.name == "bus publish" and s.attributes["messaging.destination.name"] == f"user.{b.id}"
+        if s.name == "bus publish"
+        and s.attributes["messaging.destination.name"] == shard_subject(int(b.id))
     ]
     assert publish.attributes["messaging.system"] == bus
     [deliver] = [s for s in children(spans, publish) if s.name == "bus deliver"]

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from e2e.cluster import Cluster, Node
 from socius.client import AsyncClient, RealtimeClient, RealtimeClosed, SyncItem
+from socius.services.delivery import shard_subject
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -338,25 +339,36 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 @pytest.mark.parametrize("bus", ["redis"])  # NATS: its monitoring endpoint is not enabled
-async def test_a_node_subscribes_only_for_the_users_connected_to_it(
+async def test_a_node_subscribes_only_the_shards_of_the_users_connected_to_it(
     cluster: Cluster, people: Register, redis_prefix: str
 ) -> None:
+    # Events go by shard of their recipients (decision 0050): a node listens to the shard
+    # subject of each user connected to it, once, and gives it up with the shard's last.
     a, b = await cluster.start("a", "b")
     alice, carol, bob = await people(a), await people(a), await people(b)
-    channel = {u.id: f"{redis_prefix}user.{u.id}".encode() for u in (alice, bob, carol)}
+    channel = {
+        u.id: f"{redis_prefix}{shard_subject(int(u.id))}".encode() for u in (alice, bob, carol)
+    }
     redis = aioredis.Redis.from_url(cluster.env["SOCIUS_REDIS_URL"])
 
     async def subscribed() -> dict[bytes | str, int]:
-        """Channel -> number of subscribers (nodes), for this test's users' channels (every
-        node also listens to its node-wide subjects: revocations, cache invalidations)."""
-        names = await redis.pubsub_channels(f"{redis_prefix}user.*")
+        """Channel -> number of subscribers (nodes), for the delivery shards (every node
+        also listens to its node-wide subjects: revocations, cache invalidations)."""
+        names = await redis.pubsub_channels(f"{redis_prefix}deliver.*")
         if not names:
             return {}
         return dict(await redis.pubsub_numsub(*names))
 
-    def expect(*users: User) -> Callable[[], Awaitable[bool]]:
+    def listening(*held: tuple[Node, User]) -> dict[bytes | str, int]:
+        """Channel -> nodes that listen to it when each node holds those users' sockets."""
+        nodes: dict[bytes | str, set[str]] = {}
+        for node, user in held:
+            nodes.setdefault(channel[user.id], set()).add(node.name)
+        return {c: len(n) for c, n in nodes.items()}
+
+    def expect(*held: tuple[Node, User]) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
-            return await subscribed() == {channel[u.id]: 1 for u in users}
+            return await subscribed() == listening(*held)
 
         return check
 
@@ -365,15 +377,16 @@ async def test_a_node_subscribes_only_for_the_users_connected_to_it(
         # connect() returns after `ready`, and the subscription is made before the replay.
         alice_1 = RealtimeClient(a.ws_url, alice.token)
         await alice_1.connect()
-        assert await subscribed() == {channel[alice.id]: 1}
+        assert await subscribed() == listening((a, alice))
         alice_2 = RealtimeClient(a.ws_url, alice.token)
         await alice_2.connect()  # a second socket on the same node: still one subscription
         bob_rt = RealtimeClient(b.ws_url, bob.token)
         await bob_rt.connect()
         carol_rt = RealtimeClient(a.ws_url, carol.token)
         await carol_rt.connect()
-        # One subscriber per channel: A listens to Alice and Carol only, B to Bob only.
-        assert await subscribed() == {channel[u.id]: 1 for u in (alice, bob, carol)}
+        # One subscriber per node and shard: A listens to Alice's and Carol's, B to Bob's.
+        everyone = ((a, alice), (b, bob), (a, carol))
+        assert await subscribed() == listening(*everyone)
 
         # One of Alice's two sockets leaves: node A keeps listening for her.
         await alice_1.close()
@@ -382,18 +395,18 @@ async def test_a_node_subscribes_only_for_the_users_connected_to_it(
             return await _ws_connections(a) == 2
 
         await _eventually(a_has_two, "node A to count 2 sockets")
-        assert await subscribed() == {channel[u.id]: 1 for u in (alice, bob, carol)}
+        assert await subscribed() == listening(*everyone)
         conversation = (await bob.client.open_direct(alice.id)).id
         await send(bob, conversation, "still here")  # live, well before the 30 s re-check
         assert (await next_message(alice_2, conversation))["event"]["message"]["body"] == (
             "still here"
         )
 
-        # Her last socket leaves: A unsubscribes her channel, keeps Carol's; B keeps Bob's.
+        # Her last socket leaves: A gives up her shard unless Carol's is the same one.
         await alice_2.close()
-        await _eventually(expect(bob, carol), "Alice's channel to be unsubscribed")
+        await _eventually(expect((b, bob), (a, carol)), "Alice's shard to be given up")
         await bob_rt.close()
         await carol_rt.close()
-        await _eventually(expect(), "every channel to be unsubscribed")
+        await _eventually(expect(), "every shard to be given up")
     finally:
         await redis.aclose()

@@ -187,7 +187,7 @@ class Gateway:
         self.clock = time.monotonic
         #: Tracing on: a span per connection, its handshake and each client frame but pings.
         self.tracer: Tracer | None = None
-        self._rendered: tuple[str, bytes, str] = ("", b"", "")
+        self._rendered: tuple[str, bytes | msgspec.Raw, str] = ("", b"", "")
         self._turn = 0
         self._counting = False
 
@@ -202,15 +202,17 @@ class Gateway:
         self._turn += 1
         self._counting = False
 
-    def event_json(self, type_: str, payload: bytes) -> str:
+    def event_json(self, type_: str, payload: bytes | msgspec.Raw) -> str:
         """The event as frames carry it (``render``), JSON. The recipients of one event
         on this node get it one after another: the last one rendered is kept, so an event
         is decoded and rendered once per node, not once per socket."""
         last_type, last_payload, last = self._rendered
-        if payload == last_payload and type_ == last_type:
+        # The same object for the recipients of one bus message (the hub's); a Raw is
+        # never equal to bytes, so the kept payload stays what was passed.
+        if (payload is last_payload or payload == last_payload) and type_ == last_type:
             return last
         rendered = _encode(self.render(type_, _decode_payload(payload))).decode()
-        self._rendered = (type_, bytes(payload), rendered)
+        self._rendered = (type_, payload, rendered)
         return rendered
 
     def configure(self, **changes: Any) -> None:
@@ -816,8 +818,8 @@ class Connection:
         rendered = self._gw.event_json(event.type, event.payload)
         if event.seq is None:
             return '{"type":"event","event":' + rendered + "}"
-        cursor = _encode(cursor_for(event.seq)).decode()
-        return '{"type":"event","cursor":' + cursor + ',"event":' + rendered + "}"
+        # A cursor is base64url: its JSON is itself in quotes.
+        return '{"type":"event","cursor":"' + cursor_for(event.seq) + '","event":' + rendered + "}"
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}

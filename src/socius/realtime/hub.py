@@ -1,12 +1,14 @@
 """The hub: this process's live connections by user, and their bus subscriptions.
 
-The first connection of a user on this process subscribes the bus subject ``user.<id>``;
-the last one to leave unsubscribes. Each payload that arrives is decoded once (its event's
-own payload left as JSON) and handed to every connection of that user. Handing over never
-waits (a connection queues it), so the bus's dispatcher is never held up by a slow client.
-``on_change(user_id)`` is told, without waiting, when a user's first connection here
-arrives or their last one leaves (presence reconciles it in the background: it is not on
-the connect path).
+Events go on the bus by shard of their recipients (``deliver.<user_id % SHARDS>``,
+decision 0050). The first connection here of a user of a shard subscribes that shard's
+subject; the last one of its users to leave unsubscribes. Each bus message (a JSON array
+of ``Fanned`` events, each with its recipients) is decoded once, its events' payloads left
+as JSON, and each event handed to every connection here of each of its recipients.
+Handing over never waits (a connection queues it), so the bus's dispatcher is never held
+up by a slow client. ``on_change(user_id)`` is told, without waiting, when a user's first
+connection here arrives or their last one leaves (presence reconciles it in the
+background: it is not on the connect path).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import structlog
 
 from socius.domain.errors import BusUnavailable
 from socius.observability.spans import strip_trace_context
-from socius.services.delivery import EncodedBusEvent, user_subject
+from socius.services.delivery import SHARDS, EncodedBusEvent, Fanned, shard_subject
 from socius.services.ports import Bus, Subscription
 
 __all__ = ["Hub", "Listener"]
@@ -29,12 +31,13 @@ log = structlog.get_logger("socius.realtime")
 
 Change = Callable[[int], None]
 
-# The payload stays JSON (msgspec.Raw): a connection forwards it, rendered once per event
-# for all of them (Gateway.event_json), and never needs it as objects.
-_decode = msgspec.json.Decoder(EncodedBusEvent).decode
+# The payloads stay JSON (msgspec.Raw): a connection forwards them, rendered once per
+# event for all of them (Gateway.event_json), and never needs them as objects.
+_decode = msgspec.json.Decoder(list[Fanned]).decode
+_decode_one = msgspec.json.Decoder(EncodedBusEvent).decode
 
 
-def _decode_untraced(payload: bytes) -> EncodedBusEvent | None:
+def _decode_untraced(payload: bytes) -> list[Fanned] | None:
     inner = strip_trace_context(payload)
     if inner is payload:
         return None
@@ -53,21 +56,20 @@ def _nothing(_user_id: int) -> None:
     return None
 
 
-class _UserHandler:
-    """The bus handler of one user's subject. ``now`` never waits: a bus that can call a
+class _ShardHandler:
+    """The bus handler of one shard's subject. ``now`` never waits: a bus that can call a
     plain function as it reads (NatsBus) calls it without a task of its own."""
 
-    __slots__ = ("hub", "user_id")
+    __slots__ = ("hub",)
 
-    def __init__(self, hub: Hub, user_id: int) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.user_id = user_id
 
     async def __call__(self, payload: bytes) -> None:
-        self.hub.dispatch_now(self.user_id, payload)
+        self.hub.fan_out(payload)
 
     def now(self, payload: bytes) -> None:
-        self.hub.dispatch_now(self.user_id, payload)
+        self.hub.fan_out(payload)
 
 
 class Hub:
@@ -82,8 +84,9 @@ class Hub:
         self._bus = bus
         self._on_change = on_change
         self._members: dict[int, set[Listener]] = {}
-        self._subs: dict[int, Subscription] = {}
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._subs: dict[int, Subscription] = {}  # by shard
+        self._held: dict[int, int] = {}  # shard -> its users with a connection here
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # by shard
 
     def users(self) -> list[int]:
         """Users with at least one connection here."""
@@ -98,36 +101,42 @@ class Hub:
     def __len__(self) -> int:
         return sum(len(m) for m in self._members.values())
 
-    async def _locked(self, user_id: int, action: Callable[[], Awaitable[None]]) -> None:
-        lock, users = self._locks.get(user_id) or (asyncio.Lock(), 0)
-        self._locks[user_id] = (lock, users + 1)
+    async def _locked(self, shard: int, action: Callable[[], Awaitable[None]]) -> None:
+        lock, users = self._locks.get(shard) or (asyncio.Lock(), 0)
+        self._locks[shard] = (lock, users + 1)
         try:
             async with lock:
                 await action()
         finally:
-            lock, users = self._locks[user_id]
+            lock, users = self._locks[shard]
             if users <= 1:
-                del self._locks[user_id]
+                del self._locks[shard]
             else:
-                self._locks[user_id] = (lock, users - 1)
+                self._locks[shard] = (lock, users - 1)
 
     async def join(self, user_id: int, listener: Listener) -> None:
         """Register ``listener``; returns once the bus delivers its user's events from
         now on. Raises BusUnavailable when the subscription cannot be made."""
+        shard = user_id % SHARDS
 
         async def action() -> None:
-            first = user_id not in self._subs
-            if first:
-                self._subs[user_id] = await self._bus.subscribe(
-                    user_subject(user_id), _UserHandler(self, user_id)
+            if shard not in self._subs:
+                self._subs[shard] = await self._bus.subscribe(
+                    shard_subject(user_id), _ShardHandler(self)
                 )
-            self._members.setdefault(user_id, set()).add(listener)
-            if first:
-                self._changed(user_id)
+            members = self._members.get(user_id)
+            if members is not None:
+                members.add(listener)
+                return
+            self._members[user_id] = {listener}
+            self._held[shard] = self._held.get(shard, 0) + 1
+            self._changed(user_id)
 
-        await self._locked(user_id, action)
+        await self._locked(shard, action)
 
     async def leave(self, user_id: int, listener: Listener) -> None:
+        shard = user_id % SHARDS
+
         async def action() -> None:
             members = self._members.get(user_id)
             if members is None or listener not in members:
@@ -136,15 +145,19 @@ class Hub:
             if members:
                 return
             del self._members[user_id]
-            sub = self._subs.pop(user_id, None)
+            self._changed(user_id)
+            held = self._held[shard] = self._held[shard] - 1
+            if held:
+                return
+            del self._held[shard]
+            sub = self._subs.pop(shard, None)
             if sub is not None:
                 try:
                     await sub.unsubscribe()
                 except BusUnavailable as exc:
-                    log.warning("ws_unsubscribe_failed", user_id=user_id, error=str(exc))
-            self._changed(user_id)
+                    log.warning("ws_unsubscribe_failed", shard=shard, error=str(exc))
 
-        await self._locked(user_id, action)
+        await self._locked(shard, action)
 
     def _changed(self, user_id: int) -> None:
         try:
@@ -152,23 +165,45 @@ class Hub:
         except Exception:  # presence is best effort: never fail a connection over it
             log.exception("ws_presence_hook_failed", user_id=user_id)
 
-    async def dispatch(self, user_id: int, payload: bytes) -> None:
-        """Hand one bus payload to the user's connections here (never suspends)."""
-        self.dispatch_now(user_id, payload)
+    def fan_out(self, payload: bytes) -> None:
+        """Hand the events of one shard's bus message to the connections here of their
+        recipients (never suspends)."""
+        fanned: list[Fanned] | None
+        try:
+            fanned = _decode(payload)
+        except msgspec.DecodeError:
+            # From a node that traces while this one does not: the trace context first.
+            fanned = _decode_untraced(payload)
+            if fanned is None:
+                log.warning("ws_bad_bus_payload", size=len(payload))
+                return
+        members = self._members
+        for f in fanned:
+            seqs = f.seqs
+            shared: EncodedBusEvent | None = None
+            for i, user_id in enumerate(f.users):
+                listeners = members.get(user_id)
+                if not listeners:
+                    continue
+                if seqs is not None:
+                    event = EncodedBusEvent(f.type, f.payload, seqs[i], f.created_at)
+                elif shared is None:
+                    event = shared = EncodedBusEvent(f.type, f.payload, None, f.created_at)
+                else:
+                    event = shared
+                for listener in tuple(listeners):
+                    listener.deliver(event)
 
-    def dispatch_now(self, user_id: int, payload: bytes) -> None:
-        """``dispatch``, as a plain call."""
+    async def dispatch(self, user_id: int, payload: bytes) -> None:
+        """Hand one event (an ``EncodedBusEvent``'s JSON) to ``user_id``'s connections here
+        (never suspends): what the bus does, for one user and one event."""
         members = self._members.get(user_id)
         if not members:
             return
-        event: EncodedBusEvent | None
         try:
-            event = _decode(payload)
+            event = _decode_one(payload)
         except msgspec.DecodeError:
-            # From a node that traces while this one does not: the trace context first.
-            event = _decode_untraced(payload)
-            if event is None:
-                log.warning("ws_bad_bus_payload", user_id=user_id, size=len(payload))
-                return
+            log.warning("ws_bad_bus_payload", user_id=user_id, size=len(payload))
+            return
         for listener in tuple(members):
             listener.deliver(event)

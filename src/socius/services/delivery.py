@@ -4,6 +4,12 @@ bus after commit, so nothing is pushed before it is durable.
 The bus is best effort. A connection that sees a gap in its user's numbers fills it from
 the log, and one that sees a number twice drops it: delivery is at least once on the bus
 and exactly once, in order, on the socket.
+
+On the bus, events go by shard of their recipients (decision 0050): a user's events go on
+``deliver.<user_id % SHARDS>``, and each publish sends one bus message per shard that
+holds recipients (a ``Fanout``): each distinct event once, with the users (and their log
+positions) it goes to. A node subscribes the shards of the users connected to it and
+hands each event to those of its recipients it holds.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from socius.domain.stream import DomainEvent
 from socius.services.events import DomainEvents
 from socius.services.ports import Bus, Clock, UnitOfWork
 
-__all__ = ["BusEvent", "Delivery", "EncodedBusEvent", "user_subject"]
+__all__ = [
+    "MAX_FANOUT_BYTES",
+    "SHARDS",
+    "BusEvent",
+    "Delivery",
+    "EncodedBusEvent",
+    "Fanned",
+    "shard_subject",
+]
 
 
 class BusEvent(msgspec.Struct, frozen=True):
@@ -45,11 +59,32 @@ class EncodedBusEvent(msgspec.Struct, frozen=True):
     created_at: datetime | None = None
 
 
+class Fanned(msgspec.Struct, frozen=True, array_like=True):
+    """One event as a shard's bus message carries it: its type, payload (JSON, as in
+    ``EncodedBusEvent``) and time, once, for every recipient of ``users`` in that shard;
+    ``seqs`` their log positions, in the same order (None: an ephemeral event). A bus
+    message is a JSON array of them, in the order each recipient must see them."""
+
+    type: str
+    payload: msgspec.Raw
+    created_at: datetime | None
+    users: list[int]
+    seqs: list[int] | None = None
+
+
 _encode = msgspec.json.Encoder().encode
 
+#: The delivery subjects. Every node must agree on it: changing it is a cluster restart.
+SHARDS = 16
+#: About the most one shard's bus message carries (an event alone may be larger): far
+#: below NATS's usual 1 MiB limit on a payload, which fails a whole publish.
+MAX_FANOUT_BYTES = 128 * 1024
+_SUBJECTS = [f"deliver.{k}" for k in range(SHARDS)]
 
-def user_subject(user_id: int) -> str:
-    return f"user.{user_id}"
+
+def shard_subject(user_id: int) -> str:
+    """The bus subject of ``user_id``'s events (shared with the other users of its shard)."""
+    return _SUBJECTS[user_id % SHARDS]
 
 
 class Delivery:
@@ -202,32 +237,82 @@ class Delivery:
         self._on_bus_error("publish")
 
     def messages(self, events: Sequence[Event]) -> list[tuple[str, bytes]]:
-        """What ``publish`` sends for ``events``: ``(subject, payload)``, for a caller that
-        publishes them with other messages (decision 0040; then ``unpublished`` if that
-        fails)."""
+        """What ``publish`` sends for ``events``: ``(subject, payload)``, one per shard of
+        their recipients (decision 0050), for a caller that publishes them with other
+        messages (decision 0040; then ``unpublished`` if that fails). Events that share a
+        payload (a message's, for each member) go once per shard, with their users. A
+        shard's message past ``MAX_FANOUT_BYTES`` goes out as it is and the shard's next
+        events start another one (after it: the same subject keeps their order)."""
+        out: list[tuple[str, bytes]] = []
+        shards: dict[int, _Shard] = {}
         encoded: dict[int, msgspec.Raw] = {}
-        items: list[tuple[str, bytes]] = []
         for e in events:
-            raw = encoded.get(id(e.payload))
-            if raw is None:
-                payload = e.payload
-                json = payload.json if type(payload) is JsonPayload else _encode(payload)
-                raw = encoded[id(payload)] = msgspec.Raw(json)
-            items.append(
-                (
-                    user_subject(e.user_id),
-                    _encode(EncodedBusEvent(e.type, raw, e.seq, e.created_at)),
-                )
-            )
-        return items
+            shard = shards.get(k := e.user_id % SHARDS)
+            if shard is None:
+                shard = shards[k] = _Shard()
+            key = (id(e.payload), e.type, e.created_at)
+            item = shard.open.get(key)
+            if item is None or shard.last.get(e.user_id, -1) > item[0]:
+                raw = encoded.get(id(e.payload))
+                if raw is None:
+                    payload = e.payload
+                    json = payload.json if type(payload) is JsonPayload else _encode(payload)
+                    raw = encoded[id(payload)] = msgspec.Raw(json)
+                if shard.items and shard.size + len(raw) > MAX_FANOUT_BYTES:
+                    out.append((_SUBJECTS[k], _fanout(shard.items)))
+                    shard = shards[k] = _Shard()
+                item = shard.open[key] = (len(shard.items), [], [])
+                shard.items.append((e.type, raw, e.created_at, item[1], item[2]))
+                shard.size += len(raw) + 64
+            shard.last[e.user_id] = item[0]
+            shard.size += 32  # a recipient and its position
+            item[1].append(e.user_id)
+            item[2].append(e.seq)
+        out += [(_SUBJECTS[k], _fanout(shard.items)) for k, shard in shards.items()]
+        return out
 
     async def ephemeral(self, user_ids: Sequence[int], type_: str, payload: dict[str, Any]) -> None:
         """Typing and presence: not logged, not replayed, carry no cursor."""
-        body = _encode(BusEvent(type_, payload))
+        raw = msgspec.Raw(_encode(payload))
+        by_shard: dict[int, list[int]] = {}
+        for u in user_ids:
+            by_shard.setdefault(u % SHARDS, []).append(u)
+        items = [
+            (_SUBJECTS[k], _encode([Fanned(type_, raw, None, users)]))
+            for k, users in by_shard.items()
+        ]
         try:
-            await self._bus.publish_many([(user_subject(u), body) for u in user_ids])
+            await self._bus.publish_many(items)
         except BusUnavailable:
             self._on_bus_error("ephemeral")
+
+
+# An event of a shard's message being built: type, payload, time, users, their seqs.
+_Item = tuple[str, msgspec.Raw, "datetime | None", list[int], list["int | None"]]
+
+
+class _Shard:
+    """``Delivery.messages``'s work for one shard: its events so far, each open to more
+    recipients (same payload, type and time) unless one of them already has a later one
+    in this shard's message (each user's events stay in their order)."""
+
+    __slots__ = ("items", "last", "open", "size")
+
+    def __init__(self) -> None:
+        self.size = 0  # about the bytes of its message so far
+        self.items: list[_Item] = []
+        self.open: dict[tuple[int, str, datetime | None], tuple[int, list[int], list[int | None]]]
+        self.open = {}
+        self.last: dict[int, int] = {}  # user -> index of the item of their latest event
+
+
+def _fanout(items: list[_Item]) -> bytes:
+    return _encode(
+        [
+            Fanned(t, raw, at, users, None if seqs[0] is None else seqs)  # type: ignore[arg-type]
+            for t, raw, at, users, seqs in items
+        ]
+    )
 
 
 def _timestamp(at: datetime) -> str:

@@ -16,7 +16,7 @@ from socius.bus.traced import TracedBus
 from socius.domain.errors import BusUnavailable
 from socius.observability.spans import open_envelope, seal_envelope, strip_trace_context
 from socius.realtime.hub import Hub
-from socius.services.delivery import BusEvent, EncodedBusEvent, user_subject
+from socius.services.delivery import EncodedBusEvent, Fanned, shard_subject
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -111,10 +111,11 @@ async def test_a_node_that_does_not_trace_reads_a_traced_nodes_events(
 
     hub = Hub(plain)
     await hub.join(7, Listener())
-    event = BusEvent("typing", {"conversation_id": "3"})
-    await traced.publish(user_subject(7), msgspec.json.encode(event))
+    payload = {"conversation_id": "3"}
+    event = Fanned("typing", msgspec.Raw(msgspec.json.encode(payload)), None, [7])
+    await traced.publish(shard_subject(7), msgspec.json.encode([event]))
     got = await asyncio.wait_for(delivered.get(), 5)
     # Connections get the payload still encoded (it is rendered once per node).
-    assert (got.type, msgspec.json.decode(got.payload)) == (event.type, event.payload)
+    assert (got.type, msgspec.json.decode(got.payload), got.seq) == ("typing", payload, None)
     await traced.close()
     await plain.close()

@@ -10,7 +10,7 @@ import msgspec
 
 from socius.domain.events import Event, JsonPayload
 from socius.domain.ids import IdGenerator
-from socius.services.delivery import Delivery
+from socius.services.delivery import Delivery, Fanned, shard_subject
 from socius.storage.rows import json_texts
 
 NOW = datetime(2026, 12, 5, 22, 0, 1, 250_000, tzinfo=UTC)
@@ -58,11 +58,10 @@ async def test_published_frames_carry_the_same_bytes() -> None:
     stored = [Event(e.user_id, e.type, e.payload, 4, NOW, e.message_id) for e in logged]
     await delivery.publish(stored)
     [(subject, frame)] = bus.sent
-    assert subject == "user.7"
-    decoded = msgspec.json.decode(frame)
-    assert decoded["seq"] == 4
-    assert decoded["type"] == "notification"
-    assert decoded["payload"] == dict(stored[0].payload)
+    assert subject == shard_subject(7)
+    [fanned] = msgspec.json.decode(frame, type=list[Fanned])
+    assert (fanned.type, fanned.users, fanned.seqs) == ("notification", [7], [4])
+    assert bytes(fanned.payload) == stored[0].payload.json
 
 
 def test_the_notifiers_payloads_carry_their_own_json() -> None:
