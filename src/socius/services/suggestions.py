@@ -281,7 +281,9 @@ class SuggestionRefresher:
         self._batch = batch
         self._events_batch = events_batch
         self.holder = self._reader.holder
-        self._tokens = float(batch)  # the rate budget: a bucket of lists to recompute
+        # The rate budget: a bucket of lists to recompute. Under a CPU share its first
+        # round, before any cost is measured, is a round's worth, not the whole bucket.
+        self._tokens = float(batch if cpu_share is None else min(batch, ROUND))
         self._filled = time.monotonic()
         self._work = asyncio.Event()
         self._busy = 0
