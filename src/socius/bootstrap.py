@@ -334,6 +334,11 @@ def build(
         suggestions,
         lease_seconds=settings.event_relay_lease_seconds,
         per_second=settings.suggestions_refresh_per_second,
+        # On SQLite the recomputations run on the loop (decision 0048); on PostgreSQL their
+        # statements run in the database, and the loop serves requests while it waits.
+        cpu_share=(
+            settings.suggestions_refresh_cpu_share or None if database.dialect == "sqlite" else None
+        ),
     )
     suggestions.on_queued = refresher.wake
 

@@ -193,6 +193,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # suggestions, precomputed off the request path (docs/design.md, decision 0028)
     suggestions_max_age_seconds: int = 3600  # every stored list is recomputed this often
     suggestions_refresh_per_second: float = 20.0  # the refresher's budget, lists a second
+    # SQLite: the most of the server's event loop the refresher's recomputations take (the
+    # statements run on it; decision 0048); 0: the count budget alone
+    suggestions_refresh_cpu_share: float = 0.05
     # a user's very first request: "queue" the list (an empty answer; the refresher
     # computes it next) or "compute" it then, once (decision 0028 measured both)
     suggestions_first_request: Literal["compute", "queue"] = "queue"
@@ -256,6 +259,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 self.suggestions_refresh_per_second > 0,
                 "suggestions_refresh_per_second",
                 "must be > 0",
+            ),
+            (
+                0 <= self.suggestions_refresh_cpu_share <= 1,
+                "suggestions_refresh_cpu_share",
+                "must be 0..1",
             ),
             (
                 1 <= self.event_relay_lease_seconds <= 3600,

@@ -304,3 +304,59 @@ def test_a_refresher_on_standby_reads_nothing_for_a_third_of_a_lease(
     assert http.blocking_portal.call(standby) == (None, None)
     clock.advance(5.1)  # a third of a lease later: it tries again, still refused
     assert http.blocking_portal.call(other.run_once) is None
+
+
+def _rounds_of(
+    app: App, http: TestClient[Any], register: Callable[..., Account], **kwargs: Any
+) -> list[int | None]:
+    """A refresher of its own (``kwargs``): three users' lists made due, a round; made due
+    again, two rounds. What each round did (lists recomputed plus events read)."""
+    from socius.services.suggestions import SuggestionRefresher
+
+    c = app.wiring.container
+    people = [int(register().id) for _ in range(3)]
+    refresher = SuggestionRefresher(
+        app.wiring.database, c.refresher._clock, c.refresher._stream, c.suggestions, **kwargs
+    )
+
+    async def due_all() -> None:
+        now = datetime.now(UTC)
+        async with app.wiring.database() as uow:
+            await uow.suggestion_lists.put([(p, _encode([])) for p in people], now=now, due=now)
+            await uow.commit()
+        while await c.relay.run_once():
+            pass
+
+    async def rounds() -> list[int | None]:
+        await due_all()
+        made = [await refresher.run_once()]
+        await due_all()
+        return [*made, await refresher.run_once(), await refresher.run_once()]
+
+    return http.blocking_portal.call(rounds)
+
+
+def test_a_cpu_share_bounds_the_lists_a_round_recomputes(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    """With a CPU share (SQLite's default, decision 0048) the refresher recomputes no more
+    lists than the share buys at the CPU it measured per list."""
+    spent = iter(range(1000))  # a CPU clock whose every reading is one second later
+    first, second, third = _rounds_of(
+        app, http, register, cpu_share=0.05, cpu_time=lambda: float(next(spent))
+    )
+    # First round: the 3 lists (and the registrations' events) for 1 CPU second, 1/3 s a
+    # list: the share buys 0.15 lists a second and the bucket holds one. Then one list,
+    # then none until it refills (~6.7 s).
+    assert first is not None
+    assert first >= 3
+    assert (second, third) == (1, 0)
+
+
+def test_without_a_cpu_share_the_count_budget_alone(
+    app: App, http: TestClient[Any], register: Callable[..., Account]
+) -> None:
+    first, second, third = _rounds_of(app, http, register)
+    assert first is not None
+    assert first >= 3
+    assert (second, third) == (3, 0)

@@ -249,7 +249,15 @@ class SuggestionRefresher:
         per_second: float = 20.0,
         batch: int = 50,
         events_batch: int = 500,
+        cpu_share: float | None = None,
+        cpu_time: Callable[[], float] = time.thread_time,
     ) -> None:
+        """``cpu_share``: the most of this thread's CPU the recomputations may take (the
+        budget becomes ``min(per_second, cpu_share / CPU per list)``, the CPU per list
+        measured with ``cpu_time`` around each round's recomputation; decision 0048). Meant
+        for SQLite, where the friends-of-friends statements run on this very thread
+        without suspending; on PostgreSQL the thread serves requests while it waits, so
+        the measure would count them (None there: the count budget alone)."""
         self._uow = uow
         self._clock = clock
         self._stream = stream
@@ -267,10 +275,15 @@ class SuggestionRefresher:
             refused_wait=lease_seconds / 3,
         )
         self._per_second = per_second
+        self._cpu_share = cpu_share
+        self._cpu_time = cpu_time
+        self._cost = 0.0  # CPU seconds per recomputed list (moving average; cpu_share)
         self._batch = batch
         self._events_batch = events_batch
         self.holder = self._reader.holder
-        self._tokens = float(batch)  # the rate budget: a bucket of lists to recompute
+        # The rate budget: a bucket of lists to recompute. Under a CPU share its first
+        # round, before any cost is measured, is a round's worth, not the whole bucket.
+        self._tokens = float(batch if cpu_share is None else min(batch, ROUND))
         self._filled = time.monotonic()
         self._work = asyncio.Event()
         self._busy = 0
@@ -284,11 +297,23 @@ class SuggestionRefresher:
         (there are no stored lists yet to make due)."""
         await self._reader.begin()
 
+    def _rate(self) -> float:
+        """Lists a second: the count budget, or less when ``cpu_share`` of the thread's
+        CPU buys fewer at the measured cost per list."""
+        if self._cpu_share is None or self._cost <= 0.0:
+            return self._per_second
+        return min(self._per_second, self._cpu_share / self._cost)
+
+    def _capacity(self) -> float:
+        """The bucket's size: ``batch``, or under a CPU share one second's worth of
+        lists (at least one), so that a burst blocks the loop no longer than that."""
+        if self._cpu_share is None or self._cost <= 0.0:
+            return float(self._batch)
+        return max(1.0, min(float(self._batch), self._rate()))
+
     def _budget(self) -> int:
         now = time.monotonic()
-        self._tokens = min(
-            float(self._batch), self._tokens + (now - self._filled) * self._per_second
-        )
+        self._tokens = min(self._capacity(), self._tokens + (now - self._filled) * self._rate())
         self._filled = now
         return int(self._tokens)
 
@@ -335,7 +360,10 @@ class SuggestionRefresher:
                 async with self._uow(write=False, driver=True) as uow:
                     due = await uow.suggestion_lists.due(now, limit=budget)
         if due:
+            started = self._cpu_time()
             await self._service.refresh(due)
+            per_list = max(self._cpu_time() - started, 0.0) / len(due)
+            self._cost = per_list if self._cost <= 0.0 else 0.7 * self._cost + 0.3 * per_list
             self._tokens -= len(due)
             done += len(due)
         return done
@@ -357,9 +385,9 @@ class SuggestionRefresher:
                 # Behind: wait for a round's worth of budget (decision 0034: a round's
                 # fixed cost, and the one read and one write of its lists, are shared by
                 # up to ``ROUND`` lists instead of each list taking a round of its own).
-                want = min(float(ROUND), float(self._batch))
+                want = min(float(ROUND), self._capacity())
                 if self._tokens < want:
-                    await asyncio.sleep((want - max(self._tokens, 0.0)) / self._per_second)
+                    await asyncio.sleep((want - max(self._tokens, 0.0)) / self._rate())
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):

@@ -31,6 +31,7 @@ from socius.storage.sqlite_driver import connect
 __all__ = [
     "READ_OPTION",
     "SQLITE_BUSY_TIMEOUT_S",
+    "SQLITE_MMAP",
     "SQLITE_PRAGMAS",
     "WRITE_OPTION",
     "async_url",
@@ -43,6 +44,9 @@ WRITE_OPTION = "socius_write"
 #: autocommit mode (cheaper than switching isolation_level to AUTOCOMMIT and back).
 READ_OPTION = "socius_read"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Reads through a memory map of up to this much of the file (SQLite's usual build caps
+#: it at 2 GiB - 64 KiB; a larger file is read as before beyond it).
+SQLITE_MMAP = "PRAGMA mmap_size=2147418112"
 #: Every SQLite connection's settings (the engine's, and the driver's writer's).
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -51,6 +55,10 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=0",  # the driver waits, off the loop (sqlite_driver)
     "PRAGMA cache_size=-32000",
     "PRAGMA temp_store=MEMORY",
+    # Pages read from the file's memory map instead of copied into the page cache by a
+    # read() each: on W1's 1.1 GB database, 25-40% less CPU per friends-of-friends list
+    # (decision 0048). Writes still go through the journal (WAL) as before.
+    SQLITE_MMAP,
 )
 
 

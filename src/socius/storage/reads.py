@@ -44,6 +44,7 @@ from socius.storage.edges import (
     _RANGE_BEFORE,
     EDGE_TYPES_OF,
 )
+from socius.storage.engine import SQLITE_MMAP
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.suggestion_lists import _GET as _SUGGESTION_LIST
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
@@ -375,6 +376,7 @@ class HotReads:
         conn = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA query_only=ON")
         conn.execute("PRAGMA busy_timeout=0")  # WAL: a reader does not wait for the writer
+        conn.execute(SQLITE_MMAP)  # as every connection of the engine (decision 0048)
         self._sqlite = conn
         return conn
 
