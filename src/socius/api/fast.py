@@ -22,10 +22,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
+from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
 
-__all__ = ["FAST_GET", "NOT_SIMPLE", "FastRead", "fast", "page_query", "simple_query"]
+__all__ = [
+    "FAST_GET",
+    "NOT_SIMPLE",
+    "FastRead",
+    "PageBody",
+    "fast",
+    "fast_page",
+    "page_query",
+    "simple_query",
+]
 
 FAST_GET = "socius.fast_get"
 """The key of a handler's ``opt`` that names its fast read."""
@@ -83,3 +93,24 @@ def page_query(query: bytes, max_limit: int) -> tuple[int | None, str | None]:
     if cursor == "":
         return NOT_SIMPLE
     return (None if limit is None else int(limit)), cursor
+
+
+PageBody = Callable[
+    [Container, Principal, tuple[str, ...], int | None, str | None], Awaitable[bytes]
+]
+"""``(container, caller, path parameters, limit, cursor)``: a list page's body."""
+
+
+def fast_page(body: PageBody, max_limit: int = MAX_LIMIT) -> FastRead:
+    """The fast read of a paged list: `body` with the ``limit`` and ``cursor`` that
+    `page_query` reads; a query it does not read simply is declined (Litestar reads it)."""
+
+    async def read(
+        container: Container, principal: Principal, params: tuple[str, ...], query: bytes
+    ) -> bytes | None:
+        limit, cursor = page_query(query, max_limit)
+        if limit == -1:  # NOT_SIMPLE
+            return None
+        return await body(container, principal, params, limit, cursor)
+
+    return read
