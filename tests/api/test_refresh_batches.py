@@ -10,34 +10,20 @@ same outcomes). The ``refresh_group_size`` histogram shows batches formed on Pos
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
+import refresh_support
+from refresh_support import GRACE, refused, works
 
 from clock import Clock
-from conftest import PASSWORD, App, make_app, unique_name
-from served import serving
+from conftest import PASSWORD, App, unique_name
 from socius.client import ApiError, AsyncClient, AuthResult
-from socius.settings import Settings
 
-GRACE = 20
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
-    return make_app(make_settings(database_pool_size=10, refresh_grace_seconds=GRACE), clock=clock)
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[Any]:
-    async with serving(app) as served:
-        yield served
+# The fixtures this module uses (tests/api/refresh_support.py).
+clock = refresh_support.clock
+app = refresh_support.app
+served = refresh_support.served
 
 
 def _grouped(app: App) -> tuple[float, float]:
@@ -74,18 +60,6 @@ async def _outcome(call: Any) -> AuthResult | ApiError:
     return result
 
 
-async def _works(sdk: Callable[[], AsyncClient], access_token: str) -> bool:
-    response = await sdk().with_token(access_token).raw("GET", "/v1/me")
-    assert response.status_code in (200, 401), response.text
-    return response.status_code == 200
-
-
-async def _refused(call: Any) -> ApiError:
-    with pytest.raises(ApiError) as raised:
-        await call
-    return raised.value
-
-
 async def test_concurrent_refreshes_of_many_sessions_each_rotate_once(
     app: App, served: Any, clock: Clock
 ) -> None:
@@ -102,15 +76,15 @@ async def test_concurrent_refreshes_of_many_sessions_each_rotate_once(
     for first, pair in zip(firsts, pairs, strict=True):
         assert pair.refresh_token != first.refresh_token
         assert pair.user.id == first.user.id
-        assert await _works(sdk, pair.access_token)
+        assert await works(sdk, pair.access_token)
     clock.advance(GRACE + 1)
-    error = await _refused(sdk().refresh(firsts[0].refresh_token))
+    error = await refused(sdk().refresh(firsts[0].refresh_token))
     assert (error.status, error.code) == (401, "refresh_token_reused")
-    assert not await _works(sdk, pairs[0].access_token)
+    assert not await works(sdk, pairs[0].access_token)
     # The other sessions go on, again all at once.
     nexts = await asyncio.gather(*(sdk().refresh(p.refresh_token) for p in pairs[1:]))
     for nxt in nexts:
-        assert await _works(sdk, nxt.access_token)
+        assert await works(sdk, nxt.access_token)
 
 
 async def test_the_same_token_twice_in_one_batch_rotates_once(app: App, served: Any) -> None:
@@ -133,7 +107,7 @@ async def test_the_same_token_twice_in_one_batch_rotates_once(app: App, served: 
     assert len({r.refresh_token for r in results[5:]} | {same[0].refresh_token}) == 6
     # One session, going on from that one pair.
     nxt = await sdk().refresh(same[0].refresh_token)
-    assert await _works(sdk, nxt.access_token)
+    assert await works(sdk, nxt.access_token)
     sessions = await sdk().with_token(nxt.access_token).sessions()
     assert len(sessions) == 1
 
@@ -160,13 +134,13 @@ async def test_a_replay_in_a_batch_ends_its_session_and_only_it(
     if isinstance(current, ApiError):
         assert current.status == 401
     else:
-        assert not await _works(sdk, current.access_token)
-        assert (await _refused(sdk().refresh(current.refresh_token))).status == 401
-    assert not await _works(sdk, live.access_token)
-    assert (await _refused(sdk().refresh(live.refresh_token))).status == 401
+        assert not await works(sdk, current.access_token)
+        assert (await refused(sdk().refresh(current.refresh_token))).status == 401
+    assert not await works(sdk, live.access_token)
+    assert (await refused(sdk().refresh(live.refresh_token))).status == 401
     for other in others:
         assert isinstance(other, AuthResult)
-        assert await _works(sdk, other.access_token)
+        assert await works(sdk, other.access_token)
 
 
 async def test_replays_across_batches_end_the_session(app: App, served: Any, clock: Clock) -> None:
@@ -184,10 +158,10 @@ async def test_replays_across_batches_end_the_session(app: App, served: Any, clo
         assert isinstance(replay, ApiError)
         assert (replay.status, replay.code) == (401, "refresh_token_reused")
     for pair in pairs[2:]:
-        assert not await _works(sdk, pair.access_token)
-        assert (await _refused(sdk().refresh(pair.refresh_token))).status == 401
+        assert not await works(sdk, pair.access_token)
+        assert (await refused(sdk().refresh(pair.refresh_token))).status == 401
     for pair in pairs[:2]:
-        assert await _works(sdk, (await sdk().refresh(pair.refresh_token)).access_token)
+        assert await works(sdk, (await sdk().refresh(pair.refresh_token)).access_token)
 
 
 async def test_a_token_of_an_ended_session_is_refused_in_a_batch(app: App, served: Any) -> None:
@@ -202,14 +176,14 @@ async def test_a_token_of_an_ended_session_is_refused_in_a_batch(app: App, serve
         calls += [sdk().refresh(f.refresh_token) for f in firsts[1:]]
         results = await asyncio.gather(*(_outcome(c) for c in calls))
         in_flight.assert_overlapped()
-        refused = results[0]
-        assert isinstance(refused, ApiError)
-        assert (refused.status, refused.code) == (401, "session_expired")
+        refusal = results[0]
+        assert isinstance(refusal, ApiError)
+        assert (refusal.status, refusal.code) == (401, "session_expired")
         for i, other in enumerate(results[1:], start=1):
             assert isinstance(other, AuthResult)
-            assert await _works(sdk, other.access_token)
+            assert await works(sdk, other.access_token)
             firsts[i] = other
-    assert not await _works(sdk, ended.access_token)
+    assert not await works(sdk, ended.access_token)
 
 
 async def test_unknown_tokens_in_a_batch_are_refused(app: App, served: Any) -> None:
@@ -223,4 +197,4 @@ async def test_unknown_tokens_in_a_batch_are_refused(app: App, served: Any) -> N
         assert (bad.status, bad.code) == (401, "invalid_refresh_token")
     for good in results[2:]:
         assert isinstance(good, AuthResult)
-        assert await _works(sdk, good.access_token)
+        assert await works(sdk, good.access_token)

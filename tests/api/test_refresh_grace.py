@@ -9,54 +9,29 @@ SQLite runs one write at a time, which must give the same outcome).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
+import refresh_support
+from refresh_support import GRACE, refused, works
 
 from clock import Clock
 from conftest import PASSWORD, App, make_app, unique_name
-from served import InFlight, lifespan, serving
-from socius.client import ApiError, AsyncClient, AuthResult
+from served import lifespan
+from socius.client import AsyncClient, AuthResult
 from socius.domain.users import UserStatus
 from socius.settings import Settings
 
-GRACE = 20
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(make_settings: Callable[..., Settings], clock: Clock) -> App:
-    return make_app(make_settings(database_pool_size=10, refresh_grace_seconds=GRACE), clock=clock)
-
-
-@pytest.fixture
-async def served(app: App) -> AsyncIterator[tuple[Callable[[], AsyncClient], InFlight]]:
-    async with serving(app) as served:
-        yield served
+# The fixtures this module uses (tests/api/refresh_support.py).
+clock = refresh_support.clock
+app = refresh_support.app
+served = refresh_support.served
 
 
 async def _signed_up(sdk: Callable[[], AsyncClient]) -> tuple[AsyncClient, AuthResult]:
     client = sdk()
     return client, await client.register(unique_name("tab"), PASSWORD)
-
-
-async def _refused(call: Any) -> ApiError:
-    with pytest.raises(ApiError) as raised:
-        await call
-    return raised.value
-
-
-async def _works(sdk: Callable[[], AsyncClient], access_token: str) -> bool:
-    """Whether the access token is accepted (200) rather than refused (401)."""
-    response = await sdk().with_token(access_token).raw("GET", "/v1/me")
-    assert response.status_code in (200, 401), response.text
-    return response.status_code == 200
 
 
 async def test_tabs_refreshing_at_once_all_get_the_same_working_pair(served: Any) -> None:
@@ -68,11 +43,11 @@ async def test_tabs_refreshing_at_once_all_get_the_same_working_pair(served: Any
     assert len({(r.access_token, r.refresh_token) for r in results}) == 1
     pair = results[0]
     assert pair.refresh_token != first.refresh_token
-    assert await _works(sdk, pair.access_token)
+    assert await works(sdk, pair.access_token)
     # The session carries on: one session, refreshed again by any tab.
     assert len(await client.with_token(pair.access_token).sessions()) == 1
     following = await tabs[3].refresh(pair.refresh_token)
-    assert await _works(sdk, following.access_token)
+    assert await works(sdk, following.access_token)
 
 
 async def test_a_replay_within_the_window_gets_the_same_pair(served: Any, clock: Clock) -> None:
@@ -82,8 +57,8 @@ async def test_a_replay_within_the_window_gets_the_same_pair(served: Any, clock:
     clock.advance(GRACE - 1)
     again = await sdk().refresh(first.refresh_token)
     assert (again.access_token, again.refresh_token) == (pair.access_token, pair.refresh_token)
-    assert await _works(sdk, pair.access_token)
-    assert await _works(sdk, (await sdk().refresh(pair.refresh_token)).access_token)
+    assert await works(sdk, pair.access_token)
+    assert await works(sdk, (await sdk().refresh(pair.refresh_token)).access_token)
 
 
 async def test_a_replay_after_the_window_ends_the_session(served: Any, clock: Clock) -> None:
@@ -93,10 +68,10 @@ async def test_a_replay_after_the_window_ends_the_session(served: Any, clock: Cl
     await other.login(first.user.username, PASSWORD)  # another session, which survives
     pair = await sdk().refresh(first.refresh_token)
     clock.advance(GRACE + 1)
-    error = await _refused(sdk().refresh(first.refresh_token))
+    error = await refused(sdk().refresh(first.refresh_token))
     assert (error.status, error.code) == (401, "refresh_token_reused")
-    assert not await _works(sdk, pair.access_token)
-    assert (await _refused(sdk().refresh(pair.refresh_token))).status == 401
+    assert not await works(sdk, pair.access_token)
+    assert (await refused(sdk().refresh(pair.refresh_token))).status == 401
     assert (await other.me()).id == first.user.id
 
 
@@ -107,10 +82,10 @@ async def test_within_the_window_a_stale_token_cannot_follow_a_newer_refresh(
     _, first = await _signed_up(sdk)
     pair = await sdk().refresh(first.refresh_token)
     newer = await sdk().refresh(pair.refresh_token)  # the session moved on
-    error = await _refused(sdk().refresh(first.refresh_token))
+    error = await refused(sdk().refresh(first.refresh_token))
     assert (error.status, error.code) == (401, "refresh_token_reused")
-    assert not await _works(sdk, newer.access_token)
-    assert (await _refused(sdk().refresh(newer.refresh_token))).status == 401
+    assert not await works(sdk, newer.access_token)
+    assert (await refused(sdk().refresh(newer.refresh_token))).status == 401
 
 
 async def test_the_grace_does_not_revive_an_ended_session(served: Any) -> None:
@@ -118,8 +93,8 @@ async def test_the_grace_does_not_revive_an_ended_session(served: Any) -> None:
     _, first = await _signed_up(sdk)
     pair = await sdk().refresh(first.refresh_token)
     await sdk().with_token(pair.access_token).logout()
-    assert (await _refused(sdk().refresh(first.refresh_token))).status == 401
-    assert not await _works(sdk, pair.access_token)
+    assert (await refused(sdk().refresh(first.refresh_token))).status == 401
+    assert not await works(sdk, pair.access_token)
 
 
 async def test_no_grace_when_the_window_is_zero(
@@ -132,9 +107,9 @@ async def test_no_grace_when_the_window_is_zero(
             client = AsyncClient(http=http)
             first = await client.register(unique_name("tab"), PASSWORD)
             pair = await AsyncClient(http=http).refresh(first.refresh_token)
-            error = await _refused(AsyncClient(http=http).refresh(first.refresh_token))
+            error = await refused(AsyncClient(http=http).refresh(first.refresh_token))
             assert (error.status, error.code) == (401, "refresh_token_reused")
-            assert not await _works(lambda: AsyncClient(http=http), pair.access_token)
+            assert not await works(lambda: AsyncClient(http=http), pair.access_token)
 
 
 async def test_a_live_token_of_an_ended_session_is_refused_and_nothing_is_kept(
@@ -147,14 +122,14 @@ async def test_a_live_token_of_an_ended_session_is_refused_and_nothing_is_kept(
     client, first = await _signed_up(sdk)
     await client.with_token(first.access_token).logout()
     for _ in range(2):
-        error = await _refused(sdk().refresh(first.refresh_token))
+        error = await refused(sdk().refresh(first.refresh_token))
         assert (error.status, error.code) == (401, "session_expired")
-    assert not await _works(sdk, first.access_token)
+    assert not await works(sdk, first.access_token)
     # A session that ends after a refresh: its newest token is refused the same way.
     other, second = await _signed_up(sdk)
     pair = await sdk().refresh(second.refresh_token)
     await other.with_token(pair.access_token).delete_me(PASSWORD)
-    error = await _refused(sdk().refresh(pair.refresh_token))
+    error = await refused(sdk().refresh(pair.refresh_token))
     assert error.status == 401
 
 
@@ -177,11 +152,11 @@ async def test_a_live_token_of_an_expired_session_is_refused_and_nothing_is_kept
     max_age = app.wiring.container.settings.session_max_age_seconds
     clock.advance(max_age + 1)
     for _ in range(2):
-        error = await _refused(sdk().refresh(first.refresh_token))
+        error = await refused(sdk().refresh(first.refresh_token))
         assert (error.status, error.code) == (401, "session_expired")
     clock.advance(-(max_age + 1))
     pair = await sdk().refresh(first.refresh_token)
-    assert await _works(sdk, pair.access_token)
+    assert await works(sdk, pair.access_token)
 
 
 async def test_a_live_token_of_a_disabled_account_is_refused_and_nothing_is_kept(
@@ -191,11 +166,11 @@ async def test_a_live_token_of_a_disabled_account_is_refused_and_nothing_is_kept
     _, first = await _signed_up(sdk)
     await _set_status(app, first.user.id, UserStatus.DISABLED)
     for _ in range(2):
-        error = await _refused(sdk().refresh(first.refresh_token))
+        error = await refused(sdk().refresh(first.refresh_token))
         assert (error.status, error.code) == (401, "session_expired")
     await _set_status(app, first.user.id, UserStatus.ACTIVE)
     pair = await sdk().refresh(first.refresh_token)
-    assert await _works(sdk, pair.access_token)
+    assert await works(sdk, pair.access_token)
 
 
 async def test_many_refreshes_of_one_token_at_once_spend_it_once(served: Any) -> None:
@@ -207,5 +182,5 @@ async def test_many_refreshes_of_one_token_at_once_spend_it_once(served: Any) ->
     in_flight.assert_overlapped()
     assert len({(r.access_token, r.refresh_token) for r in results}) == 1
     nxt = await sdk().refresh(results[0].refresh_token)
-    assert await _works(sdk, nxt.access_token)
+    assert await works(sdk, nxt.access_token)
     assert len(await client.with_token(nxt.access_token).sessions()) == 1

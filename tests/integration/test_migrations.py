@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -38,13 +39,21 @@ def _snapshot(sync_conn) -> tuple[list, list]:
     return diff, shape
 
 
-async def _inspect(url: str) -> tuple[list, list]:
+async def _run_sync(url: str, fn: Callable[..., Any], *args: Any, commit: bool = False) -> Any:
+    """``fn(sync_connection, *args)`` on a connection of its own to ``url``."""
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(_snapshot)
+            result = await conn.run_sync(fn, *args)
+            if commit:
+                await conn.commit()
+            return result
     finally:
         await engine.dispose()
+
+
+async def _inspect(url: str) -> tuple[list, list]:
+    return await _run_sync(url, _snapshot)
 
 
 async def _check_upgrade(url: str) -> None:
@@ -220,3 +229,55 @@ def test_sqlite_migration_erases_what_the_logs_kept(tmp_path):
 
 def test_postgres_migration_erases_what_the_logs_kept():
     _on_a_fresh_postgres(_check_legacy_logs_are_erased)
+
+
+# ------------------------------------------- 0021: the covering list index, down and up
+
+
+def _downgrade_sync(connection, revision: str) -> None:
+    from alembic import command
+
+    from socius.storage.migrate import _config
+
+    cfg = _config()
+    cfg.attributes["connection"] = connection
+    command.downgrade(cfg, revision)
+
+
+async def _downgrade(url: str, revision: str) -> None:
+    await _run_sync(url, _downgrade_sync, revision, commit=True)
+
+
+def _list_index(sync_conn) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The key and INCLUDE columns of edges' list index."""
+    (index,) = [i for i in inspect(sync_conn).get_indexes("edges")]
+    assert index["name"] == "ix_edges_src_type_pos"
+    include = index.get("include_columns") or index["dialect_options"].get("postgresql_include", [])
+    return tuple(index["column_names"]), tuple(include)
+
+
+async def _index_of(url: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return await _run_sync(url, _list_index)
+
+
+async def _check_list_index_down_and_up(url: str) -> None:
+    postgres = url.startswith("postgres")
+    covering = ("dst", "created_at") if postgres else ()
+    await upgrade(url)
+    assert await _index_of(url) == (("src", "type", "pos"), covering)
+    await _downgrade(url, "0020")
+    assert await current_revision(url) == "0020"
+    assert await _index_of(url) == (("src", "type", "pos"), ())
+    await upgrade(url)
+    assert await current_revision(url) == head_revision()
+    assert await _index_of(url) == (("src", "type", "pos"), covering)
+    diff, _ = await _inspect(url)
+    assert diff == [], diff
+
+
+def test_sqlite_list_index_migrates_down_and_up(tmp_path):
+    asyncio.run(_check_list_index_down_and_up(f"sqlite:///{tmp_path / 'migrated.db'}"))
+
+
+def test_postgres_list_index_migrates_down_and_up():
+    _on_a_fresh_postgres(_check_list_index_down_and_up)

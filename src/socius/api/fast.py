@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
+from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
 
@@ -29,11 +30,12 @@ __all__ = [
     "FAST_GET",
     "NOT_SIMPLE",
     "FastRead",
+    "PageBody",
     "fast",
+    "fast_page",
     "id_list_query",
     "limit_query",
     "page_query",
-    "paged",
     "simple_query",
 ]
 
@@ -95,25 +97,25 @@ def page_query(query: bytes, max_limit: int) -> tuple[int | None, str | None]:
     return (None if limit is None else int(limit)), cursor
 
 
-PageRead = Callable[
+PageBody = Callable[
     [Container, Principal, tuple[str, ...], int | None, str | None], Awaitable[bytes]
 ]
-"""``(container, caller, path parameters, limit, cursor)``: the body of a list's page."""
+"""``(container, caller, path parameters, limit, cursor)``: a list page's body."""
 
 
-def paged(read: PageRead, max_limit: int) -> FastRead:
-    """The fast read of a list route: `read` given the page's ``limit`` and ``cursor``
-    when `page_query` reads them; the request declined (Litestar answers) otherwise."""
+def fast_page(body: PageBody, max_limit: int = MAX_LIMIT) -> FastRead:
+    """The fast read of a paged list: `body` with the ``limit`` and ``cursor`` that
+    `page_query` reads; a query it does not read simply is declined (Litestar reads it)."""
 
-    async def fast_read(
+    async def read(
         container: Container, principal: Principal, params: tuple[str, ...], query: bytes
     ) -> bytes | None:
         limit, cursor = page_query(query, max_limit)
-        if limit == -1:  # NOT_SIMPLE: Litestar reads the query
+        if limit == -1:  # NOT_SIMPLE
             return None
-        return await read(container, principal, params, limit, cursor)
+        return await body(container, principal, params, limit, cursor)
 
-    return fast_read
+    return read
 
 
 _LIMIT_ONLY = frozenset({"limit"})

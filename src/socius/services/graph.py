@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -314,11 +314,9 @@ class GraphService:
         """``render(list_edges(...))``. A first page seen by a viewer who blocks no one
         and whom no one blocks hides no one: it is the owner's own first page, whose body
         is kept (``list_own_body``) and shared by every such viewer."""
-        # The head's fill with its users' (decision 0032); its users handed to the page
-        # as read (decision 0039).
-        with profiles_read_here():
-            async with deferred_fills():
-                return await self._list_edges_body(viewer, owner, type_, limit, cursor, render)
+        return await _reading_lists(
+            self._list_edges_body(viewer, owner, type_, limit, cursor, render)
+        )
 
     async def _list_edges_body(
         self,
@@ -365,9 +363,9 @@ class GraphService:
         its users' profiles are (later pages may be read from a replica: not kept)."""
         if cursor is not None:
             return render(await self._page(viewer, type_, limit, cursor))
-        with profiles_read_here():
-            async with deferred_fills():
-                return await self._first_page_body(viewer, type_, check_limit(limit), render)
+        return await _reading_lists(
+            self._first_page_body(viewer, type_, check_limit(limit), render)
+        )
 
     async def _first_page_body(
         self, owner: int, type_: EdgeType, size: int, render: Callable[[EdgePage], bytes]
@@ -441,6 +439,14 @@ class GraphService:
         return EdgePage(
             items, encode_cursor(EdgePosition(p=shown[-1].pos)) if more and shown else None
         )
+
+
+async def _reading_lists(body: Awaitable[bytes]) -> bytes:
+    """Await a list body's build with the head's fill deferred with its users' (decision
+    0032) and its users handed to the page as read (decision 0039)."""
+    with profiles_read_here():
+        async with deferred_fills():
+            return await body
 
 
 def _position(cursor: str | None) -> int | None:

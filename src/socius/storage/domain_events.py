@@ -18,8 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.stream import DomainEvent, StreamedEvent
-from socius.storage.driver import direct, fetch, fetch_any, on_driver, read_timestamp
-from socius.storage.rows import ValuesList, json_texts
+from socius.storage.driver import (
+    direct,
+    fetch,
+    fetch_any,
+    fetch_arrays,
+    on_driver,
+    read_timestamp,
+)
+from socius.storage.rows import ValuesList
 from socius.storage.tables import domain_events, event_stream, leases, messages
 
 __all__ = ["SqlDomainEventRepository", "SqlLeaseRepository", "SqlStreamRepository"]
@@ -105,6 +112,14 @@ def _event(row: Row[Any]) -> DomainEvent:
     return DomainEvent(row.id, row.type, row.occurred_at, dict(row.data), row.message_id)
 
 
+def _values(event: DomainEvent) -> tuple[Any, ...]:
+    """The columns id, type, occurred_at, data, message_id of ``event``'s row."""
+    return (event.id, event.type, event.occurred_at, event.data, event.message_id)
+
+
+_DATA = (3,)  # the JSON column of `_values`
+
+
 def _row(event: DomainEvent) -> dict[str, Any]:
     return {
         "id": event.id,
@@ -123,15 +138,7 @@ class SqlDomainEventRepository:
 
     async def add(self, events: Sequence[DomainEvent]) -> None:
         if events and self._conn.dialect.name == "postgresql" and direct(self._conn):
-            await fetch(
-                self._conn,
-                _PG_ADD,
-                [e.id for e in events],
-                [e.type for e in events],
-                [e.occurred_at for e in events],
-                json_texts([e.data for e in events]),
-                [e.message_id for e in events],
-            )
+            await fetch_arrays(self._conn, _PG_ADD, [_values(e) for e in events], json=_DATA)
         elif events:
             await self._conn.execute(insert(domain_events), [_row(e) for e in events])
 
@@ -234,20 +241,13 @@ class SqlStreamRepository:
             # One statement for the batch, positions in the order given; atomic alone, so
             # no BEGIN / COMMIT around it unless the caller began a transaction (decision
             # 0045).
-            await driver.fetch(
-                _PG_STREAM_APPEND,
-                [e.id for e in events],
-                [e.type for e in events],
-                [e.occurred_at for e in events],
-                json_texts([e.data for e in events]),
-                [e.message_id for e in events],
-                begin=False,
-            )
+            rows = [_values(e) for e in events]
+            await fetch_arrays(driver, _PG_STREAM_APPEND, rows, json=_DATA, begin=False)
             return
         if driver is not None:
             # One statement per event still (positions follow the order given), sent
             # together: asyncpg pipelines them in one round trip (decision 0033).
-            rows = [(e.id, e.type, e.occurred_at, e.data, e.message_id) for e in events]
+            rows = [_values(e) for e in events]
             await driver.fetch_each(
                 _STREAM_APPEND, [_STREAM.convert(driver.dialect, [row]) for row in rows]
             )

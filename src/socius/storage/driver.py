@@ -19,9 +19,11 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from socius.domain.events import JsonPayload
 from socius.storage.engine import READ_OPTION
 from socius.storage.outage import database_unavailable, is_outage
 
@@ -30,6 +32,8 @@ __all__ = [
     "direct",
     "fetch",
     "fetch_any",
+    "fetch_arrays",
+    "json_texts",
     "numbered",
     "on_driver",
     "read_timestamp",
@@ -228,6 +232,46 @@ async def fetch_any(
         sql = _numbered(sql)
     result = await conn.exec_driver_sql(sql, tuple(args))
     return list(result.fetchall()) if result.returns_rows else []
+
+
+async def fetch_arrays(
+    conn: AsyncConnection | DriverConnection,
+    sql: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    json: Sequence[int] = (),
+    begin: bool = True,
+) -> Sequence[Sequence[Any]]:
+    """``fetch`` of a PostgreSQL statement that takes ``rows`` a column an array
+    (``unnest(?::bigint[], ?::text[], ...)``): one statement text whatever their count,
+    no per-row work in asyncpg. The columns at the indexes ``json`` go as JSON texts
+    (``json_texts``). ``begin=False`` on a ``DriverConnection``: the statement runs
+    alone (atomic by itself) unless a transaction has begun. No rows: nothing is sent."""
+    if not rows:
+        return []
+    columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    for i in json:
+        columns[i] = json_texts(columns[i])
+    if isinstance(conn, DriverConnection):
+        return await conn.fetch(sql, *columns, begin=begin)
+    return await fetch(conn, sql, *columns)
+
+
+_json = msgspec.json.Encoder()
+
+
+def json_texts(values: Sequence[Any]) -> list[str]:
+    """Each value as JSON text, an object shared by many values (a message's payload in
+    each of its members' events) encoded once."""
+    done: dict[int, str] = {}
+    out: list[str] = []
+    for value in values:
+        text = done.get(id(value))
+        if text is None:
+            raw = value.json if type(value) is JsonPayload else _json.encode(value)
+            text = done[id(value)] = raw.decode()
+        out.append(text)
+    return out
 
 
 def read_timestamp(value: Any) -> datetime:

@@ -9,8 +9,8 @@ from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.notifications import Notification
-from socius.storage.driver import direct, fetch
-from socius.storage.rows import ValuesList, json_texts
+from socius.storage.driver import direct, fetch_arrays
+from socius.storage.rows import ValuesList
 from socius.storage.tables import notifications
 
 __all__ = ["SqlNotificationRepository"]
@@ -43,29 +43,20 @@ class SqlNotificationRepository:
         self._conn = conn
 
     async def add(self, items: Sequence[Notification]) -> None:
-        if items and self._conn.dialect.name == "postgresql" and direct(self._conn):
-            await fetch(
-                self._conn,
-                _PG_ADD,
-                [n.id for n in items],
-                [n.user_id for n in items],
-                [n.type for n in items],
-                json_texts([n.payload for n in items]),
-                [n.created_at for n in items],
-                [n.read for n in items],
-                [n.message_id for n in items],
+        if not items:
+            return
+        rows = [
+            (n.id, n.user_id, n.type, n.payload, n.created_at, n.read, n.message_id) for n in items
+        ]
+        if self._conn.dialect.name == "postgresql" and direct(self._conn):
+            await fetch_arrays(self._conn, _PG_ADD, rows, json=(3,))  # payload: JSON
+            return
+        # On the driver (no SQLAlchemy insert compiled per row count); a payload encoded
+        # already (services/delivery.py) goes in as its JSON text.
+        for values, params in _ROWS.chunks(self._conn.dialect, rows):
+            await self._conn.exec_driver_sql(
+                f"INSERT INTO notifications ({_ROWS.column_list}) {values}", params
             )
-        elif items:
-            # On the driver (no SQLAlchemy insert compiled per row count); a payload
-            # encoded already (services/delivery.py) goes in as its JSON text.
-            rows = [
-                (n.id, n.user_id, n.type, n.payload, n.created_at, n.read, n.message_id)
-                for n in items
-            ]
-            for values, params in _ROWS.chunks(self._conn.dialect, rows):
-                await self._conn.exec_driver_sql(
-                    f"INSERT INTO notifications ({_ROWS.column_list}) {values}", params
-                )
 
     async def page(self, user_id: int, *, limit: int, before_id: int | None) -> list[Notification]:
         stmt = (

@@ -19,7 +19,7 @@ from sqlalchemy import types as sa_types
 from sqlalchemy.engine import Dialect
 
 from socius.domain.events import JsonPayload
-from socius.storage.driver import numbered
+from socius.storage.driver import json_texts, numbered
 
 __all__ = ["ValuesList", "json_texts"]
 
@@ -113,17 +113,3 @@ class ValuesList:
 
 
 _json = msgspec.json.Encoder()
-
-
-def json_texts(values: Sequence[Any]) -> list[str]:
-    """Each value as JSON text, an object shared by many values (a message's payload in
-    each of its members' events) encoded once."""
-    done: dict[int, str] = {}
-    out: list[str] = []
-    for value in values:
-        text = done.get(id(value))
-        if text is None:
-            raw = value.json if type(value) is JsonPayload else _json.encode(value)
-            text = done[id(value)] = raw.decode()
-        out.append(text)
-    return out

@@ -169,7 +169,15 @@ edges = Table(
     Column("pos", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
-Index("ix_edges_src_type_pos", edges.c.src, edges.c.type, edges.c.pos)
+# On PostgreSQL it covers the list pages and the suggestion refresher's reads (index-only
+# scans; decision 0051); SQLite has no INCLUDE.
+Index(
+    "ix_edges_src_type_pos",
+    edges.c.src,
+    edges.c.type,
+    edges.c.pos,
+    postgresql_include=["dst", "created_at"],
+)
 
 # Stored counts, kept exact in the transaction that adds or removes an edge.
 edge_counts = Table(

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, limit_query, page_query
+from socius.api.fast import fast, fast_page, limit_query
 from socius.api.options import with_options
 from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.fields import IdText
@@ -24,7 +24,6 @@ from socius.api.rest.graph_views import (
 )
 from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
-from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
 from socius.services.suggestions import Suggestion
@@ -39,27 +38,26 @@ class FriendRequestIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 async def _friends_body(
-    container: Container, principal: Principal, limit: int | None, cursor: str | None
+    container: Container,
+    principal: Principal,
+    _params: tuple[str, ...],
+    limit: int | None,
+    cursor: str | None,
 ) -> bytes:
     return await container.graph.list_own_body(
         principal.user_id, EdgeType.FRIEND, limit=limit, cursor=cursor, render=_render_list
     )
 
 
-async def _fast_friends(
-    container: Container, principal: Principal, _params: tuple[str, ...], query: bytes
-) -> bytes | None:
-    limit, cursor = page_query(query, MAX_LIMIT)
-    if limit == -1:  # NOT_SIMPLE: Litestar reads the query
-        return None
-    return await _friends_body(container, principal, limit, cursor)
-
-
-@get("/", summary="Your friends, newest first", opt=fast(_fast_friends))  # answered by the front
+@get(
+    "/",
+    summary="Your friends, newest first",
+    opt=fast(fast_page(_friends_body)),  # the front answers a plain GET itself (api/fast.py)
+)
 async def list_friends(
     state: State, principal: Caller, limit: Limit = None, cursor: EdgeCursor = None
 ) -> Response[UserListOut]:
-    return json_response(await _friends_body(container_of(state), principal, limit, cursor))
+    return json_response(await _friends_body(container_of(state), principal, (), limit, cursor))
 
 
 @delete("/{user_id:str}", status_code=200, summary="Unfriend")

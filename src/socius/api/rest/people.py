@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, page_query, paged
+from socius.api.fast import fast, fast_page
 from socius.api.options import with_options
 from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
@@ -17,7 +19,6 @@ from socius.api.rest.graph_views import (
 )
 from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
-from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
 
@@ -57,20 +58,21 @@ async def _list_body(
     )
 
 
-async def _fast_friends(
-    container: Container, principal: Principal, params: tuple[str, ...], query: bytes
-) -> bytes | None:
-    limit, cursor = page_query(query, MAX_LIMIT)
-    if limit == -1:  # NOT_SIMPLE: Litestar reads the query
-        return None
-    return await _list_body(container, principal.user_id, params[0], EdgeType.FRIEND, limit, cursor)
+def _fast_friends(
+    container: Container,
+    principal: Principal,
+    params: tuple[str, ...],
+    limit: int | None,
+    cursor: str | None,
+) -> Awaitable[bytes]:
+    return _list_body(container, principal.user_id, params[0], EdgeType.FRIEND, limit, cursor)
 
 
 @get(
     "/{user_id:str}/friends",
     summary="A user's friends, newest first",
     description=_PRIVATE,
-    opt=fast(_fast_friends),  # the front answers a plain GET itself (api/fast.py)
+    opt=fast(fast_page(_fast_friends)),  # the front answers a plain GET itself (api/fast.py)
 )
 async def friends_of(
     user_id: IdPath,
@@ -121,7 +123,7 @@ async def _mutual_body(
     "/{user_id:str}/mutual-friends",
     summary="Friends you share with a user",
     description=_PRIVATE,
-    opt=fast(paged(_mutual_body, MAX_LIMIT)),  # the front answers a plain GET itself (api/fast.py)
+    opt=fast(fast_page(_mutual_body)),  # the front answers a plain GET itself (api/fast.py)
 )
 async def mutual_friends(
     user_id: IdPath,
