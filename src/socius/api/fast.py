@@ -25,7 +25,17 @@ from urllib.parse import unquote
 from socius.services.auth import Principal
 from socius.services.container import Container
 
-__all__ = ["FAST_GET", "NOT_SIMPLE", "FastRead", "fast", "page_query", "simple_query"]
+__all__ = [
+    "FAST_GET",
+    "FAST_WRITE",
+    "NOT_SIMPLE",
+    "FastRead",
+    "FastWrite",
+    "fast",
+    "fast_write",
+    "page_query",
+    "simple_query",
+]
 
 FAST_GET = "socius.fast_get"
 """The key of a handler's ``opt`` that names its fast read."""
@@ -39,6 +49,27 @@ def fast(read: FastRead) -> dict[str, Any]:
     """The ``opt`` of a GET handler (one that needs the bearer token) the front may answer
     with `read`."""
     return {FAST_GET: read}
+
+
+FAST_WRITE = "socius.fast_write"
+"""The key of a handler's ``opt`` that names its fast write."""
+
+FastWrite = Callable[[Container, Principal, tuple[str, ...], bytes], Awaitable[bytes]]
+"""``(container, caller, path parameters in path order, request body)``: the 200 JSON
+body (decision 0046)."""
+
+
+def fast_write(write: FastWrite, *, body: bool = False) -> dict[str, Any]:
+    """The ``opt`` of a POST, PUT, PATCH or DELETE handler (one that needs the bearer token
+    and answers 200 with JSON) the front may answer with `write`.
+
+    Without `body` the handler declares no request body and `write` is given ``b""``
+    (Litestar never reads one there either). With `body`, the front reads the body first
+    and calls `write` only with a non-empty one within the app's size limit and an
+    absent or well-formed ``Content-Length``; `write` decodes it with
+    ``api/body.py``'s ``decode_body`` into the handler's ``data`` type, as Litestar's
+    ``StrictRequest`` does (same errors). Any other body goes to Litestar (replayed)."""
+    return {FAST_WRITE: (write, body)}
 
 
 # A value that means the same to Litestar's query parser and to this one: no escapes,

@@ -9,10 +9,11 @@ from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
+from socius.api.body import decode_body
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, page_query
+from socius.api.fast import fast, fast_write, page_query
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response, renderer
+from socius.api.rest.bodies import encode, json_response, renderer
 from socius.api.rest.fields import IdText
 from socius.api.rest.graph_views import (
     RelationshipOut,
@@ -67,6 +68,20 @@ async def unfriend(user_id: IdPath, state: State, principal: Caller) -> Relation
     return relationship_out(await graph.unfriend(principal.user_id, user_id_or_404(user_id)))
 
 
+async def _send_request(
+    container: Container, principal: Principal, data: FriendRequestIn
+) -> RelationshipOut:
+    other = user_id_or_404(data.user_id)
+    return relationship_out(await container.graph.send_friend_request(principal.user_id, other))
+
+
+async def _fast_send_request(
+    container: Container, principal: Principal, _params: tuple[str, ...], body: bytes
+) -> bytes:
+    data = decode_body(body, FriendRequestIn)  # as Litestar's StrictRequest decodes it
+    return encode(await _send_request(container, principal, data))
+
+
 @post(
     "/requests",
     status_code=200,
@@ -74,13 +89,12 @@ async def unfriend(user_id: IdPath, state: State, principal: Caller) -> Relation
     description="If they already asked you, you become friends. Idempotent; returns the "
     "relationship. 403 `blocked` if you block them; 404 if they block you. 429 "
     "`rate_limited` with Retry-After past the per-user friend-request limit.",
+    opt=fast_write(_fast_send_request, body=True),  # answered by the front (api/fast.py)
 )
 async def send_request(
     data: JSONBody[FriendRequestIn], state: State, principal: Caller
 ) -> RelationshipOut:
-    graph = container_of(state).graph
-    other = user_id_or_404(data.user_id)
-    return relationship_out(await graph.send_friend_request(principal.user_id, other))
+    return await _send_request(container_of(state), principal, data)
 
 
 @get("/requests", summary="Pending friend requests, newest first")
@@ -100,11 +114,25 @@ async def list_requests(
     return user_list_out(page)
 
 
-@post("/requests/{user_id:str}/accept", status_code=200, summary="Accept a friend request")
-async def accept(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    graph = container_of(state).graph
-    rel = await graph.accept_friend_request(principal.user_id, user_id_or_404(user_id))
+async def _accept(container: Container, principal: Principal, user_id: str) -> RelationshipOut:
+    rel = await container.graph.accept_friend_request(principal.user_id, user_id_or_404(user_id))
     return relationship_out(rel)
+
+
+async def _fast_accept(
+    container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
+) -> bytes:
+    return encode(await _accept(container, principal, params[0]))
+
+
+@post(
+    "/requests/{user_id:str}/accept",
+    status_code=200,
+    summary="Accept a friend request",
+    opt=fast_write(_fast_accept),  # answered by the front
+)
+async def accept(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
+    return await _accept(container_of(state), principal, user_id)
 
 
 @post("/requests/{user_id:str}/decline", status_code=200, summary="Decline a friend request")

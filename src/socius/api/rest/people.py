@@ -6,9 +6,9 @@ from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, page_query
+from socius.api.fast import fast, fast_write, page_query
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response, renderer
+from socius.api.rest.bodies import encode, json_response, renderer
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
@@ -118,21 +118,47 @@ async def mutual_friends(
     return json_response(_render_list(page))
 
 
+async def _follow(container: Container, principal: Principal, user_id: str) -> RelationshipOut:
+    rel = await container.graph.follow(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+async def _fast_follow(
+    container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
+) -> bytes:
+    return encode(await _follow(container, principal, params[0]))
+
+
 @post(
     "/{user_id:str}/follow",
     status_code=200,
     summary="Follow",
     description="A follow request when they are private. Idempotent.",
+    opt=fast_write(_fast_follow),  # answered by the front (api/fast.py)
 )
 async def follow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    graph = container_of(state).graph
-    return relationship_out(await graph.follow(principal.user_id, user_id_or_404(user_id)))
+    return await _follow(container_of(state), principal, user_id)
 
 
-@delete("/{user_id:str}/follow", status_code=200, summary="Unfollow (or withdraw a request)")
+async def _unfollow(container: Container, principal: Principal, user_id: str) -> RelationshipOut:
+    rel = await container.graph.unfollow(principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+async def _fast_unfollow(
+    container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
+) -> bytes:
+    return encode(await _unfollow(container, principal, params[0]))
+
+
+@delete(
+    "/{user_id:str}/follow",
+    status_code=200,
+    summary="Unfollow (or withdraw a request)",
+    opt=fast_write(_fast_unfollow),  # answered by the front
+)
 async def unfollow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    graph = container_of(state).graph
-    return relationship_out(await graph.unfollow(principal.user_id, user_id_or_404(user_id)))
+    return await _unfollow(container_of(state), principal, user_id)
 
 
 @post(
