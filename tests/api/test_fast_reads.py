@@ -9,16 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fast_support import SLOW, both_lanes
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contract import assert_error, bearer
-from socius.api.app import build_litestar
 from socius.api.fast import NOT_SIMPLE, page_query, simple_query
-from socius.api.front import Front, auth_table
-from socius.bootstrap import build, wrap
+from socius.api.front import auth_table
 from socius.domain.pagination import MAX_LIMIT
-from socius.observability.access_log import AccessLog
 from socius.settings import Settings
 
 PASSWORD = "correct horse battery staple"
@@ -27,15 +25,14 @@ PASSWORD = "correct horse battery staple"
 class Pair:
     """The served app (fast lane on) and the same Litestar app behind a front without it."""
 
-    def __init__(self, fast: AsyncTestClient[Any], slow: httpx.AsyncClient, litestar: Litestar):
+    def __init__(self, fast: AsyncTestClient[Any], litestar: Litestar):
         self.fast = fast
-        self.slow = slow
         self.litestar = litestar
 
     async def both(self, path: str, token: str | None) -> tuple[httpx.Response, httpx.Response]:
         headers = bearer(token) if token else {}
-        return await self.fast.get(path, headers=headers), await self.slow.get(
-            path, headers=headers
+        return await self.fast.get(path, headers=headers), await self.fast.get(
+            path, headers=headers | SLOW
         )
 
     async def same(self, path: str, token: str | None) -> httpx.Response:
@@ -53,20 +50,8 @@ class Pair:
 
 @pytest.fixture
 async def pair(settings: Settings) -> AsyncIterator[Pair]:
-    wiring = build(settings)
-    litestar = build_litestar(wiring.container, wiring.metrics)
-    served = wrap(litestar, wiring, settings)
-    plain = Front(
-        litestar,
-        table=auth_table(litestar, fast_reads=False),
-        authenticate=wiring.container.auth.authenticate,
-        stats=wiring.metrics.http,
-        access_log=AccessLog(sample_rate=0.0),
-    )
-    async with AsyncTestClient(served) as fast:  # type: ignore[arg-type]  # runs the lifespan
-        transport = httpx.ASGITransport(app=plain)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as slow:
-            yield Pair(fast, slow, litestar)
+    async with both_lanes(settings) as (client, litestar):
+        yield Pair(client, litestar)
 
 
 async def _register(client: Any, name: str) -> tuple[str, str]:

@@ -10,20 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fast_support import SLOW, both_lanes
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contract import assert_error, bearer
-from socius.api.app import build_litestar
-from socius.api.front import Front, auth_table
-from socius.bootstrap import build, wrap
-from socius.observability.access_log import AccessLog
+from socius.api.front import auth_table
 from socius.settings import Settings
 
 PASSWORD = "correct horse battery staple"
-
-
-_SLOW = (b"x-test-lane", b"litestar")
 
 
 class Pair:
@@ -49,8 +44,7 @@ class Pair:
         the request id, and the body fields named in `changing` (a timestamp)."""
         sent = {**(bearer(token) if token else {}), **(headers or {})}
         fast = await self.fast.request(method, path, headers=sent, content=content)
-        slow_headers = {**sent, _SLOW[0].decode(): _SLOW[1].decode()}
-        slow = await self.fast.request(method, path, headers=slow_headers, content=content)
+        slow = await self.fast.request(method, path, headers=sent | SLOW, content=content)
         assert fast.status_code == slow.status_code, (path, fast.text, slow.text)
         if changing:
             f, s = fast.json(), slow.json()
@@ -73,24 +67,7 @@ class Pair:
 
 @pytest.fixture
 async def pair(settings: Settings) -> AsyncIterator[Pair]:
-    wiring = build(settings)
-    litestar = build_litestar(wiring.container, wiring.metrics)
-    served = wrap(litestar, wiring, settings)
-    plain = Front(
-        litestar,
-        table=auth_table(litestar, fast_reads=False),
-        authenticate=wiring.container.auth.authenticate,
-        stats=wiring.metrics.http,
-        access_log=AccessLog(sample_rate=0.0),
-    )
-
-    async def both(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and _SLOW in scope["headers"]:
-            await plain(scope, receive, send)
-        else:
-            await served(scope, receive, send)
-
-    async with AsyncTestClient(both) as client:  # type: ignore[arg-type]  # runs the lifespan
+    async with both_lanes(settings) as (client, litestar):
         yield Pair(client, litestar)
 
 

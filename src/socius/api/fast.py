@@ -1,4 +1,5 @@
-"""GET routes the front answers itself: the hot reads, past Litestar's per-request layers.
+"""Routes the front answers itself: the hot reads and writes, past Litestar's per-request
+layers.
 
 A Litestar GET handler that declares ``opt=fast(read)`` stays the route's definition (its
 OpenAPI entry, its parameters' documentation, its answer to every request the fast lane
@@ -13,6 +14,11 @@ Why (decision 0041): a warm GET /v1/users/{id} spent ~50 µs of its ~180 µs in 
 routing, scope state, signature model, dependency resolution (an ``AsyncExitStack`` per
 request) and response handler: work whose outcome is the same on every request of the
 route. The route's own work (the L1 lookup, the cached body) is the same either way.
+
+The hot writes (follow, unfollow, friend request and accept, ``PATCH /v1/me``) declare
+``opt=fast_write(write)`` the same way (decision 0046): ``write(container, principal,
+path_params, body)`` calls the same function the Litestar handler calls and returns the
+200 body, encoded as Litestar encodes the handler's return value.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from socius.api.rest.graph_views import (
     RelationshipOut,
     SuggestionsOut,
     UserListOut,
+    change_relationship,
+    fast_change,
     relationship_out,
     suggestion_out,
     user_list_out,
@@ -28,6 +30,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
+from socius.services.graph import GraphService
 
 __all__ = ["router"]
 
@@ -114,25 +117,16 @@ async def list_requests(
     return user_list_out(page)
 
 
-async def _accept(container: Container, principal: Principal, user_id: str) -> RelationshipOut:
-    rel = await container.graph.accept_friend_request(principal.user_id, user_id_or_404(user_id))
-    return relationship_out(rel)
-
-
-async def _fast_accept(
-    container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
-) -> bytes:
-    return encode(await _accept(container, principal, params[0]))
-
-
 @post(
     "/requests/{user_id:str}/accept",
     status_code=200,
     summary="Accept a friend request",
-    opt=fast_write(_fast_accept),  # answered by the front
+    opt=fast_change(GraphService.accept_friend_request),  # answered by the front
 )
 async def accept(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    return await _accept(container_of(state), principal, user_id)
+    return await change_relationship(
+        container_of(state), principal, user_id, GraphService.accept_friend_request
+    )
 
 
 @post("/requests/{user_id:str}/decline", status_code=200, summary="Decline a friend request")

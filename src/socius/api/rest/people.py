@@ -6,12 +6,14 @@ from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, fast_write, page_query
+from socius.api.fast import fast, page_query
 from socius.api.options import with_options
-from socius.api.rest.bodies import encode, json_response, renderer
+from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
+    change_relationship,
+    fast_change,
     relationship_out,
     user_list_out,
 )
@@ -20,6 +22,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.pagination import MAX_LIMIT
 from socius.services.auth import Principal
 from socius.services.container import Container
+from socius.services.graph import GraphService
 
 __all__ = ["router"]
 
@@ -118,47 +121,25 @@ async def mutual_friends(
     return json_response(_render_list(page))
 
 
-async def _follow(container: Container, principal: Principal, user_id: str) -> RelationshipOut:
-    rel = await container.graph.follow(principal.user_id, user_id_or_404(user_id))
-    return relationship_out(rel)
-
-
-async def _fast_follow(
-    container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
-) -> bytes:
-    return encode(await _follow(container, principal, params[0]))
-
-
 @post(
     "/{user_id:str}/follow",
     status_code=200,
     summary="Follow",
     description="A follow request when they are private. Idempotent.",
-    opt=fast_write(_fast_follow),  # answered by the front (api/fast.py)
+    opt=fast_change(GraphService.follow),  # answered by the front (api/fast.py)
 )
 async def follow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    return await _follow(container_of(state), principal, user_id)
-
-
-async def _unfollow(container: Container, principal: Principal, user_id: str) -> RelationshipOut:
-    rel = await container.graph.unfollow(principal.user_id, user_id_or_404(user_id))
-    return relationship_out(rel)
-
-
-async def _fast_unfollow(
-    container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
-) -> bytes:
-    return encode(await _unfollow(container, principal, params[0]))
+    return await change_relationship(container_of(state), principal, user_id, GraphService.follow)
 
 
 @delete(
     "/{user_id:str}/follow",
     status_code=200,
     summary="Unfollow (or withdraw a request)",
-    opt=fast_write(_fast_unfollow),  # answered by the front
+    opt=fast_change(GraphService.unfollow),  # answered by the front
 )
 async def unfollow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    return await _unfollow(container_of(state), principal, user_id)
+    return await change_relationship(container_of(state), principal, user_id, GraphService.unfollow)
 
 
 @post(
