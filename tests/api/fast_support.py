@@ -42,3 +42,13 @@ async def both_lanes(settings: Settings) -> AsyncIterator[tuple[AsyncTestClient[
 
     async with AsyncTestClient(both) as client:  # type: ignore[arg-type]  # runs the lifespan
         yield client, litestar
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def register(client: Any, name: str) -> tuple[str, str]:
+    """A new account's id and access token."""
+    r = await client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    return r.json()["user"]["id"], r.json()["access_token"]

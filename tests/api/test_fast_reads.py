@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fast_support import SLOW, both_lanes
+from fast_support import SLOW, both_lanes, register
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -18,8 +18,6 @@ from socius.api.fast import NOT_SIMPLE, page_query, simple_query
 from socius.api.front import auth_table
 from socius.domain.pagination import MAX_LIMIT
 from socius.settings import Settings
-
-PASSWORD = "correct horse battery staple"
 
 
 class Pair:
@@ -54,17 +52,11 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
         yield Pair(client, litestar)
 
 
-async def _register(client: Any, name: str) -> tuple[str, str]:
-    r = await client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    return r.json()["user"]["id"], r.json()["access_token"]
-
-
 async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
     client = pair.fast
-    alice, a_token = await _register(client, "fast_alice")
-    bob, b_token = await _register(client, "fast_bob")
-    carol, c_token = await _register(client, "fast_carol")
+    alice, a_token = await register(client, "fast_alice")
+    bob, b_token = await register(client, "fast_bob")
+    carol, c_token = await register(client, "fast_carol")
     for other, token in ((bob, b_token), (carol, c_token)):
         r = await client.post(
             "/v1/friends/requests", json={"user_id": other}, headers=bearer(a_token)
@@ -110,7 +102,7 @@ async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
 
 async def test_a_revoked_session_is_refused_on_the_fast_lane(pair: Pair) -> None:
     client = pair.fast
-    _alice, token = await _register(client, "fast_dave")
+    _alice, token = await register(client, "fast_dave")
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     r = await client.post("/v1/auth/logout", headers=bearer(token))
     assert r.status_code in {200, 204}, r.text

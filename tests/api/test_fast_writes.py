@@ -10,15 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fast_support import SLOW, both_lanes
+from fast_support import SLOW, both_lanes, register
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contract import assert_error, bearer
 from socius.api.front import auth_table
 from socius.settings import Settings
-
-PASSWORD = "correct horse battery staple"
 
 
 class Pair:
@@ -71,21 +69,15 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
         yield Pair(client, litestar)
 
 
-async def _register(client: Any, name: str) -> tuple[str, str]:
-    r = await client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    return r.json()["user"]["id"], r.json()["access_token"]
-
-
 def _json(value: str) -> bytes:
     return value.encode()
 
 
 async def test_follow_and_unfollow_answer_as_litestar_does(pair: Pair) -> None:
     client = pair.fast
-    _alice, a_token = await _register(client, "fw_alice")
-    bob, b_token = await _register(client, "fw_bob")
-    carol, _c_token = await _register(client, "fw_carol")
+    _alice, a_token = await register(client, "fw_alice")
+    bob, b_token = await register(client, "fw_bob")
+    carol, _c_token = await register(client, "fw_carol")
     # The fast write happens, then Litestar's repeat of it is the idempotent no-op.
     r = await pair.same("POST", f"/v1/users/{bob}/follow", a_token)
     assert r.status_code == 200
@@ -120,8 +112,8 @@ async def test_follow_and_unfollow_answer_as_litestar_does(pair: Pair) -> None:
 
 async def test_friend_request_and_accept_answer_as_litestar_does(pair: Pair) -> None:
     client = pair.fast
-    alice, a_token = await _register(client, "fw_dave")
-    bob, b_token = await _register(client, "fw_erin")
+    alice, a_token = await register(client, "fw_dave")
+    bob, b_token = await register(client, "fw_erin")
     body = _json(f'{{"user_id": "{bob}"}}')
     json = {"content-type": "application/json"}
     r = await pair.same("POST", "/v1/friends/requests", a_token, content=body, headers=json)
@@ -161,7 +153,7 @@ async def test_friend_request_and_accept_answer_as_litestar_does(pair: Pair) -> 
 
 async def test_profile_edit_answers_as_litestar_does(pair: Pair) -> None:
     client = pair.fast
-    alice, token = await _register(client, "fw_frank")
+    alice, token = await register(client, "fw_frank")
     r = await pair.same(
         "PATCH", "/v1/me", token, content=b'{"bio": "hello"}', changing=("updated_at",)
     )
