@@ -10,41 +10,31 @@ from typing import Any
 
 import httpx
 import pytest
+from fast_support import SLOW, both_lanes, register
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contract import assert_error, bearer
-from socius.api.app import build_litestar
 from socius.api.fast import NOT_SIMPLE, id_list_query, limit_query, page_query, simple_query
-from socius.api.front import Front, auth_table
-from socius.bootstrap import Wiring, build, wrap
+from socius.api.front import auth_table
+from socius.bootstrap import Wiring
 from socius.domain.pagination import MAX_LIMIT
-from socius.observability.access_log import AccessLog
 from socius.services.suggestions import _Candidate, _encode
 from socius.settings import Settings
-
-PASSWORD = "correct horse battery staple"
 
 
 class Pair:
     """The served app (fast lane on) and the same Litestar app behind a front without it."""
 
-    def __init__(
-        self,
-        fast: AsyncTestClient[Any],
-        slow: AsyncTestClient[Any],
-        litestar: Litestar,
-        wiring: Wiring,
-    ):
+    def __init__(self, fast: AsyncTestClient[Any], litestar: Litestar, wiring: Wiring):
         self.fast = fast
-        self.slow = slow
         self.litestar = litestar
         self.wiring = wiring
 
     async def both(self, path: str, token: str | None) -> tuple[httpx.Response, httpx.Response]:
         headers = bearer(token) if token else {}
-        return await self.fast.get(path, headers=headers), await self.slow.get(
-            path, headers=headers
+        return await self.fast.get(path, headers=headers), await self.fast.get(
+            path, headers=headers | SLOW
         )
 
     async def same(self, path: str, token: str | None) -> httpx.Response:
@@ -62,28 +52,8 @@ class Pair:
 
 @pytest.fixture
 async def pair(settings: Settings) -> AsyncIterator[Pair]:
-    wiring = build(settings)
-    litestar = build_litestar(wiring.container, wiring.metrics)
-    served = wrap(litestar, wiring, settings)
-    plain = Front(
-        litestar,
-        table=auth_table(litestar, fast_reads=False),
-        authenticate=wiring.container.auth.authenticate,
-        stats=wiring.metrics.http,
-        access_log=AccessLog(sample_rate=0.0),
-    )
-    async with AsyncTestClient(served) as fast:  # type: ignore[arg-type]  # runs the lifespan
-        # The same app without the lane, called on the served app's loop (its portal: the
-        # driver's connections belong to that loop), its lifespan not run twice.
-        slow = AsyncTestClient(plain)  # type: ignore[arg-type]
-        slow.blocking_portal = fast.blocking_portal
-        yield Pair(fast, slow, litestar, wiring)
-
-
-async def _register(client: Any, name: str) -> tuple[str, str]:
-    r = await client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    return r.json()["user"]["id"], r.json()["access_token"]
+    async with both_lanes(settings) as (client, litestar, wiring):
+        yield Pair(client, litestar, wiring)
 
 
 async def _befriend(client: Any, asker: tuple[str, str], other: tuple[str, str]) -> None:
@@ -98,9 +68,9 @@ async def _befriend(client: Any, asker: tuple[str, str], other: tuple[str, str])
 
 async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
     client = pair.fast
-    alice, a_token = await _register(client, "fast_alice")
-    bob, b_token = await _register(client, "fast_bob")
-    carol, c_token = await _register(client, "fast_carol")
+    alice, a_token = await register(client, "fast_alice")
+    bob, b_token = await register(client, "fast_bob")
+    carol, c_token = await register(client, "fast_carol")
     for other, token in ((bob, b_token), (carol, c_token)):
         await _befriend(client, (alice, a_token), (other, token))
 
@@ -139,29 +109,25 @@ async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
     assert (await pair.same("/v1/friends?unknown=1", a_token)).status_code == 200
 
 
-def _store_suggestions(pair: Pair, user: str, candidates: list[str]) -> None:
+async def _store_suggestions(pair: Pair, user: str, candidates: list[str]) -> None:
     """A stored suggestion list (as the refresher leaves one), scores with many digits;
-    written on the app's loop (its portal)."""
-
-    async def put() -> None:
-        now = datetime.now(UTC)
-        found = [_Candidate(int(c), n + 1, 1.0 / (n + 3)) for n, c in enumerate(candidates)]
-        async with pair.wiring.database() as uow:
-            await uow.suggestion_lists.put([(int(user), _encode(found))], now=now, due=now)
-            await uow.commit()
-        await pair.wiring.container.suggestions.invalidate([int(user)])
-
-    pair.fast.blocking_portal.call(put)
+    written in the app's own loop (the test's)."""
+    now = datetime.now(UTC)
+    found = [_Candidate(int(c), n + 1, 1.0 / (n + 3)) for n, c in enumerate(candidates)]
+    async with pair.wiring.database() as uow:
+        await uow.suggestion_lists.put([(int(user), _encode(found))], now=now, due=now)
+        await uow.commit()
+    await pair.wiring.container.suggestions.invalidate([int(user)])
 
 
 async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_does(
     pair: Pair,
 ) -> None:
     client = pair.fast
-    alice, a_token = await _register(client, "fast_rms_alice")
-    bob, b_token = await _register(client, "fast_rms_bob")
-    carol, c_token = await _register(client, "fast_rms_carol")
-    dave, d_token = await _register(client, "fast_rms_dave")
+    alice, a_token = await register(client, "fast_rms_alice")
+    bob, b_token = await register(client, "fast_rms_bob")
+    carol, c_token = await register(client, "fast_rms_carol")
+    dave, d_token = await register(client, "fast_rms_dave")
     for other, token in ((bob, b_token), (carol, c_token)):
         await _befriend(client, (alice, a_token), (other, token))
     r = await client.post(f"/v1/users/{alice}/follow", headers=bearer(d_token))
@@ -213,10 +179,10 @@ async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_d
         await pair.same(f"/v1/users/{bob}/mutual-friends{query}", c_token)
 
     # S: suggestions, as stored (with the viewer's relationships applied now).
-    _store_suggestions(pair, alice, [dave, bob, carol])
+    await _store_suggestions(pair, alice, [dave, bob, carol])
     found = await pair.same("/v1/friends/suggestions", a_token)
     assert [(i["user"]["id"], i["mutual_count"]) for i in found.json()["items"]] == [(dave, 1)]
-    _store_suggestions(pair, bob, [carol])
+    await _store_suggestions(pair, bob, [carol])
     assert (await pair.same("/v1/friends/suggestions?limit=1", b_token)).json()["items"]
     for query in ("?limit=0", "?limit=101", "?limit=x", "?limit=%31", "?other=1"):
         await pair.same(f"/v1/friends/suggestions{query}", a_token)
@@ -233,7 +199,7 @@ async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_d
 
 async def test_a_revoked_session_is_refused_on_the_fast_lane(pair: Pair) -> None:
     client = pair.fast
-    _alice, token = await _register(client, "fast_dave")
+    _alice, token = await register(client, "fast_dave")
     assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     r = await client.post("/v1/auth/logout", headers=bearer(token))
     assert r.status_code in {200, 204}, r.text

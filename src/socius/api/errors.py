@@ -124,6 +124,8 @@ def error_parts(exc: Exception, path: str) -> tuple[int, dict[str, Any], dict[st
         exc = _as_unavailable(exc)
     if isinstance(exc, DomainError):
         return _domain_parts(exc, path)
+    if isinstance(exc, InvalidJson):  # a fast write's body (api/fast.py)
+        return 400, {"error": {"code": "invalid_json", "message": exc.message, "details": {}}}, None
     log.error("unhandled error", path=path, exc_info=exc)
     body = {
         "error": {

@@ -1,4 +1,5 @@
-"""GET routes the front answers itself: the hot reads, past Litestar's per-request layers.
+"""Routes the front answers itself: the hot reads and writes, past Litestar's per-request
+layers.
 
 A Litestar GET handler that declares ``opt=fast(read)`` stays the route's definition (its
 OpenAPI entry, its parameters' documentation, its answer to every request the fast lane
@@ -13,6 +14,11 @@ Why (decision 0041): a warm GET /v1/users/{id} spent ~50 µs of its ~180 µs in 
 routing, scope state, signature model, dependency resolution (an ``AsyncExitStack`` per
 request) and response handler: work whose outcome is the same on every request of the
 route. The route's own work (the L1 lookup, the cached body) is the same either way.
+
+The hot writes (follow, unfollow, friend request and accept, ``PATCH /v1/me``) declare
+``opt=fast_write(write)`` the same way (decision 0046): ``write(container, principal,
+path_params, body)`` calls the same function the Litestar handler calls and returns the
+200 body, encoded as Litestar encodes the handler's return value.
 """
 
 from __future__ import annotations
@@ -28,11 +34,14 @@ from socius.services.container import Container
 
 __all__ = [
     "FAST_GET",
+    "FAST_WRITE",
     "NOT_SIMPLE",
     "FastRead",
+    "FastWrite",
     "PageBody",
     "fast",
     "fast_page",
+    "fast_write",
     "id_list_query",
     "limit_query",
     "page_query",
@@ -51,6 +60,27 @@ def fast(read: FastRead) -> dict[str, Any]:
     """The ``opt`` of a GET handler (one that needs the bearer token) the front may answer
     with `read`."""
     return {FAST_GET: read}
+
+
+FAST_WRITE = "socius.fast_write"
+"""The key of a handler's ``opt`` that names its fast write."""
+
+FastWrite = Callable[[Container, Principal, tuple[str, ...], bytes], Awaitable[bytes]]
+"""``(container, caller, path parameters in path order, request body)``: the 200 JSON
+body (decision 0046)."""
+
+
+def fast_write(write: FastWrite, *, body: bool = False) -> dict[str, Any]:
+    """The ``opt`` of a POST, PUT, PATCH or DELETE handler (one that needs the bearer token
+    and answers 200 with JSON) the front may answer with `write`.
+
+    Without `body` the handler declares no request body and `write` is given ``b""``
+    (Litestar never reads one there either). With `body`, the front reads the body first
+    and calls `write` only with a non-empty one within the app's size limit and an
+    absent or well-formed ``Content-Length``; `write` decodes it with
+    ``api/body.py``'s ``decode_body`` into the handler's ``data`` type, as Litestar's
+    ``StrictRequest`` does (same errors). Any other body goes to Litestar (replayed)."""
+    return {FAST_WRITE: (write, body)}
 
 
 # A value that means the same to Litestar's query parser and to this one: no escapes,

@@ -31,7 +31,7 @@ from litestar.utils import normalize_path
 
 from socius.api.dependencies import PRINCIPAL_KEY
 from socius.api.errors import error_parts
-from socius.api.fast import FAST_GET
+from socius.api.fast import FAST_GET, FAST_WRITE
 from socius.domain.errors import Unauthenticated
 from socius.observability.access_log import AccessLog
 from socius.observability.logging import next_request_id, request_id_var, valid_request_id
@@ -46,6 +46,7 @@ _Authenticate = Callable[[str], Awaitable[Principal]]
 _AUTHORIZATION = b"authorization"
 _REQUEST_ID = b"x-request-id"
 _HOST = b"host"
+_CONTENT_LENGTH = b"content-length"
 # Litestar's own check (litestar/_asgi/utils.py): a Host it refuses, the fast lane leaves to it.
 _VALID_HOST = re.compile(rb"\A[0-9A-Za-z!$&'()*+,;=\-._~:\[\]@%]*\Z", re.IGNORECASE)
 _encode = msgspec.json.Encoder().encode
@@ -59,24 +60,41 @@ _HEALTHZ_HEADERS = (_JSON, (b"content-length", b"15"))
 _SEEN_MAX = 4096
 _SEEN_PATH_MAX = 200
 
+_Call = Callable[[Principal, tuple[str, ...], bytes], Awaitable[bytes | None]]
+
+
+class FastWrite:
+    """A route's fast write (api/fast.py ``fast_write``), given the container: whether it
+    takes the request body, and the most bytes of it Litestar would read."""
+
+    __slots__ = ("body", "call", "max_body")
+
+    def __init__(self, call: _Call, *, body: bool, max_body: int | None) -> None:
+        self.call = call
+        self.body = body
+        self.max_body = max_body
+
 
 class _Route:
     """What the front knows of one route: the methods that need a bearer token, its
-    template, and its fast read (api/fast.py) with the pattern giving its parameters."""
+    template, its fast read and fast writes (api/fast.py) with the pattern giving its
+    parameters."""
 
-    __slots__ = ("fast", "methods", "params", "template")
+    __slots__ = ("fast", "methods", "params", "template", "writes")
 
     def __init__(
         self,
         methods: frozenset[str],
         template: str,
-        fast: Callable[[Principal, tuple[str, ...], bytes], Awaitable[bytes | None]] | None,
+        fast: _Call | None,
         params: re.Pattern[str] | None,
+        writes: dict[str, FastWrite] | None = None,
     ) -> None:
         self.methods = methods
         self.template = template
         self.fast = fast
         self.params = params
+        self.writes = writes
 
 
 class AuthTable:
@@ -98,14 +116,17 @@ class AuthTable:
         path: str,
         template: str,
         methods: frozenset[str],
-        fast: Callable[[Principal, tuple[str, ...], bytes], Awaitable[bytes | None]] | None = None,
+        fast: _Call | None = None,
+        writes: dict[str, FastWrite] | None = None,
     ) -> None:
         """`path` as Litestar declares it (``/v1/users/{user_id:str}``), `template` as it
         names it in ``scope["path_template"]`` (``/v1/users/{user_id}``); `fast`: the
-        route's fast read, already given the container."""
+        route's fast read, `writes` its fast writes by method, already given the
+        container."""
         self._seen.clear()
+        writes = writes or None
         if "{" not in path:
-            self._static[path] = _Route(methods, template, fast, None)
+            self._static[path] = _Route(methods, template, fast, None, writes)
             return
         regex, groups, end = [], [], 0
         for m in _PARAM.finditer(path):
@@ -116,8 +137,9 @@ class AuthTable:
             end = m.end()
         regex.append(re.escape(path[end:]))
         groups.append(re.escape(path[end:]))
-        params = re.compile("".join(groups)) if fast is not None else None
-        self._patterns.append(("".join(regex), _Route(methods, template, fast, params)))
+        lane = fast is not None or writes is not None
+        params = re.compile("".join(groups)) if lane else None
+        self._patterns.append(("".join(regex), _Route(methods, template, fast, params, writes)))
         # Most literal text first: Litestar prefers static path components to parameters.
         self._patterns.sort(key=lambda p: -len(p[0].replace("[^/]+", "").replace(".*", "")))
         # One alternation, matched in C: the first pattern that matches names its group.
@@ -160,8 +182,8 @@ class AuthTable:
 
 def auth_table(app: Litestar, scheme: str = "bearer", *, fast_reads: bool = True) -> AuthTable:
     """The routes of `app` whose handlers declare the `scheme` security requirement, with
-    the fast reads (api/fast.py) of their GET handlers (unless not `fast_reads`: Litestar
-    answers every request, as the tests compare)."""
+    the fast reads and writes (api/fast.py) of their handlers (unless not `fast_reads`:
+    Litestar answers every request, as the tests compare)."""
     table = AuthTable()
     container = app.state.get("container")
     for route in app.routes:
@@ -174,16 +196,35 @@ def auth_table(app: Litestar, scheme: str = "bearer", *, fast_reads: bool = True
         ]
         methods = frozenset(method for handler in protected for method in handler.http_methods)
         fast = None
+        writes: dict[str, FastWrite] = {}
         for handler in route.route_handlers:
             read = handler.opt.get(FAST_GET)
-            if read is None:
-                continue
-            if handler not in protected or handler.http_methods != {"GET"}:
-                raise ValueError(f"{route.path}: a fast read needs a GET route behind the token")
-            fast = partial(read, container) if fast_reads else None
+            write = handler.opt.get(FAST_WRITE)
+            if read is not None:
+                if handler not in protected or handler.http_methods != {"GET"}:
+                    raise ValueError(
+                        f"{route.path}: a fast read needs a GET route behind the token"
+                    )
+                fast = partial(read, container) if fast_reads else None
+            if write is not None:
+                (method,) = handler.http_methods
+                if handler not in protected or method not in _WRITES or handler.status_code != 200:
+                    raise ValueError(
+                        f"{route.path}: a fast write needs a 200 write route behind the token"
+                    )
+                call, body = write
+                if fast_reads:
+                    writes[method] = FastWrite(
+                        partial(call, container),
+                        body=body,
+                        max_body=handler.resolve_request_max_body_size(),
+                    )
         if methods:
-            table.add(route.path, route.path_format, methods, fast)
+            table.add(route.path, route.path_format, methods, fast, writes)
     return table
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Front:
@@ -261,11 +302,38 @@ class Front:
                     and (host is None or _VALID_HOST.match(host) is not None)
                 ):
                     answered = await self._fast(
-                        scope, send, route, found[1], principal, id_header, raw_path
+                        scope, send, route.fast, route, found[1], principal, id_header, raw_path
                     )
                     if answered:
                         status = answered
                         return
+                elif (
+                    route.writes is not None
+                    and method in route.writes
+                    and not scope.get("root_path")
+                    and (host is None or _VALID_HOST.match(host) is not None)
+                ):
+                    write = route.writes[method]
+                    body: bytes | None = b""
+                    if write.body:
+                        body, receive = await _read_body(scope, receive, write.max_body)
+                    if body is not None:
+                        answered = await self._fast(
+                            scope,
+                            send,
+                            write.call,
+                            route,
+                            found[1],
+                            principal,
+                            id_header,
+                            raw_path,
+                            body,
+                        )
+                        if answered:
+                            status = answered
+                            return
+                        if write.body:  # Litestar reads it again
+                            receive = _replay([_whole(body)], receive)
                 state = scope.get("state")
                 if state is None:
                     state = scope["state"] = {}
@@ -291,15 +359,17 @@ class Front:
     async def _fast(
         scope: Any,
         send: Any,
+        call: _Call,
         route: _Route,
         path: str,
         principal: Principal,
         id_header: tuple[bytes, bytes],
         raw_path: str,
+        body: bytes | None = None,
     ) -> int:
-        """Answer with the route's fast read (api/fast.py): the status sent, or 0 when the
-        read declined the request (Litestar answers it)."""
-        assert route.fast is not None
+        """Answer with the route's fast read or write (api/fast.py): the status sent, or 0
+        when the read declined the request (Litestar answers it). A read is given the
+        query string, a write the request body."""
         if route.params is None:
             params: tuple[str, ...] = ()
         else:
@@ -308,14 +378,15 @@ class Front:
                 return 0
             params = match.groups()
         try:
-            body = await route.fast(principal, params, scope["query_string"])
+            answer = await call(principal, params, scope["query_string"] if body is None else body)
         except Exception as exc:  # mapped exactly as Litestar's handlers map it
             status, payload, headers = error_parts(exc, raw_path)
             scope["path_template"] = route.template
             await _answer(send, status, payload, headers, id_header)
             return status
-        if body is None:
+        if answer is None:
             return 0
+        body = answer
         scope["path_template"] = route.template
         await send(
             {
@@ -358,6 +429,49 @@ class Front:
             return await self._auth(token)
         except Exception as exc:  # mapped exactly as Litestar's handlers map it
             return error_parts(exc, path)
+
+
+async def _read_body(scope: Any, receive: Any, limit: int | None) -> tuple[bytes | None, Any]:
+    """The request body for a fast write, and the `receive` Litestar is to use: the body
+    is None (and the messages read are replayed to Litestar, which answers) when it is
+    empty, over `limit`, announced with a ``Content-Length`` over `limit` or not a number,
+    or the client left before sending it all."""
+    for name, value in scope["headers"]:
+        if name == _CONTENT_LENGTH:
+            if not value.isdigit() or (limit and int(value) > limit):
+                return None, receive
+            break
+    read: list[Any] = []
+    total = 0
+    while True:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request":
+            break
+        total += len(message.get("body", b""))
+        if limit and total > limit:
+            break
+        if not message.get("more_body", False):
+            if total:
+                return b"".join(m.get("body", b"") for m in read), receive
+            break
+    return None, _replay(read, receive)
+
+
+def _whole(body: bytes) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": False}
+
+
+def _replay(messages: list[Any], receive: Any) -> Any:
+    """`receive` that first gives `messages` again."""
+    pending = iter(messages)
+
+    async def replay() -> Any:
+        for message in pending:
+            return message
+        return await receive()
+
+    return replay
 
 
 async def _answer(

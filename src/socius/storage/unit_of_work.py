@@ -287,8 +287,11 @@ class _PoolSource:
 
     async def acquire(self) -> Any:
         self._pool = self._pool or await self._reads.driver_pool()
-        # As the engine's pool_timeout: no connection in time is an outage (503).
-        return await self._pool.acquire(timeout=_ACQUIRE_TIMEOUT_S)
+        # As the engine's pool_timeout: no connection in time is an outage (503). Not
+        # ``acquire(timeout=)``: on Python < 3.12 asyncpg runs that through a wait_for of
+        # its own, a task per checkout; the timeout scope is a timer (decision 0046).
+        async with asyncio.timeout(_ACQUIRE_TIMEOUT_S):
+            return await self._pool.acquire()
 
     async def release(self, raw: Any, *, broken: bool) -> None:
         if broken:

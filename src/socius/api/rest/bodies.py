@@ -18,11 +18,13 @@ import msgspec
 from litestar import Litestar, Request, Response
 from litestar.types import ASGIApp
 
-__all__ = ["json_response", "renderer"]
+__all__ = ["encode", "json_response", "renderer"]
 
 T = TypeVar("T")
 
 _encode = msgspec.json.Encoder().encode
+encode = _encode
+"""A view encoded as Litestar encodes a handler's return value (msgspec JSON)."""
 _JSON = "application/json"
 _CONTENT_TYPE = (b"content-type", b"application/json")
 

@@ -9,15 +9,18 @@ from litestar import Response, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
+from socius.api.body import decode_body
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast, fast_page, limit_query
+from socius.api.fast import fast, fast_page, fast_write, limit_query
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response, renderer
+from socius.api.rest.bodies import encode, json_response, renderer
 from socius.api.rest.fields import IdText
 from socius.api.rest.graph_views import (
     RelationshipOut,
     SuggestionsOut,
     UserListOut,
+    change_relationship,
+    fast_change,
     relationship_out,
     suggestion_out,
     user_list_out,
@@ -26,6 +29,7 @@ from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
 from socius.services.auth import Principal
 from socius.services.container import Container
+from socius.services.graph import GraphService
 from socius.services.suggestions import Suggestion
 
 __all__ = ["router"]
@@ -66,6 +70,20 @@ async def unfriend(user_id: IdPath, state: State, principal: Caller) -> Relation
     return relationship_out(await graph.unfriend(principal.user_id, user_id_or_404(user_id)))
 
 
+async def _send_request(
+    container: Container, principal: Principal, data: FriendRequestIn
+) -> RelationshipOut:
+    other = user_id_or_404(data.user_id)
+    return relationship_out(await container.graph.send_friend_request(principal.user_id, other))
+
+
+async def _fast_send_request(
+    container: Container, principal: Principal, _params: tuple[str, ...], body: bytes
+) -> bytes:
+    data = decode_body(body, FriendRequestIn)  # as Litestar's StrictRequest decodes it
+    return encode(await _send_request(container, principal, data))
+
+
 @post(
     "/requests",
     status_code=200,
@@ -73,13 +91,12 @@ async def unfriend(user_id: IdPath, state: State, principal: Caller) -> Relation
     description="If they already asked you, you become friends. Idempotent; returns the "
     "relationship. 403 `blocked` if you block them; 404 if they block you. 429 "
     "`rate_limited` with Retry-After past the per-user friend-request limit.",
+    opt=fast_write(_fast_send_request, body=True),  # answered by the front (api/fast.py)
 )
 async def send_request(
     data: JSONBody[FriendRequestIn], state: State, principal: Caller
 ) -> RelationshipOut:
-    graph = container_of(state).graph
-    other = user_id_or_404(data.user_id)
-    return relationship_out(await graph.send_friend_request(principal.user_id, other))
+    return await _send_request(container_of(state), principal, data)
 
 
 @get("/requests", summary="Pending friend requests, newest first")
@@ -99,11 +116,16 @@ async def list_requests(
     return user_list_out(page)
 
 
-@post("/requests/{user_id:str}/accept", status_code=200, summary="Accept a friend request")
+@post(
+    "/requests/{user_id:str}/accept",
+    status_code=200,
+    summary="Accept a friend request",
+    opt=fast_change(GraphService.accept_friend_request),  # answered by the front
+)
 async def accept(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    graph = container_of(state).graph
-    rel = await graph.accept_friend_request(principal.user_id, user_id_or_404(user_id))
-    return relationship_out(rel)
+    return await change_relationship(
+        container_of(state), principal, user_id, GraphService.accept_friend_request
+    )
 
 
 @post("/requests/{user_id:str}/decline", status_code=200, summary="Decline a friend request")

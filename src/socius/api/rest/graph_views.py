@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
+from socius.api.fast import fast_write
+from socius.api.rest.bodies import encode
+from socius.api.rest.params import user_id_or_404
 from socius.api.rest.views import PublicUserOut, public_user_out
 from socius.domain.graph import Relationship
-from socius.services.graph import EdgePage
+from socius.services.auth import Principal
+from socius.services.container import Container
+from socius.services.graph import EdgePage, GraphService
 from socius.services.suggestions import Suggestion
 
 __all__ = [
@@ -18,6 +25,8 @@ __all__ = [
     "SuggestionOut",
     "SuggestionsOut",
     "UserListOut",
+    "change_relationship",
+    "fast_change",
     "relationship_out",
     "user_list_out",
 ]
@@ -76,6 +85,30 @@ def relationship_out(rel: Relationship) -> RelationshipOut:
         blocked_by=rel.blocked_by,
         muting=rel.muting,
     )
+
+
+Change = Callable[[GraphService, int, int], Awaitable[Relationship]]
+"""A graph write of the caller on another user (``GraphService.follow``...)."""
+
+
+async def change_relationship(
+    container: Container, principal: Principal, user_id: str, change: Change
+) -> RelationshipOut:
+    """The caller's `change` on the user of `user_id` (a path parameter), as answered."""
+    rel = await change(container.graph, principal.user_id, user_id_or_404(user_id))
+    return relationship_out(rel)
+
+
+def fast_change(change: Change) -> dict[str, Any]:
+    """The ``opt`` of a ``/.../{user_id}/...`` graph write the front answers itself
+    (api/fast.py ``fast_write``): the same `change_relationship` as the handler's."""
+
+    async def write(
+        container: Container, principal: Principal, params: tuple[str, ...], _body: bytes
+    ) -> bytes:
+        return encode(await change_relationship(container, principal, params[0], change))
+
+    return fast_write(write)
 
 
 def user_list_out(page: EdgePage) -> UserListOut:

@@ -10,10 +10,11 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from socius.api.body import decode_body
 from socius.api.dependencies import Caller, container_of
-from socius.api.fast import fast
+from socius.api.fast import fast, fast_write
 from socius.api.options import with_options
-from socius.api.rest.bodies import json_response, renderer
+from socius.api.rest.bodies import encode, json_response, renderer
 from socius.api.rest.fields import (
     AvatarUrl,
     Bio,
@@ -82,17 +83,31 @@ async def read_me(state: State, principal: Caller) -> Response[PrivateUserOut]:
     return json_response(await _me_body(container_of(state), principal, (), b""))
 
 
+async def _update_me(
+    container: Container, principal: Principal, data: ProfilePatch
+) -> PrivateUserOut:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
+    account = await container.accounts.update_me(principal, changes)
+    return private_user_out(account.user, account.profile)
+
+
+async def _fast_update_me(
+    container: Container, principal: Principal, _params: tuple[str, ...], body: bytes
+) -> bytes:
+    data = decode_body(body, ProfilePatch)  # as Litestar's StrictRequest decodes it
+    return encode(await _update_me(container, principal, data))
+
+
 @patch(
     "/",
     summary="Update your profile",
     description="Send only the fields to change. Unknown or read-only fields get 422.",
+    opt=fast_write(_fast_update_me, body=True),  # answered by the front (api/fast.py)
 )
 async def update_me(
     data: JSONBody[ProfilePatch], state: State, principal: Caller
 ) -> PrivateUserOut:
-    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not UNSET}
-    account = await container_of(state).accounts.update_me(principal, changes)
-    return private_user_out(account.user, account.profile)
+    return await _update_me(container_of(state), principal, data)
 
 
 @delete(

@@ -14,6 +14,8 @@ from socius.api.rest.bodies import json_response, renderer
 from socius.api.rest.graph_views import (
     RelationshipOut,
     UserListOut,
+    change_relationship,
+    fast_change,
     relationship_out,
     user_list_out,
 )
@@ -21,6 +23,7 @@ from socius.api.rest.params import EdgeCursor, IdPath, Limit, user_id_or_404
 from socius.domain.graph import EdgeType
 from socius.services.auth import Principal
 from socius.services.container import Container
+from socius.services.graph import GraphService
 
 __all__ = ["router"]
 
@@ -141,16 +144,20 @@ async def mutual_friends(
     status_code=200,
     summary="Follow",
     description="A follow request when they are private. Idempotent.",
+    opt=fast_change(GraphService.follow),  # answered by the front (api/fast.py)
 )
 async def follow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    graph = container_of(state).graph
-    return relationship_out(await graph.follow(principal.user_id, user_id_or_404(user_id)))
+    return await change_relationship(container_of(state), principal, user_id, GraphService.follow)
 
 
-@delete("/{user_id:str}/follow", status_code=200, summary="Unfollow (or withdraw a request)")
+@delete(
+    "/{user_id:str}/follow",
+    status_code=200,
+    summary="Unfollow (or withdraw a request)",
+    opt=fast_change(GraphService.unfollow),  # answered by the front
+)
 async def unfollow(user_id: IdPath, state: State, principal: Caller) -> RelationshipOut:
-    graph = container_of(state).graph
-    return relationship_out(await graph.unfollow(principal.user_id, user_id_or_404(user_id)))
+    return await change_relationship(container_of(state), principal, user_id, GraphService.unfollow)
 
 
 @post(
