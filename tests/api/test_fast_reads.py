@@ -109,15 +109,19 @@ async def test_fast_reads_answer_as_litestar_does(pair: Pair) -> None:
     assert (await pair.same("/v1/friends?unknown=1", a_token)).status_code == 200
 
 
-async def _store_suggestions(pair: Pair, user: str, candidates: list[str]) -> None:
+def _store_suggestions(pair: Pair, user: str, candidates: list[str]) -> None:
     """A stored suggestion list (as the refresher leaves one), scores with many digits;
-    written in the app's own loop (the test's)."""
-    now = datetime.now(UTC)
-    found = [_Candidate(int(c), n + 1, 1.0 / (n + 3)) for n, c in enumerate(candidates)]
-    async with pair.wiring.database() as uow:
-        await uow.suggestion_lists.put([(int(user), _encode(found))], now=now, due=now)
-        await uow.commit()
-    await pair.wiring.container.suggestions.invalidate([int(user)])
+    written on the app's loop (the client's portal: the driver's connections belong to it)."""
+
+    async def put() -> None:
+        now = datetime.now(UTC)
+        found = [_Candidate(int(c), n + 1, 1.0 / (n + 3)) for n, c in enumerate(candidates)]
+        async with pair.wiring.database() as uow:
+            await uow.suggestion_lists.put([(int(user), _encode(found))], now=now, due=now)
+            await uow.commit()
+        await pair.wiring.container.suggestions.invalidate([int(user)])
+
+    pair.fast.blocking_portal.call(put)
 
 
 async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_does(
@@ -179,10 +183,10 @@ async def test_relationships_mutual_friends_and_suggestions_answer_as_litestar_d
         await pair.same(f"/v1/users/{bob}/mutual-friends{query}", c_token)
 
     # S: suggestions, as stored (with the viewer's relationships applied now).
-    await _store_suggestions(pair, alice, [dave, bob, carol])
+    _store_suggestions(pair, alice, [dave, bob, carol])
     found = await pair.same("/v1/friends/suggestions", a_token)
     assert [(i["user"]["id"], i["mutual_count"]) for i in found.json()["items"]] == [(dave, 1)]
-    await _store_suggestions(pair, bob, [carol])
+    _store_suggestions(pair, bob, [carol])
     assert (await pair.same("/v1/friends/suggestions?limit=1", b_token)).json()["items"]
     for query in ("?limit=0", "?limit=101", "?limit=x", "?limit=%31", "?other=1"):
         await pair.same(f"/v1/friends/suggestions{query}", a_token)
