@@ -16,6 +16,7 @@ from cache_contract import eventually
 from e2e.cluster import Cluster
 from otlp_receiver import OtlpReceiver, Span, children
 from socius.client import AsyncClient, RealtimeClient
+from socius.services.delivery import shard_subject
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -73,7 +74,7 @@ async def test_a_message_is_one_trace_from_the_post_on_a_to_the_socket_on_b(
         s
         for s in children(spans, server)
         if s.name == "bus publish"
-        and s.attributes["messaging.destination.name"] == f"user.{bob_id}"
+        and s.attributes["messaging.destination.name"] == shard_subject(int(bob_id))
     ]
     [deliver] = [s for s in children(spans, publish) if s.name == "bus deliver"]
     assert deliver.attributes["messaging.system"] == cluster.bus

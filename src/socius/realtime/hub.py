@@ -1,6 +1,6 @@
 """The hub: this process's live connections by user, and their bus subscriptions.
 
-Events go on the bus by shard of their recipients (``deliver.<user_id % SHARDS>``,
+Events go on the bus by shard of their recipients (``deliver.<shard_of(user_id)>``,
 decision 0050). The first connection here of a user of a shard subscribes that shard's
 subject; the last one of its users to leave unsubscribes. Each bus message (a JSON array
 of ``Fanned`` events, each with its recipients) is decoded once, its events' payloads left
@@ -22,7 +22,7 @@ import structlog
 
 from socius.domain.errors import BusUnavailable
 from socius.observability.spans import strip_trace_context
-from socius.services.delivery import SHARDS, EncodedBusEvent, Fanned, shard_subject
+from socius.services.delivery import EncodedBusEvent, Fanned, shard_of, shard_subject
 from socius.services.ports import Bus, Subscription
 
 __all__ = ["Hub", "Listener"]
@@ -117,7 +117,7 @@ class Hub:
     async def join(self, user_id: int, listener: Listener) -> None:
         """Register ``listener``; returns once the bus delivers its user's events from
         now on. Raises BusUnavailable when the subscription cannot be made."""
-        shard = user_id % SHARDS
+        shard = shard_of(user_id)
 
         async def action() -> None:
             if shard not in self._subs:
@@ -135,7 +135,7 @@ class Hub:
         await self._locked(shard, action)
 
     async def leave(self, user_id: int, listener: Listener) -> None:
-        shard = user_id % SHARDS
+        shard = shard_of(user_id)
 
         async def action() -> None:
             members = self._members.get(user_id)

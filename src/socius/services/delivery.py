@@ -6,7 +6,7 @@ the log, and one that sees a number twice drops it: delivery is at least once on
 and exactly once, in order, on the socket.
 
 On the bus, events go by shard of their recipients (decision 0050): a user's events go on
-``deliver.<user_id % SHARDS>``, and each publish sends one bus message per shard that
+``deliver.<shard_of(user_id)>``, and each publish sends one bus message per shard that
 holds recipients (a ``Fanout``): each distinct event once, with the users (and their log
 positions) it goes to. A node subscribes the shards of the users connected to it and
 hands each event to those of its recipients it holds.
@@ -35,6 +35,7 @@ __all__ = [
     "Delivery",
     "EncodedBusEvent",
     "Fanned",
+    "shard_of",
     "shard_subject",
 ]
 
@@ -82,9 +83,17 @@ MAX_FANOUT_BYTES = 128 * 1024
 _SUBJECTS = [f"deliver.{k}" for k in range(SHARDS)]
 
 
+def shard_of(user_id: int) -> int:
+    """The shard of ``user_id``'s events. An id is milliseconds | node | sequence
+    (domain/ids.py) and the sequence is 0 for nearly every id made alone in its
+    millisecond, so the id alone would put almost everyone in shard 0: the millisecond's
+    low bits are mixed in."""
+    return ((user_id >> 22) ^ user_id) % SHARDS
+
+
 def shard_subject(user_id: int) -> str:
     """The bus subject of ``user_id``'s events (shared with the other users of its shard)."""
-    return _SUBJECTS[user_id % SHARDS]
+    return _SUBJECTS[shard_of(user_id)]
 
 
 class Delivery:
@@ -247,7 +256,7 @@ class Delivery:
         shards: dict[int, _Shard] = {}
         encoded: dict[int, msgspec.Raw] = {}
         for e in events:
-            shard = shards.get(k := e.user_id % SHARDS)
+            shard = shards.get(k := shard_of(e.user_id))
             if shard is None:
                 shard = shards[k] = _Shard()
             key = (id(e.payload), e.type, e.created_at)
@@ -276,7 +285,7 @@ class Delivery:
         raw = msgspec.Raw(_encode(payload))
         by_shard: dict[int, list[int]] = {}
         for u in user_ids:
-            by_shard.setdefault(u % SHARDS, []).append(u)
+            by_shard.setdefault(shard_of(u), []).append(u)
         items = [
             (_SUBJECTS[k], _encode([Fanned(type_, raw, None, users)]))
             for k, users in by_shard.items()

@@ -15,7 +15,14 @@ from socius.bus.memory import MemoryBroker, MemoryBus
 from socius.domain.events import Event
 from socius.domain.ids import IdGenerator
 from socius.realtime.hub import Hub
-from socius.services.delivery import SHARDS, Delivery, EncodedBusEvent, Fanned, shard_subject
+from socius.services.delivery import (
+    SHARDS,
+    Delivery,
+    EncodedBusEvent,
+    Fanned,
+    shard_of,
+    shard_subject,
+)
 
 NOW = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 
@@ -43,6 +50,21 @@ def _delivery(bus: Any) -> Delivery:
 def _message(body: str, members: list[int], first_seq: int) -> list[Event]:
     payload = {"message": {"body": body}}
     return [Event(u, "message.created", payload, first_seq, NOW, 1) for u in members]
+
+
+def test_users_spread_over_every_shard_however_their_ids_were_made() -> None:
+    # One id a millisecond (sequence 0: users registering one at a time), and many in one
+    # millisecond (a bulk import): both spread evenly over the shards.
+    ms, one_a_ms = 5_000_000, []
+    for k in range(SHARDS * 20):
+        ms += 1 + k % 7  # gaps of 1..7 ms
+        one_a_ms.append((ms << 22) | (3 << 12))  # domain/ids.py: ms | node 3 | sequence 0
+    burst = [(1_000_000 << 22) | (3 << 12) | seq for seq in range(SHARDS * 20)]
+    for ids in (one_a_ms, burst):
+        counts = [0] * SHARDS
+        for user_id in ids:
+            counts[shard_of(user_id)] += 1
+        assert min(counts) >= 10, counts  # 20 each on average
 
 
 def test_a_message_goes_once_per_shard_with_its_recipients_and_their_positions() -> None:
