@@ -295,12 +295,7 @@ class Front:
                     scope["path_template"] = route.template  # for the metrics and the log
                     await _answer(send_with_id, *principal)
                     return
-                if (
-                    route.fast is not None
-                    and method == "GET"
-                    and not scope.get("root_path")
-                    and (host is None or _VALID_HOST.match(host) is not None)
-                ):
+                if route.fast is not None and method == "GET" and _lane_open(scope, host):
                     answered = await self._fast(
                         scope, send, route.fast, route, found[1], principal, id_header, raw_path
                     )
@@ -308,10 +303,7 @@ class Front:
                         status = answered
                         return
                 elif (
-                    route.writes is not None
-                    and method in route.writes
-                    and not scope.get("root_path")
-                    and (host is None or _VALID_HOST.match(host) is not None)
+                    route.writes is not None and method in route.writes and _lane_open(scope, host)
                 ):
                     write = route.writes[method]
                     body: bytes | None = b""
@@ -429,6 +421,12 @@ class Front:
             return await self._auth(token)
         except Exception as exc:  # mapped exactly as Litestar's handlers map it
             return error_parts(exc, path)
+
+
+def _lane_open(scope: Any, host: bytes | None) -> bool:
+    """Whether the fast lane may answer: Litestar would route the request as the table
+    does (no mount prefix, a Host it accepts); otherwise Litestar answers it."""
+    return not scope.get("root_path") and (host is None or _VALID_HOST.match(host) is not None)
 
 
 async def _read_body(scope: Any, receive: Any, limit: int | None) -> tuple[bytes | None, Any]:
