@@ -26,11 +26,23 @@ from ws_support import (
 from conftest import NATS_URL, PASSWORD, Account, make_app, require_service, unique_name
 from socius.client import Client
 from socius.domain.events import Event
-from socius.services.delivery import BusEvent
+from socius.services.delivery import Fanned
 from socius.services.inbox import seq_of
 from socius.settings import Settings
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _fanned(type_: str, payload: dict[str, Any], user_id: int, seq: int | None = None) -> bytes:
+    """One event for one user as a shard's bus message carries it (decision 0050)."""
+    raw = msgspec.Raw(msgspec.json.encode(payload))
+    seqs = None if seq is None else [seq]
+    return msgspec.json.encode([Fanned(type_, raw, None, [user_id], seqs)])
+
+
+async def _fan_out(hub: Any, payload: bytes) -> None:
+    """What the bus does with a shard's message, on the app's loop."""
+    hub.fan_out(payload)
 
 
 def direct(a: Account, b: Account) -> str:
@@ -256,14 +268,15 @@ def test_a_gap_left_by_the_bus_is_filled_from_the_log_in_order(
         # The bus repeating an event already sent: dropped.
         hub = realtime_of(app).hub
         first = frames[0]
-        again = msgspec.json.encode(
-            BusEvent(
-                "message.created", {"message": first["event"]["message"]}, seq_of(first["cursor"])
-            )
+        again = _fanned(
+            "message.created",
+            {"message": first["event"]["message"]},
+            int(b.id),
+            seq_of(first["cursor"]),
         )
-        marker = msgspec.json.encode(BusEvent("typing", {"marker": True}))
-        http.blocking_portal.call(hub.dispatch, int(b.id), again)
-        http.blocking_portal.call(hub.dispatch, int(b.id), marker)
+        marker = _fanned("typing", {"marker": True}, int(b.id))
+        http.blocking_portal.call(_fan_out, hub, again)
+        http.blocking_portal.call(_fan_out, hub, marker)
         assert recv(ws) == {"type": "event", "event": {"type": "typing", "marker": True}}
 
 
@@ -438,7 +451,7 @@ def test_a_slow_consumer_is_closed_with_4408_and_resumes(
     async def flood() -> None:
         # Handed over in one go, faster than any client can read: the queue overflows.
         for i in range(50):
-            await hub.dispatch(int(b.id), msgspec.json.encode(BusEvent("typing", {"n": i})))
+            hub.fan_out(_fanned("typing", {"n": i}, int(b.id)))
 
     with connected(http, b.auth.access_token, position(b)) as (ws, _, ready):
         http.blocking_portal.call(flood)

@@ -34,7 +34,6 @@ Change = Callable[[int], None]
 # The payloads stay JSON (msgspec.Raw): a connection forwards them, rendered once per
 # event for all of them (Gateway.event_json), and never needs them as objects.
 _decode = msgspec.json.Decoder(list[Fanned]).decode
-_decode_one = msgspec.json.Decoder(EncodedBusEvent).decode
 
 
 def _decode_untraced(payload: bytes) -> list[Fanned] | None:
@@ -193,17 +192,3 @@ class Hub:
                     event = shared
                 for listener in tuple(listeners):
                     listener.deliver(event)
-
-    async def dispatch(self, user_id: int, payload: bytes) -> None:
-        """Hand one event (an ``EncodedBusEvent``'s JSON) to ``user_id``'s connections here
-        (never suspends): what the bus does, for one user and one event."""
-        members = self._members.get(user_id)
-        if not members:
-            return
-        try:
-            event = _decode_one(payload)
-        except msgspec.DecodeError:
-            log.warning("ws_bad_bus_payload", user_id=user_id, size=len(payload))
-            return
-        for listener in tuple(members):
-            listener.deliver(event)

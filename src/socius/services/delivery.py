@@ -31,7 +31,6 @@ from socius.services.ports import Bus, Clock, UnitOfWork
 __all__ = [
     "MAX_FANOUT_BYTES",
     "SHARDS",
-    "BusEvent",
     "Delivery",
     "EncodedBusEvent",
     "Fanned",
@@ -40,19 +39,10 @@ __all__ = [
 ]
 
 
-class BusEvent(msgspec.Struct, frozen=True):
-    """What travels on the bus: a logged event (``seq`` set) or an ephemeral one."""
-
-    type: str
-    payload: dict[str, Any]
-    seq: int | None = None
-    created_at: datetime | None = None
-
-
 class EncodedBusEvent(msgspec.Struct, frozen=True):
-    """A ``BusEvent`` whose payload is JSON already: the same bytes on the bus. A message's
-    payload is encoded once and spliced into the event of each of its recipients; a
-    receiver that only forwards it keeps it as it came (``msgspec.Raw``)."""
+    """One event for one recipient, as a node hands it to a connection: a logged event
+    (``seq`` set) or an ephemeral one, its payload JSON already (``msgspec.Raw``, as it
+    came in the shard's bus message: a receiver that only forwards it keeps it)."""
 
     type: str
     payload: msgspec.Raw
