@@ -63,7 +63,7 @@ _SEEN_PATH_MAX = 200
 _Call = Callable[[Principal, tuple[str, ...], bytes], Awaitable[bytes | None]]
 
 
-class FastWrite:
+class _RouteWrite:
     """A route's fast write (api/fast.py ``fast_write``), given the container: whether it
     takes the request body, and the most bytes of it Litestar would read."""
 
@@ -88,7 +88,7 @@ class _Route:
         template: str,
         fast: _Call | None,
         params: re.Pattern[str] | None,
-        writes: dict[str, FastWrite] | None = None,
+        writes: dict[str, _RouteWrite] | None = None,
     ) -> None:
         self.methods = methods
         self.template = template
@@ -117,7 +117,7 @@ class AuthTable:
         template: str,
         methods: frozenset[str],
         fast: _Call | None = None,
-        writes: dict[str, FastWrite] | None = None,
+        writes: dict[str, _RouteWrite] | None = None,
     ) -> None:
         """`path` as Litestar declares it (``/v1/users/{user_id:str}``), `template` as it
         names it in ``scope["path_template"]`` (``/v1/users/{user_id}``); `fast`: the
@@ -196,7 +196,7 @@ def auth_table(app: Litestar, scheme: str = "bearer", *, fast_reads: bool = True
         ]
         methods = frozenset(method for handler in protected for method in handler.http_methods)
         fast = None
-        writes: dict[str, FastWrite] = {}
+        writes: dict[str, _RouteWrite] = {}
         for handler in route.route_handlers:
             read = handler.opt.get(FAST_GET)
             write = handler.opt.get(FAST_WRITE)
@@ -214,7 +214,7 @@ def auth_table(app: Litestar, scheme: str = "bearer", *, fast_reads: bool = True
                     )
                 call, body = write
                 if fast_reads:
-                    writes[method] = FastWrite(
+                    writes[method] = _RouteWrite(
                         partial(call, container),
                         body=body,
                         max_body=handler.resolve_request_max_body_size(),
