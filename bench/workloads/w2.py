@@ -110,6 +110,12 @@ def main(parser: argparse.ArgumentParser, args: list[str]) -> int:
     parser.add_argument("--refine", type=int, default=2, help="bisection steps after a miss")
     parser.add_argument("--ws-procs", type=int, default=2, help="WebSocket client processes")
     parser.add_argument("--senders", type=int, default=1, help="HTTP sender processes")
+    parser.add_argument(
+        "--send-connections",
+        type=int,
+        default=512,
+        help="keep-alive connections per sender process (a send waits for a free one)",
+    )
     parser.add_argument("--dm-per-user", type=int, default=10)
     parser.add_argument("--groups-per-user", type=int, default=2)
     parser.add_argument("--group-min", type=int, default=5)
@@ -128,8 +134,12 @@ def main(parser: argparse.ArgumentParser, args: list[str]) -> int:
         or min(rates) <= 0
         or ns.ws_procs < 1
         or ns.senders < 1
+        or ns.send_connections < 1
     ):
-        print("--runs, --duration, --rates, --ws-procs, --senders must be positive; --users >= 20")
+        print(
+            "--runs, --duration, --rates, --ws-procs, --senders, --send-connections must be "
+            "positive; --users >= 20"
+        )
         return 2
     if ns.workers > 1 and ns.stack == "embedded":
         print("--workers > 1 needs Redis: use --stack postgres")
@@ -186,6 +196,7 @@ async def _main(o: Options, ns: argparse.Namespace, rates: list[float]) -> int:
             "refine_steps": ns.refine,
             "ws_processes": ns.ws_procs,
             "sender_processes": ns.senders,
+            "send_connections_per_sender": ns.send_connections,
             "dm_per_user": ns.dm_per_user,
             "groups_per_user": ns.groups_per_user,
             "group_members": [ns.group_min, ns.group_max],
@@ -357,6 +368,7 @@ async def _start_load(
                 "convs": [topo.by_user.get(u, []) for u in range(n)],
                 "sizes": sizes,
                 "seed": ns.seed,
+                "max_connections": ns.send_connections,
             },
         )
         for k in range(ns.senders)
