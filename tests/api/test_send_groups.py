@@ -281,24 +281,30 @@ async def test_a_bad_send_fails_alone_in_its_group(
 async def test_a_group_whose_transaction_fails_answers_each_send_alone(
     app: App, served: Callable[[], AsyncClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A group transaction that fails for another reason than an outage (here: its insert,
-    once) is rolled back whole, and each of its sends then runs in its own transaction."""
+    """A group transaction that fails for another reason than an outage (here: its
+    writes, once: the insert, or on PostgreSQL the one statement of its writes) is rolled
+    back whole, and each of its sends then runs in its own transaction."""
     (a, _, _), (b, b_id, _) = await signed_up(served, 2)
     group = (
         await a.request(
             "POST", CONVERSATIONS, json={"kind": "group", "title": "g", "member_ids": [b_id]}
         )
     ).json()["id"]
-    original = SqlSendRepository.insert
     failed: list[int] = []
 
-    async def fail_once(self: SqlSendRepository, new: Any) -> None:
-        if not failed:
-            failed.append(len(new))
-            raise RuntimeError("injected failure of a group's insert")
-        await original(self, new)
+    def failing_once(name: str) -> Any:
+        original = getattr(SqlSendRepository, name)
 
-    monkeypatch.setattr(SqlSendRepository, "insert", fail_once)
+        async def fail_once(self: SqlSendRepository, new: Any, *args: Any) -> Any:
+            if not failed:
+                failed.append(len(new))
+                raise RuntimeError(f"injected failure of a group's {name}")
+            return await original(self, new, *args)
+
+        return fail_once
+
+    for name in ("insert", "write"):
+        monkeypatch.setattr(SqlSendRepository, name, failing_once(name))
     bodies = [
         (client, {"client_msg_id": f"m{k}", "body": f"m{k}"}) for k in range(4) for client in (a, b)
     ]

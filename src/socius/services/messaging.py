@@ -58,7 +58,7 @@ from socius.domain.pagination import (
     encode_cursor,
 )
 from socius.domain.reports import Decision, Verdict
-from socius.domain.users import DmPolicy
+from socius.domain.users import DmPolicy, UserStatus
 from socius.services import erasure, threads
 from socius.services.attachments import check_attachable, link_attachments
 from socius.services.delivery import Delivery
@@ -161,6 +161,14 @@ class _Send:
         """What makes a send the retry of another (one message per key)."""
         return (self.conversation_id, self.actor, self.client_msg_id)
 
+    def locks(self) -> tuple[tuple[str, int], ...]:
+        """What its group locks that another group in flight must not (decision 0055):
+        its conversation (and the rows under it: members, thread roots), and with
+        attachments the sender's uploads."""
+        if self.attachment_ids:
+            return (("c", self.conversation_id), ("a", self.actor))
+        return (("c", self.conversation_id),)
+
     def message(
         self,
         message_id: int,
@@ -195,11 +203,14 @@ def _bad_reply_to() -> InvalidInput:
 
 @dataclass(frozen=True, slots=True)
 class SendGroups:
-    """How sends are grouped (settings ``send_group_max``, ``send_group_window_ms``)."""
+    """How sends are grouped (settings ``send_group_max``, ``send_group_window_ms``,
+    ``send_groups_in_flight``)."""
 
     max_group: int = 128
     window: float = 0.002  # seconds
+    in_flight: int = 1  # groups committing at once (decision 0055)
     on_group: Callable[[int], None] = lambda _size: None
+    on_done: Callable[[float], None] = lambda _seconds: None  # a group's wall time
 
 
 class MessagingService:
@@ -224,7 +235,10 @@ class MessagingService:
             self._send_group,
             max_group=grouping.max_group,
             window=grouping.window,
+            in_flight=grouping.in_flight,
+            keys=_Send.locks,
             on_group=grouping.on_group,
+            on_done=grouping.on_done,
         )
         # Set by bootstrap: deletes the bytes of attachments doomed by a commit.
         self.on_attachments_doomed: Callable[[], Awaitable[None]] | None = None
@@ -793,34 +807,44 @@ class MessagingService:
                 read[(op.conversation_id, op.actor)] = seq
                 answers[i] = (message, True)
             if new:
-                await uow.sends.insert(new)
-                for actor, items, message in attach:
-                    # One taken meanwhile fails the group: each send is then tried alone.
-                    await link_attachments(uow, actor, items, message.id, message.conversation_id)
-                await uow.sends.advance(
-                    {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}, now
-                )
-                await uow.sends.read_up_to([(c, u, s) for (c, u), s in read.items()])
+                advanced = {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}
+                pointers = [(c, u, s) for (c, u), s in read.items()]
                 # The durable stream (services/events.py): ids and metadata, never the body.
-                # Before the logs: their counters stay locked from here to the commit.
-                await self._delivery.domain_many(
-                    uow,
-                    [
-                        (
-                            "message.created",
-                            _created_data(m, found[m.conversation_id].kind),
-                            m.id,
-                        )
-                        for m in new
-                    ],
-                )
+                domain = [
+                    ("message.created", _created_data(m, found[m.conversation_id].kind), m.id)
+                    for m in new
+                ]
                 events = [
                     Event(u, "message.created", payload, message_id=m.id)
                     for m in new
                     for payload in ({"message": message_payload(m)},)
                     for u in sorted(members[m.conversation_id])
                 ]
-                await self._delivery.record(uow, events)
+                if uow.sends.writes_at_once and not attach:
+                    # One statement (decision 0055); the log counters it takes stay
+                    # locked to the commit.
+                    stored = await uow.sends.write(
+                        new,
+                        advanced,
+                        pointers,
+                        self._delivery.prepare_domain_many(uow, domain),
+                        events,
+                        now,
+                    )
+                    self._delivery.publish_after_commit(uow, stored)
+                else:
+                    await uow.sends.insert(new)
+                    for actor, items, message in attach:
+                        # One taken meanwhile fails the group: each send is then tried
+                        # alone.
+                        await link_attachments(
+                            uow, actor, items, message.id, message.conversation_id
+                        )
+                    await uow.sends.advance(advanced, now)
+                    await uow.sends.read_up_to(pointers)
+                    # Before the logs: their counters stay locked from here to the commit.
+                    await self._delivery.domain_many(uow, domain)
+                    await self._delivery.record(uow, events)
                 await threads.add_replies(uow, self._delivery, new, roots, members, now)
                 await uow.commit()
         done: list[tuple[Message, bool] | Exception] = []
@@ -866,17 +890,16 @@ class MessagingService:
                         pairs[(op.actor, op.conversation_id)] = peer
         if not pairs:
             return {}
-        peers = {u.id: u for u in await uow.users.get_many(sorted(set(pairs.values())))}
-        edges = await uow.sends.edges_between(sorted({(a, p) for (a, _), p in pairs.items()}))
+        # The peers' status and DM policy with the edges to them: one statement.
+        facts = await uow.sends.peers([(a, p) for (a, _), p in pairs.items()])
         refused: dict[tuple[int, int], Exception] = {}
         for (actor, cid), peer in pairs.items():
-            user = peers.get(peer)
-            types = edges.get((actor, peer), set())
-            if user is None or not user.is_active:
+            status, policy, types = facts[(actor, peer)]
+            if status != UserStatus.ACTIVE:
                 refused[(actor, cid)] = NotFound("no such user", code="user_not_found")
             elif EdgeType.BLOCKS in types or EdgeType.BLOCKED_BY in types:
                 refused[(actor, cid)] = Forbidden("you cannot message this user", code="blocked")
-            elif user.dm_policy is DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
+            elif policy == DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
                 refused[(actor, cid)] = Forbidden(
                     "this user only takes messages from friends", code="dm_not_allowed"
                 )

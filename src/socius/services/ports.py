@@ -328,6 +328,28 @@ class SendRepository(Protocol):
     async def read_up_to(self, pointers: Sequence[tuple[int, int, int]]) -> None:
         """Move ``(conversation, user, seq)`` read pointers forward, never back."""
 
+    async def peers(
+        self, pairs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[str | None, str | None, set[EdgeType]]]:
+        """``(sender, peer)`` -> the peer's status and DM policy (None: no such user)
+        and the edge types from the sender to the peer."""
+
+    @property
+    def writes_at_once(self) -> bool:
+        """Does ``write`` take a group's writes in one statement?"""
+
+    async def write(
+        self,
+        new: Sequence[Message],
+        last_seqs: dict[int, int],
+        pointers: Sequence[tuple[int, int, int]],
+        domain: Sequence[DomainEvent],
+        log: Sequence[Event],
+        when: datetime,
+    ) -> list[Event]:
+        """``insert``, ``advance``, ``read_up_to``, the stream's events and the logs'
+        append in one statement (``writes_at_once``); the logged events, numbered."""
+
 
 class ThreadRepository(Protocol):
     """Threads (docs/threads.md): roots' summaries and per-thread read pointers."""
