@@ -29,6 +29,7 @@ from socius.domain.conversations import (
     ConversationKind,
     Member,
     Message,
+    Peer,
     Role,
     check_body,
     check_client_msg_id,
@@ -738,17 +739,29 @@ class MessagingService:
         answers: list[tuple[Message, bool] | Exception | None] = [None] * len(ops)
         async with self._uow() as uow:
             found = await uow.sends.lock([op.conversation_id for op in ops])
-            members = await uow.sends.member_ids(list(found))
+            # Then what the checks read, in one statement on PostgreSQL (decision 0055):
+            # for the sends to the conversations found, whoever sends them.
+            sent = [op for op in ops if op.conversation_id in found]
+            facts = await uow.sends.facts(
+                list(found),
+                sorted({op.key for op in sent}),
+                sorted(
+                    {
+                        (op.actor, op.conversation_id)
+                        for op in sent
+                        if found[op.conversation_id].kind is ConversationKind.DIRECT
+                    }
+                ),
+            )
+            members = facts.members
             live: list[int] = []
             for i, op in enumerate(ops):
                 if op.conversation_id in found and op.actor in members[op.conversation_id]:
                     live.append(i)
                 else:
                     answers[i] = not_found()
-            keys = {ops[i].key for i in live}
-            earlier = await uow.sends.by_client_ids(sorted(keys)) if keys else {}
-            originals = await self._originals(uow, ops, live, earlier)
-            refused = await self._unreachable(uow, ops, live, found, members)
+            originals = await self._originals(uow, ops, live, facts.earlier)
+            refused = _unreachable([ops[i] for i in live], facts.peers)
             replies = await uow.sends.in_conversations(
                 [r for i in live if (r := ops[i].reply_to) is not None]
             )
@@ -869,41 +882,6 @@ class MessagingService:
                 if message is not None:
                     found[key] = message
         return found
-
-    async def _unreachable(
-        self,
-        uow: UnitOfWork,
-        ops: Sequence[_Send],
-        live: list[int],
-        found: dict[int, Conversation],
-        members: dict[int, set[int]],
-    ) -> dict[tuple[int, int], Exception]:
-        """``(actor, conversation)`` -> why ``actor`` may not write that direct
-        conversation now (``_check_reachable`` of its other member), for the sends of
-        ``live`` to direct conversations."""
-        pairs: dict[tuple[int, int], int] = {}
-        for i in live:
-            op = ops[i]
-            if found[op.conversation_id].kind is ConversationKind.DIRECT:
-                for peer in members[op.conversation_id]:
-                    if peer != op.actor:
-                        pairs[(op.actor, op.conversation_id)] = peer
-        if not pairs:
-            return {}
-        # The peers' status and DM policy with the edges to them: one statement.
-        facts = await uow.sends.peers([(a, p) for (a, _), p in pairs.items()])
-        refused: dict[tuple[int, int], Exception] = {}
-        for (actor, cid), peer in pairs.items():
-            status, policy, types = facts[(actor, peer)]
-            if status != UserStatus.ACTIVE:
-                refused[(actor, cid)] = NotFound("no such user", code="user_not_found")
-            elif EdgeType.BLOCKS in types or EdgeType.BLOCKED_BY in types:
-                refused[(actor, cid)] = Forbidden("you cannot message this user", code="blocked")
-            elif policy == DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
-                refused[(actor, cid)] = Forbidden(
-                    "this user only takes messages from friends", code="dm_not_allowed"
-                )
-        return refused
 
     async def _send_alone(self, op: _Send) -> tuple[Message, bool]:
         """One send in its own transaction (a group whose transaction failed)."""
@@ -1255,3 +1233,28 @@ def _created_data(message: Message, kind: ConversationKind) -> dict[str, Any]:
         "seq": message.seq,
         "reply_to": message.reply_to,
     }
+
+
+def _unreachable(
+    live: Sequence[_Send], peers: dict[tuple[int, int], Peer]
+) -> dict[tuple[int, int], Exception]:
+    """``(actor, conversation)`` -> why ``actor`` may not write that direct conversation
+    now (``_check_reachable`` of its other member, from ``peers``), for the sends of
+    ``live`` (members of their conversations) to direct conversations."""
+    refused: dict[tuple[int, int], Exception] = {}
+    for op in live:
+        found = peers.get((op.actor, op.conversation_id))
+        if found is None:
+            continue  # not a direct conversation, or no other member
+        _, status, policy, types = found
+        if status != UserStatus.ACTIVE:
+            problem: Exception | None = NotFound("no such user", code="user_not_found")
+        elif EdgeType.BLOCKS in types or EdgeType.BLOCKED_BY in types:
+            problem = Forbidden("you cannot message this user", code="blocked")
+        elif policy == DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
+            problem = Forbidden("this user only takes messages from friends", code="dm_not_allowed")
+        else:
+            problem = None
+        if problem is not None:
+            refused[(op.actor, op.conversation_id)] = problem
+    return refused

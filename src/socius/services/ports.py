@@ -16,6 +16,7 @@ from socius.domain.conversations import (
     Member,
     Message,
     Role,
+    SendFacts,
     ThreadRoot,
     ThreadSummary,
 )
@@ -328,11 +329,15 @@ class SendRepository(Protocol):
     async def read_up_to(self, pointers: Sequence[tuple[int, int, int]]) -> None:
         """Move ``(conversation, user, seq)`` read pointers forward, never back."""
 
-    async def peers(
-        self, pairs: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], tuple[str | None, str | None, set[EdgeType]]]:
-        """``(sender, peer)`` -> the peer's status and DM policy (None: no such user)
-        and the edge types from the sender to the peer."""
+    async def facts(
+        self,
+        conversation_ids: Sequence[int],
+        keys: Sequence[tuple[int, int, str]],
+        direct: Sequence[tuple[int, int]],
+    ) -> SendFacts:
+        """With the conversations locked: their members, the messages sent before under
+        ``keys`` (conversation, sender, client_msg_id) and, for each ``(sender,
+        conversation)`` of ``direct``, the conversation's other member."""
 
     @property
     def writes_at_once(self) -> bool:

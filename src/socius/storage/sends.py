@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.domain.conversations import Conversation, Message
+from socius.domain.conversations import Conversation, Message, Peer, SendFacts
 from socius.domain.events import Event
 from socius.domain.graph import EdgeType
 from socius.domain.stream import DomainEvent
@@ -68,11 +68,21 @@ _PG = {
     "read_up_to": "UPDATE members AS m SET last_read_seq = k.seq "
     "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS k(cid, uid, seq) "
     "WHERE m.conversation_id = k.cid AND m.user_id = k.uid AND m.last_read_seq < k.seq",
-    # Each (sender, peer): the peer's status and DM policy (NULL: no such user) and the
-    # edge types from the sender to the peer.
-    "peers": "SELECT k.a, k.p, u.status, u.dm_policy, "
-    "ARRAY(SELECT e.type FROM edges e WHERE e.src = k.a AND e.dst = k.p) "
-    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, p) LEFT JOIN users u ON u.id = k.p",
+    # What a group reads once its conversations are locked, in one statement (one
+    # snapshot, taken after the locks): kind 0, the members (conversation, user); kind
+    # 1, the messages sent before under the keys (conversation, sender, client_msg_id,
+    # id); kind 2, for each (sender, direct conversation), the other member with their
+    # status and DM policy (NULL: no such user) and the edge types from the sender to them.
+    "facts": "SELECT 0, conversation_id, user_id, NULL::text, NULL::text, NULL::bigint, "
+    "NULL::int[] FROM members WHERE conversation_id = ANY(?::bigint[]) "
+    "UNION ALL SELECT 1, m.conversation_id, m.sender_id, m.client_msg_id, NULL, m.id, NULL "
+    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
+    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid "
+    "UNION ALL SELECT 2, k.a, p.user_id, u.status, u.dm_policy, k.c, "
+    "ARRAY(SELECT e.type::int FROM edges e WHERE e.src = k.a AND e.dst = p.user_id) "
+    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
+    "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
+    "LEFT JOIN users u ON u.id = p.user_id",
     # A group's writes in one statement. Unreferenced data-modifying CTEs run to the end
     # all the same. The log counters are taken as ``outbox.py`` takes them (ascending
     # user id, the arrays' order) and stay locked to the commit; the conversations are
@@ -120,9 +130,6 @@ _LITE_READ_UP_TO = (
 def _marks(n: int, width: int = 1) -> str:
     one = "?" if width == 1 else "(" + ", ".join("?" * width) + ")"
     return ", ".join(one for _ in range(n))
-
-
-Peer = tuple[str | None, str | None, set[EdgeType]]  # status, DM policy, edges to them
 
 
 class SqlSendRepository:
@@ -211,26 +218,59 @@ class SqlSendRepository:
             found[(int(src), int(dst))].add(EdgeType(type_))
         return found
 
-    async def peers(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Peer]:
-        """For each ``(sender, peer)``: the peer's status and DM policy (None: no such
-        user) and the edge types from the sender to the peer."""
-        found: dict[tuple[int, int], Peer] = {}
-        keys = sorted(set(pairs))
-        if not keys:
+    async def facts(
+        self,
+        conversation_ids: Sequence[int],
+        keys: Sequence[tuple[int, int, str]],
+        direct: Sequence[tuple[int, int]],
+    ) -> SendFacts:
+        """With the conversations locked: their members, the messages sent before under
+        ``keys`` and, for each ``(sender, conversation)`` of ``direct``, the conversation's
+        other member (PostgreSQL: one statement; SQLite: three or four)."""
+        if not self._postgres:
+            members = await self.member_ids(conversation_ids)
+            earlier = await self.by_client_ids(keys)
+            return SendFacts(members, earlier, await self._peers_lite(direct, members))
+        found = SendFacts({c: set() for c in conversation_ids}, {}, {})
+        if not conversation_ids:
             return found
-        if self._postgres:
-            rows = await self._rows("peers", "", [a for a, _ in keys], [p for _, p in keys])
-            for a, p, status, policy, types in rows:
-                found[(int(a), int(p))] = (status, policy, {EdgeType(t) for t in types})
-            return found
-        ids = sorted({p for _, p in keys})
+        rows = await self._rows(
+            "facts",
+            "",
+            list(conversation_ids),
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [a for a, _ in direct],
+            [c for _, c in direct],
+        )
+        for kind, x, y, text, policy, n, types in rows:
+            if kind == 0:
+                found.members[int(x)].add(int(y))
+            elif kind == 1:
+                found.earlier[(int(x), int(y), str(text))] = int(n)
+            else:
+                found.peers[(int(x), int(n))] = (
+                    int(y),
+                    text,
+                    policy,
+                    {EdgeType(t) for t in types},
+                )
+        return found
+
+    async def _peers_lite(
+        self, direct: Sequence[tuple[int, int]], members: dict[int, set[int]]
+    ) -> dict[tuple[int, int], Peer]:
+        pairs = {(a, c): p for a, c in direct for p in members.get(c, set()) if p != a}
+        if not pairs:
+            return {}
+        ids = sorted(set(pairs.values()))
         sql = _LITE["users"].format(_marks(len(ids)))
         users = {int(i): (s, d) for i, s, d in await fetch(self._conn, sql, *ids)}
-        edges = await self.edges_between(keys)
-        for a, p in keys:
-            status, policy = users.get(p, (None, None))
-            found[(a, p)] = (status, policy, edges[(a, p)])
-        return found
+        edges = await self.edges_between(sorted({(a, p) for (a, _), p in pairs.items()}))
+        return {
+            (a, c): (p, *users.get(p, (None, None)), edges[(a, p)]) for (a, c), p in pairs.items()
+        }
 
     async def write(
         self,
