@@ -69,7 +69,8 @@ class GroupCommit(Generic[O, R]):
         self._on_group = on_group
         self._on_done = on_done
         self._queue: list[_Waiting[O, R]] = []
-        self._running: dict[asyncio.Task[None], list[_Waiting[O, R]]] = {}
+        self._active = 0  # groups in flight (slots taken)
+        self._tasks: set[asyncio.Task[None]] = set()  # (a task must be referenced)
         self._held: Counter[Hashable] = Counter()  # keys of the groups in flight
         self._timer: asyncio.TimerHandle | None = None
 
@@ -82,25 +83,27 @@ class GroupCommit(Generic[O, R]):
         self._consider(loop)
         return await future
 
-    def _consider(self, loop: asyncio.AbstractEventLoop, *, now: bool = False) -> None:
-        """Start the groups that may start (``now``: without waiting for the window);
-        else wake up when the oldest operation that may go has waited its window (a
-        group ending calls this again)."""
-        while len(self._running) < self._slots:
+    def _consider(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the groups that may start; else wake up when the oldest operation that
+        may go has waited its window (a group ending takes the next by itself)."""
+        while self._queue and self._active < self._slots:
             ready = self._ready()
             if not ready:
                 return
             waited = loop.time() - ready[0].since
-            if not now and len(ready) < self._max and waited < self._window:
+            if len(ready) < self._max and waited < self._window:
                 if self._timer is None:
                     self._timer = loop.call_later(self._window - waited, self._due)
                 return
-            self._start(loop, ready)
+            self._active += 1
+            task = loop.create_task(self._slot(self._take(ready)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _ready(self) -> list[_Waiting[O, R]]:
         """The operations a group starting now takes, in arrival order."""
         if self._keys is None:
-            return [w for w in self._queue[: self._max]]
+            return self._queue[: self._max]
         ready: list[_Waiting[O, R]] = []
         held, left = self._held, set[Hashable]()
         for w in self._queue:
@@ -116,30 +119,41 @@ class GroupCommit(Generic[O, R]):
         self._timer = None
         self._consider(asyncio.get_running_loop())
 
-    def _start(self, loop: asyncio.AbstractEventLoop, group: list[_Waiting[O, R]]) -> None:
+    def _take(self, group: list[_Waiting[O, R]]) -> list[_Waiting[O, R]]:
+        """Take ``group`` out of the queue; its keys are held until it ends."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        taken = {id(w) for w in group}
-        self._queue = [w for w in self._queue if id(w) not in taken]
+        if len(group) == len(self._queue):
+            self._queue = []
+        else:
+            taken = {id(w) for w in group}
+            self._queue = [w for w in self._queue if id(w) not in taken]
         for w in group:
             self._held.update(w.keys)
-        task = loop.create_task(self._group(group))
-        self._running[task] = group
-        task.add_done_callback(self._ended)
+        return group
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        group = self._running.pop(task)
-        for w in group:
-            self._held.subtract(w.keys)
-        self._held = +self._held  # (drops the keys at zero)
-        if task.cancelled():  # shutdown: nobody waits for ever
-            for w in self._queue:
+    async def _slot(self, group: list[_Waiting[O, R]]) -> None:
+        """One slot: its group, then at once (no turn of the loop in between) each next
+        group of what waited meanwhile and may go, until none may."""
+        try:
+            while group:
+                try:
+                    await self._group(group)
+                finally:
+                    for w in group:
+                        self._held.subtract(w.keys)
+                    self._held = +self._held  # (drops the keys at zero)
+                group = self._take(ready) if (ready := self._ready()) else []
+        except BaseException:
+            for w in self._queue:  # cancelled (shutdown): nobody waits for ever
                 w.future.cancel()
             self._queue.clear()
-            return
-        if self._queue:  # they waited for a commit: they go now
-            self._consider(asyncio.get_running_loop(), now=True)
+            raise
+        finally:
+            self._active -= 1
+        if self._queue:
+            self._consider(asyncio.get_running_loop())
 
     async def _group(self, group: list[_Waiting[O, R]]) -> None:
         try:
