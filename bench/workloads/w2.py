@@ -37,12 +37,14 @@ import argparse
 import array
 import asyncio
 import random
+import re
 import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 
 from bench.harness.dbfloor import pk_read_floor, user_ids
@@ -101,6 +103,32 @@ LATENCY = "delivery latency (ms, send start -> recipient's message.created)"
 SEND = "send latency (ms, POST .../messages, from its scheduled start)"
 SERVER_CPU = "server CPU per accepted message (µs, all server threads, load + drain)"
 DATABASE_CPU = "PostgreSQL CPU per accepted message (µs, the bench database's backends)"
+
+
+_GROUP_LINE = re.compile(r"^(send_group_(?:size|seconds)_(?:sum|count)) ([0-9.e+-]+)$")
+
+
+async def _send_groups(base_url: str) -> dict[str, float]:
+    """The send groups' counters on the server's /metrics (one worker): how many groups,
+    their sizes' and wall times' sums (``send_group_seconds``: decision 0055)."""
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            text = (await http.get("/metrics")).text
+    except httpx.HTTPError:
+        return {}
+    return {m[1]: float(m[2]) for line in text.splitlines() if (m := _GROUP_LINE.match(line))}
+
+
+def _group_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """A step's send groups (load and drain): count, mean size, mean wall time."""
+    d = {k: after[k] - before.get(k, 0.0) for k in after}
+    n = d.get("send_group_size_count", 0.0)
+    out: dict[str, Any] = {"groups": int(n)}
+    if n:
+        out["mean_size"] = round(d.get("send_group_size_sum", 0.0) / n, 1)
+        if "send_group_seconds_sum" in d:
+            out["mean_ms"] = round(1e3 * d["send_group_seconds_sum"] / n, 1)
+    return out
 
 
 def main(parser: argparse.ArgumentParser, args: list[str]) -> int:
@@ -425,6 +453,7 @@ class _Runner:
         waited = await self.progress.wait_for_quiet(o.wait_quiet)
         _, closes_before, _ = await self.load.fleet_counts([])
         pids = {"server": self.server.pids(), **self.load.pids()}
+        groups_before = await _send_groups(self.server.base_url)
         meter = PidCpu(pids).start()
         database = await BackendCpu(self.history).start()
         window = PidCpu(pids).start()
@@ -443,6 +472,7 @@ class _Runner:
         )
         drain = await self._drain(tag, sum(s["expected_deliveries"] for s in sends))
         total_cpu = meter.stop()
+        groups = _group_delta(groups_before, await _send_groups(self.server.base_url))
         database_cpu_s = await database.stop()
         expected = await self.history.seqs(f"w2-{tag}-")
         checks = await asyncio.gather(
@@ -524,6 +554,7 @@ class _Runner:
             "database_cpu_s": database_cpu_s,
             "database_cpu_us_per_message": 1e6 * database_cpu_s / ok if ok else float("nan"),
             "waited_for_quiet_s": waited,
+            "send_groups": groups,
         }
         verdict = "[green]held[/]" if held else "[red]did not hold[/]"
         lat_ms = record["delivery_latency_ms"]

@@ -446,7 +446,9 @@ def build(
         groups=SendGroups(
             max_group=settings.send_group_max,
             window=settings.send_group_window_ms / 1000,
+            in_flight=settings.send_groups_in_flight if database.dialect != "sqlite" else 1,
             on_group=metrics.send_group_size.observe,
+            on_done=metrics.send_group_seconds.observe,
         ),
         moderation=_make_moderation(settings, metrics),
     )

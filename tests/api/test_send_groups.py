@@ -281,24 +281,30 @@ async def test_a_bad_send_fails_alone_in_its_group(
 async def test_a_group_whose_transaction_fails_answers_each_send_alone(
     app: App, served: Callable[[], AsyncClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A group transaction that fails for another reason than an outage (here: its insert,
-    once) is rolled back whole, and each of its sends then runs in its own transaction."""
+    """A group transaction that fails for another reason than an outage (here: its
+    writes, once: the insert, or on PostgreSQL the one statement of its writes) is rolled
+    back whole, and each of its sends then runs in its own transaction."""
     (a, _, _), (b, b_id, _) = await signed_up(served, 2)
     group = (
         await a.request(
             "POST", CONVERSATIONS, json={"kind": "group", "title": "g", "member_ids": [b_id]}
         )
     ).json()["id"]
-    original = SqlSendRepository.insert
     failed: list[int] = []
 
-    async def fail_once(self: SqlSendRepository, new: Any) -> None:
-        if not failed:
-            failed.append(len(new))
-            raise RuntimeError("injected failure of a group's insert")
-        await original(self, new)
+    def failing_once(name: str) -> Any:
+        original = getattr(SqlSendRepository, name)
 
-    monkeypatch.setattr(SqlSendRepository, "insert", fail_once)
+        async def fail_once(self: SqlSendRepository, new: Any, *args: Any) -> Any:
+            if not failed:
+                failed.append(len(new))
+                raise RuntimeError(f"injected failure of a group's {name}")
+            return await original(self, new, *args)
+
+        return fail_once
+
+    for name in ("insert", "write"):
+        monkeypatch.setattr(SqlSendRepository, name, failing_once(name))
     bodies = [
         (client, {"client_msg_id": f"m{k}", "body": f"m{k}"}) for k in range(4) for client in (a, b)
     ]
@@ -366,3 +372,30 @@ async def test_one_upload_goes_with_one_message_of_a_group(
     ).json()["items"]
     carried = sorted(x["id"] for m in history for x in m["attachments"])
     assert carried == sorted([shared, other])
+
+
+def test_a_send_group_runs_a_fixed_small_number_of_statements(
+    stack: str, register: Callable[..., Any], count_queries: Callable[[], Any]
+) -> None:
+    """A group's statements whatever its size (decision 0055; BEGIN and COMMIT not
+    counted). PostgreSQL: the locks, one read (members, earlier sends, the direct peer),
+    one write (messages, last_seq, read pointers, stream, logs); SQLite one statement a
+    table, on the driver. Pins only go down."""
+    a, b = register(), register()
+    direct_id = a.client.request(
+        "POST", CONVERSATIONS, json={"kind": "direct", "member_ids": [b.id]}
+    ).json()["id"]
+    with count_queries() as statements:
+        sent = a.client.request(
+            "POST",
+            f"{CONVERSATIONS}/{direct_id}/messages",
+            json={"client_msg_id": "pinned", "body": "hello"},
+        )
+    assert sent.status_code == 201
+    assert len(statements) <= (3 if stack == "postgres" else 11), statements
+    # And it did what a send does: the message, numbered, in both members' logs.
+    assert sent.json()["seq"] == 1
+    for client in (a.client, b.client):
+        page = client.request("GET", "/v1/sync", params={"limit": 100}).json()
+        logged = [i["event"] for i in page["items"] if i["event"]["type"] == "message.created"]
+        assert [e["message"]["body"] for e in logged] == ["hello"]

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from socius.domain.attachments import Attachment
 from socius.domain.errors import Forbidden, InvalidInput, NotFound
+from socius.domain.graph import EdgeType
 from socius.domain.text import (
     CONTROL,
     CONTROL_OR_BREAK,
@@ -31,7 +32,9 @@ __all__ = [
     "ConversationKind",
     "Member",
     "Message",
+    "Peer",
     "Role",
+    "SendFacts",
     "check_body",
     "check_client_msg_id",
     "check_emoji",
@@ -227,3 +230,17 @@ def check_emoji(value: str) -> str:
 def check_manager(member: Member) -> None:
     if not member.role.manages:
         raise Forbidden("only the owner or an admin may do that", code="not_an_admin")
+
+
+# The other member of a direct conversation as a send checks them: id, status and DM
+# policy (None: no such user), the edge types from the sender to them.
+Peer = tuple[int, str | None, str | None, set[EdgeType]]
+
+
+@dataclass(frozen=True, slots=True)
+class SendFacts:
+    """What a group of sends reads once its conversations are locked."""
+
+    members: dict[int, set[int]]  # conversation -> its members
+    earlier: dict[tuple[int, int, str], int]  # key -> the message sent under it before
+    peers: dict[tuple[int, int], Peer]  # (sender, direct conversation) -> its other member

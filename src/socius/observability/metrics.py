@@ -210,6 +210,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=r,
         )
+        self.send_group_seconds = Histogram(
+            "send_group_seconds",
+            "Wall time of one send group, from its first statement to its commit and "
+            "after-commit work (group commit).",
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.refresh_group_size = Histogram(
             "refresh_group_size",
             "Refresh rotations made together in one statement (PostgreSQL, decision 0044).",

@@ -142,6 +142,25 @@ class Delivery:
             return []
         return self._events.prepare(uow, [(type_, data, None)])
 
+    def prepare_domain_many(
+        self, uow: UnitOfWork, items: Sequence[tuple[str, dict[str, Any], int | None]]
+    ) -> list[DomainEvent]:
+        """The domain events ``domain_many`` would append (``(type, data, message_id)``),
+        for the caller to store (none when the stream is not wired)."""
+        if self._events is None:
+            return []
+        return self._events.prepare(uow, items)
+
+    def publish_after_commit(self, uow: UnitOfWork, stored: Sequence[Event]) -> None:
+        """Publish ``stored`` (events the caller logged, with their numbers) once ``uow``
+        has committed, as ``record`` does with what it logs."""
+        if stored:
+
+            async def publish() -> None:
+                await self.publish(stored)
+
+            uow.after_commit(publish)
+
     async def notify(
         self, uow: UnitOfWork, items: Sequence[tuple[int, str, dict[str, Any], int | None]]
     ) -> list[Event]:

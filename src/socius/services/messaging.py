@@ -29,6 +29,7 @@ from socius.domain.conversations import (
     ConversationKind,
     Member,
     Message,
+    Peer,
     Role,
     check_body,
     check_client_msg_id,
@@ -58,7 +59,7 @@ from socius.domain.pagination import (
     encode_cursor,
 )
 from socius.domain.reports import Decision, Verdict
-from socius.domain.users import DmPolicy
+from socius.domain.users import DmPolicy, UserStatus
 from socius.services import erasure, threads
 from socius.services.attachments import check_attachable, link_attachments
 from socius.services.delivery import Delivery
@@ -161,6 +162,14 @@ class _Send:
         """What makes a send the retry of another (one message per key)."""
         return (self.conversation_id, self.actor, self.client_msg_id)
 
+    def locks(self) -> tuple[tuple[str, int], ...]:
+        """What its group locks that another group in flight must not (decision 0055):
+        its conversation (and the rows under it: members, thread roots), and with
+        attachments the sender's uploads."""
+        if self.attachment_ids:
+            return (("c", self.conversation_id), ("a", self.actor))
+        return (("c", self.conversation_id),)
+
     def message(
         self,
         message_id: int,
@@ -195,11 +204,14 @@ def _bad_reply_to() -> InvalidInput:
 
 @dataclass(frozen=True, slots=True)
 class SendGroups:
-    """How sends are grouped (settings ``send_group_max``, ``send_group_window_ms``)."""
+    """How sends are grouped (settings ``send_group_max``, ``send_group_window_ms``,
+    ``send_groups_in_flight``)."""
 
     max_group: int = 128
     window: float = 0.002  # seconds
+    in_flight: int = 1  # groups committing at once (decision 0055)
     on_group: Callable[[int], None] = lambda _size: None
+    on_done: Callable[[float], None] = lambda _seconds: None  # a group's wall time
 
 
 class MessagingService:
@@ -224,7 +236,10 @@ class MessagingService:
             self._send_group,
             max_group=grouping.max_group,
             window=grouping.window,
+            in_flight=grouping.in_flight,
+            keys=_Send.locks,
             on_group=grouping.on_group,
+            on_done=grouping.on_done,
         )
         # Set by bootstrap: deletes the bytes of attachments doomed by a commit.
         self.on_attachments_doomed: Callable[[], Awaitable[None]] | None = None
@@ -724,17 +739,29 @@ class MessagingService:
         answers: list[tuple[Message, bool] | Exception | None] = [None] * len(ops)
         async with self._uow() as uow:
             found = await uow.sends.lock([op.conversation_id for op in ops])
-            members = await uow.sends.member_ids(list(found))
+            # Then what the checks read, in one statement on PostgreSQL (decision 0055):
+            # for the sends to the conversations found, whoever sends them.
+            sent = [op for op in ops if op.conversation_id in found]
+            facts = await uow.sends.facts(
+                list(found),
+                sorted({op.key for op in sent}),
+                sorted(
+                    {
+                        (op.actor, op.conversation_id)
+                        for op in sent
+                        if found[op.conversation_id].kind is ConversationKind.DIRECT
+                    }
+                ),
+            )
+            members = facts.members
             live: list[int] = []
             for i, op in enumerate(ops):
                 if op.conversation_id in found and op.actor in members[op.conversation_id]:
                     live.append(i)
                 else:
                     answers[i] = not_found()
-            keys = {ops[i].key for i in live}
-            earlier = await uow.sends.by_client_ids(sorted(keys)) if keys else {}
-            originals = await self._originals(uow, ops, live, earlier)
-            refused = await self._unreachable(uow, ops, live, found, members)
+            originals = await self._originals(uow, ops, live, facts.earlier)
+            refused = _unreachable([ops[i] for i in live], facts.peers)
             replies = await uow.sends.in_conversations(
                 [r for i in live if (r := ops[i].reply_to) is not None]
             )
@@ -793,34 +820,44 @@ class MessagingService:
                 read[(op.conversation_id, op.actor)] = seq
                 answers[i] = (message, True)
             if new:
-                await uow.sends.insert(new)
-                for actor, items, message in attach:
-                    # One taken meanwhile fails the group: each send is then tried alone.
-                    await link_attachments(uow, actor, items, message.id, message.conversation_id)
-                await uow.sends.advance(
-                    {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}, now
-                )
-                await uow.sends.read_up_to([(c, u, s) for (c, u), s in read.items()])
+                advanced = {cid: seq for cid, seq in last.items() if seq != found[cid].last_seq}
+                pointers = [(c, u, s) for (c, u), s in read.items()]
                 # The durable stream (services/events.py): ids and metadata, never the body.
-                # Before the logs: their counters stay locked from here to the commit.
-                await self._delivery.domain_many(
-                    uow,
-                    [
-                        (
-                            "message.created",
-                            _created_data(m, found[m.conversation_id].kind),
-                            m.id,
-                        )
-                        for m in new
-                    ],
-                )
+                domain = [
+                    ("message.created", _created_data(m, found[m.conversation_id].kind), m.id)
+                    for m in new
+                ]
                 events = [
                     Event(u, "message.created", payload, message_id=m.id)
                     for m in new
                     for payload in ({"message": message_payload(m)},)
                     for u in sorted(members[m.conversation_id])
                 ]
-                await self._delivery.record(uow, events)
+                if uow.sends.writes_at_once and not attach:
+                    # One statement (decision 0055); the log counters it takes stay
+                    # locked to the commit.
+                    stored = await uow.sends.write(
+                        new,
+                        advanced,
+                        pointers,
+                        self._delivery.prepare_domain_many(uow, domain),
+                        events,
+                        now,
+                    )
+                    self._delivery.publish_after_commit(uow, stored)
+                else:
+                    await uow.sends.insert(new)
+                    for actor, items, message in attach:
+                        # One taken meanwhile fails the group: each send is then tried
+                        # alone.
+                        await link_attachments(
+                            uow, actor, items, message.id, message.conversation_id
+                        )
+                    await uow.sends.advance(advanced, now)
+                    await uow.sends.read_up_to(pointers)
+                    # Before the logs: their counters stay locked from here to the commit.
+                    await self._delivery.domain_many(uow, domain)
+                    await self._delivery.record(uow, events)
                 await threads.add_replies(uow, self._delivery, new, roots, members, now)
                 await uow.commit()
         done: list[tuple[Message, bool] | Exception] = []
@@ -845,42 +882,6 @@ class MessagingService:
                 if message is not None:
                     found[key] = message
         return found
-
-    async def _unreachable(
-        self,
-        uow: UnitOfWork,
-        ops: Sequence[_Send],
-        live: list[int],
-        found: dict[int, Conversation],
-        members: dict[int, set[int]],
-    ) -> dict[tuple[int, int], Exception]:
-        """``(actor, conversation)`` -> why ``actor`` may not write that direct
-        conversation now (``_check_reachable`` of its other member), for the sends of
-        ``live`` to direct conversations."""
-        pairs: dict[tuple[int, int], int] = {}
-        for i in live:
-            op = ops[i]
-            if found[op.conversation_id].kind is ConversationKind.DIRECT:
-                for peer in members[op.conversation_id]:
-                    if peer != op.actor:
-                        pairs[(op.actor, op.conversation_id)] = peer
-        if not pairs:
-            return {}
-        peers = {u.id: u for u in await uow.users.get_many(sorted(set(pairs.values())))}
-        edges = await uow.sends.edges_between(sorted({(a, p) for (a, _), p in pairs.items()}))
-        refused: dict[tuple[int, int], Exception] = {}
-        for (actor, cid), peer in pairs.items():
-            user = peers.get(peer)
-            types = edges.get((actor, peer), set())
-            if user is None or not user.is_active:
-                refused[(actor, cid)] = NotFound("no such user", code="user_not_found")
-            elif EdgeType.BLOCKS in types or EdgeType.BLOCKED_BY in types:
-                refused[(actor, cid)] = Forbidden("you cannot message this user", code="blocked")
-            elif user.dm_policy is DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
-                refused[(actor, cid)] = Forbidden(
-                    "this user only takes messages from friends", code="dm_not_allowed"
-                )
-        return refused
 
     async def _send_alone(self, op: _Send) -> tuple[Message, bool]:
         """One send in its own transaction (a group whose transaction failed)."""
@@ -1232,3 +1233,28 @@ def _created_data(message: Message, kind: ConversationKind) -> dict[str, Any]:
         "seq": message.seq,
         "reply_to": message.reply_to,
     }
+
+
+def _unreachable(
+    live: Sequence[_Send], peers: dict[tuple[int, int], Peer]
+) -> dict[tuple[int, int], Exception]:
+    """``(actor, conversation)`` -> why ``actor`` may not write that direct conversation
+    now (``_check_reachable`` of its other member, from ``peers``), for the sends of
+    ``live`` (members of their conversations) to direct conversations."""
+    refused: dict[tuple[int, int], Exception] = {}
+    for op in live:
+        found = peers.get((op.actor, op.conversation_id))
+        if found is None:
+            continue  # not a direct conversation, or no other member
+        _, status, policy, types = found
+        if status != UserStatus.ACTIVE:
+            problem: Exception | None = NotFound("no such user", code="user_not_found")
+        elif EdgeType.BLOCKS in types or EdgeType.BLOCKED_BY in types:
+            problem = Forbidden("you cannot message this user", code="blocked")
+        elif policy == DmPolicy.FRIENDS and EdgeType.FRIEND not in types:
+            problem = Forbidden("this user only takes messages from friends", code="dm_not_allowed")
+        else:
+            problem = None
+        if problem is not None:
+            refused[(op.actor, op.conversation_id)] = problem
+    return refused

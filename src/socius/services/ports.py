@@ -16,6 +16,7 @@ from socius.domain.conversations import (
     Member,
     Message,
     Role,
+    SendFacts,
     ThreadRoot,
     ThreadSummary,
 )
@@ -327,6 +328,32 @@ class SendRepository(Protocol):
 
     async def read_up_to(self, pointers: Sequence[tuple[int, int, int]]) -> None:
         """Move ``(conversation, user, seq)`` read pointers forward, never back."""
+
+    async def facts(
+        self,
+        conversation_ids: Sequence[int],
+        keys: Sequence[tuple[int, int, str]],
+        direct: Sequence[tuple[int, int]],
+    ) -> SendFacts:
+        """With the conversations locked: their members, the messages sent before under
+        ``keys`` (conversation, sender, client_msg_id) and, for each ``(sender,
+        conversation)`` of ``direct``, the conversation's other member."""
+
+    @property
+    def writes_at_once(self) -> bool:
+        """Does ``write`` take a group's writes in one statement?"""
+
+    async def write(
+        self,
+        new: Sequence[Message],
+        last_seqs: dict[int, int],
+        pointers: Sequence[tuple[int, int, int]],
+        domain: Sequence[DomainEvent],
+        log: Sequence[Event],
+        when: datetime,
+    ) -> list[Event]:
+        """``insert``, ``advance``, ``read_up_to``, the stream's events and the logs'
+        append in one statement (``writes_at_once``); the logged events, numbered."""
 
 
 class ThreadRepository(Protocol):

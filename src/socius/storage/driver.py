@@ -198,13 +198,23 @@ async def fetch(
 ) -> Sequence[Sequence[Any]]:
     """The rows of one statement, as the driver returns them (tuples or records).
 
-    Listeners of the engine's ``before_cursor_execute`` event still see the statement
-    (the tests that pin how many statements a request runs count them there)."""
+    Listeners of the engine's ``before_cursor_execute`` and ``after_cursor_execute``
+    events still see the statement (the tests that pin how many statements a request runs
+    count them there; the SQL spans start and end there)."""
     if isinstance(conn, DriverConnection):
         return await conn.fetch(sql, *args)
     sync = conn.sync_connection
-    if sync is not None and sync.dispatch.before_cursor_execute:
-        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+    if sync is None or not sync.dispatch.before_cursor_execute:
+        return await _fetch(conn, sql, args)
+    sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+    try:
+        return await _fetch(conn, sql, args)
+    finally:
+        if sync.dispatch.after_cursor_execute:
+            sync.dispatch.after_cursor_execute(sync, None, sql, args, None, False)
+
+
+async def _fetch(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
     if conn.dialect.name == "postgresql":

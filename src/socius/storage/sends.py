@@ -6,6 +6,12 @@ whatever the group's size (one server-side prepare per connection); on SQLite, w
 on the loop and prepares in microseconds, as ``IN``/``VALUES`` lists or ``executemany``.
 The reads and updates go to the driver directly once the transaction is open (the first
 statement, the locks, goes through SQLAlchemy and opens it: ``storage/driver.py``).
+
+On PostgreSQL a group's writes are one statement (``write``, decision 0055): the
+messages, the conversations' ``last_seq``, the senders' read pointers, the stream's
+events and the members' logs, as data-modifying CTEs; and the direct peers' facts one
+(``peers``). Every statement of a group is a round trip with the conversations locked,
+and each round trip costs a wake-up of the worker and of the backend on a busy machine.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.domain.conversations import Conversation, Message
+from socius.domain.conversations import Conversation, Message, Peer, SendFacts
+from socius.domain.events import Event
 from socius.domain.graph import EdgeType
+from socius.domain.stream import DomainEvent
 from socius.storage.attachments import snapshots
 from socius.storage.conversations import conversation_from_row
-from socius.storage.driver import direct, fetch, write_timestamp
+from socius.storage.driver import direct, fetch, json_texts, write_timestamp
 from socius.storage.id_lists import one_of
+from socius.storage.outbox import by_user
 from socius.storage.rows import ValuesList
 from socius.storage.tables import conversations, messages
 
@@ -59,6 +68,44 @@ _PG = {
     "read_up_to": "UPDATE members AS m SET last_read_seq = k.seq "
     "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS k(cid, uid, seq) "
     "WHERE m.conversation_id = k.cid AND m.user_id = k.uid AND m.last_read_seq < k.seq",
+    # What a group reads once its conversations are locked, in one statement (one
+    # snapshot, taken after the locks): kind 0, the members (conversation, user); kind
+    # 1, the messages sent before under the keys (conversation, sender, client_msg_id,
+    # id); kind 2, for each (sender, direct conversation), the other member with their
+    # status and DM policy (NULL: no such user) and the edge types from the sender to them.
+    "facts": "SELECT 0, conversation_id, user_id, NULL::text, NULL::text, NULL::bigint, "
+    "NULL::int[] FROM members WHERE conversation_id = ANY(?::bigint[]) "
+    "UNION ALL SELECT 1, m.conversation_id, m.sender_id, m.client_msg_id, NULL, m.id, NULL "
+    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
+    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid "
+    "UNION ALL SELECT 2, k.a, p.user_id, u.status, u.dm_policy, k.c, "
+    "ARRAY(SELECT e.type::int FROM edges e WHERE e.src = k.a AND e.dst = p.user_id) "
+    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
+    "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
+    "LEFT JOIN users u ON u.id = p.user_id",
+    # A group's writes in one statement. Unreferenced data-modifying CTEs run to the end
+    # all the same. The log counters are taken as ``outbox.py`` takes them (ascending
+    # user id, the arrays' order) and stay locked to the commit; the conversations are
+    # locked already, and so, through them, the members' rows.
+    "write": "WITH msg AS (INSERT INTO messages (id, conversation_id, seq, sender_id, "
+    "client_msg_id, body, reply_to, created_at, expires_at, attachments, thread_root_id) "
+    "SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], "
+    "?::text[], ?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::json[], ?::bigint[])), "
+    "adv AS (UPDATE conversations AS c SET last_seq = k.seq, last_message_at = ? "
+    "FROM unnest(?::bigint[], ?::bigint[]) AS k(id, seq) WHERE c.id = k.id), "
+    "rd AS (UPDATE members AS m SET last_read_seq = k.seq "
+    "FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS k(cid, uid, seq) "
+    "WHERE m.conversation_id = k.cid AND m.user_id = k.uid AND m.last_read_seq < k.seq), "
+    "dom AS (INSERT INTO domain_events (id, type, occurred_at, data, message_id) "
+    "SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::json[], ?::bigint[])), "
+    "r AS (INSERT INTO user_seqs (user_id, seq) SELECT * FROM unnest(?::bigint[], ?::bigint[]) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
+    "RETURNING user_id, seq), "
+    "e AS (INSERT INTO user_events (user_id, seq, type, payload, created_at, message_id) "
+    "SELECT k.u, r.seq - k.back, k.t, k.p, ?::timestamptz, k.m "
+    "FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::json[], ?::bigint[]) "
+    "AS k(u, back, t, p, m) JOIN r ON r.user_id = k.u) "
+    "SELECT user_id, seq FROM r",
 }
 # SQLite: the lists as placeholders, ``{}`` filled with ``?, ?...`` (never with values).
 _LITE = {
@@ -71,6 +118,7 @@ _LITE = {
     "in_conversations": "SELECT id, conversation_id FROM messages WHERE id IN ({})",
     "edges": "SELECT e.src, e.dst, e.type FROM (VALUES {}) AS k "
     "JOIN edges e ON e.src = k.column1 AND e.dst = k.column2",
+    "users": "SELECT id, status, dm_policy FROM users WHERE id IN ({})",
 }
 _LITE_ADVANCE = "UPDATE conversations SET last_seq = ?, last_message_at = ? WHERE id = ?"
 _LITE_READ_UP_TO = (
@@ -88,6 +136,12 @@ class SqlSendRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._postgres = conn.dialect.name == "postgresql"
+
+    @property
+    def writes_at_once(self) -> bool:
+        """Does ``write`` take a group's writes (PostgreSQL)? Else the caller runs
+        ``insert``, ``advance``, ``read_up_to`` and the logs' appends one by one."""
+        return self._postgres
 
     async def lock(self, conversation_ids: Sequence[int]) -> dict[int, Conversation]:
         """The conversations, each locked (PostgreSQL ``FOR UPDATE``, in ascending id
@@ -163,6 +217,121 @@ class SqlSendRepository:
         for src, dst, type_ in rows:
             found[(int(src), int(dst))].add(EdgeType(type_))
         return found
+
+    async def facts(
+        self,
+        conversation_ids: Sequence[int],
+        keys: Sequence[tuple[int, int, str]],
+        direct: Sequence[tuple[int, int]],
+    ) -> SendFacts:
+        """With the conversations locked: their members, the messages sent before under
+        ``keys`` and, for each ``(sender, conversation)`` of ``direct``, the conversation's
+        other member (PostgreSQL: one statement; SQLite: three or four)."""
+        if not self._postgres:
+            members = await self.member_ids(conversation_ids)
+            earlier = await self.by_client_ids(keys)
+            return SendFacts(members, earlier, await self._peers_lite(direct, members))
+        found = SendFacts({c: set() for c in conversation_ids}, {}, {})
+        if not conversation_ids:
+            return found
+        rows = await self._rows(
+            "facts",
+            "",
+            list(conversation_ids),
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [a for a, _ in direct],
+            [c for _, c in direct],
+        )
+        for kind, x, y, text, policy, n, types in rows:
+            if kind == 0:
+                found.members[int(x)].add(int(y))
+            elif kind == 1:
+                found.earlier[(int(x), int(y), str(text))] = int(n)
+            else:
+                found.peers[(int(x), int(n))] = (
+                    int(y),
+                    text,
+                    policy,
+                    {EdgeType(t) for t in types},
+                )
+        return found
+
+    async def _peers_lite(
+        self, direct: Sequence[tuple[int, int]], members: dict[int, set[int]]
+    ) -> dict[tuple[int, int], Peer]:
+        pairs = {(a, c): p for a, c in direct for p in members.get(c, set()) if p != a}
+        if not pairs:
+            return {}
+        ids = sorted(set(pairs.values()))
+        sql = _LITE["users"].format(_marks(len(ids)))
+        users = {int(i): (s, d) for i, s, d in await fetch(self._conn, sql, *ids)}
+        edges = await self.edges_between(sorted({(a, p) for (a, _), p in pairs.items()}))
+        return {
+            (a, c): (p, *users.get(p, (None, None)), edges[(a, p)]) for (a, c), p in pairs.items()
+        }
+
+    async def write(
+        self,
+        new: Sequence[Message],
+        last_seqs: dict[int, int],
+        pointers: Sequence[tuple[int, int, int]],
+        domain: Sequence[DomainEvent],
+        log: Sequence[Event],
+        when: datetime,
+    ) -> list[Event]:
+        """PostgreSQL (``writes_at_once``), the caller holding the conversations' locks:
+        in one statement the new messages, each conversation's ``last_seq`` (and last
+        activity ``when``), the ``(conversation, user, seq)`` read pointers (never back),
+        the stream's ``domain`` events and ``log`` appended to their recipients' logs;
+        the logged events with their numbers, by user (as ``outbox.add`` answers)."""
+        assert self._postgres
+        at = write_timestamp(when, "postgresql")
+        per_user = by_user(log)
+        users = sorted(per_user)
+        ordered = [e for u in users for e in per_user[u]]
+        backs = [len(per_user[u]) - 1 - i for u in users for i in range(len(per_user[u]))]
+        carried = [snapshots(m.attachments) for m in new]
+        rows = await self._rows(
+            "write",
+            "",
+            [m.id for m in new],
+            [m.conversation_id for m in new],
+            [m.seq for m in new],
+            [m.sender_id for m in new],
+            [m.client_msg_id for m in new],
+            [m.body for m in new],
+            [m.reply_to for m in new],
+            [m.created_at for m in new],
+            [m.expires_at for m in new],
+            [None if c is None else t for c, t in zip(carried, json_texts(carried), strict=True)],
+            [m.thread_root_id for m in new],
+            at,
+            list(last_seqs),
+            list(last_seqs.values()),
+            [p[0] for p in pointers],
+            [p[1] for p in pointers],
+            [p[2] for p in pointers],
+            [d.id for d in domain],
+            [d.type for d in domain],
+            [d.occurred_at for d in domain],
+            json_texts([d.data for d in domain]),
+            [d.message_id for d in domain],
+            users,
+            [len(per_user[u]) for u in users],
+            at,
+            [e.user_id for e in ordered],
+            backs,
+            [e.type for e in ordered],
+            json_texts([e.payload for e in ordered]),
+            [e.message_id for e in ordered],
+        )
+        last = {int(u): int(s) for u, s in rows}
+        return [
+            Event(e.user_id, e.type, e.payload, last[e.user_id] - back, when, e.message_id)
+            for e, back in zip(ordered, backs, strict=True)
+        ]
 
     async def insert(self, new: Sequence[Message]) -> None:
         """The new messages, in multi-row INSERTs."""
