@@ -76,7 +76,7 @@ def _counts(src: str, n_types: int, postgres: bool) -> tuple[str, str]:
     descent, the rows side by side) where a correlated subquery per type made one descent
     each: for a page of 51 with 3 types, 51 look-ups instead of 153 (decision 0052).
     SQLite: a correlated subquery per type (its ``?`` first: in the select list)."""
-    if not postgres:
+    if not postgres or not n_types:
         return "".join(
             f", (SELECT count FROM edge_counts WHERE src = {src} AND type = ?)"  # noqa: S608
             for _ in range(n_types)
