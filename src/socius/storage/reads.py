@@ -70,12 +70,13 @@ def _joined(columns: str, alias: str) -> str:
 @functools.lru_cache(maxsize=32)
 def _counts(src: str, n_types: int, postgres: bool) -> tuple[str, str]:
     """The select list's counts of ``n_types`` types of the user ``src`` and what the FROM
-    clause joins for them (its ``?``: the types, twice).
+    clause joins for them. Their ``?``: the types twice, in the join (PostgreSQL), or once,
+    in the select list (SQLite).
 
     PostgreSQL: one lateral look-up of the user's rows in ``edge_counts`` (one index
     descent, the rows side by side) where a correlated subquery per type made one descent
     each: for a page of 51 with 3 types, 51 look-ups instead of 153 (decision 0052).
-    SQLite: a correlated subquery per type (its ``?`` first: in the select list)."""
+    SQLite: a correlated subquery per type (no LATERAL; its alternatives cost the same)."""
     if not postgres or not n_types:
         return "".join(
             f", (SELECT count FROM edge_counts WHERE src = {src} AND type = ?)"  # noqa: S608
