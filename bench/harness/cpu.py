@@ -1,6 +1,10 @@
 """Where the machine's CPU went during a phase: the server, the load generator (this
 process and its children: wrk, helpers), and everything else (the database servers,
-and whatever else shares the machine). Read from /proc; cores busy on average."""
+and whatever else shares the machine). Read from /proc; cores busy on average.
+
+The database servers' own share of "other" is told apart too (``postgres_cores``,
+``redis_cores``): every process of that name on the machine, with what its reaped
+children used (a PostgreSQL backend that ends during the phase still counts)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,27 @@ def _process_cpu(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / _HZ  # utime + stime
 
 
+_DATABASES = {"postgres": "postgres_cores", "redis-server": "redis_cores"}
+
+
+def _database_cpu() -> dict[str, float]:
+    """CPU seconds so far of the database servers, by ``_DATABASES`` key: each process of
+    that name, its own time and its reaped children's (the postmaster's exited backends)."""
+    out = dict.fromkeys(_DATABASES.values(), 0.0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, rest = Path(entry.path, "stat").read_text().rpartition(")")
+        except OSError:
+            continue
+        key = _DATABASES.get(head.partition("(")[2])
+        if key is not None:
+            parts = rest.split()  # utime, stime, cutime, cstime
+            out[key] += sum(int(v) for v in parts[11:15]) / _HZ
+    return out
+
+
 def _self_and_children() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -44,6 +69,7 @@ class CpuMeter:
     _machine: float = 0.0
     _server: float = 0.0
     _loadgen: float = 0.0
+    _databases: dict[str, float] = field(default_factory=dict)
     result: dict[str, float] = field(default_factory=dict)
 
     def _server_cpu(self) -> float:
@@ -54,6 +80,7 @@ class CpuMeter:
         self._machine = _machine_busy()
         self._server = self._server_cpu()
         self._loadgen = _self_and_children()
+        self._databases = _database_cpu()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -61,6 +88,10 @@ class CpuMeter:
         machine = (_machine_busy() - self._machine) / elapsed
         server = (self._server_cpu() - self._server) / elapsed
         loadgen = (_self_and_children() - self._loadgen) / elapsed
+        databases = {
+            k: round(max(v - self._databases.get(k, 0.0), 0.0) / elapsed, 3)
+            for k, v in _database_cpu().items()
+        }
         self.result = {
             "elapsed_s": round(elapsed, 3),
             "server_cpu_s": round(server * elapsed, 3),
@@ -69,6 +100,7 @@ class CpuMeter:
             "server_cores": round(server, 2),
             "loadgen_cores": round(loadgen, 2),
             "other_cores": round(max(machine - server - loadgen, 0.0), 2),
+            **databases,  # part of other_cores
         }
 
 

@@ -145,6 +145,14 @@ def _define_metrics(r: Report, stack: str) -> None:
             "PostgreSQL connections opened (pg_stat_database.sessions, W1 closed-loop phase)",
             **mem,
         )
+        r.metric(
+            "pg_cpu_w1",
+            "PostgreSQL CPU, W1 mix",
+            "µs",
+            "PostgreSQL CPU per request (µs, its processes, /proc)",
+            phase="w1",
+            **lower,
+        )
     r.metric("cpu_healthz", "server CPU, GET /healthz", "µs", SERVER_CPU, phase="healthz", **lower)
     r.metric("cpu_w1", "server CPU, W1 mix", "µs", SERVER_CPU, phase="w1", **lower)
     cpu_target = {"postgres": 8, "embedded": 6}[stack]
@@ -241,6 +249,13 @@ class _Tokens:
             path.write_text("\n".join(lines) + "\n")
             self.issued_at = time.monotonic()
         return path
+
+
+def _database_cpu_per_request(cpu: dict[str, Any], requests: int) -> float:
+    """PostgreSQL's CPU (all its processes on this machine, bench/harness/cpu.py) per
+    request of the phase, µs."""
+    seconds = cpu.get("postgres_cores", float("nan")) * cpu["elapsed_s"]
+    return seconds / requests * 1e6 if requests else float("nan")
 
 
 def _cpu_warnings(report: Report) -> None:
@@ -449,6 +464,10 @@ class _Runner:
         per = record["cpu"]["server_cpu_s"] / requests * 1e6 if requests else float("nan")
         record["server_cpu_us_per_request"] = per
         self.m[f"cpu_{key}"].add(per, errors)
+        if key == "w1" and self.report.stack == "postgres":
+            pg = _database_cpu_per_request(record["cpu"], requests)
+            record["postgres_cpu_us_per_request"] = pg
+            self.m["pg_cpu_w1"].add(pg, errors)
 
     async def run(self, run_no: int) -> None:
         o, m = self.o, self.m
@@ -630,12 +649,15 @@ class _Runner:
             f"== each operation alone: wrk {OP_SECONDS:.0f} s, {self.o.connections} connections,"
             " after the runs (warm caches) ==",
             f"  {'op':4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-            f"{'server CPU/req':>15}  request",
+            f"{'server CPU/req':>15} {'PG CPU/req':>11}  request",
         ]
         for op, r in per_op.items():
+            pg = r.get("postgres_cpu_us_per_request")
             lines.append(
                 f"  {op:4} {r['rate']:8,.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:6d} "
-                f"{r['server_cpu_us_per_request']:12,.0f} µs  {OP_LABELS[op]}"
+                f"{r['server_cpu_us_per_request']:12,.0f} µs "
+                + (f"{pg:8,.0f} µs" if pg is not None else f"{'-':>11}")
+                + f"  {OP_LABELS[op]}"
             )
         write_profile_summary(
             folded,
@@ -684,5 +706,9 @@ class _Runner:
                 "cpu": cpu.result,
                 "ops": stats,
             }
+            if self.report.stack == "postgres":
+                out[op]["postgres_cpu_us_per_request"] = _database_cpu_per_request(
+                    cpu.result, res.requests
+                )
             await asyncio.sleep(PAUSE)
         return out

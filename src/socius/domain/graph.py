@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
-from typing import NamedTuple
 
 import msgspec
 
@@ -82,9 +81,11 @@ class EdgeRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
     created_at: datetime
 
 
-class ListedUserRow(NamedTuple):
-    """A listed user's public columns and ``counts``, read with its edge (decision 0032);
-    ``active``: whether the account is active (else it is left out of lists)."""
+class ListedUserRow(msgspec.Struct, frozen=True, gc=False):
+    """A listed user's public columns and ``counts`` (of the edge types the read was
+    asked for, in their order), read with its edge (decision 0032); ``active``: whether
+    the account is active (else it is left out of lists). A Struct, with counts a tuple:
+    a page builds 51 (decision 0052)."""
 
     id: int
     username: str
@@ -94,7 +95,7 @@ class ListedUserRow(NamedTuple):
     is_private: bool
     created_at: datetime
     active: bool
-    counts: dict[EdgeType, int]
+    counts: tuple[int, ...]
 
 
 # What a block ends, both ways (the inverses go with them).

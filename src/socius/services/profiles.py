@@ -118,9 +118,9 @@ def _profile(user: User, counts: dict[EdgeType, int]) -> Profile:
 
 
 def _listed_profile(row: ListedUserRow) -> Profile:
-    """The profile of a user read with their counts (``ListedUserRow``)."""
-    counts = row.counts
-    friends, followers, following = COUNTED
+    """The profile of a user read with their counts of ``COUNTED`` (``ListedUserRow``:
+    in that order, the order of the profile's counts)."""
+    friends, followers, following = row.counts
     return Profile(  # positional: the fields in their order
         row.id,
         row.username,
@@ -129,9 +129,9 @@ def _listed_profile(row: ListedUserRow) -> Profile:
         row.avatar_url,
         row.is_private,
         row.created_at,
-        counts.get(friends, 0),
-        counts.get(followers, 0),
-        counts.get(following, 0),
+        friends,
+        followers,
+        following,
     )
 
 

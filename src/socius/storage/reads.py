@@ -55,33 +55,60 @@ _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no
 _ACTIVE = UserStatus.ACTIVE.value
 _BLOCKED = "SELECT dst FROM edges WHERE src = ? AND type IN (?, ?) LIMIT ?"
 _COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
-_JOINED_COUNT = "(SELECT count FROM edge_counts WHERE src = u.id AND type = ?)"
 # What a listed user shows (ListedUserRow), not the whole row (no email, credentials,
-# settings): fewer columns to decode, no JSON.
-_LISTED_FIELDS = (
-    "id",
-    "username",
-    "display_name",
-    "bio",
-    "avatar_url",
-    "is_private",
-    "created_at",
-    "status",
+# settings): fewer columns to decode, no JSON; the status as whether it is active (one
+# boolean, not a text to decode and compare). A row with no user has NULL for all of them.
+_LISTED_COLUMNS = (
+    f"username, display_name, bio, avatar_url, is_private, created_at, status = '{_ACTIVE}'"
 )
 
 
+def _joined(columns: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(", "))
+
+
+@functools.lru_cache(maxsize=32)
+def _counts(src: str, n_types: int, postgres: bool) -> tuple[str, str]:
+    """The select list's counts of ``n_types`` types of the user ``src`` and what the FROM
+    clause joins for them. Their ``?``: the types twice, in the join (PostgreSQL), or once,
+    in the select list (SQLite).
+
+    PostgreSQL: one lateral look-up of the user's rows in ``edge_counts`` (one index
+    descent, the rows side by side) where a correlated subquery per type made one descent
+    each: for a page of 51 with 3 types, 51 look-ups instead of 153 (decision 0052).
+    SQLite: a correlated subquery per type (no LATERAL; its alternatives cost the same)."""
+    if not postgres or not n_types:
+        return "".join(
+            f", (SELECT count FROM edge_counts WHERE src = {src} AND type = ?)"  # noqa: S608
+            for _ in range(n_types)
+        ), ""
+    picks = ", ".join(f"max(count) FILTER (WHERE type = ?) AS c{i}" for i in range(n_types))
+    types = ", ".join("?" * n_types)
+    join = (
+        f" CROSS JOIN LATERAL (SELECT {picks} FROM edge_counts "  # noqa: S608 (no values)
+        f"WHERE src = {src} AND type IN ({types})) AS c"  # one row: an aggregate
+    )
+    return "".join(f", c.c{i}" for i in range(n_types)), join
+
+
 @functools.lru_cache(maxsize=16)
-def _with_users_sql(rows_sql: str, n_types: int) -> str:
+def _with_users_sql(rows_sql: str, n_types: int, postgres: bool) -> str:
     """The rows of ``rows_sql`` (``dst, pos, created_at``, newest first) with their users
-    (any status; None where there is no row) and ``n_types`` counts each: a page and its
-    profiles in one statement."""
-    columns = ", ".join(f"u.{c}" for c in _LISTED_FIELDS)
-    counts = "".join(f", {_JOINED_COUNT}" for _ in range(n_types))
+    (any status; NULLs where there is no row) and ``n_types`` counts each: a page and its
+    profiles in one statement. Its arguments: ``_with_users_args``."""
+    counts, join = _counts("e.dst", n_types, postgres)
     return (
-        f"SELECT e.dst, e.pos, e.created_at, {columns}{counts} "  # noqa: S608 (no values)
-        f"FROM ({rows_sql}) AS e LEFT JOIN users AS u ON u.id = e.dst "
+        f"SELECT e.dst, e.pos, e.created_at, {_joined(_LISTED_COLUMNS, 'u')}{counts} "  # noqa: S608
+        f"FROM ({rows_sql}) AS e LEFT JOIN users AS u ON u.id = e.dst{join} "
         "ORDER BY e.pos DESC, e.dst DESC"
     )
+
+
+def _with_users_args(postgres: bool, types: list[int], *rows_args: Any) -> tuple[Any, ...]:
+    """The arguments of ``_with_users_sql`` in the order of its placeholders: the
+    counts' types before the rows' (SQLite: in the select list) or after them
+    (PostgreSQL: in the lateral join, each type twice)."""
+    return (*rows_args, *types, *types) if postgres else (*types, *rows_args)
 
 
 class _Statement:
@@ -111,11 +138,13 @@ def _profiles_sql(n_types: int, n_ids: int | None) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _listed_sql(n_types: int, n_ids: int | None) -> str:
-    """``_profiles_sql`` with what a listed user shows only (``_LISTED_FIELDS``)."""
-    where = "id = ANY(?::BIGINT[])" if n_ids is None else f"id IN ({', '.join('?' * n_ids)})"
-    columns = ", ".join(_LISTED_FIELDS)
-    counts = "".join(f", {_COUNT}" for _ in range(n_types))
-    return f"SELECT {columns}{counts} FROM users WHERE {where}"  # noqa: S608 (no values)
+    """``_profiles_sql`` with what a listed user shows only (the columns of
+    ``_with_users_sql``, the id first); ``n_ids`` placeholders (SQLite) or one array
+    (PostgreSQL: None). Its arguments: the types (twice on PostgreSQL), then the ids."""
+    where = "u.id = ANY(?::BIGINT[])" if n_ids is None else f"u.id IN ({', '.join('?' * n_ids)})"
+    counts, join = _counts("u.id", n_types, n_ids is None)
+    columns = _joined(_LISTED_COLUMNS, "u")
+    return f"SELECT u.id, {columns}{counts} FROM users AS u{join} WHERE {where}"  # noqa: S608
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,20 +159,19 @@ async def _keep_session(_conn: Any) -> None:
     round trip (``RESET ALL``, ``UNLISTEN *``...) on every release."""
 
 
-def _listed_user(row: Sequence[Any], types: Sequence[EdgeType]) -> ListedUserRow:
-    """A listed user from its profile columns then its counts of ``types`` (as the list
-    statements select them)."""
-    uid, name, shown, bio, avatar, private, joined, status, *counts = row
+def _listed_user(uid: int, row: Sequence[Any], at: int) -> ListedUserRow:
+    """A listed user from its ``_LISTED_COLUMNS`` (from ``row[at]``) then its counts,
+    NULL read as 0."""
     return ListedUserRow(
         uid,
-        name,
-        shown,
-        bio,
-        avatar,
-        bool(private),
-        read_timestamp(joined),
-        status == _ACTIVE,
-        {t: int(c or 0) for t, c in zip(types, counts, strict=True)},
+        row[at],
+        row[at + 1],
+        row[at + 2],
+        row[at + 3],
+        bool(row[at + 4]),
+        read_timestamp(row[at + 5]),
+        bool(row[at + 6]),
+        tuple([c or 0 for c in row[at + 7 :]]),
     )
 
 
@@ -236,10 +264,10 @@ class HotReads:
     ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
         """``edge_range`` (a first page) and ``users_with_counts`` of its rows in one
         statement: each row with its user and counts, None where the user row is gone."""
-        sql = _with_users_sql(_RANGE, len(types))
-        return self._with_users(
-            await self._rows(sql, *map(int, types), src, int(type_), limit), types
-        )
+        postgres = self._dsn is not None
+        sql = _with_users_sql(_RANGE, len(types), postgres)
+        args = _with_users_args(postgres, [int(t) for t in types], src, int(type_), limit)
+        return self._with_users(await self._rows(sql, *args))
 
     async def mutual_with_users(
         self,
@@ -252,24 +280,25 @@ class HotReads:
         types: Sequence[EdgeType],
     ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
         """``mutual`` with each row's user and counts (as ``edge_range_with_users``)."""
-        t, counted = int(type_), [int(c) for c in types]
+        t, counted, postgres = int(type_), [int(c) for c in types], self._dsn is not None
         if before_pos is None:
-            sql = _with_users_sql(_MUTUAL_FIRST, len(types))
-            rows = await self._rows(sql, *counted, b, t, a, t, limit)
+            sql = _with_users_sql(_MUTUAL_FIRST, len(types), postgres)
+            args = _with_users_args(postgres, counted, b, t, a, t, limit)
         else:
-            sql = _with_users_sql(_MUTUAL_BEFORE, len(types))
-            rows = await self._rows(sql, *counted, b, t, a, t, before_pos, limit)
-        return self._with_users(rows, types)
+            sql = _with_users_sql(_MUTUAL_BEFORE, len(types), postgres)
+            args = _with_users_args(postgres, counted, b, t, a, t, before_pos, limit)
+        return self._with_users(await self._rows(sql, *args))
 
     @staticmethod
-    def _with_users(
-        rows: Any, types: Sequence[EdgeType]
-    ) -> list[tuple[EdgeRow, ListedUserRow | None]]:
-        out: list[tuple[EdgeRow, ListedUserRow | None]] = []
-        for row in rows:
-            edge = EdgeRow(row[0], row[1], read_timestamp(row[2]))
-            out.append((edge, None if row[3] is None else _listed_user(row[3:], types)))
-        return out
+    def _with_users(rows: Any) -> list[tuple[EdgeRow, ListedUserRow | None]]:
+        """Each row: ``dst, pos, created_at`` then its user's columns and counts."""
+        return [
+            (
+                EdgeRow(row[0], row[1], read_timestamp(row[2])),
+                None if row[3] is None else _listed_user(row[0], row, 3),
+            )
+            for row in rows
+        ]
 
     async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
@@ -300,12 +329,13 @@ class HotReads:
         nor settings to decode: decision 0039), as ``edge_range_with_users`` reads them."""
         if not user_ids:
             return []
-        args: list[Any] = [int(t) for t in types]
+        counted = [int(t) for t in types]
         if self._dsn is not None:
-            rows = await self._rows(_listed_sql(len(types), None), *args, list(user_ids))
+            sql = _listed_sql(len(types), None)
+            rows = await self._rows(sql, *counted, *counted, list(user_ids))
         else:
-            rows = await self._rows(_listed_sql(len(types), len(user_ids)), *args, *user_ids)
-        return [_listed_user(row, types) for row in rows]
+            rows = await self._rows(_listed_sql(len(types), len(user_ids)), *counted, *user_ids)
+        return [_listed_user(row[0], row, 1) for row in rows]
 
     async def mutual(
         self, a: int, b: int, type_: EdgeType, *, limit: int, before_pos: int | None = None

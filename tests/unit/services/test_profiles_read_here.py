@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from socius.bus.memory import MemoryBroker, MemoryBus
 from socius.cache.memory import MemoryCache
 from socius.domain.graph import EdgeType, ListedUserRow
@@ -12,13 +14,13 @@ from socius.services import profiles as profiles_module
 from socius.services.bus_link import BusLink
 from socius.services.lookaside import LookAside
 from socius.services.near_cache import NearCache
-from socius.services.profiles import Profile, ProfileService, profiles_read_here
+from socius.services.profiles import COUNTED, Profile, ProfileService, profiles_read_here
 
 T0 = datetime(2026, 12, 6, tzinfo=UTC)
 
 
 def row(user_id: int, name: str) -> ListedUserRow:
-    return ListedUserRow(user_id, f"u{user_id}", name, "", None, False, T0, True, {})
+    return ListedUserRow(user_id, f"u{user_id}", name, "", None, False, T0, True, (0, 0, 0))
 
 
 class Profiles(ProfileService):
@@ -61,7 +63,8 @@ async def test_a_page_gets_its_users_as_read_unless_one_was_invalidated_since() 
 
 def test_counts_read_with_a_head_are_the_profiles_counts() -> None:
     counted = {EdgeType.FRIEND: 3, EdgeType.FOLLOWED_BY: 2, EdgeType.FOLLOWS: 1}
-    listed = row(7, "C")._replace(counts=counted)
+    # counts in the order of the types read (COUNTED), as HotReads gives them
+    listed = msgspec.structs.replace(row(7, "C"), counts=tuple(counted[t] for t in COUNTED))
     near = NearCache(max_entries=0, ttl=60, link=None, origin="x")
     profiles = Profiles(LookAside(MemoryCache(), name="profile", near=near), {})
     with profiles_read_here():
