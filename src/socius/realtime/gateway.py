@@ -6,9 +6,10 @@ replays its user's log after the cursor, says ``ready``, and streams live events
 tracks ``last_seq``, the last log position sent: a live event at or below it is a
 duplicate and dropped, the next one is sent, and one further ahead reveals a gap that is
 filled from the log first. Typing and presence carry no position and pass straight
-through. A frame is sent at once when nothing waits before it; otherwise it goes through
-a bounded send queue drained by a writer task; a client that lets it fill up is closed
-with 4408 and resumes from its cursor.
+through. A frame is sent at once when no send is in flight on its socket; otherwise it
+waits in a bounded send queue, and the completion of each send starts the next (a
+callback, not a task per socket or per frame); a client that lets the queue fill up is
+closed with 4408 and resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -114,7 +116,9 @@ class Socket(Protocol):
         """The next frame's data; None once the client has gone."""
 
     async def send(self, text: str) -> None:
-        """Send a text frame; raises when the client has gone."""
+        """Send a text frame; raises when the client has gone. (A socket may also have
+        ``send_soon(text)``: start the send and return its future, or an awaitable;
+        live frames then go through it, see ``Connection._begin``.)"""
 
     async def close(self, code: int, reason: str = "") -> None:
         """Close with ``code``; never raises."""
@@ -188,19 +192,6 @@ class Gateway:
         #: Tracing on: a span per connection, its handshake and each client frame but pings.
         self.tracer: Tracer | None = None
         self._rendered: tuple[str, bytes | msgspec.Raw, str] = ("", b"", "")
-        self._turn = 0
-        self._counting = False
-
-    def turn(self) -> int:
-        """A number that changes with every turn of the event loop (while asked for)."""
-        if not self._counting:
-            self._counting = True
-            asyncio.get_running_loop().call_soon(self._turned)
-        return self._turn
-
-    def _turned(self) -> None:
-        self._turn += 1
-        self._counting = False
 
     def event_json(self, type_: str, payload: bytes | msgspec.Raw) -> str:
         """The event as frames carry it (``render``), JSON. The recipients of one event
@@ -358,20 +349,23 @@ _CHECK_BATCH = 500
 
 class Connection:
     """One socket. The task that serves it (the web framework's) authenticates, replays,
-    then reads the client's frames; a writer task exists while frames wait to be sent, and
-    a pump task while live events wait to be processed: an idle socket has no task of its
-    own and no timer (the gateway's one timer watches every socket's silence)."""
+    then reads the client's frames; frames are sent from callbacks (a send's completion
+    starts the next queued one), and a pump task exists while live events wait to be
+    processed: an idle socket has no task of its own and no timer (the gateway's one
+    timer watches every socket's silence)."""
 
     __slots__ = (
+        "_busy",
         "_claims",
+        "_counted",
         "_done",
-        "_eager_turn",
         "_gw",
         "_limits",
         "_live",
         "_out",
         "_pump",
         "_room",
+        "_send",
         "_socket",
         "_task",
         "_typed",
@@ -404,11 +398,16 @@ class Connection:
         self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
         self.heard = 0.0  # loop time of the last frame from the client (once ready)
         self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Future[None] | None = None  # a coroutine send that waits
         self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done: tuple[int | None, str] | None = None
-        self._eager_turn = -1  # the loop turn of this socket's last frame sent at once
+        self._busy = False  # a send is in flight: frames queue in _out
+        # A socket may start a send without a coroutine (AsgiSocket.send_soon: Granian's
+        # send is a future already); any other sends with its coroutine.
+        self._send: Callable[[str], Any] = getattr(socket, "send_soon", socket.send)
+        metrics = gateway.metrics
+        self._counted = metrics.ws_events_sent_total if metrics else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -669,44 +668,80 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def _offer(self, text: str, *, is_event: bool = True) -> bool:
-        """Queue a frame without waiting; a full queue closes the connection (4408).
-        With nothing queued and no writer, the frame is sent at once, in this call: a
-        writer task exists only when a send has to wait (``realtime/eager.py``), or for
-        the frames of a burst (more than one in a turn of the loop), which go through the
-        bounded queue as before, so that a flood still overflows it."""
+        """Send a frame without waiting: at once when no send is in flight, else queued
+        (sent when the one in flight completes); a full queue closes the connection
+        (4408). False once the connection is finished."""
         if self._done is not None:
             return False
         out = self._out
         if out is None:
-            if self._writer is None:
-                turn = self._gw.turn()
-                if turn != self._eager_turn:  # one frame per turn of the loop goes at once
-                    self._eager_turn = turn
-                    return self._send_now(text, is_event)
+            if not self._busy:
+                return self._begin(text, is_event)
             out = self._out = deque()
         elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
             return False
         out.append((text, is_event))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
         return True
 
-    def _send_now(self, text: str, is_event: bool) -> bool:
+    def _begin(self, text: str, is_event: bool) -> bool:
+        """Hand one frame to the socket (nothing in flight). No task and no wake-up of its
+        own: a send the server completes later (a future: Granian's) calls ``_sent_one``
+        when done; a coroutine runs at once (``realtime/eager.py``) and only one that has
+        to wait gets a task. A send that completed in this call still holds the socket
+        until the next turn of the loop, so a flood in one turn goes through the bounded
+        queue and overflows it. False when the client has gone."""
+        if is_event and self._counted is not None:
+            self._counted.inc()  # counted when handed over: a client that read it finds it
         try:
-            pending = eager.start(self._socket.send(text))
+            sending: Any = self._send(text)
+            when_done = getattr(sending, "add_done_callback", None)
+            if when_done is None:  # a coroutine, or another awaitable
+                pending = eager.start(
+                    sending if type(sending) is CoroutineType else _awaited(sending)
+                )
+                if pending is None:  # sent, in this call
+                    self._busy = True
+                    asyncio.get_running_loop().call_soon(self._sent_one, None)
+                    return True
+                sending = self._writer = asyncio.ensure_future(eager.finish(pending))
+                when_done = sending.add_done_callback
+            elif sending.done():
+                if sending.exception() is not None:
+                    raise ConnectionError("the send failed")
+                return True
         except Exception:  # the client went away
             self.finish(None)
             return False
-        self._sent(is_event)  # counted when handed to the socket
-        if pending is not None:  # the send waits: a writer finishes it, then what queued
-            self._writer = asyncio.create_task(self._write(pending))
+        self._busy = True
+        when_done(self._sent_one)
         return True
 
-    def _sent(self, is_event: bool) -> None:
-        metrics = self._gw.metrics
-        if is_event and metrics:
-            metrics.ws_events_sent_total.inc()
+    def _sent_one(self, sending: Any) -> None:
+        """The send in flight completed (``sending``: its future; None: at once): the next
+        queued frames go."""
+        self._busy = False
+        self._writer = None
+        if self._done is not None:
+            return
+        if sending is not None:
+            try:
+                failed = sending.exception() is not None
+            except BaseException:  # cancelled (the connection is ending)
+                failed = True
+            if failed:  # the client went away mid-send
+                self.finish(None)
+                return
+        out = self._out
+        while out and not self._busy:
+            text, is_event = out.popleft()
+            room = self._room
+            if room is not None and not room.done():
+                room.set_result(None)
+            if not self._begin(text, is_event):
+                return
+        if not out:
+            self._out = None
 
     async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
@@ -722,28 +757,6 @@ class Connection:
             finally:
                 self._room = None
         return self._offer(text, is_event=is_event)
-
-    async def _write(self, pending: eager.Pending | None = None) -> None:
-        """Send the queued frames (after finishing ``pending``, a send already started and
-        counted). A frame is counted as it is handed to the socket: a client that has read
-        it finds it in the metrics."""
-        try:
-            if pending is not None:
-                await eager.finish(pending)
-            out = self._out
-            while out:
-                text, is_event = out.popleft()
-                room = self._room
-                if room is not None and not room.done():
-                    room.set_result(None)
-                self._sent(is_event)
-                await self._socket.send(text)
-        except Exception:  # the client went away mid-send
-            self.finish(None)
-        finally:
-            self._writer = None
-            if not self._out:
-                self._out = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -827,6 +840,10 @@ class Connection:
             body["cursor"] = cursor_for(seq)
         body["event"] = self._gw.render(type_, payload)
         return _encode(body).decode()
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    await awaitable
 
 
 _TRACED_FRAMES = frozenset({"typing", "ack", "ping", "auth"})
