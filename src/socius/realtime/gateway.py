@@ -192,6 +192,21 @@ class Gateway:
         #: Tracing on: a span per connection, its handshake and each client frame but pings.
         self.tracer: Tracer | None = None
         self._rendered: tuple[str, bytes | msgspec.Raw, str] = ("", b"", "")
+        self._uncounted = 0  # events handed to sockets in this turn of the loop
+
+    def event_sent(self) -> None:
+        """An event was handed to a socket. The metric takes the events of one turn of the
+        loop at once, at its end: before any scrape (a later turn) sees it."""
+        if not self._uncounted:
+            if self.metrics is None:
+                return
+            asyncio.get_running_loop().call_soon(self._count)
+        self._uncounted += 1
+
+    def _count(self) -> None:
+        count, self._uncounted = self._uncounted, 0
+        if self.metrics is not None:
+            self.metrics.ws_events_sent_total.inc(count)
 
     def event_json(self, type_: str, payload: bytes | msgspec.Raw) -> str:
         """The event as frames carry it (``render``), JSON. The recipients of one event
@@ -355,9 +370,7 @@ class Connection:
     timer watches every socket's silence)."""
 
     __slots__ = (
-        "_busy",
         "_claims",
-        "_counted",
         "_done",
         "_gw",
         "_limits",
@@ -366,10 +379,10 @@ class Connection:
         "_pump",
         "_room",
         "_send",
+        "_sending",
         "_socket",
         "_task",
         "_typed",
-        "_writer",
         "acked",
         "heard",
         "last_seq",
@@ -398,16 +411,13 @@ class Connection:
         self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
         self.heard = 0.0  # loop time of the last frame from the client (once ready)
         self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
-        self._writer: asyncio.Future[None] | None = None  # a coroutine send that waits
         self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done: tuple[int | None, str] | None = None
-        self._busy = False  # a send is in flight: frames queue in _out
+        self._sending: Any = None  # the future of the last send (done or not)
         # A socket may start a send without a coroutine (AsgiSocket.send_soon: Granian's
         # send is a future already); any other sends with its coroutine.
         self._send: Callable[[str], Any] = getattr(socket, "send_soon", socket.send)
-        metrics = gateway.metrics
-        self._counted = metrics.ws_events_sent_total if metrics else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -454,8 +464,8 @@ class Connection:
             except Exception as exc:
                 self._failed(exc)
             self._task = None  # nothing may cancel the clean-up
-            for task_ in (self._pump, self._writer):
-                if task_ is not None:
+            for task_ in (self._pump, self._sending):
+                if isinstance(task_, asyncio.Task):
                     task_.cancel()
             code, reason = self._done or (None, "")
             if code is not None:
@@ -668,16 +678,20 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def _offer(self, text: str, *, is_event: bool = True) -> bool:
-        """Send a frame without waiting: at once when no send is in flight, else queued
-        (sent when the one in flight completes); a full queue closes the connection
+        """Send a frame without waiting: at once when the socket's last send is done, else
+        queued (sent when the one in flight completes); a full queue closes the connection
         (4408). False once the connection is finished."""
         if self._done is not None:
             return False
         out = self._out
         if out is None:
-            if not self._busy:
+            sending = self._sending
+            if sending is None or sending.done():
+                if sending is not None and not self._settled(sending):
+                    return False
                 return self._begin(text, is_event)
             out = self._out = deque()
+            sending.add_done_callback(self._sent_one)  # the queue goes on from there
         elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
             return False
@@ -685,63 +699,69 @@ class Connection:
         return True
 
     def _begin(self, text: str, is_event: bool) -> bool:
-        """Hand one frame to the socket (nothing in flight). No task and no wake-up of its
-        own: a send the server completes later (a future: Granian's) calls ``_sent_one``
-        when done; a coroutine runs at once (``realtime/eager.py``) and only one that has
-        to wait gets a task. A send that completed in this call still holds the socket
-        until the next turn of the loop, so a flood in one turn goes through the bounded
-        queue and overflows it. False when the client has gone."""
-        if is_event and self._counted is not None:
-            self._counted.inc()  # counted when handed over: a client that read it finds it
+        """Hand one frame to the socket (its last send is done). No task and no wake-up
+        of its own: the send's future (Granian's send is one) is kept, and only looked at
+        when the next frame comes (done: the frame goes at once) or, when frames queue
+        behind it, called back when done. A coroutine send runs at once
+        (``realtime/eager.py``) and only one that has to wait gets a task; one that
+        completed in this call still holds the socket until the next turn of the loop, so
+        a flood in one turn goes through the bounded queue and overflows it. False when
+        the client has gone."""
+        if is_event:
+            self._gw.event_sent()  # counted when handed over: a client that read it finds it
         try:
             sending: Any = self._send(text)
-            when_done = getattr(sending, "add_done_callback", None)
-            if when_done is None:  # a coroutine, or another awaitable
+            if getattr(sending, "add_done_callback", None) is None:  # a coroutine, or so
                 pending = eager.start(
                     sending if type(sending) is CoroutineType else _awaited(sending)
                 )
-                if pending is None:  # sent, in this call
-                    self._busy = True
-                    asyncio.get_running_loop().call_soon(self._sent_one, None)
-                    return True
-                sending = self._writer = asyncio.ensure_future(eager.finish(pending))
-                when_done = sending.add_done_callback
-            elif sending.done():
-                if sending.exception() is not None:
-                    raise ConnectionError("the send failed")
-                return True
+                if pending is None:  # sent, in this call: the socket is free next turn
+                    loop = asyncio.get_running_loop()
+                    sending = loop.create_future()
+                    loop.call_soon(sending.set_result, None)
+                else:
+                    sending = asyncio.ensure_future(_finished(pending))
         except Exception:  # the client went away
             self.finish(None)
             return False
-        self._busy = True
-        when_done(self._sent_one)
+        self._sending = sending
         return True
 
+    def _settled(self, sending: Any) -> bool:
+        """The outcome of a send that is done: False (and the connection finished) when
+        it failed: the client went away mid-send."""
+        try:
+            ok = sending.result() is not False
+        except BaseException:  # failed, or cancelled (the connection is ending)
+            ok = False
+        if not ok:
+            self.finish(None)
+        return ok
+
     def _sent_one(self, sending: Any) -> None:
-        """The send in flight completed (``sending``: its future; None: at once): the next
-        queued frames go."""
-        self._busy = False
-        self._writer = None
-        if self._done is not None:
+        """The send in flight completed and frames wait behind it: they go, one send at a
+        time (each called back in turn while more wait)."""
+        if self._done is not None or sending is not self._sending:
             return
-        if sending is not None:
-            try:
-                failed = sending.exception() is not None
-            except BaseException:  # cancelled (the connection is ending)
-                failed = True
-            if failed:  # the client went away mid-send
-                self.finish(None)
-                return
+        if not self._settled(sending):
+            return
         out = self._out
-        while out and not self._busy:
+        while out:
             text, is_event = out.popleft()
             room = self._room
             if room is not None and not room.done():
                 room.set_result(None)
             if not self._begin(text, is_event):
                 return
-        if not out:
-            self._out = None
+            sending = self._sending
+            if not sending.done():
+                if out:
+                    sending.add_done_callback(self._sent_one)
+                    return
+                break
+            if not self._settled(sending):
+                return
+        self._out = None
 
     async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
@@ -832,7 +852,9 @@ class Connection:
         if event.seq is None:
             return '{"type":"event","event":' + rendered + "}"
         # A cursor is base64url: its JSON is itself in quotes.
-        return '{"type":"event","cursor":"' + cursor_for(event.seq) + '","event":' + rendered + "}"
+        return "".join(
+            ('{"type":"event","cursor":"', cursor_for(event.seq), '","event":', rendered, "}")
+        )
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}
@@ -844,6 +866,15 @@ class Connection:
 
 async def _awaited(awaitable: Awaitable[Any]) -> None:
     await awaitable
+
+
+async def _finished(pending: eager.Pending) -> bool:
+    """A started send finished: False when it failed (the client went away)."""
+    try:
+        await eager.finish(pending)
+    except Exception:
+        return False
+    return True
 
 
 _TRACED_FRAMES = frozenset({"typing", "ack", "ping", "auth"})
