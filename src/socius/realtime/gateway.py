@@ -299,7 +299,8 @@ class Gateway:
 
     async def _check_all(self) -> None:
         """The process's one timer for all sockets. Every ``idle_timeout / 4``: close
-        (4408) the sockets the client has said nothing on for ``idle_timeout``. Every
+        (4408) the sockets the client has said nothing on for ``idle_timeout``, and let
+        the others' completed sends go (``Connection.drop_sent``). Every
         ``recheck_interval``: the sessions of all sockets still stand, and no socket is
         behind its log's head (an event the bus lost, with nothing after it), with one
         cache multi-get and one query per ``_CHECK_BATCH`` sockets."""
@@ -321,6 +322,8 @@ class Gateway:
                 for c in [c for c in self.connections if c.ready and not c.closing]:
                     if now - c.heard > c.idle_timeout:
                         c.finish(CLOSE_TOO_SLOW, "nothing received: send ping frames")
+                    else:
+                        c.drop_sent()
             if now >= next_check:
                 next_check = now + self.limits.recheck_interval
                 ready = [c for c in self.connections if c.ready and not c.closing]
@@ -737,6 +740,14 @@ class Connection:
         if not ok:
             self.finish(None)
         return ok
+
+    def drop_sent(self) -> None:
+        """Let go of the last send's future once it is done (the gateway's sweep): an
+        idle socket then holds none."""
+        sending = self._sending
+        if sending is not None and self._out is None and sending.done():
+            self._sending = None
+            self._settled(sending)
 
     def _sent_one(self, sending: Any) -> None:
         """The send in flight completed and frames wait behind it: they go, one send at a

@@ -146,3 +146,13 @@ async def test_a_failed_send_ends_the_connection() -> None:
     await asyncio.wait_for(task, 5)
     assert socket.closed is None  # gone: nothing to close
     assert socket.seqs() == [1]
+
+
+async def test_a_send_that_failed_on_an_idle_socket_ends_it_at_the_next_sweep() -> None:
+    # Nothing more to send on it, so no frame looks at the failed send: the gateway's
+    # sweep does (every idle_timeout / 4), before the socket would count as silent.
+    _, hub, socket, task = await _connected(idle_timeout=2.0)
+    _fan(hub, range(1, 2))
+    socket.pending[-1].set_exception(ConnectionError("the client went away"))
+    await asyncio.wait_for(task, 1.5)
+    assert socket.closed is None  # gone, not closed for silence (4408)
