@@ -100,6 +100,12 @@ class AsgiSocket:
     async def send(self, text: str) -> None:
         await self._send({"type": "websocket.send", "text": text})
 
+    def send_soon(self, text: str) -> Any:
+        """Start sending a text frame, without a coroutine of our own: what the server's
+        send returns (Granian: a future, already under way; another server: a
+        coroutine). The gateway's path for every live frame."""
+        return self._send({"type": "websocket.send", "text": text})
+
     async def close(self, code: int, reason: str = "") -> None:
         # As LitestarSocket.close: the client or the server may already be gone.
         with contextlib.suppress(Exception):

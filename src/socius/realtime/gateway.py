@@ -6,9 +6,10 @@ replays its user's log after the cursor, says ``ready``, and streams live events
 tracks ``last_seq``, the last log position sent: a live event at or below it is a
 duplicate and dropped, the next one is sent, and one further ahead reveals a gap that is
 filled from the log first. Typing and presence carry no position and pass straight
-through. A frame is sent at once when nothing waits before it; otherwise it goes through
-a bounded send queue drained by a writer task; a client that lets it fill up is closed
-with 4408 and resumes from its cursor.
+through. A frame is sent at once when no send is in flight on its socket; otherwise it
+waits in a bounded send queue, and the completion of each send starts the next (a
+callback, not a task per socket or per frame); a client that lets the queue fill up is
+closed with 4408 and resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -114,7 +116,9 @@ class Socket(Protocol):
         """The next frame's data; None once the client has gone."""
 
     async def send(self, text: str) -> None:
-        """Send a text frame; raises when the client has gone."""
+        """Send a text frame; raises when the client has gone. (A socket may also have
+        ``send_soon(text)``: start the send and return its future, or an awaitable;
+        live frames then go through it, see ``Connection._begin``.)"""
 
     async def close(self, code: int, reason: str = "") -> None:
         """Close with ``code``; never raises."""
@@ -188,19 +192,21 @@ class Gateway:
         #: Tracing on: a span per connection, its handshake and each client frame but pings.
         self.tracer: Tracer | None = None
         self._rendered: tuple[str, bytes | msgspec.Raw, str] = ("", b"", "")
-        self._turn = 0
-        self._counting = False
+        self._uncounted = 0  # events handed to sockets in this turn of the loop
 
-    def turn(self) -> int:
-        """A number that changes with every turn of the event loop (while asked for)."""
-        if not self._counting:
-            self._counting = True
-            asyncio.get_running_loop().call_soon(self._turned)
-        return self._turn
+    def event_sent(self) -> None:
+        """An event was handed to a socket. The metric takes the events of one turn of the
+        loop at once, at its end: before any scrape (a later turn) sees it."""
+        if not self._uncounted:
+            if self.metrics is None:
+                return
+            asyncio.get_running_loop().call_soon(self._count)
+        self._uncounted += 1
 
-    def _turned(self) -> None:
-        self._turn += 1
-        self._counting = False
+    def _count(self) -> None:
+        count, self._uncounted = self._uncounted, 0
+        if self.metrics is not None:
+            self.metrics.ws_events_sent_total.inc(count)
 
     def event_json(self, type_: str, payload: bytes | msgspec.Raw) -> str:
         """The event as frames carry it (``render``), JSON. The recipients of one event
@@ -293,7 +299,8 @@ class Gateway:
 
     async def _check_all(self) -> None:
         """The process's one timer for all sockets. Every ``idle_timeout / 4``: close
-        (4408) the sockets the client has said nothing on for ``idle_timeout``. Every
+        (4408) the sockets the client has said nothing on for ``idle_timeout``, and let
+        the others' completed sends go (``Connection.drop_sent``). Every
         ``recheck_interval``: the sessions of all sockets still stand, and no socket is
         behind its log's head (an event the bus lost, with nothing after it), with one
         cache multi-get and one query per ``_CHECK_BATCH`` sockets."""
@@ -315,6 +322,8 @@ class Gateway:
                 for c in [c for c in self.connections if c.ready and not c.closing]:
                     if now - c.heard > c.idle_timeout:
                         c.finish(CLOSE_TOO_SLOW, "nothing received: send ping frames")
+                    else:
+                        c.drop_sent()
             if now >= next_check:
                 next_check = now + self.limits.recheck_interval
                 ready = [c for c in self.connections if c.ready and not c.closing]
@@ -358,24 +367,25 @@ _CHECK_BATCH = 500
 
 class Connection:
     """One socket. The task that serves it (the web framework's) authenticates, replays,
-    then reads the client's frames; a writer task exists while frames wait to be sent, and
-    a pump task while live events wait to be processed: an idle socket has no task of its
-    own and no timer (the gateway's one timer watches every socket's silence)."""
+    then reads the client's frames; frames are sent from callbacks (a send's completion
+    starts the next queued one), and a pump task exists while live events wait to be
+    processed: an idle socket has no task of its own and no timer (the gateway's one
+    timer watches every socket's silence)."""
 
     __slots__ = (
         "_claims",
         "_done",
-        "_eager_turn",
         "_gw",
         "_limits",
         "_live",
         "_out",
         "_pump",
         "_room",
+        "_send",
+        "_sending",
         "_socket",
         "_task",
         "_typed",
-        "_writer",
         "acked",
         "heard",
         "last_seq",
@@ -404,11 +414,13 @@ class Connection:
         self._out: deque[tuple[str, bool]] | None = None  # frames for the writer
         self.heard = 0.0  # loop time of the last frame from the client (once ready)
         self._room: asyncio.Future[None] | None = None  # a replay waiting for room in _out
-        self._writer: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done: tuple[int | None, str] | None = None
-        self._eager_turn = -1  # the loop turn of this socket's last frame sent at once
+        self._sending: Any = None  # the future of the last send (done or not)
+        # A socket may start a send without a coroutine (AsgiSocket.send_soon: Granian's
+        # send is a future already); any other sends with its coroutine.
+        self._send: Callable[[str], Any] = getattr(socket, "send_soon", socket.send)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -455,8 +467,8 @@ class Connection:
             except Exception as exc:
                 self._failed(exc)
             self._task = None  # nothing may cancel the clean-up
-            for task_ in (self._pump, self._writer):
-                if task_ is not None:
+            for task_ in (self._pump, self._sending):
+                if isinstance(task_, asyncio.Task):
                     task_.cancel()
             code, reason = self._done or (None, "")
             if code is not None:
@@ -669,44 +681,98 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def _offer(self, text: str, *, is_event: bool = True) -> bool:
-        """Queue a frame without waiting; a full queue closes the connection (4408).
-        With nothing queued and no writer, the frame is sent at once, in this call: a
-        writer task exists only when a send has to wait (``realtime/eager.py``), or for
-        the frames of a burst (more than one in a turn of the loop), which go through the
-        bounded queue as before, so that a flood still overflows it."""
+        """Send a frame without waiting: at once when the socket's last send is done, else
+        queued (sent when the one in flight completes); a full queue closes the connection
+        (4408). False once the connection is finished."""
         if self._done is not None:
             return False
         out = self._out
         if out is None:
-            if self._writer is None:
-                turn = self._gw.turn()
-                if turn != self._eager_turn:  # one frame per turn of the loop goes at once
-                    self._eager_turn = turn
-                    return self._send_now(text, is_event)
+            sending = self._sending
+            if sending is None or sending.done():
+                if sending is not None and not self._settled(sending):
+                    return False
+                return self._begin(text, is_event)
             out = self._out = deque()
+            sending.add_done_callback(self._sent_one)  # the queue goes on from there
         elif len(out) >= self._limits.send_queue:
             self.finish(CLOSE_TOO_SLOW, "send queue full: resume from your cursor")
             return False
         out.append((text, is_event))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
         return True
 
-    def _send_now(self, text: str, is_event: bool) -> bool:
+    def _begin(self, text: str, is_event: bool) -> bool:
+        """Hand one frame to the socket (its last send is done). No task and no wake-up
+        of its own: the send's future (Granian's send is one) is kept, and only looked at
+        when the next frame comes (done: the frame goes at once) or, when frames queue
+        behind it, called back when done. A coroutine send runs at once
+        (``realtime/eager.py``) and only one that has to wait gets a task; one that
+        completed in this call still holds the socket until the next turn of the loop, so
+        a flood in one turn goes through the bounded queue and overflows it. False when
+        the client has gone."""
+        if is_event:
+            self._gw.event_sent()  # counted when handed over: a client that read it finds it
         try:
-            pending = eager.start(self._socket.send(text))
+            sending: Any = self._send(text)
+            if getattr(sending, "add_done_callback", None) is None:  # a coroutine, or so
+                pending = eager.start(
+                    sending if type(sending) is CoroutineType else _awaited(sending)
+                )
+                if pending is None:  # sent, in this call: the socket is free next turn
+                    loop = asyncio.get_running_loop()
+                    sending = loop.create_future()
+                    loop.call_soon(sending.set_result, None)
+                else:
+                    sending = asyncio.ensure_future(_finished(pending))
         except Exception:  # the client went away
             self.finish(None)
             return False
-        self._sent(is_event)  # counted when handed to the socket
-        if pending is not None:  # the send waits: a writer finishes it, then what queued
-            self._writer = asyncio.create_task(self._write(pending))
+        self._sending = sending
         return True
 
-    def _sent(self, is_event: bool) -> None:
-        metrics = self._gw.metrics
-        if is_event and metrics:
-            metrics.ws_events_sent_total.inc()
+    def _settled(self, sending: Any) -> bool:
+        """The outcome of a send that is done: False (and the connection finished) when
+        it failed: the client went away mid-send."""
+        try:
+            ok = sending.result() is not False
+        except BaseException:  # failed, or cancelled (the connection is ending)
+            ok = False
+        if not ok:
+            self.finish(None)
+        return ok
+
+    def drop_sent(self) -> None:
+        """Let go of the last send's future once it is done (the gateway's sweep): an
+        idle socket then holds none."""
+        sending = self._sending
+        if sending is not None and self._out is None and sending.done():
+            self._sending = None
+            self._settled(sending)
+
+    def _sent_one(self, sending: Any) -> None:
+        """The send in flight completed and frames wait behind it: they go, one send at a
+        time (each called back in turn while more wait)."""
+        if self._done is not None or sending is not self._sending:
+            return
+        if not self._settled(sending):
+            return
+        out = self._out
+        while out:
+            text, is_event = out.popleft()
+            room = self._room
+            if room is not None and not room.done():
+                room.set_result(None)
+            if not self._begin(text, is_event):
+                return
+            sending = self._sending
+            if not sending.done():
+                if out:
+                    sending.add_done_callback(self._sent_one)
+                    return
+                break
+            if not self._settled(sending):
+                return
+        self._out = None
 
     async def _put(self, text: str, *, is_event: bool = True) -> bool:
         """Queue a frame read from the log, waiting a while for room."""
@@ -722,28 +788,6 @@ class Connection:
             finally:
                 self._room = None
         return self._offer(text, is_event=is_event)
-
-    async def _write(self, pending: eager.Pending | None = None) -> None:
-        """Send the queued frames (after finishing ``pending``, a send already started and
-        counted). A frame is counted as it is handed to the socket: a client that has read
-        it finds it in the metrics."""
-        try:
-            if pending is not None:
-                await eager.finish(pending)
-            out = self._out
-            while out:
-                text, is_event = out.popleft()
-                room = self._room
-                if room is not None and not room.done():
-                    room.set_result(None)
-                self._sent(is_event)
-                await self._socket.send(text)
-        except Exception:  # the client went away mid-send
-            self.finish(None)
-        finally:
-            self._writer = None
-            if not self._out:
-                self._out = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -819,7 +863,9 @@ class Connection:
         if event.seq is None:
             return '{"type":"event","event":' + rendered + "}"
         # A cursor is base64url: its JSON is itself in quotes.
-        return '{"type":"event","cursor":"' + cursor_for(event.seq) + '","event":' + rendered + "}"
+        return "".join(
+            ('{"type":"event","cursor":"', cursor_for(event.seq), '","event":', rendered, "}")
+        )
 
     def _frame(self, type_: str, payload: dict[str, Any], seq: int | None) -> str:
         body: dict[str, Any] = {"type": "event"}
@@ -827,6 +873,19 @@ class Connection:
             body["cursor"] = cursor_for(seq)
         body["event"] = self._gw.render(type_, payload)
         return _encode(body).decode()
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    await awaitable
+
+
+async def _finished(pending: eager.Pending) -> bool:
+    """A started send finished: False when it failed (the client went away)."""
+    try:
+        await eager.finish(pending)
+    except Exception:
+        return False
+    return True
 
 
 _TRACED_FRAMES = frozenset({"typing", "ack", "ping", "auth"})
