@@ -97,43 +97,55 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     n = args.users
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
     degree = [min(5000, int(25 * (1 - rng.random()) ** -0.5)) for _ in range(n)]
-    friends: dict[int, list[int]] = {}
+    # The fake's rows are built once, before the collector is told to ignore what exists
+    # (as the server does once built): only what the code under test keeps is tracked.
+    # A list's rows are built at each read, as a driver's would be.
+    friends: dict[int, tuple[int, ...]] = {}
 
-    def friends_of(u: int) -> list[int]:
+    def friends_of(u: int) -> tuple[int, ...]:
         found = friends.get(u)
         if found is None:
-            found = friends[u] = [  # a cheap hash of (u, k): the fake must cost ~nothing
+            found = friends[u] = tuple(  # a cheap hash of (u, k): the fake must cost ~nothing
                 (u * 2654435761 + k * 40503 + args.seed) % n + 1
                 for k in range(min(degree[u - 1], 60))
-            ]
+            )
         return found
 
-    rows: dict[int, ListedUserRow] = {}
+    shared_counts: dict[int, dict[EdgeType, int]] = {}
 
-    def row(u: int) -> ListedUserRow:
-        found = rows.get(u)
+    def counts_of(d: int) -> dict[EdgeType, int]:
+        found = shared_counts.get(d)
         if found is None:
-            counts = {
-                EdgeType.FRIEND: degree[u - 1],
+            found = shared_counts[d] = {
+                EdgeType.FRIEND: d,
                 EdgeType.FOLLOWED_BY: 20,
                 EdgeType.FOLLOWS: 20,
             }
-            found = rows[u] = ListedUserRow(
-                u, f"user{u}", f"User {u}", "a bio", None, u % 10 == 0,
-                t0 + timedelta(milliseconds=u), True, counts,
-            )  # fmt: skip
         return found
 
-    edges: dict[int, list[tuple[EdgeRow, ListedUserRow]]] = {}
+    rows = [
+        ListedUserRow(
+            u,
+            f"user{u}",
+            f"User {u}",
+            "a bio",
+            None,
+            u % 10 == 0,
+            t0 + timedelta(milliseconds=u),
+            True,
+            counts_of(degree[u - 1]),
+        )
+        for u in range(n + 1)
+    ]
+    since = [t0 + timedelta(seconds=k) for k in range(60)]
+
+    def row(u: int) -> ListedUserRow:
+        return rows[u]
 
     def head(u: int) -> list[tuple[EdgeRow, ListedUserRow]]:
-        found = edges.get(u)
-        if found is None:
-            found = edges[u] = [
-                (EdgeRow(f, 10_000_000 - k, t0 + timedelta(seconds=k)), row(f))
-                for k, f in enumerate(friends_of(u))
-            ]
-        return found
+        return [
+            (EdgeRow(f, 10_000_000 - k, since[k]), rows[f]) for k, f in enumerate(friends_of(u))
+        ]
 
     class Reads:  # a fake: what it is not asked about, it ignores
         available = True
@@ -153,7 +165,10 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             types: Sequence[EdgeType],
         ) -> list[tuple[EdgeRow, ListedUserRow | None]]:  # fmt: skip
             theirs = set(friends_of(b))
-            return [(e, r) for e, r in head(a) if e.dst in theirs][:limit]  # type: ignore[misc]
+            found: list[tuple[EdgeRow, ListedUserRow | None]] = [
+                (e, r) for e, r in head(a) if e.dst in theirs
+            ]
+            return found[:limit]
 
         async def blocked(self, src: int, *, limit: int) -> list[int]:
             return []
@@ -183,16 +198,12 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     reads = Reads()
     profile_la = LookAside(l2, name="profile", near=near)
     graph_la = LookAside(l2, name="graph", near=near)
-    profiles = ProfileService(None, profile_la, reads=reads)  # type: ignore[arg-type]
-    cache = GraphCache(None, graph_la, reads=reads)  # type: ignore[arg-type]
+    unused: Any = None  # no unit of work, clock, ids or delivery: reads and invalidations only
+    fake: Any = reads
+    profiles = ProfileService(unused, profile_la, reads=fake)
+    cache = GraphCache(unused, graph_la, reads=fake)
     graph = GraphService(
-        None,
-        None,
-        None,
-        profiles,
-        cache,
-        None,
-        bodies=RenderedBodies(near),  # type: ignore[arg-type]
+        unused, unused, unused, profiles, cache, unused, bodies=RenderedBodies(near)
     )
     callers = rng.sample(range(1, n + 1), 5000)
     return {
@@ -218,7 +229,8 @@ OPS = [("F", 25), ("L", 25), ("P", 15), ("R", 5), ("M", 5), ("FO", 10), ("FR", 5
 
 def plan(world: dict[str, Any], count: int) -> list[tuple[str, int, int, list[int]]]:
     rng: random.Random = world["rng"]
-    callers, ccdf, tcdf, n = world["callers"], world["caller_cdf"], world["target_cdf"], world["n"]
+    callers: list[int] = world["callers"]
+    ccdf, tcdf, n = world["caller_cdf"], world["target_cdf"], int(world["n"])
     names = [name for name, w in OPS for _ in range(w)]
 
     def caller() -> int:
@@ -243,7 +255,7 @@ async def run_ops(world: dict[str, Any], ops: list[tuple[str, int, int, list[int
     et = world["EdgeType"]
     step = 1.0 / rate
     refused = world["refused"]
-    perf = time.thread_time
+    perf = time.perf_counter  # (wall clock: cheap; the totals are thread CPU time)
     for op, viewer, who, ids in ops:
         clock.now += step
         started = perf()

@@ -68,6 +68,18 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(_Invalidation).decode
 
 
+class _Entry(msgspec.Struct, gc=False):
+    """A value held until ``expires``; one built from others (``deps``) is valid while none
+    of them was dropped after ``gen``. Never tracked by the garbage collector (a tuple
+    holding a Struct would be, for as long as it is held: every collection walked the
+    whole L1); nothing it holds can refer back to it, so it can be in no cycle."""
+
+    value: Any
+    expires: float
+    deps: tuple[str, ...] | None = None
+    gen: int = 0
+
+
 class NearCache:
     subject = SUBJECT
 
@@ -93,9 +105,7 @@ class NearCache:
         self.hits = 0
         self.misses = 0
         self._clock = clock
-        # key -> (value, expires), or (value, expires, deps, gen) for an entry built from
-        # others (valid while none of ``deps`` was dropped after ``gen``); in LRU order.
-        self._entries: dict[str, tuple[Any, ...]] = {}
+        self._entries: dict[str, _Entry] = {}  # in LRU order
         self._gen = 0  # moves on at every drop
         self._dropped: dict[str, int] = {}  # key -> gen of its last drop (within the horizon)
         self._drops: deque[tuple[float, int, tuple[str, ...]]] = deque()  # (at, gen, keys)
@@ -121,12 +131,14 @@ class NearCache:
         if entry is None:
             self.misses += 1
             return MISS
-        if entry[1] < self._clock() or (len(entry) > 2 and (entry := self._valid(entry)) is None):
+        if entry.expires < self._clock() or (
+            entry.deps is not None and (entry := self._valid(entry)) is None
+        ):
             self.misses += 1
             return MISS
         entries[key] = entry
         self.hits += 1
-        return entry[0]
+        return entry.value
 
     def get_many(self, keys: Sequence[str]) -> list[Any]:
         """``get`` of each of ``keys``, in order (``MISS`` for each not held): one check of
@@ -142,30 +154,31 @@ class NearCache:
             entry = pop(key, None)
             if (
                 entry is None
-                or entry[1] < now
-                or (len(entry) > 2 and (entry := self._valid(entry)) is None)
+                or entry.expires < now
+                or (entry.deps is not None and (entry := self._valid(entry)) is None)
             ):
                 out.append(MISS)
             else:
                 entries[key] = entry
-                out.append(entry[0])
+                out.append(entry.value)
                 hits += 1
         self.hits += hits
         self.misses += len(keys) - hits
         return out
 
-    def _valid(self, entry: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """An entry built from others (``deps``), as valid now, or None if one of them was
+    def _valid(self, entry: _Entry) -> _Entry | None:
+        """An entry built from others, as valid now, or None if one of its deps was
         dropped since it was last found valid."""
-        value, expires, deps, gen = entry
+        gen = entry.gen
         if gen == self._gen:
             return entry
         dropped = self._dropped
-        for dep in deps:
+        for dep in entry.deps or ():
             was = dropped.get(dep)
             if was is not None and was > gen:
                 return None
-        return value, expires, deps, self._gen
+        entry.gen = self._gen
+        return entry
 
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
@@ -199,9 +212,9 @@ class NearCache:
             # Checked at each read against the drops since: no index to keep. It lives no
             # longer than the drops are remembered (``_FILL_HORIZON`` after its ticket).
             expires = min(now + self._ttl, began + _FILL_HORIZON)
-            entries[key] = (value, expires, tuple(deps), self._gen)
+            entries[key] = _Entry(value, expires, tuple(deps), self._gen)
         else:
-            entries[key] = (value, now + self._ttl)
+            entries[key] = _Entry(value, now + self._ttl)
         if len(entries) > self._max:
             self._evict()
         if now >= self._sweep_at:
@@ -227,7 +240,7 @@ class NearCache:
             for key, value in items:
                 if key in entries:
                     del entries[key]
-                entries[key] = (value, expires)
+                entries[key] = _Entry(value, expires)
             stored = len(items)
         else:
             dropped = self._dropped
@@ -237,7 +250,7 @@ class NearCache:
                     continue
                 if key in entries:
                     del entries[key]
-                entries[key] = (value, expires)
+                entries[key] = _Entry(value, expires)
                 stored += 1
         if len(entries) > self._max:
             self._evict()
@@ -258,7 +271,7 @@ class NearCache:
         self._sweep_at = now + self._sweep_every
         expired = []
         for key, entry in self._entries.items():
-            if entry[1] >= now:
+            if entry.expires >= now:
                 break
             expired.append(key)
         entries = self._entries
