@@ -70,14 +70,16 @@ _decode = msgspec.msgpack.Decoder(_Invalidation).decode
 
 class _Entry(msgspec.Struct, gc=False):
     """A value held until ``expires``; one built from others (``deps``) is valid while none
-    of them was dropped after ``gen``. Never tracked by the garbage collector (a tuple
-    holding a Struct would be, for as long as it is held: every collection walked the
-    whole L1); nothing it holds can refer back to it, so it can be in no cycle."""
+    of them was dropped after ``gen``; ``used``: read since it was stored or last spared.
+    Never tracked by the garbage collector (a tuple holding a Struct would be, for as
+    long as it is held: every collection walked the L1); nothing it holds can refer back
+    to it, so it can be in no cycle."""
 
     value: Any
     expires: float
     deps: tuple[str, ...] | None = None
     gen: int = 0
+    used: bool = False
 
 
 class NearCache:
@@ -105,14 +107,18 @@ class NearCache:
         self.hits = 0
         self.misses = 0
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}  # in LRU order
+        # Oldest stored first; past the bound the oldest go, but one read since it was
+        # stored is spared once (moved to the young end): the "second chance" (CLOCK)
+        # approximation of LRU, without a move at each hit (decision 0054).
+        self._entries: dict[str, _Entry] = {}
+        self._deleted = 0  # deletions since the dict was last compacted
         self._gen = 0  # moves on at every drop
         self._dropped: dict[str, int] = {}  # key -> gen of its last drop (within the horizon)
         self._drops: deque[tuple[float, int, tuple[str, ...]]] = deque()  # (at, gen, keys)
         self._cleared_gen = 0  # the gen of the last clear (link lost)
-        self._sweep_at = 0.0  # when the next put looks for expired entries at the old end
+        self._sweep_at = 0.0  # when the next store looks for expired entries at the old end
         self._sweep_every = min(ttl, _FILL_HORIZON) / 8
-        self._batch = max_entries // 64  # evicted beyond the bound, at once, when past it
+        self._batch = max_entries // 32  # evicted beyond the bound, at once, when past it
         if link is not None and max_entries > 0:
             link.follow(self)
 
@@ -126,17 +132,15 @@ class NearCache:
         on = self._on
         if on is None or not on.current:
             return MISS
-        entries = self._entries
-        entry = entries.pop(key, None)  # a hit goes back at the young end
+        entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
             return MISS
-        if entry.expires < self._clock() or (
-            entry.deps is not None and (entry := self._valid(entry)) is None
-        ):
+        if entry.expires < self._clock() or (entry.deps is not None and not self._valid(entry)):
+            self._forget(key)
             self.misses += 1
             return MISS
-        entries[key] = entry
+        entry.used = True
         self.hits += 1
         return entry.value
 
@@ -146,39 +150,42 @@ class NearCache:
         on = self._on
         if on is None or not on.current:
             return [MISS] * len(keys)
-        entries, now = self._entries, self._clock()
-        pop = entries.pop
+        now = self._clock()
+        get = self._entries.get
         out: list[Any] = []
         hits = 0
         for key in keys:
-            entry = pop(key, None)
-            if (
-                entry is None
-                or entry.expires < now
-                or (entry.deps is not None and (entry := self._valid(entry)) is None)
-            ):
+            entry = get(key)
+            if entry is None:
+                out.append(MISS)
+            elif entry.expires < now or (entry.deps is not None and not self._valid(entry)):
+                self._forget(key)
                 out.append(MISS)
             else:
-                entries[key] = entry
+                entry.used = True
                 out.append(entry.value)
                 hits += 1
         self.hits += hits
         self.misses += len(keys) - hits
         return out
 
-    def _valid(self, entry: _Entry) -> _Entry | None:
-        """An entry built from others, as valid now, or None if one of its deps was
-        dropped since it was last found valid."""
+    def _valid(self, entry: _Entry) -> bool:
+        """Whether none of the deps of an entry built from others was dropped since it was
+        last found valid (it is then known valid as of now)."""
         gen = entry.gen
         if gen == self._gen:
-            return entry
+            return True
         dropped = self._dropped
         for dep in entry.deps or ():
             was = dropped.get(dep)
             if was is not None and was > gen:
-                return None
+                return False
         entry.gen = self._gen
-        return entry
+        return True
+
+    def _forget(self, key: str) -> None:
+        del self._entries[key]
+        self._deleted += 1
 
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
@@ -205,16 +212,17 @@ class NearCache:
                 was = dropped.get(dep)
                 if was is not None and was > gen:
                     return False
-        entries = self._entries
-        if key in entries:
-            del entries[key]  # to the young end
         if deps:
             # Checked at each read against the drops since: no index to keep. It lives no
             # longer than the drops are remembered (``_FILL_HORIZON`` after its ticket).
             expires = min(now + self._ttl, began + _FILL_HORIZON)
-            entries[key] = _Entry(value, expires, tuple(deps), self._gen)
+            held = _Entry(value, expires, tuple(deps), self._gen)
         else:
-            entries[key] = _Entry(value, now + self._ttl)
+            held = _Entry(value, now + self._ttl)
+        entries = self._entries
+        if key in entries:
+            self._forget(key)  # to the young end
+        entries[key] = held
         if len(entries) > self._max:
             self._evict()
         if now >= self._sweep_at:
@@ -223,7 +231,9 @@ class NearCache:
 
     def put_many(self, items: Sequence[tuple[str, Any]], ticket: tuple[int, float]) -> int:
         """``put`` of each ``(key, value)`` (none built from others), with the checks made
-        once for the batch where they can be: how many were stored."""
+        once for the batch where they can be: how many were stored. A key already held
+        keeps its place, with the new value and ttl, and counts as read (not the first to
+        go): a page's users are mostly stored again while held."""
         if not items:
             return 0
         on = self._on
@@ -234,24 +244,21 @@ class NearCache:
         if gen < self._cleared_gen or now - began > _FILL_HORIZON:
             return 0
         entries = self._entries
+        get = entries.get
         expires = now + self._ttl
+        dropped = None if gen == self._gen else self._dropped  # None: nothing dropped since
         stored = 0
-        if gen == self._gen:  # nothing dropped since the ticket
-            for key, value in items:
-                if key in entries:
-                    del entries[key]
-                entries[key] = _Entry(value, expires)
-            stored = len(items)
-        else:
-            dropped = self._dropped
-            for key, value in items:
+        for key, value in items:
+            if dropped is not None:
                 was = dropped.get(key)
                 if was is not None and was > gen:
                     continue
-                if key in entries:
-                    del entries[key]
+            entry = get(key)
+            if entry is None:
                 entries[key] = _Entry(value, expires)
-                stored += 1
+            else:
+                entry.value, entry.expires, entry.deps, entry.used = value, expires, None, True
+            stored += 1
         if len(entries) > self._max:
             self._evict()
         if now >= self._sweep_at:
@@ -260,23 +267,52 @@ class NearCache:
 
     def _evict(self) -> None:
         """Past the bound: the oldest entries go, a batch at once (one walk from the old
-        end for the batch, not one per entry)."""
+        end for the batch, not one per entry); one read since it was stored or last spared
+        is spared once, at the young end."""
         entries = self._entries
-        for key in list(islice(entries, len(entries) - self._max + self._batch)):
-            del entries[key]
+        need = len(entries) - self._max + self._batch
+        now = self._clock()
+        deleted = 0
+        while need > 0:
+            for key, entry in list(islice(entries.items(), need)):
+                del entries[key]
+                deleted += 1
+                if entry.used and entry.expires >= now:
+                    entry.used = False
+                    entries[key] = entry
+                else:
+                    need -= 1
+        self._deleted += deleted
+        self._compact()
 
     def _sweep(self, now: float) -> None:
         """Expired entries at the old end go, so that what is held follows the live set
-        (rate x ttl) and not the bound; every ``ttl / 8`` (at most), at a store."""
+        (rate x ttl) and not the bound; every ``ttl / 8`` (at most), at a store. The walk
+        ends after 64 live entries in a row."""
         self._sweep_at = now + self._sweep_every
         expired = []
+        live = 0
         for key, entry in self._entries.items():
             if entry.expires >= now:
-                break
-            expired.append(key)
+                live += 1
+                if live == 64:
+                    break
+            else:
+                expired.append(key)
+                live = 0
         entries = self._entries
         for key in expired:
             del entries[key]
+        self._deleted += len(expired)
+        self._compact()
+
+    def _compact(self) -> None:
+        """A dict keeps a hole for each deleted entry until it grows, and a walk from its
+        old end steps over every hole there: once the holes outnumber the entries, the
+        entries are copied into a new dict (a rare copy instead of long walks)."""
+        if self._deleted > len(self._entries) + 64:
+            self._entries = dict(self._entries)
+            self._deleted = 0
 
     def drop(self, keys: Iterable[str]) -> None:
         """Forget ``keys`` here, and refuse the fills of them already under way (and every
@@ -285,10 +321,13 @@ class NearCache:
         gen, now = self._gen, self._clock()
         keys = tuple(keys)
         dropped, entries = self._dropped, self._entries
+        deleted = 0
         for key in keys:
             dropped[key] = gen
             if key in entries:
                 del entries[key]
+                deleted += 1
+        self._deleted += deleted
         drops = self._drops
         drops.append((now, gen, keys))
         horizon = now - _FILL_HORIZON
@@ -337,7 +376,8 @@ class NearCache:
         """Invalidations may be missed from now on: hold nothing, fill nothing."""
         self._gen += 1
         self._cleared_gen = self._gen
-        self._entries.clear()
+        self._entries = {}
+        self._deleted = 0
 
     async def catch_up(self) -> None:
         """The link hears again: fills begun before now (which may have read a value
