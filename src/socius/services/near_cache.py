@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import islice
 from typing import Any, Final
 
 import msgspec
@@ -69,12 +68,14 @@ _decode = msgspec.msgpack.Decoder(_Invalidation).decode
 
 
 class _Entry(msgspec.Struct, gc=False):
-    """A value held until ``expires``; one built from others (``deps``) is valid while none
-    of them was dropped after ``gen``; ``used``: read since it was stored or last spared.
+    """``key``'s value, held until ``expires``; one built from others (``deps``) is valid
+    while none of them was dropped after ``gen``; ``used``: read since it was stored or
+    last spared.
     Never tracked by the garbage collector (a tuple holding a Struct would be, for as
     long as it is held: every collection walked the L1); nothing it holds can refer back
     to it, so it can be in no cycle."""
 
+    key: str
     value: Any
     expires: float
     deps: tuple[str, ...] | None = None
@@ -107,18 +108,20 @@ class NearCache:
         self.hits = 0
         self.misses = 0
         self._clock = clock
-        # Oldest stored first; past the bound the oldest go, but one read since it was
-        # stored is spared once (moved to the young end): the "second chance" (CLOCK)
-        # approximation of LRU, without a move at each hit (decision 0054).
         self._entries: dict[str, _Entry] = {}
-        self._deleted = 0  # deletions since the dict was last compacted
+        # The entries oldest first, and some no longer held (skipped when met). Past the
+        # bound the oldest go, but one read since it was stored is spared once (put back
+        # at the young end): the "second chance" (CLOCK) approximation of LRU, without a
+        # move at each hit (decision 0054).
+        self._order: deque[_Entry] = deque()
+        self._dead = 0  # entries in the order no longer held
         self._gen = 0  # moves on at every drop
         self._dropped: dict[str, int] = {}  # key -> gen of its last drop (within the horizon)
         self._drops: deque[tuple[float, int, tuple[str, ...]]] = deque()  # (at, gen, keys)
         self._cleared_gen = 0  # the gen of the last clear (link lost)
         self._sweep_at = 0.0  # when the next store looks for expired entries at the old end
         self._sweep_every = min(ttl, _FILL_HORIZON) / 8
-        self._batch = max_entries // 32  # evicted beyond the bound, at once, when past it
+        self._batch = max_entries // 64  # evicted beyond the bound, at once, when past it
         if link is not None and max_entries > 0:
             link.follow(self)
 
@@ -185,7 +188,7 @@ class NearCache:
 
     def _forget(self, key: str) -> None:
         del self._entries[key]
-        self._deleted += 1
+        self._dead += 1
 
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
@@ -216,13 +219,14 @@ class NearCache:
             # Checked at each read against the drops since: no index to keep. It lives no
             # longer than the drops are remembered (``_FILL_HORIZON`` after its ticket).
             expires = min(now + self._ttl, began + _FILL_HORIZON)
-            held = _Entry(value, expires, tuple(deps), self._gen)
+            held = _Entry(key, value, expires, tuple(deps), self._gen)
         else:
-            held = _Entry(value, now + self._ttl)
+            held = _Entry(key, value, now + self._ttl)
         entries = self._entries
         if key in entries:
-            self._forget(key)  # to the young end
+            self._dead += 1  # the one it replaces
         entries[key] = held
+        self._order.append(held)
         if len(entries) > self._max:
             self._evict()
         if now >= self._sweep_at:
@@ -245,6 +249,7 @@ class NearCache:
             return 0
         entries = self._entries
         get = entries.get
+        append = self._order.append
         expires = now + self._ttl
         dropped = None if gen == self._gen else self._dropped  # None: nothing dropped since
         stored = 0
@@ -255,7 +260,8 @@ class NearCache:
                     continue
             entry = get(key)
             if entry is None:
-                entries[key] = _Entry(value, expires)
+                entries[key] = entry = _Entry(key, value, expires)
+                append(entry)
             else:
                 entry.value, entry.expires, entry.deps, entry.used = value, expires, None, True
             stored += 1
@@ -266,53 +272,42 @@ class NearCache:
         return stored
 
     def _evict(self) -> None:
-        """Past the bound: the oldest entries go, a batch at once (one walk from the old
-        end for the batch, not one per entry); one read since it was stored or last spared
-        is spared once, at the young end."""
-        entries = self._entries
+        """Past the bound: the oldest entries go, a batch at once; one read since it was
+        stored or last spared is spared once, at the young end."""
+        entries, order = self._entries, self._order
         need = len(entries) - self._max + self._batch
         now = self._clock()
-        deleted = 0
         while need > 0:
-            for key, entry in list(islice(entries.items(), need)):
+            entry = order.popleft()
+            key = entry.key
+            if entries.get(key) is not entry:
+                self._dead -= 1  # no longer held
+            elif entry.used and entry.expires >= now:
+                entry.used = False
+                order.append(entry)
+            else:
                 del entries[key]
-                deleted += 1
-                if entry.used and entry.expires >= now:
-                    entry.used = False
-                    entries[key] = entry
-                else:
-                    need -= 1
-        self._deleted += deleted
-        self._compact()
+                need -= 1
 
     def _sweep(self, now: float) -> None:
         """Expired entries at the old end go, so that what is held follows the live set
-        (rate x ttl) and not the bound; every ``ttl / 8`` (at most), at a store. The walk
-        ends after 64 live entries in a row."""
+        (rate x ttl) and not the bound; every ``ttl / 8`` (at most), at a store. And if
+        the order holds more entries no longer held than held, it is rebuilt."""
         self._sweep_at = now + self._sweep_every
-        expired = []
-        live = 0
-        for key, entry in self._entries.items():
-            if entry.expires >= now:
-                live += 1
-                if live == 64:
-                    break
+        entries, order = self._entries, self._order
+        while order:
+            entry = order[0]
+            key = entry.key
+            if entries.get(key) is not entry:
+                self._dead -= 1
+            elif entry.expires < now:
+                del entries[key]
             else:
-                expired.append(key)
-                live = 0
-        entries = self._entries
-        for key in expired:
-            del entries[key]
-        self._deleted += len(expired)
-        self._compact()
-
-    def _compact(self) -> None:
-        """A dict keeps a hole for each deleted entry until it grows, and a walk from its
-        old end steps over every hole there: once the holes outnumber the entries, the
-        entries are copied into a new dict (a rare copy instead of long walks)."""
-        if self._deleted > len(self._entries) + 64:
-            self._entries = dict(self._entries)
-            self._deleted = 0
+                break
+            order.popleft()
+        if self._dead > len(entries) + 1024:
+            self._order = deque(e for e in order if entries.get(e.key) is e)
+            self._dead = 0
 
     def drop(self, keys: Iterable[str]) -> None:
         """Forget ``keys`` here, and refuse the fills of them already under way (and every
@@ -321,13 +316,13 @@ class NearCache:
         gen, now = self._gen, self._clock()
         keys = tuple(keys)
         dropped, entries = self._dropped, self._entries
-        deleted = 0
+        dead = 0
         for key in keys:
             dropped[key] = gen
             if key in entries:
                 del entries[key]
-                deleted += 1
-        self._deleted += deleted
+                dead += 1
+        self._dead += dead
         drops = self._drops
         drops.append((now, gen, keys))
         horizon = now - _FILL_HORIZON
@@ -377,7 +372,8 @@ class NearCache:
         self._gen += 1
         self._cleared_gen = self._gen
         self._entries = {}
-        self._deleted = 0
+        self._order = deque()
+        self._dead = 0
 
     async def catch_up(self) -> None:
         """The link hears again: fills begun before now (which may have read a value

@@ -183,6 +183,28 @@ async def test_the_least_recently_used_go_first_past_the_bound() -> None:
         await link.stop()
 
 
+async def test_what_is_kept_for_the_eviction_order_stays_bounded() -> None:
+    """Entries dropped or replaced leave a mark in the eviction order until it is walked
+    past; an entry kept alive by stores (never expiring) at its old end must not make
+    those marks pile up."""
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    now = [0.0]
+    near = NearCache(max_entries=100_000, ttl=10, link=link, origin="x", clock=lambda: now[0])
+    await link.start()
+    try:
+        for i in range(20_000):
+            now[0] += 0.001
+            near.put_many([("p:hot", i)], near.begin())  # stored again: never expires
+            near.put(f"b:{i % 7}", b"x", near.begin(), deps=["p:hot"])  # replaced
+            assert near.put(f"p:{i}", i, near.begin())
+            near.drop([f"p:{i}"])
+        assert near.get("p:hot") == 19_999
+        assert len(near) <= 8
+        assert len(near._order) <= len(near) + 1024 + 3 * 1250
+    finally:
+        await link.stop()
+
+
 async def test_a_built_entry_never_outlives_the_memory_of_its_deps_drops() -> None:
     """A built entry is checked at each read against the drops remembered (the fill
     horizon, 30 s): it lives no longer than that, whatever the ttl."""
