@@ -190,6 +190,26 @@ class NearCache:
         del self._entries[key]
         self._dead += 1
 
+    def dropped_since(self, gen: int, *, at_most: int = 64) -> list[str] | None:
+        """The keys dropped since generation ``gen`` (a ticket's), for a caller holding
+        values read since then: None when they cannot be told (more than ``at_most``
+        keys, the L1 cleared since, or drops no longer remembered)."""
+        if gen < self._cleared_gen:
+            return None
+        if gen == self._gen:
+            return []
+        keys: list[str] = []
+        was = self._gen + 1
+        for _, was, dropped in reversed(self._drops):
+            if was <= gen:
+                return keys
+            keys += dropped
+            if len(keys) > at_most:
+                return None
+        # Every generation after the last clear is a drop's: all of them were met if the
+        # oldest drop remembered is the one right after ``gen``.
+        return keys if was == gen + 1 else None
+
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
         return self._gen, self._clock()

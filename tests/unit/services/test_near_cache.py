@@ -389,3 +389,22 @@ async def test_on_a_shared_connection_the_invalidation_is_one_call_and_a_failure
         assert near.get("p:2") is MISS
     finally:
         await link.stop()
+
+
+def test_the_keys_dropped_since_a_ticket_or_none_when_they_cannot_be_told() -> None:
+    now = [0.0]
+    near = NearCache(max_entries=0, ttl=10, link=None, origin="x", clock=lambda: now[0])
+    gen, _ = near.begin()
+    assert near.dropped_since(gen) == []
+    near.drop(["p:1", "r:1:2"])
+    near.drop(["p:3"])
+    assert near.dropped_since(gen) == ["p:3", "p:1", "r:1:2"]
+    assert near.dropped_since(gen + 1) == ["p:3"]
+    assert near.dropped_since(gen, at_most=2) is None
+    now[0] = 100.0
+    near.drop(["p:4"])  # the drops before are forgotten: what came after gen + 1 is unknown
+    assert near.dropped_since(gen + 2) == ["p:4"]
+    assert near.dropped_since(gen + 1) is None
+    later, _ = near.begin()
+    near.lost()
+    assert near.dropped_since(later) is None
