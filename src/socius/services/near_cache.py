@@ -81,6 +81,7 @@ class _Entry(msgspec.Struct, gc=False):
     deps: tuple[str, ...] | None = None
     gen: int = 0
     used: bool = False
+    held: bool = True  # False once dropped or replaced (its place in the order is skipped)
 
 
 class NearCache:
@@ -187,7 +188,7 @@ class NearCache:
         return True
 
     def _forget(self, key: str) -> None:
-        del self._entries[key]
+        self._entries.pop(key).held = False
         self._dead += 1
 
     def dropped_since(self, gen: int, *, at_most: int = 64) -> list[str] | None:
@@ -244,7 +245,7 @@ class NearCache:
             held = _Entry(key, value, now + self._ttl)
         entries = self._entries
         if key in entries:
-            self._dead += 1  # the one it replaces
+            self._forget(key)  # the one it replaces
         entries[key] = held
         self._order.append(held)
         if len(entries) > self._max:
@@ -299,14 +300,13 @@ class NearCache:
         now = self._clock()
         while need > 0:
             entry = order.popleft()
-            key = entry.key
-            if entries.get(key) is not entry:
-                self._dead -= 1  # no longer held
+            if not entry.held:
+                self._dead -= 1
             elif entry.used and entry.expires >= now:
                 entry.used = False
                 order.append(entry)
             else:
-                del entries[key]
+                del entries[entry.key]
                 need -= 1
 
     def _sweep(self, now: float) -> None:
@@ -317,16 +317,15 @@ class NearCache:
         entries, order = self._entries, self._order
         while order:
             entry = order[0]
-            key = entry.key
-            if entries.get(key) is not entry:
+            if not entry.held:
                 self._dead -= 1
             elif entry.expires < now:
-                del entries[key]
+                del entries[entry.key]
             else:
                 break
             order.popleft()
         if self._dead > len(entries) + 1024:
-            self._order = deque(e for e in order if entries.get(e.key) is e)
+            self._order = deque(e for e in order if e.held)
             self._dead = 0
 
     def drop(self, keys: Iterable[str]) -> None:
@@ -339,8 +338,9 @@ class NearCache:
         dead = 0
         for key in keys:
             dropped[key] = gen
-            if key in entries:
-                del entries[key]
+            entry = entries.pop(key, None)
+            if entry is not None:
+                entry.held = False
                 dead += 1
         self._dead += dead
         drops = self._drops
