@@ -11,9 +11,9 @@ invalidations broadcast on the bus after commit, the memcache/TAO way
   in between: a value read before a write never outlives the write's broadcast;
 - while the bus link is not current (invalidations may be missed), L1 is empty and
   unused; it fills again once the link has caught up;
-- a TTL (``ttl``) bounds what a lost broadcast could leave, and entries are kept in LRU
-  order up to ``max_entries`` (the insertion order of a plain dict: a hit or a store
-  moves its key to the end; past the bound a batch of the oldest goes at once);
+- a TTL (``ttl``) bounds what a lost broadcast could leave, and at most ``max_entries``
+  are held: past the bound a batch of the oldest stored goes, but one read since it was
+  stored is spared once (second chance, an approximation of LRU; decision 0054);
 - an entry built from other entries (a rendered response body: decision 0024) names
   them as its ``deps``: once any of them is dropped it is never served again, and a
   fill refuses to store it if any of them was dropped since its ticket. Each read of it
