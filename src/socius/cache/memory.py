@@ -122,7 +122,11 @@ class MemoryCache:
     async def get_many_or_lease(
         self, keys: Sequence[str], *, ttl: float
     ) -> list[tuple[bytes | None, str | None]]:
-        return [await self.get_or_lease(key, ttl=ttl) for key in keys]
+        out: list[tuple[bytes | None, str | None]] = []
+        for key in keys:  # (no coroutine per key: a page asks for 50)
+            value = self._read(key)
+            out.append((value, None) if value is not None else (None, self._lease(key, ttl)))
+        return out
 
     async def fill(self, key: str, value: bytes, *, ttl: float, token: str) -> bool:
         return self._fill(key, value, ttl, token)

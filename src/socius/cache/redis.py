@@ -37,16 +37,18 @@ return stored
 """
 
 
-# KEYS: key1, lease1, key2, lease2, ...; ARGV: lease ttl in ms, token1, token2, ...
-# For each key: its value if it has one; else 1 when its lease was taken with the given
-# token, 0 when another holds it. A GET and, on a miss, a SET NX, in one round trip.
+# KEYS: key1, lease1, key2, lease2, ...; ARGV: lease ttl in ms, the call's token prefix.
+# For each key: its value if it has one; else 1 when its lease was taken with the token
+# <prefix>:<n> (n: the key's place, from 1), 0 when another holds it. A GET and, on a
+# miss, a SET NX, in one round trip. (One prefix per call, not a token per key: a page's
+# 50 profiles are mostly hits.)
 _GET_OR_LEASE = """
 local out = {}
 for i = 1, #KEYS, 2 do
   local value = redis.call('GET', KEYS[i])
   if value then
     out[#out + 1] = value
-  elseif redis.call('SET', KEYS[i + 1], ARGV[(i + 1) / 2 + 1], 'NX', 'PX', ARGV[1]) then
+  elseif redis.call('SET', KEYS[i + 1], ARGV[2] .. ':' .. ((i + 1) / 2), 'NX', 'PX', ARGV[1]) then
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -247,15 +249,17 @@ class RedisCache:
     ) -> list[tuple[bytes | None, str | None]]:
         if not keys:
             return []
-        tokens = [self._token() for _ in keys]
+        base = self._token()
         prefix = self._prefix
         lease = prefix + _LEASE
         full = [k for key in keys for k in (prefix + key, lease + key)]
-        found = await self._script(self._get_or_lease_script, full, [_ms(ttl), *tokens])
+        found = await self._script(self._get_or_lease_script, full, [_ms(ttl), base])
+        if len(found) != len(keys):
+            raise CacheUnavailable("Redis: a reply per key expected")
         out: list[tuple[bytes | None, str | None]] = []
-        for token, item in zip(tokens, found, strict=True):
+        for n, item in enumerate(found, 1):
             if isinstance(item, int):
-                out.append((None, token if item else None))
+                out.append((None, f"{base}:{n}" if item else None))
             else:
                 out.append((item, None))
         return out

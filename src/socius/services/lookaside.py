@@ -160,6 +160,11 @@ class LookAside:
         """An L1 fill's ticket (``NearCache.begin``), for ``remember``."""
         return self._near.begin() if self._near is not None else (0, 0.0)
 
+    def dropped_since(self, gen: int) -> list[str] | None:
+        """The keys this node's L1 dropped since a ticket's generation
+        (``NearCache.dropped_since``); None when it cannot tell, or has no L1."""
+        return None if self._near is None else self._near.dropped_since(gen)
+
     def remember(self, key: str, value: object, ticket: tuple[int, float]) -> None:
         """Keep ``value`` (read from the database since ``ticket``) in this node's L1
         only, unless ``key`` was invalidated since."""

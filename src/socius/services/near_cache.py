@@ -11,11 +11,15 @@ invalidations broadcast on the bus after commit, the memcache/TAO way
   in between: a value read before a write never outlives the write's broadcast;
 - while the bus link is not current (invalidations may be missed), L1 is empty and
   unused; it fills again once the link has caught up;
-- a TTL (``ttl``) bounds what a lost broadcast could leave, and entries are kept in LRU
-  order up to ``max_entries``;
+- a TTL (``ttl``) bounds what a lost broadcast could leave, and at most ``max_entries``
+  are held: past the bound a batch of the oldest stored goes, but one read since it was
+  stored is spared once (second chance, an approximation of LRU; decision 0054);
 - an entry built from other entries (a rendered response body: decision 0024) names
-  them as its ``deps``: dropping any of them drops it, and a fill refuses to store it if
-  any of them was dropped since its ticket.
+  them as its ``deps``: once any of them is dropped it is never served again, and a
+  fill refuses to store it if any of them was dropped since its ticket. Each read of it
+  checks its deps against the drops made since it was last found valid (none, mostly:
+  one comparison), instead of an index from each dep to what was built from it kept up
+  to date at every store, eviction and drop (decision 0054).
 
 Hits and misses are counted in plain integers (``hits``, ``misses``): a page of friends
 reads 50 keys, and a labelled counter per read cost more than the read.
@@ -24,7 +28,7 @@ reads 50 keys, and a labelled counter per read cost more than the read.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -63,6 +67,23 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(_Invalidation).decode
 
 
+class _Entry(msgspec.Struct, gc=False):
+    """``key``'s value, held until ``expires``; one built from others (``deps``) is valid
+    while none of them was dropped after ``gen``; ``used``: read since it was stored or
+    last spared.
+    Never tracked by the garbage collector (a tuple holding a Struct would be, for as
+    long as it is held: every collection walked the L1); nothing it holds can refer back
+    to it, so it can be in no cycle."""
+
+    key: str
+    value: Any
+    expires: float
+    deps: tuple[str, ...] | None = None
+    gen: int = 0
+    used: bool = False
+    held: bool = True  # False once dropped or replaced (its place in the order is skipped)
+
+
 class NearCache:
     subject = SUBJECT
 
@@ -82,66 +103,113 @@ class NearCache:
         self._max = max_entries
         self._ttl = ttl
         self._link = link
+        self._on = link if max_entries > 0 else None  # None: never holds anything
         self._origin = origin
         self._local_l2 = local_l2
         self.hits = 0
         self.misses = 0
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._entries: dict[str, _Entry] = {}
+        # The entries oldest first, and some no longer held (skipped when met). Past the
+        # bound the oldest go, but one read since it was stored is spared once (put back
+        # at the young end): the "second chance" (CLOCK) approximation of LRU, without a
+        # move at each hit (decision 0054).
+        self._order: deque[_Entry] = deque()
+        self._dead = 0  # entries in the order no longer held
         self._gen = 0  # moves on at every drop
-        self._dropped: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (gen, at)
+        self._dropped: dict[str, int] = {}  # key -> gen of its last drop (within the horizon)
+        self._drops: deque[tuple[float, int, tuple[str, ...]]] = deque()  # (at, gen, keys)
         self._cleared_gen = 0  # the gen of the last clear (link lost)
-        self._dependents: dict[str, set[str]] = {}  # dep -> keys built from it
-        self._built_from: dict[str, Sequence[str]] = {}  # key -> its deps (built keys only)
+        self._sweep_at = 0.0  # when the next store looks for expired entries at the old end
+        self._sweep_every = min(ttl, _FILL_HORIZON) / 8
+        self._batch = max_entries // 64  # evicted beyond the bound, at once, when past it
         if link is not None and max_entries > 0:
             link.follow(self)
 
     @property
     def enabled(self) -> bool:
-        return self._max > 0 and self._link is not None and self._link.current
+        on = self._on
+        return on is not None and on.current
 
     def get(self, key: str) -> Any:
         """The value held for ``key``, or ``MISS``."""
-        if not self.enabled:
+        on = self._on
+        if on is None or not on.current:
             return MISS
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
             return MISS
-        value, expires = entry
-        if expires < self._clock():
-            del self._entries[key]
-            self._unlink(key)
+        if entry.expires < self._clock() or (entry.deps is not None and not self._valid(entry)):
+            self._forget(key)
             self.misses += 1
             return MISS
-        self._entries.move_to_end(key)
+        entry.used = True
         self.hits += 1
-        return value
+        return entry.value
 
     def get_many(self, keys: Sequence[str]) -> list[Any]:
         """``get`` of each of ``keys``, in order (``MISS`` for each not held): one check of
         the link and one clock read for all of them (a page reads 50 profiles)."""
-        if not self.enabled:
+        on = self._on
+        if on is None or not on.current:
             return [MISS] * len(keys)
-        entries, now = self._entries, self._clock()
-        move = entries.move_to_end
+        now = self._clock()
+        get = self._entries.get
         out: list[Any] = []
         hits = 0
         for key in keys:
-            entry = entries.get(key)
+            entry = get(key)
             if entry is None:
                 out.append(MISS)
-            elif entry[1] < now:
-                del entries[key]
-                self._unlink(key)
+            elif entry.expires < now or (entry.deps is not None and not self._valid(entry)):
+                self._forget(key)
                 out.append(MISS)
             else:
-                move(key)
-                out.append(entry[0])
+                entry.used = True
+                out.append(entry.value)
                 hits += 1
         self.hits += hits
         self.misses += len(keys) - hits
         return out
+
+    def _valid(self, entry: _Entry) -> bool:
+        """Whether none of the deps of an entry built from others was dropped since it was
+        last found valid (it is then known valid as of now)."""
+        gen = entry.gen
+        if gen == self._gen:
+            return True
+        dropped = self._dropped
+        for dep in entry.deps or ():
+            was = dropped.get(dep)
+            if was is not None and was > gen:
+                return False
+        entry.gen = self._gen
+        return True
+
+    def _forget(self, key: str) -> None:
+        self._entries.pop(key).held = False
+        self._dead += 1
+
+    def dropped_since(self, gen: int, *, at_most: int = 64) -> list[str] | None:
+        """The keys dropped since generation ``gen`` (a ticket's), for a caller holding
+        values read since then: None when they cannot be told (more than ``at_most``
+        keys, the L1 cleared since, or drops no longer remembered)."""
+        if gen < self._cleared_gen:
+            return None
+        if gen == self._gen:
+            return []
+        keys: list[str] = []
+        was = self._gen + 1
+        for _, was, dropped in reversed(self._drops):
+            if was <= gen:
+                return keys
+            keys += dropped
+            if len(keys) > at_most:
+                return None
+        # Every generation after the last clear is a drop's: all of them were met if the
+        # oldest drop remembered is the one right after ``gen``.
+        return keys if was == gen + 1 else None
 
     def begin(self) -> tuple[int, float]:
         """A fill's ticket: take it before reading what ``put`` will store."""
@@ -152,96 +220,137 @@ class NearCache:
     ) -> bool:
         """Store ``value`` unless ``key`` (or one of ``deps``, the keys it was built from)
         was invalidated, or the link lost, since ``ticket`` was taken. True when stored."""
-        if not self.enabled:
+        on = self._on
+        if on is None or not on.current:
             return False
         gen, began = ticket
         now = self._clock()
         if gen < self._cleared_gen or now - began > _FILL_HORIZON:
             return False
-        dropped = self._dropped
-        for k in (key, *deps):
-            was = dropped.get(k)
-            if was is not None and was[0] > gen:
+        if gen != self._gen:  # something was dropped since the ticket
+            dropped = self._dropped
+            was = dropped.get(key)
+            if was is not None and was > gen:
                 return False
-        self._unlink(key)  # what it was built from before
-        if deps:
-            dependents = self._dependents
             for dep in deps:
-                built = dependents.get(dep)
-                if built is None:
-                    dependents[dep] = {key}
-                else:
-                    built.add(key)
-            self._built_from[key] = deps
+                was = dropped.get(dep)
+                if was is not None and was > gen:
+                    return False
+        if deps:
+            # Checked at each read against the drops since: no index to keep. It lives no
+            # longer than the drops are remembered (``_FILL_HORIZON`` after its ticket).
+            expires = min(now + self._ttl, began + _FILL_HORIZON)
+            held = _Entry(key, value, expires, tuple(deps), self._gen)
+        else:
+            held = _Entry(key, value, now + self._ttl)
         entries = self._entries
-        entries[key] = (value, now + self._ttl)
-        entries.move_to_end(key)
+        if key in entries:
+            self._forget(key)  # the one it replaces
+        entries[key] = held
+        self._order.append(held)
         if len(entries) > self._max:
-            self._unlink(entries.popitem(last=False)[0])
-        # Expired entries would stay until read or pushed out at the bound: each put takes
-        # up to two off the old end, so what is held follows the live set (rate x ttl).
-        for _ in range(2):
-            oldest = next(iter(entries))
-            if entries[oldest][1] >= now:
-                break
-            del entries[oldest]
-            self._unlink(oldest)
+            self._evict()
+        if now >= self._sweep_at:
+            self._sweep(now)
         return True
 
     def put_many(self, items: Sequence[tuple[str, Any]], ticket: tuple[int, float]) -> int:
         """``put`` of each ``(key, value)`` (none built from others), with the checks made
-        once for the batch where they can be: how many were stored."""
-        if not items or not self.enabled:
+        once for the batch where they can be: how many were stored. A key already held
+        keeps its place, with the new value and ttl, and counts as read (not the first to
+        go): a page's users are mostly stored again while held."""
+        if not items:
+            return 0
+        on = self._on
+        if on is None or not on.current:
             return 0
         gen, began = ticket
         now = self._clock()
         if gen < self._cleared_gen or now - began > _FILL_HORIZON:
             return 0
-        dropped, entries, built_from = self._dropped, self._entries, self._built_from
+        entries = self._entries
+        get = entries.get
+        append = self._order.append
         expires = now + self._ttl
+        dropped = None if gen == self._gen else self._dropped  # None: nothing dropped since
         stored = 0
         for key, value in items:
-            was = dropped.get(key)
-            if was is not None and was[0] > gen:
-                continue
-            if key in built_from:
-                self._unlink(key)
-            entries[key] = (value, expires)
-            entries.move_to_end(key)
+            if dropped is not None:
+                was = dropped.get(key)
+                if was is not None and was > gen:
+                    continue
+            entry = get(key)
+            if entry is None:
+                entries[key] = entry = _Entry(key, value, expires)
+                append(entry)
+            else:
+                entry.value, entry.expires, entry.deps, entry.used = value, expires, None, True
             stored += 1
-        while len(entries) > self._max:
-            self._unlink(entries.popitem(last=False)[0])
-        # As ``put``: up to two expired entries off the old end per value stored.
-        for _ in range(2 * stored):
-            oldest = next(iter(entries))
-            if entries[oldest][1] >= now:
-                break
-            del entries[oldest]
-            self._unlink(oldest)
+        if len(entries) > self._max:
+            self._evict()
+        if now >= self._sweep_at:
+            self._sweep(now)
         return stored
 
+    def _evict(self) -> None:
+        """Past the bound: the oldest entries go, a batch at once; one read since it was
+        stored or last spared is spared once, at the young end."""
+        entries, order = self._entries, self._order
+        need = len(entries) - self._max + self._batch
+        now = self._clock()
+        while need > 0:
+            entry = order.popleft()
+            if not entry.held:
+                self._dead -= 1
+            elif entry.used and entry.expires >= now:
+                entry.used = False
+                order.append(entry)
+            else:
+                del entries[entry.key]
+                need -= 1
+
+    def _sweep(self, now: float) -> None:
+        """Expired entries at the old end go, so that what is held follows the live set
+        (rate x ttl) and not the bound; every ``ttl / 8`` (at most), at a store. And if
+        the order holds more entries no longer held than held, it is rebuilt."""
+        self._sweep_at = now + self._sweep_every
+        entries, order = self._entries, self._order
+        while order:
+            entry = order[0]
+            if not entry.held:
+                self._dead -= 1
+            elif entry.expires < now:
+                del entries[entry.key]
+            else:
+                break
+            order.popleft()
+        if self._dead > len(entries) + 1024:
+            self._order = deque(e for e in order if e.held)
+            self._dead = 0
+
     def drop(self, keys: Iterable[str]) -> None:
-        """Forget ``keys`` here, and refuse the fills of them already under way."""
+        """Forget ``keys`` here, and refuse the fills of them already under way (and every
+        entry built from them: checked when it is read)."""
         self._gen += 1
         gen, now = self._gen, self._clock()
-        dropped = self._dropped
-        entries, dependents = self._entries, self._dependents
+        keys = tuple(keys)
+        dropped, entries = self._dropped, self._entries
+        dead = 0
         for key in keys:
-            if entries.pop(key, None) is not None:
-                self._unlink(key)
-            dropped[key] = (gen, now)
-            dropped.move_to_end(key)
-            built = dependents.pop(key, None)
-            if built:
-                for k in built:
-                    entries.pop(k, None)
-                    self._unlink(k)
+            dropped[key] = gen
+            entry = entries.pop(key, None)
+            if entry is not None:
+                entry.held = False
+                dead += 1
+        self._dead += dead
+        drops = self._drops
+        drops.append((now, gen, keys))
         horizon = now - _FILL_HORIZON
-        while dropped:
-            first = next(iter(dropped.values()))
-            if first[1] >= horizon:
-                break
-            dropped.popitem(last=False)
+        while drops[0][0] < horizon:
+            _, was, old = drops.popleft()
+            for key in old:
+                if dropped.get(key) == was:
+                    del dropped[key]
 
     async def broadcast(self, keys: list[str]) -> None:
         """After L2 is invalidated: drop ``keys`` here and tell every other node."""
@@ -282,23 +391,9 @@ class NearCache:
         """Invalidations may be missed from now on: hold nothing, fill nothing."""
         self._gen += 1
         self._cleared_gen = self._gen
-        self._entries.clear()
-        self._dependents.clear()
-        self._built_from.clear()
-
-    def _unlink(self, key: str) -> None:
-        """``key`` is no longer held: forget the links from what it was built from, so
-        the index holds exactly the entries held (no sweep, no cliff)."""
-        deps = self._built_from.pop(key, None)
-        if deps is None:
-            return
-        dependents = self._dependents
-        for dep in deps:
-            built = dependents.get(dep)
-            if built is not None:
-                built.discard(key)
-                if not built:
-                    del dependents[dep]
+        self._entries = {}
+        self._order = deque()
+        self._dead = 0
 
     async def catch_up(self) -> None:
         """The link hears again: fills begun before now (which may have read a value

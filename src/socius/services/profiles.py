@@ -80,8 +80,9 @@ def profiles_read_here() -> Iterator[None]:
     """Within (one request's task): the profiles ``remember`` is given are handed as
     read to this task's next ``get_many`` of them, without a look-up of each in L1 (a
     page's users read with its head, then rendered: decision 0039), but only while L1
-    has dropped nothing since their read began: exactly what L1 would have answered, so a
-    body built from them keeps the ticket rule of its deps (services/near_cache.py)."""
+    has dropped none of them since their read began (other keys may have been: decision
+    0054): exactly what L1 would have answered, so a body built from them keeps the
+    ticket rule of its deps (services/near_cache.py)."""
     token = _READ_HERE.set(_ReadHere())
     try:
         yield
@@ -91,6 +92,13 @@ def profiles_read_here() -> Iterator[None]:
 
 def profile_key(user_id: int) -> str:
     return f"p:{user_id}"
+
+
+def _none_dropped(dropped: list[str] | None, held: dict[int, Profile | None]) -> bool:
+    """Whether no profile of ``held`` is among the ``dropped`` keys (None: unknown)."""
+    return dropped is not None and not any(
+        key[:2] == "p:" and key[2:].isdigit() and int(key[2:]) in held for key in dropped
+    )
 
 
 def _not_found() -> NotFound:
@@ -208,9 +216,11 @@ class ProfileService:
     async def get_many(self, ids: Sequence[int]) -> dict[int, Profile]:
         """The profiles that exist among ``ids``."""
         here = _READ_HERE.get()
-        if here is not None and here.profiles and here.gen == self._cache.ticket()[0]:
-            held = here.profiles  # read by this request, nothing dropped since
-            if all(i in held for i in ids):
+        if here is not None and here.profiles:
+            held = here.profiles  # read by this request: as L1 holds them unless dropped
+            if all(i in held for i in ids) and _none_dropped(
+                self._cache.dropped_since(here.gen), held
+            ):
                 return {i: p for i in ids if (p := held[i]) is not None}
         found = await self._cache.get_many(
             ids,

@@ -142,28 +142,92 @@ async def test_built_entries_are_dropped_on_other_nodes_through_their_deps() -> 
         await link_b.stop()
 
 
-async def test_links_to_built_entries_stay_bounded() -> None:
+async def test_built_entries_and_what_is_kept_for_their_checks_stay_bounded() -> None:
     link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
-    near = NearCache(max_entries=4, ttl=60, link=link, origin="x")
+    now = [0.0]
+    near = NearCache(max_entries=4, ttl=60, link=link, origin="x", clock=lambda: now[0])
     await link.start()
     try:
         for i in range(50):
             near.put(f"b:{i}", b"x", near.begin(), deps=[f"p:{i}", "l:shared"])
         assert len(near) <= 4
-        # Exactly the links of the entries held: nothing left from the evicted ones.
-        assert near._dependents == {
-            **{f"p:{i}": {f"b:{i}"} for i in range(46, 50)},
-            "l:shared": {f"b:{i}" for i in range(46, 50)},
-        }
-        # An entry that expired or was dropped takes its links with it too.
-        near.drop(["b:46"])
-        assert "p:46" not in near._dependents
-        assert "b:46" not in near._dependents["l:shared"]
-        # A kept body is still held (no cliff that drops every built entry at once).
-        assert near.get("b:47") == b"x"
+        # The newest are held (no cliff that drops every built entry at once).
+        assert near.get("b:49") == b"x"
         # Whatever is still held is still dropped with its dep.
         near.drop(["p:49"])
         assert near.get("b:49") is MISS
+        assert near.get("b:48") == b"x"
+        near.drop(["l:shared"])
+        assert near.get("b:48") is MISS
+        # Drops are remembered for the fill horizon only: past it, one drop's keys.
+        for i in range(100):
+            now[0] += 1.0
+            near.drop([f"k:{i}"])
+        assert set(near._dropped) == {f"k:{i}" for i in range(69, 100)}
+        assert len(near._drops) == 31
+    finally:
+        await link.stop()
+
+
+async def test_the_least_recently_used_go_first_past_the_bound() -> None:
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    near = NearCache(max_entries=3, ttl=60, link=link, origin="x")
+    await link.start()
+    try:
+        assert near.put_many([("a", 1), ("b", 2), ("c", 3)], near.begin()) == 3
+        assert near.get("a") == 1  # read: the most recently used now
+        assert near.get_many(["b"]) == [2]
+        near.put("d", 4, near.begin())
+        assert near.get_many(["a", "b", "c", "d"]) == [1, 2, MISS, 4]
+    finally:
+        await link.stop()
+
+
+async def test_what_is_kept_for_the_eviction_order_stays_bounded() -> None:
+    """Entries dropped or replaced leave a mark in the eviction order until it is walked
+    past; an entry kept alive by stores (never expiring) at its old end must not make
+    those marks pile up."""
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    now = [0.0]
+    near = NearCache(max_entries=100_000, ttl=10, link=link, origin="x", clock=lambda: now[0])
+    await link.start()
+    try:
+        for i in range(20_000):
+            now[0] += 0.001
+            near.put_many([("p:hot", i)], near.begin())  # stored again: never expires
+            near.put(f"b:{i % 7}", b"x", near.begin(), deps=["p:hot"])  # replaced
+            assert near.put(f"p:{i}", i, near.begin())
+            near.drop([f"p:{i}"])
+        assert near.get("p:hot") == 19_999
+        assert len(near) <= 8
+        assert len(near._order) <= len(near) + 1024 + 3 * 1250
+    finally:
+        await link.stop()
+
+
+async def test_a_built_entry_never_outlives_the_memory_of_its_deps_drops() -> None:
+    """A built entry is checked at each read against the drops remembered (the fill
+    horizon, 30 s): it lives no longer than that, whatever the ttl."""
+    link = BusLink(MemoryBus(broker=MemoryBroker()), heartbeat=0.05)
+    now = [0.0]
+    near = NearCache(max_entries=100, ttl=3600, link=link, origin="x", clock=lambda: now[0])
+    await link.start()
+    try:
+        assert near.put("b:1", b"page", near.begin(), deps=["p:1"])
+        assert near.put("p:2", "plain", near.begin())
+        now[0] = 1.0
+        near.drop(["p:1"])
+        now[0] = 45.0
+        near.drop(["p:9"])  # the drop of p:1 is forgotten now
+        assert "p:1" not in near._dropped
+        assert near.get("b:1") is MISS
+        assert near.get("p:2") == "plain"  # a plain entry keeps its ttl
+        # Rebuilt after the drop: served, and gone when one of its deps is dropped.
+        assert near.put("b:1", b"page2", near.begin(), deps=["p:1"])
+        now[0] = 46.0
+        assert near.get("b:1") == b"page2"
+        near.drop(["p:1"])
+        assert near.get("b:1") is MISS
     finally:
         await link.stop()
 
@@ -180,7 +244,6 @@ async def test_expired_entries_leave_without_being_read() -> None:
         for i in range(10):
             near.put(f"n:{i}", "y", near.begin())
         assert len(near) == 10
-        assert near._dependents == {}  # their links went with them
     finally:
         await link.stop()
 
@@ -326,3 +389,22 @@ async def test_on_a_shared_connection_the_invalidation_is_one_call_and_a_failure
         assert near.get("p:2") is MISS
     finally:
         await link.stop()
+
+
+def test_the_keys_dropped_since_a_ticket_or_none_when_they_cannot_be_told() -> None:
+    now = [0.0]
+    near = NearCache(max_entries=0, ttl=10, link=None, origin="x", clock=lambda: now[0])
+    gen, _ = near.begin()
+    assert near.dropped_since(gen) == []
+    near.drop(["p:1", "r:1:2"])
+    near.drop(["p:3"])
+    assert near.dropped_since(gen) == ["p:3", "p:1", "r:1:2"]
+    assert near.dropped_since(gen + 1) == ["p:3"]
+    assert near.dropped_since(gen, at_most=2) is None
+    now[0] = 100.0
+    near.drop(["p:4"])  # the drops before are forgotten: what came after gen + 1 is unknown
+    assert near.dropped_since(gen + 2) == ["p:4"]
+    assert near.dropped_since(gen + 1) is None
+    later, _ = near.begin()
+    near.lost()
+    assert near.dropped_since(later) is None

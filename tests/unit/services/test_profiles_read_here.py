@@ -54,6 +54,16 @@ async def test_a_page_gets_its_users_as_read_unless_one_was_invalidated_since() 
             found = await profiles.get_many([1, 2])
             assert found[2].display_name == "B renamed"  # not the value read before
             assert profiles.loads == [[2]]
+        with profiles_read_here():
+            profiles.remember([(1, row(1, "A")), (2, row(2, "B renamed"))], profiles.ticket())
+            near.drop(["p:9", "r:1:2", "presence:1"])  # other keys: the read still holds
+            hits = near.hits
+            found = await profiles.get_many([1, 2])
+            assert found[2].display_name == "B renamed"
+            assert near.hits == hits  # handed over as read, not looked up in L1
+            near.lost()  # invalidations may have been missed: nothing read is handed over
+            assert len(await profiles.get_many([1, 2])) == 2
+            assert profiles.loads == [[2], [1]]  # (2 from the shared cache)
         # Outside the block nothing is handed over: L1, then the loader.
         profiles.remember([(1, row(1, "stale"))], (-1, 0.0))  # refused: too old a ticket
         assert (await profiles.get_many([1]))[1].display_name == "A"
