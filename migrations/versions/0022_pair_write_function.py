@@ -11,7 +11,7 @@ The function takes the pair's advisory lock (the key of ``storage/edges.py``
 what was committed before it ran (a VOLATILE function takes a snapshot per statement),
 so the read follows every writer that held the lock before. It answers the pair as it
 found it (the actor's row there, the other user's status and privacy, the edge types
-from the actor, whether the other user mutes the actor), and, when both users are
+from the actor as ``pair_code``'s bits, whether the other user mutes the actor), and, when both users are
 there, the other one active and the pair's state in ``p_states``, it first locks both
 users' rows against erasure (``FOR SHARE``, in id order; a row changed meanwhile is
 answered as locked, nothing written) and writes what ``write_pair`` writes: the edges
@@ -56,11 +56,10 @@ CREATE FUNCTION socius_pair_write(
     p_log_user bigint[], p_log_back bigint[], p_log_type varchar[], p_log_payload text[],
     p_log_msg bigint[],
     OUT out_written boolean, OUT out_actor boolean, OUT out_status varchar,
-    OUT out_private boolean, OUT out_types smallint[], OUT out_muted boolean,
+    OUT out_private boolean, OUT out_types integer, OUT out_muted boolean,
     OUT out_users bigint[], OUT out_seqs bigint[]
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    code integer;
     locked_actor boolean;
     locked_status varchar;
     locked_private boolean;
@@ -69,18 +68,15 @@ BEGIN
     PERFORM pg_advisory_xact_lock(p_key);
     SELECT EXISTS (SELECT 1 FROM users a WHERE a.id = p_actor), o.status,
            coalesce(o.is_private, false),
-           ARRAY(SELECT e.type FROM edges e WHERE e.src = p_actor AND e.dst = p_other
-                 ORDER BY e.type),
+           (SELECT coalesce(bit_or(1 << (e.type - 1)), 0) FROM edges e
+             WHERE e.src = p_actor AND e.dst = p_other),
            EXISTS (SELECT 1 FROM edges e WHERE e.src = p_other AND e.type = p_mute
                    AND e.dst = p_actor)
       INTO out_actor, out_status, out_private, out_types, out_muted
       FROM (SELECT 1) AS one LEFT JOIN users o ON o.id = p_other;
-    IF NOT out_actor OR out_status IS DISTINCT FROM 'active' THEN
-        RETURN;
-    END IF;
-    code := coalesce((SELECT sum(1 << (t - 1)) FROM unnest(out_types) AS t), 0)::integer
-        | CASE WHEN out_private THEN 1024 ELSE 0 END | CASE WHEN out_muted THEN 2048 ELSE 0 END;
-    IF get_bit(p_states, code) = 0 THEN
+    IF NOT out_actor OR out_status IS DISTINCT FROM 'active' OR get_bit(p_states,
+        out_types | CASE WHEN out_private THEN 1024 ELSE 0 END
+                  | CASE WHEN out_muted THEN 2048 ELSE 0 END) = 0 THEN
         RETURN;
     END IF;
     SELECT coalesce(bool_or(u.id = p_actor), false),

@@ -11,7 +11,7 @@ from socius.domain.graph import EdgeType
 from socius.domain.notifications import Notification
 from socius.domain.stream import DomainEvent
 
-__all__ = ["PAIR_CODES", "PairState", "PairWrite", "pair_code", "pair_of_code"]
+__all__ = ["PAIR_CODES", "PairState", "PairWrite", "pair_code", "pair_of_code", "types_of_code"]
 
 
 # A pair's state as a number below PAIR_CODES (decision 0053; socius_pair_write computes
@@ -29,8 +29,15 @@ def pair_code(types: frozenset[EdgeType], private: bool, muted: bool) -> int:
 
 def pair_of_code(code: int) -> tuple[frozenset[EdgeType], bool, bool]:
     """``pair_code``'s arguments back."""
-    types = frozenset(t for t in EdgeType if code >> (int(t) - 1) & 1)
-    return types, bool(code & _PRIVATE), bool(code & _MUTED)
+    return types_of_code(code), bool(code & _PRIVATE), bool(code & _MUTED)
+
+
+def types_of_code(code: int) -> frozenset[EdgeType]:
+    """The edge types of a ``pair_code`` (its low bits)."""
+    return _TYPES[code & (_PRIVATE - 1)]
+
+
+_TYPES = [frozenset(t for t in EdgeType if code >> (int(t) - 1) & 1) for code in range(_PRIVATE)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.events import Event
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.domain.graph_writes import PairState, PairWrite
+from socius.domain.graph_writes import PairState, PairWrite, types_of_code
 from socius.domain.users import UserStatus
 from socius.storage.domain_events import SqlDomainEventRepository
 from socius.storage.driver import (
@@ -342,11 +342,7 @@ class SqlEdgeRepository:
             begin=False,
         )
         found = PairState(
-            bool(actor_there),
-            status == _ACTIVE,
-            bool(private),
-            frozenset(EdgeType(t) for t in types or ()),
-            bool(muted),
+            bool(actor_there), status == _ACTIVE, bool(private), types_of_code(types), bool(muted)
         )
         if not written:
             return found, None
