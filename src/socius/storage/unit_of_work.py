@@ -282,7 +282,8 @@ class SqlUnitOfWork:
 class _PoolSource:
     """PostgreSQL: connections of the driver pool (``storage/reads.py``).
 
-    A few of them stay checked out between write units of work (``_KEEP``, idle here):
+    A few of them stay checked out between write units of work (a fifth of the pool,
+    none below five connections: the hot reads wait for the rest; idle here):
     handing one over is a list's pop and taking it back an append, where asyncpg's
     ``acquire`` and ``release`` cost ~30 µs a write (a checkout, a reset hook, and a
     task for the ``asyncio.shield`` around every release: decision 0053). Only a
@@ -290,11 +291,10 @@ class _PoolSource:
     the domain's own, none of which leaves a statement in flight; not closed, no
     transaction open); any other goes back to the pool, which checks it as before."""
 
-    _KEEP = 4
-
-    def __init__(self, reads: HotReads) -> None:
+    def __init__(self, reads: HotReads, *, keep: int) -> None:
         self._reads = reads
         self._pool: Any = None
+        self._keep = keep
         self._idle: list[Any] = []
 
     async def acquire(self) -> Any:
@@ -312,7 +312,7 @@ class _PoolSource:
             raw.terminate()
         elif (
             clean
-            and len(self._idle) < self._KEEP
+            and len(self._idle) < self._keep
             and not raw.is_closed()
             and not raw.is_in_transaction()
         ):
@@ -494,7 +494,7 @@ class Database:
         # them collide on the database lock and sleep in SQLite's busy handler (whose
         # back-off grows to 100 ms a try): an embedded server is one process.
         self._write_lock = asyncio.Lock() if self.primary.dialect.name == "sqlite" else None
-        self._driver_pool = _PoolSource(self.reads)
+        self._driver_pool = _PoolSource(self.reads, keep=pool_size // 5)
         path = sqlite_path(url)
         self._sqlite_writer = _SqliteWriter(path) if path else None
         if self._sqlite_writer is not None:
