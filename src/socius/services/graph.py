@@ -135,12 +135,11 @@ class GraphService:
                 state = await edges.pair_state(actor, other)
                 _check_users(state)
                 before = Relationship(other, state.types)
-                plan: Plan | None = planner(before, state.other_private)
-                if plan is not None and not plan.changes_nothing:
-                    change = self._pair_write(uow, actor, other, plan, state)
-                    done = plan, before, await edges.write_pair(change)
-                else:
-                    done = None, before, []
+                plan = planner(before, state.other_private)
+                if plan.changes_nothing:
+                    return before
+                change = self._pair_write(uow, actor, other, plan, state)
+                done = plan, before, await edges.write_pair(change)
             found, before, stored = done
             if found is None:
                 return before
