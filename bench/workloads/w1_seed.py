@@ -75,7 +75,7 @@ from socius.domain.graph import INVERSE, EdgeType
 from socius.domain.ids import EPOCH_MS
 from socius.services.passwords import PasswordHasher
 from socius.settings import load_settings
-from socius.storage.migrate import head_revision, upgrade
+from socius.storage.migrate import _config, upgrade
 
 __all__ = ["Graph", "SeedParams", "SeedResult", "build_graph", "insert_sessions", "prepare"]
 
@@ -116,10 +116,24 @@ class SeedParams:
 
     def key(self) -> str:
         text = json.dumps(
-            {"params": asdict(self), "version": SEED_VERSION, "schema": head_revision()},
+            {"params": asdict(self), "version": SEED_VERSION, "schema": seed_schema()},
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def seed_schema() -> str | None:
+    """The newest migration that changes what a seed holds: the head, or below the newest
+    ones that declare ``keeps_seed = True`` (a function, no table: migration 0022). The
+    seed is made at that revision and a run's copy is upgraded past it when the server
+    starts (auto-migrate), so those keep the template (re-seeding drops the other seeds,
+    shared by every worktree) and a commit before them can still run on it (``--ref``)."""
+    from alembic.script import ScriptDirectory
+
+    for script in ScriptDirectory.from_config(_config()).walk_revisions():
+        if not getattr(script.module, "keeps_seed", False):
+            return script.revision
+    return None
 
 
 # -- the graph (numpy, deterministic) -----------------------------------------------------
@@ -503,7 +517,7 @@ async def _seed_sqlite(
         for suffix in ("", "-wal", "-shm"):
             Path(str(partial) + suffix).unlink(missing_ok=True)  # noqa: ASYNC240
         t = time.perf_counter()
-        await upgrade(f"sqlite:///{partial}")
+        await upgrade(f"sqlite:///{partial}", revision=seed_schema() or "head")
         password_hash = await _shared_hash()
         with _SeedProgress(console) as prog:
             info["timings"] = await asyncio.to_thread(
@@ -627,7 +641,7 @@ async def _seed_pg(
             await admin.execute(f'CREATE DATABASE "{partial}"')
             t = time.perf_counter()
             url = _db_url(admin_url, partial)
-            await upgrade(url)
+            await upgrade(url, revision=seed_schema() or "head")
             password_hash = await _shared_hash()
             with _SeedProgress(console) as prog:
                 info["timings"] = await _seed_pg_database(url, g, password_hash, prog)

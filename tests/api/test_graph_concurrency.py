@@ -213,15 +213,18 @@ async def test_simultaneous_mutual_requests_make_one_friendship(app: Any, served
     assert sum(e.type == "notification" for e in events) == len(types)
 
 
+@pytest.mark.parametrize("path", ["locked", "checked"])
 @pytest.mark.parametrize("side", ["target", "actor"])
 async def test_account_erased_during_a_graph_write_leaves_no_edges(
-    stack: str, app: Any, served: Any, monkeypatch: pytest.MonkeyPatch, side: str
+    stack: str, app: Any, served: Any, monkeypatch: pytest.MonkeyPatch, side: str, path: str
 ) -> None:
     """A follow that has read its users when the account is erased must not leave edges
     pointing at the erased account (counts that no list shows, a ghost in the lists).
 
     The interleaving is forced: the follow's transaction is held just after it took the
-    pair lock, the erasure runs to its commit, then the follow goes on.
+    pair lock ("locked": the path under the pair's lock, read then written), or just
+    before its one checked statement goes (decision 0053: planned, not read yet), the
+    erasure runs to its commit, then the follow goes on.
     """
     if stack == "sqlite":
         pytest.skip("SQLite runs one write transaction at a time: this cannot interleave")
@@ -233,20 +236,31 @@ async def test_account_erased_during_a_graph_write_leaves_no_edges(
     await staying.request("GET", f"/v1/users/{leaving_id}")
 
     held, release = asyncio.Event(), asyncio.Event()
-    original = SqlEdgeRepository.lock_pair
+    if path == "locked":
+        monkeypatch.setattr(SqlEdgeRepository, "checks_pairs", property(lambda _self: False))
+        name, original = "lock_pair", SqlEdgeRepository.lock_pair
 
-    async def lock_then_wait(self: SqlEdgeRepository, a: int, b: int) -> None:
-        await original(self, a, b)
-        held.set()
-        await release.wait()
+        async def hold(self: SqlEdgeRepository, *args: Any) -> Any:
+            found = await original(self, *args)
+            held.set()
+            await release.wait()
+            return found
 
-    monkeypatch.setattr(SqlEdgeRepository, "lock_pair", lock_then_wait)
+    else:
+        name, original = "write_pair_checked", SqlEdgeRepository.write_pair_checked
+
+        async def hold(self: SqlEdgeRepository, *args: Any) -> Any:
+            held.set()
+            await release.wait()
+            return await original(self, *args)
+
+    monkeypatch.setattr(SqlEdgeRepository, name, hold)
     if side == "target":  # staying follows leaving, who erases their account meanwhile
         follow = asyncio.create_task(staying.raw("POST", f"/v1/users/{leaving_id}/follow"))
     else:  # leaving follows staying, and erases their account meanwhile
         follow = asyncio.create_task(leaving.raw("POST", f"/v1/users/{staying_id}/follow"))
     await held.wait()
-    monkeypatch.setattr(SqlEdgeRepository, "lock_pair", original)
+    monkeypatch.setattr(SqlEdgeRepository, name, original)
     erase = asyncio.create_task(leaving.raw("DELETE", "/v1/me", json={"password": PASSWORD}))
     # Give the erasure the chance to commit first (as it does today); a fixed version may
     # instead wait for the follow's transaction. Either order must end without edges.
@@ -271,3 +285,37 @@ async def test_account_erased_during_a_graph_write_leaves_no_edges(
     assert back == frozenset(), back
     assert all(n == 0 for n in counts[int(staying_id)].values()), counts
     assert all(n == 0 for n in counts[int(leaving_id)].values()), counts
+
+
+async def test_a_checked_write_whose_pair_keeps_moving_is_written_under_the_lock(
+    stack: str, app: Any, served: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 0053: a write whose pair is never as planned (here: no state accepted)
+    is tried a few times, then sent under the pair's lock, read then written: the same
+    answer, edges and counts."""
+    if stack == "sqlite":
+        pytest.skip("SQLite writes under its one write lock: no checked writes")
+    sdk, _ = served
+    a, b = sdk(), sdk()
+    a_id = (await a.register(unique_name("move"), PASSWORD)).user.id
+    b_id = (await b.register(unique_name("move"), PASSWORD)).user.id
+    original = SqlEdgeRepository.write_pair_checked
+    tries: list[int] = []
+
+    async def never(self: SqlEdgeRepository, change: Any, states: bytes) -> Any:
+        tries.append(1)
+        return await original(self, change, bytes(len(states)))
+
+    monkeypatch.setattr(SqlEdgeRepository, "write_pair_checked", never)
+    response = await a.raw("POST", f"/v1/users/{b_id}/follow")
+    assert response.status_code == 200, response.text
+    assert response.json()["following"] is True
+    assert len(tries) == 3
+    monkeypatch.setattr(SqlEdgeRepository, "write_pair_checked", original)
+    assert await list_ids(b, f"/v1/users/{b_id}/followers") == [a_id]
+    profile = (await a.request("GET", f"/v1/users/{b_id}")).json()
+    assert profile["followers_count"] == 1
+    # Nothing was written by the refused tries: a repeat changes nothing.
+    again = await a.raw("POST", f"/v1/users/{b_id}/follow")
+    assert again.json() == response.json()
+    assert (await a.request("GET", f"/v1/users/{b_id}")).json()["followers_count"] == 1

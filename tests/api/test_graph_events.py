@@ -110,9 +110,23 @@ def test_events_are_written_in_the_same_transaction_as_the_edges(
         if per_user:
             raise RuntimeError("outbox down")
 
+    class BrokenLog:
+        """The log rows' payloads not JSON: PostgreSQL refuses them in the statement
+        that writes the edges too (decision 0053: the one statement is the transaction)."""
+
+        column_list = edges_storage._LOG.column_list
+        real = edges_storage._LOG
+
+        def convert(self, dialect: Any, rows: Any) -> list[Any]:
+            out = self.real.convert(dialect, rows)
+            out[3::6] = ["{not json"] * len(out[3::6])
+            return out
+
     monkeypatch.setattr(SqlOutboxRepository, "add", broken)
-    # A graph write stores its events with its edges (one statement on PostgreSQL): fail
-    # it once the log is written, before the commit.
+    # A graph write stores its events with its edges (one statement on PostgreSQL): the
+    # log rows fail in it; SQLite (no JSON check) fails once the log is written, before
+    # the commit.
+    monkeypatch.setattr(edges_storage, "_LOG", BrokenLog())
     monkeypatch.setattr(edges_storage, "numbered_events", broken_numbers)
     response = a.client.raw("POST", "/v1/friends/requests", json={"user_id": b.id})
     assert response.status_code == 500

@@ -281,3 +281,44 @@ def test_sqlite_list_index_migrates_down_and_up(tmp_path):
 
 def test_postgres_list_index_migrates_down_and_up():
     _on_a_fresh_postgres(_check_list_index_down_and_up)
+
+
+# ------------------------------------------- 0022: the graph write's function, down and up
+
+
+async def _pair_write_functions(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'socius_pair_write'")
+        )
+    finally:
+        await conn.close()
+
+
+async def _check_pair_write_down_and_up(url: str) -> None:
+    postgres = url.startswith("postgres")
+    await upgrade(url)
+    assert await current_revision(url) == head_revision()
+    if postgres:
+        assert await _pair_write_functions(url) == 1
+    await _downgrade(url, "0021")
+    assert await current_revision(url) == "0021"
+    if postgres:
+        assert await _pair_write_functions(url) == 0
+    await upgrade(url)
+    assert await current_revision(url) == head_revision()
+    if postgres:
+        assert await _pair_write_functions(url) == 1
+    diff, _ = await _inspect(url)
+    assert diff == [], diff
+
+
+def test_sqlite_pair_write_migrates_down_and_up(tmp_path):
+    asyncio.run(_check_pair_write_down_and_up(f"sqlite:///{tmp_path / 'migrated.db'}"))
+
+
+def test_postgres_pair_write_migrates_down_and_up():
+    _on_a_fresh_postgres(_check_pair_write_down_and_up)

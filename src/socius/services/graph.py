@@ -30,15 +30,15 @@ from socius.domain.graph import (
     plan_unfriend,
     plan_unmute,
 )
-from socius.domain.graph_writes import PairWrite
+from socius.domain.graph_writes import PairState, PairWrite, pair_of_code
 from socius.domain.ids import IdGenerator
 from socius.domain.pagination import EdgePosition, check_limit, decode_cursor, encode_cursor
 from socius.domain.stream import graph_event_type
-from socius.domain.users import User
 from socius.services.delivery import Delivery
 from socius.services.graph_cache import GraphCache, head_key
 from socius.services.lookaside import Lookup, deferred_fills
-from socius.services.ports import Clock, UnitOfWorkFactory
+from socius.services.pair_plans import Planner, plan_classes
+from socius.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from socius.services.profiles import Profile, ProfileService, profile_key, profiles_read_here
 from socius.services.rate_limits import UserLimits
 from socius.services.rendered import RenderedBodies
@@ -46,7 +46,39 @@ from socius.services.rendered import RenderedBodies
 __all__ = ["MAX_RELATIONSHIP_IDS", "EdgePage", "GraphService", "ListedUser"]
 
 MAX_RELATIONSHIP_IDS = 100
-Planner = Callable[[Relationship, User], Plan]
+# A checked write whose pair moved this many times in a row is sent under the lock.
+_CHECKED_TRIES = 3
+
+
+def _follow(rel: Relationship, other_private: bool) -> Plan:
+    return plan_follow(rel, other_is_private=other_private)
+
+
+def _ignoring_privacy(plan: Callable[[Relationship], Plan]) -> Planner:
+    def planner(rel: Relationship, _other_private: bool) -> Plan:
+        return plan(rel)
+
+    return planner
+
+
+# One planner object per change: their classes of states are computed once (pair_plans).
+_PLANNERS: dict[Callable[[Relationship], Plan], Planner] = {
+    plan: _ignoring_privacy(plan)
+    for plan in (
+        plan_friend_request,
+        plan_accept_friend,
+        plan_decline_friend,
+        plan_cancel_friend_request,
+        plan_unfriend,
+        plan_unfollow,
+        plan_approve_follow,
+        plan_reject_follow,
+        plan_block,
+        plan_unblock,
+        plan_mute,
+        plan_unmute,
+    )
+}
 
 
 class ListedUser(msgspec.Struct, frozen=True, gc=False):
@@ -92,109 +124,143 @@ class GraphService:
     async def _apply(self, actor: int, other: int, planner: Planner) -> Relationship:
         check_not_self(actor, other)
         async with self._uow(driver=True) as uow:  # its statements all on the driver
-            await uow.edges.lock_pair(actor, other)
-            # Shared row locks: an erasure of either user waits for this write, or this
-            # write sees the user gone. One read for the users, the edges between them and
-            # whether the other mutes the actor; one write for all of it (decision 0027).
-            state = await uow.edges.pair_state(actor, other)
-            target = state.users.get(other)
-            if target is None or not target.is_active:
-                raise _user_not_found()
-            if actor not in state.users:
-                raise Unauthenticated("the account no longer exists", code="account_gone")
-            before = Relationship(other, state.types)
-            plan = planner(before, target)
-            if plan.changes_nothing:
+            edges = uow.edges
+            done = None
+            if edges.checks_pairs:
+                done = await self._write_checked(uow, actor, other, planner)
+            if done is None:
+                # The pair's lock, then one read for the users, the edges between them and
+                # whether the other mutes the actor; one write for all of it (0027).
+                await edges.lock_pair(actor, other)
+                state = await edges.pair_state(actor, other)
+                _check_users(state)
+                before = Relationship(other, state.types)
+                plan = planner(before, state.other_private)
+                if plan.changes_nothing:
+                    return before
+                change = self._pair_write(uow, actor, other, plan, state)
+                done = plan, before, await edges.write_pair(change)
+            found, before, stored = done
+            if found is None:
                 return before
-            now = self._clock()
-            changed = {*plan.add, *plan.remove}
+            changed = {*found.add, *found.remove}
+
             # Invalidate (every node's L1 too) before the events are published and the
             # relay is woken: a client that reacts to one reads the new state. The events
             # go with the invalidation: one round trip on Redis (decision 0040).
-            stored: list[Event] = []
-
             async def announce() -> None:
                 messages = self._delivery.messages(stored) if stored else ()
                 if not await self._cache.pair_changed(actor, other, changed, then=messages):
                     self._delivery.unpublished()
 
             uow.after_commit(announce)
-            events = _events(plan, actor, other)
-            # A mute keeps the event, which tells a change of state, but not the
-            # notification: none to someone who mutes the other party.
-            muting = {actor} if before.muting else set()
-            if state.other_mutes_actor:
-                muting.add(other)
-            log, notes = self._delivery.prepare(
-                events, [e for e in events if e.user_id not in muting], now
-            )
-            domain = self._delivery.prepare_domain(
-                uow,
-                graph_event_type(plan.add, plan.remove),
-                {
-                    "actor_id": actor,
-                    "other_id": other,
-                    "added": [t.name.lower() for t in plan.add],
-                    "removed": [t.name.lower() for t in plan.remove],
-                },
-            )
-            stored += await uow.edges.write_pair(
-                PairWrite(
-                    actor,
-                    other,
-                    remove=plan.remove,
-                    add=plan.add,
-                    pos=self._ids.next_id(),
-                    created_at=now,
-                    log=log,
-                    notifications=notes,
-                    domain=domain,
-                )
-            )
             await uow.commit()
-        return Relationship(other, (before.edges - set(plan.remove)) | set(plan.add))
+        return Relationship(other, (before.edges - set(found.remove)) | set(found.add))
+
+    async def _write_checked(
+        self, uow: UnitOfWork, actor: int, other: int, planner: Planner
+    ) -> tuple[Plan | None, Relationship, list[Event]] | None:
+        """PostgreSQL (decision 0053): the change planned before the pair is read, for
+        the class of states where it does the same as in the emptiest one where it does
+        anything (``pair_plans``), and sent as one statement by itself that takes the
+        pair's lock, reads it and writes only if the pair is in that class; else the
+        pair as found is planned and sent again. (plan, relationship before, stored
+        events); (None, relationship) when the change does nothing; None when the pair
+        kept moving: the caller takes the lock and reads it."""
+        classes = plan_classes(planner)
+        code = classes.first
+        types, private, muted = pair_of_code(code)
+        state = PairState(True, True, private, types, muted)
+        for _ in range(_CHECKED_TRIES):
+            plan = planner(Relationship(other, state.types), state.other_private)
+            change = self._pair_write(uow, actor, other, plan, state)
+            state, stored = await uow.edges.write_pair_checked(change, classes.members[code])
+            before = Relationship(other, state.types)
+            if stored is not None:
+                return plan, before, stored
+            _check_users(state)
+            plan = planner(before, state.other_private)
+            if plan.changes_nothing:
+                return None, before, []
+            code = state.code
+        return None
+
+    def _pair_write(
+        self, uow: UnitOfWork, actor: int, other: int, plan: Plan, state: PairState
+    ) -> PairWrite:
+        """What ``plan`` stores: its edges, the events to log, the inbox rows and the
+        stream's event."""
+        now = self._clock()
+        events = _events(plan, actor, other)
+        # A mute keeps the event, which tells a change of state, but not the
+        # notification: none to someone who mutes the other party.
+        muting = {actor} if EdgeType.MUTES in state.types else set()
+        if state.other_mutes_actor:
+            muting.add(other)
+        log, notes = self._delivery.prepare(
+            events, [e for e in events if e.user_id not in muting], now
+        )
+        domain = self._delivery.prepare_domain(
+            uow,
+            graph_event_type(plan.add, plan.remove),
+            {
+                "actor_id": actor,
+                "other_id": other,
+                "added": [t.name.lower() for t in plan.add],
+                "removed": [t.name.lower() for t in plan.remove],
+            },
+        )
+        return PairWrite(
+            actor,
+            other,
+            remove=plan.remove,
+            add=plan.add,
+            pos=self._ids.next_id(),
+            created_at=now,
+            log=log,
+            notifications=notes,
+            domain=domain,
+        )
 
     async def send_friend_request(self, actor: int, other: int) -> Relationship:
         await self._limits.friend_requests.check(actor)
-        return await self._apply(actor, other, lambda rel, _u: plan_friend_request(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_friend_request])
 
     async def accept_friend_request(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_accept_friend(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_accept_friend])
 
     async def decline_friend_request(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_decline_friend(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_decline_friend])
 
     async def cancel_friend_request(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_cancel_friend_request(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_cancel_friend_request])
 
     async def unfriend(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_unfriend(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_unfriend])
 
     async def follow(self, actor: int, other: int) -> Relationship:
-        return await self._apply(
-            actor, other, lambda rel, user: plan_follow(rel, other_is_private=user.is_private)
-        )
+        return await self._apply(actor, other, _follow)
 
     async def unfollow(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_unfollow(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_unfollow])
 
     async def approve_follow_request(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_approve_follow(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_approve_follow])
 
     async def reject_follow_request(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_reject_follow(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_reject_follow])
 
     async def block(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_block(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_block])
 
     async def unblock(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_unblock(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_unblock])
 
     async def mute(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_mute(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_mute])
 
     async def unmute(self, actor: int, other: int) -> Relationship:
-        return await self._apply(actor, other, lambda rel, _u: plan_unmute(rel))
+        return await self._apply(actor, other, _PLANNERS[plan_unmute])
 
     # reads ---------------------------------------------------------------------------
 
@@ -452,6 +518,13 @@ async def _reading_lists(body: Awaitable[bytes]) -> bytes:
 def _position(cursor: str | None) -> int | None:
     position = decode_cursor(cursor, EdgePosition)
     return None if position is None else position.p
+
+
+def _check_users(state: PairState) -> None:
+    if not state.other_active:
+        raise _user_not_found()
+    if not state.actor_exists:
+        raise Unauthenticated("the account no longer exists", code="account_gone")
 
 
 def _events(plan: Plan, actor: int, other: int) -> list[Event]:

@@ -219,11 +219,21 @@ class EdgeRepository(Protocol):
     async def lock_pair(self, a: int, b: int) -> None:
         """Serialize writers of the pair {a, b} until the transaction ends."""
 
+    @property
+    def checks_pairs(self) -> bool:
+        """May a graph write go as ``write_pair_checked`` (decision 0053)?"""
+
     async def pair_state(self, actor: int, other: int) -> PairState:
         """The pair as a graph write finds it, its users' rows locked (after lock_pair)."""
 
     async def write_pair(self, change: PairWrite) -> list[Event]:
         """Store one graph write; its log events, numbered (decision 0027)."""
+
+    async def write_pair_checked(
+        self, change: PairWrite, states: bytes
+    ) -> tuple[PairState, list[Event] | None]:
+        """Store ``change`` if the pair, read under its lock, is in ``states`` (a bitmap
+        over ``pair_code``); the pair as found, and the stored events (None: nothing)."""
 
     async def types_between(self, src: int, dst: int) -> frozenset[EdgeType]: ...
 

@@ -15,7 +15,8 @@ from sqlalchemy.sql.elements import TextClause
 
 from socius.domain.events import Event
 from socius.domain.graph import INVERSE, EdgeRow, EdgeType
-from socius.domain.graph_writes import PairState, PairWrite
+from socius.domain.graph_writes import PairState, PairWrite, types_of_code
+from socius.domain.users import UserStatus
 from socius.storage.domain_events import SqlDomainEventRepository
 from socius.storage.driver import (
     direct,
@@ -37,7 +38,7 @@ from socius.storage.tables import (
     user_events,
     users,
 )
-from socius.storage.users import USER_COLUMNS, USER_FIELDS, SqlUserRepository, user_from_driver
+from socius.storage.users import SqlUserRepository
 
 __all__ = ["SqlEdgeRepository"]
 
@@ -135,16 +136,22 @@ SELECT array_agg(candidate ORDER BY score DESC, mutual DESC, candidate),
 FROM kept
 """
 
+# Under the pair's lock (decision 0027): both users' rows locked against erasure in id
+# order, with the edge types from the actor to the other user and whether the other
+# user mutes the actor. PostgreSQL: one statement.
 _PAIR_STATE = (
-    f"WITH u AS (SELECT {USER_COLUMNS} FROM users WHERE id IN (?, ?) "  # noqa: S608 (no values)
+    "WITH u AS (SELECT id, status, is_private FROM users WHERE id IN (?, ?) "
     "ORDER BY id FOR SHARE) "
-    "SELECT u.*, ARRAY(SELECT type FROM edges WHERE src = ? AND dst = ?), "
-    "EXISTS (SELECT 1 FROM edges WHERE src = ? AND type = ? AND dst = ?) FROM u"
+    "SELECT u.id, u.status, u.is_private, ARRAY(SELECT type FROM edges WHERE src = ? AND "
+    "dst = ?), EXISTS (SELECT 1 FROM edges WHERE src = ? AND type = ? AND dst = ?) FROM u"
 )
-_PAIR_USERS = f"SELECT {USER_COLUMNS} FROM users WHERE id IN (?, ?) ORDER BY id"  # noqa: S608
+# A graph write that checks the pair under its lock (decision 0053: migration 0022).
+_PAIR_WRITE = "SELECT * FROM socius_pair_write(" + ", ".join("?" * 35) + ")"  # noqa: S608
+_PAIR_USERS = "SELECT id, status, is_private FROM users WHERE id IN (?, ?) ORDER BY id"
 _PAIR_EDGES = (
     "SELECT src, type FROM edges WHERE (src = ? AND dst = ?) OR (src = ? AND type = ? AND dst = ?)"
 )
+_ACTIVE = UserStatus.ACTIVE.value
 # Both directions of a count move in one statement, rows in ascending key order (the one
 # lock order of every graph writer); a row's inserted count says which way it moves: 1
 # up, 0 down (a new row only ever goes up: a removed edge was counted when it was added).
@@ -189,30 +196,41 @@ class SqlEdgeRepository:
             # Often a write's first statement: on the driver, opening the transaction.
             await fetch_any(self._conn, _LOCK, key)
 
+    @property
+    def checks_pairs(self) -> bool:
+        """May a graph write go as ``write_pair_checked`` (PostgreSQL on the driver, no
+        transaction begun: ``socius_pair_write``, decision 0053)?"""
+        driver = on_driver(self._conn)
+        return driver is not None and self._dialect == "postgresql" and not driver.begun
+
     async def pair_state(self, actor: int, other: int) -> PairState:
-        """The pair as a graph write finds it (``PairState``); after ``lock_pair``."""
+        """The pair as a graph write finds it (``PairState``), after ``lock_pair``."""
         mute = int(EdgeType.MUTES)
         if direct(self._conn) and self._dialect == "postgresql":
             rows = await fetch(
                 self._conn, _PAIR_STATE, actor, other, actor, other, other, mute, actor
             )
-            n = len(USER_FIELDS)
-            found = {u.id: u for u in (user_from_driver(row[:n]) for row in rows)}
-            types = frozenset(EdgeType(t) for t in rows[0][n]) if rows else frozenset()
-            return PairState(found, types, bool(rows and rows[0][n + 1]))
+            found = {uid: (status, private) for uid, status, private, _, _ in rows}
+            types = frozenset(EdgeType(t) for t in rows[0][3]) if rows else frozenset()
+            return _state(found, actor, other, types, bool(rows and rows[0][4]))
         if direct(self._conn):
-            users_found = [
-                user_from_driver(r) for r in await fetch(self._conn, _PAIR_USERS, actor, other)
-            ]
+            found = {
+                uid: (status, private)
+                for uid, status, private in await fetch(self._conn, _PAIR_USERS, actor, other)
+            }
             edge_rows = await fetch(self._conn, _PAIR_EDGES, actor, other, other, mute, actor)
-            return PairState(
-                {u.id: u for u in users_found},
+            return _state(
+                found,
+                actor,
+                other,
                 frozenset(EdgeType(t) for s, t in edge_rows if s == actor),
                 any(s == other for s, _ in edge_rows),
             )
-        locked = await SqlUserRepository(self._conn).lock([actor, other], exclusive=False)
-        return PairState(
-            {u.id: u for u in locked},
+        locked_users = await SqlUserRepository(self._conn).lock([actor, other], exclusive=False)
+        return _state(
+            {u.id: (u.status.value, u.is_private) for u in locked_users},
+            actor,
+            other,
             await self.types_between(actor, other),
             bool(await self.has(other, EdgeType.MUTES, [actor])),
         )
@@ -254,6 +272,82 @@ class SqlEdgeRepository:
                 await fetch(self._conn, _part_sql(name, n), *args)
             last = await self._reserve_and_log(per_user, change.created_at)
         return numbered_events(per_user, last, change.created_at)
+
+    async def write_pair_checked(
+        self, change: PairWrite, states: bytes
+    ) -> tuple[PairState, list[Event] | None]:
+        """Store ``change`` if the pair, read under its lock, is in ``states`` (a bitmap
+        over ``pair_code``, bit ``code`` of byte ``code // 8``) with both users there and
+        the other one active: one call of ``socius_pair_write`` by itself (where
+        ``checks_pairs``; its own transaction, committed when it answers). The pair as
+        found, and the stored log events, numbered (None: nothing stored)."""
+        driver = on_driver(self._conn)
+        assert driver is not None
+        dialect = self._conn.dialect
+        when = change.created_at
+        removed = [k for t in change.remove for k in _with_inverse(change.actor, t, change.other)]
+        added = [k for t in change.add for k in _with_inverse(change.actor, t, change.other)]
+        moves = sorted([(s, t, 0) for s, t, _ in removed] + [(s, t, 1) for s, t, _ in added])
+        per_user = by_user(change.log)
+        notes = _NOTES.convert(
+            dialect,
+            [
+                (n.id, n.user_id, n.type, n.payload, n.created_at, n.read, n.message_id)
+                for n in change.notifications
+            ],
+        )
+        domain = _DOMAIN.convert(
+            dialect,
+            [(e.id, e.type, e.occurred_at, e.data, e.message_id) for e in change.domain],
+        )
+        users_sorted = sorted(per_user)
+        log = _LOG.convert(
+            dialect,
+            [
+                (u, len(mine) - i, e.type, e.payload, when, e.message_id)
+                for u in users_sorted
+                for mine in (per_user[u],)
+                for i, e in enumerate(mine, start=1)
+            ],
+        )
+        (
+            (written, actor_there, status, private, types, muted, users_found, seqs),
+        ) = await driver.fetch(
+            _PAIR_WRITE,
+            _pair_lock_key(change.actor, change.other),
+            change.actor,
+            change.other,
+            states,
+            int(EdgeType.MUTES),
+            [k[0] for k in removed],
+            [k[1] for k in removed],
+            [k[2] for k in removed],
+            [k[0] for k in added],
+            [k[1] for k in added],
+            [k[2] for k in added],
+            change.pos,
+            when,
+            [m[0] for m in moves],
+            [m[1] for m in moves],
+            [m[2] == 1 for m in moves],
+            *(notes[i::7] for i in range(7)),
+            *(domain[i::5] for i in range(5)),
+            users_sorted,
+            [len(per_user[u]) for u in users_sorted],
+            log[0::6],
+            log[1::6],
+            log[2::6],
+            log[3::6],
+            log[5::6],
+            begin=False,
+        )
+        found = PairState(
+            bool(actor_there), status == _ACTIVE, bool(private), types_of_code(types), bool(muted)
+        )
+        if not written:
+            return found, None
+        last = dict(zip(users_found, seqs, strict=True)) if users_found else {}
+        return found, numbered_events(per_user, last, change.created_at)
 
     async def _write_pair_pg(
         self,
@@ -760,6 +854,18 @@ class SqlEdgeRepository:
                 )
             )
         return {row.dst for row in rows} | {row.src for row in muters}
+
+
+def _state(
+    found: dict[int, tuple[str, bool]],
+    actor: int,
+    other: int,
+    types: frozenset[EdgeType],
+    other_mutes_actor: bool,
+) -> PairState:
+    """A ``PairState`` from the users found (id: (status, is_private))."""
+    status, private = found.get(other, (None, False))
+    return PairState(actor in found, status == _ACTIVE, bool(private), types, other_mutes_actor)
 
 
 def _flat(rows: Iterable[Sequence[Any]]) -> list[Any]:
