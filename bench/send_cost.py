@@ -24,33 +24,17 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
 
+from bench.harness.statements import counting
 from socius.bootstrap import build
 from socius.services.auth import ClientInfo
 from socius.settings import load_settings
 from socius.storage.migrate import upgrade
 
 PASSWORD = "send-cost bench password 1"  # noqa: S105 (throwaway accounts)
-
-
-@contextmanager
-def counting(engine: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_c: object, _cur: object, statement: str, *_a: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def measure(

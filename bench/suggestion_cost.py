@@ -34,13 +34,12 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
 
+from bench.harness.statements import counting
 from socius.bootstrap import build
 from socius.services.auth import ClientInfo
 from socius.settings import load_settings
@@ -49,23 +48,8 @@ from socius.storage.migrate import upgrade
 PASSWORD = "suggestion-cost bench password 1"  # noqa: S105 (throwaway accounts)
 
 
-@contextmanager
-def counting(engine: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_c: object, _cur: object, statement: str, *_a: object) -> None:
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 async def cost(engine: Any, n: int, work: Callable[[], Awaitable[None]]) -> dict[str, Any]:
-    with counting(engine) as statements:
+    with counting(engine, transactions=False) as statements:
         cpu0 = time.process_time()
         await work()
         cpu = time.process_time() - cpu0

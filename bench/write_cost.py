@@ -30,14 +30,13 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
 
+from bench.harness.statements import counting
 from socius.api.fast import FAST_WRITE
 from socius.api.rest import friends, me
 from socius.api.rest.graph_views import fast_change
@@ -58,20 +57,6 @@ _REQUEST = friends._fast_send_request
 _UPDATE_ME = me._fast_update_me
 # (absent before decision 0053: this script then measures that tree's one path)
 checks = getattr(getattr(SqlEdgeRepository, "checks_pairs", None), "fget", None)
-
-
-@contextmanager
-def counting(engine: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_c: object, _cur: object, statement: str, *_a: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 class _Trips:

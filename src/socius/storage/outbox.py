@@ -16,7 +16,7 @@ from socius.storage.driver import direct, fetch
 from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import user_events, user_seqs
 
-__all__ = ["SqlOutboxRepository", "by_user", "numbered_events"]
+__all__ = ["SqlOutboxRepository", "by_user", "log_arrays", "numbered_events"]
 
 _SEQS = ValuesList(user_seqs, ["user_id", "seq"])
 _EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at", "message_id"])
@@ -77,6 +77,26 @@ def by_user(events: Sequence[Event]) -> dict[int, list[Event]]:
     return per_user
 
 
+def log_arrays(per_user: dict[int, list[Event]], when: Any) -> list[Any]:
+    """The parameters of an append to the logs on PostgreSQL (``_PG_APPEND``, and the
+    logs' part of a send group's write in storage/sends.py), in their order: the users
+    ascending, how many numbers each takes, the time (``when``), then for each event (by
+    user, in their order) its user, how far before its user's last number it comes, its
+    type, payload and message. ``numbered_events`` numbers them from the answer."""
+    users = sorted(per_user)
+    ordered = [e for u in users for e in per_user[u]]
+    return [
+        users,
+        [len(per_user[u]) for u in users],
+        when,
+        [e.user_id for e in ordered],
+        [len(per_user[u]) - 1 - i for u in users for i in range(len(per_user[u]))],
+        [e.type for e in ordered],
+        json_texts([e.payload for e in ordered]),
+        [e.message_id for e in ordered],
+    ]
+
+
 def numbered_events(
     per_user: dict[int, list[Event]], last: dict[int, int], when: datetime
 ) -> list[Event]:
@@ -130,26 +150,8 @@ class SqlOutboxRepository:
         return stored
 
     async def _append_pg(self, per_user: dict[int, list[Event]], when: datetime) -> list[Event]:
-        users = sorted(per_user)
-        ordered = [e for u in users for e in per_user[u]]
-        backs = [len(per_user[u]) - 1 - i for u in users for i in range(len(per_user[u]))]
-        found = await fetch(
-            self._conn,
-            _PG_APPEND,
-            users,
-            [len(per_user[u]) for u in users],
-            when,
-            [e.user_id for e in ordered],
-            backs,
-            [e.type for e in ordered],
-            json_texts([e.payload for e in ordered]),
-            [e.message_id for e in ordered],
-        )
-        last = {int(u): int(s) for u, s in found}
-        return [
-            Event(e.user_id, e.type, e.payload, last[e.user_id] - back, when, e.message_id)
-            for e, back in zip(ordered, backs, strict=True)
-        ]
+        found = await fetch(self._conn, _PG_APPEND, *log_arrays(per_user, when))
+        return numbered_events(per_user, {int(u): int(s) for u, s in found}, when)
 
     async def for_user(self, user_id: int, *, after_seq: int, limit: int) -> list[Event]:
         return (await self.page(user_id, after_seq=after_seq, limit=limit)).events

@@ -31,7 +31,7 @@ from socius.storage.attachments import snapshots
 from socius.storage.conversations import conversation_from_row
 from socius.storage.driver import direct, fetch, json_texts, write_timestamp
 from socius.storage.id_lists import one_of
-from socius.storage.outbox import by_user
+from socius.storage.outbox import by_user, log_arrays, numbered_events
 from socius.storage.rows import ValuesList
 from socius.storage.tables import conversations, messages
 
@@ -289,9 +289,6 @@ class SqlSendRepository:
         assert self._postgres
         at = write_timestamp(when, "postgresql")
         per_user = by_user(log)
-        users = sorted(per_user)
-        ordered = [e for u in users for e in per_user[u]]
-        backs = [len(per_user[u]) - 1 - i for u in users for i in range(len(per_user[u]))]
         carried = [snapshots(m.attachments) for m in new]
         rows = await self._rows(
             "write",
@@ -318,20 +315,9 @@ class SqlSendRepository:
             [d.occurred_at for d in domain],
             json_texts([d.data for d in domain]),
             [d.message_id for d in domain],
-            users,
-            [len(per_user[u]) for u in users],
-            at,
-            [e.user_id for e in ordered],
-            backs,
-            [e.type for e in ordered],
-            json_texts([e.payload for e in ordered]),
-            [e.message_id for e in ordered],
+            *log_arrays(per_user, at),
         )
-        last = {int(u): int(s) for u, s in rows}
-        return [
-            Event(e.user_id, e.type, e.payload, last[e.user_id] - back, when, e.message_id)
-            for e, back in zip(ordered, backs, strict=True)
-        ]
+        return numbered_events(per_user, {int(u): int(s) for u, s in rows}, when)
 
     async def insert(self, new: Sequence[Message]) -> None:
         """The new messages, in multi-row INSERTs."""
