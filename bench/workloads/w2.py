@@ -225,6 +225,7 @@ async def _main(o: Options, ns: argparse.Namespace, rates: list[float]) -> int:
             "ws_processes": ns.ws_procs,
             "sender_processes": ns.senders,
             "send_connections_per_sender": ns.send_connections,
+            "server_settings": o.server_env(),
             "dm_per_user": ns.dm_per_user,
             "groups_per_user": ns.groups_per_user,
             "group_members": [ns.group_min, ns.group_max],
@@ -260,7 +261,7 @@ async def _main(o: Options, ns: argparse.Namespace, rates: list[float]) -> int:
             port=o.port or free_port(),
             workers=o.workers,
             log_path=workdir / "server.log",
-            extra_env=source.env(),
+            extra_env={**source.env(), **o.server_env()},
         )
         load: _Load | None = None
         with BenchProgress(console, 4 + o.runs * (2 + len(rates) + ns.refine)) as progress:
