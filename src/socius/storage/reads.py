@@ -49,11 +49,10 @@ from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.suggestion_lists import _GET as _SUGGESTION_LIST
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
-__all__ = ["ACQUIRE_TIMEOUT_S", "HotReads"]
+__all__ = ["HotReads"]
 
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
 _ACTIVE = UserStatus.ACTIVE.value
-ACQUIRE_TIMEOUT_S = 10.0  # a connection of the driver pool (reads and write units of work)
 _BLOCKED = "SELECT dst FROM edges WHERE src = ? AND type IN (?, ?) LIMIT ?"
 _COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 # What a listed user shows (ListedUserRow), not the whole row (no email, credentials,
@@ -192,8 +191,6 @@ class HotReads:
             self._dsn = f"postgresql://{rest}"
         self._pool_size = pool_size
         self._pool: Any = None  # asyncpg.Pool
-        self._idle: list[Any] = []  # kept connections (``_fetch``)
-        self._keep = pool_size // 2
         self._sqlite: sqlite3.Connection | None = None
         self._opening: asyncio.Lock | None = None
         self._dispatch: Any = engine.sync_engine.dispatch if engine is not None else None
@@ -371,7 +368,8 @@ class HotReads:
             dispatch.before_cursor_execute(seen, None, sql, args, None, False)
         try:
             if self._dsn is not None:
-                return await self._fetch(_numbered(sql), args)
+                pool = self._pool or await self._open_pool()
+                return await pool.fetch(_numbered(sql), *args)
             conn = (self._shared and self._shared()) or self._sqlite or self._open_sqlite()
             return conn.execute(sql, args).fetchall()  # run to its end: no read left open
         except Exception as exc:
@@ -381,38 +379,6 @@ class HotReads:
         finally:
             if seen is not None and dispatch.after_cursor_execute:
                 dispatch.after_cursor_execute(seen, None, sql, args, None, False)
-
-    async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Any:
-        """PostgreSQL: ``sql`` on a kept connection when one is idle, else on one of the
-        pool's. Up to ``_keep`` connections stay checked out between reads: handing one
-        over is a list's pop and taking it back an append, where the pool's ``acquire``
-        and ``release`` cost ~30 µs a read (a task for the ``asyncio.shield`` around
-        every release; decision 0053 measured it for the writes). One whose read failed
-        goes back to the pool, which checks it as before."""
-        idle = self._idle
-        if idle:
-            conn = idle.pop()
-        else:
-            pool = self._pool or await self._open_pool()
-            # No connection in time is an outage (503), not a request waiting forever.
-            async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
-                conn = await pool.acquire()
-        try:
-            rows = await conn.fetch(sql, *args)
-        except BaseException:
-            await self._give_back(conn)
-            raise
-        if len(idle) < self._keep and self._pool is not None and not conn.is_closed():
-            idle.append(conn)
-        else:
-            await self._give_back(conn)
-        return rows
-
-    async def _give_back(self, conn: Any) -> None:
-        if self._pool is not None:
-            await self._pool.release(conn)
-        else:  # closed meanwhile
-            conn.terminate()
 
     async def driver_pool(self) -> Any:
         """The asyncpg pool (made on first use), for write units of work on the driver
@@ -446,10 +412,7 @@ class HotReads:
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        idle, self._idle = self._idle, []
         if pool is not None:
-            for conn in idle:  # the pool's close waits for every connection checked out
-                await pool.release(conn)
             await pool.close()
         conn, self._sqlite = self._sqlite, None
         if conn is not None:

@@ -50,7 +50,7 @@ from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.push import SqlPushRepository
-from socius.storage.reads import ACQUIRE_TIMEOUT_S, HotReads
+from socius.storage.reads import HotReads
 from socius.storage.reports import SqlReportRepository
 from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
@@ -71,6 +71,7 @@ AfterCommit = Callable[[], Awaitable[None]]
 UsersChanged = Callable[[set[int]], Awaitable[None]]
 
 log = structlog.get_logger("socius.storage")
+_ACQUIRE_TIMEOUT_S = 10.0
 _WRITER_STATEMENTS = 512
 
 
@@ -303,7 +304,7 @@ class _PoolSource:
         # As the engine's pool_timeout: no connection in time is an outage (503). Not
         # ``acquire(timeout=)``: on Python < 3.12 asyncpg runs that through a wait_for of
         # its own, a task per checkout; the timeout scope is a timer (decision 0046).
-        async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
+        async with asyncio.timeout(_ACQUIRE_TIMEOUT_S):
             return await self._pool.acquire()
 
     async def release(self, raw: Any, *, broken: bool, clean: bool = False) -> None:
