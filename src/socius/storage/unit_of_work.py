@@ -298,8 +298,13 @@ class _PoolSource:
         self._idle: list[Any] = []
 
     async def acquire(self) -> Any:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            raw = self._idle.pop()
+            if not raw.is_closed():
+                return raw
+            # Closed while kept (a database restart ends every session): the pool opens
+            # a new one in its place, as its checkout does for its own.
+            await self._pool.release(raw)
         self._pool = self._pool or await self._reads.driver_pool()
         # As the engine's pool_timeout: no connection in time is an outage (503). Not
         # ``acquire(timeout=)``: on Python < 3.12 asyncpg runs that through a wait_for of
