@@ -16,7 +16,7 @@ from socius.storage.driver import direct, fetch
 from socius.storage.rows import ValuesList, json_texts
 from socius.storage.tables import user_events, user_seqs
 
-__all__ = ["SqlOutboxRepository", "by_user", "log_arrays", "numbered_events"]
+__all__ = ["PG_APPEND_TAIL", "SqlOutboxRepository", "by_user", "log_arrays", "numbered_events"]
 
 _SEQS = ValuesList(user_seqs, ["user_id", "seq"])
 _EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created_at", "message_id"])
@@ -26,8 +26,10 @@ _EVENTS = ValuesList(user_events, ["user_id", "seq", "type", "payload", "created
 # arrays' order, ascending user id (the one lock order of every writer), and the events
 # numbered from them in the same statement: one round trip while the counters are held.
 # ``back``: how far below its user's new last number an event goes.
-_PG_APPEND = (
-    "WITH r AS (INSERT INTO user_seqs (user_id, seq) "
+# The append as the last CTEs of a statement (``log_arrays``' parameters), answering each
+# user's new last number; a send group's write ends with them too (storage/sends.py).
+PG_APPEND_TAIL = (
+    "r AS (INSERT INTO user_seqs (user_id, seq) "
     "SELECT * FROM unnest(?::bigint[], ?::bigint[]) "
     "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
     "RETURNING user_id, seq), "
@@ -37,6 +39,7 @@ _PG_APPEND = (
     "AS k(u, back, t, p, m) JOIN r ON r.user_id = k.u) "
     "SELECT user_id, seq FROM r"
 )
+_PG_APPEND = "WITH " + PG_APPEND_TAIL
 # A page of a log and how far the log was pruned, in one statement (one snapshot): a
 # cursor found below ``pruned_to`` has expired, one at or above it misses nothing.
 _PAGE = (

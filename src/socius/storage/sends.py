@@ -31,7 +31,7 @@ from socius.storage.attachments import snapshots
 from socius.storage.conversations import conversation_from_row
 from socius.storage.driver import direct, fetch, json_texts, write_timestamp
 from socius.storage.id_lists import one_of
-from socius.storage.outbox import by_user, log_arrays, numbered_events
+from socius.storage.outbox import PG_APPEND_TAIL, by_user, log_arrays, numbered_events
 from socius.storage.rows import ValuesList
 from socius.storage.tables import conversations, messages
 
@@ -87,7 +87,7 @@ _PG = {
     # all the same. The log counters are taken as ``outbox.py`` takes them (ascending
     # user id, the arrays' order) and stay locked to the commit; the conversations are
     # locked already, and so, through them, the members' rows.
-    "write": "WITH msg AS (INSERT INTO messages (id, conversation_id, seq, sender_id, "
+    "write": "WITH msg AS (INSERT INTO messages (id, conversation_id, seq, sender_id, "  # noqa: S608
     "client_msg_id, body, reply_to, created_at, expires_at, attachments, thread_root_id) "
     "SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], "
     "?::text[], ?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::json[], ?::bigint[])), "
@@ -98,14 +98,7 @@ _PG = {
     "WHERE m.conversation_id = k.cid AND m.user_id = k.uid AND m.last_read_seq < k.seq), "
     "dom AS (INSERT INTO domain_events (id, type, occurred_at, data, message_id) "
     "SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::json[], ?::bigint[])), "
-    "r AS (INSERT INTO user_seqs (user_id, seq) SELECT * FROM unnest(?::bigint[], ?::bigint[]) "
-    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seqs.seq + excluded.seq "
-    "RETURNING user_id, seq), "
-    "e AS (INSERT INTO user_events (user_id, seq, type, payload, created_at, message_id) "
-    "SELECT k.u, r.seq - k.back, k.t, k.p, ?::timestamptz, k.m "
-    "FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::json[], ?::bigint[]) "
-    "AS k(u, back, t, p, m) JOIN r ON r.user_id = k.u) "
-    "SELECT user_id, seq FROM r",
+    + PG_APPEND_TAIL,
 }
 # SQLite: the lists as placeholders, ``{}`` filled with ``?, ?...`` (never with values).
 _LITE = {
