@@ -150,7 +150,9 @@ class SuggestionService:
             now = self._clock()
             found = [] if self._queue_first else await self._compute(viewer)
             due = now if self._queue_first else now + self.max_age
-            async with self._uow() as uow:
+            # On the driver (decision 0061): on SQLite the writer's own connection, whose
+            # commit leaves its page cache and memory map to the hot reads made there.
+            async with self._uow(driver=True) as uow:
                 await uow.suggestion_lists.put([(viewer, _encode(found))], now=now, due=due)
                 await uow.commit()
             if self._queue_first:
@@ -350,7 +352,7 @@ class SuggestionRefresher:
                 if (added | removed) & _CHANGES and not (added <= _HIDES and not removed):
                     pair = (_int(data.get("actor_id")), _int(data.get("other_id")))
                     changed |= {u for u in pair if u is not None}
-            async with self._uow() as uow:
+            async with self._uow(driver=True) as uow:  # (as the first list's write above)
                 if not await uow.push.move(CONSUMER, position, items[-1].position):
                     return 0  # another refresher read this batch
                 await uow.suggestion_lists.mark_due(sorted(changed), at=now)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from socius.domain.graph import EdgeType
 from socius.domain.push import Device, DeviceKind, NotificationSettings
-from socius.storage.driver import direct, fetch
+from socius.storage.driver import direct, fetch, on_driver
 from socius.storage.tables import (
     edges,
     members,
@@ -29,6 +29,12 @@ from socius.storage.tables import (
 __all__ = ["MessageFacts", "SqlPushRepository"]
 
 _POSITION = "SELECT position FROM stream_consumers WHERE name = ?"
+# A consumer's move on the driver (a background reader's round, decision 0061).
+_START = (
+    "INSERT INTO stream_consumers (name, position) VALUES (?, ?) "
+    "ON CONFLICT (name) DO NOTHING RETURNING name"
+)
+_MOVE = "UPDATE stream_consumers SET position = ? WHERE name = ? AND position = ? RETURNING name"
 _QUIET = [int(EdgeType.MUTES), int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY)]
 
 # PostgreSQL (the notifier's reads): the id lists as arrays, one statement text whatever
@@ -227,6 +233,11 @@ class SqlPushRepository:
     async def move(self, name: str, before: int, after: int) -> bool:
         """Move ``name`` from ``before`` to ``after``; False when it is no longer at
         ``before`` (another consumer moved it)."""
+        driver = on_driver(self._conn)
+        if driver is not None:  # in a unit of work on the driver: no statement built
+            if before == 0 and await driver.fetch(_START, name, after):
+                return True
+            return bool(await driver.fetch(_MOVE, after, name, before))
         if before == 0:
             stmt = (
                 self._insert(stream_consumers)

@@ -59,6 +59,9 @@ class ValuesList:
         processors = self._bind(dialect)
         jsons = self._json_columns()
         out: list[Any] = []
+        # One timestamp in many rows (a write's one ``now``: its notifications, domain
+        # events and log rows) is converted once (decision 0061).
+        stamps: dict[int, Any] = {}
         for row in rows:
             for value, process, is_json in zip(row, processors, jsons, strict=True):
                 if process is None:
@@ -66,6 +69,11 @@ class ValuesList:
                 elif is_json and value is not None:
                     raw = value.json if type(value) is JsonPayload else _json.encode(value)
                     out.append(raw.decode())
+                elif type(value) is datetime:
+                    done = stamps.get(id(value), _MISSING)
+                    if done is _MISSING:
+                        done = stamps[id(value)] = process(value)
+                    out.append(done)
                 else:
                     out.append(process(value))
         return out

@@ -36,6 +36,10 @@ _PUT_SQLITE = (
     "ON CONFLICT (user_id) DO UPDATE SET candidates = excluded.candidates, "
     "computed_at = excluded.computed_at, due_at = excluded.due_at"
 )
+_MARK_DUE_SQLITE = (
+    "UPDATE suggestion_lists SET due_at = ? WHERE user_id IN ({ids}) AND due_at > ? "
+    "RETURNING user_id"
+)
 _DROP_ORPHANS_SQLITE = (
     "DELETE FROM suggestion_lists WHERE user_id IN ({ids}) "
     "AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = suggestion_lists.user_id)"
@@ -100,6 +104,11 @@ class SqlSuggestionListRepository:
             return 0
         if self._dialect == "postgresql":
             return len(await fetch_any(self._conn, _MARK_DUE_PG, at, list(user_ids)))
+        driver = on_driver(self._conn)
+        if driver is not None:
+            stamp = write_timestamp(at, "sqlite")
+            sql = _MARK_DUE_SQLITE.format(ids=", ".join("?" * len(user_ids)))
+            return len(await driver.fetch(sql, stamp, *user_ids, stamp))
         result = await self._conn.execute(
             update(suggestion_lists)
             .where(
