@@ -120,3 +120,26 @@ def test_a_standby_relay_publishes_what_a_dead_relay_left(
         assert http.blocking_portal.call(takeover) == [None, None, 0, 1, 0]
         types = [e["type"] for e in read_events(http, admin.access_token or "")]
     assert types == ["account.created", "admin.user_grant_admin"]
+
+
+def test_a_consumer_position_moves_by_compare_and_set_on_either_unit_of_work(
+    app: App, http: TestClient[Any]
+) -> None:
+    """``push.move`` (the refresher's and the notifier's position) moves a consumer only
+    from where it is: the same answers in a unit of work on the driver (the refresher's,
+    decision 0061) and in one through SQLAlchemy (the notifier's)."""
+    database = app.wiring.database
+
+    async def moves(driver: bool, name: str) -> list[Any]:
+        seen: list[Any] = []
+        for before, after in [(0, 5), (0, 7), (3, 7), (5, 7), (7, 9)]:
+            async with database(driver=driver) as uow:
+                seen.append(await uow.push.move(name, before, after))
+                await uow.commit()
+        async with database(write=False) as uow:
+            seen.append(await uow.push.position(name))
+        return seen
+
+    expected = [True, False, False, True, True, 9]
+    assert http.blocking_portal.call(moves, True, "test_consumer_driver") == expected
+    assert http.blocking_portal.call(moves, False, "test_consumer_built") == expected
