@@ -93,6 +93,7 @@ async def measure(
     ops: set[str] | None = None,
     *,
     compare: bool = False,
+    alternate: tuple[str, str] | None = None,
 ) -> list[dict]:
     settings = load_settings(
         {},
@@ -171,7 +172,9 @@ async def measure(
         await request_accept(ids[(i + 7) % users], ids[(i + 5) % users])
         await update(i)
     out: list[dict[str, Any]] = []
-    modes = ["locked", "checked"] if compare else [None]
+    modes: list[Any] = ["locked", "checked"] if compare else [None]
+    if alternate is not None:
+        modes = ["before", "after"]
     for name, requests, run in cases:
         if ops is not None and name.split()[0] not in ops:
             continue
@@ -188,14 +191,18 @@ async def measure(
             ]
         # --compare: blocks of calls in turn with the pair checked at the write (this
         # tree's PostgreSQL path) and locked first (its fallback, the path before 0053).
-        blocks = 10 if compare else 1
+        blocks = 10 if compare or alternate else 1
         totals = {m: [0.0, 0.0, 0.0, 0, 0, 0] for m in modes}
         kinds: dict[Any, collections.Counter[str]] = {m: collections.Counter() for m in modes}
         for k in range(blocks * len(modes)):
             mode = modes[k % len(modes)]
             lo = calls * k // (blocks * len(modes))
             hi = calls * (k + 1) // (blocks * len(modes))
-            if mode is not None:
+            if alternate is not None:
+                # --alternate: the database set up as before or after, in turns.
+                assert admin is not None
+                await admin.execute(alternate[0] if mode == "before" else alternate[1])
+            elif mode is not None:
                 SqlEdgeRepository.checks_pairs = property(  # type: ignore[method-assign]
                     checks if mode == "checked" else lambda _self: False
                 )
@@ -261,7 +268,17 @@ async def main() -> int:
         help="PostgreSQL: each write's checked path and its locked one (the path before "
         "decision 0053), in turns, in this one process",
     )
+    p.add_argument(
+        "--alternate",
+        nargs=2,
+        metavar=("BEFORE_SQL", "AFTER_SQL"),
+        help="PostgreSQL: blocks of each write in turns, the first statement run (by "
+        "another connection) before the blocks marked before, the second before the "
+        "others: a change of the database's side measured in one process and window",
+    )
     ns = p.parse_args()
+    if ns.alternate and not ns.postgres:
+        p.error("--alternate needs --postgres")
     if ns.compare and checks is None:
         p.error("--compare: this tree has one path only")
     ops = set(ns.ops.split(",")) if ns.ops else None
@@ -274,7 +291,15 @@ async def main() -> int:
             extra: dict[str, Any] = {"database_url": url}
             if ns.redis:
                 extra |= {"redis_url": ns.redis, "redis_prefix": f"{name}:"}
-            rows = await measure(extra, ns.writes, ns.users, url, ops, compare=ns.compare)
+            rows = await measure(
+                extra,
+                ns.writes,
+                ns.users,
+                url,
+                ops,
+                compare=ns.compare,
+                alternate=tuple(ns.alternate) if ns.alternate else None,
+            )
         finally:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             await admin.close()

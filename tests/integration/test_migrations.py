@@ -322,3 +322,36 @@ def test_sqlite_pair_write_migrates_down_and_up(tmp_path):
 
 def test_postgres_pair_write_migrates_down_and_up():
     _on_a_fresh_postgres(_check_pair_write_down_and_up)
+
+
+# ------------------------------------ 0024: the graph write's function on generic plans
+
+
+async def _pair_write_settings(url: str) -> list[str] | None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(
+            "SELECT proconfig FROM pg_proc WHERE proname = 'socius_pair_write'"
+        )
+    finally:
+        await conn.close()
+
+
+async def _check_generic_plans_down_and_up(url: str) -> None:
+    await upgrade(url)
+    assert await _pair_write_settings(url) == ["plan_cache_mode=force_generic_plan"]
+    await _downgrade(url, "0022")
+    assert await current_revision(url) == "0022"
+    assert await _pair_write_functions(url) == 1
+    assert await _pair_write_settings(url) is None  # 0022's function, as it was
+    await upgrade(url)
+    assert await current_revision(url) == head_revision()
+    assert await _pair_write_settings(url) == ["plan_cache_mode=force_generic_plan"]
+    diff, _ = await _inspect(url)
+    assert diff == [], diff
+
+
+def test_postgres_pair_write_generic_plans_migrate_down_and_up():
+    _on_a_fresh_postgres(_check_generic_plans_down_and_up)
