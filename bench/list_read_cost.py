@@ -42,6 +42,7 @@ from socius.bootstrap import build
 from socius.domain.errors import Forbidden, NotFound
 from socius.domain.graph import EdgeType
 from socius.settings import load_settings
+from socius.storage.migrate import upgrade
 
 FRIEND = EdgeType.FRIEND
 _WITH_FRIENDS = "SELECT DISTINCT src FROM edges WHERE type = 1 ORDER BY src"
@@ -143,6 +144,9 @@ async def main() -> None:
         stack = Stack(kind="embedded", workdir=work)
         await w1_seed.prepare(stack, w1_seed.SeedParams.from_env(), Console(), admin_url="")
         owners = _owners(str(stack.sqlite_path), a.owners)
+    # The seed is made at its schema (w1_seed.seed_schema); a migration past it that keeps
+    # the seed (``keeps_seed``) is applied here, as a bench server's start would.
+    await upgrade(env["database_url"] if a.database else f"sqlite:///{stack.sqlite_path}")
     for r in range(a.rounds):
         settings = load_settings({}, redis_prefix=f"list-cost-{os.getpid()}-{r}:", **env)
         for line in await _round(settings, owners, _Backends(a.database), a.ops):

@@ -14,7 +14,7 @@ Same signature, same answers, same writes: ``CREATE OR REPLACE``; downgrade puts
 function back (no ``SET``). No table changes: the W1 bench seed is kept (``keeps_seed``).
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-06 10:55:00.000000
 """
 
@@ -27,7 +27,7 @@ from types import ModuleType
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

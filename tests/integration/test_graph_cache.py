@@ -162,17 +162,20 @@ def test_block_checks_are_one_cached_read_per_viewer(
 ) -> None:
     """Whom a viewer blocks either way is read once for all their reads (decision 0026):
     a cold page of another user's list then costs the owner's profile and the list's head
-    with its users (one statement: decision 0032), with no relationship read for the
-    owner nor per listed user."""
+    with its users, read together in one statement (decision 0059; two before, decision
+    0032), with no relationship read for the owner nor per listed user."""
     viewer, first, second = register(), register(), register()
     for owner in (first, second):
         for _ in range(3):
             befriend(owner.client, owner.id, (friend := register()).client, friend.id)
-    assert viewer.client.request("GET", f"/v1/users/{first.id}/friends").status_code == 200
+    with count_queries() as statements:  # nothing cached: the blocks read with them
+        page = viewer.client.request("GET", f"/v1/users/{first.id}/friends").json()
+    assert len(page["items"]) == 3
+    assert len(statements) == 1, statements
     with count_queries() as statements:
         page = viewer.client.request("GET", f"/v1/users/{second.id}/friends").json()
     assert len(page["items"]) == 3
-    assert len(statements) == 2, statements
+    assert len(statements) == 1, statements
     with count_queries() as statements:
         assert viewer.client.request("GET", f"/v1/users/{second.id}").status_code == 200
     assert statements == []  # the profile read above, and the block check
@@ -222,6 +225,21 @@ def test_mutual_friends_are_one_statement_with_their_profiles(
     assert len(page["items"]) == 3
     assert all(item["friends_count"] == 2 for item in page["items"])
     assert len(statements) == 1, statements
+
+
+def test_a_cold_mutual_friends_page_reads_the_blocks_and_the_profile_together(
+    register: Callable[..., Account], count_queries: Callable[[], Any]
+) -> None:
+    """Nothing cached: the viewer's blocks and the other's profile are one statement
+    (decision 0059; two before), the page with its users another."""
+    me, other = register(), register()
+    shared = register()
+    befriend(me.client, me.id, shared.client, shared.id)
+    befriend(other.client, other.id, shared.client, shared.id)
+    with count_queries() as statements:
+        page = me.client.request("GET", f"/v1/users/{other.id}/mutual-friends").json()
+    assert [item["id"] for item in page["items"]] == [shared.id]
+    assert len(statements) == 2, statements
 
 
 def test_a_first_page_is_built_once_for_every_viewer_who_blocks_no_one(

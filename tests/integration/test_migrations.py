@@ -342,16 +342,65 @@ async def _pair_write_settings(url: str) -> list[str] | None:
 async def _check_generic_plans_down_and_up(url: str) -> None:
     await upgrade(url)
     assert await _pair_write_settings(url) == ["plan_cache_mode=force_generic_plan"]
-    await _downgrade(url, "0022")
-    assert await current_revision(url) == "0022"
+    await _downgrade(url, "0023")
+    assert await current_revision(url) == "0023"
     assert await _pair_write_functions(url) == 1
     assert await _pair_write_settings(url) is None  # 0022's function, as it was
     await upgrade(url)
     assert await current_revision(url) == head_revision()
     assert await _pair_write_settings(url) == ["plan_cache_mode=force_generic_plan"]
+
+
+# ------------------------------------- 0023: edge_counts WITHOUT ROWID on SQLite, down and up
+
+
+def _edge_counts_state(sync_conn) -> tuple[bool, list[tuple[int, int, int]]]:
+    """Whether edge_counts is a WITHOUT ROWID table (SQLite; PostgreSQL: False), its rows."""
+    from sqlalchemy import text
+
+    without_rowid = False
+    if sync_conn.dialect.name == "sqlite":
+        sql = sync_conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'edge_counts'")
+        ).scalar_one()
+        without_rowid = "WITHOUT ROWID" in sql.upper()
+    rows = sync_conn.execute(text("SELECT src, type, count FROM edge_counts ORDER BY src, type"))
+    return without_rowid, [tuple(r) for r in rows]
+
+
+async def _check_edge_counts_down_and_up(url: str) -> None:
+    from sqlalchemy import text
+
+    sqlite = url.startswith("sqlite")
+    await upgrade(url)
+    rows = [(1, 1, 3), (1, 2, 5), (7, 3, 1)]
+
+    def insert(sync_conn) -> None:
+        for row in rows:
+            sync_conn.execute(
+                text("INSERT INTO edge_counts (src, type, count) VALUES (:s, :t, :c)"),
+                {"s": row[0], "t": row[1], "c": row[2]},
+            )
+
+    await _run_sync(url, insert, commit=True)
+    assert await _run_sync(url, _edge_counts_state) == (sqlite, rows)
+    await _downgrade(url, "0022")
+    assert await current_revision(url) == "0022"
+    assert await _run_sync(url, _edge_counts_state) == (False, rows)  # the rows kept
+    await upgrade(url)
+    assert await current_revision(url) == head_revision()
+    assert await _run_sync(url, _edge_counts_state) == (sqlite, rows)
     diff, _ = await _inspect(url)
     assert diff == [], diff
 
 
 def test_postgres_pair_write_generic_plans_migrate_down_and_up():
     _on_a_fresh_postgres(_check_generic_plans_down_and_up)
+
+
+def test_sqlite_edge_counts_migrate_down_and_up(tmp_path):
+    asyncio.run(_check_edge_counts_down_and_up(f"sqlite:///{tmp_path / 'migrated.db'}"))
+
+
+def test_postgres_edge_counts_migrate_down_and_up():
+    _on_a_fresh_postgres(_check_edge_counts_down_and_up)

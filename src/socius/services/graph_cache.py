@@ -13,7 +13,7 @@ Misses are read on the driver
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -139,9 +139,13 @@ class GraphCache:
         """Whether values read now stay in this node's L1 for the request's next reads."""
         return self._cache.remembers
 
-    async def get_each(self, lookups: Sequence[Lookup[Any]]) -> list[Any]:
+    async def get_each(
+        self,
+        lookups: Sequence[Lookup[Any]],
+        together: Callable[[list[int]], Awaitable[list[Any]]] | None = None,
+    ) -> list[Any]:
         """``LookAside.get_each``: keys of several kinds in one cache round trip."""
-        return await self._cache.get_each(lookups)
+        return await self._cache.get_each(lookups, together)
 
     def blocked_lookup(self, user_id: int) -> Lookup[_Blocked]:
         """What ``blocked`` reads."""
@@ -248,6 +252,48 @@ class GraphCache:
             return _head([edge for edge, _ in found], size)
 
         return Lookup(head_key(owner, type_), load, TTL, _encode_head, _decode_head)
+
+    def first_read(
+        self,
+        viewer: int,
+        owner: int,
+        head: tuple[EdgeType, int] | None,
+        *,
+        users: ProfileService,
+    ) -> tuple[list[Lookup[Any]], Callable[[list[int]], Awaitable[list[Any]]] | None]:
+        """What a read of ``owner``'s list by ``viewer`` reads first, for a ``get_each``:
+        the viewer's blocks, the owner's profile and, with ``head`` (the type and the
+        limit of a first page), the list's head (with its users, as ``head_lookup``); and
+        the load of two or more of them in one statement on the driver (decision 0059;
+        None without the driver: each its own load)."""
+        lookups: list[Lookup[Any]] = [self.blocked_lookup(viewer), users.lookup(owner)]
+        if head is not None:
+            lookups.append(self.head_lookup(owner, head[0], head[1], users=users))
+        reads = self._reads
+        if reads is None:
+            return lookups, None
+
+        async def together(which: list[int]) -> list[Any]:
+            size = max(head[1], PAGE_HEAD) if head is not None else 0
+            ticket = users.ticket()
+            blocked, row, found = await reads.first_read(
+                owner=owner,
+                blocks_of=viewer if 0 in which else None,
+                blocks_limit=BLOCKED_HELD + 1,
+                profile=1 in which,
+                page=(head[0], size) if head is not None and 2 in which else None,
+                types=COUNTED,
+            )
+            values: dict[int, Any] = {
+                0: _Blocked(frozenset(blocked[:BLOCKED_HELD]), len(blocked) <= BLOCKED_HELD),
+                1: users.from_row(row),
+            }
+            if 2 in which:
+                users.remember([(edge.dst, user) for edge, user in found], ticket)
+                values[2] = _head([edge for edge, _ in found], size)
+            return [values[i] for i in which]
+
+        return lookups, together
 
     async def edge_page(
         self,

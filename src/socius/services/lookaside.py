@@ -217,12 +217,20 @@ class LookAside:
         near.put(key, value, ticket)
         return value
 
-    async def get_each(self, lookups: Sequence[Lookup[Any]]) -> list[Any]:
+    async def get_each(
+        self,
+        lookups: Sequence[Lookup[Any]],
+        together: Callable[[list[int]], Awaitable[list[Any]]] | None = None,
+    ) -> list[Any]:
         """The values of keys of any kinds (``get`` of each, in order), those not in L1
         read and, on a miss, leased in one cache call: one Redis round trip for what a
         request needs before it knows anything else. Each miss leased here is loaded by
         its own ``load`` and filled (one fill call); a miss leased elsewhere goes the way
-        of ``get`` (wait for that fill, else load)."""
+        of ``get`` (wait for that fill, else load).
+
+        ``together``: given the indexes (in ``lookups``) of two or more misses to load here
+        (leased to this call, or the cache is away), their values in that order, in one
+        load (one statement where each ``load`` is one: decision 0059)."""
         near = self._near
         out: list[Any] = [None] * len(lookups)
         wanted: list[int] = []
@@ -253,10 +261,19 @@ class LookAside:
             self._error("get_many")
             answers = None
         fills: dict[float, list[tuple[str, bytes, str]]] = {}
+        loaded: dict[int, Any] = {}
+        if together is not None:
+            here = [
+                i
+                for n, i in enumerate(wanted)
+                if answers is None or (answers[n][0] is None and answers[n][1] is not None)
+            ]
+            if len(here) > 1:
+                loaded = dict(zip(here, await together(here), strict=True))
         for n, i in enumerate(wanted):
             lookup = lookups[i]
             if answers is None:
-                value = await lookup.load()
+                value = loaded[i] if i in loaded else await lookup.load()
             else:
                 raw, token = answers[n]
                 cached = self._unpack(lookup.key, raw, lookup.decode)
@@ -264,7 +281,7 @@ class LookAside:
                 if not isinstance(cached, _Miss):
                     value = cached
                 elif raw is None and token is not None:  # leased to this call: fill it
-                    value = await lookup.load()
+                    value = loaded[i] if i in loaded else await lookup.load()
                     fills.setdefault(lookup.ttl, []).append(
                         (lookup.key, self._pack(value, lookup.encode), token)
                     )

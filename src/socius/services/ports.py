@@ -1152,6 +1152,21 @@ class HotReads(Protocol):
         """A list's newest ``limit`` rows, each with its user (None: gone) and counts."""
         ...
 
+    async def first_read(
+        self,
+        *,
+        owner: int,
+        blocks_of: int | None,
+        blocks_limit: int,
+        profile: bool,
+        page: tuple[EdgeType, int] | None,
+        types: Sequence[EdgeType],
+    ) -> tuple[list[int], ListedUserRow | None, list[tuple[EdgeRow, ListedUserRow | None]]]:
+        """``blocked`` of a viewer, ``listed_users`` of ``owner`` and
+        ``edge_range_with_users`` of a first page of ``owner``'s list, the parts asked
+        for, in one statement."""
+        ...
+
     async def mutual_with_users(
         self,
         a: int,

@@ -194,6 +194,11 @@ class ProfileService:
         if here is not None:  # the oldest read's generation: any drop since, unused
             here.gen = ticket[0] if here.gen < 0 else min(here.gen, ticket[0])
 
+    @staticmethod
+    def from_row(row: ListedUserRow | None) -> Profile | None:
+        """The profile a load reads from ``row`` (None: no user, or not active)."""
+        return _listed_profile(row) if row is not None and row.active else None
+
     def lookup(self, user_id: int) -> Lookup[Profile]:
         """What ``get`` reads, for a ``LookAside.get_each`` of several kinds of keys."""
 

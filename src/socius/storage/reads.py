@@ -111,6 +111,35 @@ def _with_users_args(postgres: bool, types: list[int], *rows_args: Any) -> tuple
     return (*rows_args, *types, *types) if postgres else (*types, *rows_args)
 
 
+@functools.lru_cache(maxsize=16)
+def _first_read_sql(parts: tuple[bool, bool, bool], n_types: int, postgres: bool) -> str:
+    """What a read of another user's list needs first, the ``parts`` of it asked for, in one
+    statement (decision 0059): whom the viewer blocks or is blocked by (``k`` 0: ``dst``),
+    the owner as ``_listed_sql`` reads it (``k`` 1) and the list's first page with its
+    users as ``_with_users_sql`` (``k`` 2). Each row: ``k, dst, pos, created_at``, the
+    listed user's columns, its counts (NULLs where a part has none). Its arguments:
+    ``_first_read_args``."""
+    blocks, owner, page = parts
+    nulls = ", NULL" * (len(_LISTED_COLUMNS.split(", ")) + n_types)
+    columns = _joined(_LISTED_COLUMNS, "u")
+    branches = []  # the page first: its columns' types are those of the branches after it
+    if page:
+        counts, join = _counts("e.dst", n_types, postgres)
+        branches.append(
+            f"SELECT 2, e.dst, e.pos, e.created_at, {columns}{counts} "  # noqa: S608
+            f"FROM ({_RANGE}) AS e LEFT JOIN users AS u ON u.id = e.dst{join}"
+        )
+    if owner:
+        counts, join = _counts("u.id", n_types, postgres)
+        branches.append(
+            f"SELECT 1, u.id, NULL, NULL, {columns}{counts} "  # noqa: S608 (no values)
+            f"FROM users AS u{join} WHERE u.id = ?"
+        )
+    if blocks:
+        branches.append(f"SELECT 0, b.dst, NULL, NULL{nulls} FROM ({_BLOCKED}) AS b")  # noqa: S608
+    return " UNION ALL ".join(branches) + " ORDER BY 1, 3 DESC, 2 DESC"
+
+
 class _Statement:
     """What the engine's statement listeners are handed for a read made here (they keep
     per-statement state in ``info``, as on a SQLAlchemy connection)."""
@@ -268,6 +297,49 @@ class HotReads:
         sql = _with_users_sql(_RANGE, len(types), postgres)
         args = _with_users_args(postgres, [int(t) for t in types], src, int(type_), limit)
         return self._with_users(await self._rows(sql, *args))
+
+    async def first_read(
+        self,
+        *,
+        owner: int,
+        blocks_of: int | None,
+        blocks_limit: int,
+        profile: bool,
+        page: tuple[EdgeType, int] | None,
+        types: Sequence[EdgeType],
+    ) -> tuple[list[int], ListedUserRow | None, list[tuple[EdgeRow, ListedUserRow | None]]]:
+        """What a read of ``owner``'s list by another user needs first, in one statement
+        (decision 0059): ``blocked(blocks_of, limit=blocks_limit)`` (unless None), with
+        ``profile`` ``listed_users([owner], types)``'s row (None: no such user) and with
+        ``page`` (the type and the limit of a first page) ``edge_range_with_users``. A part
+        not asked for comes back empty (None)."""
+        postgres, counted = self._dsn is not None, [int(t) for t in types]
+        parts = (blocks_of is not None, profile, page is not None)
+        args: list[Any] = []  # in the order of the statement's parts
+        if page is not None:
+            args += _with_users_args(postgres, counted, owner, int(page[0]), page[1])
+        if profile:
+            args += (*counted, *counted, owner) if postgres else (*counted, owner)
+        if blocks_of is not None:
+            args += (blocks_of, int(EdgeType.BLOCKS), int(EdgeType.BLOCKED_BY), blocks_limit)
+        rows = await self._rows(_first_read_sql(parts, len(types), postgres), *args)
+        blocked: list[int] = []
+        user: ListedUserRow | None = None
+        found: list[tuple[EdgeRow, ListedUserRow | None]] = []
+        for row in rows:
+            kind = row[0]
+            if kind == 2:
+                found.append(
+                    (
+                        EdgeRow(row[1], row[2], read_timestamp(row[3])),
+                        None if row[4] is None else _listed_user(row[1], row, 4),
+                    )
+                )
+            elif kind == 1:
+                user = _listed_user(row[1], row, 4)
+            else:
+                blocked.append(row[1])
+        return blocked, user, found
 
     async def mutual_with_users(
         self,

@@ -346,6 +346,38 @@ async def test_get_each_waits_for_a_lease_held_elsewhere_and_survives_an_outage(
     assert "graph_get_many" in rec.errors
 
 
+async def test_get_each_loads_the_misses_leased_to_it_together_and_fills_each(
+    cache: MemoryCache, rec: Recorder
+) -> None:
+    """Decision 0059: two or more misses leased to the call are one ``together`` load; a
+    key leased elsewhere still waits (and loads alone), a hit is not loaded."""
+    la = LookAside(cache, name="graph", on_result=rec.on_result, waits=FAST)
+    await get(la, Loader(ALICE), "p:1")  # a hit below
+    await cache.lease("p:4", ttl=60)  # another node is filling it
+    own = [Loader(ALICE), Loader(Profile(2, "ben")), Loader(Profile(3, "cat"))]
+    elsewhere = Loader(Profile(4, "dan"))
+    asked: list[list[int]] = []
+
+    async def together(which: list[int]) -> list[object]:
+        asked.append(which)
+        return [Profile(i + 1, f"joint{i}") for i in which]
+
+    lookups = [Lookup(f"p:{i + 1}", own[i], 60, encode, decode) for i in range(3)]
+    lookups.append(Lookup("p:4", elsewhere, 60, encode, decode))
+    found = await la.get_each(lookups, together)  # type: ignore[arg-type]
+    assert asked == [[1, 2]]
+    assert found == [ALICE, Profile(2, "joint1"), Profile(3, "joint2"), Profile(4, "dan")]
+    assert [loader.calls for loader in own] == [0, 0, 0]
+    assert elsewhere.calls == 1
+    assert await cache.get("p:4") is None  # loaded without filling
+    again = LookAside(cache, name="graph", waits=FAST)  # another node: the fills are there
+    assert await again.get_each(lookups[:3], together) == found[:3]  # type: ignore[arg-type]
+    assert asked == [[1, 2]]
+    alone = [Lookup("p:9", Loader(Profile(9, "eve")), 60, encode, decode)]
+    assert await la.get_each(alone, together) == [Profile(9, "eve")]  # type: ignore[arg-type]
+    assert asked == [[1, 2]]  # a single miss: its own load
+
+
 async def test_deferred_fills_are_made_together_at_the_end_and_still_lose_to_a_write(
     rec: Recorder,
 ) -> None:
