@@ -49,10 +49,11 @@ from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.suggestion_lists import _GET as _SUGGESTION_LIST
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
-__all__ = ["HotReads"]
+__all__ = ["ACQUIRE_TIMEOUT_S", "HotReads", "lost"]
 
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
 _ACTIVE = UserStatus.ACTIVE.value
+ACQUIRE_TIMEOUT_S = 10.0  # a connection of the driver pool (reads and write units of work)
 _BLOCKED = "SELECT dst FROM edges WHERE src = ? AND type IN (?, ?) LIMIT ?"
 _COUNT = "(SELECT count FROM edge_counts WHERE src = users.id AND type = ?)"
 # What a listed user shows (ListedUserRow), not the whole row (no email, credentials,
@@ -182,6 +183,20 @@ def _types_sql(n_ids: int | None) -> str:
     return f"SELECT dst, type FROM edges WHERE src = ? AND {where}"  # noqa: S608 (no values)
 
 
+def lost(conn: Any) -> bool:
+    """Whether a connection checked out of the driver pool can no longer be used: closed,
+    or already taken back by its pool. asyncpg gives a connection's slot back to its pool
+    as soon as the connection closes, even while it is checked out (a restart or
+    ``pg_terminate_backend`` ends the session), and detaches the object held: every call
+    on it then raises ``InterfaceError`` ("released back to the pool"), which says
+    nothing of an outage (decision 0058). Such a one is dropped, never handed a
+    statement; the pool opens a new one in its slot on a later checkout."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # detached: the only error ``is_closed`` raises
+        return True
+
+
 async def _keep_session(_conn: Any) -> None:
     """What a connection goes back to the pool with: nothing to undo (one autocommit
     SELECT at a time, no session state), so not asyncpg's default reset, which is a
@@ -220,6 +235,8 @@ class HotReads:
             self._dsn = f"postgresql://{rest}"
         self._pool_size = pool_size
         self._pool: Any = None  # asyncpg.Pool
+        self._idle: list[Any] = []  # kept connections (``_fetch``)
+        self._keep = pool_size // 2
         self._sqlite: sqlite3.Connection | None = None
         self._opening: asyncio.Lock | None = None
         self._dispatch: Any = engine.sync_engine.dispatch if engine is not None else None
@@ -440,8 +457,7 @@ class HotReads:
             dispatch.before_cursor_execute(seen, None, sql, args, None, False)
         try:
             if self._dsn is not None:
-                pool = self._pool or await self._open_pool()
-                return await pool.fetch(_numbered(sql), *args)
+                return await self._fetch(_numbered(sql), args)
             conn = (self._shared and self._shared()) or self._sqlite or self._open_sqlite()
             return conn.execute(sql, args).fetchall()  # run to its end: no read left open
         except Exception as exc:
@@ -451,6 +467,53 @@ class HotReads:
         finally:
             if seen is not None and dispatch.after_cursor_execute:
                 dispatch.after_cursor_execute(seen, None, sql, args, None, False)
+
+    async def _fetch(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """PostgreSQL: ``sql`` on a kept connection when one is idle, else on one of the
+        pool's. Up to ``_keep`` connections stay checked out between reads: handing one
+        over is a list's pop and taking it back an append, where the pool's ``acquire``
+        and ``release`` cost ~30 µs a read (a task for the ``asyncio.shield`` around
+        every release; decision 0053 measured it for the writes).
+
+        A kept connection whose session ended meanwhile (``lost``: a restart) is dropped
+        before any statement is sent on it, as the pool's checkout replaces its own
+        (decision 0058). One whose read failed or was cancelled goes back to the pool,
+        which checks it as before; if the read failed because the connection was lost
+        under it, the read is an outage (503) whatever the error's class."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not lost(conn):
+                break
+            await self._give_back(conn)
+        else:
+            pool = self._pool or await self._open_pool()
+            # No connection in time is an outage (503), not a request waiting forever.
+            async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
+                conn = await pool.acquire()
+        try:
+            rows = await conn.fetch(sql, *args)
+        except BaseException as exc:
+            gone = lost(conn)
+            await self._give_back(conn)
+            if gone and isinstance(exc, asyncpg.InterfaceError):
+                # The driver's own error on a connection that closed under the read
+                # ("connection is closed", "released back to the pool"): not a bug.
+                raise database_unavailable(exc) from exc
+            raise
+        if len(idle) < self._keep and self._pool is not None and not lost(conn):
+            idle.append(conn)
+        else:
+            await self._give_back(conn)
+        return rows
+
+    async def _give_back(self, conn: Any) -> None:
+        """Back to the pool: a detached connection (its slot back already) is let go, a
+        closed one is ended and its slot freed, any other is checked in."""
+        if self._pool is not None:
+            await self._pool.release(conn)
+        elif not lost(conn):  # the pool was closed meanwhile
+            conn.terminate()
 
     async def driver_pool(self) -> Any:
         """The asyncpg pool (made on first use), for write units of work on the driver
@@ -484,7 +547,10 @@ class HotReads:
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        idle, self._idle = self._idle, []
         if pool is not None:
+            for conn in idle:  # the pool's close waits for every connection checked out
+                await pool.release(conn)
             await pool.close()
         conn, self._sqlite = self._sqlite, None
         if conn is not None:

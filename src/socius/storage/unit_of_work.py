@@ -16,6 +16,7 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
+import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
@@ -50,7 +51,7 @@ from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.push import SqlPushRepository
-from socius.storage.reads import HotReads
+from socius.storage.reads import ACQUIRE_TIMEOUT_S, HotReads, lost
 from socius.storage.reports import SqlReportRepository
 from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
@@ -71,7 +72,6 @@ AfterCommit = Callable[[], Awaitable[None]]
 UsersChanged = Callable[[set[int]], Awaitable[None]]
 
 log = structlog.get_logger("socius.storage")
-_ACQUIRE_TIMEOUT_S = 10.0
 _WRITER_STATEMENTS = 512
 
 
@@ -296,38 +296,43 @@ class _PoolSource:
         self._pool: Any = None
         self._keep = keep
         self._idle: list[Any] = []
+        self._closed = False
 
     async def acquire(self) -> Any:
         while self._idle:
             raw = self._idle.pop()
-            if not raw.is_closed():
+            if not lost(raw):
                 return raw
-            # Closed while kept (a database restart ends every session): the pool opens
-            # a new one in its place, as its checkout does for its own.
+            # Closed while kept (a database restart ends every session; asyncpg has
+            # then detached it, decision 0058): the pool opens a new one in its slot, as
+            # its checkout does for its own.
             await self._pool.release(raw)
         self._pool = self._pool or await self._reads.driver_pool()
         # As the engine's pool_timeout: no connection in time is an outage (503). Not
         # ``acquire(timeout=)``: on Python < 3.12 asyncpg runs that through a wait_for of
         # its own, a task per checkout; the timeout scope is a timer (decision 0046).
-        async with asyncio.timeout(_ACQUIRE_TIMEOUT_S):
+        async with asyncio.timeout(ACQUIRE_TIMEOUT_S):
             return await self._pool.acquire()
 
     async def release(self, raw: Any, *, broken: bool, clean: bool = False) -> None:
-        if broken:
+        if lost(raw):  # detached (its slot is back in the pool already) or closed
+            await self._pool.release(raw)
+        elif broken:
             raw.terminate()
         elif (
             clean
+            and not self._closed
             and len(self._idle) < self._keep
-            and not raw.is_closed()
             and not raw.is_in_transaction()
         ):
             self._idle.append(raw)
-            return
-        await self._pool.release(raw)
+        else:
+            await self._pool.release(raw)
 
     async def close(self) -> None:
         """Give the kept connections back to the pool (before it closes: it waits for
-        every connection checked out)."""
+        every connection checked out), and keep none given back later."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for raw in idle:
             await self._pool.release(raw)
@@ -471,8 +476,11 @@ class DriverUnitOfWork(SqlUnitOfWork):
         # The domain's refusals come between statements; anything else (an outage, a
         # cancellation, a driver error) may have left one in flight.
         clean = exc is None or (isinstance(exc, DomainError) and not isinstance(exc, Unavailable))
+        # asyncpg's own error on a connection that closed under the work ("connection is
+        # closed", "released back to the pool"): an outage, not a bug (decision 0058).
+        gone = isinstance(exc, asyncpg.InterfaceError) and self._raw is not None and lost(self._raw)
         await self._give_back(clean=clean)
-        if isinstance(exc, Exception) and is_outage(exc):
+        if isinstance(exc, Exception) and (gone or is_outage(exc)):
             raise database_unavailable(exc) from exc
 
 
