@@ -314,7 +314,10 @@ class _PoolSource:
 
     async def release(self, raw: Any, *, broken: bool, clean: bool = False) -> None:
         if broken:
-            raw.terminate()
+            # A connection lost mid-statement (a database restart) has been handed back
+            # to the pool by asyncpg already: its proxy then refuses every call.
+            with contextlib.suppress(Exception):
+                raw.terminate()
         elif (
             clean
             and len(self._idle) < self._keep
