@@ -16,6 +16,7 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
+import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
@@ -300,7 +301,13 @@ class _PoolSource:
     async def acquire(self) -> Any:
         while self._idle:
             raw = self._idle.pop()
-            if not raw.is_closed():
+            try:
+                closed = raw.is_closed()
+            except asyncpg.InterfaceError:
+                # Lost while kept, and handed back to the pool by asyncpg already (its
+                # proxy then refuses every call): nothing to give back.
+                continue
+            if not closed:
                 return raw
             # Closed while kept (a database restart ends every session): the pool opens
             # a new one in its place, as its checkout does for its own.
