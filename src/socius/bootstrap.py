@@ -449,6 +449,7 @@ def build(
             in_flight=settings.send_groups_in_flight if database.dialect != "sqlite" else 1,
             on_group=metrics.send_group_size.observe,
             on_done=metrics.send_group_seconds.observe,
+            on_driver=database.dialect == "postgresql",
         ),
         moderation=_make_moderation(settings, metrics),
     )

@@ -238,6 +238,15 @@ Peer = tuple[int, str | None, str | None, set[EdgeType]]
 
 
 @dataclass(frozen=True, slots=True)
+class SendTarget:
+    """What a group of sends needs of a conversation it holds locked."""
+
+    kind: ConversationKind
+    last_seq: int
+    message_ttl_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class SendFacts:
     """What a group of sends reads once its conversations are locked."""
 

@@ -31,6 +31,7 @@ from socius.domain.conversations import (
     Message,
     Peer,
     Role,
+    SendTarget,
     check_body,
     check_client_msg_id,
     check_emoji,
@@ -162,6 +163,11 @@ class _Send:
         """What makes a send the retry of another (one message per key)."""
         return (self.conversation_id, self.actor, self.client_msg_id)
 
+    @property
+    def plain(self) -> bool:
+        """No attachments, not a thread reply: a group of such sends may go on the driver."""
+        return not self.attachment_ids and self.thread_root_id is None
+
     def locks(self) -> tuple[tuple[str, int], ...]:
         """What its group locks that another group in flight must not (decision 0055):
         its conversation (and the rows under it: members, thread roots), and with
@@ -194,6 +200,10 @@ class _Send:
         )
 
 
+class _OffDriver(Exception):
+    """A group on the driver met a retry: run it again on the SQL toolkit's path."""
+
+
 def _bad_reply_to() -> InvalidInput:
     return InvalidInput(
         "reply_to is not a message of this conversation",
@@ -210,6 +220,7 @@ class SendGroups:
     max_group: int = 128
     window: float = 0.002  # seconds
     in_flight: int = 1  # groups committing at once (decision 0055)
+    on_driver: bool = False  # plain groups on the driver (PostgreSQL, decision 0060)
     on_group: Callable[[int], None] = lambda _size: None
     on_done: Callable[[float], None] = lambda _seconds: None  # a group's wall time
 
@@ -232,6 +243,7 @@ class MessagingService:
         self._delivery = delivery
         self._limits = limits or UserLimits.off()
         grouping = groups or SendGroups()
+        self._on_driver = grouping.on_driver
         self._sends: GroupCommit[_Send, tuple[Message, bool]] = GroupCommit(
             self._send_group,
             max_group=grouping.max_group,
@@ -718,6 +730,11 @@ class MessagingService:
         """Answer every send of a group: together in one transaction, or, when that
         transaction fails for another reason than an outage, each in its own."""
         try:
+            if self._on_driver and all(op.plain for op in ops):
+                try:
+                    return await self._send_together(ops, driver=True)
+                except _OffDriver:
+                    pass  # rolled back before any write: the group again, on the toolkit
             return await self._send_together(ops)
         except Unavailable:
             raise  # every send of the group: 503
@@ -733,26 +750,44 @@ class MessagingService:
                 answers.append(exc)
         return answers
 
-    async def _send_together(self, ops: Sequence[_Send]) -> list[tuple[Message, bool] | Exception]:
+    async def _send_together(
+        self, ops: Sequence[_Send], *, driver: bool = False
+    ) -> list[tuple[Message, bool] | Exception]:
         """One transaction for every send of ``ops``; each send is checked as ``_send_alone``
-        checks it (same order, same errors), and those that fail are left out."""
+        checks it (same order, same errors), and those that fail are left out.
+
+        ``driver`` (PostgreSQL, plain sends only): the unit of work on the driver, its
+        locks sent with ``BEGIN`` (decision 0060: BEGIN + locks, facts, write, COMMIT);
+        raises ``_OffDriver`` before writing anything when a send is a retry (whose
+        original is read through the toolkit)."""
         answers: list[tuple[Message, bool] | Exception | None] = [None] * len(ops)
-        async with self._uow() as uow:
-            found = await uow.sends.lock([op.conversation_id for op in ops])
-            # Then what the checks read, in one statement on PostgreSQL (decision 0055):
-            # for the sends to the conversations found, whoever sends them.
-            sent = [op for op in ops if op.conversation_id in found]
-            facts = await uow.sends.facts(
-                list(found),
-                sorted({op.key for op in sent}),
-                sorted(
-                    {
-                        (op.actor, op.conversation_id)
-                        for op in sent
-                        if found[op.conversation_id].kind is ConversationKind.DIRECT
-                    }
-                ),
-            )
+        async with self._uow(driver=driver) as uow:
+            found: dict[int, SendTarget]
+            if driver:
+                found, facts = await uow.sends.lock_with_facts(
+                    [op.conversation_id for op in ops],
+                    sorted({op.key for op in ops}),
+                    sorted({(op.actor, op.conversation_id) for op in ops}),
+                )
+            else:
+                found = {
+                    cid: SendTarget(c.kind, c.last_seq, c.message_ttl_seconds)
+                    for cid, c in (await uow.sends.lock([op.conversation_id for op in ops])).items()
+                }
+                # Then what the checks read, in one statement on PostgreSQL (decision
+                # 0055): for the sends to the conversations found, whoever sends them.
+                sent = [op for op in ops if op.conversation_id in found]
+                facts = await uow.sends.facts(
+                    list(found),
+                    sorted({op.key for op in sent}),
+                    sorted(
+                        {
+                            (op.actor, op.conversation_id)
+                            for op in sent
+                            if found[op.conversation_id].kind is ConversationKind.DIRECT
+                        }
+                    ),
+                )
             members = facts.members
             live: list[int] = []
             for i, op in enumerate(ops):
@@ -760,6 +795,8 @@ class MessagingService:
                     live.append(i)
                 else:
                     answers[i] = not_found()
+            if driver and any(ops[i].key in facts.earlier for i in live):
+                raise _OffDriver
             originals = await self._originals(uow, ops, live, facts.earlier)
             refused = _unreachable([ops[i] for i in live], facts.peers)
             replies = await uow.sends.in_conversations(

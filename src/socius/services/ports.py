@@ -17,6 +17,7 @@ from socius.domain.conversations import (
     Message,
     Role,
     SendFacts,
+    SendTarget,
     ThreadRoot,
     ThreadSummary,
 )
@@ -348,6 +349,16 @@ class SendRepository(Protocol):
         """With the conversations locked: their members, the messages sent before under
         ``keys`` (conversation, sender, client_msg_id) and, for each ``(sender,
         conversation)`` of ``direct``, the conversation's other member."""
+
+    async def lock_with_facts(
+        self,
+        conversation_ids: Sequence[int],
+        keys: Sequence[tuple[int, int, str]],
+        senders: Sequence[tuple[int, int]],
+    ) -> tuple[dict[int, SendTarget], SendFacts]:
+        """On the driver (PostgreSQL), as a transaction's first statements: ``lock`` and
+        ``facts`` in two round trips (the locks sent with ``BEGIN``); the conversations
+        found, and ``facts`` with ``direct`` those of ``senders`` to direct ones."""
 
     @property
     def writes_at_once(self) -> bool:

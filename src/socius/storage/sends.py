@@ -23,13 +23,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from socius.domain.conversations import Conversation, Message, Peer, SendFacts
+from socius.domain.conversations import (
+    Conversation,
+    ConversationKind,
+    Message,
+    Peer,
+    SendFacts,
+    SendTarget,
+)
 from socius.domain.events import Event
 from socius.domain.graph import EdgeType
 from socius.domain.stream import DomainEvent
 from socius.storage.attachments import snapshots
 from socius.storage.conversations import conversation_from_row
-from socius.storage.driver import direct, fetch, json_texts, write_timestamp
+from socius.storage.driver import direct, fetch, json_texts, on_driver, write_timestamp
 from socius.storage.id_lists import one_of
 from socius.storage.outbox import PG_APPEND_TAIL, by_user, log_arrays, numbered_events
 from socius.storage.rows import ValuesList
@@ -83,6 +90,23 @@ _PG = {
     "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
     "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
     "LEFT JOIN users u ON u.id = p.user_id",
+    # The same on the driver (decision 0060), the transaction's second statement, the
+    # first (``BEGIN`` and the locks) having read nothing: also kind 3, each conversation
+    # found (id, last_seq, kind, message TTL); and kind 2 for the (sender, conversation)
+    # pairs whose conversation is direct (the kinds are read here, not known before).
+    "locked_facts": "SELECT 3, id, last_seq, kind::text, NULL::text, "
+    "message_ttl_seconds::bigint, NULL::int[] FROM conversations WHERE id = ANY(?::bigint[]) "
+    "UNION ALL SELECT 0, conversation_id, user_id, NULL, NULL, NULL, NULL "
+    "FROM members WHERE conversation_id = ANY(?::bigint[]) "
+    "UNION ALL SELECT 1, m.conversation_id, m.sender_id, m.client_msg_id, NULL, m.id, NULL "
+    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
+    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid "
+    "UNION ALL SELECT 2, k.a, p.user_id, u.status, u.dm_policy, k.c, "
+    "ARRAY(SELECT e.type::int FROM edges e WHERE e.src = k.a AND e.dst = p.user_id) "
+    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
+    "JOIN conversations d ON d.id = k.c AND d.kind = 'direct' "
+    "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
+    "LEFT JOIN users u ON u.id = p.user_id",
     # A group's writes in one statement. Unreferenced data-modifying CTEs run to the end
     # all the same. The log counters are taken as ``outbox.py`` takes them (ascending
     # user id, the arrays' order) and stay locked to the commit; the conversations are
@@ -100,6 +124,9 @@ _PG = {
     "SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::json[], ?::bigint[])), "
     + PG_APPEND_TAIL,
 }
+# What the listeners (the statement counts, the SQL spans) are told of the first statement
+# on the driver, sent as ``BEGIN; SELECT ... FOR UPDATE`` with the ids inlined (integers).
+_LOCK_ANNOUNCED = "SELECT id FROM conversations WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE"
 # SQLite: the lists as placeholders, ``{}`` filled with ``?, ?...`` (never with values).
 _LITE = {
     "members": "SELECT conversation_id, user_id FROM members WHERE conversation_id IN ({})",
@@ -250,6 +277,54 @@ class SqlSendRepository:
                     {EdgeType(t) for t in types},
                 )
         return found
+
+    async def lock_with_facts(
+        self,
+        conversation_ids: Sequence[int],
+        keys: Sequence[tuple[int, int, str]],
+        senders: Sequence[tuple[int, int]],
+    ) -> tuple[dict[int, SendTarget], SendFacts]:
+        """On the driver (PostgreSQL), opening the transaction: ``lock`` sent with its
+        ``BEGIN`` (one round trip, the ids inlined), then ``facts`` with the conversations
+        found (one more, its snapshot taken after the locks, as ``facts``'s); ``senders``
+        are ``(sender, conversation)`` pairs, the direct ones kept (decision 0060)."""
+        driver = on_driver(self._conn)
+        assert driver is not None, "a unit of work on the driver"
+        assert self._postgres
+        ids = sorted(set(conversation_ids))
+        found: dict[int, SendTarget] = {}
+        facts = SendFacts({}, {}, {})
+        if not ids:
+            return found, facts
+        inlined = ", ".join(f"{i:d}" for i in ids)
+        await driver.begin_with(
+            # Integers of ours (``:d``), inlined: BEGIN goes with it only without parameters.
+            f"SELECT id FROM conversations WHERE id IN ({inlined}) ORDER BY id FOR UPDATE",  # noqa: S608
+            _LOCK_ANNOUNCED,
+            ids,
+        )
+        rows = await driver.fetch(
+            _PG["locked_facts"],
+            ids,
+            ids,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [a for a, _ in senders],
+            [c for _, c in senders],
+        )
+        members = facts.members
+        for kind, x, y, text, policy, n, types in rows:
+            if kind == 0:
+                members.setdefault(x, set()).add(y)
+            elif kind == 3:
+                found[x] = SendTarget(ConversationKind(text), y, n)
+                members.setdefault(x, set())
+            elif kind == 1:
+                facts.earlier[(x, y, text)] = n
+            else:
+                facts.peers[(x, n)] = (y, text, policy, {EdgeType(t) for t in types})
+        return found, facts
 
     async def _peers_lite(
         self, direct: Sequence[tuple[int, int]], members: dict[int, set[int]]
