@@ -61,6 +61,17 @@ _MESSAGES = ValuesList(
     ],
 )
 
+# The facts' kinds 1 and 2 (below), up to the joins that pick the peers: the messages
+# sent before under the keys, and each (sender, conversation)'s other member.
+_SENT_AND_PEERS = (
+    "UNION ALL SELECT 1, m.conversation_id, m.sender_id, m.client_msg_id, NULL, m.id, NULL "
+    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
+    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid "
+    "UNION ALL SELECT 2, k.a, p.user_id, u.status, u.dm_policy, k.c, "
+    "ARRAY(SELECT e.type::int FROM edges e WHERE e.src = k.a AND e.dst = p.user_id) "
+    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
+)
+
 _PG = {
     "members": "SELECT conversation_id, user_id FROM members "
     "WHERE conversation_id = ANY(?::bigint[])",
@@ -82,12 +93,7 @@ _PG = {
     # status and DM policy (NULL: no such user) and the edge types from the sender to them.
     "facts": "SELECT 0, conversation_id, user_id, NULL::text, NULL::text, NULL::bigint, "
     "NULL::int[] FROM members WHERE conversation_id = ANY(?::bigint[]) "
-    "UNION ALL SELECT 1, m.conversation_id, m.sender_id, m.client_msg_id, NULL, m.id, NULL "
-    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
-    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid "
-    "UNION ALL SELECT 2, k.a, p.user_id, u.status, u.dm_policy, k.c, "
-    "ARRAY(SELECT e.type::int FROM edges e WHERE e.src = k.a AND e.dst = p.user_id) "
-    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
+    f"{_SENT_AND_PEERS}"
     "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
     "LEFT JOIN users u ON u.id = p.user_id",
     # The same on the driver (decision 0060), the transaction's second statement, the
@@ -98,12 +104,7 @@ _PG = {
     "message_ttl_seconds::bigint, NULL::int[] FROM conversations WHERE id = ANY(?::bigint[]) "
     "UNION ALL SELECT 0, conversation_id, user_id, NULL, NULL, NULL, NULL "
     "FROM members WHERE conversation_id = ANY(?::bigint[]) "
-    "UNION ALL SELECT 1, m.conversation_id, m.sender_id, m.client_msg_id, NULL, m.id, NULL "
-    "FROM messages m JOIN unnest(?::bigint[], ?::bigint[], ?::text[]) AS k(cid, sid, cmid) "
-    "ON m.conversation_id = k.cid AND m.sender_id = k.sid AND m.client_msg_id = k.cmid "
-    "UNION ALL SELECT 2, k.a, p.user_id, u.status, u.dm_policy, k.c, "
-    "ARRAY(SELECT e.type::int FROM edges e WHERE e.src = k.a AND e.dst = p.user_id) "
-    "FROM unnest(?::bigint[], ?::bigint[]) AS k(a, c) "
+    f"{_SENT_AND_PEERS}"
     "JOIN conversations d ON d.id = k.c AND d.kind = 'direct' "
     "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
     "LEFT JOIN users u ON u.id = p.user_id",
