@@ -91,7 +91,7 @@ _PG = {
     # 1, the messages sent before under the keys (conversation, sender, client_msg_id,
     # id); kind 2, for each (sender, direct conversation), the other member with their
     # status and DM policy (NULL: no such user) and the edge types from the sender to them.
-    "facts": "SELECT 0, conversation_id, user_id, NULL::text, NULL::text, NULL::bigint, "
+    "facts": "SELECT 0, conversation_id, user_id, NULL::text, NULL::text, NULL::bigint, "  # noqa: S608 (no values)
     "NULL::int[] FROM members WHERE conversation_id = ANY(?::bigint[]) "
     f"{_SENT_AND_PEERS}"
     "JOIN members p ON p.conversation_id = k.c AND p.user_id <> k.a "
@@ -100,7 +100,7 @@ _PG = {
     # first (``BEGIN`` and the locks) having read nothing: also kind 3, each conversation
     # found (id, last_seq, kind, message TTL); and kind 2 for the (sender, conversation)
     # pairs whose conversation is direct (the kinds are read here, not known before).
-    "locked_facts": "SELECT 3, id, last_seq, kind::text, NULL::text, "
+    "locked_facts": "SELECT 3, id, last_seq, kind::text, NULL::text, "  # noqa: S608 (no values)
     "message_ttl_seconds::bigint, NULL::int[] FROM conversations WHERE id = ANY(?::bigint[]) "
     "UNION ALL SELECT 0, conversation_id, user_id, NULL, NULL, NULL, NULL "
     "FROM members WHERE conversation_id = ANY(?::bigint[]) "
