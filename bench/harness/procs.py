@@ -63,11 +63,13 @@ def proc_cpu_s(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / _HZ
 
 
-def proc_rss_kib(pid: int) -> int:
-    """VmRSS of a process in KiB (0 when it is gone)."""
+def proc_rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory in KiB from /proc/<pid>/status (0 when it is gone):
+    ``VmRSS`` all of it, ``RssAnon`` its anonymous memory only (heap and stacks: not the
+    pages of files it maps, such as SQLite's memory map, which come and go)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass

@@ -5,7 +5,9 @@ process (the Granian main process and each worker) when the phase starts, every
 `interval` seconds during it and when it ends; `rss.result` then holds, summed over the
 processes and per process: start, end, max (MiB), growth (end - start) and the slope of a
 least-squares line through the samples (MiB per minute), over the whole phase and over its
-second half (past the caches' fill-up, which is where a leak shows).
+second half (past the caches' fill-up, which is where a leak shows); under ``anon`` the
+same of RssAnon (anonymous memory only: a memory-mapped SQLite file's pages count in VmRSS
+and come and go with the map).
 """
 
 from __future__ import annotations
@@ -54,12 +56,14 @@ class RssSampler:
         self.interval = interval
         self._t0 = 0.0
         self._samples: list[tuple[float, dict[int, int]]] = []
+        self._anon: list[tuple[float, float]] = []  # (seconds, MiB summed)
         self._task: asyncio.Task[None] | None = None
         self.result: dict[str, Any] = {}
 
     def _sample(self) -> None:
-        per = {pid: proc_rss_kib(pid) for pid in self._pids()}
-        self._samples.append((time.monotonic() - self._t0, per))
+        t, pids = time.monotonic() - self._t0, self._pids()
+        self._samples.append((t, {pid: proc_rss_kib(pid) for pid in pids}))
+        self._anon.append((t, sum(proc_rss_kib(pid, "RssAnon") for pid in pids) / 1024))
 
     async def _loop(self) -> None:
         while True:
@@ -81,6 +85,7 @@ class RssSampler:
         self.result = {
             **_summary(total),
             "interval_s": self.interval,
+            "anon": _summary(self._anon),  # RssAnon: without mapped files' pages
             "per_process": {
                 str(pid): _summary([(t, per[pid] / 1024) for t, per in self._samples if pid in per])
                 for pid in pids

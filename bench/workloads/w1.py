@@ -137,6 +137,9 @@ def _define_metrics(r: Report, stack: str) -> None:
     r.metric("rss_end", "RSS at the end of the W1 phase", "MiB", MEMORY, **mem)
     r.metric("rss_max", "RSS max during the W1 phase", "MiB", MEMORY, **mem)
     r.metric("rss_slope", "RSS slope (least squares)", "MiB/min", MEMORY, **mem)
+    r.metric("rss_anon_start", "anonymous RSS at the start of the W1 phase", "MiB", MEMORY, **mem)
+    r.metric("rss_anon_end", "anonymous RSS at the end of the W1 phase", "MiB", MEMORY, **mem)
+    r.metric("rss_anon_slope", "anonymous RSS slope", "MiB/min", MEMORY, **mem)
     if stack == "postgres":
         r.metric(
             "pg_connects",
@@ -551,6 +554,9 @@ class _Runner:
         for key in ("start", "end", "max"):
             m[f"rss_{key}"].add(rss.result[f"{key}_mib"], res.errors)
         m["rss_slope"].add(rss.result["slope_mib_per_min"], res.errors)
+        for key in ("start", "end"):
+            m[f"rss_anon_{key}"].add(rss.result["anon"][f"{key}_mib"], res.errors)
+        m["rss_anon_slope"].add(rss.result["anon"]["slope_mib_per_min"], res.errors)
         if sessions_before is not None and sessions_after is not None and "pg_connects" in m:
             opened = sessions_after - sessions_before - 1  # less our own "before" connection
             rec["pg_connections_opened"] = opened
