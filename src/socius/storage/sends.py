@@ -125,6 +125,41 @@ _PG = {
     "SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::json[], ?::bigint[])), "
     + PG_APPEND_TAIL,
 }
+
+
+def _fact_arrays(
+    keys: Sequence[tuple[int, int, str]], pairs: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[int], list[str], list[int], list[int]]:
+    """The arrays of ``_SENT_AND_PEERS``' parameters: the keys' columns, then the
+    (sender, conversation) pairs'."""
+    return (
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [a for a, _ in pairs],
+        [c for _, c in pairs],
+    )
+
+
+def _add_facts(
+    rows: Sequence[Sequence[Any]], facts: SendFacts, found: dict[int, SendTarget] | None = None
+) -> None:
+    """The rows of ``facts`` or ``locked_facts`` into ``facts`` (kinds 0, 1, 2) and, of the
+    latter, the conversations found into ``found`` (kind 3)."""
+    members = facts.members
+    for kind, x, y, text, policy, n, types in rows:
+        if kind == 0:
+            members.setdefault(int(x), set()).add(int(y))
+        elif kind == 1:
+            facts.earlier[(int(x), int(y), str(text))] = int(n)
+        elif kind == 2:
+            facts.peers[(int(x), int(n))] = (int(y), text, policy, {EdgeType(t) for t in types})
+        else:
+            assert found is not None, "kind 3: locked_facts only"
+            found[int(x)] = SendTarget(ConversationKind(text), int(y), n)
+            members.setdefault(int(x), set())
+
+
 # What the listeners (the statement counts, the SQL spans) are told of the first statement
 # on the driver, sent as ``BEGIN; SELECT ... FOR UPDATE`` with the ids inlined (integers).
 _LOCK_ANNOUNCED = "SELECT id FROM conversations WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE"
@@ -255,28 +290,8 @@ class SqlSendRepository:
         found = SendFacts({c: set() for c in conversation_ids}, {}, {})
         if not conversation_ids:
             return found
-        rows = await self._rows(
-            "facts",
-            "",
-            list(conversation_ids),
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            [a for a, _ in direct],
-            [c for _, c in direct],
-        )
-        for kind, x, y, text, policy, n, types in rows:
-            if kind == 0:
-                found.members[int(x)].add(int(y))
-            elif kind == 1:
-                found.earlier[(int(x), int(y), str(text))] = int(n)
-            else:
-                found.peers[(int(x), int(n))] = (
-                    int(y),
-                    text,
-                    policy,
-                    {EdgeType(t) for t in types},
-                )
+        rows = await self._rows("facts", "", list(conversation_ids), *_fact_arrays(keys, direct))
+        _add_facts(rows, found)
         return found
 
     async def lock_with_facts(
@@ -304,27 +319,8 @@ class SqlSendRepository:
             _LOCK_ANNOUNCED,
             ids,
         )
-        rows = await driver.fetch(
-            _PG["locked_facts"],
-            ids,
-            ids,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            [a for a, _ in senders],
-            [c for _, c in senders],
-        )
-        members = facts.members
-        for kind, x, y, text, policy, n, types in rows:
-            if kind == 0:
-                members.setdefault(x, set()).add(y)
-            elif kind == 3:
-                found[x] = SendTarget(ConversationKind(text), y, n)
-                members.setdefault(x, set())
-            elif kind == 1:
-                facts.earlier[(x, y, text)] = n
-            else:
-                facts.peers[(x, n)] = (y, text, policy, {EdgeType(t) for t in types})
+        rows = await driver.fetch(_PG["locked_facts"], ids, ids, *_fact_arrays(keys, senders))
+        _add_facts(rows, facts, found)
         return found, facts
 
     async def _peers_lite(
