@@ -49,7 +49,7 @@ from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.suggestion_lists import _GET as _SUGGESTION_LIST
 from socius.storage.users import USER_COLUMNS, USER_FIELDS, user_from_driver
 
-__all__ = ["ACQUIRE_TIMEOUT_S", "HotReads", "lost"]
+__all__ = ["ACQUIRE_TIMEOUT_S", "HotReads", "lost", "lost_under"]
 
 _USER_BY_ID = f"SELECT {USER_COLUMNS} FROM users WHERE id = ?"  # noqa: S608 (no values)
 _ACTIVE = UserStatus.ACTIVE.value
@@ -183,6 +183,14 @@ def _types_sql(n_ids: int | None) -> str:
     return f"SELECT dst, type FROM edges WHERE src = ? AND {where}"  # noqa: S608 (no values)
 
 
+def _edge_with_user(row: Any, at: int) -> tuple[EdgeRow, ListedUserRow | None]:
+    """A list's row from ``row[at]`` on: ``dst, pos, created_at``, then its user's columns
+    and counts (None where the user row is gone)."""
+    dst = row[at]
+    user = None if row[at + 3] is None else _listed_user(dst, row, at + 3)
+    return EdgeRow(dst, row[at + 1], read_timestamp(row[at + 2])), user
+
+
 def lost(conn: Any) -> bool:
     """Whether a connection checked out of the driver pool can no longer be used: closed,
     or already taken back by its pool. asyncpg gives a connection's slot back to its pool
@@ -195,6 +203,13 @@ def lost(conn: Any) -> bool:
         return bool(conn.is_closed())
     except asyncpg.InterfaceError:  # detached: the only error ``is_closed`` raises
         return True
+
+
+def lost_under(exc: BaseException, conn: Any) -> bool:
+    """Whether ``exc`` is asyncpg's own error on a connection that closed under the work
+    ("connection is closed", "released back to the pool"): an outage (503), not a bug,
+    whatever its class says (decision 0058)."""
+    return isinstance(exc, asyncpg.InterfaceError) and lost(conn)
 
 
 async def _keep_session(_conn: Any) -> None:
@@ -346,12 +361,7 @@ class HotReads:
         for row in rows:
             kind = row[0]
             if kind == 2:
-                found.append(
-                    (
-                        EdgeRow(row[1], row[2], read_timestamp(row[3])),
-                        None if row[4] is None else _listed_user(row[1], row, 4),
-                    )
-                )
+                found.append(_edge_with_user(row, 1))
             elif kind == 1:
                 user = _listed_user(row[1], row, 4)
             else:
@@ -381,13 +391,7 @@ class HotReads:
     @staticmethod
     def _with_users(rows: Any) -> list[tuple[EdgeRow, ListedUserRow | None]]:
         """Each row: ``dst, pos, created_at`` then its user's columns and counts."""
-        return [
-            (
-                EdgeRow(row[0], row[1], read_timestamp(row[2])),
-                None if row[3] is None else _listed_user(row[0], row, 3),
-            )
-            for row in rows
-        ]
+        return [_edge_with_user(row, 0) for row in rows]
 
     async def edge_types_of(self, src: int, *, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` of ``src``'s edges as ``(dst, type)``, in no order."""
@@ -494,11 +498,9 @@ class HotReads:
         try:
             rows = await conn.fetch(sql, *args)
         except BaseException as exc:
-            gone = lost(conn)
+            gone = lost_under(exc, conn)
             await self._give_back(conn)
-            if gone and isinstance(exc, asyncpg.InterfaceError):
-                # The driver's own error on a connection that closed under the read
-                # ("connection is closed", "released back to the pool"): not a bug.
+            if gone:
                 raise database_unavailable(exc) from exc
             raise
         if len(idle) < self._keep and self._pool is not None and not lost(conn):

@@ -16,7 +16,6 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, cast
 
-import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
@@ -51,7 +50,7 @@ from socius.storage.one_time_tokens import SqlOneTimeTokenRepository
 from socius.storage.outage import database_unavailable, is_outage
 from socius.storage.outbox import SqlOutboxRepository
 from socius.storage.push import SqlPushRepository
-from socius.storage.reads import ACQUIRE_TIMEOUT_S, HotReads, lost
+from socius.storage.reads import ACQUIRE_TIMEOUT_S, HotReads, lost, lost_under
 from socius.storage.reports import SqlReportRepository
 from socius.storage.search import SqlSearchRepository
 from socius.storage.sends import SqlSendRepository
@@ -476,9 +475,7 @@ class DriverUnitOfWork(SqlUnitOfWork):
         # The domain's refusals come between statements; anything else (an outage, a
         # cancellation, a driver error) may have left one in flight.
         clean = exc is None or (isinstance(exc, DomainError) and not isinstance(exc, Unavailable))
-        # asyncpg's own error on a connection that closed under the work ("connection is
-        # closed", "released back to the pool"): an outage, not a bug (decision 0058).
-        gone = isinstance(exc, asyncpg.InterfaceError) and self._raw is not None and lost(self._raw)
+        gone = exc is not None and self._raw is not None and lost_under(exc, self._raw)
         await self._give_back(clean=clean)
         if isinstance(exc, Exception) and (gone or is_outage(exc)):
             raise database_unavailable(exc) from exc
